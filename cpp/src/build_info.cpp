@@ -1,0 +1,32 @@
+#include <sstream>
+#include <string>
+
+#include "atomforge/symmetry_functions.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace atomforge {
+
+#ifndef ATOMFORGE_HAVE_CUDA
+int cuda_device_count() { return 0; }
+#endif
+
+std::string build_info() {
+  std::ostringstream s;
+  s << "atomforge core: C++" << __cplusplus / 100 % 100;
+#ifdef ATOMFORGE_HAVE_OPENMP
+  s << ", OpenMP " << _OPENMP << " (max threads " << omp_get_max_threads() << ")";
+#else
+  s << ", no OpenMP";
+#endif
+#ifdef ATOMFORGE_HAVE_CUDA
+  s << ", CUDA built (" << cuda_device_count() << " device(s) visible)";
+#else
+  s << ", no CUDA";
+#endif
+  return s.str();
+}
+
+}  // namespace atomforge

@@ -1,0 +1,253 @@
+"""Behler-Parrinello symmetry functions: reference agreement, derivatives, invariances."""
+import numpy as np
+import pytest
+
+import atomforge
+from atomforge import SymmetryFunctions
+
+from reference_acsf import symmetry_functions as reference_G
+from structures import STRUCTURES, mixed_parameters as make_params
+
+CUTOFFS = ["cos", "tanhu", "tanh", "poly1", "poly2", "poly3", "poly4"]
+
+
+@pytest.fixture(scope="module")
+def sf():
+    return SymmetryFunctions.from_dict(make_params("cos"))
+
+
+def energy(sf, w, pos, num, cell, pbc):
+    return float(np.sum(w * sf.compute(pos, num, cell, pbc)))
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_matches_numpy_reference(name, sf):
+    pos, num, cell, pbc = STRUCTURES[name]()
+    G = sf.compute(pos, num, cell, pbc)
+    ref = reference_G(pos, num, cell, pbc, sf.to_dict())
+    assert G.shape == ref.shape
+    assert np.abs(ref).max() > 0.1  # the comparison is not vacuous
+    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", CUTOFFS)
+def test_every_cutoff_function_matches_reference(kind):
+    sf = SymmetryFunctions.from_dict(make_params(kind))
+    pos, num, cell, pbc = STRUCTURES["small_periodic"]()
+    np.testing.assert_allclose(sf.compute(pos, num, cell, pbc),
+                               reference_G(pos, num, cell, pbc, sf.to_dict()), rtol=1e-12, atol=1e-12)
+
+
+def test_zero_padding_of_shorter_elements(sf):
+    pos, num, cell, pbc = STRUCTURES["skewed_triclinic"]()
+    G = sf.compute(pos, num, cell, pbc)
+    n_c = sf.n_features_per_element["C"]
+    assert n_c < sf.n_features
+    assert np.all(G[num == 6, n_c:] == 0.0)
+    assert np.all(np.abs(G[num == 6, :n_c]).sum(axis=0) > 0)
+
+
+# ----------------------------------------------------------------------------- derivatives
+
+
+def fd_forces(sf, w, pos, num, cell, pbc, h=1e-5):
+    F = np.zeros_like(pos)
+    for a in range(len(pos)):
+        for k in range(3):
+            p = pos.copy(); p[a, k] += h
+            m = pos.copy(); m[a, k] -= h
+            F[a, k] = -(energy(sf, w, p, num, cell, pbc) - energy(sf, w, m, num, cell, pbc)) / (2 * h)
+    return F
+
+
+@pytest.mark.parametrize("kind", ["cos", "tanhu", "poly2"])
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_forces_finite_difference(name, kind):
+    sf = SymmetryFunctions.from_dict(make_params(kind))
+    pos, num, cell, pbc = STRUCTURES[name]()
+    rng = np.random.default_rng(7)
+    w = rng.normal(size=(len(pos), sf.n_features))
+    res = sf.vjp(w, pos, num, cell, pbc)
+    F = fd_forces(sf, w, pos, num, cell, pbc)
+    assert np.abs(F).max() > 0.1
+    np.testing.assert_allclose(res.forces, F, rtol=1e-6, atol=1e-7 * np.abs(F).max())
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_virial_finite_difference(name, sf):
+    """W = -dE/d(strain): deform cell and positions by (I + eps), central differences."""
+    pos, num, cell, pbc = STRUCTURES[name]()
+    rng = np.random.default_rng(11)
+    w = rng.normal(size=(len(pos), sf.n_features))
+    W = sf.vjp(w, pos, num, cell, pbc).virial
+    h = 1e-6
+    Wfd = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            e = np.zeros((3, 3)); e[a, b] = h
+            ep, em = np.eye(3) + e, np.eye(3) - e
+            cp = None if cell is None else cell @ ep
+            cm = None if cell is None else cell @ em
+            Ep = energy(sf, w, pos @ ep, num, cp, pbc)
+            Em = energy(sf, w, pos @ em, num, cm, pbc)
+            Wfd[a, b] = -(Ep - Em) / (2 * h)
+    assert np.abs(Wfd).max() > 0.1
+    np.testing.assert_allclose(W, Wfd, rtol=1e-6, atol=1e-6 * np.abs(Wfd).max())
+    np.testing.assert_allclose(W, W.T, atol=1e-10 * np.abs(W).max())
+
+
+def test_virial_equals_sum_r_f_for_molecule(sf):
+    pos, num, cell, pbc = STRUCTURES["molecule"]()
+    w = np.random.default_rng(3).normal(size=(len(pos), sf.n_features))
+    r = sf.vjp(w, pos, num)
+    np.testing.assert_allclose(r.virial, pos.T @ r.forces, atol=1e-11)
+    np.testing.assert_allclose(r.forces.sum(axis=0), 0.0, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_jacobian_matches_vjp_and_finite_difference(name, sf):
+    pos, num, cell, pbc = STRUCTURES[name]()
+    J = sf.jacobian(pos, num, cell, pbc)
+    np.testing.assert_allclose(J.G, sf.compute(pos, num, cell, pbc), rtol=0, atol=0)
+    w = np.random.default_rng(5).normal(size=(len(pos), sf.n_features))
+    F, W = J.forces_and_virial(w)
+    r = sf.vjp(w, pos, num, cell, pbc)
+    np.testing.assert_allclose(F, r.forces, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W, r.virial, rtol=1e-12, atol=1e-11)
+    # dG/dr of one atom by central differences, folded over images
+    a, h = 1, 1e-5
+    dense = np.zeros((len(pos), sf.n_features, 3))
+    for e in range(len(J.atom)):
+        if J.atom[e] == a:
+            dense[J.centre[e]] += J.values[e]
+    for k in range(3):
+        p = pos.copy(); p[a, k] += h
+        m = pos.copy(); m[a, k] -= h
+        fd = (sf.compute(p, num, cell, pbc) - sf.compute(m, num, cell, pbc)) / (2 * h)
+        np.testing.assert_allclose(dense[:, :, k], fd, rtol=1e-6, atol=1e-7)
+
+
+def test_per_atom_virial_sums_to_total(sf):
+    pos, num, cell, pbc = STRUCTURES["skewed_triclinic"]()
+    w = np.random.default_rng(9).normal(size=(len(pos), sf.n_features))
+    r = sf.vjp(w, pos, num, cell, pbc, per_atom_virial=True)
+    np.testing.assert_allclose(r.per_atom_virial.sum(axis=0), r.virial, atol=1e-11)
+
+
+# ----------------------------------------------------------------------------- invariances
+
+
+def random_rotation(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_translation_and_rotation_invariance(name, sf):
+    pos, num, cell, pbc = STRUCTURES[name]()
+    rng = np.random.default_rng(13)
+    G = sf.compute(pos, num, cell, pbc)
+    t = rng.normal(size=3) * 7.0
+    np.testing.assert_allclose(sf.compute(pos + t, num, cell, pbc), G, rtol=1e-11, atol=1e-12)
+    R = random_rotation(rng)
+    rc = None if cell is None else cell @ R.T
+    np.testing.assert_allclose(sf.compute(pos @ R.T, num, rc, pbc), G, rtol=1e-11, atol=1e-12)
+    # forces rotate with the structure
+    w = rng.normal(size=G.shape)
+    F = sf.vjp(w, pos, num, cell, pbc).forces
+    np.testing.assert_allclose(sf.vjp(w, pos @ R.T, num, rc, pbc).forces, F @ R.T, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_permutation_invariance(name, sf):
+    pos, num, cell, pbc = STRUCTURES[name]()
+    rng = np.random.default_rng(17)
+    perm = rng.permutation(len(pos))
+    G = sf.compute(pos, num, cell, pbc)
+    np.testing.assert_allclose(sf.compute(pos[perm], num[perm], cell, pbc), G[perm], rtol=1e-11, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["small_periodic", "skewed_triclinic", "slab"])
+def test_periodic_image_invariance(name, sf):
+    pos, num, cell, pbc = STRUCTURES[name]()
+    G = sf.compute(pos, num, cell, pbc)
+    moved = pos.copy()
+    moved[0] += 2 * cell[0] - cell[1]
+    if pbc[2]:
+        moved[2] += 3 * cell[2]
+    np.testing.assert_allclose(sf.compute(moved, num, cell, pbc), G, rtol=1e-11, atol=1e-12)
+    # a 2x1x2 (or 2x2x1) supercell repeats the unit cell's values
+    from ase import Atoms
+    atoms = Atoms(numbers=num, positions=pos, cell=cell, pbc=pbc)
+    rep = (2, 1, 2) if pbc[2] else (2, 2, 1)
+    sup = atoms.repeat(rep)
+    Gs = sf.compute(sup)
+    np.testing.assert_allclose(Gs, np.tile(G, (np.prod(rep), 1)), rtol=1e-11, atol=1e-12)
+
+
+def test_ase_atoms_input_equals_arrays(sf):
+    from ase import Atoms
+    pos, num, cell, pbc = STRUCTURES["skewed_triclinic"]()
+    atoms = Atoms(numbers=num, positions=pos, cell=cell, pbc=pbc)
+    np.testing.assert_array_equal(sf.compute(atoms), sf.compute(pos, num, cell, pbc))
+    symbols = atoms.get_chemical_symbols()
+    np.testing.assert_array_equal(sf.compute(pos, symbols, cell, pbc), sf.compute(atoms))
+
+
+# ----------------------------------------------------------------------------- threads, CSR
+
+
+def test_thread_count_gives_identical_results(sf):
+    from ase import Atoms
+    pos, num, cell, pbc = STRUCTURES["small_periodic"]()
+    atoms = Atoms(numbers=num, positions=pos, cell=cell, pbc=True).repeat((3, 3, 3))
+    G1 = sf.compute(atoms, threads=1)
+    G2 = sf.compute(atoms, threads=2)
+    np.testing.assert_array_equal(G1, G2)
+    w = np.random.default_rng(1).normal(size=G1.shape)
+    r1, r2 = sf.vjp(w, atoms, threads=1), sf.vjp(w, atoms, threads=2)
+    np.testing.assert_array_equal(r1.forces, r2.forces)
+    np.testing.assert_array_equal(r1.virial, r2.virial)
+
+
+def test_external_csr_list_feeds_the_same_kernels(sf):
+    """A LAMMPS-style list (local + ghost positions, centres given) gives the same values."""
+    pos, num, cell, pbc = STRUCTURES["skewed_triclinic"]()
+    nl = sf.neighbor_list(pos, num, cell, pbc)
+    P = np.array(nl.positions)
+    S = np.array(nl.species)
+    off, nb = np.array(nl.offsets), np.array(nl.neighbors)
+    G = sf.compute(pos, num, cell, pbc)
+    np.testing.assert_array_equal(sf._core.compute_csr(P, S, off, nb), G)
+    # a subset of centres, listed in reverse order, with neighbours in reversed order
+    centres = np.array([5, 2, 0], dtype=np.int64)
+    rows = [nb[off[c]:off[c + 1]][::-1] for c in centres]
+    off2 = np.concatenate([[0], np.cumsum([len(r) for r in rows])]).astype(np.int64)
+    G2 = sf._core.compute_csr(P, S, off2, np.concatenate(rows).astype(np.int64), centres)
+    np.testing.assert_allclose(G2, G[centres], rtol=1e-13, atol=1e-14)
+    # an over-long list (neighbours beyond r_c) changes nothing
+    nl_big = atomforge._core.build_neighbor_list(nl.positions[: len(pos)].copy(), cell, (True,) * 3, 8.0)
+    nl_big.set_species(sf.species_indices(num))
+    np.testing.assert_allclose(sf._core.compute(nl_big, 0), G, rtol=1e-12, atol=1e-13)
+    w = np.random.default_rng(2).normal(size=G.shape)
+    F, W = sf._core.vjp_csr(P, S, off, nb, w)
+    r = sf.vjp(w, pos, num, cell, pbc)
+    np.testing.assert_allclose(nl.fold(F), r.forces, atol=1e-12)
+
+
+def test_standard_set_generator():
+    sf = SymmetryFunctions.standard(["O", "H"], r_c=5.5, n_radial=6, n_angular=3)
+    assert sf.elements == ["O", "H"]
+    assert sf.n_features_per_element == {"O": 2 * 6 + 3 * 2 * 3, "H": 2 * 6 + 3 * 2 * 3}
+    assert sf.cutoff == 5.5
+    sf2 = SymmetryFunctions.from_dict(sf.to_dict())
+    assert sf2.to_dict() == sf.to_dict()
+    pos, num, cell, pbc = STRUCTURES["small_periodic"]()
+    G = sf.compute(pos, num, cell, pbc)
+    assert np.isfinite(G).all() and (G.std(axis=0) > 0).sum() > sf.n_features // 2
+    assert len(sf.feature_labels("O")) == sf.n_features_per_element["O"]
+    assert "G4" in repr(sf) or "SymmetryFunctions" in repr(sf)
