@@ -1,8 +1,10 @@
 // Cutoff functions fc(r) and dfc/dr (internal header). Formulas: see symmetry_functions.hpp.
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "atomforge/symmetry_functions.hpp"
+#include "simd_math.hpp"
 
 namespace atomforge {
 namespace detail {
@@ -55,6 +57,78 @@ inline void cutoff_fdf(CutoffType type, double r, double rc, double& f, double& 
   }
   f = 0.0;
   df = 0.0;
+}
+
+/// fc(r) and dfc/dr for W values at once, vectorisable: the switch is outside the loops, and the
+/// transcendental functions are the branch-free ones of simd_math.hpp (W becomes a compile-time
+/// constant where the hot loops inline this). Values for r >= r_c are finite but meaningless:
+/// callers mask them to 0. Same formulas as cutoff_fdf, agreeing with it to a few ulp (tanh via
+/// expm1; cos/sin(pi x) by polynomials on x in [0, 1]). kDeriv = false leaves df untouched.
+template <bool kDeriv = true>
+inline void cutoff_fdf_lanes(CutoffType type, int64_t W, const double* r, double rc, double* f,
+                             double* df) {
+  const double inv = 1.0 / rc;
+  switch (type) {
+    case CutoffType::Cosine:
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        double c, s;
+        simd::cos_sin_pi(r[l] * inv, c, s);
+        f[l] = 0.5 * (c + 1.0);
+        if constexpr (kDeriv) df[l] = -0.5 * kPi * inv * s;
+      }
+      return;
+    case CutoffType::TanhU:
+    case CutoffType::Tanh: {
+      double pre = 1.0;
+      if (type == CutoffType::Tanh) {
+        const double t1 = std::tanh(1.0);
+        pre = 1.0 / (t1 * t1 * t1);
+      }
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        const double t = simd::tanh_nonneg(1.0 - r[l] * inv);
+        f[l] = pre * (t * t * t);
+        if constexpr (kDeriv) df[l] = pre * (3.0 * t * t * (t * t - 1.0) * inv);
+      }
+      return;
+    }
+    case CutoffType::Poly1:
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        const double x = r[l] * inv;
+        f[l] = (2.0 * x - 3.0) * x * x + 1.0;
+        if constexpr (kDeriv) df[l] = x * (6.0 * x - 6.0) * inv;
+      }
+      return;
+    case CutoffType::Poly2:
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        const double x = r[l] * inv;
+        f[l] = ((15.0 - 6.0 * x) * x - 10.0) * x * x * x + 1.0;
+        if constexpr (kDeriv) df[l] = x * x * ((60.0 - 30.0 * x) * x - 30.0) * inv;
+      }
+      return;
+    case CutoffType::Poly3:
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        const double x = r[l] * inv, x2 = x * x;
+        f[l] = (x * (x * (20.0 * x - 70.0) + 84.0) - 35.0) * x2 * x2 + 1.0;
+        if constexpr (kDeriv) df[l] = x2 * x * (x * (x * (140.0 * x - 420.0) + 420.0) - 140.0) * inv;
+      }
+      return;
+    case CutoffType::Poly4:
+      AF_SIMD
+      for (int64_t l = 0; l < W; ++l) {
+        const double x = r[l] * inv, x2 = x * x;
+        f[l] = (x * (x * ((315.0 - 70.0 * x) * x - 540.0) + 420.0) - 126.0) * x2 * x2 * x + 1.0;
+        if constexpr (kDeriv) df[l] = x2 * x2 * (x * (x * ((2520.0 - 630.0 * x) * x - 3780.0) + 2520.0) - 630.0) * inv;
+      }
+      return;
+  }
+  for (int64_t l = 0; l < W; ++l) f[l] = 0.0;
+  if constexpr (kDeriv)
+    for (int64_t l = 0; l < W; ++l) df[l] = 0.0;
 }
 
 }  // namespace detail
