@@ -6,20 +6,32 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .model_file import BPNNParameters, ModelFileError, read_model, save_model  # noqa: E402
+
 try:
     from . import _core
-except ImportError as exc:  # pragma: no cover - only when the package was not built
-    raise ImportError(
-        "atomforge's compiled core (atomforge._core) is missing: install the package with "
-        "'pip install .' from the source tree rather than importing it from python/"
-    ) from exc
+except ImportError as exc:  # the model-file reader/writer still works without the extension
+    _core = None
+    _CORE_ERROR = exc
 
-from .descriptors import DescriptorJacobian, SymmetryFunctions, VJPResult  # noqa: E402
+if _core is not None:
+    from .descriptors import DescriptorJacobian, SymmetryFunctions, VJPResult  # noqa: E402
+    from .potential import Potential, Result, load  # noqa: E402
+else:
+    def __getattr__(name):
+        if name in ("SymmetryFunctions", "VJPResult", "DescriptorJacobian", "Potential", "Result", "load"):
+            raise ImportError(
+                f"atomforge.{name} needs the compiled core (atomforge._core), which failed to import "
+                f"({_CORE_ERROR}); install the package with 'pip install .'")
+        raise AttributeError(name)
 
 
 def build_info() -> str:
     """One line describing the compiled core: C++ standard, OpenMP threads, CUDA devices."""
+    if _core is None:
+        return f"atomforge core not available ({_CORE_ERROR})"
     return _core.build_info()
 
 
-__all__ = ["SymmetryFunctions", "VJPResult", "DescriptorJacobian", "build_info", "__version__"]
+__all__ = ["SymmetryFunctions", "VJPResult", "DescriptorJacobian", "build_info", "__version__",
+           "load", "Potential", "Result", "BPNNParameters", "read_model", "save_model", "ModelFileError"]

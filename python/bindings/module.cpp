@@ -9,6 +9,8 @@
 #include "atomforge/errors.hpp"
 #include "atomforge/neighbor_list.hpp"
 #include "atomforge/symmetry_functions.hpp"
+#include "atomforge/potential.hpp"
+#include "atomforge/bpnn.hpp"
 
 namespace py = pybind11;
 namespace af = atomforge;
@@ -75,6 +77,21 @@ CsrArrays make_csr(darr positions, i32arr species, i64arr offsets, i64arr neighb
     throw af::InvalidInput("more centres than positions");
   }
   return a;
+}
+
+py::dict output_to_dict(af::PotentialOutput&& o, int64_t n_total, bool per_atom) {
+  py::dict d;
+  d["energy"] = o.energy;
+  const auto nc = static_cast<py::ssize_t>(o.atomic_energies.size());
+  d["atomic_energies"] = to_numpy(std::move(o.atomic_energies), {nc});
+  d["forces"] = to_numpy(std::move(o.forces), {n_total, int64_t(3)});
+  d["virial"] = py::array_t<double>({3, 3}, o.virial);
+  d["per_atom_virial"] = per_atom ? py::object(to_numpy(std::move(o.per_atom_virial), {n_total, int64_t(3), int64_t(3)}))
+                                  : py::object(py::none());
+  const auto m = static_cast<py::ssize_t>(o.committee_energies.size());
+  d["committee_energies"] = to_numpy(std::move(o.committee_energies), {m});
+  d["energy_uncertainty"] = o.energy_uncertainty;
+  return d;
 }
 
 py::dict jacobian_to_dict(af::DescriptorJacobian&& j, py::array G) {
@@ -241,4 +258,44 @@ PYBIND11_MODULE(_core, m) {
              return jacobian_to_dict(std::move(j), to_numpy(std::move(G), {nl.n_local, s.n_features()}));
            },
            py::arg("neighbor_list"), py::arg("threads") = 0);
+
+  py::class_<af::Potential, std::shared_ptr<af::Potential>>(m, "Potential")
+      .def_property_readonly("model_type", &af::Potential::model_type)
+      .def_property_readonly("species", &af::Potential::species)
+      .def_property_readonly("cutoff", &af::Potential::cutoff)
+      .def_property_readonly("committee_size", [](const af::Potential& p) {
+        auto* b = dynamic_cast<const af::BPNN*>(&p);
+        return b ? b->committee_size() : 1;
+      })
+      .def("compute",
+           [](const af::Potential& p, const af::NeighborList& nl, bool per_atom, int threads) {
+             af::PotentialOutput o;
+             {
+               py::gil_scoped_release release;
+               p.compute(nl.view(), o, per_atom, threads);
+             }
+             return output_to_dict(std::move(o), nl.n_total(), per_atom);
+           },
+           py::arg("neighbor_list"), py::arg("per_atom_virial") = false, py::arg("threads") = 0)
+      .def("compute_csr",
+           [](const af::Potential& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres,
+              bool per_atom, int threads) {
+             CsrArrays a = make_csr(pos, sp, off, nb, centres);
+             auto v = a.view();
+             af::PotentialOutput o;
+             {
+               py::gil_scoped_release release;
+               p.compute(v, o, per_atom, threads);
+             }
+             return output_to_dict(std::move(o), v.n_total, per_atom);
+           },
+           py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
+           py::arg("centres") = py::none(), py::arg("per_atom_virial") = false, py::arg("threads") = 0);
+
+  m.def("load_potential", [](const std::string& path) {
+    return std::shared_ptr<af::Potential>(af::load_potential(path));
+  }, py::arg("path"));
+  m.def("load_potential_bytes", [](py::bytes data, const std::string& where) {
+    return std::shared_ptr<af::Potential>(af::load_potential(af::ModelFile::from_bytes(std::string(data), where)));
+  }, py::arg("data"), py::arg("where") = "<bytes>");
 }

@@ -1,0 +1,146 @@
+#include "atomforge/model_file.hpp"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "atomforge/errors.hpp"
+
+namespace atomforge {
+
+size_t ModelRecord::size() const {
+  size_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+uint32_t crc32(const unsigned char* data, size_t n) {
+  static uint32_t table[256];
+  static bool init = [] {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[i] = c;
+    }
+    return true;
+  }();
+  (void)init;
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ data[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+namespace {
+template <class T>
+T load_le(const unsigned char* p) {  // little-endian load, independent of host byte order
+  uint64_t v = 0;
+  for (size_t k = 0; k < sizeof(T); ++k) v |= static_cast<uint64_t>(p[k]) << (8 * k);
+  T out;
+  if constexpr (sizeof(T) == 8) {
+    std::memcpy(&out, &v, 8);
+  } else {
+    out = static_cast<T>(v);
+  }
+  return out;
+}
+}  // namespace
+
+ModelFile ModelFile::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InvalidInput(path + ": cannot open model file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return from_bytes(ss.str(), path);
+}
+
+ModelFile ModelFile::from_bytes(const std::string& bytes, const std::string& where) {
+  const auto* d = reinterpret_cast<const unsigned char*>(bytes.data());
+  const size_t n = bytes.size();
+  auto fail = [&](const std::string& what) -> void { throw InvalidInput(where + ": " + what); };
+  if (n < 20 || std::memcmp(d, "AFMODEL\0", 8) != 0) fail("not an atomforge model file (bad magic bytes)");
+  ModelFile mf;
+  mf.where_ = where;
+  mf.version_ = load_le<uint32_t>(d + 8);
+  if (mf.version_ > kModelFormatVersion)
+    fail("model file format version " + std::to_string(mf.version_) +
+         " is newer than this atomforge reads (up to " + std::to_string(kModelFormatVersion) +
+         "); upgrade atomforge");
+  if (mf.version_ < 1) fail("invalid format version");
+  if (crc32(d, n - 4) != load_le<uint32_t>(d + n - 4))
+    fail("checksum mismatch: the file is truncated or corrupted");
+  const uint32_t count = load_le<uint32_t>(d + 12);
+  const size_t end = n - 4;
+  size_t pos = 16;
+  auto need = [&](size_t k) {
+    if (k > end || pos > end - k) fail("truncated record table");
+  };
+  for (uint32_t r = 0; r < count; ++r) {
+    need(2);
+    const uint16_t ln = load_le<uint16_t>(d + pos);
+    pos += 2;
+    need(ln + 2u);
+    std::string name(reinterpret_cast<const char*>(d + pos), ln);
+    pos += ln;
+    ModelRecord rec;
+    const uint8_t type = d[pos], ndim = d[pos + 1];
+    pos += 2;
+    if ((type != ModelRecord::F64 && type != ModelRecord::I64 && type != ModelRecord::STR) || ndim > 4)
+      fail("record '" + name + "' has an invalid type");
+    rec.type = static_cast<ModelRecord::Type>(type);
+    need(8u * ndim);
+    uint64_t total = 1;
+    for (int k = 0; k < ndim; ++k) {
+      const uint64_t s = load_le<uint64_t>(d + pos);
+      pos += 8;
+      if (s > (uint64_t(1) << 40) || (s && total > (uint64_t(1) << 40) / s)) fail("record '" + name + "' too large");
+      rec.shape.push_back(s);
+      total *= s;
+    }
+    const size_t bytes_needed = rec.type == ModelRecord::STR ? total : 8 * total;
+    need(bytes_needed);
+    if (rec.type == ModelRecord::STR) {
+      rec.str.assign(reinterpret_cast<const char*>(d + pos), total);
+    } else if (rec.type == ModelRecord::F64) {
+      rec.f64.resize(total);
+      for (uint64_t k = 0; k < total; ++k) rec.f64[k] = load_le<double>(d + pos + 8 * k);
+    } else {
+      rec.i64.resize(total);
+      for (uint64_t k = 0; k < total; ++k) rec.i64[k] = load_le<int64_t>(d + pos + 8 * k);
+    }
+    pos += bytes_needed;
+    mf.records_[name] = std::move(rec);
+  }
+  if (pos != end) fail("unexpected bytes after the last record");
+  return mf;
+}
+
+const ModelRecord& ModelFile::get(const std::string& name, ModelRecord::Type t) const {
+  auto it = records_.find(name);
+  if (it == records_.end()) throw InvalidInput(where_ + ": missing record '" + name + "'");
+  if (it->second.type != t) throw InvalidInput(where_ + ": record '" + name + "' has the wrong type");
+  return it->second;
+}
+
+const std::string& ModelFile::string(const std::string& name) const { return get(name, ModelRecord::STR).str; }
+
+const std::vector<double>& ModelFile::f64(const std::string& name, std::vector<uint64_t>* shape) const {
+  const auto& r = get(name, ModelRecord::F64);
+  if (shape) *shape = r.shape;
+  return r.f64;
+}
+
+double ModelFile::f64_scalar(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::F64);
+  if (r.f64.size() != 1) throw InvalidInput(where_ + ": record '" + name + "' must be a scalar");
+  return r.f64[0];
+}
+
+int64_t ModelFile::i64_scalar(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::I64);
+  if (r.i64.size() != 1) throw InvalidInput(where_ + ": record '" + name + "' must be a scalar");
+  return r.i64[0];
+}
+
+const std::vector<int64_t>& ModelFile::i64(const std::string& name) const { return get(name, ModelRecord::I64).i64; }
+
+}  // namespace atomforge

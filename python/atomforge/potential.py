@@ -1,0 +1,117 @@
+"""Loading a model file and evaluating it with the compiled core.
+
+``atomforge.load(path)`` returns a :class:`Potential`; every model type the core knows (today:
+Behler-Parrinello networks and committees of them) is evaluated the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from . import _core
+from ._inputs import Structure, structure
+from .model_file import ModelFileError, read_records
+
+
+@dataclass
+class Result:
+    """One evaluation.
+
+    energy: float, eV. forces: (N, 3) eV/Angstrom. virial: (3, 3) eV,
+    W = -sum_pairs r_ij (x) dE/dr_ij (= sum_i r_i (x) F_i for molecules); stress = -W / V.
+    atomic_energies: (N,) eV, summing to energy. per_atom_virial: (N, 3, 3) eV or None.
+    committee_energies: (M,) eV, energy of each committee member; energy_uncertainty: their
+    standard deviation, eV (0 for a single network).
+    """
+
+    energy: float
+    forces: np.ndarray
+    virial: np.ndarray
+    atomic_energies: np.ndarray
+    per_atom_virial: Optional[np.ndarray] = None
+    committee_energies: Optional[np.ndarray] = None
+    energy_uncertainty: float = 0.0
+
+    def stress(self, volume: float) -> np.ndarray:
+        """Stress tensor (3, 3) in eV/Angstrom^3 with ASE's sign convention: -W / V."""
+        return -self.virial / volume
+
+
+class Potential:
+    """A model evaluated by the compiled core (eV, Angstrom).
+
+    Raises ValueError (ModelFileError) when the file is missing, truncated, corrupted, of a newer
+    format version or inconsistent.
+    """
+
+    def __init__(self, core_potential, source: str):
+        self._core = core_potential
+        self.source = source
+        self.species = [int(z) for z in core_potential.species]
+        self.elements = [chemical_symbols[z] for z in self.species]
+        self.cutoff = float(core_potential.cutoff)
+        self.model_type = core_potential.model_type
+        self.committee_size = int(core_potential.committee_size)
+        lut = np.full(119, -1, dtype=np.int32)
+        lut[self.species] = np.arange(len(self.species), dtype=np.int32)
+        self._lut = lut
+
+    def __repr__(self) -> str:
+        return (f"Potential({self.model_type}, elements={self.elements}, r_c={self.cutoff:g} A, "
+                f"committee={self.committee_size}, source={self.source!r})")
+
+    def species_indices(self, numbers: np.ndarray) -> np.ndarray:
+        idx = self._lut[numbers]
+        if (idx < 0).any():
+            a = int(np.argmax(idx < 0))
+            raise ValueError(f"atom {a} is {chemical_symbols[int(numbers[a])]}, which this model does not cover "
+                             f"(elements: {self.elements})")
+        return idx
+
+    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None):
+        s = positions if isinstance(positions, Structure) else structure(positions, numbers, cell, pbc)
+        species = self.species_indices(s.numbers)
+        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff)
+        nl.set_species(species)
+        return nl
+
+    def compute(self, positions, numbers=None, cell=None, pbc=None, *, per_atom_virial: bool = False,
+                threads: int = 0) -> Result:
+        """Energy, forces, virial and atomic energies of one structure.
+
+        Args: positions (N, 3) Angstrom or an ase.Atoms; numbers (N,); cell (3, 3) rows in
+        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default).
+        Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...).
+        """
+        s = structure(positions, numbers, cell, pbc)
+        nl = self.neighbor_list(s)
+        d = self._core.compute(nl, per_atom_virial, threads)
+        owner = np.asarray(nl.owner)
+        pav = None
+        if per_atom_virial:
+            pav = np.zeros((nl.n_local, 3, 3))
+            np.add.at(pav, owner, d["per_atom_virial"])
+        return Result(float(d["energy"]), nl.fold(d["forces"]), np.array(d["virial"]),
+                      np.array(d["atomic_energies"]), pav, np.array(d["committee_energies"]),
+                      float(d["energy_uncertainty"]))
+
+
+def load(source) -> Potential:
+    """Load a model file (path or bytes) into a :class:`Potential` evaluated by the C++ core."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        read_records(bytes(source))  # Python-side checks give the same messages
+        try:
+            core = _core.load_potential_bytes(bytes(source), "<bytes>")
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
+        return Potential(core, "<bytes>")
+    path = str(Path(source))
+    try:
+        core = _core.load_potential(path)
+    except ValueError as exc:
+        raise ModelFileError(str(exc)) from None
+    return Potential(core, path)
