@@ -1,11 +1,15 @@
 """Command-line interface: ``atomforge <command>``.
 
 Commands:
-    quickstart   the main job on a built-in default. Until the model-training issue lands this is
-                 a descriptor demo: a built-in periodic water box, Behler-Parrinello symmetry
-                 functions, forces through the vector-Jacobian product checked against finite
-                 differences, and the descriptor throughput on this machine.
+    quickstart   the main job on a built-in default: generate (once, cached) a GFN2-xTB dataset of
+                 ethanol with tblite, train a Behler-Parrinello potential on it, export the model
+                 file, run a short NVE MD through ASE with it, print where everything is.
+    train        train a potential: atomforge train --data TRAIN [--test-data TEST] -o RUN
+    evaluate     model + dataset -> error metrics (evaluated by the C++ core)
+    inspect      summary of a model file
+    import-n2p2  convert an n2p2 potential folder into an atomforge model file
     descriptors  symmetry functions of every structure in a file ASE can read, saved as .npz.
+    demo         descriptor demo: water box, forces vs finite differences, throughput
     info         build information of the compiled core.
 """
 from __future__ import annotations
@@ -36,10 +40,10 @@ def _water_box(n_rep: int = 2, seed: int = 0):
     return atoms.repeat((n_rep,) * 3)
 
 
-def cmd_quickstart(args) -> int:
+def cmd_demo(args) -> int:
     from . import SymmetryFunctions, build_info
 
-    print(f"atomforge quickstart (descriptor demo; training arrives with the model issue)")
+    print("atomforge demo: Behler-Parrinello descriptors of a built-in water box")
     print(f"  core: {build_info()}")
     atoms = _water_box(args.size)
     sf = SymmetryFunctions.standard(["H", "O"], r_c=args.r_c)
@@ -71,6 +75,135 @@ def cmd_quickstart(args) -> int:
     ok = err < 1e-6 * max(1.0, np.abs(fd).max())
     print("  OK" if ok else "  FINITE-DIFFERENCE CHECK FAILED")
     return 0 if ok else 1
+
+
+def cmd_quickstart(args) -> int:
+    from pathlib import Path
+
+    from . import build_info, load
+    from .quickstart_data import quickstart_dataset
+    from .train import train
+
+    t0 = time.time()
+    out = Path(args.output).resolve()
+    print("atomforge quickstart")
+    print(f"  core: {build_info()}")
+    print("  1/3 data: GFN2-xTB (tblite) Langevin MD of ethanol at 500 K (generated once, then cached)")
+    data = quickstart_dataset(cache_dir=args.cache_dir)
+    print(f"      {data}")
+    print(f"  2/3 training a Behler-Parrinello network ({args.epochs} epochs at most) -> {out}")
+    cfg = {"data": str(data), "test_fraction": 0.15, "validation_fraction": 0.1,
+           "descriptor": {"r_c": 4.5, "n_radial": 6, "n_angular": 2},
+           "network": {"hidden": [32, 32]},
+           "training": {"epochs": args.epochs, "max_minutes": args.max_minutes, "batch_size": 8,
+                        "early_stopping_patience": 30}}
+    metrics = train(cfg, out, resume=args.resume, progress=not args.quiet, log=lambda m: print("      " + m))
+    t = metrics["test"]
+    print(f"      test: energy MAE {1000 * t['energy_mae']:.1f} meV, forces MAE {1000 * t['forces_mae']:.1f} meV/A "
+          f"({metrics['test']['n_frames']} frames, C++ evaluation)")
+    print("  3/3 NVE molecular dynamics with the exported model through ASE (0.5 fs, 1000 steps)")
+    drift = _nve_demo(load(out / "model.afm"), data, out / "md.traj", steps=1000)
+    print(f"      total-energy drift {drift * 1000:.3f} meV/atom/ps, trajectory {out / 'md.traj'}")
+    print(f"done in {time.time() - t0:.0f} s. Files in {out}:")
+    for name in ("model.afm", "metrics.json", "config.yaml", "split.json", "learning_curve.png", "parity.png",
+                 "checkpoint.pt", "md.traj"):
+        print(f"  {out / name}")
+    print(f"Use the model: python -c \"import atomforge; print(atomforge.load('{out / 'model.afm'}'))\"")
+    return 0
+
+
+def _nve_demo(pot, data_path, traj_path, steps=1000, dt_fs=0.5) -> float:
+    """Velocity-Verlet NVE from the first frame of the data; returns the energy drift in eV/atom/ps."""
+    import ase.io
+    from ase import units
+    from ase.io.trajectory import Trajectory
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.verlet import VelocityVerlet
+
+    from .ase import AtomForgeCalculator
+
+    atoms = ase.io.read(str(data_path), index=0)
+    atoms.calc = AtomForgeCalculator(pot)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    Stationary(atoms)
+    ZeroRotation(atoms)
+    dyn = VelocityVerlet(atoms, timestep=dt_fs * units.fs)
+    traj = Trajectory(str(traj_path), "w", atoms)
+    dyn.attach(traj.write, interval=20)
+    etot = []
+    dyn.attach(lambda: etot.append(atoms.get_total_energy()), interval=10)
+    dyn.run(steps)
+    traj.close()
+    t_ps = np.arange(len(etot)) * 10 * dt_fs / 1000
+    slope = np.polyfit(t_ps, np.array(etot) / len(atoms), 1)[0]
+    return float(slope)
+
+
+def cmd_train(args) -> int:
+    from .train import train
+
+    overrides = {"data": args.data, "test_data": args.test_data, "model": args.model, "seed": args.seed}
+    if args.epochs:
+        overrides["training"] = {"epochs": args.epochs}
+    metrics = train(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
+    t = metrics["test"]
+    print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV ({1000 * t['energy_mae_per_atom']:.2f} meV/atom)"
+          + (f", forces MAE {1000 * t['forces_mae']:.2f} meV/A" if "forces_mae" in t else ""))
+    print(f"run folder: {args.output}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import load
+    from .data import load_dataset
+    from .train.metrics import UNITS, error_metrics
+
+    pot = load(args.model)
+    ds = load_dataset(args.data, args.format, length_unit=args.length_unit, energy_unit=args.energy_unit,
+                      energy_key=args.energy_key, forces_key=args.forces_key)
+    if ds.energy is None:
+        raise ValueError(f"{args.data}: no energies to compare with")
+    ep, fp = [], []
+    for i in range(len(ds)):
+        r = pot.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
+                        ds.pbc[i] if ds.pbc[i].any() else None)
+        ep.append(r.energy)
+        fp.append(r.forces)
+    has_f = ds.forces is not None
+    m = error_metrics(ep, ds.energy, ds.n_atoms, fp if has_f else None, ds.forces if has_f else None)
+    out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data)}
+    text = json.dumps(out, indent=2)
+    if args.output:
+        from pathlib import Path
+        Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .model_file import read_model, read_records
+
+    version, rec = read_records(args.model)
+    p = read_model(args.model)
+    print(f"{args.model}: atomforge model file, format version {version}, model_type {rec['model_type']}")
+    print(f"  elements: {', '.join(p.descriptor['elements'])}; cutoff function {p.descriptor['cutoff_function']}, "
+          f"r_c = {max(f['r_c'] for fl in p.descriptor['functions'].values() for f in fl):g} A")
+    for k, s in enumerate(p.descriptor["elements"]):
+        widths = [p.networks[0][k][0][0].shape[1]] + [W.shape[0] for W, _ in p.networks[0][k]]
+        print(f"  {s}: {len(p.descriptor['functions'][s])} symmetry functions, network "
+              f"{'-'.join(map(str, widths))} ({','.join(p.activations[k])}), reference energy "
+              f"{p.reference_energies[k]:.6f} eV")
+    print(f"  committee size: {p.committee_size}; energy scale {p.energy_scale:.6g} eV")
+    for key, v in sorted(p.metadata.items()):
+        print(f"  {key}: {v}")
+    return 0
+
+
+def cmd_import_n2p2(args) -> int:
+    from .io.n2p2_import import cli_import_n2p2
+
+    print(cli_import_n2p2(args.directory, args.output, length_unit=args.length_unit, energy_unit=args.energy_unit))
+    return 0
 
 
 def cmd_descriptors(args) -> int:
@@ -108,9 +241,47 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="atomforge", description="Machine-learned interatomic potentials")
     sub = p.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quickstart", help="run the main job on a built-in default")
+    q.add_argument("-o", "--output", default="atomforge-quickstart", help="run folder")
+    q.add_argument("--epochs", type=int, default=150)
+    q.add_argument("--max-minutes", type=float, default=2.5, help="training wall-time limit")
+    q.add_argument("--cache-dir", default=None, help="dataset cache (default $ATOMFORGE_CACHE or ~/.cache/atomforge)")
+    q.add_argument("--resume", action="store_true", help="continue an interrupted quickstart run")
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=cmd_quickstart)
+    t = sub.add_parser("train", help="train a potential")
+    t.add_argument("--data", help="training data (validation frames are split off it)")
+    t.add_argument("--test-data", help="held-out test data")
+    t.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.train.config)")
+    t.add_argument("-o", "--output", required=True, help="run folder")
+    t.add_argument("--model", default=None, help="model type (bpnn)")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="error metrics of a model on a dataset")
+    e.add_argument("model")
+    e.add_argument("data")
+    e.add_argument("--format", default=None)
+    e.add_argument("--length-unit", default=None)
+    e.add_argument("--energy-unit", default=None)
+    e.add_argument("--energy-key", default=None)
+    e.add_argument("--forces-key", default=None)
+    e.add_argument("-o", "--output", help="also write the metrics JSON here")
+    e.set_defaults(func=cmd_evaluate)
+    n = sub.add_parser("inspect", help="summary of a model file")
+    n.add_argument("model")
+    n.set_defaults(func=cmd_inspect)
+    m = sub.add_parser("import-n2p2", help="convert an n2p2 potential folder to a model file")
+    m.add_argument("directory", help="folder with input.nn, scaling.data, weights.NNN.data")
+    m.add_argument("-o", "--output", required=True)
+    m.add_argument("--length-unit", default=None, help="bohr | angstrom | number (default: from input.nn header)")
+    m.add_argument("--energy-unit", default=None, help="ha | ev | number (default: from input.nn header)")
+    m.set_defaults(func=cmd_import_n2p2)
+    q = sub.add_parser("demo", help="descriptor demo on a built-in water box")
     q.add_argument("--size", type=int, default=4, help="box replication (8 * size^3 molecules)")
     q.add_argument("--r-c", type=float, default=6.0, help="cutoff radius r_c in Angstrom")
-    q.set_defaults(func=cmd_quickstart)
+    q.set_defaults(func=cmd_demo)
     d = sub.add_parser("descriptors", help="symmetry functions of every structure in a file")
     d.add_argument("structures", help="any file ASE reads (extxyz, POSCAR, ...)")
     d.add_argument("-o", "--output", required=True, help="output .npz")
@@ -124,9 +295,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError) as exc:
         print(f"atomforge {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"atomforge {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,180 @@
+"""Training configuration: documented keys, defaults and validation (before anything runs).
+
+A YAML file holds any subset of the keys below; everything else takes its default, so
+``atomforge train --data TRAIN --test-data TEST -o RUN`` works with no file at all.
+
+.. code-block:: yaml
+
+    model: bpnn                 # model type
+    data: train.npz             # training data; validation frames are split off it
+    test_data: test.npz         # optional held-out test set (else test_fraction of data)
+    data_format: null           # null = detect (rmd17, sgdml, deepmd, n2p2, ase)
+    length_unit: null           # units of the data files when the format does not fix them
+    energy_unit: null
+    energy_key: null            # rmd17: energies | old_energies
+    forces_key: null            # rmd17: forces | old_forces
+    validation_fraction: 0.05
+    test_fraction: 0.1          # only used without test_data
+    seed: 0
+    descriptor:                 # Behler-Parrinello symmetry functions (SymmetryFunctions.standard)
+      r_c: 5.0                  # Angstrom
+      n_radial: 8
+      n_angular: 4              # zeta in (1, 2, 4, 16)[:n_angular], lambda = +-1
+      angular: G4
+      radial_grid: shifted
+      r_min: 0.7                # Angstrom
+      cutoff_function: cos
+    network:
+      hidden: [64, 64]          # hidden-layer widths of each element's MLP
+      activation: tanh          # tanh | silu | softplus | sigmoid
+      committee: 1              # independently initialised networks (ensemble)
+    training:
+      epochs: 300
+      batch_size: 16            # frames per optimiser step
+      learning_rate: 0.002
+      lr_factor: 0.5            # ReduceLROnPlateau on the validation loss
+      lr_patience: 10
+      min_learning_rate: 1.0e-5
+      energy_weight: 1.0        # loss = w_E mean((dE/N)^2) + w_F mean(dF^2), in units of energy_scale
+      forces_weight: 10.0
+      early_stopping_patience: 40
+      dtype: float64            # float64 | float32
+      threads: 0                # torch/OpenMP threads (0: default)
+      max_minutes: null         # stop (keeping the best model) after this wall time
+      jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Dict
+
+DEFAULTS: Dict[str, Any] = {
+    "model": "bpnn",
+    "data": None,
+    "test_data": None,
+    "data_format": None,
+    "length_unit": None,
+    "energy_unit": None,
+    "energy_key": None,
+    "forces_key": None,
+    "validation_fraction": 0.05,
+    "test_fraction": 0.1,
+    "seed": 0,
+    "descriptor": {"r_c": 5.0, "n_radial": 8, "n_angular": 4, "angular": "G4", "radial_grid": "shifted",
+                   "r_min": 0.7, "cutoff_function": "cos"},
+    "network": {"hidden": [64, 64], "activation": "tanh", "committee": 1},
+    "training": {"epochs": 300, "batch_size": 16, "learning_rate": 0.002, "lr_factor": 0.5, "lr_patience": 10,
+                 "min_learning_rate": 1.0e-5, "energy_weight": 1.0, "forces_weight": 10.0,
+                 "early_stopping_patience": 40, "dtype": "float64", "threads": 0, "max_minutes": None,
+                 "jacobian_cache_mb": 2000},
+}
+
+_CHOICES = {
+    "model": ("bpnn",),
+    "descriptor.angular": ("G4", "G5"),
+    "descriptor.radial_grid": ("shifted", "centered"),
+    "descriptor.cutoff_function": ("cos", "tanhu", "tanh", "poly1", "poly2", "poly3", "poly4"),
+    "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
+    "training.dtype": ("float64", "float32"),
+}
+_POSITIVE = {"descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
+             "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
+             "training.lr_patience", "training.jacobian_cache_mb"}
+_NONNEG = {"descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
+           "training.min_learning_rate", "seed"}
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, of the wrong type or out of range (the message names it)."""
+
+
+def _merge(base: dict, new: dict, prefix: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in new.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"unknown configuration key {name!r} (known: {', '.join(prefix + k for k in base)})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"configuration key {name!r} must be a mapping")
+            out[key] = _merge(base[key], value, f"{name}.")
+        else:
+            out[key] = value
+    return out
+
+
+def _check_type(name: str, value, default) -> None:
+    if value is None:
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) and not isinstance(default, bool):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, (str, int, float))
+    if not ok:
+        raise ConfigError(f"configuration key {name!r}: {value!r} has the wrong type "
+                          f"(expected {type(default).__name__})")
+
+
+def validate(cfg: dict) -> dict:
+    """Check every key; return the config. Raises ConfigError naming the key."""
+    def walk(d, defaults, prefix=""):
+        for k, v in d.items():
+            name = prefix + k
+            if isinstance(defaults.get(k), dict):
+                walk(v, defaults[k], name + ".")
+                continue
+            _check_type(name, v, defaults.get(k))
+            if name in _CHOICES and v not in _CHOICES[name]:
+                raise ConfigError(f"configuration key {name!r}: {v!r} is not one of {_CHOICES[name]}")
+            if name in _POSITIVE and v is not None and not v > 0:
+                raise ConfigError(f"configuration key {name!r} must be positive, got {v!r}")
+            if name in _NONNEG and v is not None and v < 0:
+                raise ConfigError(f"configuration key {name!r} must be >= 0, got {v!r}")
+    walk(cfg, DEFAULTS)
+    if cfg["data"] is None:
+        raise ConfigError("configuration key 'data' (training data path) is required")
+    for key in ("data", "test_data"):
+        if cfg[key] is not None and not Path(cfg[key]).exists():
+            raise ConfigError(f"configuration key {key!r}: {cfg[key]} does not exist")
+    if not 0 < cfg["validation_fraction"] < 1:
+        raise ConfigError("configuration key 'validation_fraction' must be in (0, 1)")
+    if cfg["test_data"] is None and not 0 < cfg["test_fraction"] < 1:
+        raise ConfigError("configuration key 'test_fraction' must be in (0, 1) when no test_data is given")
+    if cfg["descriptor"]["r_min"] >= cfg["descriptor"]["r_c"]:
+        raise ConfigError("configuration key 'descriptor.r_min' must be smaller than 'descriptor.r_c'")
+    if cfg["descriptor"]["n_angular"] > 4:
+        raise ConfigError("configuration key 'descriptor.n_angular' must be <= 4")
+    if cfg["training"]["energy_weight"] == 0 and cfg["training"]["forces_weight"] == 0:
+        raise ConfigError("configuration keys 'training.energy_weight' and 'training.forces_weight' are both 0")
+    return cfg
+
+
+def load_config(path=None, overrides: dict = None) -> dict:
+    """Defaults <- YAML file (if given) <- overrides (e.g. from the command line); validated."""
+    import yaml
+
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        try:
+            user = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        if not isinstance(user, dict):
+            raise ConfigError(f"{path}: the configuration must be a mapping of keys")
+        cfg = _merge(cfg, user, "")
+    if overrides:
+        cfg = _merge(cfg, {k: v for k, v in overrides.items() if v is not None}, "")
+    return validate(cfg)

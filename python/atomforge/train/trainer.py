@@ -1,0 +1,335 @@
+"""Training loop for Behler-Parrinello potentials: run folder, checkpoints, resume, metrics.
+
+Run folder contents:
+    config.yaml           the full configuration used (defaults filled in)
+    split.json            indices of the train / validation (/ test) frames in the data file(s)
+    checkpoint.pt         written atomically after every epoch (model, optimiser, scheduler,
+                          history, RNG state, best weights); --resume continues from it
+    model.afm             the best model (validation loss), in the atomforge model file format
+    metrics.json          test (and validation) errors of model.afm evaluated by the C++ core
+    history.csv           per-epoch losses and validation errors
+    learning_curve.png, parity.png
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from .config import load_config, validate
+from .metrics import UNITS, error_metrics, plot_learning_curve, plot_parity
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _torch_save_atomic(obj, path: Path) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_data(cfg: dict, key: str):
+    from ..data import load_dataset
+
+    ds = load_dataset(cfg[key], cfg["data_format"], length_unit=cfg["length_unit"],
+                      energy_unit=cfg["energy_unit"], energy_key=cfg["energy_key"], forces_key=cfg["forces_key"])
+    if ds.energy is None:
+        raise ValueError(f"{cfg[key]}: the dataset has no energies, which training needs")
+    return ds
+
+
+def make_split(n: int, cfg: dict, has_test: bool) -> dict:
+    from ..data import split_indices
+
+    fv = cfg["validation_fraction"]
+    if has_test:
+        n_valid = max(1, int(round(fv * n)))
+        s = split_indices(n, (n - n_valid, n_valid, 0), seed=cfg["seed"])
+    else:
+        n_test = max(1, int(round(cfg["test_fraction"] * n)))
+        n_valid = max(1, int(round(fv * n)))
+        s = split_indices(n, (n - n_valid - n_test, n_valid, n_test), seed=cfg["seed"])
+    return {k: np.asarray(v, dtype=int) for k, v in s.items()}
+
+
+class Trainer:
+    """Train a BPNN from a validated configuration into ``run_dir``.
+
+    Raises ValueError (ConfigError) for a bad configuration before any work starts, and for bad
+    data (naming file, frame and field).
+    """
+
+    def __init__(self, cfg: dict, run_dir, progress: bool = True, log=print):
+        self.cfg = validate(cfg)
+        self.run = Path(run_dir)
+        self.progress = progress
+        self.log = log
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self):
+        import torch
+
+        from ..descriptors import SymmetryFunctions
+        from .bpnn import featurize
+
+        cfg = self.cfg
+        tr = cfg["training"]
+        if tr["threads"]:
+            torch.set_num_threads(tr["threads"])
+        self.dtype = torch.float64 if tr["dtype"] == "float64" else torch.float32
+        data = load_data(cfg, "data")
+        test = load_data(cfg, "test_data") if cfg["test_data"] else None
+        split = make_split(len(data), cfg, test is not None)
+        self.split = split
+        self.train_ds, self.valid_ds = data.subset(split["train"]), data.subset(split["valid"])
+        self.test_ds = test if test is not None else data.subset(split["test"])
+        self.has_forces = data.forces is not None and tr["forces_weight"] > 0
+        from ase.data import chemical_symbols
+        zs = sorted(set(int(z) for z in data.elements) | (set(int(z) for z in test.elements) if test else set()))
+        d = cfg["descriptor"]
+        self.sf = SymmetryFunctions.standard([chemical_symbols[z] for z in zs], r_c=d["r_c"], n_radial=d["n_radial"],
+                                             n_angular=d["n_angular"], r_min=d["r_min"],
+                                             cutoff_function=d["cutoff_function"], angular=d["angular"],
+                                             radial_grid=d["radial_grid"])
+        # Jacobians are cached when they fit the budget, recomputed per batch otherwise
+        est = sum(len(p) for p in data.positions) * 40 * self.sf.n_features * 3 * 8 / 2**20
+        self.cache_jacobians = est <= tr["jacobian_cache_mb"]
+        self.log(f"descriptor: {self.sf}")
+        self.log(f"data: {len(self.train_ds)} train / {len(self.valid_ds)} validation / {len(self.test_ds)} test "
+                 f"frames; Jacobians {'cached' if self.cache_jacobians else 'recomputed per batch'} "
+                 f"(~{est:.0f} MB)")
+
+        def feats(ds, jac):
+            return [featurize(self.sf, ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
+                              ds.pbc[i] if ds.pbc[i].any() else None, with_jacobian=jac)
+                    for i in range(len(ds))]
+
+        want_jac = self.has_forces and self.cache_jacobians
+        self.train_f = feats(self.train_ds, want_jac)
+        self.valid_f = feats(self.valid_ds, want_jac)
+        self._feats = feats
+
+        # statistics of the training set: feature scaling, reference energies, energy scale
+        ne, F = len(zs), self.sf.n_features
+        shift, scale = np.zeros((ne, F)), np.ones((ne, F))
+        for k in range(ne):
+            rows = np.concatenate([f.G[f.species == k] for f in self.train_f])
+            if len(rows):
+                shift[k] = rows.mean(axis=0)
+                std = rows.std(axis=0)
+                scale[k] = np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
+        counts = np.array([[np.sum(f.species == k) for k in range(ne)] for f in self.train_f], dtype=float)
+        ref, *_ = np.linalg.lstsq(counts, self.train_ds.energy, rcond=None)
+        resid = (self.train_ds.energy - counts @ ref) / counts.sum(axis=1)
+        if self.has_forces:
+            escale = float(np.sqrt(np.mean(np.concatenate([np.ravel(f) for f in self.train_ds.forces]) ** 2)))
+        else:
+            escale = float(np.std(resid))
+        self.stats = dict(shift=shift, scale=scale, reference=ref, energy_scale=max(escale, 1e-3))
+
+    def _batch(self, ds, feats, idx, with_forces):
+        from .bpnn import collate, featurize
+
+        fr = [feats[i] for i in idx]
+        if with_forces and fr[0].values is None:  # recompute Jacobians on the fly
+            fr = [featurize(self.sf, ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
+                            ds.pbc[i] if ds.pbc[i].any() else None) for i in idx]
+        forces = [ds.forces[i] for i in idx] if (with_forces and ds.forces is not None) else None
+        return collate(fr, ds.energy[idx], forces, self.dtype)
+
+    def _loss(self, model, b, create_graph):
+        import torch
+
+        tr = self.cfg["training"]
+        s = model.energy_scale
+        E, F = model(b, forces=self.has_forces, create_graph=create_graph)
+        le = torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
+        loss = tr["energy_weight"] * le
+        if self.has_forces:
+            loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
+        return loss, E, F
+
+    def _evaluate_torch(self, model, ds, feats):
+        bs = self.cfg["training"]["batch_size"]
+        tot, ep, fp = 0.0, [], []
+        for start in range(0, len(ds), bs):
+            idx = np.arange(start, min(start + bs, len(ds)))
+            b = self._batch(ds, feats, idx, self.has_forces)
+            loss, E, F = self._loss(model, b, create_graph=False)
+            tot += loss.item() * len(idx)
+            ep.append(E.detach().double().numpy())
+            if F is not None:
+                f = F.detach().double().numpy()
+                fp.extend(np.split(f, np.cumsum(b.n_atoms.long().numpy())[:-1]))
+        m = error_metrics(np.concatenate(ep), ds.energy, ds.n_atoms, fp if fp else None,
+                          ds.forces if fp else None)
+        return tot / len(ds), m
+
+    # ------------------------------------------------------------------ main loop
+    def run_training(self, resume: bool = False) -> dict:
+        import torch
+        import yaml
+
+        from .bpnn import TorchBPNN
+
+        self.run.mkdir(parents=True, exist_ok=True)
+        ckpt_path = self.run / "checkpoint.pt"
+        if ckpt_path.exists() and not resume:
+            raise FileExistsError(f"{self.run} already holds a training run: use --resume to continue it, "
+                                  f"or choose another output folder")
+        cfg, tr = self.cfg, self.cfg["training"]
+        torch.manual_seed(cfg["seed"])
+        self._prepare()
+        _atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        _atomic_write_text(self.run / "split.json", json.dumps({k: v.tolist() for k, v in self.split.items()}))
+
+        net = cfg["network"]
+        model = TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
+                          self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"])
+        model = model.to(self.dtype)
+        opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"])
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
+                                                           min_lr=tr["min_learning_rate"])
+        history: List[dict] = []
+        best = {"loss": float("inf"), "state": None, "epoch": -1}
+        start_epoch = 0
+        if resume and ckpt_path.exists():
+            ck = torch.load(ckpt_path, weights_only=False)
+            if ck["config"] != cfg:
+                raise ValueError(f"{ckpt_path}: the configuration differs from the checkpoint's; resume with the "
+                                 f"same configuration (see {self.run / 'config.yaml'})")
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
+            torch.set_rng_state(ck["torch_rng"])
+            self.log(f"resumed from {ckpt_path} after epoch {ck['epoch']}")
+        elif resume:
+            self.log(f"no checkpoint in {self.run}: starting from scratch")
+
+        t_start = time.time()
+        bar = None
+        if self.progress:
+            try:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=tr["epochs"], initial=start_epoch, desc="training", unit="epoch")
+            except ImportError:
+                bar = None
+        stop_reason = "epochs"
+        try:
+            for epoch in range(start_epoch, tr["epochs"]):
+                rng = np.random.default_rng([cfg["seed"], epoch])
+                order = rng.permutation(len(self.train_ds))
+                model.train()
+                tot = 0.0
+                for s in range(0, len(order), tr["batch_size"]):
+                    idx = order[s:s + tr["batch_size"]]
+                    b = self._batch(self.train_ds, self.train_f, idx, self.has_forces)
+                    opt.zero_grad()
+                    loss, _, _ = self._loss(model, b, create_graph=True)
+                    loss.backward()
+                    opt.step()
+                    tot += loss.item() * len(idx)
+                model.eval()
+                vloss, vm = self._evaluate_torch(model, self.valid_ds, self.valid_f)
+                sched.step(vloss)
+                rec = {"epoch": epoch, "train_loss": tot / len(order), "valid_loss": vloss,
+                       "learning_rate": opt.param_groups[0]["lr"], "valid_energy_mae_per_atom": vm["energy_mae_per_atom"]}
+                if "forces_mae" in vm:
+                    rec["valid_forces_mae"] = vm["forces_mae"]
+                history.append(rec)
+                if vloss < best["loss"]:
+                    best = {"loss": vloss, "epoch": epoch,
+                            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                _torch_save_atomic({"config": cfg, "epoch": epoch, "model": model.state_dict(),
+                                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                    "history": history, "best": best, "torch_rng": torch.get_rng_state()}, ckpt_path)
+                if bar is not None:
+                    post = {"loss": f"{rec['train_loss']:.3g}", "val": f"{vloss:.3g}",
+                            "E_meV/at": f"{1000 * vm['energy_mae_per_atom']:.2f}"}
+                    if "forces_mae" in vm:
+                        post["F_meV/A"] = f"{1000 * vm['forces_mae']:.1f}"
+                    bar.set_postfix(post)
+                    bar.update(1)
+                if epoch - best["epoch"] >= tr["early_stopping_patience"]:
+                    stop_reason = "early stopping"
+                    break
+                if tr["max_minutes"] and (time.time() - t_start) / 60 > tr["max_minutes"]:
+                    stop_reason = "time limit"
+                    break
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            self.log(f"\ninterrupted: the checkpoint of the last finished epoch is in {ckpt_path}; "
+                     f"continue with --resume")
+            raise
+        if bar is not None:
+            bar.close()
+        train_seconds = time.time() - t_start
+        model.load_state_dict(best["state"])
+        return self._finish(model, history, best, stop_reason, train_seconds)
+
+    def _finish(self, model, history, best, stop_reason, train_seconds) -> dict:
+        from .. import load, save_model
+
+        meta = {"training_data_sha256": self.train_ds.sha256(), "source": f"atomforge train on {self.cfg['data']}",
+                "description": f"BPNN trained {len(history)} epochs (best {best['epoch']})"}
+        save_model(self.run / "model.afm", model.to_parameters(meta))
+        pot = load(self.run / "model.afm")
+
+        def evaluate(ds):
+            ep, fp = [], []
+            for i in range(len(ds)):
+                r = pot.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
+                                ds.pbc[i] if ds.pbc[i].any() else None)
+                ep.append(r.energy)
+                fp.append(r.forces)
+            has_f = ds.forces is not None
+            return np.array(ep), fp, error_metrics(ep, ds.energy, ds.n_atoms, fp if has_f else None,
+                                                   ds.forces if has_f else None)
+
+        ep, fp, test_m = evaluate(self.test_ds)
+        _, _, valid_m = evaluate(self.valid_ds)
+        metrics = {"units": UNITS, "test": test_m, "validation": valid_m,
+                   "training": {"epochs_run": len(history), "best_epoch": best["epoch"], "stop_reason": stop_reason,
+                                "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
+                                "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
+                   "evaluated_by": "atomforge C++ core (model.afm)"}
+        _atomic_write_text(self.run / "metrics.json", json.dumps(metrics, indent=2))
+        with open(self.run / "history.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
+            w.writeheader()
+            w.writerows(history)
+        plot_learning_curve(history, self.run / "learning_curve.png")
+        has_f = self.test_ds.forces is not None
+        plot_parity(ep, self.test_ds.energy, self.test_ds.n_atoms, fp if has_f else None,
+                    self.test_ds.forces if has_f else None, self.run / "parity.png")
+        return metrics
+
+
+def train(config=None, run_dir="run", resume=False, progress=True, log=print, **overrides) -> dict:
+    """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...)."""
+    if isinstance(config, dict):
+        from .config import DEFAULTS, _merge
+        cfg = validate(_merge(_merge(DEFAULTS, config, ""), {k: v for k, v in overrides.items() if v is not None}, ""))
+    else:
+        cfg = load_config(config, overrides)
+    return Trainer(cfg, run_dir, progress=progress, log=log).run_training(resume=resume)

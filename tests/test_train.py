@@ -1,0 +1,150 @@
+"""Training: run folder, C++ vs PyTorch agreement on real data, determinism, resume, bad config."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import atomforge  # noqa: E402
+from atomforge.train import ConfigError, train  # noqa: E402
+from atomforge.train.config import load_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ethanol_small(data_dir, tmp_path_factory):
+    """60 training and 20 test frames of rMD17 ethanol, written to a temporary npz."""
+    src = np.load(data_dir / "rmd17" / "rmd17_ethanol_train_01.npz")
+    d = tmp_path_factory.mktemp("eth")
+    keys = ["nuclear_charges", "coords", "energies", "forces"]
+    np.savez(d / "train.npz", **{k: (src[k] if k == "nuclear_charges" else src[k][:60]) for k in keys})
+    np.savez(d / "test.npz", **{k: (src[k] if k == "nuclear_charges" else src[k][60:80]) for k in keys})
+    return d / "train.npz", d / "test.npz"
+
+
+def tiny(train_path, test_path, **training):
+    t = {"epochs": 3, "batch_size": 8}
+    t.update(training)
+    return {"data": str(train_path), "test_data": str(test_path), "validation_fraction": 0.2,
+            "descriptor": {"r_c": 4.0, "n_radial": 4, "n_angular": 2}, "network": {"hidden": [8, 8]},
+            "training": t}
+
+
+def test_run_folder_and_metrics(ethanol_small, tmp_path):
+    m = train(tiny(*ethanol_small), tmp_path / "run", progress=False, log=lambda *_: None)
+    run = tmp_path / "run"
+    for name in ("model.afm", "metrics.json", "config.yaml", "split.json", "checkpoint.pt", "history.csv",
+                 "learning_curve.png", "parity.png"):
+        assert (run / name).stat().st_size > 0, name
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("energy_mae", "energy_rmse", "energy_mae_per_atom", "forces_mae", "forces_rmse",
+                "energy_mae_kcal_mol", "forces_mae_kcal_mol"):
+        assert np.isfinite(saved["test"][key]), key
+    assert saved["units"]["forces_mae"] == "eV/Angstrom"
+    assert saved["test"]["n_frames"] == 20
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) == 48 and len(split["valid"]) == 12
+    assert not set(split["train"]) & set(split["valid"])
+    assert m["test"] == saved["test"]
+    p = atomforge.read_model(run / "model.afm")
+    assert len(p.metadata["training_data_sha256"]) == 64
+
+
+def _torch_vs_cpp(model, sf, positions, numbers, cell, pbc):
+    from atomforge.train.bpnn import collate, featurize
+
+    f = featurize(sf, positions, numbers, cell, pbc)
+    b = collate([f], dtype=torch.float64)
+    E, F = model(b)
+    return E[0].item(), F.detach().numpy()
+
+
+@pytest.mark.parametrize("system", ["ethanol", "water"])
+def test_cpp_and_pytorch_agree_on_real_data(data_dir, tmp_path, system):
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN
+
+    if system == "ethanol":
+        ds = load_dataset(data_dir / "rmd17" / "rmd17_ethanol_test_01.npz").subset([0, 1, 2])
+        sf = SymmetryFunctions.standard(["H", "C", "O"], r_c=5.0)
+    else:
+        ds = load_dataset(data_dir / "deepmd_water" / "energy_force" / "data_0").subset([0])
+        sf = SymmetryFunctions.standard(["H", "O"], r_c=4.0, n_radial=5, n_angular=2)
+    rng = np.random.default_rng(0)
+    ne, F = len(sf.elements), sf.n_features
+    model = TorchBPNN(sf, [12, 10], "tanh", committee=2, shift=rng.normal(size=(ne, F)) * 0.1,
+                      scale=rng.uniform(0.5, 2, size=(ne, F)), reference_energies=rng.normal(size=ne),
+                      energy_scale=0.3, seed=1)
+    atomforge.save_model(tmp_path / "m.afm", model.to_parameters())
+    pot = atomforge.load(tmp_path / "m.afm")
+    for i in range(len(ds)):
+        cell = ds.cells[i] if ds.pbc[i].any() else None
+        pbc = ds.pbc[i] if ds.pbc[i].any() else None
+        Et, Ft = _torch_vs_cpp(model, sf, ds.positions[i], ds.numbers[i], cell, pbc)
+        r = pot.compute(ds.positions[i], ds.numbers[i], cell, pbc)
+        assert abs(r.energy - Et) <= 1e-10 * abs(Et)
+        assert np.abs(r.forces - Ft).max() <= 1e-10 * np.abs(Ft).max()
+
+
+def test_deterministic_and_resume_after_interrupt(ethanol_small, tmp_path, monkeypatch):
+    from atomforge.train import trainer as tmod
+
+    cfg = tiny(*ethanol_small, epochs=4)
+    train(cfg, tmp_path / "a", progress=False, log=lambda *_: None)
+    train(cfg, tmp_path / "b", progress=False, log=lambda *_: None)
+    ma = atomforge.read_model(tmp_path / "a" / "model.afm")
+    mb = atomforge.read_model(tmp_path / "b" / "model.afm")
+    np.testing.assert_array_equal(ma.networks[0][0][0][0], mb.networks[0][0][0][0])
+
+    # interrupt (Ctrl-C) during the third epoch's validation, then resume
+    calls = {"n": 0}
+    orig = tmod.Trainer._evaluate_torch
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(tmod.Trainer, "_evaluate_torch", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "c", progress=False, log=lambda *_: None)
+    assert (tmp_path / "c" / "checkpoint.pt").exists() and not (tmp_path / "c" / "model.afm").exists()
+    monkeypatch.setattr(tmod.Trainer, "_evaluate_torch", orig)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, tmp_path / "c", progress=False, log=lambda *_: None)
+    train(cfg, tmp_path / "c", resume=True, progress=False, log=lambda *_: None)
+    mc = atomforge.read_model(tmp_path / "c" / "model.afm")
+    for k in range(3):
+        for (Wa, ba), (Wc, bc) in zip(ma.networks[0][k], mc.networks[0][k]):
+            np.testing.assert_array_equal(Wa, Wc)
+            np.testing.assert_array_equal(ba, bc)
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"trainig": {}}, "unknown configuration key 'trainig'"),
+    ({"training": {"epoch": 3}}, "unknown configuration key 'training.epoch'"),
+    ({"training": {"epochs": "many"}}, "'training.epochs'.*wrong type"),
+    ({"training": {"learning_rate": -1.0}}, "'training.learning_rate' must be positive"),
+    ({"network": {"activation": "relu"}}, "'network.activation'"),
+    ({"descriptor": {"r_c": 0.5}}, "'descriptor.r_min' must be smaller"),
+    ({"data": None}, "'data'"),
+    ({"test_data": "/no/such/file.npz"}, "'test_data'.*does not exist"),
+])
+def test_bad_config_fails_before_training(ethanol_small, tmp_path, cfg, match):
+    base = {"data": str(ethanol_small[0])}
+    base.update(cfg)
+    with pytest.raises(ConfigError, match=match):
+        train(base, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_yaml_config_file(ethanol_small, tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"data: {ethanol_small[0]}\ntraining:\n  epochs: 2\n  forces_weight: 5.0\n")
+    cfg = load_config(p)
+    assert cfg["training"]["epochs"] == 2 and cfg["training"]["batch_size"] == 16
+    p.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(p)
