@@ -35,8 +35,8 @@ def _numbers_array(value, where: str) -> np.ndarray:
     """(n,) int64 atomic numbers from numbers or chemical symbols (via ``to_atomic_number``)."""
     a = np.asarray(value)
     if a.dtype.kind in "US" or a.dtype == object:
-        return np.array([to_atomic_number(s, where=f"{where}: atom {j}") for j, s in enumerate(a.ravel().tolist())],
-                        dtype=np.int64).reshape(a.shape)
+        z = [to_atomic_number(s, where=f"{where}: atom {j}") for j, s in enumerate(a.ravel().tolist())]
+        return np.array(z, dtype=np.int64).reshape(a.shape)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{where} must be integers (atomic numbers) or symbols, got dtype {a.dtype}")
     return np.ascontiguousarray(a, dtype=np.int64)
@@ -471,7 +471,12 @@ class Dataset:
                 e = atoms.info.get(energy_key, res.get(energy_key))
             else:
                 e = res.get("energy", res.get("free_energy", atoms.info.get("energy")))
-            cols["energy"].append(None if e is None else np.asarray(e, dtype=np.float64).reshape(()))
+            if e is not None:
+                e = np.asarray(e, dtype=np.float64)
+                if e.size != 1:
+                    raise ValueError(f"{pre}frame {i}: energy has shape {e.shape}, expected a scalar")
+                e = e.reshape(())
+            cols["energy"].append(e)
             # forces
             if forces_key is not None:
                 f = atoms.arrays.get(forces_key, res.get(forces_key))
@@ -482,13 +487,23 @@ class Dataset:
             v = None
             if res.get("stress") is not None:
                 st = np.asarray(res["stress"], dtype=np.float64)
-                st = voigt_6_to_full_3x3_stress(st) if st.shape == (6,) else st.reshape(3, 3)
+                if st.shape not in ((6,), (3, 3)):
+                    raise ValueError(f"{pre}frame {i}: stress has shape {st.shape}, expected (6,) or (3, 3)")
+                st = voigt_6_to_full_3x3_stress(st) if st.shape == (6,) else st
                 v = -st * abs(float(np.linalg.det(s.cell)))
             elif atoms.info.get("virial") is not None:
-                v = np.asarray(atoms.info["virial"], dtype=np.float64).reshape(3, 3)
+                v = np.asarray(atoms.info["virial"], dtype=np.float64)
+                if v.size != 9:
+                    raise ValueError(f"{pre}frame {i}: info['virial'] has shape {v.shape}, "
+                                     f"expected (3, 3) or (9,)")
+                v = v.reshape(3, 3)
             cols["virial"].append(v)
             d = res.get("dipole", atoms.info.get("dipole"))
-            cols["dipole"].append(None if d is None else np.asarray(d, dtype=np.float64))
+            if d is not None:
+                d = np.asarray(d, dtype=np.float64)
+                if d.shape != (3,):
+                    raise ValueError(f"{pre}frame {i}: dipole has shape {d.shape}, expected (3,)")
+            cols["dipole"].append(d)
             q = res.get("charges")
             if q is None and "initial_charges" in atoms.arrays:
                 q = atoms.arrays["initial_charges"]
