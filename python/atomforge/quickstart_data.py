@@ -26,12 +26,13 @@ import contextlib
 import os
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+
+from ._fileio import atomic_write
 
 __all__ = [
     "generate_xtb_dataset", "quickstart_dataset", "dataset_filename", "default_cache_dir", "tblite_version",
@@ -158,27 +159,10 @@ def _openmp_threads(n: Optional[int]):
 
 
 def _write_atomic(path: Path, frames) -> None:
-    """Write ``frames`` as extended XYZ to ``path`` via a temporary file in the same folder and
-    ``os.replace``, so that readers never see a partial file (also with concurrent writers)."""
+    """Write ``frames`` as extended XYZ atomically (readers never see a partial file)."""
     import ase.io
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        mask = os.umask(0)  # mkstemp makes the file 0600; give it the usual umask-based mode
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        with os.fdopen(fd, "w") as fh:
-            ase.io.write(fh, frames, format="extxyz")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda fh: ase.io.write(fh, frames, format="extxyz"))
 
 
 def generate_xtb_dataset(

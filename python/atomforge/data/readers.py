@@ -34,33 +34,21 @@ and names the key or field and, for bad values, the frame index; a missing path 
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
-from ase import units
 
 from .._inputs import to_atomic_number
-from ..io.n2p2 import _ENERGY_UNITS as _N2P2_ENERGY_UNITS
-from ..io.n2p2 import _LENGTH_UNITS as _N2P2_LENGTH_UNITS
 from ..io.n2p2 import read_input_data
+from ..units import KCAL_PER_MOL, UnitLike, unit_factor
 from .dataset import Dataset
 
 __all__ = ["load_dataset", "detect_format", "read_rmd17", "read_sgdml", "read_deepmd", "read_n2p2",
            "read_ase", "FORMATS", "DEFAULT_UNITS", "KCAL_PER_MOL", "unit_factor"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-UnitLike = Union[None, str, float]
-
-#: eV per kcal/mol (0.0433641...).
-KCAL_PER_MOL = units.kcal / units.mol
-
-_LENGTH_UNITS: Dict[str, float] = dict(_N2P2_LENGTH_UNITS)
-_ENERGY_UNITS: Dict[str, float] = dict(_N2P2_ENERGY_UNITS)
-_ENERGY_UNITS.update({"kcal/mol": KCAL_PER_MOL, "kcal mol-1": KCAL_PER_MOL, "kj/mol": units.kJ / units.mol,
-                      "mev": 1e-3})
 
 #: Format names accepted by :func:`load_dataset`.
 FORMATS = ("rmd17", "sgdml", "deepmd", "n2p2", "ase")
@@ -73,38 +61,6 @@ DEFAULT_UNITS: Dict[str, tuple] = {
     "n2p2": ("angstrom", "ev"),
     "ase": ("angstrom", "ev"),
 }
-
-
-def unit_factor(value: UnitLike, kind: str, where: str = "unit") -> float:
-    """Angstrom (``kind='length'``) or eV (``kind='energy'``) per file unit.
-
-    Args:
-        value: a unit name (see the module docstring; case-insensitive) or a positive finite
-            number (Angstrom or eV per unit).
-        kind: ``'length'`` or ``'energy'``.
-        where: what to name in an error message.
-
-    Raises:
-        ValueError: an unknown name, or a number that is not positive and finite.
-    """
-    if kind not in ("length", "energy"):
-        raise ValueError(f"kind must be 'length' or 'energy', got {kind!r}")
-    table = _LENGTH_UNITS if kind == "length" else _ENERGY_UNITS
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key not in table:
-            raise ValueError(f"{where}: unknown {kind} unit {value!r} (known: {sorted(table)}, or a number = "
-                             f"{'Angstrom' if kind == 'length' else 'eV'} per unit)")
-        return float(table[key])
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{where}: {kind} unit must be a name or a positive number, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {kind} unit must be a name or a positive number, got {value!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{where}: {kind} unit must be a positive finite number, got {value!r}")
-    return f
 
 
 # ---------------------------------------------------------------------------------- helpers

@@ -5,11 +5,12 @@ import json
 import math
 import numbers as _numbers
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import numpy as np
+
+from .._fileio import atomic_write_text
 
 __all__ = ["split_indices", "save_split", "load_split"]
 
@@ -118,24 +119,6 @@ def split_indices(n: int, sizes: Sequence, seed: int,
     return out
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def save_split(path: PathLike, split: Mapping[str, Any], *, metadata: Optional[Mapping[str, Any]] = None) -> Path:
     """Save a split (name -> indices) as JSON, atomically (temp file in the same folder + os.replace).
 
@@ -155,7 +138,7 @@ def save_split(path: PathLike, split: Mapping[str, Any], *, metadata: Optional[M
     doc = {"format": _FORMAT, "version": _VERSION,
            "splits": {k: v.tolist() for k, v in splits.items()},
            "metadata": dict(metadata or {})}
-    _atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(doc, indent=1) + "\n")
     return path
 
 

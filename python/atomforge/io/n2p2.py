@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
-from ase import Atoms, units
+from ase import Atoms
 from ase.data import atomic_numbers
 
 from ..descriptors import SymmetryFunctions
+from ..units import unit_factor
 
 __all__ = [
     "N2P2Settings", "N2P2Scaling", "N2P2Normalization", "ScalingStats",
@@ -51,39 +52,10 @@ _SF_TYPES = {2: "G2", 3: "G4", 9: "G5"}
 #: n2p2 activation letters (libnnp/NeuralNetwork.cpp ``activationFromString``).
 _ACTIVATIONS = set("ltsprgcSeh")
 
-_LENGTH_UNITS = {"bohr": units.Bohr, "a0": units.Bohr, "au": units.Bohr, "angstrom": 1.0,
-                 "ang": 1.0, "a": 1.0, "\u00e5": 1.0, "nm": 10.0}
-_ENERGY_UNITS = {"ha": units.Hartree, "hartree": units.Hartree, "eh": units.Hartree,
-                 "au": units.Hartree, "ev": 1.0, "ry": units.Rydberg, "rydberg": units.Rydberg}
 _HEADER_RE = re.compile(r"^\s*#+\s*(length|energy)\s+units?\s*:\s*(\S+)", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _unit_factor(value: UnitLike, kind: str, where: str) -> float:
-    """Angstrom (``kind='length'``) or eV (``kind='energy'``) per unit for a name or a number.
-
-    Names (case-insensitive): length ``bohr``/``a0``, ``angstrom``/``ang``, ``nm``; energy
-    ``ha``/``hartree``, ``ev``, ``ry``. Numbers must be positive and finite.
-    Raises ValueError naming ``where`` for anything else.
-    """
-    table = _LENGTH_UNITS if kind == "length" else _ENERGY_UNITS
-    if isinstance(value, str):
-        key = value.strip().lower()
-        if key not in table:
-            raise ValueError(f"{where}: unknown {kind} unit {value!r} (known: {sorted(table)}, "
-                             f"or a number = {'Angstrom' if kind == 'length' else 'eV'} per unit)")
-        return float(table[key])
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: {kind} unit must be a name or a positive number, got {value!r}")
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {kind} unit must be a name or a positive number, got {value!r}") from None
-    if not (math.isfinite(f) and f > 0):
-        raise ValueError(f"{where}: {kind} unit must be a positive finite number, got {value!r}")
-    return f
-
-
 def _to_float(tok: str, where: str, what: str) -> float:
     """Parse a finite float (Fortran ``1.0D-3`` accepted); ValueError naming where/what."""
     try:
@@ -278,19 +250,19 @@ def read_input_nn(path: PathLike, length_unit: UnitLike = None,
 
     # units
     if length_unit is not None:
-        L = _unit_factor(length_unit, "length", "length_unit")
+        L = unit_factor(length_unit, "length", "length_unit")
     elif "length" in header_units:
         tok, ln = header_units["length"]
-        L = _unit_factor(tok, "length", f"{name}:{ln}: header 'Length unit'")
+        L = unit_factor(tok, "length", f"{name}:{ln}: header 'Length unit'")
     else:
         warnings.warn(f"{name}: no length unit given (no '# Length unit : ...' header and no "
                       f"length_unit argument); assuming Angstrom", UserWarning, stacklevel=2)
         L = 1.0
     if energy_unit is not None:
-        E_unit: Optional[float] = _unit_factor(energy_unit, "energy", "energy_unit")
+        E_unit: Optional[float] = unit_factor(energy_unit, "energy", "energy_unit")
     elif "energy" in header_units:
         tok, ln = header_units["energy"]
-        E_unit = _unit_factor(tok, "energy", f"{name}:{ln}: header 'Energy unit'")
+        E_unit = unit_factor(tok, "energy", f"{name}:{ln}: header 'Energy unit'")
     else:
         E_unit = None
 
@@ -633,8 +605,8 @@ def read_input_data(path: PathLike, length_unit: UnitLike = 1.0, energy_unit: Un
             an unknown element symbol, a lattice count other than 0 or 3, a repeated
             ``energy``/``charge`` line, or a frame without atoms; or for a bad unit argument.
     """
-    L = _unit_factor(length_unit, "length", "length_unit")
-    E = _unit_factor(energy_unit, "energy", "energy_unit")
+    L = unit_factor(length_unit, "length", "length_unit")
+    E = unit_factor(energy_unit, "energy", "energy_unit")
     path = Path(path)
     name = str(path)
     frames: List[Atoms] = []
