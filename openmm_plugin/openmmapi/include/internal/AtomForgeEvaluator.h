@@ -1,0 +1,38 @@
+// The thin part shared by the Reference and CPU kernels: map particles to the model's elements,
+// convert units, build the core's neighbour list over the covered particles and call
+// atomforge::Potential::compute, folding image forces back onto their particles.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "AtomForgeExport.h"
+#include "AtomForgeForce.h"
+#include "openmm/System.h"
+#include "openmm/Vec3.h"
+
+namespace atomforge {
+class Potential;
+}
+
+namespace AtomForgeOpenMM {
+
+class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
+ public:
+  /// Throws OpenMMException (bad model, index out of range, element mismatch, periodicity
+  /// mismatch with the System's other forces).
+  AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force);
+  ~AtomForgeEvaluator();
+  /// positions (all particles, nm); box: 3 vectors (nm), used when periodic. Adds forces
+  /// (kJ/mol/nm) to `forces` when includeForces; returns the energy in kJ/mol.
+  double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                 std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const;
+
+ private:
+  std::unique_ptr<atomforge::Potential> potential;
+  std::vector<int> particles;        // System index of each covered particle
+  std::vector<int32_t> species;      // model element index of each covered particle
+  bool periodic = false;
+  mutable std::vector<double> pos;   // scratch (Angstrom)
+};
+
+}  // namespace AtomForgeOpenMM

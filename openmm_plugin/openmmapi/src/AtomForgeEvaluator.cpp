@@ -1,0 +1,109 @@
+#include "internal/AtomForgeEvaluator.h"
+
+#include <array>
+#include <string>
+
+#include "atomforge/elements.hpp"
+#include "atomforge/neighbor_list.hpp"
+#include "atomforge/potential.hpp"
+#include "openmm/CustomNonbondedForce.h"
+#include "openmm/GBSAOBCForce.h"
+#include "openmm/NonbondedForce.h"
+#include "openmm/OpenMMException.h"
+
+using namespace AtomForgeOpenMM;
+using OpenMM::OpenMMException;
+
+namespace {
+// A force of the System that explicitly describes a non-periodic system (no cutoff or a
+// non-periodic cutoff). Bonded forces are neutral: they only say periodic when set so.
+bool explicitlyNonPeriodic(const OpenMM::Force& f) {
+  if (auto* nb = dynamic_cast<const OpenMM::NonbondedForce*>(&f))
+    return nb->getNonbondedMethod() == OpenMM::NonbondedForce::NoCutoff ||
+           nb->getNonbondedMethod() == OpenMM::NonbondedForce::CutoffNonPeriodic;
+  if (auto* cnb = dynamic_cast<const OpenMM::CustomNonbondedForce*>(&f))
+    return cnb->getNonbondedMethod() == OpenMM::CustomNonbondedForce::NoCutoff ||
+           cnb->getNonbondedMethod() == OpenMM::CustomNonbondedForce::CutoffNonPeriodic;
+  if (auto* gb = dynamic_cast<const OpenMM::GBSAOBCForce*>(&f))
+    return gb->getNonbondedMethod() != OpenMM::GBSAOBCForce::CutoffPeriodic;
+  return false;
+}
+}  // namespace
+
+AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force)
+    : periodic(force.usesPeriodicBoundaryConditions()) {
+  try {
+    potential = atomforge::load_potential(
+        atomforge::ModelFile::from_bytes(force.getModelBytes(), force.getModelSource()));
+  } catch (const std::exception& e) {
+    throw OpenMMException(std::string("AtomForgeForce: invalid model: ") + e.what());
+  }
+  const int n = system.getNumParticles();
+  const auto& z = force.getAtomicNumbers();
+  particles = force.getParticles();
+  if (particles.empty()) {
+    if (static_cast<int>(z.size()) != n)
+      throw OpenMMException("AtomForgeForce covers all " + std::to_string(n) + " particles of the System but has " +
+                            std::to_string(z.size()) + " atomic numbers (give one per particle, or list the particles)");
+    for (int i = 0; i < n; i++) particles.push_back(i);
+  }
+  const auto& elems = potential->species();
+  for (size_t i = 0; i < particles.size(); i++) {
+    if (particles[i] < 0 || particles[i] >= n)
+      throw OpenMMException("AtomForgeForce: particle index " + std::to_string(particles[i]) +
+                            " is out of range (the System has " + std::to_string(n) + " particles)");
+    int idx = -1;
+    for (size_t k = 0; k < elems.size(); k++)
+      if (elems[k] == z[i]) idx = static_cast<int>(k);
+    if (idx < 0)
+      throw OpenMMException("AtomForgeForce: particle " + std::to_string(particles[i]) + " has atomic number " +
+                            std::to_string(z[i]) + ", an element the model does not cover");
+    species.push_back(idx);
+  }
+  // Periodicity must agree with the rest of the System.
+  for (int i = 0; i < system.getNumForces(); i++) {
+    const OpenMM::Force& f = system.getForce(i);
+    if (&f == &force) continue;
+    if (!periodic && f.usesPeriodicBoundaryConditions())
+      throw OpenMMException("AtomForgeForce is non-periodic but the System is periodic (force " + std::to_string(i) +
+                            ", " + f.getName() + ", uses periodic boundary conditions): create the AtomForgeForce "
+                            "with periodic=True (setUsesPeriodicBoundaryConditions(True))");
+    if (periodic && explicitlyNonPeriodic(f))
+      throw OpenMMException("AtomForgeForce is periodic but the System is not (force " + std::to_string(i) + ", " +
+                            f.getName() + ", uses a non-periodic nonbonded method): create the AtomForgeForce "
+                            "with periodic=False, or make the System periodic");
+  }
+  pos.resize(3 * particles.size());
+}
+
+AtomForgeEvaluator::~AtomForgeEvaluator() = default;
+
+double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                                   std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const {
+  const int64_t n = static_cast<int64_t>(particles.size());
+  for (int64_t i = 0; i < n; i++)
+    for (int d = 0; d < 3; d++) pos[3 * i + d] = positions[particles[i]][d] * kNmToAngstrom;
+  double cell[9] = {0};
+  if (periodic)
+    for (int r = 0; r < 3; r++)
+      for (int d = 0; d < 3; d++) cell[3 * r + d] = box[r][d] * kNmToAngstrom;
+  const bool p = periodic;
+  atomforge::PotentialOutput out;
+  try {
+    atomforge::NeighborList nl =
+        atomforge::build_neighbor_list(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, potential->cutoff());
+    nl.set_species(species.data());
+    potential->compute(nl.view(), out, false, nThreads);
+    if (includeForces) {
+      const std::vector<double> f = nl.fold(out.forces.data());
+      const double scale = kEvToKjPerMol * kNmToAngstrom;  // eV/A -> kJ/mol/nm
+      for (int64_t i = 0; i < n; i++) {
+        OpenMM::Vec3& fi = forces[particles[i]];
+        for (int d = 0; d < 3; d++) fi[d] += f[3 * i + d] * scale;
+      }
+    }
+  } catch (const std::exception& e) {
+    throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
+  }
+  return out.energy * kEvToKjPerMol;
+}
