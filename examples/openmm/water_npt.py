@@ -35,6 +35,7 @@ def main():
     integrator = openmm.LangevinMiddleIntegrator(300 * u.kelvin, 1 / u.picosecond, 0.5 * u.femtosecond)
     context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(a.platform))
     context.setPositions(atoms.positions * u.angstrom)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)  # relax the built-in (unequilibrated) box
     context.setVelocitiesToTemperature(300 * u.kelvin, 7)
 
     mass = sum((system.getParticleMass(i) for i in range(system.getNumParticles())), 0 * u.dalton)
