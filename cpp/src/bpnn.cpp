@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "atomforge/errors.hpp"
+#include "atomforge/sgdml.hpp"
 
 #ifdef ATOMFORGE_HAVE_OPENMP
 #include <omp.h>
@@ -217,6 +218,7 @@ void BPNN::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_v
 std::unique_ptr<Potential> load_potential(const ModelFile& file) {
   const std::string& type = file.string("model_type");
   if (type == "bpnn") return std::make_unique<BPNN>(file);
+  if (type == "sgdml") return std::make_unique<SGDML>(file);
   throw InvalidInput(file.where() + ": unsupported model_type '" + type + "'");
 }
 

@@ -1,0 +1,248 @@
+"""sGDML accuracy and speed on rMD17 (original MD17 labels and rMD17 labels), optionally side by
+side with the reference implementation (``pip install sgdml==1.0.3 --no-deps``).
+
+    python benchmarks/bench_sgdml.py --molecules ethanol --labels old --n-train 1000 \
+        --out benchmarks/results/sgdml.md [--compare-sgdml 200]
+
+Each training runs in a child process so that its peak memory (ru_maxrss) is its own. Accuracy:
+train on rmd17_<mol>_train_01.npz (n_train frames), sigma chosen on validation frames of the
+training file with 200-point models, test on all 1000 frames of rmd17_<mol>_test_01.npz.
+Published sGDML force MAEs on MD17 at 1000 points (kcal/mol/A, Chmiela et al. 2018/2019):
+ethanol 0.33, malonaldehyde 0.41, uracil 0.24, toluene 0.14, salicylic acid 0.28, naphthalene 0.11.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+PUBLISHED = {"ethanol": 0.33, "malonaldehyde": 0.41, "uracil": 0.24, "toluene": 0.14, "salicylic": 0.28,
+             "naphthalene": 0.11}
+KEYS = {"old": ("old_energies", "old_forces"), "new": ("energies", "forces")}
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ATOMFORGE_DATA", ROOT.parent / "shared" / "data")) / "rmd17"
+
+
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process image (VmHWM; ru_maxrss would carry the parent's
+    peak across fork/exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
+def child_train(args):
+    from atomforge.sgdml import train_sgdml
+    ek, fk = KEYS[args.labels]
+    t = time.time()
+    m = train_sgdml(data_dir() / f"rmd17_{args.molecule}_train_01.npz", data_dir() / f"rmd17_{args.molecule}_test_01.npz",
+                    args.run_dir, n_train=args.n_train, n_valid=200, sigmas=tuple(args.sigmas), energy_key=ek,
+                    forces_key=fk, seed=0, progress=False, threads=args.threads, log=lambda *a: print(*a, file=sys.stderr))
+    m["bench"] = {"wall_s": time.time() - t, "peak_rss_gb": peak_rss_gb()}
+    print(json.dumps(m))
+
+
+def child_sgdml_train(args):
+    """Reference implementation: train with sgdml 1.0.3 at args.n_train (fixed sigma)."""
+    if not hasattr(np, "in1d"):
+        np.in1d = np.isin
+    from sgdml.train import GDMLTrain
+    ek, fk = KEYS[args.labels]
+    d = np.load(data_dir() / f"rmd17_{args.molecule}_train_01.npz")
+    ds = {"type": "d", "name": np.array(args.molecule), "theory": np.array("PBE"), "z": d["nuclear_charges"].astype(int),
+          "R": d["coords"], "E": d[ek][:, None], "F": d[fk], "r_unit": np.array("Ang"), "e_unit": np.array("kcal/mol"),
+          "md5": np.array("x")}
+    t = time.time()
+    gt = GDMLTrain(max_processes=args.threads or os.cpu_count())
+    task = gt.create_task(ds, args.n_train, ds, 50, sig=args.sigmas[0], lam=1e-10, use_sym=True)
+    model = gt.train(task)
+    wall = time.time() - t
+    np.savez(Path(args.run_dir) / "sgdml_model.npz", **model)
+    print(json.dumps({"wall_s": wall, "peak_rss_gb": peak_rss_gb(), "n_perms": int(len(model["perms"]))}))
+
+
+def child_ours_fixed(args):
+    """Ours at the same size and sigma as child_sgdml_train (no grid search), for timing."""
+    from atomforge.sgdml import find_perms, fit
+    from atomforge.train.metrics import KCAL_MOL
+    ek, fk = KEYS[args.labels]
+    d = np.load(data_dir() / f"rmd17_{args.molecule}_train_01.npz")
+    idx = np.random.default_rng(0).choice(len(d["coords"]), args.n_train, replace=False)
+    t = time.time()
+    R = d["coords"][idx]
+    perms = find_perms(R, d["nuclear_charges"])
+    fit(R, d[ek][idx] * KCAL_MOL, d[fk][idx] * KCAL_MOL, d["nuclear_charges"], perms, args.sigmas[0], 1e-10,
+        threads=args.threads)
+    print(json.dumps({"wall_s": time.time() - t, "peak_rss_gb": peak_rss_gb(), "n_perms": int(len(perms))}))
+
+
+def run_child(mode, **kw):
+    cmd = [sys.executable, __file__, "--child", mode]
+    for k, v in kw.items():
+        if isinstance(v, (list, tuple)):
+            cmd += [f"--{k.replace('_', '-')}"] + [str(x) for x in v]
+        else:
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{mode} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def speed(model_path, test_file, threads_list=(1, 2)):
+    import atomforge
+    pot = atomforge.load(model_path)
+    d = np.load(test_file)
+    R = np.ascontiguousarray(d["coords"])
+    res = {}
+    for th in threads_list:
+        pot._core.predict(R[:10], th)
+        t = time.perf_counter()
+        pot._core.predict(R, th)
+        res[f"batched_configs_per_s_{th}t"] = len(R) / (time.perf_counter() - t)
+        lat = []
+        for i in range(300):
+            r = R[i:i + 1]
+            t = time.perf_counter()
+            pot._core.predict(r, th)
+            lat.append(time.perf_counter() - t)
+        res[f"latency_core_ms_{th}t"] = 1e3 * float(np.median(lat))
+        z = d["nuclear_charges"]
+        lat = []
+        for i in range(200):
+            t = time.perf_counter()
+            pot.compute(R[i], z, threads=th)
+            lat.append(time.perf_counter() - t)
+        res[f"latency_compute_ms_{th}t"] = 1e3 * float(np.median(lat))
+    return res
+
+
+def sgdml_speed(npz_path, test_file):
+    if not hasattr(np, "in1d"):
+        np.in1d = np.isin
+    from sgdml.predict import GDMLPredict
+    m = dict(np.load(npz_path))
+    R = np.load(test_file)["coords"]
+    res = {}
+    gp = GDMLPredict(m, max_processes=os.cpu_count())
+    t = time.perf_counter()
+    gp.predict(R.reshape(len(R), -1))
+    res["sgdml_numpy_batched_configs_per_s"] = len(R) / (time.perf_counter() - t)
+    gp1 = GDMLPredict(m, max_processes=1)
+    lat = []
+    for i in range(100):
+        t = time.perf_counter()
+        gp1.predict(R[i].reshape(1, -1))
+        lat.append(time.perf_counter() - t)
+    res["sgdml_numpy_latency_ms"] = 1e3 * float(np.median(lat))
+    try:
+        gpt = GDMLPredict(m, use_torch=True)
+        gpt.predict(R[:2].reshape(2, -1))
+        lat = []
+        for i in range(100):
+            t = time.perf_counter()
+            gpt.predict(R[i].reshape(1, -1))
+            lat.append(time.perf_counter() - t)
+        res["sgdml_torch_cpu_latency_ms"] = 1e3 * float(np.median(lat))
+        t = time.perf_counter()
+        gpt.predict(R.reshape(len(R), -1))
+        res["sgdml_torch_cpu_batched_configs_per_s"] = len(R) / (time.perf_counter() - t)
+    except Exception as exc:  # noqa: BLE001 - report, don't fail the benchmark
+        res["sgdml_torch_error"] = repr(exc)[:200]
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--child")
+    ap.add_argument("--molecule", default="ethanol")
+    ap.add_argument("--molecules", nargs="+", default=["ethanol"])
+    ap.add_argument("--labels", default="old")
+    ap.add_argument("--label-sets", nargs="+", default=["old"])
+    ap.add_argument("--n-train", type=int, default=1000)
+    ap.add_argument("--sigmas", nargs="+", type=float, default=[10, 20, 30, 40, 50, 70, 100])
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--run-dir", default="/tmp/bench_sgdml")
+    ap.add_argument("--compare-sgdml", type=int, default=0, help="training size for the side-by-side run (0: off)")
+    ap.add_argument("--compare-sigma", type=float, default=20)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sgdml.md"))
+    args = ap.parse_args()
+    if args.child:
+        {"train": child_train, "sgdml_train": child_sgdml_train, "ours_fixed": child_ours_fixed}[args.child](args)
+        return
+    rows, extra = [], []
+    for mol in args.molecules:
+        for lab in args.label_sets:
+            rd = Path(args.run_dir) / f"{mol}_{lab}_{args.n_train}"
+            rd.mkdir(parents=True, exist_ok=True)
+            m = run_child("train", molecule=mol, labels=lab, n_train=args.n_train, sigmas=args.sigmas,
+                          threads=args.threads, run_dir=rd)
+            sp = speed(rd / "model.afm", data_dir() / f"rmd17_{mol}_test_01.npz")
+            rows.append((mol, lab, m, sp))
+            print(mol, lab, json.dumps({"test": m["test"], "training": m["training"], "bench": m["bench"], "speed": sp}),
+                  flush=True)
+            if args.compare_sgdml and mol == "ethanol":
+                try:
+                    from atomforge.sgdml import export_sgdml_npz, read_sgdml
+                    export_sgdml_npz(read_sgdml(rd / "model.afm"), rd / "ours_as_sgdml.npz")
+                    sgs = sgdml_speed(rd / "ours_as_sgdml.npz", data_dir() / f"rmd17_{mol}_test_01.npz")
+                    ref = run_child("sgdml_train", molecule=mol, labels=lab, n_train=args.compare_sgdml,
+                                    sigmas=[args.compare_sigma], threads=args.threads, run_dir=rd)
+                    ours = run_child("ours_fixed", molecule=mol, labels=lab, n_train=args.compare_sgdml,
+                                     sigmas=[args.compare_sigma], threads=args.threads, run_dir=rd)
+                    extra.append((mol, lab, sgs, ref, ours))
+                    print("compare", json.dumps({"sgdml_speed": sgs, "sgdml_train": ref, "ours_train": ours}), flush=True)
+                except Exception as exc:  # noqa: BLE001
+                    print("sgdml comparison failed:", exc, flush=True)
+    write_md(args, rows, extra)
+
+
+def write_md(args, rows, extra):
+    lines = [f"# sGDML benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores)", "",
+             f"Command: `python benchmarks/bench_sgdml.py {' '.join(sys.argv[1:])}`", "",
+             "Train: `rmd17_<mol>_train_01.npz` (n_train frames); sigma picked on 200 validation frames of the "
+             "training file with 200-point models; test: all 1000 frames of `rmd17_<mol>_test_01.npz`, evaluated "
+             "by the C++ core. `old` = original MD17 labels (old_energies/old_forces), `new` = rMD17 labels.", "",
+             "| molecule | labels | n_train | perms | sigma | solver | forces MAE (kcal/mol/A) | published | "
+             "energy MAE (kcal/mol) | train wall (s) | peak RSS (GB) | batched configs/s (1t / 2t) | "
+             "latency core (ms, 1t / 2t) | latency compute() (ms, 1t) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for mol, lab, m, sp in rows:
+        t, tr = m["test"], m["training"]
+        pub = PUBLISHED.get(mol, float("nan")) if lab == "old" else float("nan")
+        lines.append(f"| {mol} | {lab} | {tr['n_train']} | {tr['n_perms']} | {tr['sigma']:g} | {tr['solver']} | "
+                     f"{t['forces_mae_kcal_mol']:.3f} | {pub:.2f} | {t['energy_mae_kcal_mol']:.3f} | "
+                     f"{m['bench']['wall_s']:.0f} | {m['bench']['peak_rss_gb']:.2f} | "
+                     f"{sp['batched_configs_per_s_1t']:.0f} / {sp['batched_configs_per_s_2t']:.0f} | "
+                     f"{sp['latency_core_ms_1t']:.3f} / {sp['latency_core_ms_2t']:.3f} | "
+                     f"{sp['latency_compute_ms_1t']:.3f} |")
+    for mol, lab, sgs, ref, ours in extra:
+        lines += ["", f"## Side by side with sgdml 1.0.3 ({mol}, {lab} labels)", "",
+                  f"Training at n = {args.compare_sgdml}, sigma = {args.compare_sigma:g}, lambda = 1e-10 "
+                  "(including permutation search), each in its own process:", "",
+                  "| | wall (s) | peak RSS (GB) | permutations |", "|---|---|---|---|",
+                  f"| sgdml 1.0.3 | {ref['wall_s']:.1f} | {ref['peak_rss_gb']:.2f} | {ref['n_perms']} |",
+                  f"| atomforge | {ours['wall_s']:.1f} | {ours['peak_rss_gb']:.2f} | {ours['n_perms']} |", "",
+                  f"Prediction with the same {args.n_train}-point model (ours exported to sgdml's npz):", "",
+                  "```", json.dumps(sgs, indent=1), "```"]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,429 @@
+#include "atomforge/sgdml.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "atomforge/elements.hpp"
+#include "atomforge/errors.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace atomforge {
+
+namespace {
+
+int resolve_threads(int n_threads) {
+#ifdef ATOMFORGE_HAVE_OPENMP
+  return n_threads > 0 ? n_threads : omp_get_max_threads();
+#else
+  (void)n_threads;
+  return 1;
+#endif
+}
+
+const double kSqrt5 = std::sqrt(5.0);
+
+// Descriptor x (d) and pair Jacobian rows jac (d, 3) = dx_m/dr_a for pair m = (a, b), a > b
+// (dx_m/dr_b = -jac). Throws for coincident atoms / non-finite positions.
+void descriptor_and_jacobian(const double* r, int64_t n, double* x, double* jac, int64_t conf) {
+  int64_t m = 0;
+  for (int64_t a = 1; a < n; ++a) {
+    for (int64_t b = 0; b < a; ++b, ++m) {
+      const double dx = r[3 * a] - r[3 * b], dy = r[3 * a + 1] - r[3 * b + 1], dz = r[3 * a + 2] - r[3 * b + 2];
+      const double d2 = dx * dx + dy * dy + dz * dz;
+      if (!(d2 > 0.0) || !std::isfinite(d2)) {
+        std::ostringstream msg;
+        msg << "sGDML: configuration " << conf << ": atoms " << b << " and " << a
+            << (std::isfinite(d2) ? " are at the same position" : " have non-finite positions");
+        throw InvalidInput(msg.str());
+      }
+      const double inv = 1.0 / std::sqrt(d2);
+      x[m] = inv;
+      if (jac) {
+        const double i3 = inv * inv * inv;
+        jac[3 * m] = -dx * i3;
+        jac[3 * m + 1] = -dy * i3;
+        jac[3 * m + 2] = -dz * i3;
+      }
+    }
+  }
+}
+
+// Accumulate sum over rows [r0, r1) of the kernel terms for one query descriptor xq.
+// g (d) += sum H(xq - x_r) v_r ; returns the energy part sum -grad k . v_r.
+double kernel_rows(const double* xq, const double* X, const double* V, int64_t r0, int64_t r1, int64_t d,
+                   double sigma, double* g) {
+  const double fact = 5.0 / (3.0 * sigma * sigma * sigma), diag = 5.0 / sigma, s5 = kSqrt5 / sigma;
+  double E = 0.0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const double* xr = X + r * d;
+    const double* vr = V + r * d;
+    double r2 = 0.0, dv = 0.0;
+#pragma omp simd reduction(+ : r2, dv)
+    for (int64_t m = 0; m < d; ++m) {
+      const double t = xq[m] - xr[m];
+      r2 += t * t;
+      dv += t * vr[m];
+    }
+    const double nrm = std::sqrt(r2);
+    const double base = fact * std::exp(-s5 * nrm);
+    const double a = base * diag * dv;
+    const double b = base * (sigma + kSqrt5 * nrm);
+    E += dv * b;
+    // the difference is formed again (not sum(a) xq - sum(a xr)): no cancellation
+#pragma omp simd
+    for (int64_t m = 0; m < d; ++m) g[m] += a * (xq[m] - xr[m]) - b * vr[m];
+  }
+  return E;
+}
+
+// One query, rows split over nt threads: g (d) = sum H v, returns the energy part.
+double kernel_one(const double* xq, const double* X, const double* V, int64_t n_rows, int64_t d, double sigma,
+                  double* g, int nt) {
+  std::fill(g, g + d, 0.0);
+  if (nt <= 1 || n_rows < 64) return kernel_rows(xq, X, V, 0, n_rows, d, sigma, g);
+  std::vector<double> gpart(static_cast<size_t>(nt) * d, 0.0), epart(nt, 0.0);
+  int used = 1;
+#pragma omp parallel num_threads(nt)
+  {
+    int t = 0, T = 1;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    t = omp_get_thread_num();
+    T = omp_get_num_threads();
+#endif
+    if (t == 0) used = T;
+    const int64_t r0 = n_rows * t / T, r1 = n_rows * (t + 1) / T;
+    epart[t] = kernel_rows(xq, X, V, r0, r1, d, sigma, gpart.data() + t * d);
+  }
+  double E = 0.0;
+  for (int t = 0; t < used; ++t) {
+    E += epart[t];
+    for (int64_t m = 0; m < d; ++m) g[m] += gpart[t * d + m];
+  }
+  return E;
+}
+
+// forces (n, 3) = J^T g
+void jacobian_transpose(const double* jac, const double* g, int64_t n, double* f) {
+  std::fill(f, f + 3 * n, 0.0);
+  int64_t m = 0;
+  for (int64_t a = 1; a < n; ++a)
+    for (int64_t b = 0; b < a; ++b, ++m)
+      for (int k = 0; k < 3; ++k) {
+        const double v = g[m] * jac[3 * m + k];
+        f[3 * a + k] += v;
+        f[3 * b + k] -= v;
+      }
+}
+
+std::string formula_of(const std::vector<int>& z) {
+  std::map<std::string, int> count;
+  for (int v : z) count[element_symbol(v)]++;
+  std::string out;
+  auto put = [&](const std::string& s) {
+    auto it = count.find(s);
+    if (it == count.end()) return;
+    out += s + (it->second > 1 ? std::to_string(it->second) : "");
+    count.erase(it);
+  };
+  put("C");  // Hill order
+  if (out.size()) put("H");
+  for (auto& kv : count) out += kv.first + (kv.second > 1 ? std::to_string(kv.second) : "");
+  return out;
+}
+
+}  // namespace
+
+void sgdml_descriptors(const double* R, int64_t n_conf, int64_t n_atoms, double* X, int n_threads) {
+  const int64_t d = sgdml_descriptor_size(n_atoms);
+  const int nt = resolve_threads(n_threads);
+  std::string err;
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t q = 0; q < n_conf; ++q) {
+    try {
+      descriptor_and_jacobian(R + q * 3 * n_atoms, n_atoms, X + q * d, nullptr, q);
+    } catch (const InvalidInput& e) {
+#pragma omp critical
+      if (err.empty()) err = e.what();
+    }
+  }
+  if (!err.empty()) throw InvalidInput(err);
+}
+
+void sgdml_kernel_sum(const double* R_query, int64_t n_query, int64_t n_atoms, const double* X, const double* V,
+                      int64_t n_rows, double sigma, double* energy, double* forces, int n_threads) {
+  if (n_atoms < 2) throw InvalidInput("sGDML needs at least 2 atoms");
+  if (!(sigma > 0.0)) throw InvalidInput("sGDML: sigma must be > 0");
+  const int64_t d = sgdml_descriptor_size(n_atoms);
+  const int nt = resolve_threads(n_threads);
+  std::string err;
+  if (n_query >= nt || nt == 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<double> x(d), jac(3 * d), g(d), f(3 * n_atoms);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t q = 0; q < n_query; ++q) {
+        try {
+          descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x.data(), jac.data(), q);
+        } catch (const InvalidInput& e) {
+#pragma omp critical
+          if (err.empty()) err = e.what();
+          continue;
+        }
+        std::fill(g.begin(), g.end(), 0.0);
+        const double E = kernel_rows(x.data(), X, V, 0, n_rows, d, sigma, g.data());
+        if (energy) energy[q] = E;
+        if (forces) jacobian_transpose(jac.data(), g.data(), n_atoms, forces + q * 3 * n_atoms);
+      }
+    }
+    if (!err.empty()) throw InvalidInput(err);
+    return;
+  }
+  // few queries, several threads: split the training rows
+  std::vector<double> x(d), jac(3 * d), g(d);
+  for (int64_t q = 0; q < n_query; ++q) {
+    descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x.data(), jac.data(), q);
+    const double E = kernel_one(x.data(), X, V, n_rows, d, sigma, g.data(), nt);
+    if (energy) energy[q] = E;
+    if (forces) jacobian_transpose(jac.data(), g.data(), n_atoms, forces + q * 3 * n_atoms);
+  }
+}
+
+std::vector<int64_t> sgdml_tril_perm(const int64_t* perm, int64_t n) {
+  // index of pair (a, b), a != b, in tril order
+  auto idx = [](int64_t a, int64_t b) {
+    if (a < b) std::swap(a, b);
+    return a * (a - 1) / 2 + b;
+  };
+  std::vector<int64_t> out(sgdml_descriptor_size(n));
+  int64_t m = 0;
+  for (int64_t a = 1; a < n; ++a)
+    for (int64_t b = 0; b < a; ++b, ++m) out[m] = idx(perm[a], perm[b]);
+  return out;
+}
+
+void sgdml_kernel_matrix(const double* R, int64_t M, int64_t n, const int64_t* tp, int64_t S, double sigma,
+                         const int64_t* rows, int64_t n_rows, bool lower_only, double* K, int n_threads) {
+  if (n < 2) throw InvalidInput("sGDML needs at least 2 atoms");
+  if (!(sigma > 0.0)) throw InvalidInput("sGDML: sigma must be > 0");
+  const int64_t d = sgdml_descriptor_size(n), n3 = 3 * n, ld = M * n3;
+  for (int64_t k = 0; k < S * d; ++k)
+    if (tp[k] < 0 || tp[k] >= d) throw InvalidInput("sGDML: tril_perms entry out of range");
+  for (int64_t r = 0; r < n_rows; ++r)
+    if (rows[r] < 0 || rows[r] >= M) throw InvalidInput("sGDML: kernel row index out of range");
+  std::vector<double> X(M * d), JAC(M * 3 * d);
+  for (int64_t i = 0; i < M; ++i) descriptor_and_jacobian(R + i * n3, n, &X[i * d], &JAC[i * 3 * d], i);
+  std::vector<int64_t> pa(d), pb(d);
+  {
+    int64_t m = 0;
+    for (int64_t a = 1; a < n; ++a)
+      for (int64_t b = 0; b < a; ++b, ++m) pa[m] = a, pb[m] = b;
+  }
+  const int nt = resolve_threads(n_threads);
+  const double fact = 5.0 / (3.0 * sigma * sigma * sigma * sigma), s5 = kSqrt5 / sigma;
+  const int64_t total = n_rows * M;
+#pragma omp parallel num_threads(nt)
+  {
+    std::vector<double> dp(d), u(n3), w(n3), blk(n3 * n3);
+#pragma omp for schedule(dynamic, 16)
+    for (int64_t t = 0; t < total; ++t) {
+      const int64_t r = t / M, j = t % M, i = rows[r];
+      if (lower_only && j > i) continue;
+      std::fill(blk.begin(), blk.end(), 0.0);
+      const double* xi = &X[i * d];
+      const double* xj = &X[j * d];
+      const double* ji = &JAC[i * 3 * d];
+      const double* jj = &JAC[j * 3 * d];
+      for (int64_t p = 0; p < S; ++p) {
+        const int64_t* tpp = tp + p * d;
+        double r2 = 0.0;
+        for (int64_t m = 0; m < d; ++m) {
+          dp[m] = xi[m] - xj[tpp[m]];
+          r2 += dp[m] * dp[m];
+        }
+        const double nrm = std::sqrt(r2);
+        const double base = fact * std::exp(-s5 * nrm);
+        const double c1 = 5.0 * base, c2 = -(sigma * sigma + sigma * kSqrt5 * nrm) * base;
+        std::fill(u.begin(), u.end(), 0.0);
+        std::fill(w.begin(), w.end(), 0.0);
+        for (int64_t m = 0; m < d; ++m) {
+          const int64_t q = tpp[m];
+          for (int k = 0; k < 3; ++k) {
+            u[3 * pa[m] + k] += dp[m] * ji[3 * m + k];
+            u[3 * pb[m] + k] -= dp[m] * ji[3 * m + k];
+            w[3 * pa[q] + k] += dp[m] * jj[3 * q + k];
+            w[3 * pb[q] + k] -= dp[m] * jj[3 * q + k];
+          }
+        }
+        for (int64_t a = 0; a < n3; ++a) {
+          const double ua = c1 * u[a];
+          double* row = &blk[a * n3];
+          for (int64_t b = 0; b < n3; ++b) row[b] += ua * w[b];
+        }
+        for (int64_t m = 0; m < d; ++m) {
+          const int64_t q = tpp[m];
+          const int64_t A = pa[m], B = pb[m], C = pa[q], E = pb[q];
+          for (int k = 0; k < 3; ++k) {
+            const double jak = c2 * ji[3 * m + k];
+            for (int l = 0; l < 3; ++l) {
+              const double o = jak * jj[3 * q + l];
+              blk[(3 * A + k) * n3 + 3 * C + l] += o;
+              blk[(3 * A + k) * n3 + 3 * E + l] -= o;
+              blk[(3 * B + k) * n3 + 3 * C + l] -= o;
+              blk[(3 * B + k) * n3 + 3 * E + l] += o;
+            }
+          }
+        }
+      }
+      for (int64_t a = 0; a < n3; ++a) {
+        double* dst = K + (r * n3 + a) * ld + j * n3;
+        std::copy(&blk[a * n3], &blk[a * n3] + n3, dst);
+      }
+    }
+  }
+}
+
+SGDML::SGDML(const ModelFile& f) {
+  const std::string& w = f.where();
+  if (f.string("model_type") != "sgdml") throw InvalidInput(w + ": model_type is not 'sgdml'");
+  if (f.string("units.energy") != "eV" || f.string("units.length") != "Angstrom")
+    throw InvalidInput(w + ": units must be eV and Angstrom");
+  for (int64_t z : f.i64("species")) {
+    if (z < 1 || z > 118) throw InvalidInput(w + ": invalid atomic number in species");
+    species_.push_back(static_cast<int>(z));
+  }
+  for (int64_t z : f.i64("sgdml.numbers")) {
+    if (std::find(species_.begin(), species_.end(), z) == species_.end())
+      throw InvalidInput(w + ": sgdml.numbers has an element that is not in species");
+    numbers_.push_back(static_cast<int>(z));
+  }
+  const int64_t n = n_atoms();
+  if (n < 2) throw InvalidInput(w + ": sgdml.numbers needs at least 2 atoms");
+  dim_ = sgdml_descriptor_size(n);
+  sigma_ = f.f64_scalar("sgdml.sigma");
+  std_ = f.f64_scalar("sgdml.std");
+  c_ = f.f64_scalar("sgdml.c");
+  cutoff_ = f.f64_scalar("sgdml.cutoff");
+  if (!(sigma_ > 0.0) || !std::isfinite(sigma_)) throw InvalidInput(w + ": sgdml.sigma must be a positive number");
+  if (!std::isfinite(std_) || !std::isfinite(c_)) throw InvalidInput(w + ": sgdml.std / sgdml.c must be finite");
+  if (!(cutoff_ > 0.0) || !std::isfinite(cutoff_)) throw InvalidInput(w + ": sgdml.cutoff must be > 0");
+  std::vector<uint64_t> sx, sv;
+  const auto& X = f.f64("sgdml.R_desc", &sx);
+  const auto& V = f.f64("sgdml.R_d_desc_alpha", &sv);
+  if (sx.size() != 2 || static_cast<int64_t>(sx[1]) != dim_ || sx != sv)
+    throw InvalidInput(w + ": sgdml.R_desc and sgdml.R_d_desc_alpha must both be (n_train, " +
+                       std::to_string(dim_) + ")");
+  n_train_ = static_cast<int64_t>(sx[0]);
+  if (n_train_ < 1) throw InvalidInput(w + ": sgdml model has no training points");
+  for (double v : X)
+    if (!std::isfinite(v)) throw InvalidInput(w + ": sgdml.R_desc has non-finite entries");
+  for (double v : V)
+    if (!std::isfinite(v)) throw InvalidInput(w + ": sgdml.R_d_desc_alpha has non-finite entries");
+  std::vector<uint64_t> sp;
+  const auto& P = f.i64("sgdml.perms");
+  const auto& prec = f.records().at("sgdml.perms");
+  sp = prec.shape;
+  if (sp.size() != 2 || static_cast<int64_t>(sp[1]) != n || sp[0] < 1)
+    throw InvalidInput(w + ": sgdml.perms must be (n_perms, " + std::to_string(n) + ")");
+  n_perms_ = static_cast<int64_t>(sp[0]);
+  std::vector<std::vector<int64_t>> tril(n_perms_);
+  for (int64_t p = 0; p < n_perms_; ++p) {
+    std::vector<int> seen(n, 0);
+    for (int64_t a = 0; a < n; ++a) {
+      const int64_t v = P[p * n + a];
+      if (v < 0 || v >= n || seen[v]++) throw InvalidInput(w + ": sgdml.perms row " + std::to_string(p) + " is not a permutation");
+      if (numbers_[v] != numbers_[a])
+        throw InvalidInput(w + ": sgdml.perms row " + std::to_string(p) + " maps atoms of different elements");
+    }
+    tril[p] = sgdml_tril_perm(&P[p * n], n);
+  }
+  // Permuted copies, ordered (train i, perm p) as sgdml's predictor does.
+  xp_.resize(n_train_ * n_perms_ * dim_);
+  vp_.resize(n_train_ * n_perms_ * dim_);
+  for (int64_t i = 0; i < n_train_; ++i)
+    for (int64_t p = 0; p < n_perms_; ++p) {
+      double* xd = &xp_[(i * n_perms_ + p) * dim_];
+      double* vd = &vp_[(i * n_perms_ + p) * dim_];
+      for (int64_t m = 0; m < dim_; ++m) {
+        xd[m] = X[i * dim_ + tril[p][m]];
+        vd[m] = V[i * dim_ + tril[p][m]];
+      }
+    }
+  formula_ = formula_of(numbers_);
+}
+
+void SGDML::predict(const double* R, int64_t n_conf, double* E, double* F, int n_threads) const {
+  const int64_t n = n_atoms();
+  sgdml_kernel_sum(R, n_conf, n, xp_.data(), vp_.data(), n_train_ * n_perms_, sigma_, E, F, n_threads);
+  if (E)
+    for (int64_t q = 0; q < n_conf; ++q) E[q] = E[q] * std_ + c_;
+  if (F)
+    for (int64_t k = 0; k < n_conf * 3 * n; ++k) F[k] *= std_;
+}
+
+void SGDML::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_virial, int n_threads) const {
+  const int64_t n = n_atoms();
+  if (nl.n_centres != n)
+    throw InvalidInput("sGDML model for " + formula_ + " (" + std::to_string(n) + " atoms) applied to " +
+                       std::to_string(nl.n_centres) + " atoms");
+  if (nl.n_total != nl.n_centres)
+    throw InvalidInput("sGDML models are non-periodic (one isolated molecule): the input has " +
+                       std::to_string(nl.n_total - nl.n_centres) +
+                       " periodic images/ghost atoms; use pbc=False (or a cell large enough that no image is "
+                       "within the model's cutoff)");
+  std::vector<double> R(3 * n), F(3 * n);
+  for (int64_t c = 0; c < n; ++c) {
+    const int64_t p = nl.centre(c);
+    if (p < 0 || p >= nl.n_total) throw InvalidInput("sGDML: centre index out of range");
+    const int32_t s = nl.species[p];
+    if (s < 0 || s >= static_cast<int32_t>(species_.size()))
+      throw InvalidInput("sGDML: atom " + std::to_string(c) + " has an invalid species index");
+    if (species_[s] != numbers_[c])
+      throw InvalidInput("atom " + std::to_string(c) + " is " + element_symbol(species_[s]) +
+                         ", the model expects " + element_symbol(numbers_[c]) + " (sGDML model for " + formula_ +
+                         ": atoms must be in the training molecule's order)");
+    for (int k = 0; k < 3; ++k) R[3 * c + k] = nl.positions[3 * p + k];
+  }
+  const int64_t d = dim_;
+  std::vector<double> x(d), jac(3 * d), g(d);
+  descriptor_and_jacobian(R.data(), n, x.data(), jac.data(), 0);
+  const double e = kernel_one(x.data(), xp_.data(), vp_.data(), n_train_ * n_perms_, d, sigma_, g.data(),
+                              resolve_threads(n_threads));
+  for (int64_t m = 0; m < d; ++m) g[m] *= std_;
+  jacobian_transpose(jac.data(), g.data(), n, F.data());
+  const double E = e * std_ + c_;
+  if (!std::isfinite(E)) throw InvalidInput("the model produced a non-finite energy");
+  out.energy = E;
+  out.atomic_energies.assign(n, E / static_cast<double>(n));
+  out.forces.assign(3 * nl.n_total, 0.0);
+  for (int64_t c = 0; c < n; ++c)
+    for (int k = 0; k < 3; ++k) out.forces[3 * nl.centre(c) + k] = F[3 * c + k];
+  // Virial: E depends on the inverse distances x_ab only, so W = -sum_pairs r_ab (x) dE/dr_ab
+  // (= sum_i r_i (x) F_i); per atom: half of each pair's term. dE/dx_ab = -g_ab (g scaled by std).
+  for (int k = 0; k < 9; ++k) out.virial[k] = 0.0;
+  if (per_atom_virial) out.per_atom_virial.assign(9 * nl.n_total, 0.0);
+  int64_t m = 0;
+  for (int64_t a = 1; a < n; ++a)
+    for (int64_t b = 0; b < a; ++b, ++m) {
+      double rab[3], gr[3];
+      for (int k = 0; k < 3; ++k) {
+        rab[k] = R[3 * a + k] - R[3 * b + k];
+        gr[k] = -g[m] * jac[3 * m + k];  // dE/dr_ab
+      }
+      for (int k = 0; k < 3; ++k)
+        for (int l = 0; l < 3; ++l) {
+          const double v = -rab[k] * gr[l];
+          out.virial[3 * k + l] += v;
+          if (per_atom_virial) {
+            out.per_atom_virial[9 * nl.centre(a) + 3 * k + l] += 0.5 * v;
+            out.per_atom_virial[9 * nl.centre(b) + 3 * k + l] += 0.5 * v;
+          }
+        }
+    }
+}
+
+}  // namespace atomforge
