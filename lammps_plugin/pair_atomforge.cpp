@@ -1,6 +1,7 @@
 /* pair_style atomforge: see pair_atomforge.h. */
 #include "pair_atomforge.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -183,8 +184,15 @@ void PairAtomForge::compute(int eflag, int vflag)
   centres_.clear();
   neighbors_.clear();
   offsets_.assign(1, 0);
+  // Global models (sGDML) need the molecule's atoms in their training order: sort by atom ID.
+  order_.resize(inum);
+  for (int ii = 0; ii < inum; ++ii) order_[ii] = ilist[ii];
+  if (potential_->requires_atom_order()) {
+    const tagint *tag = atom->tag;
+    std::sort(order_.begin(), order_.end(), [tag](int a, int b) { return tag[a] < tag[b]; });
+  }
   for (int ii = 0; ii < inum; ++ii) {
-    const int i = ilist[ii];
+    const int i = order_[ii];
     if (type_species_[type[i]] < 0) continue;
     centres_.push_back(i);
     const int *jlist = firstneigh[i];

@@ -49,7 +49,7 @@ class PairAtomForge : public Pair {
   int nthreads_ = 1;
   // CSR neighbour list handed to the core (rebuilt every step from LAMMPS's full list)
   std::vector<long long> centres_, offsets_, neighbors_;
-  std::vector<int> species_;
+  std::vector<int> species_, order_;
   std::vector<double> ghost_buffer_;  // newton off: forces (3) + per-atom virial (6) per atom
   void allocate();
 };

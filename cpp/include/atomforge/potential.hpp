@@ -31,6 +31,9 @@ class Potential {
   virtual const std::vector<int>& species() const = 0;
   /// Interaction range in Angstrom (neighbour lists must hold all pairs within it).
   virtual double cutoff() const = 0;
+  /// True for global models of one molecule (sGDML): the centres must come in the training
+  /// molecule's atom order and cover all its atoms, so engine adapters sort them by atom ID.
+  virtual bool requires_atom_order() const { return false; }
   /// Evaluate energy, atomic energies, forces and virial. Throws InvalidInput on bad input.
   virtual void compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_virial = false,
                        int n_threads = 0) const = 0;

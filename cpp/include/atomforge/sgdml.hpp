@@ -63,6 +63,7 @@ class SGDML : public Potential {
   std::string model_type() const override { return "sgdml"; }
   const std::vector<int>& species() const override { return species_; }
   double cutoff() const override { return cutoff_; }
+  bool requires_atom_order() const override { return true; }
   /// Non-periodic, one molecule: every position must be a centre (no images/ghosts), the atom
   /// count and element order must match the training molecule. Atomic energies are E/N each.
   void compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_virial = false,
