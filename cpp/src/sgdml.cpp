@@ -7,6 +7,7 @@
 
 #include "atomforge/elements.hpp"
 #include "atomforge/errors.hpp"
+#include "simd_math.hpp"
 
 #ifdef ATOMFORGE_HAVE_OPENMP
 #include <omp.h>
@@ -58,25 +59,40 @@ void descriptor_and_jacobian(const double* r, int64_t n, double* x, double* jac,
 double kernel_rows(const double* xq, const double* X, const double* V, int64_t r0, int64_t r1, int64_t d,
                    double sigma, double* g) {
   const double fact = 5.0 / (3.0 * sigma * sigma * sigma), diag = 5.0 / sigma, s5 = kSqrt5 / sigma;
+  constexpr int64_t B = 32;  // rows per block: distances first, then one vectorised exp, then g
+  double r2[B], dv[B], a[B], b[B];
   double E = 0.0;
-  for (int64_t r = r0; r < r1; ++r) {
-    const double* xr = X + r * d;
-    const double* vr = V + r * d;
-    double r2 = 0.0, dv = 0.0;
-#pragma omp simd reduction(+ : r2, dv)
-    for (int64_t m = 0; m < d; ++m) {
-      const double t = xq[m] - xr[m];
-      r2 += t * t;
-      dv += t * vr[m];
+  for (int64_t r0b = r0; r0b < r1; r0b += B) {
+    const int64_t nb = std::min(B, r1 - r0b);
+    for (int64_t k = 0; k < nb; ++k) {
+      const double* xr = X + (r0b + k) * d;
+      const double* vr = V + (r0b + k) * d;
+      double s2 = 0.0, sv = 0.0;
+#pragma omp simd reduction(+ : s2, sv)
+      for (int64_t m = 0; m < d; ++m) {
+        const double t = xq[m] - xr[m];
+        s2 += t * t;
+        sv += t * vr[m];
+      }
+      r2[k] = s2;
+      dv[k] = sv;
     }
-    const double nrm = std::sqrt(r2);
-    const double base = fact * std::exp(-s5 * nrm);
-    const double a = base * diag * dv;
-    const double b = base * (sigma + kSqrt5 * nrm);
-    E += dv * b;
-    // the difference is formed again (not sum(a) xq - sum(a xr)): no cancellation
+    AF_SIMD
+    for (int64_t k = 0; k < B; ++k) {  // full width (padding lanes are discarded)
+      const double nrm = std::sqrt(k < nb ? r2[k] : 0.0);
+      const double base = fact * simd::exp(-s5 * nrm);
+      a[k] = base * diag * dv[k];
+      b[k] = base * (sigma + kSqrt5 * nrm);
+    }
+    for (int64_t k = 0; k < nb; ++k) {
+      E += dv[k] * b[k];
+      const double* xr = X + (r0b + k) * d;
+      const double* vr = V + (r0b + k) * d;
+      const double ak = a[k], bk = b[k];
+      // the difference is formed again (not sum(a) xq - sum(a xr)): no cancellation
 #pragma omp simd
-    for (int64_t m = 0; m < d; ++m) g[m] += a * (xq[m] - xr[m]) - b * vr[m];
+      for (int64_t m = 0; m < d; ++m) g[m] += ak * (xq[m] - xr[m]) - bk * vr[m];
+    }
   }
   return E;
 }
@@ -103,6 +119,40 @@ double kernel_one(const double* xq, const double* X, const double* V, int64_t n_
   for (int t = 0; t < used; ++t) {
     E += epart[t];
     for (int64_t m = 0; m < d; ++m) g[m] += gpart[t * d + m];
+  }
+  return E;
+}
+
+// One query against every (training row, permutation) pair without storing permuted copies:
+// |x - P x_i| = |P^-1 x - x_i| and H(x - P x_i) P v_i = P H(P^-1 x - x_i) v_i (the Matern kernel is
+// isotropic and P is a coordinate permutation), so each permutation permutes the query once and
+// streams the M unpermuted rows, which stay in cache (M d doubles instead of M S d).
+// tp (S, d): descriptor index map of each permutation (xp[m] = x_i[tp[m]]). g (d) is overwritten.
+double kernel_perms(const double* xq, const double* X, const double* V, int64_t M, int64_t d, const int64_t* tp,
+                    int64_t S, double sigma, double* g, int nt) {
+  std::fill(g, g + d, 0.0);
+  const int T = std::max(1, std::min<int>(nt, static_cast<int>(S)));
+  std::vector<double> gpart(static_cast<size_t>(T) * d, 0.0), epart(T, 0.0);
+#pragma omp parallel num_threads(T) if (T > 1)
+  {
+    int t = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    t = omp_get_thread_num();
+#endif
+    std::vector<double> y(d), h(d);
+    double* gp = gpart.data() + static_cast<size_t>(t) * d;
+    for (int64_t p = t; p < S; p += T) {
+      const int64_t* tpp = tp + p * d;
+      for (int64_t m = 0; m < d; ++m) y[tpp[m]] = xq[m];
+      std::fill(h.begin(), h.end(), 0.0);
+      epart[t] += kernel_rows(y.data(), X, V, 0, M, d, sigma, h.data());
+      for (int64_t m = 0; m < d; ++m) gp[m] += h[tpp[m]];
+    }
+  }
+  double E = 0.0;
+  for (int t = 0; t < T; ++t) {  // fixed order: the result does not depend on scheduling
+    E += epart[t];
+    for (int64_t m = 0; m < d; ++m) g[m] += gpart[static_cast<size_t>(t) * d + m];
   }
   return E;
 }
@@ -341,24 +391,40 @@ SGDML::SGDML(const ModelFile& f) {
     }
     tril[p] = sgdml_tril_perm(&P[p * n], n);
   }
-  // Permuted copies, ordered (train i, perm p) as sgdml's predictor does.
-  xp_.resize(n_train_ * n_perms_ * dim_);
-  vp_.resize(n_train_ * n_perms_ * dim_);
-  for (int64_t i = 0; i < n_train_; ++i)
-    for (int64_t p = 0; p < n_perms_; ++p) {
-      double* xd = &xp_[(i * n_perms_ + p) * dim_];
-      double* vd = &vp_[(i * n_perms_ + p) * dim_];
-      for (int64_t m = 0; m < dim_; ++m) {
-        xd[m] = X[i * dim_ + tril[p][m]];
-        vd[m] = V[i * dim_ + tril[p][m]];
-      }
-    }
+  // Unpermuted training rows plus the descriptor index map of every permutation.
+  X_.assign(X.begin(), X.end());
+  V_.assign(V.begin(), V.end());
+  tp_.resize(n_perms_ * dim_);
+  for (int64_t p = 0; p < n_perms_; ++p) std::copy(tril[p].begin(), tril[p].end(), tp_.begin() + p * dim_);
   formula_ = formula_of(numbers_);
 }
 
 void SGDML::predict(const double* R, int64_t n_conf, double* E, double* F, int n_threads) const {
   const int64_t n = n_atoms();
-  sgdml_kernel_sum(R, n_conf, n, xp_.data(), vp_.data(), n_train_ * n_perms_, sigma_, E, F, n_threads);
+  const int64_t d = dim_;
+  const int nt = resolve_threads(n_threads);
+  std::string err;
+  // many configurations: one per thread; few: the permutations of each split over the threads
+  const bool outer = n_conf >= nt;
+#pragma omp parallel num_threads(outer ? nt : 1)
+  {
+    std::vector<double> x(d), jac(3 * d), g(d);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t q = 0; q < n_conf; ++q) {
+      try {
+        descriptor_and_jacobian(R + q * 3 * n, n, x.data(), jac.data(), q);
+      } catch (const InvalidInput& e) {
+#pragma omp critical
+        if (err.empty()) err = e.what();
+        continue;
+      }
+      const double e = kernel_perms(x.data(), X_.data(), V_.data(), n_train_, d, tp_.data(), n_perms_, sigma_,
+                                    g.data(), outer ? 1 : nt);
+      if (E) E[q] = e;
+      if (F) jacobian_transpose(jac.data(), g.data(), n, F + q * 3 * n);
+    }
+  }
+  if (!err.empty()) throw InvalidInput(err);
   if (E)
     for (int64_t q = 0; q < n_conf; ++q) E[q] = E[q] * std_ + c_;
   if (F)
@@ -391,8 +457,8 @@ void SGDML::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_
   const int64_t d = dim_;
   std::vector<double> x(d), jac(3 * d), g(d);
   descriptor_and_jacobian(R.data(), n, x.data(), jac.data(), 0);
-  const double e = kernel_one(x.data(), xp_.data(), vp_.data(), n_train_ * n_perms_, d, sigma_, g.data(),
-                              resolve_threads(n_threads));
+  const double e = kernel_perms(x.data(), X_.data(), V_.data(), n_train_, d, tp_.data(), n_perms_, sigma_,
+                                g.data(), resolve_threads(n_threads));
   for (int64_t m = 0; m < d; ++m) g[m] *= std_;
   jacobian_transpose(jac.data(), g.data(), n, F.data());
   const double E = e * std_ + c_;

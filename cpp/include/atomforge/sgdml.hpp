@@ -82,7 +82,8 @@ class SGDML : public Potential {
 
  private:
   std::vector<int> species_, numbers_;
-  std::vector<double> xp_, vp_;  // (n_train * n_perms, d) permuted descriptors and J alpha
+  std::vector<double> X_, V_;  // (n_train, d) training descriptors and J alpha (unpermuted)
+  std::vector<int64_t> tp_;    // (n_perms, d) descriptor index map of each permutation
   int64_t n_train_ = 0, n_perms_ = 0, dim_ = 0;
   double sigma_ = 0, std_ = 1, c_ = 0, cutoff_ = 0;
   std::string formula_;
