@@ -386,3 +386,20 @@ def test_openmm_runs_sgdml_model(model_file, ethanol):
     assert abs(e - ref.energy) <= 1e-10 * abs(ref.energy)
     f = np.array(st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.nanometer)) / 964.8533212331002
     assert np.abs(f - ref.forces).max() <= 1e-10 * np.abs(ref.forces).max()
+
+
+def test_cli_train_model_sgdml(ethanol, tmp_path):
+    """atomforge train --model sgdml writes the same run folder and metrics keys as the NN trainer."""
+    from atomforge.cli import main
+
+    src = np.load(ethanol["path"])
+    keys = ["nuclear_charges", "coords", "energies", "forces"]
+    np.savez(tmp_path / "tr.npz", **{k: (src[k] if k == "nuclear_charges" else src[k][:60]) for k in keys})
+    np.savez(tmp_path / "te.npz", **{k: (src[k] if k == "nuclear_charges" else src[k][60:80]) for k in keys})
+    rc = main(["train", "--model", "sgdml", "--data", str(tmp_path / "tr.npz"), "--test-data",
+               str(tmp_path / "te.npz"), "-o", str(tmp_path / "run"), "--n-train", "40", "--quiet"])
+    assert rc == 0
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("energy_mae", "energy_rmse", "energy_mae_per_atom", "forces_mae", "forces_rmse"):
+        assert np.isfinite(m["test"][key])
+    assert atomforge.load(tmp_path / "run" / "model.afm").model_type == "sgdml"

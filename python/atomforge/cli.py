@@ -140,8 +140,25 @@ def _nve_demo(pot, data_path, traj_path, steps=1000, dt_fs=0.5) -> float:
 
 
 def cmd_train(args) -> int:
+    if args.model == "sgdml":
+        from .sgdml import train_sgdml
+
+        if args.config:
+            raise ValueError("--config is for neural-network models; sGDML takes --n-train, --energy-key, "
+                             "--forces-key and --seed")
+        metrics = train_sgdml(args.data, args.test_data, args.output, n_train=args.n_train or 1000,
+                              energy_key=args.energy_key, forces_key=args.forces_key,
+                              seed=args.seed or 0, progress=not args.quiet)
+        t = metrics["test"]
+        print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV, forces MAE {1000 * t['forces_mae']:.2f} meV/A "
+              f"({t['forces_mae_kcal_mol']:.3f} kcal/mol/A)")
+        print(f"run folder: {args.output}")
+        return 0
     from .train import train
 
+    if args.n_train or args.energy_key or args.forces_key:
+        raise ValueError("--n-train/--energy-key/--forces-key apply to --model sgdml; for networks use a config "
+                         "file (keys energy_key, forces_key)")
     overrides = {"data": args.data, "test_data": args.test_data, "model": args.model, "seed": args.seed}
     if args.epochs:
         overrides["training"] = {"epochs": args.epochs}
@@ -253,7 +270,10 @@ def main(argv=None) -> int:
     t.add_argument("--test-data", help="held-out test data")
     t.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.train.config)")
     t.add_argument("-o", "--output", required=True, help="run folder")
-    t.add_argument("--model", default=None, help="model type (bpnn)")
+    t.add_argument("--model", default=None, choices=["bpnn", "sgdml"], help="model type (default bpnn)")
+    t.add_argument("--n-train", type=int, default=None, help="sgdml: training geometries (default 1000)")
+    t.add_argument("--energy-key", default=None, help="sgdml: npz key of the energies (e.g. old_energies)")
+    t.add_argument("--forces-key", default=None, help="sgdml: npz key of the forces (e.g. old_forces)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
