@@ -334,7 +334,8 @@ class SymmetryFunctions:
     @classmethod
     def standard(cls, elements: Sequence, r_c: float = 6.0, n_radial: int = 8, n_angular: int = 4,
                  r_min: float = 0.8, cutoff_function: str = "cos", angular: str = "G4",
-                 radial_grid: str = "shifted") -> "SymmetryFunctions":
+                 radial_grid: str = "shifted", n_angular_radial: int = 1, angular_grid: str = "centered",
+                 r_c_angular: Optional[float] = None) -> "SymmetryFunctions":
         """A standard element-resolved set, the same for every central element.
 
         Radial G2 for each neighbour element on ``n_radial`` grid points between ``r_min`` and
@@ -342,9 +343,16 @@ class SymmetryFunctions:
         with eta = 1 / (2 dr^2) (dr the spacing); ``'centered'`` uses r_s = 0 and widths
         sigma_m on the grid, eta_m = 1 / (2 sigma_m^2).
         Angular (``angular`` = 'G4' or 'G5') for each unordered neighbour-element pair: zeta in
-        (1, 2, 4, 16)[:n_angular] with lambda = +1 and -1, eta = 1 / (2 (r_c/2)^2), r_s = 0.
+        (1, 2, 4, 16)[:n_angular] with lambda = +1 and -1, on ``n_angular_radial`` radial
+        channels with cutoff ``r_c_angular`` (default ``r_c``): ``angular_grid='centered'``
+        uses r_s = 0 and widths sigma_m = linspace(r_min, r_c_angular, n_angular_radial + 1)[1:] / 2,
+        eta_m = 1 / (2 sigma_m^2) (the default, n_angular_radial = 1, is the single
+        eta = 1 / (2 (r_c/2)^2)); ``'shifted'`` places r_s on an even grid from r_min with
+        eta = 1 / (2 dr^2), as for the radial functions (best with ``angular='G5'``).
+        Feature order per element: radial (neighbour, grid point), then angular (pair, radial
+        channel, zeta, lambda).
 
-        Features per element: n_el * n_radial + n_el (n_el + 1) / 2 * 2 * n_angular.
+        Features per element: n_el * n_radial + n_el (n_el + 1) / 2 * 2 * n_angular * n_angular_radial.
         """
         if not r_c > 0:
             raise ValueError(f"r_c must be positive, got {r_c}")
@@ -354,6 +362,11 @@ class SymmetryFunctions:
             raise ValueError("n_radial must be >= 1 and 0 <= n_angular <= 4")
         if angular not in ("G4", "G5"):
             raise ValueError(f"angular must be 'G4' or 'G5', got {angular!r}")
+        if n_angular_radial < 1:
+            raise ValueError(f"n_angular_radial must be >= 1, got {n_angular_radial}")
+        r_ca = r_c if r_c_angular is None else float(r_c_angular)
+        if not r_min < r_ca <= r_c:
+            raise ValueError(f"r_c_angular must satisfy r_min < r_c_angular <= r_c, got {r_c_angular}")
         syms = [_element_symbol(to_atomic_number(e, where="elements")) for e in elements]
         if radial_grid == "shifted":
             grid = np.linspace(r_min, r_c, n_radial, endpoint=False) if n_radial > 1 else np.array([0.0])
@@ -364,7 +377,15 @@ class SymmetryFunctions:
             radial = [(1.0 / (2 * w * w), 0.0) for w in widths]
         else:
             raise ValueError(f"radial_grid must be 'shifted' or 'centered', got {radial_grid!r}")
-        eta_a = 1.0 / (2 * (r_c / 2) ** 2)
+        if angular_grid == "centered":
+            widths = np.linspace(r_min, r_ca, n_angular_radial + 1)[1:] / 2.0
+            ang_radial = [(1.0 / (2 * w * w), 0.0) for w in widths]
+        elif angular_grid == "shifted":
+            dr = (r_ca - r_min) / n_angular_radial
+            ang_radial = [(1.0 / (2 * dr * dr), float(rs))
+                          for rs in np.linspace(r_min, r_ca, n_angular_radial, endpoint=False)]
+        else:
+            raise ValueError(f"angular_grid must be 'shifted' or 'centered', got {angular_grid!r}")
         zetas = (1.0, 2.0, 4.0, 16.0)[:n_angular]
         funcs = {}
         for c in syms:
@@ -374,9 +395,10 @@ class SymmetryFunctions:
                     fl.append({"type": "G2", "neighbors": [nb], "eta": eta, "r_s": rs, "r_c": r_c})
             for a in range(len(syms)):
                 for b in range(a, len(syms)):
-                    for z in zetas:
-                        for lam in (1.0, -1.0):
-                            fl.append({"type": angular, "neighbors": [syms[a], syms[b]], "eta": eta_a,
-                                       "lambda": lam, "zeta": z, "r_c": r_c, "r_s": 0.0})
+                    for eta_a, rs_a in ang_radial:
+                        for z in zetas:
+                            for lam in (1.0, -1.0):
+                                fl.append({"type": angular, "neighbors": [syms[a], syms[b]], "eta": eta_a,
+                                           "lambda": lam, "zeta": z, "r_c": r_ca, "r_s": rs_a})
             funcs[c] = fl
         return cls(syms, funcs, cutoff_function)

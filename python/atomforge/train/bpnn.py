@@ -74,6 +74,65 @@ def collate(frames: List[FrameFeatures], energies=None, forces=None, dtype=torch
     return b
 
 
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for each (s, c), without a Python loop."""
+    total = int(counts.sum())
+    before = np.cumsum(counts) - counts
+    return np.repeat(starts - before, counts) + np.arange(total)
+
+
+class FrameStore:
+    """Frames converted once to contiguous torch tensors; :meth:`batch` gathers any subset into a
+    :class:`Batch` by indexing (the same result as :func:`collate`, without per-batch NumPy
+    concatenation and conversion). The frames' Jacobian values are moved into the store (their
+    ``values`` become None)."""
+
+    def __init__(self, frames: List[FrameFeatures], energies=None, forces=None, dtype=torch.float64):
+        n = np.array([len(f.G) for f in frames], dtype=np.int64)
+        self.n_atoms = n
+        self.atom_off = np.concatenate([[0], np.cumsum(n)])[:-1]
+        self.G = torch.as_tensor(np.concatenate([f.G for f in frames]), dtype=dtype)
+        self.species = torch.as_tensor(np.concatenate([f.species for f in frames]), dtype=torch.long)
+        self.has_jacobian = frames[0].values is not None
+        if self.has_jacobian:
+            ne = np.array([len(f.centre) for f in frames], dtype=np.int64)
+            self.n_entries = ne
+            self.entry_off = np.concatenate([[0], np.cumsum(ne)])[:-1]
+            self.centre = torch.as_tensor(np.concatenate([f.centre for f in frames]), dtype=torch.long)
+            self.atom = torch.as_tensor(np.concatenate([f.atom for f in frames]), dtype=torch.long)
+            # filled frame by frame, releasing each frame's copy (peak memory: one copy, not two)
+            self.values = torch.empty((int(ne.sum()),) + frames[0].values.shape[1:], dtype=dtype)
+            for f, o, k in zip(frames, self.entry_off, ne):
+                self.values[o:o + k] = torch.as_tensor(f.values)
+                f.values = None
+        self.energy = None if energies is None else torch.as_tensor(np.asarray(energies, dtype=float), dtype=dtype)
+        self.forces = None if forces is None else torch.as_tensor(np.concatenate(forces), dtype=dtype)
+        self.dtype = dtype
+
+    def __len__(self):
+        return len(self.n_atoms)
+
+    def batch(self, idx, with_forces: bool = True) -> Batch:
+        idx = np.asarray(idx, dtype=np.int64)
+        n = self.n_atoms[idx]
+        rows = torch.as_tensor(_ranges(self.atom_off[idx], n))
+        b = Batch(self.G.index_select(0, rows), self.species.index_select(0, rows),
+                  torch.as_tensor(np.repeat(np.arange(len(idx)), n)), len(idx), torch.as_tensor(n, dtype=self.dtype))
+        if with_forces and self.has_jacobian:
+            ne = self.n_entries[idx]
+            erows = torch.as_tensor(_ranges(self.entry_off[idx], ne))
+            # frame-local atom indices -> batch-local
+            shift = torch.as_tensor(np.repeat(np.cumsum(n) - n, ne))
+            b.centre = self.centre.index_select(0, erows) + shift
+            b.atom = self.atom.index_select(0, erows) + shift
+            b.values = self.values.index_select(0, erows)
+        if self.energy is not None:
+            b.energy = self.energy.index_select(0, torch.as_tensor(idx))
+        if with_forces and self.forces is not None:
+            b.forces = self.forces.index_select(0, rows)
+        return b
+
+
 class TorchBPNN(nn.Module):
     """Per-element MLPs (optionally a committee) on scaled symmetry functions."""
 

@@ -70,6 +70,21 @@ def make_split(n: int, cfg: dict, has_test: bool) -> dict:
     return {k: np.asarray(v, dtype=int) for k, v in s.items()}
 
 
+_SCHEDULES = ("plateau", "cosine", "exponential")
+
+
+def scheduled_lr(tr: dict, epoch: int, n_epochs: int) -> float:
+    """Learning rate of ``epoch`` for the per-epoch schedules, from learning_rate at epoch 0 to
+    min_learning_rate at epoch n_epochs - 1 (cosine or exponential decay)."""
+    import math
+
+    lr0, lr1 = tr["learning_rate"], min(tr["min_learning_rate"], tr["learning_rate"])
+    x = min(epoch / max(n_epochs - 1, 1), 1.0)
+    if tr["lr_schedule"] == "cosine":
+        return lr1 + 0.5 * (lr0 - lr1) * (1 + math.cos(math.pi * x))
+    return lr0 * (max(lr1, 1e-12) / lr0) ** x
+
+
 class Trainer:
     """Train a BPNN from a validated configuration into ``run_dir``.
 
@@ -79,6 +94,18 @@ class Trainer:
 
     def __init__(self, cfg: dict, run_dir, progress: bool = True, log=print):
         self.cfg = validate(cfg)
+        from .config import ConfigError
+        d, tr = self.cfg["descriptor"], self.cfg["training"]
+        if d["angular_grid"] not in ("centered", "shifted"):
+            raise ConfigError(f"configuration key 'descriptor.angular_grid': {d['angular_grid']!r} is not one of "
+                              f"('centered', 'shifted')")
+        if not d["n_angular_radial"] >= 1:
+            raise ConfigError("configuration key 'descriptor.n_angular_radial' must be positive")
+        if d["r_c_angular"] is not None and not d["r_min"] < d["r_c_angular"] <= d["r_c"]:
+            raise ConfigError("configuration key 'descriptor.r_c_angular' must be in (r_min, r_c]")
+        if tr["lr_schedule"] not in _SCHEDULES:
+            raise ConfigError(f"configuration key 'training.lr_schedule': {tr['lr_schedule']!r} is not one of "
+                              f"{_SCHEDULES}")
         self.run = Path(run_dir)
         self.progress = progress
         self.log = log
@@ -108,9 +135,12 @@ class Trainer:
         self.sf = SymmetryFunctions.standard([chemical_symbols[z] for z in zs], r_c=d["r_c"], n_radial=d["n_radial"],
                                              n_angular=d["n_angular"], r_min=d["r_min"],
                                              cutoff_function=d["cutoff_function"], angular=d["angular"],
-                                             radial_grid=d["radial_grid"])
+                                             radial_grid=d["radial_grid"], n_angular_radial=d["n_angular_radial"],
+                                             angular_grid=d["angular_grid"], r_c_angular=d["r_c_angular"])
         # Jacobians are cached when they fit the budget, recomputed per batch otherwise
-        est = sum(len(p) for p in data.positions) * 40 * self.sf.n_features * 3 * 8 / 2**20
+        # entries per frame: each atom and its neighbours (at most the other atoms of a molecule)
+        est = sum(len(p) * (40 if pb.any() else min(len(p), 40)) for p, pb in zip(data.positions, data.pbc))
+        est *= self.sf.n_features * 3 * 8 / 2**20
         self.cache_jacobians = est <= tr["jacobian_cache_mb"]
         self.log(f"descriptor: {self.sf}")
         self.log(f"data: {len(self.train_ds)} train / {len(self.valid_ds)} validation / {len(self.test_ds)} test "
@@ -144,9 +174,17 @@ class Trainer:
         else:
             escale = float(np.std(resid))
         self.stats = dict(shift=shift, scale=scale, reference=ref, energy_scale=max(escale, 1e-3))
+        # frames as contiguous tensors once (batches are then gathered by indexing)
+        if want_jac or not self.has_forces:
+            from .bpnn import FrameStore
+            self.train_f = FrameStore(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
+            self.valid_f = FrameStore(self.valid_f, self.valid_ds.energy, self.valid_ds.forces, self.dtype)
 
     def _batch(self, ds, feats, idx, with_forces):
-        from .bpnn import collate, featurize
+        from .bpnn import FrameStore, collate, featurize
+
+        if isinstance(feats, FrameStore):
+            return feats.batch(idx, with_forces)
 
         fr = [feats[i] for i in idx]
         if with_forces and fr[0].values is None:  # recompute Jacobians on the fly
@@ -206,8 +244,12 @@ class Trainer:
                           self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"])
         model = model.to(self.dtype)
         opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"])
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
-                                                           min_lr=tr["min_learning_rate"])
+        plateau = tr["lr_schedule"] == "plateau"
+        sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
+                                                            min_lr=tr["min_learning_rate"]) if plateau else None)
+        # length of the decay schedule: epochs, or (with max_minutes) refitted after every epoch from the
+        # third on to the epochs that fit in the time left, so that the decay completes in time
+        n_sched, fitted = tr["epochs"], False
         history: List[dict] = []
         best = {"loss": float("inf"), "state": None, "epoch": -1}
         start_epoch = 0
@@ -218,7 +260,10 @@ class Trainer:
                                  f"same configuration (see {self.run / 'config.yaml'})")
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
+            if plateau:
+                sched.load_state_dict(ck["scheduler"])
+            else:
+                n_sched, fitted = ck["scheduler"]["schedule_epochs"], ck["scheduler"]["fitted"]
             history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
             torch.set_rng_state(ck["torch_rng"])
             self.log(f"resumed from {ckpt_path} after epoch {ck['epoch']}")
@@ -236,6 +281,9 @@ class Trainer:
         stop_reason = "epochs"
         try:
             for epoch in range(start_epoch, tr["epochs"]):
+                if not plateau:
+                    for g in opt.param_groups:
+                        g["lr"] = scheduled_lr(tr, epoch, n_sched)
                 rng = np.random.default_rng([cfg["seed"], epoch])
                 order = rng.permutation(len(self.train_ds))
                 model.train()
@@ -250,9 +298,19 @@ class Trainer:
                     tot += loss.item() * len(idx)
                 model.eval()
                 vloss, vm = self._evaluate_torch(model, self.valid_ds, self.valid_f)
-                sched.step(vloss)
+                if plateau:
+                    sched.step(vloss)
+                elif tr["max_minutes"] and epoch - start_epoch >= 2:
+                    # refit the schedule length to the time left, from the mean epoch time so far
+                    per_epoch = (time.time() - t_start) / (epoch - start_epoch + 1)
+                    left = tr["max_minutes"] * 60 - (time.time() - t_start)
+                    n_sched = min(tr["epochs"], max(epoch + 2, epoch + 1 + int(0.98 * left / per_epoch)))
+                    if not fitted:
+                        self.log(f"learning-rate schedule fitted to the time limit: ~{n_sched} epochs")
+                    fitted = True
                 rec = {"epoch": epoch, "train_loss": tot / len(order), "valid_loss": vloss,
-                       "learning_rate": opt.param_groups[0]["lr"], "valid_energy_mae_per_atom": vm["energy_mae_per_atom"]}
+                       "learning_rate": opt.param_groups[0]["lr"], "valid_energy_mae_per_atom": vm["energy_mae_per_atom"],
+                       "seconds": round(time.time() - t_start, 2)}
                 if "forces_mae" in vm:
                     rec["valid_forces_mae"] = vm["forces_mae"]
                 history.append(rec)
@@ -260,7 +318,9 @@ class Trainer:
                     best = {"loss": vloss, "epoch": epoch,
                             "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
                 _torch_save_atomic({"config": cfg, "epoch": epoch, "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                    "optimizer": opt.state_dict(),
+                                    "scheduler": sched.state_dict() if plateau else
+                                    {"schedule_epochs": n_sched, "fitted": fitted},
                                     "history": history, "best": best, "torch_rng": torch.get_rng_state()}, ckpt_path)
                 if bar is not None:
                     post = {"loss": f"{rec['train_loss']:.3g}", "val": f"{vloss:.3g}",
@@ -271,6 +331,9 @@ class Trainer:
                     bar.update(1)
                 if epoch - best["epoch"] >= tr["early_stopping_patience"]:
                     stop_reason = "early stopping"
+                    break
+                if not plateau and epoch + 1 >= n_sched:
+                    stop_reason = "time limit (schedule fitted)" if fitted else "epochs"
                     break
                 if tr["max_minutes"] and (time.time() - t_start) / 60 > tr["max_minutes"]:
                     stop_reason = "time limit"
