@@ -173,21 +173,14 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import load
     from .data import load_dataset
-    from .train.metrics import UNITS, error_metrics
+    from .train.metrics import UNITS, evaluate_dataset
 
     pot = load(args.model)
     ds = load_dataset(args.data, args.format, length_unit=args.length_unit, energy_unit=args.energy_unit,
                       energy_key=args.energy_key, forces_key=args.forces_key)
     if ds.energy is None:
         raise ValueError(f"{args.data}: no energies to compare with")
-    ep, fp = [], []
-    for i in range(len(ds)):
-        r = pot.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
-                        ds.pbc[i] if ds.pbc[i].any() else None)
-        ep.append(r.energy)
-        fp.append(r.forces)
-    has_f = ds.forces is not None
-    m = error_metrics(ep, ds.energy, ds.n_atoms, fp if has_f else None, ds.forces if has_f else None)
+    _, _, m = evaluate_dataset(pot, ds)
     out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data)}
     text = json.dumps(out, indent=2)
     if args.output:

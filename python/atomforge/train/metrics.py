@@ -29,6 +29,24 @@ def error_metrics(e_pred, e_ref, n_atoms, f_pred: Optional[List[np.ndarray]] = N
     return m
 
 
+def evaluate_dataset(potential, ds, threads: int = 0):
+    """Evaluate a loaded potential (atomforge.load) on every frame of a Dataset with the C++ core.
+
+    Returns (predicted energies (F,) eV, list of predicted forces (n_i, 3) eV/A, metrics dict of
+    :func:`error_metrics`; force metrics only when the dataset has forces).
+    """
+    ep, fp = [], []
+    for i in range(len(ds)):
+        periodic = bool(np.asarray(ds.pbc[i]).any())
+        r = potential.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if periodic else None,
+                              ds.pbc[i] if periodic else None, threads=threads)
+        ep.append(r.energy)
+        fp.append(r.forces)
+    has_f = ds.forces is not None
+    m = error_metrics(ep, ds.energy, ds.n_atoms, fp if has_f else None, ds.forces if has_f else None)
+    return np.array(ep), fp, m
+
+
 UNITS = {"energy_mae": "eV", "energy_rmse": "eV", "energy_mae_per_atom": "eV/atom",
          "energy_rmse_per_atom": "eV/atom", "forces_mae": "eV/Angstrom", "forces_rmse": "eV/Angstrom",
          "*_kcal_mol": "kcal/mol, kcal/mol/atom or kcal/mol/Angstrom"}

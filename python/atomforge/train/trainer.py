@@ -18,12 +18,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 
 from .config import load_config, validate
-from .metrics import UNITS, error_metrics, plot_learning_curve, plot_parity
+from .metrics import UNITS, error_metrics, evaluate_dataset, plot_learning_curve, plot_parity
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -358,19 +358,8 @@ class Trainer:
         save_model(self.run / "model.afm", model.to_parameters(meta))
         pot = load(self.run / "model.afm")
 
-        def evaluate(ds):
-            ep, fp = [], []
-            for i in range(len(ds)):
-                r = pot.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
-                                ds.pbc[i] if ds.pbc[i].any() else None)
-                ep.append(r.energy)
-                fp.append(r.forces)
-            has_f = ds.forces is not None
-            return np.array(ep), fp, error_metrics(ep, ds.energy, ds.n_atoms, fp if has_f else None,
-                                                   ds.forces if has_f else None)
-
-        ep, fp, test_m = evaluate(self.test_ds)
-        _, _, valid_m = evaluate(self.valid_ds)
+        ep, fp, test_m = evaluate_dataset(pot, self.test_ds)
+        _, _, valid_m = evaluate_dataset(pot, self.valid_ds)
         metrics = {"units": UNITS, "test": test_m, "validation": valid_m,
                    "training": {"epochs_run": len(history), "best_epoch": best["epoch"], "stop_reason": stop_reason,
                                 "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
