@@ -252,7 +252,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     q = sub.add_parser("quickstart", help="run the main job on a built-in default")
     q.add_argument("-o", "--output", default="atomforge-quickstart", help="run folder")
-    q.add_argument("--epochs", type=int, default=150)
+    q.add_argument("--epochs", type=int, default=400)
     q.add_argument("--max-minutes", type=float, default=2.5, help="training wall-time limit")
     q.add_argument("--cache-dir", default=None, help="dataset cache (default $ATOMFORGE_CACHE or ~/.cache/atomforge)")
     q.add_argument("--resume", action="store_true", help="continue an interrupted quickstart run")
