@@ -61,16 +61,20 @@ double kernel_rows(const double* xq, const double* X, const double* V, int64_t r
   const double fact = 5.0 / (3.0 * sigma * sigma * sigma), diag = 5.0 / sigma, s5 = kSqrt5 / sigma;
   constexpr int64_t B = 32;  // rows per block: distances first, then one vectorised exp, then g
   double r2[B], dv[B], a[B], b[B];
+  thread_local std::vector<double> tbuf;
   double E = 0.0;
   for (int64_t r0b = r0; r0b < r1; r0b += B) {
     const int64_t nb = std::min(B, r1 - r0b);
+    tbuf.resize(static_cast<size_t>(B) * d);
     for (int64_t k = 0; k < nb; ++k) {
       const double* xr = X + (r0b + k) * d;
       const double* vr = V + (r0b + k) * d;
+      double* tk = tbuf.data() + k * d;  // differences kept for the update pass (L1-resident)
       double s2 = 0.0, sv = 0.0;
 #pragma omp simd reduction(+ : s2, sv)
       for (int64_t m = 0; m < d; ++m) {
         const double t = xq[m] - xr[m];
+        tk[m] = t;
         s2 += t * t;
         sv += t * vr[m];
       }
@@ -86,12 +90,12 @@ double kernel_rows(const double* xq, const double* X, const double* V, int64_t r
     }
     for (int64_t k = 0; k < nb; ++k) {
       E += dv[k] * b[k];
-      const double* xr = X + (r0b + k) * d;
+      const double* tk = tbuf.data() + k * d;
       const double* vr = V + (r0b + k) * d;
       const double ak = a[k], bk = b[k];
-      // the difference is formed again (not sum(a) xq - sum(a xr)): no cancellation
+      // uses the stored differences (not sum(a) xq - sum(a xr)): no cancellation
 #pragma omp simd
-      for (int64_t m = 0; m < d; ++m) g[m] += ak * (xq[m] - xr[m]) - bk * vr[m];
+      for (int64_t m = 0; m < d; ++m) g[m] += ak * tk[m] - bk * vr[m];
     }
   }
   return E;
