@@ -19,3 +19,12 @@ def data_dir():
     if not d.is_dir():
         pytest.skip(f"dataset folder {d} not found (set ATOMFORGE_DATA)")
     return d
+
+
+@pytest.fixture(scope="session")
+def water_dir(data_dir):
+    """The n2p2 RPBE-D3 water example (potential/ and input.data)."""
+    d = data_dir / "n2p2_h2o_rpbe_d3"
+    if not (d / "potential" / "input.nn").is_file():
+        pytest.skip(f"n2p2 water example not found at {d}")
+    return d

@@ -22,14 +22,6 @@ MEAN_TOL_FRACTION = 0.05
 
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def water_dir(data_dir):
-    d = data_dir / "n2p2_h2o_rpbe_d3"
-    if not (d / "potential" / "input.nn").is_file():
-        pytest.skip(f"n2p2 water example not found at {d}")
-    return d
-
-
-@pytest.fixture(scope="module")
 def settings(water_dir):
     return read_input_nn(water_dir / "potential" / "input.nn")
 

@@ -25,14 +25,6 @@ RMSE_FACTOR = 3.0
 
 # ---------------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def water_dir(data_dir):
-    d = data_dir / "n2p2_h2o_rpbe_d3"
-    if not (d / "potential" / "input.nn").is_file():
-        pytest.skip(f"n2p2 water example not found at {d}")
-    return d
-
-
-@pytest.fixture(scope="module")
 def model_path(water_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("n2p2_import") / "h2o.afm"
     import_n2p2(water_dir / "potential", output=path)
