@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 PUBLISHED = {"ethanol": 0.33, "malonaldehyde": 0.41, "uracil": 0.24, "toluene": 0.14, "salicylic": 0.28,
-             "naphthalene": 0.11}
+             "naphthalene": 0.11, "aspirin": 0.68, "benzene": 0.06}
 KEYS = {"old": ("old_energies", "old_forces"), "new": ("energies", "forces")}
 
 
@@ -52,7 +52,8 @@ def child_train(args):
     t = time.time()
     m = train_sgdml(data_dir() / f"rmd17_{args.molecule}_train_01.npz", data_dir() / f"rmd17_{args.molecule}_test_01.npz",
                     args.run_dir, n_train=args.n_train, n_valid=200, sigmas=tuple(args.sigmas), energy_key=ek,
-                    forces_key=fk, seed=0, progress=False, threads=args.threads, log=lambda *a: print(*a, file=sys.stderr))
+                    forces_key=fk, seed=0, progress=False, threads=args.threads, log=lambda *a: print(*a, file=sys.stderr),
+                    memory_budget=int(args.memory_budget * 1024 ** 3) if args.memory_budget else None)
     m["bench"] = {"wall_s": time.time() - t, "peak_rss_gb": peak_rss_gb()}
     print(json.dumps(m))
 
@@ -177,6 +178,9 @@ def main():
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--sigmas", nargs="+", type=float, default=[10, 20, 30, 40, 50, 70, 100])
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--memory-budget", type=float, default=0, help="GB for the solver (0: 80%% of available)")
+    ap.add_argument("--runs-json", default=str(ROOT / "benchmarks" / "results" / "sgdml_runs"),
+                    help="folder of one JSON per (molecule, labels) run; the table is built from all of them")
     ap.add_argument("--run-dir", default="/tmp/bench_sgdml")
     ap.add_argument("--compare-sgdml", type=int, default=0, help="training size for the side-by-side run (0: off)")
     ap.add_argument("--compare-sigma", type=float, default=20)
@@ -186,16 +190,21 @@ def main():
         {"train": child_train, "sgdml_train": child_sgdml_train, "ours_fixed": child_ours_fixed}[args.child](args)
         return
     rows, extra = [], []
-    for mol in args.molecules:
-        for lab in args.label_sets:
+    for lab in args.label_sets:
+        for mol in args.molecules:
             rd = Path(args.run_dir) / f"{mol}_{lab}_{args.n_train}"
             rd.mkdir(parents=True, exist_ok=True)
             m = run_child("train", molecule=mol, labels=lab, n_train=args.n_train, sigmas=args.sigmas,
-                          threads=args.threads, run_dir=rd)
+                          threads=args.threads, run_dir=rd, memory_budget=args.memory_budget)
             sp = speed(rd / "model.afm", data_dir() / f"rmd17_{mol}_test_01.npz")
             rows.append((mol, lab, m, sp))
-            print(mol, lab, json.dumps({"test": m["test"], "training": m["training"], "bench": m["bench"], "speed": sp}),
-                  flush=True)
+            rec = {"molecule": mol, "labels": lab, "date": time.strftime("%Y-%m-%d %H:%M"),
+                   "command": " ".join(sys.argv[1:]), "test": m["test"], "training": m["training"],
+                   "bench": m["bench"], "speed": sp}
+            Path(args.runs_json).mkdir(parents=True, exist_ok=True)
+            (Path(args.runs_json) / f"{mol}_{lab}_{args.n_train}.json").write_text(json.dumps(rec, indent=1))
+            print(mol, lab, json.dumps(rec), flush=True)
+            write_md(args, extra)
             if args.compare_sgdml and mol == "ethanol":
                 try:
                     from atomforge.sgdml import export_sgdml_npz, read_sgdml
@@ -209,24 +218,37 @@ def main():
                     print("compare", json.dumps({"sgdml_speed": sgs, "sgdml_train": ref, "ours_train": ours}), flush=True)
                 except Exception as exc:  # noqa: BLE001
                     print("sgdml comparison failed:", exc, flush=True)
-    write_md(args, rows, extra)
+    write_md(args, extra)
 
 
-def write_md(args, rows, extra):
+def load_rows(folder):
+    order = {m: i for i, m in enumerate(PUBLISHED)}
+    recs = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+    recs.sort(key=lambda r: (r["labels"] != "old", order.get(r["molecule"], 99), r["molecule"]))
+    return [(r["molecule"], r["labels"], r, r["speed"]) for r in recs]
+
+
+def write_md(args, extra):
+    rows = load_rows(args.runs_json)
     lines = [f"# sGDML benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores)", "",
-             f"Command: `python benchmarks/bench_sgdml.py {' '.join(sys.argv[1:])}`", "",
+             f"Last command: `python benchmarks/bench_sgdml.py {' '.join(sys.argv[1:])}`. Rows are read from "
+             f"`benchmarks/results/sgdml_runs/*.json` (one per training run, with its own command, date and full "
+             f"metrics), so runs made separately end up in one table.", "",
              "Train: `rmd17_<mol>_train_01.npz` (n_train frames); sigma picked on 200 validation frames of the "
              "training file with 200-point models; test: all 1000 frames of `rmd17_<mol>_test_01.npz`, evaluated "
              "by the C++ core. `old` = original MD17 labels (old_energies/old_forces), `new` = rMD17 labels.", "",
-             "| molecule | labels | n_train | perms | sigma | solver | forces MAE (kcal/mol/A) | published | "
+             "| molecule | labels | n_train | perms | sigma | solver | forces MAE (kcal/mol/A) | published | ratio | "
              "energy MAE (kcal/mol) | train wall (s) | peak RSS (GB) | batched configs/s (1t / 2t) | "
              "latency core (ms, 1t / 2t) | latency compute() (ms, 1t) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mol, lab, m, sp in rows:
         t, tr = m["test"], m["training"]
-        pub = PUBLISHED.get(mol, float("nan")) if lab == "old" else float("nan")
+        pub = PUBLISHED.get(mol) if lab == "old" else None
+        f_mae = t["forces_mae_kcal_mol"]
+        pub_s = f"{pub:.2f} | {f_mae / pub:.2f}" if pub else "- | -"
         lines.append(f"| {mol} | {lab} | {tr['n_train']} | {tr['n_perms']} | {tr['sigma']:g} | {tr['solver']} | "
-                     f"{t['forces_mae_kcal_mol']:.3f} | {pub:.2f} | {t['energy_mae_kcal_mol']:.3f} | "
+                     f"{f_mae:.3f} | {pub_s} | "
+                     f"{t['energy_mae_kcal_mol']:.3f} | "
                      f"{m['bench']['wall_s']:.0f} | {m['bench']['peak_rss_gb']:.2f} | "
                      f"{sp['batched_configs_per_s_1t']:.0f} / {sp['batched_configs_per_s_2t']:.0f} | "
                      f"{sp['latency_core_ms_1t']:.3f} / {sp['latency_core_ms_2t']:.3f} | "

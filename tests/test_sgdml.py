@@ -9,7 +9,7 @@ import atomforge
 from atomforge.model_file import ModelFileError
 from atomforge.sgdml import (SGDMLParameters, export_sgdml_npz, find_perms, fit, import_sgdml_npz, predict,
                              read_sgdml, save_sgdml, train_sgdml)
-from atomforge.sgdml.train import _Problem, solve_cg
+from atomforge.sgdml.train import _LowerTiles, _Problem, solve_cg, solve_closed_form
 from atomforge.train.metrics import KCAL_MOL
 
 
@@ -159,6 +159,41 @@ def test_kernel_matrix_equals_matvec(ethanol):
     a = np.random.default_rng(0).normal(size=prob.dim)
     np.testing.assert_allclose(K @ a, prob.matvec(a), atol=1e-12 * np.abs(K).max() * prob.dim)
     np.testing.assert_allclose(K, K.T, atol=1e-14 * np.abs(K).max())  # the perms form a group
+
+
+@pytest.mark.parametrize("tile", [27 * 2, 27 * 3, 10000])
+def test_tiled_closed_form_equals_dense_solve(ethanol, tile):
+    """The lower-triangle tiled Cholesky (uneven last tile, several tile rows, one tile) equals a
+    dense SciPy solve of the full (lambda I - K) alpha = -y."""
+    R, F, z = ethanol["R"][:7], ethanol["F"][:7], ethanol["z"]
+    perms = find_perms(R, z, n_geometries=7)
+    prob = _Problem(R, F, perms, 15.0, 1e-8, threads=1)
+    y = F.ravel() / np.std(F)
+    A = 1e-8 * np.eye(prob.dim) - prob.kernel_rows(np.arange(7))
+    ref = -np.linalg.solve(A, y)
+    a = solve_closed_form(prob, y, tile=tile)
+    np.testing.assert_allclose(a, ref, rtol=0, atol=1e-8 * np.abs(ref).max())
+    assert prob.lam == 1e-8
+
+
+def test_lower_tiles_cholesky_and_storage():
+    rng = np.random.default_rng(1)
+    n, b = 23, 5
+    B = rng.normal(size=(n, n))
+    A = B @ B.T + n * np.eye(n)
+    t = _LowerTiles(n, b)
+    assert t.buf.size == sum(t.sz[i] * t.sz[j] for i in range(t.T) for j in range(i + 1)) < n * n
+    for (i, j), tile in t.tile.items():
+        tile[...] = A[t.lo[i]:t.lo[i] + t.sz[i], t.lo[j]:t.lo[j] + t.sz[j]]
+        if i == j:
+            tile[np.triu_indices(t.sz[i], 1)] = np.nan  # the upper triangle is never read
+    t.cholesky()
+    y = rng.normal(size=n)
+    np.testing.assert_allclose(t.solve(y), np.linalg.solve(A, y), rtol=1e-12, atol=1e-12)
+    t2 = _LowerTiles(2, 2)
+    t2.tile[0, 0][...] = [[1.0, 0.0], [2.0, 1.0]]  # indefinite
+    with pytest.raises(np.linalg.LinAlgError):
+        t2.cholesky()
 
 
 def test_cg_equals_closed_form_and_resumes(ethanol, tmp_path):

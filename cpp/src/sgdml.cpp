@@ -15,6 +15,14 @@
 
 namespace atomforge {
 
+constexpr int64_t kW = 16;
+
+struct SGDMLRows {
+  std::vector<double> XT, VT;
+  int64_t n = 0, ld = 0, d = 0;
+  int64_t blocks() const { return ld / kW; }
+};
+
 namespace {
 
 int resolve_threads(int n_threads) {
@@ -54,75 +62,78 @@ void descriptor_and_jacobian(const double* r, int64_t n, double* x, double* jac,
   }
 }
 
-// Accumulate sum over rows [r0, r1) of the kernel terms for one query descriptor xq.
-// g (d) += sum H(xq - x_r) v_r ; returns the energy part sum -grad k . v_r.
-double kernel_rows(const double* xq, const double* X, const double* V, int64_t r0, int64_t r1, int64_t d,
-                   double sigma, double* g) {
-  const double fact = 5.0 / (3.0 * sigma * sigma * sigma), diag = 5.0 / sigma, s5 = kSqrt5 / sigma;
-  constexpr int64_t B = 32;  // rows per block: distances first, then one vectorised exp, then g
-  double r2[B], dv[B], a[B], b[B];
-  thread_local std::vector<double> tbuf;
-  double E = 0.0;
-  for (int64_t r0b = r0; r0b < r1; r0b += B) {
-    const int64_t nb = std::min(B, r1 - r0b);
-    tbuf.resize(static_cast<size_t>(B) * d);
-    for (int64_t k = 0; k < nb; ++k) {
-      const double* xr = X + (r0b + k) * d;
-      const double* vr = V + (r0b + k) * d;
-      double* tk = tbuf.data() + k * d;  // differences kept for the update pass (L1-resident)
-      double s2 = 0.0, sv = 0.0;
-#pragma omp simd reduction(+ : s2, sv)
-      for (int64_t m = 0; m < d; ++m) {
-        const double t = xq[m] - xr[m];
-        tk[m] = t;
-        s2 += t * t;
-        sv += t * vr[m];
-      }
-      r2[k] = s2;
-      dv[k] = sv;
+// Training rows in blocks of kW rows, each block a contiguous (d, kW) tile (rows padded to a
+// multiple of kW with zeros: a zero v makes a padding row contribute exactly nothing), so that
+// the kernel is vectorised over rows: no horizontal reduction per row, sequential streaming, and
+// the differences x_q - x_i are formed exactly (no |x|^2 - 2 x.y + |y|^2 expansion, hence no
+// cancellation).
+SGDMLRows transpose_rows(const double* X, const double* V, int64_t n_rows, int64_t d) {
+  SGDMLRows T;
+  T.n = n_rows;
+  T.d = d;
+  T.ld = std::max<int64_t>(kW, (n_rows + kW - 1) / kW * kW);
+  T.XT.assign(static_cast<size_t>(d * T.ld), 0.0);
+  T.VT.assign(static_cast<size_t>(d * T.ld), 0.0);
+  for (int64_t i = 0; i < n_rows; ++i)
+    for (int64_t m = 0; m < d; ++m) {
+      const int64_t k = (i / kW) * d * kW + m * kW + i % kW;
+      T.XT[k] = X[i * d + m];
+      T.VT[k] = V[i * d + m];
     }
-    AF_SIMD
-    for (int64_t k = 0; k < B; ++k) {  // full width (padding lanes are discarded)
-      const double nrm = std::sqrt(k < nb ? r2[k] : 0.0);
-      const double base = fact * simd::exp(-s5 * nrm);
-      a[k] = base * diag * dv[k];
-      b[k] = base * (sigma + kSqrt5 * nrm);
-    }
-    for (int64_t k = 0; k < nb; ++k) {
-      E += dv[k] * b[k];
-      const double* tk = tbuf.data() + k * d;
-      const double* vr = V + (r0b + k) * d;
-      const double ak = a[k], bk = b[k];
-      // uses the stored differences (not sum(a) xq - sum(a xr)): no cancellation
-#pragma omp simd
-      for (int64_t m = 0; m < d; ++m) g[m] += ak * tk[m] - bk * vr[m];
-    }
-  }
-  return E;
+  return T;
 }
 
-// One query, rows split over nt threads: g (d) = sum H v, returns the energy part.
-double kernel_one(const double* xq, const double* X, const double* V, int64_t n_rows, int64_t d, double sigma,
-                  double* g, int nt) {
-  std::fill(g, g + d, 0.0);
-  if (nt <= 1 || n_rows < 64) return kernel_rows(xq, X, V, 0, n_rows, d, sigma, g);
-  std::vector<double> gpart(static_cast<size_t>(nt) * d, 0.0), epart(nt, 0.0);
-  int used = 1;
-#pragma omp parallel num_threads(nt)
-  {
-    int t = 0, T = 1;
-#ifdef ATOMFORGE_HAVE_OPENMP
-    t = omp_get_thread_num();
-    T = omp_get_num_threads();
-#endif
-    if (t == 0) used = T;
-    const int64_t r0 = n_rows * t / T, r1 = n_rows * (t + 1) / T;
-    epart[t] = kernel_rows(xq, X, V, r0, r1, d, sigma, gpart.data() + t * d);
+// Kernel sums of one query descriptor y over the row blocks [b0, b1) of T:
+//   g (d) += sum_i H(y - x_i) v_i,   returns sum_i -grad k(y - x_i) . v_i.
+// acc: scratch of d * kW doubles. The summation order is fixed (independent of threads).
+double kernel_rows_T(const double* y, const SGDMLRows& T, int64_t b0, int64_t b1, double sigma, double* g,
+                     double* acc) {
+  const double fact = 5.0 / (3.0 * sigma * sigma * sigma), diag = 5.0 / sigma, s5 = kSqrt5 / sigma;
+  const int64_t d = T.d;
+  std::fill(acc, acc + d * kW, 0.0);
+  double ev[kW] = {0.0};
+  for (int64_t blk = b0; blk < b1; ++blk) {
+    const double* xb = T.XT.data() + blk * d * kW;  // this block's (d, kW) tile, contiguous
+    const double* vb = T.VT.data() + blk * d * kW;
+    double s2[kW] = {0.0}, sv[kW] = {0.0};
+    for (int64_t m = 0; m < d; ++m) {
+      const double* xm = xb + m * kW;
+      const double* vm = vb + m * kW;
+      const double ym = y[m];
+#pragma omp simd
+      for (int64_t w = 0; w < kW; ++w) {
+        const double t = ym - xm[w];
+        s2[w] += t * t;
+        sv[w] += t * vm[w];
+      }
+    }
+    double a[kW], b[kW], nrm[kW], ex[kW];
+    AF_SIMD
+    for (int64_t w = 0; w < kW; ++w) nrm[w] = std::sqrt(s2[w]);
+    AF_SIMD
+    for (int64_t w = 0; w < kW; ++w) ex[w] = simd::exp(-s5 * nrm[w]);
+    AF_SIMD
+    for (int64_t w = 0; w < kW; ++w) {
+      const double base = fact * ex[w];
+      a[w] = base * diag * sv[w];
+      b[w] = base * (sigma + kSqrt5 * nrm[w]);
+      ev[w] += sv[w] * b[w];
+    }
+    for (int64_t m = 0; m < d; ++m) {
+      const double* xm = xb + m * kW;
+      const double* vm = vb + m * kW;
+      const double ym = y[m];
+      double* am = acc + m * kW;
+#pragma omp simd
+      for (int64_t w = 0; w < kW; ++w) am[w] += a[w] * (ym - xm[w]) - b[w] * vm[w];
+    }
   }
   double E = 0.0;
-  for (int t = 0; t < used; ++t) {
-    E += epart[t];
-    for (int64_t m = 0; m < d; ++m) g[m] += gpart[t * d + m];
+  for (int64_t w = 0; w < kW; ++w) E += ev[w];
+  for (int64_t m = 0; m < d; ++m) {
+    double s = 0.0;
+    for (int64_t w = 0; w < kW; ++w) s += acc[m * kW + w];
+    g[m] += s;
   }
   return E;
 }
@@ -131,30 +142,37 @@ double kernel_one(const double* xq, const double* X, const double* V, int64_t n_
 // |x - P x_i| = |P^-1 x - x_i| and H(x - P x_i) P v_i = P H(P^-1 x - x_i) v_i (the Matern kernel is
 // isotropic and P is a coordinate permutation), so each permutation permutes the query once and
 // streams the M unpermuted rows, which stay in cache (M d doubles instead of M S d).
-// tp (S, d): descriptor index map of each permutation (xp[m] = x_i[tp[m]]). g (d) is overwritten.
-double kernel_perms(const double* xq, const double* X, const double* V, int64_t M, int64_t d, const int64_t* tp,
-                    int64_t S, double sigma, double* g, int nt) {
+// tp (S, d): descriptor index map of each permutation (xp[m] = x_i[tp[m]]); S = 1 with tp = null
+// means the identity. The row blocks are split over nt threads; g (d) is overwritten.
+double kernel_perms(const double* xq, const SGDMLRows& T, const int64_t* tp, int64_t S, double sigma, double* g,
+                    int nt) {
+  const int64_t d = T.d, nb = T.blocks();
   std::fill(g, g + d, 0.0);
-  const int T = std::max(1, std::min<int>(nt, static_cast<int>(S)));
-  std::vector<double> gpart(static_cast<size_t>(T) * d, 0.0), epart(T, 0.0);
-#pragma omp parallel num_threads(T) if (T > 1)
+  const int TH = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nt, nb / 4)));
+  std::vector<double> gpart(static_cast<size_t>(TH) * d, 0.0), epart(TH, 0.0);
+#pragma omp parallel num_threads(TH) if (TH > 1)
   {
     int t = 0;
 #ifdef ATOMFORGE_HAVE_OPENMP
     t = omp_get_thread_num();
 #endif
-    std::vector<double> y(d), h(d);
+    const int64_t b0 = nb * t / TH, b1 = nb * (t + 1) / TH;
+    std::vector<double> y(d), h(d), acc(d * kW);
     double* gp = gpart.data() + static_cast<size_t>(t) * d;
-    for (int64_t p = t; p < S; p += T) {
+    for (int64_t p = 0; p < S; ++p) {
+      if (!tp) {
+        epart[t] += kernel_rows_T(xq, T, b0, b1, sigma, gp, acc.data());
+        continue;
+      }
       const int64_t* tpp = tp + p * d;
       for (int64_t m = 0; m < d; ++m) y[tpp[m]] = xq[m];
       std::fill(h.begin(), h.end(), 0.0);
-      epart[t] += kernel_rows(y.data(), X, V, 0, M, d, sigma, h.data());
+      epart[t] += kernel_rows_T(y.data(), T, b0, b1, sigma, h.data(), acc.data());
       for (int64_t m = 0; m < d; ++m) gp[m] += h[tpp[m]];
     }
   }
   double E = 0.0;
-  for (int t = 0; t < T; ++t) {  // fixed order: the result does not depend on scheduling
+  for (int t = 0; t < TH; ++t) {  // fixed order
     E += epart[t];
     for (int64_t m = 0; m < d; ++m) g[m] += gpart[static_cast<size_t>(t) * d + m];
   }
@@ -214,37 +232,39 @@ void sgdml_kernel_sum(const double* R_query, int64_t n_query, int64_t n_atoms, c
   if (!(sigma > 0.0)) throw InvalidInput("sGDML: sigma must be > 0");
   const int64_t d = sgdml_descriptor_size(n_atoms);
   const int nt = resolve_threads(n_threads);
+  const SGDMLRows T = transpose_rows(X, V, n_rows, d);
   std::string err;
-  if (n_query >= nt || nt == 1) {
+  const bool outer = n_query >= nt && nt > 1;  // else: rows split over threads (see SGDML::predict)
+  auto one = [&](int64_t q, double* x, double* jac, double* g, double* acc, int threads) {
+    try {
+      descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x, jac, q);
+    } catch (const InvalidInput& e) {
+#pragma omp critical
+      if (err.empty()) err = e.what();
+      return;
+    }
+    double E;
+    if (threads == 1) {
+      std::fill(g, g + d, 0.0);
+      E = kernel_rows_T(x, T, 0, T.blocks(), sigma, g, acc);
+    } else {
+      E = kernel_perms(x, T, nullptr, 1, sigma, g, threads);
+    }
+    if (energy) energy[q] = E;
+    if (forces) jacobian_transpose(jac, g, n_atoms, forces + q * 3 * n_atoms);
+  };
+  if (outer) {
 #pragma omp parallel num_threads(nt)
     {
-      std::vector<double> x(d), jac(3 * d), g(d), f(3 * n_atoms);
+      std::vector<double> x(d), jac(3 * d), g(d), acc(d * kW);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t q = 0; q < n_query; ++q) {
-        try {
-          descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x.data(), jac.data(), q);
-        } catch (const InvalidInput& e) {
-#pragma omp critical
-          if (err.empty()) err = e.what();
-          continue;
-        }
-        std::fill(g.begin(), g.end(), 0.0);
-        const double E = kernel_rows(x.data(), X, V, 0, n_rows, d, sigma, g.data());
-        if (energy) energy[q] = E;
-        if (forces) jacobian_transpose(jac.data(), g.data(), n_atoms, forces + q * 3 * n_atoms);
-      }
+      for (int64_t q = 0; q < n_query; ++q) one(q, x.data(), jac.data(), g.data(), acc.data(), 1);
     }
-    if (!err.empty()) throw InvalidInput(err);
-    return;
+  } else {
+    std::vector<double> x(d), jac(3 * d), g(d), acc(d * kW);
+    for (int64_t q = 0; q < n_query && err.empty(); ++q) one(q, x.data(), jac.data(), g.data(), acc.data(), nt);
   }
-  // few queries, several threads: split the training rows
-  std::vector<double> x(d), jac(3 * d), g(d);
-  for (int64_t q = 0; q < n_query; ++q) {
-    descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x.data(), jac.data(), q);
-    const double E = kernel_one(x.data(), X, V, n_rows, d, sigma, g.data(), nt);
-    if (energy) energy[q] = E;
-    if (forces) jacobian_transpose(jac.data(), g.data(), n_atoms, forces + q * 3 * n_atoms);
-  }
+  if (!err.empty()) throw InvalidInput(err);
 }
 
 std::vector<int64_t> sgdml_tril_perm(const int64_t* perm, int64_t n) {
@@ -395,9 +415,8 @@ SGDML::SGDML(const ModelFile& f) {
     }
     tril[p] = sgdml_tril_perm(&P[p * n], n);
   }
-  // Unpermuted training rows plus the descriptor index map of every permutation.
-  X_.assign(X.begin(), X.end());
-  V_.assign(V.begin(), V.end());
+  // Unpermuted training rows (transposed, see SGDMLRows) plus the descriptor index map of every permutation.
+  rows_ = std::make_shared<SGDMLRows>(transpose_rows(X.data(), V.data(), n_train_, dim_));
   tp_.resize(n_perms_ * dim_);
   for (int64_t p = 0; p < n_perms_; ++p) std::copy(tril[p].begin(), tril[p].end(), tp_.begin() + p * dim_);
   formula_ = formula_of(numbers_);
@@ -408,25 +427,31 @@ void SGDML::predict(const double* R, int64_t n_conf, double* E, double* F, int n
   const int64_t d = dim_;
   const int nt = resolve_threads(n_threads);
   std::string err;
-  // many configurations: one per thread; few: the permutations of each split over the threads
-  const bool outer = n_conf >= nt;
-#pragma omp parallel num_threads(outer ? nt : 1)
-  {
-    std::vector<double> x(d), jac(3 * d), g(d);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t q = 0; q < n_conf; ++q) {
-      try {
-        descriptor_and_jacobian(R + q * 3 * n, n, x.data(), jac.data(), q);
-      } catch (const InvalidInput& e) {
+  // many configurations: one per thread; few: the training rows of each split over the threads
+  // (outside any enclosing parallel region, in which a nested one would get a single thread)
+  const bool outer = n_conf >= nt && nt > 1;
+  auto one = [&](int64_t q, double* x, double* jac, double* g, int threads) {
+    try {
+      descriptor_and_jacobian(R + q * 3 * n, n, x, jac, q);
+    } catch (const InvalidInput& e) {
 #pragma omp critical
-        if (err.empty()) err = e.what();
-        continue;
-      }
-      const double e = kernel_perms(x.data(), X_.data(), V_.data(), n_train_, d, tp_.data(), n_perms_, sigma_,
-                                    g.data(), outer ? 1 : nt);
-      if (E) E[q] = e;
-      if (F) jacobian_transpose(jac.data(), g.data(), n, F + q * 3 * n);
+      if (err.empty()) err = e.what();
+      return;
     }
+    const double e = kernel_perms(x, *rows_, tp_.data(), n_perms_, sigma_, g, threads);
+    if (E) E[q] = e;
+    if (F) jacobian_transpose(jac, g, n, F + q * 3 * n);
+  };
+  if (outer) {
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<double> x(d), jac(3 * d), g(d);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t q = 0; q < n_conf; ++q) one(q, x.data(), jac.data(), g.data(), 1);
+    }
+  } else {
+    std::vector<double> x(d), jac(3 * d), g(d);
+    for (int64_t q = 0; q < n_conf && err.empty(); ++q) one(q, x.data(), jac.data(), g.data(), nt);
   }
   if (!err.empty()) throw InvalidInput(err);
   if (E)
@@ -461,8 +486,7 @@ void SGDML::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_
   const int64_t d = dim_;
   std::vector<double> x(d), jac(3 * d), g(d);
   descriptor_and_jacobian(R.data(), n, x.data(), jac.data(), 0);
-  const double e = kernel_perms(x.data(), X_.data(), V_.data(), n_train_, d, tp_.data(), n_perms_, sigma_,
-                                g.data(), resolve_threads(n_threads));
+  const double e = kernel_perms(x.data(), *rows_, tp_.data(), n_perms_, sigma_, g.data(), resolve_threads(n_threads));
   for (int64_t m = 0; m < d; ++m) g[m] *= std_;
   jacobian_transpose(jac.data(), g.data(), n, F.data());
   const double E = e * std_ + c_;

@@ -16,12 +16,15 @@
 // Units: eV and Angstrom (the descriptor is in 1/Angstrom, sigma too).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "atomforge/potential.hpp"
 
 namespace atomforge {
+
+struct SGDMLRows;  // training rows in the predictor's layout (sgdml.cpp)
 
 /// Descriptor size N(N-1)/2.
 inline int64_t sgdml_descriptor_size(int64_t n_atoms) { return n_atoms * (n_atoms - 1) / 2; }
@@ -82,7 +85,7 @@ class SGDML : public Potential {
 
  private:
   std::vector<int> species_, numbers_;
-  std::vector<double> X_, V_;  // (n_train, d) training descriptors and J alpha (unpermuted)
+  std::shared_ptr<const SGDMLRows> rows_;  // training descriptors and J alpha, (d, n_train padded)
   std::vector<int64_t> tp_;    // (n_perms, d) descriptor index map of each permutation
   int64_t n_train_ = 0, n_perms_ = 0, dim_ = 0;
   double sigma_ = 0, std_ = 1, c_ = 0, cutoff_ = 0;

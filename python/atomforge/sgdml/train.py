@@ -36,6 +36,14 @@ def physical_memory_bytes() -> int:
 
 
 def available_memory_bytes() -> int:
+    """MemAvailable of /proc/meminfo (free + reclaimable cache); free pages elsewhere."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError):
@@ -43,8 +51,8 @@ def available_memory_bytes() -> int:
 
 
 def default_memory_budget() -> int:
-    """Bytes the solver may use: min(8 GB, 70 % of the currently available memory)."""
-    return int(min(8 * 1024 ** 3, 0.7 * available_memory_bytes()))
+    """Bytes the solver may use: 80 % of the memory currently available (MemAvailable)."""
+    return int(0.8 * available_memory_bytes())
 
 
 def _core():
@@ -88,67 +96,125 @@ class _Problem:
                                alphas_F=alpha.reshape(self.M, 3 * self.n))
 
 
-def _assemble(prob: _Problem, lam: float, chunk: int, progress) -> np.ndarray:
-    """lambda I - K, lower triangle of blocks only (C order), assembled in place by the core."""
+class _LowerTiles:
+    """Lower triangle of a symmetric n x n matrix stored as square tiles (I >= J) of size b (the
+    last row/column of tiles may be smaller): n^2/2 + n b/2 doubles instead of n^2. Each tile is
+    a C-ordered (rows, cols) view into one buffer."""
+
+    def __init__(self, n: int, b: int):
+        self.n, self.b = int(n), int(b)
+        self.T = -(-self.n // self.b)
+        self.lo = [I * self.b for I in range(self.T)]
+        self.sz = [min(self.b, self.n - lo) for lo in self.lo]
+        offs, o = {}, 0
+        for I in range(self.T):
+            for J in range(I + 1):
+                offs[I, J] = o
+                o += self.sz[I] * self.sz[J]
+        self.buf = np.empty(o)
+        self.tile = {k: self.buf[v:v + self.sz[k[0]] * self.sz[k[1]]].reshape(self.sz[k[0]], self.sz[k[1]])
+                     for k, v in offs.items()}
+
+    @staticmethod
+    def nbytes(n: int, b: int) -> int:
+        T = -(-n // b)
+        return 8 * (n * n // 2 + n * b // 2 + T * b)
+
+    def cholesky(self) -> None:
+        """In place A = L L^T (right-looking tiled algorithm; reads the lower triangle only).
+        Raises numpy.linalg.LinAlgError if A is not numerically positive definite."""
+        from scipy.linalg.blas import dgemm, dtrsm
+
+        t = self.tile
+        for k in range(self.T):
+            A = t[k, k]
+            A[...] = np.tril(A) + np.tril(A, -1).T
+            A[...] = np.linalg.cholesky(A)
+            for i in range(k + 1, self.T):
+                # L_ik = A_ik L_kk^-T  <=>  L_ik^T = L_kk^-1 A_ik^T; C-ordered tiles seen transposed are
+                # Fortran-ordered, so BLAS works on them in place (L_kk^T is upper).
+                dtrsm(1.0, A.T, t[i, k].T, side=0, lower=0, trans_a=1, overwrite_b=1)
+            for i in range(k + 1, self.T):
+                for j in range(k + 1, i + 1):
+                    # A_ij -= L_ik L_jk^T  <=>  A_ij^T -= L_jk L_ik^T
+                    dgemm(-1.0, t[j, k].T, t[i, k].T, beta=1.0, c=t[i, j].T, trans_a=1, overwrite_c=1)
+
+    def solve(self, y: np.ndarray) -> np.ndarray:
+        """x = (L L^T)^-1 y after cholesky()."""
+        t, lo, sz = self.tile, self.lo, self.sz
+        z = np.array(y, dtype=float)
+        for I in range(self.T):
+            zi = z[lo[I]:lo[I] + sz[I]]
+            for J in range(I):
+                zi -= t[I, J] @ z[lo[J]:lo[J] + sz[J]]
+            zi[...] = scipy.linalg.solve_triangular(t[I, I], zi, lower=True, check_finite=False)
+        for I in reversed(range(self.T)):
+            zi = z[lo[I]:lo[I] + sz[I]]
+            for J in range(I + 1, self.T):
+                zi -= t[J, I].T @ z[lo[J]:lo[J] + sz[J]]
+            zi[...] = scipy.linalg.solve_triangular(t[I, I], zi, lower=True, trans="T", check_finite=False)
+        return z
+
+
+def _tile_points(n3: int, tile: int = 3000) -> int:
+    """Training points per tile: tiles of about ``tile`` rows, aligned to whole 3N blocks."""
+    return max(1, tile // n3)
+
+
+def _slab_points(n3: int, M: int, slab_bytes: int = 256 * 1024 ** 2) -> int:
+    return max(1, slab_bytes // (8 * n3 * n3 * M))
+
+
+def closed_form_bytes(M: int, n_atoms: int) -> int:
+    """Peak bytes of solve_closed_form (tiles + assembly slab), for solver selection."""
+    n3 = 3 * n_atoms
+    n = M * n3
+    b = _tile_points(n3) * n3
+    return _LowerTiles.nbytes(n, b) + 8 * n3 * n * _slab_points(n3, M) + 8 * 4 * n
+
+
+def _assemble(prob: _Problem, lam: float, tiles: _LowerTiles, pts: int, progress) -> None:
+    """Tiles of lambda I - K (lower triangle of blocks), computed by the core a few training
+    points at a time (a slab of at most 256 MB)."""
     n3, M = 3 * prob.n, prob.M
-    K = np.zeros((M * n3, M * n3))
+    c = min(pts, _slab_points(n3, M))
+    slab = np.empty((c * n3, M * n3))
     bar = _bar(progress, total=M, desc="kernel matrix")
-    for r0 in range(0, M, chunk):
-        r1 = min(M, r0 + chunk)
-        prob.kernel_rows(np.arange(r0, r1), out=K[r0 * n3:r1 * n3], lower_only=True)
-        if bar:
-            bar.update(r1 - r0)
+    for I in range(tiles.T):
+        for q0 in range(I * pts, min(M, (I + 1) * pts), c):
+            q1 = min(M, (I + 1) * pts, q0 + c)
+            rows = slab[:(q1 - q0) * n3]
+            prob.kernel_rows(np.arange(q0, q1), out=rows, lower_only=True)
+            lr = slice((q0 - I * pts) * n3, (q1 - I * pts) * n3)
+            for J in range(I + 1):
+                c0 = tiles.lo[J]
+                np.negative(rows[:, c0:c0 + tiles.sz[J]], out=tiles.tile[I, J][lr])
+            if bar:
+                bar.update(q1 - q0)
+        tiles.tile[I, I].flat[::tiles.sz[I] + 1] += lam
     if bar:
         bar.close()
-    np.negative(K, out=K)
-    K.flat[::K.shape[0] + 1] += lam
-    return K
 
 
-def _blocked_cholesky(K: np.ndarray, b: int = 3072) -> None:
-    """In-place right-looking blocked Cholesky of the C-ordered K, reading and writing only its
-    lower triangle (K = L L^T). Used for large matrices: SciPy's bundled OpenBLAS (0.3.3x)
-    segfaults in multi-threaded dpotrf at n ~ 27,000 on this class of machine, while potrf on
-    blocks and GEMM updates are fine. Temporaries: O(n b)."""
-    n = K.shape[0]
-    for k in range(0, n, b):
-        e = min(n, k + b)
-        K[k:e, k:e] = np.linalg.cholesky(K[k:e, k:e])  # lower triangle read; raises LinAlgError
-        if e == n:
-            break
-        L = K[k:e, k:e]
-        # panel: L21 = A21 L^-T
-        K[e:, k:e] = scipy.linalg.solve_triangular(L, K[e:, k:e].T, lower=True, check_finite=False).T
-        # trailing lower blocks: A22 -= L21 L21^T, one row block at a time
-        for j in range(e, n, b):
-            je = min(n, j + b)
-            K[j:je, e:je] -= K[j:je, k:e] @ K[e:je, k:e].T
-
-
-def solve_closed_form(prob: _Problem, y: np.ndarray, progress=False, chunk: int = 50,
-                      blocked_above: int = 12000) -> np.ndarray:
-    """alpha = -(lambda I - K)^{-1} y with an in-place Cholesky factorisation; lambda is raised
-    tenfold (up to 5 times) if the matrix is not numerically positive definite."""
+def solve_closed_form(prob: _Problem, y: np.ndarray, progress=False, tile: int = 3000) -> np.ndarray:
+    """alpha = -(lambda I - K)^{-1} y by a tiled Cholesky factorisation that stores only the lower
+    triangle (8 (3NM)^2 / 2 bytes); lambda is raised tenfold (up to 5 times) if the matrix is not
+    numerically positive definite."""
+    n3 = 3 * prob.n
+    pts = _tile_points(n3, tile)
+    tiles = _LowerTiles(prob.dim, pts * n3)
     lam = prob.lam
-    n = prob.dim
     for attempt in range(6):
-        K = _assemble(prob, lam, chunk, progress)
+        _assemble(prob, lam, tiles, pts, progress)
         try:
-            if n > blocked_above:
-                _blocked_cholesky(K)
-            else:
-                # K.T is Fortran-ordered and its upper triangle is K's assembled lower triangle
-                scipy.linalg.cho_factor(K.T, lower=False, overwrite_a=True, check_finite=False)
+            tiles.cholesky()
             break
         except np.linalg.LinAlgError:
             if attempt == 5:
                 raise
-            del K
             lam *= 10.0
     prob.lam = lam
-    U = K.T  # upper triangle = L^T
-    z = scipy.linalg.solve_triangular(U, y, trans="T", lower=False, check_finite=False)
-    return -scipy.linalg.solve_triangular(U, z, trans="N", lower=False, check_finite=False)
+    return -tiles.solve(y)
 
 
 def _bar(progress, **kw):
@@ -257,7 +323,7 @@ def fit(R, E, F, numbers, perms, sigma, lam=1e-10, solver="auto", memory_budget=
     std = float(np.std(y))
     y = y / std
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    need = 8.0 * prob.dim ** 2 * 1.05
+    need = closed_form_bytes(prob.M, prob.n) + 8 * prob.dim * (4 + 3 * prob.n)
     use = solver if solver != "auto" else ("closed_form" if need <= budget else "cg")
     if use == "closed_form":
         alpha = solve_closed_form(prob, y, progress=progress)
