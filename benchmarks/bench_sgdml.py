@@ -51,7 +51,7 @@ def child_train(args):
     ek, fk = KEYS[args.labels]
     t = time.time()
     m = train_sgdml(data_dir() / f"rmd17_{args.molecule}_train_01.npz", data_dir() / f"rmd17_{args.molecule}_test_01.npz",
-                    args.run_dir, n_train=args.n_train, n_valid=200, sigmas=tuple(args.sigmas), energy_key=ek,
+                    args.run_dir, n_train=args.n_train, n_valid=200, sigmas=tuple(args.sigmas) if args.sigmas else None, energy_key=ek,
                     forces_key=fk, seed=0, progress=False, threads=args.threads, log=lambda *a: print(*a, file=sys.stderr),
                     memory_budget=int(args.memory_budget * 1024 ** 3) if args.memory_budget else None)
     m["bench"] = {"wall_s": time.time() - t, "peak_rss_gb": peak_rss_gb()}
@@ -95,6 +95,8 @@ def child_ours_fixed(args):
 def run_child(mode, **kw):
     cmd = [sys.executable, __file__, "--child", mode]
     for k, v in kw.items():
+        if v is None:
+            continue
         if isinstance(v, (list, tuple)):
             cmd += [f"--{k.replace('_', '-')}"] + [str(x) for x in v]
         else:
@@ -176,8 +178,11 @@ def main():
     ap.add_argument("--labels", default="old")
     ap.add_argument("--label-sets", nargs="+", default=["old"])
     ap.add_argument("--n-train", type=int, default=1000)
-    ap.add_argument("--sigmas", nargs="+", type=float, default=[10, 20, 30, 40, 50, 70, 100])
+    ap.add_argument("--sigmas", nargs="+", type=float, default=None,
+                    help="sigma grid (default: train_sgdml's adaptive search)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--sigma-from", default=None, choices=list(KEYS),
+                    help="use the sigma chosen by this label set's run of the same molecule (no search)")
     ap.add_argument("--memory-budget", type=float, default=0, help="GB for the solver (0: 80%% of available)")
     ap.add_argument("--runs-json", default=str(ROOT / "benchmarks" / "results" / "sgdml_runs"),
                     help="folder of one JSON per (molecule, labels) run; the table is built from all of them")
@@ -194,7 +199,11 @@ def main():
         for mol in args.molecules:
             rd = Path(args.run_dir) / f"{mol}_{lab}_{args.n_train}"
             rd.mkdir(parents=True, exist_ok=True)
-            m = run_child("train", molecule=mol, labels=lab, n_train=args.n_train, sigmas=args.sigmas,
+            sigmas = args.sigmas
+            if args.sigma_from:
+                prev = json.loads((Path(args.runs_json) / f"{mol}_{args.sigma_from}_{args.n_train}.json").read_text())
+                sigmas = [prev["training"]["sigma"]]
+            m = run_child("train", molecule=mol, labels=lab, n_train=args.n_train, sigmas=sigmas,
                           threads=args.threads, run_dir=rd, memory_budget=args.memory_budget)
             sp = speed(rd / "model.afm", data_dir() / f"rmd17_{mol}_test_01.npz")
             rows.append((mol, lab, m, sp))
@@ -235,8 +244,9 @@ def write_md(args, extra):
              f"`benchmarks/results/sgdml_runs/*.json` (one per training run, with its own command, date and full "
              f"metrics), so runs made separately end up in one table.", "",
              "Train: `rmd17_<mol>_train_01.npz` (n_train frames); sigma picked on 200 validation frames of the "
-             "training file with 200-point models; test: all 1000 frames of `rmd17_<mol>_test_01.npz`, evaluated "
-             "by the C++ core. `old` = original MD17 labels (old_energies/old_forces), `new` = rMD17 labels.", "",
+             "training file with 400-point models (adaptive search, see the runs' hyperparameter_grid); test: all 1000 frames of `rmd17_<mol>_test_01.npz`, evaluated "
+             "by the C++ core. `old` = original MD17 labels (old_energies/old_forces), `new` = rMD17 labels. "
+             "sigma* = taken from the same molecule's `old` run (same geometries), no search.", "",
              "| molecule | labels | n_train | perms | sigma | solver | forces MAE (kcal/mol/A) | published | ratio | "
              "energy MAE (kcal/mol) | train wall (s) | peak RSS (GB) | batched configs/s (1t / 2t) | "
              "latency core (ms, 1t / 2t) | latency compute() (ms, 1t) |",
@@ -246,7 +256,8 @@ def write_md(args, extra):
         pub = PUBLISHED.get(mol) if lab == "old" else None
         f_mae = t["forces_mae_kcal_mol"]
         pub_s = f"{pub:.2f} | {f_mae / pub:.2f}" if pub else "- | -"
-        lines.append(f"| {mol} | {lab} | {tr['n_train']} | {tr['n_perms']} | {tr['sigma']:g} | {tr['solver']} | "
+        sig = f"{tr['sigma']:g}" + ("" if tr["hyperparameter_grid"] else "*")
+        lines.append(f"| {mol} | {lab} | {tr['n_train']} | {tr['n_perms']} | {sig} | {tr['solver']} | "
                      f"{f_mae:.3f} | {pub_s} | "
                      f"{t['energy_mae_kcal_mol']:.3f} | "
                      f"{m['bench']['wall_s']:.0f} | {m['bench']['peak_rss_gb']:.2f} | "

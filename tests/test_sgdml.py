@@ -423,7 +423,7 @@ def test_openmm_runs_sgdml_model(model_file, ethanol):
     assert np.abs(f - ref.forces).max() <= 1e-10 * np.abs(ref.forces).max()
 
 
-def test_cli_train_model_sgdml(ethanol, tmp_path):
+def test_cli_train_model_sgdml(ethanol, tmp_path, capsys):
     """atomforge train --model sgdml writes the same run folder and metrics keys as the NN trainer."""
     from atomforge.cli import main
 
@@ -438,3 +438,21 @@ def test_cli_train_model_sgdml(ethanol, tmp_path):
     for key in ("energy_mae", "energy_rmse", "energy_mae_per_atom", "forces_mae", "forces_rmse"):
         assert np.isfinite(m["test"][key])
     assert atomforge.load(tmp_path / "run" / "model.afm").model_type == "sgdml"
+    grid = m["training"]["hyperparameter_grid"]
+    assert m["training"]["solver"] == "closed_form" and len(grid) >= 7  # 5 coarse + refinement
+    assert {5, 10, 20, 40, 80} <= {g["sigma"] for g in grid}
+    assert m["training"]["sigma"] == min(grid, key=lambda g: g["forces_mae"])["sigma"]
+    # user-chosen sigma, solver and memory budget
+    rc = main(["train", "--model", "sgdml", "--data", str(tmp_path / "tr.npz"), "--test-data",
+               str(tmp_path / "te.npz"), "-o", str(tmp_path / "run_cg"), "--n-train", "20", "--quiet",
+               "--sigmas", "15", "--solver", "cg", "--memory-gb", "0.5"])
+    assert rc == 0
+    m2 = json.loads((tmp_path / "run_cg" / "metrics.json").read_text())
+    assert m2["training"]["solver"] == "cg" and m2["training"]["sigma"] == 15
+    assert m2["test"]["forces_mae"] < 2 * m["test"]["forces_mae"]  # half the points, still a model
+    capsys.readouterr()
+    assert main(["train", "--model", "sgdml", "--data", str(tmp_path / "tr.npz"), "-o", str(tmp_path / "r3"),
+                 "--memory-gb", "-1"]) != 0
+    assert "--memory-gb must be > 0" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "tr.npz"), "-o", str(tmp_path / "r4"), "--sigmas", "10"]) != 0
+    assert "apply to --model sgdml" in capsys.readouterr().err

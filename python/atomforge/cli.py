@@ -146,9 +146,16 @@ def cmd_train(args) -> int:
         if args.config:
             raise ValueError("--config is for neural-network models; sGDML takes --n-train, --energy-key, "
                              "--forces-key and --seed")
+        kw = {}
+        if args.sigmas:
+            kw["sigmas"] = tuple(args.sigmas)
+        if args.memory_gb:
+            if args.memory_gb <= 0:
+                raise ValueError(f"--memory-gb must be > 0, got {args.memory_gb}")
+            kw["memory_budget"] = int(args.memory_gb * 1024 ** 3)
         metrics = train_sgdml(args.data, args.test_data, args.output, n_train=args.n_train or 1000,
                               energy_key=args.energy_key, forces_key=args.forces_key,
-                              seed=args.seed or 0, progress=not args.quiet)
+                              seed=args.seed or 0, progress=not args.quiet, solver=args.solver or "auto", **kw)
         t = metrics["test"]
         print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV, forces MAE {1000 * t['forces_mae']:.2f} meV/A "
               f"({t['forces_mae_kcal_mol']:.3f} kcal/mol/A)")
@@ -159,6 +166,8 @@ def cmd_train(args) -> int:
     if args.n_train or args.energy_key or args.forces_key:
         raise ValueError("--n-train/--energy-key/--forces-key apply to --model sgdml; for networks use a config "
                          "file (keys energy_key, forces_key)")
+    if args.sigmas or args.memory_gb or args.solver:
+        raise ValueError("--sigmas/--memory-gb/--solver apply to --model sgdml")
     overrides = {"data": args.data, "test_data": args.test_data, "model": args.model, "seed": args.seed}
     if args.epochs:
         overrides["training"] = {"epochs": args.epochs}
@@ -267,6 +276,14 @@ def main(argv=None) -> int:
     t.add_argument("--n-train", type=int, default=None, help="sgdml: training geometries (default 1000)")
     t.add_argument("--energy-key", default=None, help="sgdml: npz key of the energies (e.g. old_energies)")
     t.add_argument("--forces-key", default=None, help="sgdml: npz key of the forces (e.g. old_forces)")
+    t.add_argument("--sigmas", type=float, nargs="+", default=None,
+                   help="sgdml: kernel length scales to choose from on validation data (default: adaptive "
+                        "search from 5 ... 80)")
+    t.add_argument("--memory-gb", type=float, default=None,
+                   help="sgdml: memory the solver may use (default: available memory less 2 GiB / 20%%); the "
+                        "closed form needs 4 (3 N M)^2 bytes, else conjugate gradients run matrix-free")
+    t.add_argument("--solver", default=None, choices=["auto", "closed_form", "cg"],
+                   help="sgdml: linear solver (default auto: from the memory budget)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
