@@ -456,3 +456,19 @@ def test_cli_train_model_sgdml(ethanol, tmp_path, capsys):
     assert "--memory-gb must be > 0" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "tr.npz"), "-o", str(tmp_path / "r4"), "--sigmas", "10"]) != 0
     assert "apply to --model sgdml" in capsys.readouterr().err
+
+
+def test_solver_chosen_from_memory_budget(ethanol):
+    """auto: closed form when its lower-triangle tiles fit the budget, else matrix-free CG."""
+    from atomforge.sgdml.train import closed_form_bytes, default_memory_budget
+
+    R, E, F, z = ethanol["R"][:10], ethanol["E"][:10], ethanol["F"][:10], ethanol["z"]
+    perms = find_perms(R, z, n_geometries=10)
+    need = closed_form_bytes(10, 9)
+    assert 4 * 270 ** 2 < need < 8 * 270 ** 2 + (1 << 27)  # half of the dense matrix plus the slab
+    assert closed_form_bytes(1000, 21) < 17.5e9  # aspirin, 1000 points: fits a 24 GB machine
+    assert 0 < default_memory_budget()
+    big = fit(R, E, F, z, perms, 20.0, lam=1e-6, memory_budget=need + (1 << 26), threads=1)
+    small = fit(R, E, F, z, perms, 20.0, lam=1e-6, memory_budget=need // 2, threads=1, cg_tol=1e-10)
+    assert big.metadata["solver"] == "closed_form" and small.metadata["solver"] == "cg"
+    np.testing.assert_allclose(small.alphas_F, big.alphas_F, rtol=0, atol=1e-6 * np.abs(big.alphas_F).max())

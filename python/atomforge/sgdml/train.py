@@ -172,8 +172,8 @@ def closed_form_bytes(M: int, n_atoms: int) -> int:
     """Peak bytes of solve_closed_form (tiles + assembly slab), for solver selection."""
     n3 = 3 * n_atoms
     n = M * n3
-    b = _tile_points(n3) * n3
-    return _LowerTiles.nbytes(n, b) + 8 * n3 * n * _slab_points(n3, M) + 8 * 4 * n
+    pts = min(M, _tile_points(n3))
+    return _LowerTiles.nbytes(n, pts * n3) + 8 * n3 * n * min(pts, _slab_points(n3, M)) + 8 * 4 * n
 
 
 def _assemble(prob: _Problem, lam: float, tiles: _LowerTiles, pts: int, progress) -> None:
