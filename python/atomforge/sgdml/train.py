@@ -123,12 +123,14 @@ class _LowerTiles:
         T = -(-n // b)
         return 8 * (n * n // 2 + n * b // 2 + T * b)
 
-    def cholesky(self) -> None:
+    def cholesky(self, progress=False) -> None:
         """In place A = L L^T (right-looking tiled algorithm; reads the lower triangle only).
         Raises numpy.linalg.LinAlgError if A is not numerically positive definite."""
         from scipy.linalg.blas import dgemm, dtrsm
 
         t = self.tile
+        # work of step k ~ (T - k)^2: report progress in flops, not steps
+        bar = _bar(progress, total=sum((self.T - k) ** 2 for k in range(self.T)), desc="Cholesky (tiles)")
         for k in range(self.T):
             A = t[k, k]
             A[...] = np.tril(A) + np.tril(A, -1).T
@@ -141,6 +143,10 @@ class _LowerTiles:
                 for j in range(k + 1, i + 1):
                     # A_ij -= L_ik L_jk^T  <=>  A_ij^T -= L_jk L_ik^T
                     dgemm(-1.0, t[j, k].T, t[i, k].T, beta=1.0, c=t[i, j].T, trans_a=1, overwrite_c=1)
+            if bar:
+                bar.update((self.T - k) ** 2)
+        if bar:
+            bar.close()
 
     def solve(self, y: np.ndarray) -> np.ndarray:
         """x = (L L^T)^-1 y after cholesky()."""
@@ -210,7 +216,7 @@ def solve_closed_form(prob: _Problem, y: np.ndarray, progress=False, tile: int =
     for attempt in range(6):
         _assemble(prob, lam, tiles, pts, progress)
         try:
-            tiles.cholesky()
+            tiles.cholesky(progress)
             break
         except np.linalg.LinAlgError:
             if attempt == 5:
