@@ -180,7 +180,7 @@ def thousand_point_section(runs_json, mol):
                   "atomforge from the runs of benchmarks/results/sgdml.md (wall includes the permutation search, "
                   "the sigma search where there was one, the fit and the test evaluation); sgdml 1.0.3 from the "
                   "issue (rMD17 ethanol, 1000 points, 2 cores; its Cholesky failed and it fell back to LU).", "",
-                  "| code | labels | sigma search | wall (s) | peak RSS (GB) | test forces MAE (kcal/mol/A) |",
+                  "| code | labels | sigma search | wall (s) | peak RSS (GiB) | test forces MAE (kcal/mol/A) |",
                   "|---|---|---|---:|---:|---:|",
                   "| sgdml 1.0.3 (issue) | rMD17 | - | 437 | 22.8 | 0.360 |"]
         for rp in runs:
@@ -251,7 +251,7 @@ def side_by_side(args):
               "figures for sgdml 1.0.3 on rMD17 ethanol (its machine, 2 cores): 10.8 ms (NumPy) and 0.99 ms (torch) "
               "per configuration, 2,300 configurations/s batched; targets: latency <= 0.1 ms, batched >= 2x.", "",
               "## Training (fixed sigma, lambda = 1e-10, permutation search included, each in its own process)", "",
-              "| n_train | code | wall (s) | peak RSS (GB) | permutations |", "|---|---|---:|---:|---:|"]
+              "| n_train | code | wall (s) | peak RSS (GiB) | permutations |", "|---|---|---:|---:|---:|"]
     for n, mode, r in train_rows:
         lines.append(f"| {n} | {'sgdml 1.0.3' if mode == 'sgdml_train' else 'atomforge'} | {r['wall_s']:.1f} | "
                      f"{r['peak_rss_gb']:.2f} | {r['n_perms']} |")
@@ -344,7 +344,7 @@ def write_md(args, extra):
              "by the C++ core. `old` = original MD17 labels (old_energies/old_forces), `new` = rMD17 labels. "
              "sigma* = taken from the same molecule's `old` run (same geometries), no search.", "",
              "| molecule | labels | n_train | perms | sigma | solver | forces MAE (kcal/mol/A) | published | ratio | "
-             "energy MAE (kcal/mol) | train wall (s) | peak RSS (GB) | batched configs/s (1t / 2t) | "
+             "energy MAE (kcal/mol) | train wall (s) | peak RSS (GiB) | batched configs/s (1t / 2t) | "
              "latency core (ms, 1t / 2t) | latency compute() (ms, 1t) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mol, lab, m, sp in rows:
@@ -379,7 +379,7 @@ def write_md(args, extra):
         lines += ["", f"## Side by side with sgdml 1.0.3 ({mol}, {lab} labels)", "",
                   f"Training at n = {args.compare_sgdml}, sigma = {args.compare_sigma:g}, lambda = 1e-10 "
                   "(including permutation search), each in its own process:", "",
-                  "| | wall (s) | peak RSS (GB) | permutations |", "|---|---|---|---|",
+                  "| | wall (s) | peak RSS (GiB) | permutations |", "|---|---|---|---|",
                   f"| sgdml 1.0.3 | {ref['wall_s']:.1f} | {ref['peak_rss_gb']:.2f} | {ref['n_perms']} |",
                   f"| atomforge | {ours['wall_s']:.1f} | {ours['peak_rss_gb']:.2f} | {ours['n_perms']} |", "",
                   f"Prediction with the same {args.n_train}-point model (ours exported to sgdml's npz):", "",
