@@ -125,7 +125,7 @@ def export_sgdml_npz(params: SGDMLParameters, path, energy_unit: str = "kcal/mol
     Angstrom), predicting identically in ``sgdml.predict.GDMLPredict``. Atomic write."""
     params.validate()
     ef = _energy_factor(energy_unit, str(path))
-    n, M = params.n_atoms, params.n_train
+    M = params.n_train
     tp = tril_perms(params.perms)
     S, d = tp.shape
     tpl = (tp + np.arange(S)[:, None] * d).flatten("F")
