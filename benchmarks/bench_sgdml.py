@@ -124,6 +124,16 @@ def run_child(mode, **kw):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_ms(call, n):
+    """Median wall time in ms of call(i) for i in range(n) (one configuration each)."""
+    lat = []
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        lat.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(lat))
+
+
 def speed(model_path, test_file, threads_list=(1, 2)):
     import atomforge
     pot = atomforge.load(model_path)
@@ -135,20 +145,9 @@ def speed(model_path, test_file, threads_list=(1, 2)):
         t = time.perf_counter()
         pot._core.predict(R, th)
         res[f"batched_configs_per_s_{th}t"] = len(R) / (time.perf_counter() - t)
-        lat = []
-        for i in range(300):
-            r = R[i:i + 1]
-            t = time.perf_counter()
-            pot._core.predict(r, th)
-            lat.append(time.perf_counter() - t)
-        res[f"latency_core_ms_{th}t"] = 1e3 * float(np.median(lat))
+        res[f"latency_core_ms_{th}t"] = median_ms(lambda i: pot._core.predict(R[i:i + 1], th), 300)
         z = d["nuclear_charges"]
-        lat = []
-        for i in range(200):
-            t = time.perf_counter()
-            pot.compute(R[i], z, threads=th)
-            lat.append(time.perf_counter() - t)
-        res[f"latency_compute_ms_{th}t"] = 1e3 * float(np.median(lat))
+        res[f"latency_compute_ms_{th}t"] = median_ms(lambda i: pot.compute(R[i], z, threads=th), 200)
     return res
 
 
@@ -166,21 +165,11 @@ def sgdml_speed(npz_path, test_file):
     res["sgdml_numpy_batched_configs_per_s"] = len(R) / (time.perf_counter() - t)
     gp1 = GDMLPredict(m, max_processes=1)
     gp1.prepare_parallel(n_bulk=1)
-    lat = []
-    for i in range(100):
-        t = time.perf_counter()
-        gp1.predict(R[i].reshape(1, -1))
-        lat.append(time.perf_counter() - t)
-    res["sgdml_numpy_latency_ms"] = 1e3 * float(np.median(lat))
+    res["sgdml_numpy_latency_ms"] = median_ms(lambda i: gp1.predict(R[i].reshape(1, -1)), 100)
     try:
         gpt = GDMLPredict(m, use_torch=True)
         gpt.predict(R[:2].reshape(2, -1))
-        lat = []
-        for i in range(100):
-            t = time.perf_counter()
-            gpt.predict(R[i].reshape(1, -1))
-            lat.append(time.perf_counter() - t)
-        res["sgdml_torch_cpu_latency_ms"] = 1e3 * float(np.median(lat))
+        res["sgdml_torch_cpu_latency_ms"] = median_ms(lambda i: gpt.predict(R[i].reshape(1, -1)), 100)
         t = time.perf_counter()
         gpt.predict(R.reshape(len(R), -1))
         res["sgdml_torch_cpu_batched_configs_per_s"] = len(R) / (time.perf_counter() - t)

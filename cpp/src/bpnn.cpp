@@ -83,13 +83,7 @@ static SymmetryFunctions descriptor_from(const ModelFile& f) {
 
 BPNN::BPNN(const ModelFile& f) : descriptor_(descriptor_from(f)) {
   const std::string& w = f.where();
-  if (f.string("model_type") != "bpnn") throw InvalidInput(w + ": model_type is not 'bpnn'");
-  if (f.string("units.energy") != "eV" || f.string("units.length") != "Angstrom")
-    throw InvalidInput(w + ": units must be eV and Angstrom");
-  for (int64_t z : f.i64("species")) {
-    if (z < 1 || z > 118) throw InvalidInput(w + ": invalid atomic number in species");
-    species_.push_back(static_cast<int>(z));
-  }
+  species_ = f.check_header("bpnn");
   const size_t ne = species_.size();
   reference_ = f.f64("energy.reference");
   if (reference_.size() != ne) throw InvalidInput(w + ": energy.reference needs one value per species");

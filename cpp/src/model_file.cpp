@@ -143,4 +143,17 @@ int64_t ModelFile::i64_scalar(const std::string& name) const {
 
 const std::vector<int64_t>& ModelFile::i64(const std::string& name) const { return get(name, ModelRecord::I64).i64; }
 
+std::vector<int> ModelFile::check_header(const std::string& model_type) const {
+  if (string("model_type") != model_type)
+    throw InvalidInput(where_ + ": model_type is not '" + model_type + "'");
+  if (string("units.energy") != "eV" || string("units.length") != "Angstrom")
+    throw InvalidInput(where_ + ": units must be eV and Angstrom");
+  std::vector<int> species;
+  for (int64_t z : i64("species")) {
+    if (z < 1 || z > 118) throw InvalidInput(where_ + ": invalid atomic number in species");
+    species.push_back(static_cast<int>(z));
+  }
+  return species;
+}
+
 }  // namespace atomforge

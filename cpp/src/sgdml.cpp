@@ -192,6 +192,41 @@ void jacobian_transpose(const double* jac, const double* g, int64_t n, double* f
       }
 }
 
+// Kernel sums of n_conf configurations R (n_conf, n_atoms, 3) against rows T and permutations
+// tp (S, d; null with S = 1: identity): E[q] and F[q] = J_q^T g_q (unscaled), either may be null.
+// Many configurations: one per thread; few: each one's row blocks split over the threads, outside
+// any enclosing parallel region (in which a nested one would get a single thread).
+// Throws InvalidInput naming the first bad configuration.
+void kernel_sum_configs(const double* R, int64_t n_conf, int64_t n_atoms, const SGDMLRows& T, const int64_t* tp,
+                        int64_t S, double sigma, double* E, double* F, int nt) {
+  const int64_t d = T.d;
+  std::string err;
+  auto one = [&](int64_t q, double* x, double* jac, double* g, int threads) {
+    try {
+      descriptor_and_jacobian(R + q * 3 * n_atoms, n_atoms, x, jac, q);
+    } catch (const InvalidInput& e) {
+#pragma omp critical
+      if (err.empty()) err = e.what();
+      return;
+    }
+    const double e = kernel_perms(x, T, tp, S, sigma, g, threads);
+    if (E) E[q] = e;
+    if (F) jacobian_transpose(jac, g, n_atoms, F + q * 3 * n_atoms);
+  };
+  if (n_conf >= nt && nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      std::vector<double> x(d), jac(3 * d), g(d);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t q = 0; q < n_conf; ++q) one(q, x.data(), jac.data(), g.data(), 1);
+    }
+  } else {
+    std::vector<double> x(d), jac(3 * d), g(d);
+    for (int64_t q = 0; q < n_conf && err.empty(); ++q) one(q, x.data(), jac.data(), g.data(), nt);
+  }
+  if (!err.empty()) throw InvalidInput(err);
+}
+
 std::string formula_of(const std::vector<int>& z) {
   std::map<std::string, int> count;
   for (int v : z) count[element_symbol(v)]++;
@@ -231,40 +266,8 @@ void sgdml_kernel_sum(const double* R_query, int64_t n_query, int64_t n_atoms, c
   if (n_atoms < 2) throw InvalidInput("sGDML needs at least 2 atoms");
   if (!(sigma > 0.0)) throw InvalidInput("sGDML: sigma must be > 0");
   const int64_t d = sgdml_descriptor_size(n_atoms);
-  const int nt = resolve_threads(n_threads);
-  const SGDMLRows T = transpose_rows(X, V, n_rows, d);
-  std::string err;
-  const bool outer = n_query >= nt && nt > 1;  // else: rows split over threads (see SGDML::predict)
-  auto one = [&](int64_t q, double* x, double* jac, double* g, double* acc, int threads) {
-    try {
-      descriptor_and_jacobian(R_query + q * 3 * n_atoms, n_atoms, x, jac, q);
-    } catch (const InvalidInput& e) {
-#pragma omp critical
-      if (err.empty()) err = e.what();
-      return;
-    }
-    double E;
-    if (threads == 1) {
-      std::fill(g, g + d, 0.0);
-      E = kernel_rows_T(x, T, 0, T.blocks(), sigma, g, acc);
-    } else {
-      E = kernel_perms(x, T, nullptr, 1, sigma, g, threads);
-    }
-    if (energy) energy[q] = E;
-    if (forces) jacobian_transpose(jac, g, n_atoms, forces + q * 3 * n_atoms);
-  };
-  if (outer) {
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<double> x(d), jac(3 * d), g(d), acc(d * kW);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t q = 0; q < n_query; ++q) one(q, x.data(), jac.data(), g.data(), acc.data(), 1);
-    }
-  } else {
-    std::vector<double> x(d), jac(3 * d), g(d), acc(d * kW);
-    for (int64_t q = 0; q < n_query && err.empty(); ++q) one(q, x.data(), jac.data(), g.data(), acc.data(), nt);
-  }
-  if (!err.empty()) throw InvalidInput(err);
+  kernel_sum_configs(R_query, n_query, n_atoms, transpose_rows(X, V, n_rows, d), nullptr, 1, sigma, energy, forces,
+                     resolve_threads(n_threads));
 }
 
 std::vector<int64_t> sgdml_tril_perm(const int64_t* perm, int64_t n) {
@@ -363,13 +366,7 @@ void sgdml_kernel_matrix(const double* R, int64_t M, int64_t n, const int64_t* t
 
 SGDML::SGDML(const ModelFile& f) {
   const std::string& w = f.where();
-  if (f.string("model_type") != "sgdml") throw InvalidInput(w + ": model_type is not 'sgdml'");
-  if (f.string("units.energy") != "eV" || f.string("units.length") != "Angstrom")
-    throw InvalidInput(w + ": units must be eV and Angstrom");
-  for (int64_t z : f.i64("species")) {
-    if (z < 1 || z > 118) throw InvalidInput(w + ": invalid atomic number in species");
-    species_.push_back(static_cast<int>(z));
-  }
+  species_ = f.check_header("sgdml");
   for (int64_t z : f.i64("sgdml.numbers")) {
     if (std::find(species_.begin(), species_.end(), z) == species_.end())
       throw InvalidInput(w + ": sgdml.numbers has an element that is not in species");
@@ -424,36 +421,7 @@ SGDML::SGDML(const ModelFile& f) {
 
 void SGDML::predict(const double* R, int64_t n_conf, double* E, double* F, int n_threads) const {
   const int64_t n = n_atoms();
-  const int64_t d = dim_;
-  const int nt = resolve_threads(n_threads);
-  std::string err;
-  // many configurations: one per thread; few: the training rows of each split over the threads
-  // (outside any enclosing parallel region, in which a nested one would get a single thread)
-  const bool outer = n_conf >= nt && nt > 1;
-  auto one = [&](int64_t q, double* x, double* jac, double* g, int threads) {
-    try {
-      descriptor_and_jacobian(R + q * 3 * n, n, x, jac, q);
-    } catch (const InvalidInput& e) {
-#pragma omp critical
-      if (err.empty()) err = e.what();
-      return;
-    }
-    const double e = kernel_perms(x, *rows_, tp_.data(), n_perms_, sigma_, g, threads);
-    if (E) E[q] = e;
-    if (F) jacobian_transpose(jac, g, n, F + q * 3 * n);
-  };
-  if (outer) {
-#pragma omp parallel num_threads(nt)
-    {
-      std::vector<double> x(d), jac(3 * d), g(d);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t q = 0; q < n_conf; ++q) one(q, x.data(), jac.data(), g.data(), 1);
-    }
-  } else {
-    std::vector<double> x(d), jac(3 * d), g(d);
-    for (int64_t q = 0; q < n_conf && err.empty(); ++q) one(q, x.data(), jac.data(), g.data(), nt);
-  }
-  if (!err.empty()) throw InvalidInput(err);
+  kernel_sum_configs(R, n_conf, n, *rows_, tp_.data(), n_perms_, sigma_, E, F, resolve_threads(n_threads));
   if (E)
     for (int64_t q = 0; q < n_conf; ++q) E[q] = E[q] * std_ + c_;
   if (F)

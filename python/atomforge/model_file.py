@@ -24,7 +24,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -129,6 +129,28 @@ def read_records(source) -> Tuple[int, Dict[str, Value]]:
 
 
 # ------------------------------------------------------------------------------- BP networks
+
+
+def get_record(rec: Dict[str, Value], name: str, kind: Optional[str] = None, where: str = "<model>") -> Value:
+    """Record ``name`` of a parsed model file; ``kind`` "str" or "arr" checks its type.
+    Raises ModelFileError naming ``where`` and the record when it is missing or of the wrong type."""
+    if name not in rec:
+        raise ModelFileError(f"{where}: missing record {name!r}")
+    v = rec[name]
+    if kind == "str" and not isinstance(v, str):
+        raise ModelFileError(f"{where}: record {name!r} must be a string")
+    if kind == "arr" and isinstance(v, str):
+        raise ModelFileError(f"{where}: record {name!r} must be numeric")
+    return v
+
+
+def check_header(rec: Dict[str, Value], model_type: str, where: str = "<model>") -> None:
+    """The records every model file starts with: ``model_type`` must be ``model_type`` and the
+    units eV and Angstrom. Raises ModelFileError otherwise."""
+    if get_record(rec, "model_type", "str", where) != model_type:
+        raise ModelFileError(f"{where}: model_type {rec['model_type']!r} is not {model_type!r}")
+    if get_record(rec, "units.energy", "str", where) != "eV" or get_record(rec, "units.length", "str", where) != "Angstrom":
+        raise ModelFileError(f"{where}: units must be eV and Angstrom")
 
 
 @dataclass
@@ -245,19 +267,9 @@ class BPNNParameters:
         from ase.data import chemical_symbols
 
         def get(name, kind=None):
-            if name not in rec:
-                raise ModelFileError(f"{where}: missing record {name!r}")
-            v = rec[name]
-            if kind == "str" and not isinstance(v, str):
-                raise ModelFileError(f"{where}: record {name!r} must be a string")
-            if kind == "arr" and isinstance(v, str):
-                raise ModelFileError(f"{where}: record {name!r} must be numeric")
-            return v
+            return get_record(rec, name, kind, where)
 
-        if get("model_type", "str") != "bpnn":
-            raise ModelFileError(f"{where}: model_type {rec['model_type']!r} is not 'bpnn'")
-        if get("units.energy", "str") != "eV" or get("units.length", "str") != "Angstrom":
-            raise ModelFileError(f"{where}: units must be eV and Angstrom")
+        check_header(rec, "bpnn", where)
         species = [int(z) for z in np.atleast_1d(get("species", "arr"))]
         if any(z < 1 or z >= len(chemical_symbols) for z in species):
             raise ModelFileError(f"{where}: invalid atomic number in species {species}")

@@ -40,6 +40,9 @@ class ModelFile {
   int64_t i64_scalar(const std::string& name) const;
   const std::vector<int64_t>& i64(const std::string& name) const;
   const std::map<std::string, ModelRecord>& records() const { return records_; }
+  /// The records every model starts with: checks model_type == `model_type` and units eV /
+  /// Angstrom, returns `species` (atomic numbers 1..118). Throws InvalidInput naming the file.
+  std::vector<int> check_header(const std::string& model_type) const;
 
  private:
   const ModelRecord& get(const std::string& name, ModelRecord::Type t) const;

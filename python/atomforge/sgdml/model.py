@@ -22,7 +22,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..model_file import ModelFileError, read_records, write_records
+from ..model_file import ModelFileError, check_header, get_record, read_records, write_records
 
 
 def descriptor_size(n_atoms: int) -> int:
@@ -177,17 +177,9 @@ class SGDMLParameters:
     @classmethod
     def from_records(cls, rec, where: str = "<model>") -> "SGDMLParameters":
         def get(name, kind="arr"):
-            if name not in rec:
-                raise ModelFileError(f"{where}: missing record {name!r}")
-            v = rec[name]
-            if (kind == "str") != isinstance(v, str):
-                raise ModelFileError(f"{where}: record {name!r} has the wrong type")
-            return v
+            return get_record(rec, name, kind, where)
 
-        if get("model_type", "str") != "sgdml":
-            raise ModelFileError(f"{where}: model_type {rec.get('model_type')!r} is not 'sgdml'")
-        if get("units.energy", "str") != "eV" or get("units.length", "str") != "Angstrom":
-            raise ModelFileError(f"{where}: units must be eV and Angstrom")
+        check_header(rec, "sgdml", where)
         p = cls(numbers=np.atleast_1d(get("sgdml.numbers")).astype(np.int64),
                 perms=np.atleast_2d(get("sgdml.perms")).astype(np.int64),
                 sigma=float(get("sgdml.sigma")), std=float(get("sgdml.std")), c=float(get("sgdml.c")),
