@@ -179,6 +179,7 @@ def sgdml_speed(npz_path, test_file):
 
 
 def thousand_point_section(runs_json, mol):
+    """Markdown lines: our 1000-point runs of `mol` (from runs_json) beside the issue's sgdml figures."""
     lines = []
     runs = sorted(Path(runs_json).glob(f"{mol}_*_1000.json"))
     if runs:

@@ -259,6 +259,16 @@ def test_train_sgdml_run_folder(ethanol, tmp_path):
 
 
 # ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("kw, msg", [({"sigmas": (-5,)}, "sigmas must be positive"),
+                                     ({"sigmas": (float("nan"),)}, "sigmas must be positive"),
+                                     ({"lams": (0.0,)}, "lams must be positive"),
+                                     ({"n_train": 0}, "n_train must be >= 1")])
+def test_train_sgdml_bad_hyperparameters(ethanol, tmp_path, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        train_sgdml(ethanol["path"], run_dir=tmp_path / "run", progress=False, log=lambda *a: None, **kw)
+    assert not (tmp_path / "run").exists()  # rejected before anything is written
+
+
 def test_wrong_molecule_and_order(model_file, ethanol):
     pot = atomforge.load(model_file)
     r, z = ethanol["R"][0], ethanol["z"]

@@ -5,8 +5,8 @@ Linear system (as the sgdml package): with K the force-kernel matrix of the trai
 labels, alpha = -(lambda I - K)^{-1} y. The model stores R_d_desc_alpha_i = J_i alpha_i; the
 integration constant c is the mean of E_train - E_pred(c=0).
 
-Solver: Cholesky (scipy.linalg.cho_factor/cho_solve, in place, lower triangle assembled only)
-when the (3N M)^2 kernel matrix fits the memory budget; otherwise conjugate gradients on the
+Solver: tiled in-place Cholesky of the lower triangle only (4 (3NM)^2 bytes, _LowerTiles) when
+that fits the memory budget; otherwise conjugate gradients on the
 core's kernel-vector product (O(M^2 S d) per product, nothing of size (3NM)^2 is stored) with a
 Nystrom preconditioner on k inducing geometries (Woodbury identity), checkpointing its state
 atomically every few iterations so that an interrupted run resumes.
@@ -408,6 +408,14 @@ def train_sgdml(data, test_data=None, run_dir="run", n_train: int = 1000, n_vali
     from ..train.metrics import UNITS, error_metrics
 
     t_start = time.time()
+    for name, vals in (("sigmas", sigmas or ()), ("lams", lams)):
+        bad = [v for v in vals if not (np.isfinite(v) and v > 0)]
+        if bad:
+            raise ValueError(f"{name} must be positive finite numbers, got {bad}")
+    if not lams:
+        raise ValueError("lams must not be empty")
+    if n_train < 1:
+        raise ValueError(f"n_train must be >= 1, got {n_train}")
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     ds = _as_dataset(data, energy_key, forces_key)
