@@ -42,7 +42,7 @@ MOLECULES = ("ethanol", "malonaldehyde", "uracil")
 ALL = MOLECULES + ("water",)
 # ANI, Batzner et al. (2022) Table 1: (energy MAE meV, force MAE meV/A)
 TARGETS = {"ethanol": (2.5, 13.4), "malonaldehyde": (4.6, 24.5), "uracil": (5.1, 21.4)}
-KCAL_MOL = 0.0433641043  # eV per kcal/mol (ase.units.kcal / ase.units.mol)
+KCAL_MOL = 1 / 23.060547830619026  # eV per kcal/mol (CODATA 2018, the core's table: atomforge.units)
 
 # settings per system on top of atomforge.train.config.DEFAULTS (which are what the molecules use)
 MOLECULE = {"training": {"batch_size": 8}}

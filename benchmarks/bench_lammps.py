@@ -48,10 +48,10 @@ sys.path.insert(0, str(REPO / "python"))
 
 WATER_DIR = Path("/work/shared/data/deepmd_water/energy_force/data_0")
 N2P2_POT = Path("/work/shared/data/n2p2_h2o_rpbe_d3/potential")
-# n2p2 water potential files are in Bohr and Hartree; the same constants as import-n2p2 (ase.units,
-# CODATA 2014), so hdnnp's cflength/cfenergy match the imported model exactly
-BOHR = 0.5291772105638411  # A
-HARTREE = 27.211386024367243  # eV
+# n2p2 water potential files are in Bohr and Hartree; the same constants as import-n2p2 (the core's
+# table, CODATA 2018: atomforge.units), so hdnnp's cflength/cfenergy match the imported model exactly
+BOHR = 0.529177210903  # A
+HARTREE = 27.211386245988  # eV
 
 MODES = {  # name: (MPI ranks, OpenMP threads)
     "1 rank": (1, 1),

@@ -7,10 +7,7 @@
 #include <sstream>
 
 #include "atom.h"
-#include "atomforge/elements.hpp"
-#include "atomforge/errors.hpp"
-#include "atomforge/model_file.hpp"
-#include "atomforge/potential.hpp"
+#include "atomforge/engine.hpp"
 #include "comm.h"
 #include "error.h"
 #include "force.h"
@@ -99,34 +96,22 @@ void PairAtomForge::coeff(int narg, char **arg)
     MPI_Bcast(&bytes[off], chunk, MPI_CHAR, 0, world);
   }
   try {
-    potential_ = atomforge::load_potential(atomforge::ModelFile::from_bytes(bytes, model_path_));
+    model_ = std::make_unique<atomforge::EngineModel>(bytes, model_path_, atomforge::engine_units("metal"));
+    model_->require(atomforge::kEnergy, "pair_style atomforge");
   } catch (const std::exception &e) {
     error->all(FLERR, "pair_style atomforge: {}", e.what());
   }
 
   // Map types to elements.
-  const std::vector<int> &species = potential_->species();
-  std::string model_elements;
-  for (int z : species) model_elements += std::string(model_elements.empty() ? "" : " ") + atomforge::element_symbol(z);
   type_species_.assign(ntypes + 1, -1);
   std::string mapping;
   for (int t = 1; t <= ntypes; ++t) {
     const std::string el = arg[2 + t];
-    if (el == "NULL") {
-      mapping += fmt::format(" {}->NULL", t);
-      continue;
-    }
-    int z = -1;
     try {
-      z = atomforge::atomic_number(el);
-    } catch (const std::exception &) {
-      error->all(FLERR, "pair_coeff for atomforge: '{}' (atom type {}) is not a chemical element", el, t);
+      type_species_[t] = model_->species_of_symbol(el, fmt::format("pair_coeff for atomforge: atom type {}", t));
+    } catch (const std::exception &e) {
+      error->all(FLERR, "{}", e.what());
     }
-    for (size_t k = 0; k < species.size(); ++k)
-      if (species[k] == z) type_species_[t] = static_cast<int>(k);
-    if (type_species_[t] < 0)
-      error->all(FLERR, "pair_coeff for atomforge: element {} (atom type {}) is not in model {} (its elements: {})",
-                 el, t, model_path_, model_elements);
     mapping += fmt::format(" {}->{}", t, el);
   }
   int count = 0;
@@ -136,22 +121,18 @@ void PairAtomForge::coeff(int narg, char **arg)
       count += setflag[i][j];
     }
   if (count == 0) error->all(FLERR, "pair_coeff for atomforge: every atom type is NULL");
-  cutmax_ = potential_->cutoff();
   if (comm->me == 0)
     utils::logmesg(lmp, "pair_style atomforge: model {} ({}; elements {}; cutoff {} A); types{}\n", model_path_,
-                   potential_->model_type(), model_elements, cutmax_, mapping);
+                   model_->model().model_type(), model_->element_list(), model_->model().cutoff(), mapping);
 }
 
 void PairAtomForge::init_style()
 {
-  if (!potential_) error->all(FLERR, "pair_style atomforge needs a pair_coeff * * MODEL ... line");
+  if (!model_) error->all(FLERR, "pair_style atomforge needs a pair_coeff * * MODEL ... line");
   const std::string units = update->unit_style;
-  if (units == "metal")
-    energy_conversion_ = 1.0;
-  else if (units == "real")
-    energy_conversion_ = kEVtoKcalMol;
-  else
+  if (units != "metal" && units != "real")
     error->all(FLERR, "pair_style atomforge supports units metal and real, not '{}'", units);
+  model_->set_units(atomforge::engine_units(units));  // conversions from the core's one table
   neighbor->add_request(this, NeighConst::REQ_FULL);
   nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
 }
@@ -159,7 +140,7 @@ void PairAtomForge::init_style()
 double PairAtomForge::init_one(int i, int j)
 {
   if (setflag[i][j] == 0) return 0.0;
-  return cutmax_;
+  return model_->cutoff();
 }
 
 void PairAtomForge::compute(int eflag, int vflag)
@@ -187,7 +168,7 @@ void PairAtomForge::compute(int eflag, int vflag)
   // Global models (sGDML) need the molecule's atoms in their training order: sort by atom ID.
   order_.resize(inum);
   for (int ii = 0; ii < inum; ++ii) order_[ii] = ilist[ii];
-  if (potential_->requires_atom_order()) {
+  if (model_->model().requires_atom_order()) {
     const tagint *tag = atom->tag;
     std::sort(order_.begin(), order_.end(), [tag](int a, int b) { return tag[a] < tag[b]; });
   }
@@ -212,39 +193,41 @@ void PairAtomForge::compute(int eflag, int vflag)
   view.offsets = reinterpret_cast<const int64_t *>(offsets_.data());
   view.neighbors = reinterpret_cast<const int64_t *>(neighbors_.data());
 
-  atomforge::PotentialOutput out;
+  atomforge::ComputeRequest request;
+  request.per_atom_virial = vflag_atom != 0;
+  request.n_threads = nthreads_;
+  atomforge::EngineOutput out;
   try {
-    potential_->compute(view, out, vflag_atom != 0, nthreads_);
+    model_->compute(view, request, out);  // outputs in the units style's energy and length
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style atomforge: {}", e.what());
   }
-  const double ec = energy_conversion_;
 
-  if (eflag_global) eng_vdwl += ec * out.energy;
+  if (eflag_global) eng_vdwl += out.energy;
   if (eflag_atom)
-    for (size_t c = 0; c < centres_.size(); ++c) eatom[centres_[c]] += ec * out.atomic_energies[c];
+    for (size_t c = 0; c < centres_.size(); ++c) eatom[centres_[c]] += out.atomic_energies[c];
   if (vflag_global) {
     const double *W = out.virial;
-    virial[0] += ec * W[0];
-    virial[1] += ec * W[4];
-    virial[2] += ec * W[8];
-    virial[3] += ec * 0.5 * (W[1] + W[3]);
-    virial[4] += ec * 0.5 * (W[2] + W[6]);
-    virial[5] += ec * 0.5 * (W[5] + W[7]);
+    virial[0] += W[0];
+    virial[1] += W[4];
+    virial[2] += W[8];
+    virial[3] += 0.5 * (W[1] + W[3]);
+    virial[4] += 0.5 * (W[2] + W[6]);
+    virial[5] += 0.5 * (W[5] + W[7]);
   }
   auto voigt = [&](int p, double *v) {
     const double *w = &out.per_atom_virial[9 * static_cast<size_t>(p)];
-    v[0] = ec * w[0];
-    v[1] = ec * w[4];
-    v[2] = ec * w[8];
-    v[3] = ec * 0.5 * (w[1] + w[3]);
-    v[4] = ec * 0.5 * (w[2] + w[6]);
-    v[5] = ec * 0.5 * (w[5] + w[7]);
+    v[0] = w[0];
+    v[1] = w[4];
+    v[2] = w[8];
+    v[3] = 0.5 * (w[1] + w[3]);
+    v[4] = 0.5 * (w[2] + w[6]);
+    v[5] = 0.5 * (w[5] + w[7]);
   };
 
   if (newton) {  // LAMMPS reverse-communicates ghost forces (and compute stress/atom ghost virials)
     for (int p = 0; p < nall; ++p)
-      for (int k = 0; k < 3; ++k) f[p][k] += ec * out.forces[3 * static_cast<size_t>(p) + k];
+      for (int k = 0; k < 3; ++k) f[p][k] += out.forces[3 * static_cast<size_t>(p) + k];
     if (vflag_atom)
       for (int p = 0; p < nall; ++p) {
         double v[6];
@@ -254,7 +237,7 @@ void PairAtomForge::compute(int eflag, int vflag)
   } else {  // newton off: fold ghost contributions onto their owners ourselves
     ghost_buffer_.assign(9 * static_cast<size_t>(nall), 0.0);
     for (int p = 0; p < nall; ++p) {
-      for (int k = 0; k < 3; ++k) ghost_buffer_[9 * p + k] = ec * out.forces[3 * static_cast<size_t>(p) + k];
+      for (int k = 0; k < 3; ++k) ghost_buffer_[9 * p + k] = out.forces[3 * static_cast<size_t>(p) + k];
       if (vflag_atom) voigt(p, &ghost_buffer_[9 * p + 3]);
     }
     comm->reverse_comm(this);

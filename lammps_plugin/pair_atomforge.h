@@ -3,10 +3,11 @@
    pair_style atomforge
    pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
 
-   A thin adapter over the atomforge core (cpp/): it maps LAMMPS types to the model's elements,
-   passes LAMMPS's full neighbour list (local + ghost atoms) to the core's CSR kernels, converts
-   energies between eV and the units style (metal: eV; real: kcal/mol; lengths are Angstrom in
-   both), and tallies energy, per-atom energy, forces and the global and per-atom virial.
+   A thin adapter over the atomforge core's engine layer (atomforge/engine.hpp), which maps
+   element names to the model's elements and converts units (metal: eV; real: kcal/mol; lengths
+   are Angstrom in both) from the core's one table of constants. This file only translates
+   LAMMPS data: it passes LAMMPS's full neighbour list (local + ghost atoms) to the core's CSR
+   kernels and tallies energy, per-atom energy, forces and the global and per-atom virial.
    Works with newton pair on (ghost forces reverse-communicated by LAMMPS) and off (the pair style
    reverse-communicates ghost forces itself). */
 #ifndef LMP_PAIR_ATOMFORGE_H
@@ -19,7 +20,7 @@
 #include "pair.h"
 
 namespace atomforge {
-class Potential;
+class EngineModel;
 }
 
 namespace LAMMPS_NS {
@@ -37,15 +38,10 @@ class PairAtomForge : public Pair {
   void unpack_reverse_comm(int, int *, double *) override;
   double memory_usage() override;
 
-  /// eV -> kcal/mol (CODATA 2018: N_A e / 4184 J), the factor for units real.
-  static constexpr double kEVtoKcalMol = 23.060547830619026;
-
  protected:
-  std::unique_ptr<atomforge::Potential> potential_;
+  std::unique_ptr<atomforge::EngineModel> model_;  // the core's engine-adapter layer
   std::string model_path_;
   std::vector<int> type_species_;  // LAMMPS type (1..ntypes) -> model species index, -1 = NULL
-  double energy_conversion_ = 1.0;
-  double cutmax_ = 0.0;
   int nthreads_ = 1;
   // CSR neighbour list handed to the core (rebuilt every step from LAMMPS's full list)
   std::vector<long long> centres_, offsets_, neighbors_;

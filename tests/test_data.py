@@ -11,6 +11,8 @@ import shutil
 
 import numpy as np
 import pytest
+
+import atomforge.units as af_units  # the core's one table of constants (CODATA 2018)
 from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
@@ -78,7 +80,15 @@ def small_dataset(**kw):
 # ---------------------------------------------------------------------------------- units
 def test_unit_factors_match_hand_values():
     assert KCAL_PER_MOL == pytest.approx(KCAL_MOL_EV, rel=1e-5)
-    assert KCAL_PER_MOL == units.kcal / units.mol
+    # CODATA 2018 (exact e and N_A), the same number the engines use (one table in the core)
+    assert KCAL_PER_MOL == pytest.approx(4184 / (6.02214076e23 * 1.602176634e-19), rel=1e-15)
+    from atomforge.units import engine_units
+    assert engine_units("real")["energy_in_ev"] == pytest.approx(KCAL_PER_MOL, rel=1e-15)
+    assert engine_units("openmm")["energy_in_ev"] == pytest.approx(1000 / (6.02214076e23 * 1.602176634e-19),
+                                                                   rel=1e-15)
+    assert engine_units("openmm")["length_in_angstrom"] == 10.0
+    assert unit_factor("Ha", "energy") == pytest.approx(27.211386245988, rel=1e-15)
+    assert unit_factor("bohr", "length") == pytest.approx(0.529177210903, rel=1e-15)
     assert unit_factor("kcal/mol", "energy") == pytest.approx(KCAL_MOL_EV, rel=1e-5)
     assert unit_factor("Ha", "energy") == pytest.approx(HARTREE_EV, rel=1e-7)
     assert unit_factor("bohr", "length") == pytest.approx(BOHR_A, rel=1e-6)
@@ -105,7 +115,7 @@ def test_rmd17_ethanol_real_data(ethanol, ethanol_path):
     assert raw["energies"][0] == pytest.approx(-97079.92222178938, abs=1e-8)
     assert ethanol.energy[0] == pytest.approx(-97079.92222178938 * KCAL_MOL_EV, rel=1e-5)
     assert ethanol.energy[0] == pytest.approx(-4209.78, abs=0.01)
-    np.testing.assert_allclose(ethanol.energy, raw["energies"] * units.kcal / units.mol, rtol=1e-14)
+    np.testing.assert_allclose(ethanol.energy, raw["energies"] * af_units.KCAL_PER_MOL, rtol=1e-14)
     np.testing.assert_allclose(ethanol.forces[7], raw["forces"][7] * KCAL_MOL_EV, rtol=1e-5)
     np.testing.assert_array_equal(ethanol.positions[5], raw["coords"][5])
     assert ethanol.energy.dtype == np.float64 and ethanol.forces[0].dtype == np.float64

@@ -87,7 +87,7 @@ def test_null_type_for_hybrid_overlay(model, water):
 @pytest.mark.parametrize("coeff, match", [
     ("* * {missing} O H", "cannot open model file"),
     ("* * {corrupt} O H", "corrupted|truncated|bad magic"),
-    ("* * {model} O N", "element N .* is not in model"),
+    ("* * {model} O N", "atom type 2 is N, an element model .* does not cover .its elements: H C O"),
     ("* * {model} O", "one element .* for each of the 2 atom types"),
     ("* * {model} O Qq", "not a chemical element"),
     ("1 1 {model} O H", "must start with"),

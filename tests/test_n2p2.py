@@ -8,6 +8,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+
+import atomforge.units as af_units  # the core's one table of constants (CODATA 2018)
 from ase import units
 
 from atomforge import SymmetryFunctions
@@ -54,8 +56,8 @@ def test_read_water_input_nn(settings, water_dir):
     assert isinstance(settings, N2P2Settings)
     assert settings.elements == ["H", "O"]
     assert settings.descriptor.elements == ["H", "O"]
-    assert settings.length_unit == pytest.approx(units.Bohr)
-    assert settings.energy_unit == pytest.approx(units.Hartree)
+    assert settings.length_unit == pytest.approx(af_units.BOHR)
+    assert settings.energy_unit == pytest.approx(af_units.HARTREE)
     assert settings.cutoff_type == 2
     assert settings.descriptor.cutoff_function == "tanhu"
     assert settings.scaling.scale and settings.scaling.center and not settings.scaling.scale_sigma
@@ -77,12 +79,12 @@ def test_read_water_input_nn(settings, water_dir):
     # first function of H in n2p2 order: 'H 2 H 0.001 0.0 12.00' (Bohr) -> Angstrom
     f0 = settings.descriptor.functions["H"][0]
     assert f0["type"] == "G2" and f0["neighbors"] == ["H"]
-    assert f0["eta"] == pytest.approx(0.001 / units.Bohr ** 2, rel=1e-12)
-    assert f0["r_c"] == pytest.approx(12.0 * units.Bohr, rel=1e-12)
+    assert f0["eta"] == pytest.approx(0.001 / af_units.BOHR ** 2, rel=1e-12)
+    assert f0["r_c"] == pytest.approx(12.0 * af_units.BOHR, rel=1e-12)
     # 'O 2 O 0.15 4.0 12.00': r_s converted too
     oo = [f for f in settings.descriptor.functions["O"]
           if f["type"] == "G2" and f["neighbors"] == ["O"] and f["r_s"] > 0]
-    assert oo and all(f["r_s"] == pytest.approx(4.0 * units.Bohr) for f in oo)
+    assert oo and all(f["r_s"] == pytest.approx(4.0 * af_units.BOHR) for f in oo)
     # n2p2 order for G2: r_c, eta, r_s, neighbour -> (0.001, H), (0.001, O), (0.01, H), ...
     assert [f["neighbors"][0] for f in settings.descriptor.functions["H"][:4]] == ["H", "O", "H", "O"]
 
@@ -113,15 +115,15 @@ def test_read_input_data_water(frames):
         assert a.arrays["initial_charges"].shape == (n,)
         assert np.isfinite(a.arrays["forces"]).all()
         per_h2o = a.info["energy"] / (n // 3)
-        assert per_h2o == pytest.approx(-76.56 * units.Hartree, abs=0.05 * units.Hartree), per_h2o
+        assert per_h2o == pytest.approx(-76.56 * af_units.HARTREE, abs=0.05 * af_units.HARTREE), per_h2o
         assert "charge" in a.info and isinstance(a.info["comment"], str)
     first = frames[0]
     # first frame: cubic 24.623508 Bohr box, first atom O at (3.735290838, ...) Bohr,
     # force -0.002852459 Ha/Bohr on its y component
-    assert first.cell[0, 0] == pytest.approx(24.623508 * units.Bohr)
-    assert first.positions[0, 0] == pytest.approx(3.735290838 * units.Bohr)
+    assert first.cell[0, 0] == pytest.approx(24.623508 * af_units.BOHR)
+    assert first.positions[0, 0] == pytest.approx(3.735290838 * af_units.BOHR)
     assert first.get_chemical_symbols()[0] == "O"
-    assert first.arrays["forces"][0, 1] == pytest.approx(-0.002852459 * units.Hartree / units.Bohr)
+    assert first.arrays["forces"][0, 1] == pytest.approx(-0.002852459 * af_units.HARTREE / af_units.BOHR)
     assert first.arrays["initial_charges"][0] == pytest.approx(-0.226389360)
 
 
@@ -209,7 +211,7 @@ def test_mini_input_nn_order_and_units(tmp_path):
     # explicit units override the header; eta / L^2, r * L
     b = read_input_nn(tmp_path / "input.nn", length_unit="bohr")
     f = b.descriptor.functions["H"][0]
-    assert f["eta"] == pytest.approx(0.1 / units.Bohr ** 2) and f["r_c"] == pytest.approx(4.0 * units.Bohr)
+    assert f["eta"] == pytest.approx(0.1 / af_units.BOHR ** 2) and f["r_c"] == pytest.approx(4.0 * af_units.BOHR)
     assert read_input_nn(tmp_path / "input.nn", length_unit=2.0).descriptor.functions["H"][0]["r_c"] == 8.0
 
 
@@ -277,12 +279,12 @@ def test_mini_input_data_units(tmp_path):
     assert len(fr) == 2
     a, m = fr
     assert a.pbc.all() and not m.pbc.any()
-    assert a.cell[1, 1] == pytest.approx(10 * units.Bohr)
-    assert a.info["energy"] == pytest.approx(-2.0 * units.Hartree)
+    assert a.cell[1, 1] == pytest.approx(10 * af_units.BOHR)
+    assert a.info["energy"] == pytest.approx(-2.0 * af_units.HARTREE)
     assert a.info["comment"] == "frame one" and a.info["charge"] == 0.0
-    assert a.arrays["forces"][0, 0] == pytest.approx(0.1 * units.Hartree / units.Bohr)
+    assert a.arrays["forces"][0, 0] == pytest.approx(0.1 * af_units.HARTREE / af_units.BOHR)
     np.testing.assert_allclose(a.get_initial_charges(), [-0.8, 0.4, 0.4])
-    assert m.positions[1, 0] == pytest.approx(1.4 * units.Bohr)
+    assert m.positions[1, 0] == pytest.approx(1.4 * af_units.BOHR)
     # floats and names are interchangeable; default is Angstrom / eV
     assert read_input_data(p)[0].info["energy"] == -2.0
     assert read_input_data(p, 2.0, 3.0)[0].arrays["forces"][0, 0] == pytest.approx(0.15)

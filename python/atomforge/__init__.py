@@ -6,7 +6,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .model_file import BPNNParameters, ModelFileError, read_model, save_model  # noqa: E402
+from .model_file import ModelFileError  # noqa: E402
+from .models import BPNNParameters, read_model, save_model  # noqa: E402
 
 try:
     from . import _core
@@ -14,12 +15,13 @@ except ImportError as exc:  # the model-file reader/writer still works without t
     _core = None
     _CORE_ERROR = exc
 
+from .descriptors import Descriptor, DescriptorJacobian, SymmetryFunctions, VJPResult  # noqa: E402
+
 if _core is not None:
-    from .descriptors import DescriptorJacobian, SymmetryFunctions, VJPResult  # noqa: E402
     from .potential import Potential, Result, load  # noqa: E402
 else:
     def __getattr__(name):
-        if name in ("SymmetryFunctions", "VJPResult", "DescriptorJacobian", "Potential", "Result", "load"):
+        if name in ("Potential", "Result", "load"):
             raise ImportError(
                 f"atomforge.{name} needs the compiled core (atomforge._core), which failed to import "
                 f"({_CORE_ERROR}); install the package with 'pip install .'")
@@ -33,5 +35,5 @@ def build_info() -> str:
     return _core.build_info()
 
 
-__all__ = ["SymmetryFunctions", "VJPResult", "DescriptorJacobian", "build_info", "__version__",
+__all__ = ["Descriptor", "SymmetryFunctions", "VJPResult", "DescriptorJacobian", "build_info", "__version__",
            "load", "Potential", "Result", "BPNNParameters", "read_model", "save_model", "ModelFileError"]

@@ -200,19 +200,15 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .model_file import read_model, read_records
+    from .model_file import read_records
+    from .models import read_model
 
     version, rec = read_records(args.model)
-    p = read_model(args.model)
-    print(f"{args.model}: atomforge model file, format version {version}, model_type {rec['model_type']}")
-    print(f"  elements: {', '.join(p.descriptor['elements'])}; cutoff function {p.descriptor['cutoff_function']}, "
-          f"r_c = {max(f['r_c'] for fl in p.descriptor['functions'].values() for f in fl):g} A")
-    for k, s in enumerate(p.descriptor["elements"]):
-        widths = [p.networks[0][k][0][0].shape[1]] + [W.shape[0] for W, _ in p.networks[0][k]]
-        print(f"  {s}: {len(p.descriptor['functions'][s])} symmetry functions, network "
-              f"{'-'.join(map(str, widths))} ({','.join(p.activations[k])}), reference energy "
-              f"{p.reference_energies[k]:.6f} eV")
-    print(f"  committee size: {p.committee_size}; energy scale {p.energy_scale:.6g} eV")
+    p = read_model(args.model)  # any registered model type
+    print(f"{args.model}: atomforge model file, format version {version}, model_type {p.model_type}")
+    print(f"  elements: {', '.join(p.elements)}")
+    for key, value in p.describe():
+        print(f"  {key}: {value}")
     for key, v in sorted(p.metadata.items()):
         print(f"  {key}: {v}")
     return 0

@@ -1,13 +1,14 @@
 """Loading a model file and evaluating it with the compiled core.
 
-``atomforge.load(path)`` returns a :class:`Potential`; every model type the core knows (today:
-Behler-Parrinello networks and committees of them) is evaluated the same way.
+``atomforge.load(path)`` returns a :class:`Potential`; every model type the core's registry knows
+(``atomforge._core.model_types()``: atomic networks on any descriptor, sGDML, ...) is evaluated
+the same way, through the core's ``Model`` interface.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import numpy as np
 from ase.data import chemical_symbols
@@ -19,22 +20,31 @@ from .model_file import ModelFileError, read_records
 
 @dataclass
 class Result:
-    """One evaluation.
+    """One evaluation (eV, Angstrom, e).
 
-    energy: float, eV. forces: (N, 3) eV/Angstrom. virial: (3, 3) eV,
-    W = -sum_pairs r_ij (x) dE/dr_ij (= sum_i r_i (x) F_i for molecules); stress = -W / V.
-    atomic_energies: (N,) eV, summing to energy. per_atom_virial: (N, 3, 3) eV or None.
-    committee_energies: (M,) eV, energy of each committee member; energy_uncertainty: their
-    standard deviation, eV (0 for a single network).
+    energy: float, eV. forces: (N, 3) eV/Angstrom (None when forces were not requested).
+    virial: (3, 3) eV, W = -sum_pairs r_ij (x) dE/dr_ij (= sum_i r_i (x) F_i for molecules);
+    stress = -W / V. atomic_energies: (N,) eV, summing to energy. per_atom_virial: (N, 3, 3) eV
+    or None. committee_energies: (M,) eV, energy of each committee member; energy_uncertainty:
+    their standard deviation, eV (0 for a single network).
+
+    Optional per-atom outputs, None unless the model type produces them:
+    forces_uncertainty: (N,) eV/Angstrom, per-atom force deviation over the committee;
+    atomic_energy_uncertainty: (N,) eV; charges: (N,) e; dipole: (3,) e Angstrom about the
+    coordinate origin.
     """
 
     energy: float
-    forces: np.ndarray
+    forces: Optional[np.ndarray]
     virial: np.ndarray
     atomic_energies: np.ndarray
     per_atom_virial: Optional[np.ndarray] = None
     committee_energies: Optional[np.ndarray] = None
     energy_uncertainty: float = 0.0
+    forces_uncertainty: Optional[np.ndarray] = None
+    atomic_energy_uncertainty: Optional[np.ndarray] = None
+    charges: Optional[np.ndarray] = None
+    dipole: Optional[np.ndarray] = None
 
     def stress(self, volume: float) -> np.ndarray:
         """Stress tensor (3, 3) in eV/Angstrom^3 with ASE's sign convention: -W / V."""
@@ -44,18 +54,21 @@ class Result:
 class Potential:
     """A model evaluated by the compiled core (eV, Angstrom).
 
+    Attributes: model_type, species (atomic numbers), elements, cutoff (Angstrom),
+    committee_size, capabilities (e.g. ['energy', 'uncertainty']), source.
     Raises ValueError (ModelFileError) when the file is missing, truncated, corrupted, of a newer
     format version or inconsistent.
     """
 
-    def __init__(self, core_potential, source: str):
-        self._core = core_potential
+    def __init__(self, core_model, source: str):
+        self._core = core_model
         self.source = source
-        self.species = [int(z) for z in core_potential.species]
+        self.species = [int(z) for z in core_model.species]
         self.elements = [chemical_symbols[z] for z in self.species]
-        self.cutoff = float(core_potential.cutoff)
-        self.model_type = core_potential.model_type
-        self.committee_size = int(core_potential.committee_size)
+        self.cutoff = float(core_model.cutoff)
+        self.model_type = core_model.model_type
+        self.committee_size = int(core_model.committee_size)
+        self.capabilities: List[str] = list(core_model.capabilities)
         lut = np.full(119, -1, dtype=np.int32)
         lut[self.species] = np.arange(len(self.species), dtype=np.int32)
         self._lut = lut
@@ -63,6 +76,10 @@ class Potential:
     def __repr__(self) -> str:
         return (f"Potential({self.model_type}, elements={self.elements}, r_c={self.cutoff:g} A, "
                 f"committee={self.committee_size}, source={self.source!r})")
+
+    def describe(self):
+        """(key, value) lines describing the model, as the core sees it."""
+        return list(self._core.describe())
 
     def species_indices(self, numbers: np.ndarray) -> np.ndarray:
         idx = self._lut[numbers]
@@ -80,38 +97,51 @@ class Potential:
         return nl
 
     def compute(self, positions, numbers=None, cell=None, pbc=None, *, per_atom_virial: bool = False,
-                threads: int = 0) -> Result:
-        """Energy, forces, virial and atomic energies of one structure.
+                threads: int = 0, forces: bool = True, uncertainty: bool = False,
+                charge: float = 0.0) -> Result:
+        """Energy, forces, virial, atomic energies (and whatever else the model type gives) of one
+        structure.
 
         Args: positions (N, 3) Angstrom or an ase.Atoms; numbers (N,); cell (3, 3) rows in
-        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default).
+        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default);
+        forces: compute forces and virial; uncertainty: committee outputs where the model has
+        them; charge: total charge in e (charge models).
         Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...).
         """
         s = structure(positions, numbers, cell, pbc)
         nl = self.neighbor_list(s)
-        d = self._core.compute(nl, per_atom_virial, threads)
+        d = self._core.compute(nl, per_atom_virial, threads, forces, uncertainty, float(charge))
         owner = np.asarray(nl.owner)
+        n = nl.n_local
         pav = None
-        if per_atom_virial:
-            pav = np.zeros((nl.n_local, 3, 3))
+        if d["per_atom_virial"] is not None:
+            pav = np.zeros((n, 3, 3))
             np.add.at(pav, owner, d["per_atom_virial"])
-        return Result(float(d["energy"]), nl.fold(d["forces"]), np.array(d["virial"]),
-                      np.array(d["atomic_energies"]), pav, np.array(d["committee_energies"]),
-                      float(d["energy_uncertainty"]))
+        fu = None
+        if d["forces_uncertainty"] is not None:
+            fu = np.asarray(d["forces_uncertainty"])[:n].copy()
+        return Result(float(d["energy"]), nl.fold(d["forces"]) if d["forces"] is not None else None,
+                      np.array(d["virial"]), np.array(d["atomic_energies"]), pav,
+                      np.array(d["committee_energies"]), float(d["energy_uncertainty"]), fu,
+                      d["atomic_energy_uncertainty"], d["charges"], d["dipole"])
 
 
 def load(source) -> Potential:
-    """Load a model file (path or bytes) into a :class:`Potential` evaluated by the C++ core."""
+    """Load a model file (path or bytes) into a :class:`Potential` evaluated by the C++ core.
+
+    Raises ModelFileError (a ValueError) naming the file for a missing, corrupt, newer-format or
+    inconsistent model, or a model type this build does not know.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         read_records(bytes(source))  # Python-side checks give the same messages
         try:
-            core = _core.load_potential_bytes(bytes(source), "<bytes>")
+            core = _core.load_model_bytes(bytes(source), "<bytes>")
         except ValueError as exc:
             raise ModelFileError(str(exc)) from None
         return Potential(core, "<bytes>")
     path = str(Path(source))
     try:
-        core = _core.load_potential(path)
+        core = _core.load_model(path)
     except ValueError as exc:
         raise ModelFileError(str(exc)) from None
     return Potential(core, path)

@@ -1,26 +1,53 @@
 """Unit names and factors: everything inside atomforge is eV and Angstrom; file readers convert
-with these factors (Angstrom or eV per file unit). Constants from ASE (CODATA 2014)."""
+with these factors (Angstrom or eV per file unit).
+
+The constants come from the compiled core's one table (cpp/include/atomforge/units.hpp, CODATA
+2018), which the LAMMPS and OpenMM adapters use too, so every layer converts with identical
+numbers. ``CONSTANTS`` holds that table: name -> value.
+"""
 from __future__ import annotations
 
 import math
 from typing import Dict, Union
 
 import numpy as np
-from ase import units
+
+from . import _core
+
+if _core is None:  # pragma: no cover - the package is always installed with its extension
+    raise ImportError("atomforge.units needs the compiled core (atomforge._core)")
 
 UnitLike = Union[None, str, float]
 
+#: The core's table of constants: name -> value (meanings: ``_core.unit_constants()``).
+CONSTANTS: Dict[str, float] = {k: v[0] for k, v in _core.unit_constants().items()}
+
+BOHR = CONSTANTS["bohr_in_angstrom"]  #: Angstrom per Bohr
+HARTREE = CONSTANTS["hartree_in_ev"]  #: eV per Hartree
 #: eV per kcal/mol (0.0433641...).
-KCAL_PER_MOL = units.kcal / units.mol
+KCAL_PER_MOL = 1.0 / CONSTANTS["ev_in_kcal_per_mol"]
+#: eV per kJ/mol.
+KJ_PER_MOL = 1.0 / CONSTANTS["ev_in_kj_per_mol"]
+#: e*Angstrom per Debye, and per e*Bohr.
+DEBYE = CONSTANTS["debye_in_e_angstrom"]
+E_BOHR = CONSTANTS["e_bohr_in_e_angstrom"]
 
 #: Angstrom per unit.
-LENGTH_UNITS: Dict[str, float] = {"bohr": units.Bohr, "a0": units.Bohr, "au": units.Bohr, "angstrom": 1.0,
-                                  "ang": 1.0, "a": 1.0, "\u00e5": 1.0, "nm": 10.0}
+LENGTH_UNITS: Dict[str, float] = {"bohr": BOHR, "a0": BOHR, "au": BOHR, "angstrom": 1.0,
+                                  "ang": 1.0, "a": 1.0, "\u00e5": 1.0, "nm": CONSTANTS["nm_in_angstrom"]}
 #: eV per unit.
-ENERGY_UNITS: Dict[str, float] = {"ha": units.Hartree, "hartree": units.Hartree, "eh": units.Hartree,
-                                  "au": units.Hartree, "ev": 1.0, "ry": units.Rydberg, "rydberg": units.Rydberg,
+ENERGY_UNITS: Dict[str, float] = {"ha": HARTREE, "hartree": HARTREE, "eh": HARTREE,
+                                  "au": HARTREE, "ev": 1.0, "ry": CONSTANTS["rydberg_in_ev"],
+                                  "rydberg": CONSTANTS["rydberg_in_ev"],
                                   "kcal/mol": KCAL_PER_MOL, "kcal mol-1": KCAL_PER_MOL,
-                                  "kj/mol": units.kJ / units.mol, "mev": 1e-3}
+                                  "kj/mol": KJ_PER_MOL, "mev": 1e-3}
+
+
+def engine_units(name: str) -> Dict[str, float]:
+    """The core's conversion factors for an engine's units (``metal``, ``real``, ``openmm``,
+    ``ev_angstrom``): {"name", "length_in_angstrom", "energy_in_ev"}. Raises ValueError for an
+    unknown name."""
+    return dict(_core.engine_units(name))
 _LENGTH_UNITS, _ENERGY_UNITS = LENGTH_UNITS, ENERGY_UNITS
 
 

@@ -1,98 +1,53 @@
 // pybind11 bindings of the atomforge core. Binding only: argument conversion, GIL release, no
-// logic. Inputs are taken as C-contiguous float64/int arrays without copies when they already
-// have that layout (the Python layer ensures it); errors from the core (atomforge::InvalidInput)
-// arrive in Python as ValueError with the core's message.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
+// logic. Descriptors and models are bound through their interfaces (Descriptor, Model), built by
+// the core's registries from model-file bytes, so a new descriptor or model type needs no edit
+// here; model-specific training functions live in their own files (sgdml_bindings.cpp).
+// Inputs are taken as C-contiguous float64/int arrays without copies when they already have that
+// layout (the Python layer ensures it); errors from the core (atomforge::InvalidInput) arrive in
+// Python as ValueError with the core's message.
+#include "atomforge/build_info.hpp"
+#include "atomforge/descriptor.hpp"
+#include "atomforge/engine.hpp"
+#include "atomforge/model.hpp"
+#include "atomforge/units.hpp"
+#include "bindings.hpp"
 
-#include "atomforge/errors.hpp"
-#include "atomforge/neighbor_list.hpp"
-#include "atomforge/symmetry_functions.hpp"
-#include "atomforge/potential.hpp"
-#include "atomforge/bpnn.hpp"
-#include "atomforge/sgdml.hpp"
-
-namespace py = pybind11;
-namespace af = atomforge;
-
-using darr = py::array_t<double, py::array::c_style>;
-using i32arr = py::array_t<int32_t, py::array::c_style>;
-using i64arr = py::array_t<int64_t, py::array::c_style>;
+using namespace afpy;
 
 namespace {
 
-void require_shape(const py::array& a, std::initializer_list<py::ssize_t> shape, const char* name) {
-  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
-  size_t k = 0;
-  for (auto s : shape) {
-    if (!ok) break;
-    if (s >= 0 && a.shape(k) != s) ok = false;
-    ++k;
-  }
-  if (!ok) throw af::InvalidInput(std::string(name) + " has the wrong shape");
-}
-
-template <class T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-  auto* heap = new std::vector<T>(std::move(v));
-  py::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return py::array_t<T>(shape, heap->data(), owner);
-}
-
-// A CSR neighbour list given as arrays (e.g. LAMMPS-style lists built outside the core).
-struct CsrArrays {
-  darr positions;
-  i32arr species;
-  i64arr offsets, neighbors, centres;
-  bool has_centres = false;
-  af::NeighborView view() const {
-    af::NeighborView v;
-    v.positions = positions.data();
-    v.species = species.data();
-    v.n_total = positions.shape(0);
-    v.n_centres = offsets.shape(0) - 1;
-    v.offsets = offsets.data();
-    v.neighbors = neighbors.data();
-    v.centres = has_centres ? centres.data() : nullptr;
-    return v;
-  }
-};
-
-CsrArrays make_csr(darr positions, i32arr species, i64arr offsets, i64arr neighbors,
-                   py::object centres) {
-  require_shape(positions, {-1, 3}, "positions");
-  require_shape(species, {positions.shape(0)}, "species");
-  require_shape(offsets, {-1}, "offsets");
-  require_shape(neighbors, {-1}, "neighbors");
-  if (offsets.shape(0) < 1) throw af::InvalidInput("offsets needs n_centres + 1 entries");
-  const int64_t nc = offsets.shape(0) - 1;
-  if (offsets.at(nc) != neighbors.shape(0))
-    throw af::InvalidInput("offsets[-1] must equal len(neighbors)");
-  CsrArrays a{positions, species, offsets, neighbors, i64arr(0), false};
-  if (!centres.is_none()) {
-    a.centres = centres.cast<i64arr>();
-    require_shape(a.centres, {nc}, "centres");
-    a.has_centres = true;
-  } else if (nc > positions.shape(0)) {
-    throw af::InvalidInput("more centres than positions");
-  }
-  return a;
-}
-
-py::dict output_to_dict(af::PotentialOutput&& o, int64_t n_total, bool per_atom) {
+// ModelOutput -> dict of NumPy arrays; optional outputs the model did not fill are None.
+py::dict output_to_dict(af::ModelOutput&& o, int64_t n_total) {
   py::dict d;
-  d["energy"] = o.energy;
+  auto opt = [](std::vector<double>&& v, std::vector<py::ssize_t> shape) -> py::object {
+    if (v.empty()) return py::none();
+    return to_numpy(std::move(v), std::move(shape));
+  };
   const auto nc = static_cast<py::ssize_t>(o.atomic_energies.size());
+  const auto nt = static_cast<py::ssize_t>(n_total);
+  d["energy"] = o.energy;
   d["atomic_energies"] = to_numpy(std::move(o.atomic_energies), {nc});
-  d["forces"] = to_numpy(std::move(o.forces), {n_total, int64_t(3)});
+  d["forces"] = opt(std::move(o.forces), {nt, 3});
   d["virial"] = py::array_t<double>({3, 3}, o.virial);
-  d["per_atom_virial"] = per_atom ? py::object(to_numpy(std::move(o.per_atom_virial), {n_total, int64_t(3), int64_t(3)}))
-                                  : py::object(py::none());
+  d["per_atom_virial"] = opt(std::move(o.per_atom_virial), {nt, 3, 3});
   const auto m = static_cast<py::ssize_t>(o.committee_energies.size());
   d["committee_energies"] = to_numpy(std::move(o.committee_energies), {m});
   d["energy_uncertainty"] = o.energy_uncertainty;
+  d["forces_uncertainty"] = opt(std::move(o.forces_uncertainty), {nt});
+  d["atomic_energy_uncertainty"] = opt(std::move(o.atomic_energy_uncertainty), {nc});
+  d["charges"] = opt(std::move(o.charges), {nc});
+  d["dipole"] = opt(std::move(o.dipole), {3});
   return d;
+}
+
+af::ComputeRequest make_request(bool forces, bool per_atom, bool uncertainty, double total_charge, int threads) {
+  af::ComputeRequest r;
+  r.forces = forces;
+  r.per_atom_virial = per_atom;
+  r.uncertainty = uncertainty;
+  r.total_charge = total_charge;
+  r.n_threads = threads;
+  return r;
 }
 
 py::dict jacobian_to_dict(af::DescriptorJacobian&& j, py::array G) {
@@ -108,6 +63,10 @@ py::dict jacobian_to_dict(af::DescriptorJacobian&& j, py::array G) {
   return d;
 }
 
+af::ModelFile parse(py::bytes data, const std::string& where) {
+  return af::ModelFile::from_bytes(std::string(data), where);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -116,6 +75,32 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = ATOMFORGE_VERSION;
   m.def("build_info", &af::build_info);
   m.def("cuda_device_count", &af::cuda_device_count);
+  m.def("built_with_cuda", &af::built_with_cuda);
+  m.def("unit_constants", []() {
+    int n = 0;
+    const af::units::Constant* c = af::units::constants(&n);
+    py::dict d;
+    for (int k = 0; k < n; ++k) d[c[k].name] = py::make_tuple(c[k].value, c[k].meaning);
+    return d;
+  }, "The core's table of physical constants: name -> (value, meaning) (atomforge/units.hpp).");
+  m.def("engine_units", [](const std::string& name) {
+    const af::EngineUnits u = af::engine_units(name);
+    py::dict d;
+    d["name"] = u.name;
+    d["length_in_angstrom"] = u.length_in_angstrom;
+    d["energy_in_ev"] = u.energy_in_ev;
+    return d;
+  }, py::arg("name"));
+  m.def("descriptor_types", []() {
+    py::dict d;
+    for (const auto& t : af::descriptor_types()) d[t.name] = t.summary;
+    return d;
+  });
+  m.def("model_types", []() {
+    py::dict d;
+    for (const auto& t : af::model_types()) d[t.name] = t.summary;
+    return d;
+  });
 
   py::class_<af::NeighborList>(m, "NeighborList")
       .def_property_readonly("n_local", [](const af::NeighborList& n) { return n.n_local; })
@@ -165,34 +150,16 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"));
 
-  py::class_<af::SymmetryFunctions>(m, "SymmetryFunctions")
-      .def(py::init([](int32_t n_elements, i32arr type, i32arr centre, i32arr n1, i32arr n2,
-                       darr eta, darr r_s, darr r_c, darr lambda, darr zeta, const std::string& cutoff) {
-             const auto n = type.shape(0);
-             for (auto* a : {&centre, &n1, &n2}) require_shape(*a, {n}, "function element array");
-             for (auto* a : {&eta, &r_s, &r_c, &lambda, &zeta}) require_shape(*a, {n}, "function parameter array");
-             std::vector<af::SymmetryFunctionSpec> specs(n);
-             for (py::ssize_t k = 0; k < n; ++k) {
-               specs[k].type = static_cast<af::SymmetryFunctionType>(type.at(k));
-               specs[k].centre = centre.at(k);
-               specs[k].neighbor1 = n1.at(k);
-               specs[k].neighbor2 = n2.at(k);
-               specs[k].eta = eta.at(k);
-               specs[k].r_s = r_s.at(k);
-               specs[k].r_c = r_c.at(k);
-               specs[k].lambda = lambda.at(k);
-               specs[k].zeta = zeta.at(k);
-             }
-             return af::SymmetryFunctions(n_elements, std::move(specs), af::cutoff_type_from_string(cutoff));
-           }),
-           py::arg("n_elements"), py::arg("type"), py::arg("centre"), py::arg("neighbor1"),
-           py::arg("neighbor2"), py::arg("eta"), py::arg("r_s"), py::arg("r_c"), py::arg("lambda_"),
-           py::arg("zeta"), py::arg("cutoff"))
-      .def_property_readonly("n_features", [](const af::SymmetryFunctions& s) { return s.n_features(); })
-      .def("n_features_of", [](const af::SymmetryFunctions& s, int32_t e) { return s.n_features(e); })
-      .def_property_readonly("max_cutoff", &af::SymmetryFunctions::max_cutoff)
+  // ---- descriptors: any registered type, through the interface
+  py::class_<af::Descriptor, std::shared_ptr<af::Descriptor>>(m, "Descriptor")
+      .def_property_readonly("type", &af::Descriptor::type)
+      .def_property_readonly("n_elements", &af::Descriptor::n_elements)
+      .def_property_readonly("n_features", [](const af::Descriptor& s) { return s.n_features(); })
+      .def("n_features_of", [](const af::Descriptor& s, int32_t e) { return s.n_features(e); })
+      .def_property_readonly("cutoff", &af::Descriptor::cutoff)
+      .def("feature_labels", &af::Descriptor::feature_labels)
       .def("compute",
-           [](const af::SymmetryFunctions& s, const af::NeighborList& nl, int threads) {
+           [](const af::Descriptor& s, const af::NeighborList& nl, int threads) {
              std::vector<double> G(nl.n_local * s.n_features());
              {
                py::gil_scoped_release release;
@@ -202,8 +169,7 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("neighbor_list"), py::arg("threads") = 0)
       .def("compute_csr",
-           [](const af::SymmetryFunctions& s, darr pos, i32arr sp, i64arr off, i64arr nb,
-              py::object centres, int threads) {
+           [](const af::Descriptor& s, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, int threads) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
              std::vector<double> G(v.n_centres * s.n_features());
@@ -216,8 +182,7 @@ PYBIND11_MODULE(_core, m) {
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
            py::arg("centres") = py::none(), py::arg("threads") = 0)
       .def("vjp",
-           [](const af::SymmetryFunctions& s, const af::NeighborList& nl, darr dEdG, bool per_atom,
-              int threads) {
+           [](const af::Descriptor& s, const af::NeighborList& nl, darr dEdG, bool per_atom, int threads) {
              require_shape(dEdG, {nl.n_local, s.n_features()}, "dE_dG");
              const int64_t nt = nl.n_total();
              std::vector<double> F(3 * nt), W(9), Wa(per_atom ? 9 * nt : 0);
@@ -227,14 +192,12 @@ PYBIND11_MODULE(_core, m) {
              }
              py::object wa = py::none();
              if (per_atom) wa = to_numpy(std::move(Wa), {nt, int64_t(3), int64_t(3)});
-             return py::make_tuple(to_numpy(std::move(F), {nt, int64_t(3)}),
-                                   to_numpy(std::move(W), {3, 3}), wa);
+             return py::make_tuple(to_numpy(std::move(F), {nt, int64_t(3)}), to_numpy(std::move(W), {3, 3}), wa);
            },
-           py::arg("neighbor_list"), py::arg("dE_dG"), py::arg("per_atom_virial") = false,
-           py::arg("threads") = 0)
+           py::arg("neighbor_list"), py::arg("dE_dG"), py::arg("per_atom_virial") = false, py::arg("threads") = 0)
       .def("vjp_csr",
-           [](const af::SymmetryFunctions& s, darr pos, i32arr sp, i64arr off, i64arr nb,
-              darr dEdG, py::object centres, int threads) {
+           [](const af::Descriptor& s, darr pos, i32arr sp, i64arr off, i64arr nb, darr dEdG, py::object centres,
+              int threads) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
              require_shape(dEdG, {v.n_centres, s.n_features()}, "dE_dG");
@@ -243,13 +206,12 @@ PYBIND11_MODULE(_core, m) {
                py::gil_scoped_release release;
                s.vjp(v, dEdG.data(), F.data(), W.data(), nullptr, threads);
              }
-             return py::make_tuple(to_numpy(std::move(F), {v.n_total, int64_t(3)}),
-                                   to_numpy(std::move(W), {3, 3}));
+             return py::make_tuple(to_numpy(std::move(F), {v.n_total, int64_t(3)}), to_numpy(std::move(W), {3, 3}));
            },
-           py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
-           py::arg("dE_dG"), py::arg("centres") = py::none(), py::arg("threads") = 0)
+           py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"), py::arg("dE_dG"),
+           py::arg("centres") = py::none(), py::arg("threads") = 0)
       .def("jacobian",
-           [](const af::SymmetryFunctions& s, const af::NeighborList& nl, int threads) {
+           [](const af::Descriptor& s, const af::NeighborList& nl, int threads) {
              std::vector<double> G(nl.n_local * s.n_features());
              af::DescriptorJacobian j;
              {
@@ -260,120 +222,62 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("neighbor_list"), py::arg("threads") = 0);
 
-  py::class_<af::Potential, std::shared_ptr<af::Potential>>(m, "Potential")
-      .def_property_readonly("model_type", &af::Potential::model_type)
-      .def_property_readonly("species", &af::Potential::species)
-      .def_property_readonly("cutoff", &af::Potential::cutoff)
-      .def_property_readonly("committee_size", [](const af::Potential& p) {
-        auto* b = dynamic_cast<const af::BPNN*>(&p);
-        return b ? b->committee_size() : 1;
+  m.def("make_descriptor", [](py::bytes data, const std::string& where) {
+    return std::shared_ptr<af::Descriptor>(af::make_descriptor(parse(data, where)));
+  }, py::arg("data"), py::arg("where") = "<descriptor>",
+     "Build a descriptor from model-file bytes holding `species` and the `descriptor.*` records.");
+
+  // ---- models: any registered type, through the interface
+  py::class_<af::Model, std::shared_ptr<af::Model>>(m, "Model")
+      .def_property_readonly("model_type", &af::Model::model_type)
+      .def_property_readonly("species", &af::Model::species)
+      .def_property_readonly("cutoff", &af::Model::cutoff)
+      .def_property_readonly("committee_size", &af::Model::committee_size)
+      .def_property_readonly("capabilities", [](const af::Model& p) {
+        py::list caps;
+        const unsigned c = p.capabilities();
+        if (c & af::kEnergy) caps.append("energy");
+        if (c & af::kCharges) caps.append("charges");
+        if (c & af::kDipole) caps.append("dipole");
+        if (c & af::kUncertainty) caps.append("uncertainty");
+        return caps;
       })
+      .def_property_readonly("requires_atom_order", &af::Model::requires_atom_order)
+      .def("describe", &af::Model::describe)
       .def("compute",
-           [](const af::Potential& p, const af::NeighborList& nl, bool per_atom, int threads) {
-             af::PotentialOutput o;
+           [](const af::Model& p, const af::NeighborList& nl, bool per_atom, int threads, bool forces,
+              bool uncertainty, double total_charge) {
+             af::ModelOutput o;
+             const auto req = make_request(forces, per_atom, uncertainty, total_charge, threads);
              {
                py::gil_scoped_release release;
-               p.compute(nl.view(), o, per_atom, threads);
+               p.compute(nl.view(), req, o);
              }
-             return output_to_dict(std::move(o), nl.n_total(), per_atom);
+             return output_to_dict(std::move(o), nl.n_total());
            },
-           py::arg("neighbor_list"), py::arg("per_atom_virial") = false, py::arg("threads") = 0)
+           py::arg("neighbor_list"), py::arg("per_atom_virial") = false, py::arg("threads") = 0,
+           py::arg("forces") = true, py::arg("uncertainty") = false, py::arg("total_charge") = 0.0)
       .def("compute_csr",
-           [](const af::Potential& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres,
-              bool per_atom, int threads) {
+           [](const af::Model& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, bool per_atom,
+              int threads) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
-             af::PotentialOutput o;
+             af::ModelOutput o;
+             const auto req = make_request(true, per_atom, false, 0.0, threads);
              {
                py::gil_scoped_release release;
-               p.compute(v, o, per_atom, threads);
+               p.compute(v, req, o);
              }
-             return output_to_dict(std::move(o), v.n_total, per_atom);
+             return output_to_dict(std::move(o), v.n_total);
            },
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
            py::arg("centres") = py::none(), py::arg("per_atom_virial") = false, py::arg("threads") = 0);
 
-  m.def("load_potential", [](const std::string& path) {
-    return std::shared_ptr<af::Potential>(af::load_potential(path));
-  }, py::arg("path"));
-  m.def("load_potential_bytes", [](py::bytes data, const std::string& where) {
-    return std::shared_ptr<af::Potential>(af::load_potential(af::ModelFile::from_bytes(std::string(data), where)));
+  m.def("load_model", [](const std::string& path) { return std::shared_ptr<af::Model>(af::load_model(path)); },
+        py::arg("path"));
+  m.def("load_model_bytes", [](py::bytes data, const std::string& where) {
+    return std::shared_ptr<af::Model>(af::load_model(parse(data, where)));
   }, py::arg("data"), py::arg("where") = "<bytes>");
 
-
-  // ---- sGDML (docs/sgdml.md): batched prediction, kernel-vector product, kernel matrix
-  py::class_<af::SGDML, af::Potential, std::shared_ptr<af::SGDML>>(m, "SGDML")
-      .def_property_readonly("numbers", &af::SGDML::numbers)
-      .def_property_readonly("n_train", &af::SGDML::n_train)
-      .def_property_readonly("n_perms", &af::SGDML::n_perms)
-      .def_property_readonly("sigma", &af::SGDML::sigma)
-      .def_property_readonly("formula", &af::SGDML::formula)
-      .def("predict",
-           [](const af::SGDML& p, darr R, int threads) {
-             require_shape(R, {-1, p.n_atoms(), 3}, "R");
-             const int64_t B = R.shape(0);
-             std::vector<double> E(B), F(B * 3 * p.n_atoms());
-             {
-               py::gil_scoped_release release;
-               p.predict(R.data(), B, E.data(), F.data(), threads);
-             }
-             return py::make_tuple(to_numpy(std::move(E), {B}), to_numpy(std::move(F), {B, p.n_atoms(), int64_t(3)}));
-           },
-           py::arg("R"), py::arg("threads") = 0);
-  m.def("sgdml_descriptors", [](darr R, int threads) {
-    require_shape(R, {-1, -1, 3}, "R");
-    const int64_t B = R.shape(0), n = R.shape(1), d = af::sgdml_descriptor_size(n);
-    std::vector<double> X(B * d);
-    {
-      py::gil_scoped_release release;
-      af::sgdml_descriptors(R.data(), B, n, X.data(), threads);
-    }
-    return to_numpy(std::move(X), {B, d});
-  }, py::arg("R"), py::arg("threads") = 0);
-  m.def("sgdml_kernel_sum", [](darr R, darr X, darr V, double sigma, int threads) {
-    require_shape(R, {-1, -1, 3}, "R");
-    const int64_t B = R.shape(0), n = R.shape(1), d = af::sgdml_descriptor_size(n);
-    require_shape(X, {-1, d}, "train_x");
-    require_shape(V, {X.shape(0), d}, "train_v");
-    std::vector<double> E(B), F(B * 3 * n);
-    {
-      py::gil_scoped_release release;
-      af::sgdml_kernel_sum(R.data(), B, n, X.data(), V.data(), X.shape(0), sigma, E.data(), F.data(), threads);
-    }
-    return py::make_tuple(to_numpy(std::move(E), {B}), to_numpy(std::move(F), {B, n, int64_t(3)}));
-  }, py::arg("R"), py::arg("train_x"), py::arg("train_v"), py::arg("sigma"), py::arg("threads") = 0);
-  m.def("sgdml_kernel_matrix", [](darr R, i64arr tril_perms, double sigma, i64arr rows, bool lower_only,
-                                  py::object out, int threads) {
-    require_shape(R, {-1, -1, 3}, "R");
-    const int64_t M = R.shape(0), n = R.shape(1), d = af::sgdml_descriptor_size(n);
-    require_shape(tril_perms, {-1, d}, "tril_perms");
-    require_shape(rows, {-1}, "rows");
-    const int64_t nr = rows.shape(0);
-    darr K;
-    if (out.is_none()) {
-      K = darr({nr * 3 * n, M * 3 * n});
-    } else {
-      K = out.cast<darr>();
-      require_shape(K, {nr * 3 * n, M * 3 * n}, "out");
-      if (!K.writeable() || K.ptr() != out.ptr()) throw af::InvalidInput("out must be a writeable C-contiguous float64 array");
-    }
-    double* kp = K.mutable_data();
-    {
-      py::gil_scoped_release release;
-      af::sgdml_kernel_matrix(R.data(), M, n, tril_perms.data(), tril_perms.shape(0), sigma, rows.data(), nr,
-                              lower_only, kp, threads);
-    }
-    return K;
-  }, py::arg("R"), py::arg("tril_perms"), py::arg("sigma"), py::arg("rows"), py::arg("lower_only") = false,
-     py::arg("out") = py::none(), py::arg("threads") = 0);
-  m.def("sgdml_tril_perms", [](i64arr perms) {
-    require_shape(perms, {-1, -1}, "perms");
-    const int64_t S = perms.shape(0), n = perms.shape(1), d = af::sgdml_descriptor_size(n);
-    std::vector<int64_t> out(S * d);
-    for (int64_t p = 0; p < S; ++p) {
-      auto t = af::sgdml_tril_perm(perms.data() + p * n, n);
-      std::copy(t.begin(), t.end(), out.begin() + p * d);
-    }
-    return to_numpy(std::move(out), {S, d});
-  }, py::arg("perms"));
+  bind_sgdml(m);
 }

@@ -51,6 +51,22 @@ class ModelFile {
   std::map<std::string, ModelRecord> records_;
 };
 
+/// Builds the bytes of a model file (the inverse of ModelFile::from_bytes), for C++ users and
+/// tests; Python writes the same format (atomforge.model_file.encode_records).
+class ModelFileWriter {
+ public:
+  ModelFileWriter& f64(const std::string& name, const std::vector<uint64_t>& shape, const std::vector<double>& values);
+  ModelFileWriter& f64(const std::string& name, double value);  // scalar (ndim 0)
+  ModelFileWriter& i64(const std::string& name, const std::vector<uint64_t>& shape, const std::vector<int64_t>& values);
+  ModelFileWriter& i64(const std::string& name, int64_t value);  // scalar (ndim 0)
+  ModelFileWriter& string(const std::string& name, const std::string& value);
+  /// The complete file: magic, version, records in insertion order, CRC-32.
+  std::string bytes() const;
+
+ private:
+  std::vector<std::string> records_;
+};
+
 /// CRC-32 (IEEE 802.3, as zlib.crc32) of a byte range.
 uint32_t crc32(const unsigned char* data, size_t n);
 

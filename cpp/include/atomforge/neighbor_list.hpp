@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "atomforge/hd.hpp"
+
 namespace atomforge {
 
 /// Non-owning CSR view of a neighbour list.
@@ -31,7 +33,7 @@ struct NeighborView {
   const int64_t* offsets = nullptr;
   const int64_t* neighbors = nullptr;
 
-  int64_t centre(int64_t c) const { return centres ? centres[c] : c; }
+  AF_HD int64_t centre(int64_t c) const { return centres ? centres[c] : c; }
 };
 
 /// A neighbour list built by the core (owning storage).

@@ -1,6 +1,7 @@
 // AtomForgeForce: an OpenMM Force that evaluates an atomforge model (any model type the core
 // knows) on a set of particles. OpenMM units at the interface (nm, kJ/mol); the model's eV and
-// Angstrom are converted inside the kernels.
+// Angstrom are converted by the core's engine-adapter layer (atomforge/engine.hpp, "openmm" units)
+// from the core's one table of constants.
 #pragma once
 #include <string>
 #include <vector>
@@ -9,10 +10,6 @@
 #include "AtomForgeExport.h"
 
 namespace AtomForgeOpenMM {
-
-/// 1 eV in kJ/mol, and the Angstrom <-> nm factors used at the boundary.
-constexpr double kEvToKjPerMol = 96.48533212331002;
-constexpr double kNmToAngstrom = 10.0;
 
 class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
  public:

@@ -3,9 +3,7 @@
 #include <array>
 #include <string>
 
-#include "atomforge/elements.hpp"
-#include "atomforge/neighbor_list.hpp"
-#include "atomforge/potential.hpp"
+#include "atomforge/engine.hpp"
 #include "openmm/CustomNonbondedForce.h"
 #include "openmm/GBSAOBCForce.h"
 #include "openmm/NonbondedForce.h"
@@ -33,8 +31,9 @@ bool explicitlyNonPeriodic(const OpenMM::Force& f) {
 AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force)
     : periodic(force.usesPeriodicBoundaryConditions()) {
   try {
-    potential = atomforge::load_potential(
-        atomforge::ModelFile::from_bytes(force.getModelBytes(), force.getModelSource()));
+    model = std::make_unique<atomforge::EngineModel>(force.getModelBytes(), force.getModelSource(),
+                                                     atomforge::engine_units("openmm"));
+    model->require(atomforge::kEnergy, "AtomForgeForce");
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: invalid model: ") + e.what());
   }
@@ -47,18 +46,15 @@ AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomF
                             std::to_string(z.size()) + " atomic numbers (give one per particle, or list the particles)");
     for (int i = 0; i < n; i++) particles.push_back(i);
   }
-  const auto& elems = potential->species();
   for (size_t i = 0; i < particles.size(); i++) {
     if (particles[i] < 0 || particles[i] >= n)
       throw OpenMMException("AtomForgeForce: particle index " + std::to_string(particles[i]) +
                             " is out of range (the System has " + std::to_string(n) + " particles)");
-    int idx = -1;
-    for (size_t k = 0; k < elems.size(); k++)
-      if (elems[k] == z[i]) idx = static_cast<int>(k);
-    if (idx < 0)
-      throw OpenMMException("AtomForgeForce: particle " + std::to_string(particles[i]) + " has atomic number " +
-                            std::to_string(z[i]) + ", an element the model does not cover");
-    species.push_back(idx);
+    try {
+      species.push_back(model->species_of_number(z[i], "particle " + std::to_string(particles[i])));
+    } catch (const std::exception& e) {
+      throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
+    }
   }
   // Periodicity must agree with the rest of the System.
   for (int i = 0; i < system.getNumForces(); i++) {
@@ -82,28 +78,25 @@ double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, c
                                    std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const {
   const int64_t n = static_cast<int64_t>(particles.size());
   for (int64_t i = 0; i < n; i++)
-    for (int d = 0; d < 3; d++) pos[3 * i + d] = positions[particles[i]][d] * kNmToAngstrom;
+    for (int d = 0; d < 3; d++) pos[3 * i + d] = positions[particles[i]][d];
   double cell[9] = {0};
   if (periodic)
     for (int r = 0; r < 3; r++)
-      for (int d = 0; d < 3; d++) cell[3 * r + d] = box[r][d] * kNmToAngstrom;
+      for (int d = 0; d < 3; d++) cell[3 * r + d] = box[r][d];
   const bool p = periodic;
-  atomforge::PotentialOutput out;
+  atomforge::ComputeRequest request;
+  request.forces = includeForces;
+  request.n_threads = nThreads;
+  atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
   try {
-    atomforge::NeighborList nl =
-        atomforge::build_neighbor_list(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, potential->cutoff());
-    nl.set_species(species.data());
-    potential->compute(nl.view(), out, false, nThreads);
-    if (includeForces) {
-      const std::vector<double> f = nl.fold(out.forces.data());
-      const double scale = kEvToKjPerMol * kNmToAngstrom;  // eV/A -> kJ/mol/nm
-      for (int64_t i = 0; i < n; i++) {
-        OpenMM::Vec3& fi = forces[particles[i]];
-        for (int d = 0; d < 3; d++) fi[d] += f[3 * i + d] * scale;
-      }
-    }
+    model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
   }
-  return out.energy * kEvToKjPerMol;
+  if (includeForces)
+    for (int64_t i = 0; i < n; i++) {
+      OpenMM::Vec3& fi = forces[particles[i]];
+      for (int d = 0; d < 3; d++) fi[d] += out.forces[3 * i + d];
+    }
+  return out.energy;
 }

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "atomforge/elements.hpp"
-#include "atomforge/potential.hpp"
+#include "atomforge/engine.hpp"
 #include "internal/AtomForgeForceImpl.h"
 #include "openmm/OpenMMException.h"
 
@@ -40,10 +40,11 @@ AtomForgeForce::AtomForgeForce(const std::string& model, const std::vector<int>&
     modelSource = model;
   }
   try {
-    auto pot = atomforge::load_potential(atomforge::ModelFile::from_bytes(modelBytes, modelSource));
-    modelElements = pot->species();
-    cutoffNm = pot->cutoff() / kNmToAngstrom;
-    modelType = pot->model_type();
+    atomforge::EngineModel m(modelBytes, modelSource, atomforge::engine_units("openmm"));
+    m.require(atomforge::kEnergy, "AtomForgeForce");
+    modelElements = m.model().species();
+    cutoffNm = m.cutoff();
+    modelType = m.model().model_type();
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: invalid model: ") + e.what());
   }

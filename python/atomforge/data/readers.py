@@ -21,8 +21,8 @@ format        length               energy                         forces
               (Angstrom)
 ============  ===================  =============================  ==============================
 
-1 kcal/mol = ``ase.units.kcal / ase.units.mol`` = 0.0433641 eV; 1 Ha = 27.211386 eV;
-1 Bohr = 0.529177 Angstrom. The n2p2 files in common use (RuNNer/n2p2 examples) are in Bohr and
+1 kcal/mol = 0.0433641 eV; 1 Ha = 27.211386 eV; 1 Bohr = 0.529177 Angstrom (CODATA 2018, from the
+core's one table of constants: :mod:`atomforge.units`). The n2p2 files in common use (RuNNer/n2p2 examples) are in Bohr and
 Hartree: pass ``length_unit='bohr', energy_unit='ha'``.
 
 Unit names. Length: ``angstrom``/``ang``/``a``, ``bohr``/``a0``/``au``, ``nm``. Energy:

@@ -1,5 +1,15 @@
-"""Descriptors: Behler-Parrinello symmetry functions (GMP descriptors come later)."""
-from .symmetry_functions import (CUTOFF_FUNCTIONS, DescriptorJacobian, SymmetryFunctions,
-                                 VJPResult)
+"""Descriptors of atomic environments, evaluated by the compiled core.
 
-__all__ = ["SymmetryFunctions", "VJPResult", "DescriptorJacobian", "CUTOFF_FUNCTIONS"]
+Registered types (``descriptor.type`` in configurations and model files):
+
+``acsf``  :class:`SymmetryFunctions`, Behler-Parrinello atom-centred symmetry functions G2/G4/G5.
+
+Each is a :class:`Descriptor` (``compute``, ``vjp``, ``jacobian``, ``records``); new types register
+with :func:`register` and add one import line below (docs/architecture.md).
+"""
+from .base import (CUTOFF_FUNCTIONS, Descriptor, DescriptorJacobian, VJPResult, descriptor_class,
+                   descriptor_from_dict, descriptor_from_records, descriptor_types, register)
+from .symmetry_functions import SymmetryFunctions  # registers "acsf"
+
+__all__ = ["Descriptor", "SymmetryFunctions", "VJPResult", "DescriptorJacobian", "CUTOFF_FUNCTIONS",
+           "register", "descriptor_class", "descriptor_from_dict", "descriptor_from_records", "descriptor_types"]

@@ -40,76 +40,29 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from ase.data import chemical_symbols
 
-from .. import _core
-from .._inputs import Structure, structure, to_atomic_number
+from .._inputs import to_atomic_number
+from .base import CUTOFF_FUNCTIONS, Descriptor, register
 
-CUTOFF_FUNCTIONS = ("cos", "tanhu", "tanh", "poly1", "poly2", "poly3", "poly4")
 _TYPES = {"G2": 2, "G4": 4, "G5": 5}
+_TYPE_NAMES = {v: k for k, v in _TYPES.items()}
 _ANGULAR_KEYS = {"type", "neighbors", "eta", "lambda", "zeta", "r_c", "r_s"}
 _RADIAL_KEYS = {"type", "neighbors", "eta", "r_c", "r_s"}
-
-
-@dataclass
-class VJPResult:
-    """Forces and virial from a vector-Jacobian product.
-
-    forces: (N, 3) float64, -dE/dr in eV/Angstrom (images folded onto their atoms).
-    virial: (3, 3) float64, W = -sum_pairs r_ij (x) dE/dr_ij in eV (= -dE/d(strain)); the ASE
-        stress is -W / volume.
-    per_atom_virial: (N, 3, 3) float64 or None, each pair's virial split evenly between its atoms.
-    """
-
-    forces: np.ndarray
-    virial: np.ndarray
-    per_atom_virial: Optional[np.ndarray] = None
-
-
-@dataclass
-class DescriptorJacobian:
-    """Sparse Jacobian dG/dr (layout documented in docs/descriptors.md).
-
-    G: (N, F) descriptor values.
-    entry_offsets: (N + 1,) int64; entries of centre i are entry_offsets[i]:entry_offsets[i+1],
-        the centre itself first, then each neighbour (periodic images included) within r_c.
-    atom: (E,) int64 atom index (0..N-1) the entry's derivative is taken with respect to; the
-        same atom may appear more than once for a centre when images of it are neighbours.
-    centre: (E,) int64 centre atom of each entry.
-    displacement: (E, 3) float64 r_neighbour - r_centre in Angstrom (zero for the self entry).
-    values: (E, F, 3) float64 dG[centre, f] / dr, in 1/Angstrom.
-
-    Forces of an energy E(G): ``F = -np.add.at`` over entries of
-    ``einsum('ef,efk->ek', dE_dG[centre], values)`` at ``atom``; virial
-    ``W = -einsum('ea,eb->ab', displacement, that product)``. See :meth:`forces_and_virial`.
-    """
-
-    G: np.ndarray
-    entry_offsets: np.ndarray
-    atom: np.ndarray
-    centre: np.ndarray
-    displacement: np.ndarray
-    values: np.ndarray
-
-    def forces_and_virial(self, dE_dG: np.ndarray):
-        """Forces (N, 3) and virial (3, 3) for dE_dG (N, F), computed from the Jacobian."""
-        g = np.einsum("ef,efk->ek", dE_dG[self.centre], self.values)
-        forces = np.zeros((self.G.shape[0], 3))
-        np.add.at(forces, self.atom, -g)
-        virial = -np.einsum("ea,eb->ab", self.displacement, g)
-        return forces, virial
+#: Largest cutoff radius the core accepts (Angstrom), as in cpp/src/descriptors/common.hpp.
+MAX_CUTOFF = 25.0
 
 
 def _element_symbol(z: int) -> str:
     return chemical_symbols[z]
 
 
-class SymmetryFunctions:
-    """Element-resolved Behler-Parrinello symmetry functions G2, G4 and G5.
+@register
+class SymmetryFunctions(Descriptor):
+    """Element-resolved Behler-Parrinello symmetry functions G2, G4 and G5 (type ``"acsf"``).
 
     Args:
         elements: element symbols or atomic numbers; their order is the element index.
@@ -142,27 +95,15 @@ class SymmetryFunctions:
         self.functions: Dict[str, List[dict]] = {s: [] for s in self.elements}
         if not isinstance(functions, dict):
             raise TypeError("functions must be a dict: central element -> list of function dicts")
-        rows = []
         for key, flist in functions.items():
             zc = to_atomic_number(key, where="functions")
             if zc not in self._index:
                 raise ValueError(f"functions: central element {key!r} is not in elements {self.elements}")
             sym = _element_symbol(zc)
             for k, f in enumerate(flist):
-                clean = self._check_function(f, f"functions[{sym!r}][{k}]")
-                self.functions[sym].append(clean)
-                nb = [self._index[to_atomic_number(e)] for e in clean["neighbors"]]
-                rows.append((_TYPES[clean["type"]], self._index[zc], nb[0], nb[1] if len(nb) > 1 else -1,
-                             clean["eta"], clean["r_s"], clean["r_c"], clean.get("lambda", 1.0),
-                             clean.get("zeta", 1.0)))
-        if not rows:
+                self.functions[sym].append(self._check_function(f, f"functions[{sym!r}][{k}]"))
+        if not any(self.functions.values()):
             raise ValueError("functions: no symmetry functions given")
-        cols = list(zip(*rows))
-        i32 = lambda v: np.asarray(v, dtype=np.int32)
-        f64 = lambda v: np.asarray(v, dtype=np.float64)
-        self._core = _core.SymmetryFunctions(
-            len(zs), i32(cols[0]), i32(cols[1]), i32(cols[2]), i32(cols[3]), f64(cols[4]),
-            f64(cols[5]), f64(cols[6]), f64(cols[7]), f64(cols[8]), cutoff_function)
 
     def _check_function(self, f, where: str) -> dict:
         if not isinstance(f, dict):
@@ -204,6 +145,8 @@ class SymmetryFunctions:
         out.setdefault("r_s", 0.0)
         if out["r_c"] <= 0:
             raise ValueError(f"{where}: cutoff radius r_c must be positive, got {out['r_c']}")
+        if out["r_c"] > MAX_CUTOFF:
+            raise ValueError(f"{where}: cutoff radius r_c = {out['r_c']} A exceeds the maximum {MAX_CUTOFF} A")
         if out["eta"] < 0:
             raise ValueError(f"{where}: eta must be >= 0, got {out['eta']}")
         if not 0 <= out["r_s"] < out["r_c"]:
@@ -215,11 +158,13 @@ class SymmetryFunctions:
                 raise ValueError(f"{where}: zeta must be >= 1, got {out['zeta']}")
         return out
 
+    type = "acsf"
+
     # ------------------------------------------------------------------ description
     @property
     def n_features(self) -> int:
         """Columns of G: the largest per-element function count."""
-        return int(self._core.n_features)
+        return max(len(v) for v in self.functions.values())
 
     @property
     def n_features_per_element(self) -> Dict[str, int]:
@@ -228,11 +173,11 @@ class SymmetryFunctions:
     @property
     def cutoff(self) -> float:
         """Largest r_c of any function, Angstrom."""
-        return float(self._core.max_cutoff)
+        return max(f["r_c"] for fl in self.functions.values() for f in fl)
 
     def to_dict(self) -> dict:
         """The documented parameter form (JSON/YAML serialisable); inverse of :meth:`from_dict`."""
-        return {"elements": list(self.elements), "cutoff_function": self.cutoff_function,
+        return {"type": "acsf", "elements": list(self.elements), "cutoff_function": self.cutoff_function,
                 "functions": copy.deepcopy(self.functions)}
 
     @classmethod
@@ -240,7 +185,50 @@ class SymmetryFunctions:
         missing = {"elements", "functions"} - set(d)
         if missing:
             raise ValueError(f"symmetry-function parameters: missing key(s) {sorted(missing)}")
+        if d.get("type", "acsf") != "acsf":
+            raise ValueError(f"symmetry-function parameters: type {d.get('type')!r} is not 'acsf'")
         return cls(d["elements"], d["functions"], d.get("cutoff_function", "cos"))
+
+    # ------------------------------------------------------------------ model-file records
+    def descriptor_records(self) -> dict:
+        """``descriptor.cutoff_function`` and ``descriptor.functions`` (n, 9): rows [type 2|4|5,
+        centre, neighbour1, neighbour2 (-1 for G2), eta, r_s, r_c, lambda, zeta], element indices
+        into ``species`` (docs/model_file.md)."""
+        idx = {s: k for k, s in enumerate(self.elements)}
+        rows = []
+        for s in self.elements:
+            for f in self.functions[s]:
+                nb = [idx[e] for e in f["neighbors"]]
+                rows.append([_TYPES[f["type"]], idx[s], nb[0], nb[1] if len(nb) > 1 else -1, f["eta"],
+                             f.get("r_s", 0.0), f["r_c"], f.get("lambda", 1.0), f.get("zeta", 1.0)])
+        return {"descriptor.cutoff_function": self.cutoff_function,
+                "descriptor.functions": np.asarray(rows, dtype=np.float64).reshape(-1, 9)}
+
+    @classmethod
+    def from_records(cls, rec: dict, elements: List[str], where: str = "<model>") -> "SymmetryFunctions":
+        """Inverse of :meth:`descriptor_records`. Raises ModelFileError naming ``where``."""
+        from ..model_file import ModelFileError, get_record
+
+        F = np.asarray(get_record(rec, "descriptor.functions", "arr", where), dtype=float)
+        if F.ndim != 2 or F.shape[1] != 9:
+            raise ModelFileError(f"{where}: descriptor.functions must have shape (n, 9)")
+        ne = len(elements)
+        funcs = {s: [] for s in elements}
+        for r, row in enumerate(F):
+            if not np.all(np.isfinite(row)) or np.any(row[:4] != np.round(row[:4])):
+                raise ModelFileError(f"{where}: descriptor.functions row {r} is invalid: {row.tolist()}")
+            t, c, n1, n2 = (int(v) for v in row[:4])
+            if t not in _TYPE_NAMES or not (0 <= c < ne) or not (0 <= n1 < ne) or (t != 2 and not 0 <= n2 < ne):
+                raise ModelFileError(f"{where}: invalid symmetry-function row {r}: {row.tolist()}")
+            f = {"type": _TYPE_NAMES[t], "neighbors": [elements[n1]] + ([elements[n2]] if t != 2 else []),
+                 "eta": float(row[4]), "r_s": float(row[5]), "r_c": float(row[6])}
+            if t != 2:
+                f["lambda"], f["zeta"] = float(row[7]), float(row[8])
+            funcs[elements[c]].append(f)
+        try:
+            return cls(elements, funcs, get_record(rec, "descriptor.cutoff_function", "str", where))
+        except (ValueError, TypeError) as exc:
+            raise ModelFileError(f"{where}: {exc}") from None
 
     def feature_labels(self, element) -> List[str]:
         """Human-readable label of each feature of ``element``, e.g. 'G4[H,O] eta=0.01 ...'."""
@@ -257,78 +245,6 @@ class SymmetryFunctions:
         counts = ", ".join(f"{s}: {n}" for s, n in self.n_features_per_element.items())
         return (f"SymmetryFunctions(elements={self.elements}, features={{{counts}}}, "
                 f"r_c={self.cutoff:g} A, cutoff_function={self.cutoff_function!r})")
-
-    # ------------------------------------------------------------------ evaluation
-    def species_indices(self, numbers: np.ndarray) -> np.ndarray:
-        """Element index (int32) of each atomic number; ValueError naming the first unknown atom."""
-        lut = np.full(max(max(self._index), int(numbers.max(initial=0))) + 1, -1, dtype=np.int32)
-        for z, i in self._index.items():
-            lut[z] = i
-        idx = lut[numbers]
-        if (idx < 0).any():
-            a = int(np.argmax(idx < 0))
-            raise ValueError(f"atom {a} is {_element_symbol(int(numbers[a]))}, which this descriptor does not "
-                             f"cover (elements: {self.elements})")
-        return idx
-
-    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None):
-        """Build the core's neighbour list (with periodic images) for this descriptor's cutoff.
-
-        Returns the core ``NeighborList`` (reusable in :meth:`compute`, :meth:`vjp`,
-        :meth:`jacobian` while positions do not change). Raises ValueError/TypeError for bad
-        input (see :func:`atomforge._inputs.structure`) and degenerate cells.
-        """
-        s = positions if isinstance(positions, Structure) else structure(positions, numbers, cell, pbc)
-        species = self.species_indices(s.numbers)
-        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff)
-        nl.set_species(species)
-        return nl
-
-    def compute(self, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-                threads: int = 0) -> np.ndarray:
-        """Symmetry functions G, float64 array (N, n_features), dimensionless.
-
-        Args:
-            positions: (N, 3) Angstrom, or an ase.Atoms (then numbers/cell/pbc come from it).
-            numbers: (N,) atomic numbers or symbols.
-            cell: (3, 3) lattice vectors as rows, Angstrom; None for a molecule.
-            pbc: periodicity per lattice vector; default: periodic if a cell is given.
-            neighbor_list: a list from :meth:`neighbor_list` to reuse.
-            threads: OpenMP threads (0: the OpenMP default).
-        """
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
-        return self._core.compute(nl, threads)
-
-    def vjp(self, dE_dG, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-            per_atom_virial: bool = False, threads: int = 0) -> VJPResult:
-        """Forces and virial of an energy E(G) given dE_dG (N, n_features) in eV.
-
-        Returns :class:`VJPResult`: forces (N, 3) eV/Angstrom = -sum_{i,f} dE/dG_if dG_if/dr,
-        virial (3, 3) eV. This is what MD needs: one pass, no Jacobian stored.
-        Raises ValueError if dE_dG has the wrong shape or non-finite entries.
-        """
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
-        w = np.asarray(dE_dG, dtype=np.float64)
-        if w.shape != (nl.n_local, self.n_features):
-            raise ValueError(f"dE_dG must have shape ({nl.n_local}, {self.n_features}), got {w.shape}")
-        w = np.ascontiguousarray(w)
-        f, vir, pav = self._core.vjp(nl, w, per_atom_virial, threads)
-        forces = nl.fold(f)
-        if pav is not None:
-            folded = np.zeros((nl.n_local, 3, 3))
-            np.add.at(folded, np.asarray(nl.owner), pav)
-            pav = folded
-        return VJPResult(forces, vir, pav)
-
-    def jacobian(self, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-                 threads: int = 0) -> DescriptorJacobian:
-        """G and the sparse Jacobian dG/dr for training (layout: :class:`DescriptorJacobian`)."""
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
-        d = self._core.jacobian(nl, threads)
-        offsets = d["entry_offsets"]
-        centre = np.repeat(np.arange(nl.n_local, dtype=np.int64), np.diff(offsets))
-        atom = np.asarray(nl.owner)[d["position"]]
-        return DescriptorJacobian(d["G"], offsets, atom, centre, d["displacement"], d["values"])
 
     # ------------------------------------------------------------------ generator
     @classmethod

@@ -58,7 +58,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 from ase.data import atomic_numbers
 
-from ..model_file import BPNNParameters, save_model
+from ..models import BPNNParameters, save_model
 from .n2p2 import (PathLike, UnitLike, _to_float, read_input_nn, read_scaling_data)
 
 __all__ = ["import_n2p2", "cli_import_n2p2", "main_import_n2p2", "N2P2_ACTIVATIONS"]

@@ -40,8 +40,11 @@ except ImportError as exc:  # pragma: no cover - depends on the build
     raise ImportError(f"atomforge was built without the OpenMM plugin ({exc}); install openmm=={OPENMM_VERSION} "
                       f"and swig before building atomforge") from None
 
-EV_TO_KJ_PER_MOL = 96.48533212331002
-NM_TO_ANGSTROM = 10.0
+from ..units import CONSTANTS as _CONSTANTS  # noqa: E402  (the core's one table)
+
+#: kJ/mol per eV and Angstrom per nm: the factors the plugin's kernels use (atomforge/units.hpp).
+EV_TO_KJ_PER_MOL = _CONSTANTS["ev_in_kj_per_mol"]
+NM_TO_ANGSTROM = _CONSTANTS["nm_in_angstrom"]
 
 __all__ = ["AtomForgeForce", "create_system", "add_to_system", "plugin_dir", "load_kernels", "OPENMM_VERSION",
            "EV_TO_KJ_PER_MOL", "NM_TO_ANGSTROM"]

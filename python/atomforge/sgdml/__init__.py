@@ -5,10 +5,10 @@ Prediction runs in the C++ core (``atomforge.load(model.afm)`` / ``SGDML.predict
 package recovers permutations, trains, and converts to/from the ``sgdml`` package's .npz models.
 Documentation: docs/sgdml.md.
 """
-from .model import SGDMLParameters, descriptors_numpy, read_sgdml, save_sgdml, tril_perms
+from .model import SGDMLParameters, descriptors, read_sgdml, save_sgdml, tril_perms
 from .npz import export_sgdml_npz, import_sgdml_npz
 from .perms import find_perms
 from .train import fit, predict, train_sgdml
 
-__all__ = ["SGDMLParameters", "descriptors_numpy", "read_sgdml", "save_sgdml", "tril_perms", "find_perms",
+__all__ = ["SGDMLParameters", "descriptors", "read_sgdml", "save_sgdml", "tril_perms", "find_perms",
            "import_sgdml_npz", "export_sgdml_npz", "fit", "predict", "train_sgdml"]

@@ -34,18 +34,18 @@ def tril_pairs(n_atoms: int):
     return np.tril_indices(n_atoms, k=-1)
 
 
-def descriptors_numpy(R: np.ndarray):
-    """Inverse-distance descriptors X (B, d) and pair Jacobians jac (B, d, 3) = dx_m/dr_a
-    (dx_m/dr_b = -jac) of configurations R (B, N, 3)."""
+def descriptors(R: np.ndarray, threads: int = 0):
+    """Inverse-distance descriptors X (B, d), 1/Angstrom, and pair Jacobians jac (B, d, 3) =
+    dx_m/dr_a (dx_m/dr_b = -jac), 1/Angstrom^2, of configurations R (B, N, 3) Angstrom (a single
+    (N, 3) configuration is treated as B = 1), computed by the compiled core (the same code the
+    model's predictor uses). Pairs in tril_indices(N, -1) order. Raises ValueError naming the
+    configuration and atoms for coincident or non-finite positions."""
+    from .. import _core
+
     R = np.asarray(R, dtype=float)
     if R.ndim == 2:
         R = R[None]
-    a, b = tril_pairs(R.shape[1])
-    diff = R[:, a] - R[:, b]
-    dist = np.linalg.norm(diff, axis=2)
-    X = 1.0 / dist
-    jac = -diff * (X ** 3)[..., None]
-    return X, jac
+    return _core.sgdml_descriptors(np.ascontiguousarray(R), threads, True)
 
 
 def jacobian_dot(jac: np.ndarray, vec: np.ndarray, n_atoms: int) -> np.ndarray:
@@ -139,6 +139,20 @@ class SGDMLParameters:
             raise ModelFileError("std and c must be finite")
         if self.alphas_F is not None and np.shape(self.alphas_F) != (self.n_train, 3 * n):
             raise ModelFileError(f"alphas_F has shape {np.shape(self.alphas_F)}, expected ({self.n_train}, {3 * n})")
+
+    model_type = "sgdml"
+
+    @property
+    def elements(self):
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in self.species]
+
+    def describe(self):
+        """(key, value) lines for ``atomforge inspect``."""
+        return [("molecule", f"{formula(self.numbers)} ({self.n_atoms} atoms, in this order)"),
+                ("training points", str(self.n_train)), ("permutations", str(len(self.perms))),
+                ("sigma", f"{self.sigma:g}"), ("lambda", f"{self.lam:g}"), ("cutoff", f"{self.cutoff:g} A")]
 
     def default_cutoff(self) -> float:
         """Neighbour-list range: at least every training pair distance (plus 50 % and 2 A), so that

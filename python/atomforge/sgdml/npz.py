@@ -19,10 +19,10 @@ from ..model_file import ModelFileError
 from .model import SGDMLParameters, descriptor_size, tril_perms
 
 def _energy_factor(unit: str, where: str) -> float:
-    from ase import units
+    from ..units import HARTREE, KCAL_PER_MOL, KJ_PER_MOL
     u = str(unit).strip().lower()
-    table = {"ev": 1.0, "mev": 1e-3, "kcal/mol": units.kcal / units.mol, "kj/mol": units.kJ / units.mol,
-             "ha": units.Hartree, "hartree": units.Hartree, "au": units.Hartree}
+    table = {"ev": 1.0, "mev": 1e-3, "kcal/mol": KCAL_PER_MOL, "kj/mol": KJ_PER_MOL,
+             "ha": HARTREE, "hartree": HARTREE, "au": HARTREE}
     if u not in table:
         raise ModelFileError(f"{where}: unsupported energy unit {unit!r} (known: {sorted(table)})")
     return table[u]

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 
 from .._fileio import atomic_write, atomic_write_text
-from .model import SGDMLParameters, descriptors_numpy, jacobian_dot, save_sgdml, tril_perms
+from .model import SGDMLParameters, descriptors, jacobian_dot, save_sgdml, tril_perms
 from .perms import find_perms
 
 #: Coarse sigma grid of the default (adaptive) search; see train_sgdml.
@@ -78,7 +78,7 @@ class _Problem:
         self.perms = np.asarray(perms, dtype=np.int64)
         self.tp = np.ascontiguousarray(tril_perms(self.perms))
         self.sigma, self.lam, self.threads = float(sigma), float(lam), threads
-        self.X, self.jac = descriptors_numpy(self.R)
+        self.X, self.jac = descriptors(self.R)
         self.Xp = _permuted(self.X, self.tp)
         self.dim = 3 * self.n * self.M
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..descriptors import SymmetryFunctions
-from ..model_file import BPNNParameters
+from ..models import BPNNParameters
 
 _ACT = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import numpy as np
-from ase import units
-
-KCAL_MOL = units.kcal / units.mol  # eV per kcal/mol
+from ..units import KCAL_PER_MOL as KCAL_MOL  # eV per kcal/mol (the core's table)
 
 
 def error_metrics(e_pred, e_ref, n_atoms, f_pred: Optional[List[np.ndarray]] = None,

@@ -1,6 +1,6 @@
-// The thin part shared by the Reference and CPU kernels: map particles to the model's elements,
-// convert units, build the core's neighbour list over the covered particles and call
-// atomforge::Potential::compute, folding image forces back onto their particles.
+// The thin part shared by the Reference and CPU kernels: gather the covered particles and hand
+// them to the core's engine-adapter layer (atomforge::EngineModel with OpenMM units), which maps
+// elements, converts units, builds the neighbour list and folds image forces.
 #pragma once
 #include <memory>
 #include <vector>
@@ -11,7 +11,7 @@
 #include "openmm/Vec3.h"
 
 namespace atomforge {
-class Potential;
+class EngineModel;
 }
 
 namespace AtomForgeOpenMM {
@@ -28,11 +28,11 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
                  std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const;
 
  private:
-  std::unique_ptr<atomforge::Potential> potential;
+  std::unique_ptr<atomforge::EngineModel> model;
   std::vector<int> particles;        // System index of each covered particle
   std::vector<int32_t> species;      // model element index of each covered particle
   bool periodic = false;
-  mutable std::vector<double> pos;   // scratch (Angstrom)
+  mutable std::vector<double> pos;   // scratch (nm)
 };
 
 }  // namespace AtomForgeOpenMM

@@ -156,4 +156,63 @@ std::vector<int> ModelFile::check_header(const std::string& model_type) const {
   return species;
 }
 
+namespace {
+void put_u(std::string& out, uint64_t v, int n) {
+  for (int k = 0; k < n; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+}
+std::string header(const std::string& name, uint8_t type, const std::vector<uint64_t>& shape) {
+  if (name.size() > 0xFFFF) throw InvalidInput("record name longer than 65535 bytes");
+  if (shape.size() > 4) throw InvalidInput("record '" + name + "': at most 4 dimensions");
+  std::string out;
+  put_u(out, name.size(), 2);
+  out += name;
+  out.push_back(static_cast<char>(type));
+  out.push_back(static_cast<char>(shape.size()));
+  for (uint64_t s : shape) put_u(out, s, 8);
+  return out;
+}
+uint64_t count(const std::vector<uint64_t>& shape) {
+  uint64_t n = 1;
+  for (uint64_t s : shape) n *= s;
+  return n;
+}
+}  // namespace
+
+ModelFileWriter& ModelFileWriter::f64(const std::string& name, const std::vector<uint64_t>& shape,
+                                      const std::vector<double>& values) {
+  if (count(shape) != values.size()) throw InvalidInput("record '" + name + "': shape does not match the values");
+  std::string r = header(name, ModelRecord::F64, shape);
+  for (double v : values) {
+    uint64_t b;
+    std::memcpy(&b, &v, 8);
+    put_u(r, b, 8);
+  }
+  records_.push_back(std::move(r));
+  return *this;
+}
+ModelFileWriter& ModelFileWriter::f64(const std::string& name, double value) { return f64(name, {}, {value}); }
+ModelFileWriter& ModelFileWriter::i64(const std::string& name, const std::vector<uint64_t>& shape,
+                                      const std::vector<int64_t>& values) {
+  if (count(shape) != values.size()) throw InvalidInput("record '" + name + "': shape does not match the values");
+  std::string r = header(name, ModelRecord::I64, shape);
+  for (int64_t v : values) put_u(r, static_cast<uint64_t>(v), 8);
+  records_.push_back(std::move(r));
+  return *this;
+}
+ModelFileWriter& ModelFileWriter::i64(const std::string& name, int64_t value) { return i64(name, {}, {value}); }
+ModelFileWriter& ModelFileWriter::string(const std::string& name, const std::string& value) {
+  std::string r = header(name, ModelRecord::STR, {value.size()});
+  r += value;
+  records_.push_back(std::move(r));
+  return *this;
+}
+std::string ModelFileWriter::bytes() const {
+  std::string out("AFMODEL\0", 8);
+  put_u(out, kModelFormatVersion, 4);
+  put_u(out, records_.size(), 4);
+  for (const auto& r : records_) out += r;
+  put_u(out, crc32(reinterpret_cast<const unsigned char*>(out.data()), out.size()), 4);
+  return out;
+}
+
 }  // namespace atomforge

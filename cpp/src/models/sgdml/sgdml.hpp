@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "atomforge/potential.hpp"
+#include "atomforge/model.hpp"
 
 namespace atomforge {
 
@@ -29,9 +29,12 @@ struct SGDMLRows;  // training rows in the predictor's layout (sgdml.cpp)
 /// Descriptor size N(N-1)/2.
 inline int64_t sgdml_descriptor_size(int64_t n_atoms) { return n_atoms * (n_atoms - 1) / 2; }
 
-/// Inverse-distance descriptors of `n_conf` configurations R (n_conf, n_atoms, 3) -> X (n_conf, d).
-/// Throws InvalidInput for coincident atoms or non-finite positions (naming configuration/atoms).
-void sgdml_descriptors(const double* R, int64_t n_conf, int64_t n_atoms, double* X, int n_threads = 0);
+/// Inverse-distance descriptors of `n_conf` configurations R (n_conf, n_atoms, 3) -> X (n_conf, d)
+/// and, if jac is not null, the pair Jacobians jac (n_conf, d, 3) = dx_m/dr_a for pair m = (a, b)
+/// (dx_m/dr_b = -jac). Throws InvalidInput for coincident atoms or non-finite positions (naming
+/// configuration/atoms).
+void sgdml_descriptors(const double* R, int64_t n_conf, int64_t n_atoms, double* X, int n_threads = 0,
+                       double* jac = nullptr);
 
 /// Gradient-domain kernel sums at query configurations R (n_query, n_atoms, 3):
 ///   energy[q] = sum_rows -grad k(x_q - x_row) . v_row              (n_query)
@@ -58,7 +61,7 @@ void sgdml_kernel_matrix(const double* R, int64_t M, int64_t n_atoms, const int6
 /// x_p[m] = x[out[m]], with x_p the descriptor of the geometry r'_a = r_{perm[a]}.
 std::vector<int64_t> sgdml_tril_perm(const int64_t* perm, int64_t n_atoms);
 
-class SGDML : public Potential {
+class SGDML : public Model {
  public:
   /// Reads records sgdml.* (docs/sgdml.md). Throws InvalidInput naming file and record.
   explicit SGDML(const ModelFile& file);
@@ -69,8 +72,8 @@ class SGDML : public Potential {
   bool requires_atom_order() const override { return true; }
   /// Non-periodic, one molecule: every position must be a centre (no images/ghosts), the atom
   /// count and element order must match the training molecule. Atomic energies are E/N each.
-  void compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_virial = false,
-               int n_threads = 0) const override;
+  void compute(const NeighborView& nl, const ComputeRequest& request, ModelOutput& out) const override;
+  std::vector<std::pair<std::string, std::string>> describe() const override;
 
   /// Batched prediction on configurations R (n_conf, n_atoms, 3) in the model's atom order:
   /// E (n_conf) eV, F (n_conf, n_atoms, 3) eV/Angstrom. Either output may be null.

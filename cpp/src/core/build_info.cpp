@@ -1,7 +1,9 @@
 #include <sstream>
 #include <string>
 
-#include "atomforge/symmetry_functions.hpp"
+#include "atomforge/build_info.hpp"
+#include "atomforge/descriptor.hpp"
+#include "atomforge/model.hpp"
 
 #ifdef ATOMFORGE_HAVE_OPENMP
 #include <omp.h>
@@ -11,6 +13,9 @@ namespace atomforge {
 
 #ifndef ATOMFORGE_HAVE_CUDA
 int cuda_device_count() { return 0; }
+bool built_with_cuda() { return false; }
+#else
+bool built_with_cuda() { return true; }
 #endif
 
 std::string build_info() {
@@ -26,6 +31,10 @@ std::string build_info() {
 #else
   s << ", no CUDA";
 #endif
+  s << "; descriptors:";
+  for (const auto& t : descriptor_types()) s << " " << t.name;
+  s << "; models:";
+  for (const auto& t : model_types()) s << " " << t.name;
   return s.str();
 }
 

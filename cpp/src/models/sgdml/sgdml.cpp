@@ -1,4 +1,4 @@
-#include "atomforge/sgdml.hpp"
+#include "models/sgdml/sgdml.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,8 @@
 
 #include "atomforge/elements.hpp"
 #include "atomforge/errors.hpp"
-#include "simd_math.hpp"
+#include "common/simd_math.hpp"
+#include "common/threads.hpp"
 
 #ifdef ATOMFORGE_HAVE_OPENMP
 #include <omp.h>
@@ -24,15 +25,6 @@ struct SGDMLRows {
 };
 
 namespace {
-
-int resolve_threads(int n_threads) {
-#ifdef ATOMFORGE_HAVE_OPENMP
-  return n_threads > 0 ? n_threads : omp_get_max_threads();
-#else
-  (void)n_threads;
-  return 1;
-#endif
-}
 
 const double kSqrt5 = std::sqrt(5.0);
 
@@ -245,14 +237,14 @@ std::string formula_of(const std::vector<int>& z) {
 
 }  // namespace
 
-void sgdml_descriptors(const double* R, int64_t n_conf, int64_t n_atoms, double* X, int n_threads) {
+void sgdml_descriptors(const double* R, int64_t n_conf, int64_t n_atoms, double* X, int n_threads, double* jac) {
   const int64_t d = sgdml_descriptor_size(n_atoms);
   const int nt = resolve_threads(n_threads);
   std::string err;
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (int64_t q = 0; q < n_conf; ++q) {
     try {
-      descriptor_and_jacobian(R + q * 3 * n_atoms, n_atoms, X + q * d, nullptr, q);
+      descriptor_and_jacobian(R + q * 3 * n_atoms, n_atoms, X + q * d, jac ? jac + q * 3 * d : nullptr, q);
     } catch (const InvalidInput& e) {
 #pragma omp critical
       if (err.empty()) err = e.what();
@@ -428,7 +420,9 @@ void SGDML::predict(const double* R, int64_t n_conf, double* E, double* F, int n
     for (int64_t k = 0; k < n_conf * 3 * n; ++k) F[k] *= std_;
 }
 
-void SGDML::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_virial, int n_threads) const {
+void SGDML::compute(const NeighborView& nl, const ComputeRequest& req, ModelOutput& out) const {
+  const bool per_atom_virial = req.per_atom_virial;
+  const int n_threads = req.n_threads;
   const int64_t n = n_atoms();
   if (nl.n_centres != n)
     throw InvalidInput("sGDML model for " + formula_ + " (" + std::to_string(n) + " atoms) applied to " +
@@ -487,5 +481,23 @@ void SGDML::compute(const NeighborView& nl, PotentialOutput& out, bool per_atom_
         }
     }
 }
+
+}  // namespace atomforge
+
+namespace atomforge {
+
+std::vector<std::pair<std::string, std::string>> SGDML::describe() const {
+  std::ostringstream sg, rc;
+  sg << sigma_;
+  rc << cutoff_ << " A";
+  return {{"molecule", formula_ + " (" + std::to_string(n_atoms()) + " atoms, in this order)"},
+          {"training points", std::to_string(n_train_)},
+          {"permutations", std::to_string(n_perms_)},
+          {"sigma", sg.str()},
+          {"cutoff", rc.str()}};
+}
+
+/// Registry entry (src/models/list.def).
+std::unique_ptr<Model> make_model_sgdml(const ModelFile& file) { return std::make_unique<SGDML>(file); }
 
 }  // namespace atomforge

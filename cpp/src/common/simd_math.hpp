@@ -12,19 +12,18 @@
 //   |r|^14/14! < 5e-18 relative); exp(x) = 2^k (1 + q), expm1(x) = 2^k q + (2^k - 1);
 //   2^k is assembled from the bits of the rounding "shifter" 1.5*2^52 (no float->int conversion,
 //   which AVX2 cannot vectorise for 64-bit integers).
+//
+// Single-source: every function is AF_INLINE (host and CUDA device); the AVX-512 compress path
+// of compact_below is host-only.
 #pragma once
 #include <cstdint>
 #include <cstring>
-#include <limits>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
-// Marks a loop over independent lanes for vectorisation (OpenMP SIMD; needs -fopenmp or
-// -fopenmp-simd, otherwise ignored). Never used on reductions, which keep their serial order.
-// Besides permitting vectorisation it stops GCC from fully unrolling the short fixed-width lane
-// loops before the loop vectoriser runs (which otherwise leaves parts of them scalar).
-#define AF_SIMD _Pragma("omp simd")
+#include "atomforge/hd.hpp"
+#if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
+#include <immintrin.h>
+#define AF_AVX512_COMPRESS 1
+#endif
 
 namespace atomforge {
 namespace simd {
@@ -36,20 +35,20 @@ constexpr double kLn2Lo = 1.90821492927058770002e-10;
 constexpr double kLog2e = 1.44269504088896338700e+00;
 constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: x + shifter rounds x to an integer
 
-inline double bits_to_double(uint64_t b) {
+AF_INLINE double bits_to_double(uint64_t b) {
   double d;
-  std::memcpy(&d, &b, sizeof d);
+  memcpy(&d, &b, sizeof d);
   return d;
 }
-inline uint64_t double_to_bits(double d) {
+AF_INLINE uint64_t double_to_bits(double d) {
   uint64_t b;
-  std::memcpy(&b, &d, sizeof b);
+  memcpy(&b, &d, sizeof b);
   return b;
 }
 
 /// Reduction for exp/expm1: returns q = exp(r) - 1 and scale = 2^k with x = k ln2 + r.
 /// Valid for -708 <= x <= 709 (callers clamp); k + 1023 then stays in [1, 2046].
-inline void exp_core(double x, double& q, double& scale) {
+AF_INLINE void exp_core(double x, double& q, double& scale) {
   const double kd = x * kLog2e + kShifter;  // low mantissa bits hold round(x / ln2)
   const double k = kd - kShifter;
   const double r = (x - k * kLn2Hi) - k * kLn2Lo;
@@ -71,28 +70,28 @@ inline void exp_core(double x, double& q, double& scale) {
 
 /// exp(x). Exact 0 for x < -708 (libm would return subnormals down to -745), +inf for x > 709
 /// (true overflow is at 709.78; not reached by the callers, whose arguments are <= 0). NaN -> NaN.
-inline double exp(double x) {
+AF_INLINE double exp(double x) {
   const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
   double q, s;
   detail::exp_core(xc, q, s);
   const double e = s + s * q;
-  return x < -708.0 ? 0.0 : (x > 709.0 ? std::numeric_limits<double>::infinity() : e);
+  return x < -708.0 ? 0.0 : (x > 709.0 ? detail::bits_to_double(0x7FF0000000000000ull) : e);
 }
 
 /// expm1(x) = exp(x) - 1, accurate to a few ulp also for small |x| (no cancellation: for
 /// |x| < ln2/2, k = 0 and the result is q itself). -1 for x < -708, +inf for x > 709.
-inline double expm1(double x) {
+AF_INLINE double expm1(double x) {
   const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
   double q, s;
   detail::exp_core(xc, q, s);
   const double e = s * q + (s - 1.0);  // 2^k - 1 is exact for the k that matter (|k| < 53)
-  return x < -708.0 ? -1.0 : (x > 709.0 ? std::numeric_limits<double>::infinity() : e);
+  return x < -708.0 ? -1.0 : (x > 709.0 ? detail::bits_to_double(0x7FF0000000000000ull) : e);
 }
 
 /// tanh(y) for y >= 0 (odd extension by the caller if needed; the cutoffs use y = 1 - r/rc in
 /// [0, 1]): tanh(y) = -expm1(-2y) / (2 + expm1(-2y)), relative error a few ulp, also as y -> 0.
 /// Lanes with y < 0 still return tanh(y) correctly down to y ~ -354 (inf/inf beyond).
-inline double tanh_nonneg(double y) {
+AF_INLINE double tanh_nonneg(double y) {
   const double em = expm1(-2.0 * y);
   return -em / (2.0 + em);
 }
@@ -100,7 +99,7 @@ inline double tanh_nonneg(double y) {
 /// cos(pi x) and sin(pi x) for x in [0, 1] (other x: garbage but finite for |x| < ~2).
 /// With z = pi (x - 1/2) in [-pi/2, pi/2]: cos(pi x) = -sin z, sin(pi x) = cos z, both by Taylor
 /// polynomials (sin to z^21, cos to z^22; truncation < 2e-18 at |z| = pi/2).
-inline void cos_sin_pi(double x, double& c, double& s) {
+AF_INLINE void cos_sin_pi(double x, double& c, double& s) {
   constexpr double kPi = 3.14159265358979323846;
   const double z = kPi * (x - 0.5);
   const double z2 = z * z;
@@ -137,9 +136,9 @@ inline void cos_sin_pi(double x, double& c, double& s) {
 /// to out and returns their count. Reads v[begin .. end + 7] and writes up to out[count + 7]
 /// (callers pad both). With AVX-512 a compress instruction handles 8 candidates at a time (the
 /// register form; the memory form is microcoded on AMD Zen 4); else a branch-free scalar loop.
-inline int64_t compact_below(const double* v, int64_t begin, int64_t end, double thr, int64_t* out) {
+AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, double thr, int64_t* out) {
   int64_t cnt = 0;
-#if defined(__AVX512F__)
+#if defined(AF_AVX512_COMPRESS)
   const __m512d t = _mm512_set1_pd(thr);
   __m512i k = _mm512_add_epi64(_mm512_set1_epi64(begin), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
   const __m512i eight = _mm512_set1_epi64(8);

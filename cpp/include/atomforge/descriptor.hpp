@@ -1,0 +1,97 @@
+// atomforge core: the interface every atomic-environment descriptor implements, and the
+// descriptor registry.
+//
+// A descriptor maps the neighbourhood of each centre atom to a feature vector G_i (values), and
+// gives the forces of any energy E(G) through one vector-Jacobian product (VJP), or the sparse
+// Jacobian dG/dr for training. Model types (atomic networks, charge networks, ...) hold a
+// Descriptor and never know which one it is. Descriptors are created from model-file records
+// by `make_descriptor`, which dispatches on the record `descriptor.type` through the registry
+// (src/descriptors/list.def): adding a descriptor is one folder under src/descriptors/ plus one
+// line there (docs/architecture.md).
+//
+// Units: Angstrom for lengths; features are whatever the descriptor defines (dimensionless for
+// ACSF); dE/dG in eV per feature unit; forces eV/Angstrom; virial eV.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "atomforge/model_file.hpp"
+#include "atomforge/neighbor_list.hpp"
+
+namespace atomforge {
+
+/// Sparse Jacobian dG/dr. For centre c the entries entry_offsets[c] .. entry_offsets[c+1]
+/// list the centre itself (first) and then each neighbour within the centre element's cutoff:
+///   position[e]      index into the neighbour view's positions (may be a ghost/image)
+///   displacement[e]  (3) r_position - r_centre in Angstrom (zero for the self entry)
+///   values[e]        (n_features, 3) dG[c, f] / dr_position (1/Angstrom), row-major
+/// The same position may appear in several entries (periodic images); sum them. Forces for
+/// an energy E(G): F_m = -sum_{e: position[e] = m} sum_f dE/dG[c(e), f] values[e, f, :], and
+/// the virial W = -sum_e displacement[e] (x) (sum_f dE/dG[c(e), f] values[e, f, :]).
+struct DescriptorJacobian {
+  int64_t n_features = 0;
+  std::vector<int64_t> entry_offsets;  // (n_centres + 1)
+  std::vector<int64_t> position;       // (n_entries)
+  std::vector<double> displacement;    // (n_entries, 3)
+  std::vector<double> values;          // (n_entries, n_features, 3)
+};
+
+class Descriptor {
+ public:
+  virtual ~Descriptor() = default;
+
+  /// The registry key written to `descriptor.type` ("acsf", "gmp", ...).
+  virtual std::string type() const = 0;
+  /// Number of elements (species indices 0 .. n_elements-1 of the neighbour view).
+  virtual int32_t n_elements() const = 0;
+  /// Columns of G: the feature count of the widest element (rows of others are zero-padded).
+  virtual int64_t n_features() const = 0;
+  /// Feature count of centre atoms of `element`; throws InvalidInput outside 0..n_elements-1.
+  virtual int64_t n_features(int32_t element) const = 0;
+  /// Interaction range in Angstrom: neighbour lists must hold all pairs closer than this.
+  virtual double cutoff() const = 0;
+  /// Short human-readable label of each feature of `element` (e.g. "G2[H] eta=0.5 r_s=0").
+  virtual std::vector<std::string> feature_labels(int32_t element) const = 0;
+
+  /// G (n_centres, n_features), row-major, overwritten. Throws InvalidInput on a bad list
+  /// (species out of range, non-finite positions, coincident atoms).
+  virtual void compute(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
+
+  /// Vector-Jacobian product for an energy that depends on G, given dE_dG (n_centres,
+  /// n_features): forces = -dE/dr for every position (n_total, 3) (ghosts included: fold them
+  /// onto owners or let the MD engine reverse-communicate them) and the virial (3, 3)
+  /// W = -sum_pairs r_ij (x) dE/dr_ij. Both are overwritten. per_atom_virial, if not null,
+  /// (n_total, 9) receives the pair virial split evenly between the two atoms of each pair (the
+  /// LAMMPS convention for compute stress/atom). Results are identical for every thread count.
+  virtual void vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                   double* per_atom_virial = nullptr, int n_threads = 0) const = 0;
+
+  /// G and its sparse Jacobian (layout above). G may be null.
+  virtual DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
+};
+
+/// One registered descriptor type.
+struct DescriptorType {
+  const char* name;     // value of the record descriptor.type
+  const char* summary;  // one line for `atomforge info` / documentation
+  /// Build from the model file's `descriptor.*` records for `n_elements` species. Throws
+  /// InvalidInput naming the file and record.
+  std::unique_ptr<Descriptor> (*make)(const ModelFile& file, int32_t n_elements);
+};
+
+/// Every registered descriptor type, in registration order.
+const std::vector<DescriptorType>& descriptor_types();
+
+/// The descriptor a model file describes: dispatches on `descriptor.type`; the element count is
+/// the length of the `species` record. Throws InvalidInput naming the file for an unknown type
+/// (listing the known ones) or bad parameters.
+std::unique_ptr<Descriptor> make_descriptor(const ModelFile& file);
+
+/// Throws InvalidInput naming the first problem of a neighbour view: negative counts, null
+/// arrays, a species index outside 0..n_elements-1, a non-finite position, offsets that do not
+/// start at 0 or decrease, centre or neighbour indices out of range. O(n_total + n_pairs).
+void validate_neighbor_view(const NeighborView& nl, int32_t n_elements);
+
+}  // namespace atomforge

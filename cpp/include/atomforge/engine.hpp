@@ -1,0 +1,91 @@
+// atomforge core: the one engine-adapter layer that the LAMMPS and OpenMM plugins (and the
+// Python API) call: model bytes in, element mapping, unit conversion from the one table of
+// constants (atomforge/units.hpp), outputs out in the engine's units. The plugins themselves
+// only translate their engine's data structures (neighbour lists, particles, communication).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "atomforge/model.hpp"
+#include "atomforge/neighbor_list.hpp"
+
+namespace atomforge {
+
+/// The units an engine works in. Charges are always in e.
+struct EngineUnits {
+  std::string name;
+  double length_in_angstrom = 1.0;  // one engine length unit, in Angstrom
+  double energy_in_ev = 1.0;        // one engine energy unit, in eV
+};
+
+/// Units by name:
+///   "metal"  LAMMPS units metal:  Angstrom, eV
+///   "real"   LAMMPS units real:   Angstrom, kcal/mol
+///   "openmm" OpenMM:              nm, kJ/mol
+///   "ev_angstrom"                 Angstrom, eV (the core's own units; Python, ASE)
+/// Throws InvalidInput for any other name, listing these.
+EngineUnits engine_units(const std::string& name);
+
+/// One evaluation in the engine's units. Sizes as ModelOutput; optional fields stay empty.
+struct EngineOutput {
+  double energy = 0.0;                     // energy unit
+  std::vector<double> atomic_energies;     // (n_centres) energy unit
+  std::vector<double> forces;              // (n_total, 3) energy / length
+  double virial[9] = {0};                  // energy unit
+  std::vector<double> per_atom_virial;     // (n_total, 9) energy unit
+  double energy_uncertainty = 0.0;         // energy unit
+  std::vector<double> forces_uncertainty;  // (n_total) energy / length
+  std::vector<double> charges;             // (n_centres) e
+  std::vector<double> dipole;              // (3) e * length unit
+};
+
+class EngineModel {
+ public:
+  /// Parse and build a model from the bytes of a model file; `where` names the source in
+  /// messages. Throws InvalidInput (bad file, unsupported model type, ...).
+  EngineModel(const std::string& bytes, const std::string& where, const EngineUnits& units);
+  ~EngineModel();
+
+  const Model& model() const { return *model_; }
+  const std::string& where() const { return where_; }
+  const EngineUnits& units() const { return units_; }
+  void set_units(const EngineUnits& units) { units_ = units; }
+  /// The model's cutoff in engine length units.
+  double cutoff() const;
+  /// The model's element symbols, space-separated ("C H O").
+  std::string element_list() const;
+
+  /// Model element index of a chemical symbol ("O"), or -1 for "NULL" (atoms the model
+  /// ignores). Throws InvalidInput naming `what` (e.g. "atom type 2") for an unknown symbol or an
+  /// element the model does not cover (listing the model's elements).
+  int32_t species_of_symbol(const std::string& symbol, const std::string& what) const;
+  /// Model element index of an atomic number; throws InvalidInput naming `what` when the model
+  /// does not cover it.
+  int32_t species_of_number(int z, const std::string& what) const;
+  /// Throws InvalidInput when the model lacks a capability an engine feature needs, naming the
+  /// feature and the model type (e.g. a dipole-only model used as a pair style).
+  void require(unsigned capability, const std::string& feature) const;
+
+  /// Evaluate on a neighbour view with positions in engine length units (LAMMPS full lists).
+  /// Outputs are per position (ghosts included), in engine units.
+  void compute(const NeighborView& nl, const ComputeRequest& request, EngineOutput& out) const;
+
+  /// Evaluate n atoms at `positions` (n, 3, engine length units) with the core's own neighbour
+  /// list: cell (3, 3) rows in engine length units (null for none), pbc per lattice vector,
+  /// species[i] model element index. Forces (n, 3) are folded onto the atoms; per-atom outputs
+  /// have n rows. Used by OpenMM and by tests.
+  void compute_positions(const double* positions, int64_t n, const double* cell, const std::array<bool, 3>& pbc,
+                         const int32_t* species, const ComputeRequest& request, EngineOutput& out) const;
+
+ private:
+  void convert(ModelOutput& in, EngineOutput& out) const;
+  std::unique_ptr<Model> model_;
+  std::string where_;
+  EngineUnits units_;
+  mutable std::vector<double> scaled_;  // positions in Angstrom when the engine's unit differs
+};
+
+}  // namespace atomforge

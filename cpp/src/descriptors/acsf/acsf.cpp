@@ -1,0 +1,408 @@
+// Behler-Parrinello symmetry functions: parameter tables and the CPU driver (OpenMP over
+// centres) of the single-source per-centre kernels in acsf_kernels.hpp. Formulas: acsf.hpp.
+#include "descriptors/acsf/acsf.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "atomforge/errors.hpp"
+#include "common/threads.hpp"
+#include "descriptors/acsf/acsf_kernels.hpp"
+#include "descriptors/common.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace atomforge {
+
+// ---------------------------------------------------------------------------------------------
+// Flat parameter tables (owning storage behind acsf::Tables)
+// ---------------------------------------------------------------------------------------------
+
+struct SymmetryFunctions::Flat {
+  std::vector<int64_t> n_features, radial_feature, angular_feature;
+  std::vector<double> rc_max, group_eta, group_rs, rc, angular_lambda, angular_zeta, angular_pref, agf_pref,
+      pow_lambda, pow_zeta, pair_rc;
+  std::vector<int32_t> group_begin, group_rc_slot, rc_begin, radial_begin, radial_group, radial_neighbor,
+      angular_begin, pair_group_begin, pair_pow_begin, pair_rc_begin, ag_group, ag_narrow, ag_rc_slot, ag_fn_begin,
+      agf_fn, agf_pow, pow_zeta_int;
+  acsf::Tables t;
+
+  void bind() {  // point the view at the vectors (after construction or copy)
+    t.n_features = n_features.data(); t.rc_max = rc_max.data();
+    t.group_begin = group_begin.data(); t.group_eta = group_eta.data(); t.group_rs = group_rs.data();
+    t.group_rc_slot = group_rc_slot.data(); t.rc_begin = rc_begin.data(); t.rc = rc.data();
+    t.radial_begin = radial_begin.data(); t.radial_feature = radial_feature.data();
+    t.radial_group = radial_group.data(); t.radial_neighbor = radial_neighbor.data();
+    t.angular_begin = angular_begin.data(); t.angular_feature = angular_feature.data();
+    t.angular_lambda = angular_lambda.data(); t.angular_zeta = angular_zeta.data();
+    t.angular_pref = angular_pref.data(); t.pair_group_begin = pair_group_begin.data();
+    t.pair_pow_begin = pair_pow_begin.data(); t.pair_rc_begin = pair_rc_begin.data();
+    t.ag_group = ag_group.data(); t.ag_narrow = ag_narrow.data(); t.ag_rc_slot = ag_rc_slot.data();
+    t.ag_fn_begin = ag_fn_begin.data(); t.agf_fn = agf_fn.data(); t.agf_pow = agf_pow.data();
+    t.agf_pref = agf_pref.data(); t.pow_lambda = pow_lambda.data(); t.pow_zeta = pow_zeta.data();
+    t.pow_zeta_int = pow_zeta_int.data(); t.pair_rc = pair_rc.data();
+  }
+};
+
+namespace acsf {
+/// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
+struct Workspace {
+  std::vector<double> dbuf;
+  std::vector<int64_t> ibuf;
+  std::vector<int32_t> i32buf;
+  Scratch s{};
+  int64_t cap = -1;
+  void ensure(const Tables& t, int64_t cap_needed) {
+    if (cap_needed <= cap) return;
+    int64_t nd, ni, n32;
+    scratch_sizes(t, cap_needed, &nd, &ni, &n32);
+    dbuf.assign(nd, 0.0);
+    ibuf.assign(ni, 0);
+    i32buf.assign(n32, 0);
+    carve(t, cap_needed, dbuf.data(), ibuf.data(), i32buf.data(), s);
+    cap = cap_needed;
+  }
+};
+}  // namespace acsf
+
+namespace {
+// Intermediate per-central-element tables, flattened at the end of the constructor.
+struct GroupT { double eta, r_s, r_c; int32_t rc_slot; };
+struct AngFnT { int64_t feature; double lambda, zeta, pref; int zeta_int; };
+struct AngGroupT { int32_t group; bool narrow; int32_t rc_slot; std::vector<int32_t> fns, pows; std::vector<double> prefs; };
+struct PowT { double lambda, zeta; int zeta_int; };
+struct PairT { std::vector<AngGroupT> groups; std::vector<double> rcs; std::vector<PowT> pows; };
+struct RadialT { int64_t feature; int32_t group, neighbor; };
+struct ElementT {
+  std::vector<GroupT> groups;
+  std::vector<double> rcs;
+  std::vector<RadialT> radial;
+  std::vector<AngFnT> angular;
+  std::vector<PairT> pairs;  // a * ne + b, a <= b
+  double rc_max = 0.0;
+};
+template <class T>
+int32_t find_or_add(std::vector<T>& v, const T& x) {
+  for (size_t k = 0; k < v.size(); ++k)
+    if (v[k] == x) return static_cast<int32_t>(k);
+  v.push_back(x);
+  return static_cast<int32_t>(v.size() - 1);
+}
+}  // namespace
+
+SymmetryFunctions::~SymmetryFunctions() = default;
+
+SymmetryFunctions::SymmetryFunctions(const SymmetryFunctions& o)
+    : Descriptor(o), n_elements_(o.n_elements_), functions_(o.functions_), cutoff_(o.cutoff_),
+      n_features_(o.n_features_), max_cutoff_(o.max_cutoff_), per_element_(o.per_element_),
+      flat_(std::make_unique<Flat>(*o.flat_)) {
+  flat_->bind();
+}
+
+SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFunctionSpec> functions,
+                                     CutoffType cutoff)
+    : n_elements_(n_elements), functions_(std::move(functions)), cutoff_(cutoff) {
+  if (n_elements_ < 1) throw InvalidInput("a descriptor needs at least one element");
+  if (n_elements_ > kMaxElements)
+    throw InvalidInput("a descriptor covers at most " + std::to_string(kMaxElements) + " elements, got " +
+                       std::to_string(n_elements_));
+  const int ci = static_cast<int>(cutoff_);
+  if (ci < 0 || ci > static_cast<int>(CutoffType::Poly4)) {
+    throw InvalidInput("unknown cutoff function type " + std::to_string(ci));
+  }
+  const int ne = n_elements_;
+  std::vector<ElementT> el(ne);
+  per_element_.assign(ne, 0);
+  for (auto& t : el) t.pairs.resize(static_cast<size_t>(ne) * ne);
+  for (size_t idx = 0; idx < functions_.size(); ++idx) {
+    const auto& f = functions_[idx];
+    auto fail = [&](const std::string& what) {
+      std::ostringstream s;
+      s << "symmetry function " << idx << ": " << what;
+      throw InvalidInput(s.str());
+    };
+    const bool angular = f.type == SymmetryFunctionType::G4 || f.type == SymmetryFunctionType::G5;
+    if (!angular && f.type != SymmetryFunctionType::G2) fail("unknown type (use G2, G4 or G5)");
+    if (f.centre < 0 || f.centre >= ne) fail("central element index out of range");
+    if (f.neighbor1 < 0 || f.neighbor1 >= ne) fail("neighbour element index out of range");
+    if (angular && (f.neighbor2 < 0 || f.neighbor2 >= ne)) fail("angular function needs a second neighbour element in range");
+    if (!angular && f.neighbor2 != -1) fail("G2 takes one neighbour element");
+    for (double v : {f.eta, f.r_s, f.r_c, f.lambda, f.zeta})
+      if (!std::isfinite(v)) fail("parameters must be finite");
+    if (!(f.r_c > 0.0)) fail("cutoff radius r_c must be positive");
+    if (f.r_c > kMaxCutoff)
+      fail("cutoff radius r_c = " + std::to_string(f.r_c) + " A exceeds the maximum " + std::to_string(kMaxCutoff) + " A");
+    if (f.eta < 0.0) fail("eta must be >= 0");
+    if (f.r_s < 0.0 || f.r_s >= f.r_c) fail("r_s must satisfy 0 <= r_s < r_c");
+    if (angular && !(f.lambda == 1.0 || f.lambda == -1.0)) fail("lambda must be +1 or -1");
+    if (angular && !(f.zeta >= 1.0)) fail("zeta must be >= 1");
+
+    ElementT& t = el[f.centre];
+    const int64_t feature = per_element_[f.centre]++;
+    t.rc_max = std::max(t.rc_max, f.r_c);
+    max_cutoff_ = std::max(max_cutoff_, f.r_c);
+    int32_t g = -1;
+    for (size_t k = 0; k < t.groups.size(); ++k)
+      if (t.groups[k].eta == f.eta && t.groups[k].r_s == f.r_s && t.groups[k].r_c == f.r_c) g = static_cast<int32_t>(k);
+    if (g < 0) {
+      const int32_t slot = find_or_add(t.rcs, f.r_c);
+      t.groups.push_back({f.eta, f.r_s, f.r_c, slot});
+      g = static_cast<int32_t>(t.groups.size() - 1);
+    }
+    if (!angular) {
+      t.radial.push_back({feature, g, f.neighbor1});
+      continue;
+    }
+    AngFnT fn{feature, f.lambda, f.zeta, std::pow(2.0, 1.0 - f.zeta),
+              (f.zeta == std::floor(f.zeta) && f.zeta <= 64.0) ? static_cast<int>(f.zeta) : -1};
+    const int32_t a = std::min(f.neighbor1, f.neighbor2), b = std::max(f.neighbor1, f.neighbor2);
+    PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+    int32_t pow_slot = -1;
+    for (size_t k = 0; k < pt.pows.size(); ++k)
+      if (pt.pows[k].lambda == fn.lambda && pt.pows[k].zeta == fn.zeta) pow_slot = static_cast<int32_t>(k);
+    if (pow_slot < 0) {
+      pt.pows.push_back({fn.lambda, fn.zeta, fn.zeta_int});
+      pow_slot = static_cast<int32_t>(pt.pows.size() - 1);
+    }
+    t.angular.push_back(fn);
+    const bool narrow = f.type == SymmetryFunctionType::G4;
+    AngGroupT* ag = nullptr;
+    for (auto& x : pt.groups)
+      if (x.group == g && x.narrow == narrow) ag = &x;
+    if (!ag) {
+      const int32_t slot = narrow ? find_or_add(pt.rcs, f.r_c) : -1;
+      pt.groups.push_back({g, narrow, slot, {}, {}, {}});
+      ag = &pt.groups.back();
+    }
+    ag->fns.push_back(static_cast<int32_t>(t.angular.size() - 1));
+    ag->pows.push_back(pow_slot);
+    ag->prefs.push_back(fn.pref);
+  }
+  for (int32_t e = 0; e < ne; ++e) n_features_ = std::max(n_features_, per_element_[e]);
+
+  // Flatten.
+  flat_ = std::make_unique<Flat>();
+  Flat& F = *flat_;
+  acsf::Tables& T = F.t;
+  T.n_elements = ne;
+  T.cutoff = static_cast<int32_t>(cutoff_);
+  F.group_begin.push_back(0); F.rc_begin.push_back(0); F.radial_begin.push_back(0); F.angular_begin.push_back(0);
+  F.pair_group_begin.push_back(0); F.pair_pow_begin.push_back(0); F.pair_rc_begin.push_back(0);
+  F.ag_fn_begin.push_back(0);
+  auto i32 = [](size_t v) { return static_cast<int32_t>(v); };
+  for (int32_t e = 0; e < ne; ++e) {
+    const ElementT& t = el[e];
+    F.n_features.push_back(per_element_[e]);
+    F.rc_max.push_back(t.rc_max);
+    for (const GroupT& g : t.groups) {
+      F.group_eta.push_back(g.eta); F.group_rs.push_back(g.r_s); F.group_rc_slot.push_back(g.rc_slot);
+    }
+    F.group_begin.push_back(i32(F.group_eta.size()));
+    F.rc.insert(F.rc.end(), t.rcs.begin(), t.rcs.end());
+    F.rc_begin.push_back(i32(F.rc.size()));
+    for (const RadialT& r : t.radial) {
+      F.radial_feature.push_back(r.feature); F.radial_group.push_back(r.group); F.radial_neighbor.push_back(r.neighbor);
+    }
+    F.radial_begin.push_back(i32(F.radial_feature.size()));
+    for (const AngFnT& a : t.angular) {
+      F.angular_feature.push_back(a.feature); F.angular_lambda.push_back(a.lambda);
+      F.angular_zeta.push_back(a.zeta); F.angular_pref.push_back(a.pref);
+    }
+    F.angular_begin.push_back(i32(F.angular_feature.size()));
+    T.max_groups = std::max(T.max_groups, i32(t.groups.size()));
+    T.max_rcs = std::max(T.max_rcs, i32(t.rcs.size()));
+    T.max_angular = std::max(T.max_angular, i32(t.angular.size()));
+    for (int32_t a = 0; a < ne; ++a) {
+      for (int32_t b = 0; b < ne; ++b) {
+        if (b >= a) {
+          const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          for (const AngGroupT& ag : pt.groups) {
+            F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
+            for (size_t u = 0; u < ag.fns.size(); ++u) {
+              F.agf_fn.push_back(ag.fns[u]); F.agf_pow.push_back(ag.pows[u]); F.agf_pref.push_back(ag.prefs[u]);
+            }
+            F.ag_fn_begin.push_back(i32(F.agf_fn.size()));
+          }
+          for (const PowT& pw : pt.pows) {
+            F.pow_lambda.push_back(pw.lambda); F.pow_zeta.push_back(pw.zeta); F.pow_zeta_int.push_back(pw.zeta_int);
+          }
+          F.pair_rc.insert(F.pair_rc.end(), pt.rcs.begin(), pt.rcs.end());
+          T.max_pair_groups = std::max(T.max_pair_groups, i32(pt.groups.size()));
+          T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
+          T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
+        }
+        F.pair_group_begin.push_back(i32(F.ag_group.size()));
+        F.pair_pow_begin.push_back(i32(F.pow_lambda.size()));
+        F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
+      }
+    }
+  }
+  F.bind();
+}
+
+std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int32_t n_elements) {
+  std::vector<uint64_t> shape;
+  const auto& rows = f.f64("descriptor.functions", &shape);
+  if (shape.size() != 2 || shape[1] != 9) throw InvalidInput(f.where() + ": descriptor.functions must be (n, 9)");
+  std::vector<SymmetryFunctionSpec> specs(shape[0]);
+  for (uint64_t r = 0; r < shape[0]; ++r) {
+    const double* v = &rows[9 * r];
+    for (int k = 0; k < 4; ++k)
+      if (!(v[k] == std::floor(v[k]) && std::fabs(v[k]) < 1e6))
+        throw InvalidInput(f.where() + ": descriptor.functions row " + std::to_string(r) +
+                           ": type and element indices must be integers");
+    specs[r].type = static_cast<SymmetryFunctionType>(static_cast<int32_t>(v[0]));
+    specs[r].centre = static_cast<int32_t>(v[1]);
+    specs[r].neighbor1 = static_cast<int32_t>(v[2]);
+    specs[r].neighbor2 = static_cast<int32_t>(v[3]);
+    specs[r].eta = v[4];
+    specs[r].r_s = v[5];
+    specs[r].r_c = v[6];
+    specs[r].lambda = v[7];
+    specs[r].zeta = v[8];
+  }
+  try {
+    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs),
+                                               cutoff_type_from_string(f.string("descriptor.cutoff_function")));
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(f.where() + ": " + e.what());
+  }
+}
+
+int64_t SymmetryFunctions::n_features(int32_t element) const {
+  if (element < 0 || element >= n_elements_) throw InvalidInput("element index out of range");
+  return per_element_[element];
+}
+
+std::vector<std::string> SymmetryFunctions::feature_labels(int32_t element) const {
+  if (element < 0 || element >= n_elements_) throw InvalidInput("element index out of range");
+  std::vector<std::string> out;
+  for (const auto& f : functions_) {
+    if (f.centre != element) continue;
+    std::ostringstream s;
+    s << "G" << static_cast<int>(f.type) << "[" << f.neighbor1;
+    if (f.neighbor2 >= 0) s << "," << f.neighbor2;
+    s << "] eta=" << f.eta << " r_s=" << f.r_s << " r_c=" << f.r_c;
+    if (f.type != SymmetryFunctionType::G2) s << " lambda=" << f.lambda << " zeta=" << f.zeta;
+    out.push_back(s.str());
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU driver: OpenMP over centres, per-thread scratch from the pool, the kernels of
+// acsf_kernels.hpp per centre. Mode 0: values; 1: vector-Jacobian product; 2: values + Jacobian.
+// ---------------------------------------------------------------------------------------------
+
+template <int Mode>
+void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, double* pair_grad,
+                            DescriptorJacobian* jac, int n_threads) const {
+  const acsf::Tables& T = flat_->t;
+  const int64_t nc = nl.n_centres, nf = n_features_;
+  int64_t max_count = 0;
+  for (int64_t c = 0; c < nc; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
+  const int64_t cap = acsf::capacity_for(max_count);
+  const int nt = resolve_threads(n_threads);
+  WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt);
+  for (int k = 0; k < nt; ++k) lease[k].ensure(T, cap);
+  int64_t overlap = -1;
+#pragma omp parallel num_threads(nt)
+  {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+    acsf::Scratch& s = lease[tid].s;
+    int64_t my_overlap = -1;
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t c = 0; c < nc; ++c) {
+      const int32_t e = nl.species[nl.centre(c)];
+      int64_t np = 0;
+      const int64_t n = acsf::gather(T, nl, c, s, &np, &my_overlap);
+      acsf::radial_terms(T, e, np, s);
+      if (Mode == 1) {
+        acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
+        acsf::finish_vjp(n, s, pair_grad);
+      } else {
+        double* J = nullptr;
+        if (Mode == 2) {
+          const int64_t e0 = jac->entry_offsets[c];
+          J = jac->values.data() + e0 * nf * 3;
+          jac->position[e0] = nl.centre(c);
+          for (int64_t m = 0; m < n; ++m) {
+            jac->position[e0 + 1 + m] = s.pos[m];
+            for (int k = 0; k < 3; ++k) jac->displacement[3 * (e0 + 1 + m) + k] = s.d[3 * m + k];
+          }
+        }
+        acsf::centre_terms<Mode>(T, e, n, np, s, G + c * nf, nullptr, J, nf);
+      }
+    }
+#pragma omp critical
+    if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
+  }
+  if (overlap >= 0) throw_coincident(overlap);
+}
+
+void SymmetryFunctions::compute(const NeighborView& nl, double* G, int n_threads) const {
+  validate_neighbor_view(nl, n_elements_);
+  std::fill(G, G + nl.n_centres * n_features_, 0.0);
+  run<0>(nl, G, nullptr, nullptr, nullptr, n_threads);
+}
+
+void SymmetryFunctions::vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                            double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements_);
+  check_finite_weights(dE_dG, nl.n_centres, n_features_);
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  std::vector<double> pair_grad(3 * n_pairs, 0.0);
+  run<1>(nl, nullptr, dE_dG, pair_grad.data(), nullptr, n_threads);
+  scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {
+  validate_neighbor_view(nl, n_elements_);
+  const int64_t nc = nl.n_centres, nf = n_features_;
+  DescriptorJacobian jac;
+  jac.n_features = nf;
+  jac.entry_offsets.assign(nc + 1, 0);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i = nl.centre(c);
+    const double rc = flat_->rc_max[nl.species[i]];
+    int64_t cnt = 1;
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
+        r2 += dk * dk;
+      }
+      cnt += (r2 < rc * rc && r2 > 0.0);
+    }
+    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
+  }
+  const int64_t ne = jac.entry_offsets[nc];
+  jac.position.assign(ne, 0);
+  jac.displacement.assign(3 * ne, 0.0);
+  jac.values.assign(ne * nf * 3, 0.0);
+  std::vector<double> Gtmp;
+  if (!G) {
+    Gtmp.assign(nc * nf, 0.0);
+    G = Gtmp.data();
+  } else {
+    std::fill(G, G + nc * nf, 0.0);
+  }
+  run<2>(nl, G, nullptr, nullptr, &jac, n_threads);
+  return jac;
+}
+
+}  // namespace atomforge
+
+namespace atomforge {
+/// Registry entry (src/descriptors/list.def).
+std::unique_ptr<Descriptor> make_descriptor_acsf(const ModelFile& file, int32_t n_elements) {
+  return SymmetryFunctions::from_file(file, n_elements);
+}
+}  // namespace atomforge

@@ -1,0 +1,636 @@
+// Behler-Parrinello symmetry functions: the per-centre kernels, single-source (internal header).
+//
+// Formulas and references: acsf.hpp. Every function here is AF_HD: no exceptions, no
+// allocation, no std containers; it works on the flat parameter tables (`Tables`) and on a
+// per-thread `Scratch` whose arrays the driver sizes before calling. The CPU driver (acsf.cpp,
+// OpenMP over centres) and the CUDA launcher (acsf_cuda.cu, one thread per centre) run this same
+// code; the CPU path is the reference.
+//
+// Stages for one centre atom c (element e):
+//   1. gather        neighbours within the element's largest r_c, counting-sorted by element,
+//                    as structure-of-arrays (d, r, 1/r), padded to whole lane chunks;
+//   2. radial_terms  fc(r) once per distinct r_c; R_g(r) = exp(-eta (r - r_s)^2) fc(r) and dR_g/dr
+//                    once per distinct (eta, r_s, r_c) "group";
+//   3. centre_terms  G2 sums, and the angular sums over unordered neighbour pairs {j, k} in
+//                    vectorised chunks of kW partners: values (Mode 0), vector-Jacobian product
+//                    (Mode 1) or values + Jacobian rows (Mode 2);
+//   4. finish_vjp    dE_i/dd_m per neighbour, written at its CSR slot for a deterministic scatter.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "atomforge/hd.hpp"
+#include "atomforge/neighbor_list.hpp"
+#include "common/cutoff.hpp"
+#include "common/simd_math.hpp"
+
+namespace atomforge {
+namespace acsf {
+
+// Lanes per chunk of the vectorised pair loop: 8 doubles = one AVX-512 register (two AVX2 ones).
+// The chunk width is fixed, independent of the ISA and of data alignment, so the lane-wise
+// partial sums (and hence every result) are identical for every thread count.
+constexpr int64_t kW = 8;
+
+/// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
+/// count from the start of their central element's (or pair's) range.
+struct Tables {
+  int32_t n_elements = 0;
+  int32_t cutoff = 0;                     // CutoffType
+  const int64_t* n_features = nullptr;    // (ne) features of each central element
+  const double* rc_max = nullptr;         // (ne) largest r_c of each central element
+  // groups: distinct (eta, r_s, r_c) of central element e in [group_begin[e], group_begin[e+1])
+  const int32_t* group_begin = nullptr;   // (ne + 1)
+  const double* group_eta = nullptr;
+  const double* group_rs = nullptr;
+  const int32_t* group_rc_slot = nullptr;  // local index into the element's r_c list
+  // distinct r_c of central element e in [rc_begin[e], rc_begin[e+1])
+  const int32_t* rc_begin = nullptr;      // (ne + 1)
+  const double* rc = nullptr;
+  // radial functions (G2) of central element e in [radial_begin[e], radial_begin[e+1])
+  const int32_t* radial_begin = nullptr;  // (ne + 1)
+  const int64_t* radial_feature = nullptr;
+  const int32_t* radial_group = nullptr;  // local group
+  const int32_t* radial_neighbor = nullptr;
+  // angular functions (G4/G5) of central element e in [angular_begin[e], angular_begin[e+1])
+  const int32_t* angular_begin = nullptr;  // (ne + 1)
+  const int64_t* angular_feature = nullptr;
+  const double* angular_lambda = nullptr;
+  const double* angular_zeta = nullptr;
+  const double* angular_pref = nullptr;    // 2^(1 - zeta)
+  // unordered neighbour-element pair (a <= b) of central element e: p = (e * ne + a) * ne + b
+  const int32_t* pair_group_begin = nullptr;  // (ne^3 + 1) -> angular groups
+  const int32_t* pair_pow_begin = nullptr;    // (ne^3 + 1) -> (lambda, zeta) slots
+  const int32_t* pair_rc_begin = nullptr;     // (ne^3 + 1) -> distinct r_c of G4 groups
+  // angular groups: the functions of one pair sharing a radial group and type
+  const int32_t* ag_group = nullptr;    // local group of the central element
+  const int32_t* ag_narrow = nullptr;   // 1: G4 (with the r_jk term), 0: G5
+  const int32_t* ag_rc_slot = nullptr;  // local index into the pair's r_c list (G4 only)
+  const int32_t* ag_fn_begin = nullptr;  // (n_groups + 1) -> entries below
+  const int32_t* agf_fn = nullptr;      // local angular function
+  const int32_t* agf_pow = nullptr;     // local (lambda, zeta) slot of the pair
+  const double* agf_pref = nullptr;     // 2^(1 - zeta)
+  // (lambda, zeta) slots: (1 + lambda cos)^zeta is computed once per slot
+  const double* pow_lambda = nullptr;
+  const double* pow_zeta = nullptr;
+  const int32_t* pow_zeta_int = nullptr;  // zeta when integral (1..64), else -1
+  const double* pair_rc = nullptr;
+  // largest ranges, for sizing the scratch
+  int32_t max_groups = 0, max_rcs = 0, max_angular = 0, max_pair_groups = 0, max_pair_pows = 0,
+          max_pair_rcs = 0;
+};
+
+/// Per-thread scratch for one centre, for neighbour counts up to `cap` - kW (padded length).
+/// Per-neighbour arrays have length >= np = round_up(n, kW) + kW; the padding slots n .. np-1
+/// are inert neighbours (d = 0, R = dR = 0) that fill up the last chunk of a pair loop.
+struct Scratch {
+  int64_t cap = 0;
+  int64_t *slot, *pos, *idx, *tslot, *tpos, *block, *count;  // (cap) / block, count: (ne + 1)
+  int32_t* telem;                                             // (cap)
+  double *d, *td;                                             // (3 cap)
+  double *tr, *dx, *dy, *dz, *r, *inv_r;                      // (cap)
+  double *fc, *dfc;                                           // (max_rcs, cap)
+  double *R, *dR;                                             // (max_groups, cap)
+  double *gr, *gx, *gy, *gz;                                  // (cap) VJP accumulators
+  double *accG;                                               // (max_angular, kW)
+  double *wq, *wc;                                            // (max_angular)
+  double *rj, *drj;                                           // (max_pair_groups)
+  double *pfc, *pdfc;                                         // (max(max_pair_rcs, 2), cap)
+  double *ccs, *cex, *cey, *cez, *crjk, *cirjk, *cukx, *cuky, *cukz, *cirk, *r2;  // (cap)
+  double *pw, *pw1;                                           // (max_pair_pows, kW)
+};
+
+/// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
+AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
+  const int64_t ne = t.n_elements;
+  const int64_t prc = t.max_pair_rcs > 2 ? t.max_pair_rcs : 2;
+  *n_int64 = 5 * cap + 2 * (ne + 1);
+  *n_int32 = cap;
+  *n_double = 6 * cap + 6 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
+              t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 11 * cap +
+              2 * t.max_pair_pows * kW;
+}
+
+/// Split caller-owned buffers (sizes from scratch_sizes) into the Scratch arrays.
+AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, int32_t* i32buf, Scratch& s) {
+  const int64_t ne = t.n_elements;
+  const int64_t prc = t.max_pair_rcs > 2 ? t.max_pair_rcs : 2;
+  s.cap = cap;
+  s.slot = ibuf; ibuf += cap;
+  s.pos = ibuf; ibuf += cap;
+  s.idx = ibuf; ibuf += cap;
+  s.tslot = ibuf; ibuf += cap;
+  s.tpos = ibuf; ibuf += cap;
+  s.block = ibuf; ibuf += ne + 1;
+  s.count = ibuf; ibuf += ne + 1;
+  s.telem = i32buf;
+  double** per_cap[] = {&s.tr, &s.dx, &s.dy, &s.dz, &s.r, &s.inv_r, &s.gr, &s.gx, &s.gy, &s.gz,
+                        &s.ccs, &s.cex, &s.cey, &s.cez, &s.crjk, &s.cirjk, &s.cukx, &s.cuky, &s.cukz, &s.cirk, &s.r2};
+  s.d = dbuf; dbuf += 3 * cap;
+  s.td = dbuf; dbuf += 3 * cap;
+  for (double** p : per_cap) { *p = dbuf; dbuf += cap; }
+  s.fc = dbuf; dbuf += t.max_rcs * cap;
+  s.dfc = dbuf; dbuf += t.max_rcs * cap;
+  s.R = dbuf; dbuf += t.max_groups * cap;
+  s.dR = dbuf; dbuf += t.max_groups * cap;
+  s.accG = dbuf; dbuf += t.max_angular * kW;
+  s.wq = dbuf; dbuf += t.max_angular;
+  s.wc = dbuf; dbuf += t.max_angular;
+  s.rj = dbuf; dbuf += t.max_pair_groups;
+  s.drj = dbuf; dbuf += t.max_pair_groups;
+  s.pfc = dbuf; dbuf += prc * cap;
+  s.pdfc = dbuf; dbuf += prc * cap;
+  s.pw = dbuf; dbuf += t.max_pair_pows * kW;
+  s.pw1 = dbuf;
+}
+
+/// Capacity a centre with `count` listed neighbours needs.
+AF_INLINE int64_t capacity_for(int64_t count) { return (count + kW - 1) / kW * kW + kW; }
+
+AF_INLINE double ipow(double x, int n) {
+  double r = 1.0;
+  while (n > 0) {
+    if (n & 1) r *= x;
+    x *= x;
+    n >>= 1;
+  }
+  return r;
+}
+
+/// Stage 1. Gathers the neighbours of centre c within its element's rc_max, sorted by element
+/// (s.block[e] .. s.block[e+1] hold element e), as SoA with padding (see Scratch). Returns the
+/// neighbour count n and sets *np to the padded length; *overlap is set to the centre's
+/// position index if a neighbour sits at distance zero (that neighbour is skipped).
+AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, int64_t* np,
+                            int64_t* overlap) {
+  const int64_t i = nl.centre(c);
+  const double* x = nl.positions;
+  const double xi = x[3 * i], yi = x[3 * i + 1], zi = x[3 * i + 2];
+  const int32_t e = nl.species[i];
+  const double rcm = t.rc_max[e];
+  const double rc2 = rcm * rcm;
+  const int ne = t.n_elements;
+  for (int k = 0; k <= ne; ++k) s.count[k] = 0;
+  int64_t n = 0;
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
+    const double r2 = dx * dx + dy * dy + dz * dz;
+    if (r2 >= rc2) continue;
+    if (r2 == 0.0) {  // coincident atoms: reported by the driver
+      *overlap = i;
+      continue;
+    }
+    s.tslot[n] = q;
+    s.tpos[n] = j;
+    s.td[3 * n] = dx;
+    s.td[3 * n + 1] = dy;
+    s.td[3 * n + 2] = dz;
+    s.tr[n] = ::sqrt(r2);
+    s.telem[n] = nl.species[j];
+    ++s.count[nl.species[j] + 1];
+    ++n;
+  }
+  const int64_t npad = capacity_for(n);
+  s.block[0] = 0;
+  for (int k = 0; k < ne; ++k) s.block[k + 1] = s.block[k] + s.count[k + 1];
+  // Padding slots: d = 0, 1/r = 0 and r beyond every cutoff, so they are finite and R = dR = 0.
+  const double r_pad = 2.0 * rcm + 1.0;
+  for (int64_t m = 0; m < npad; ++m) {
+    s.dx[m] = 0.0; s.dy[m] = 0.0; s.dz[m] = 0.0; s.inv_r[m] = 0.0;
+    s.r[m] = r_pad;
+  }
+  for (int k = 0; k < ne; ++k) s.count[k] = s.block[k];  // fill pointers
+  for (int64_t m = 0; m < n; ++m) {
+    const int64_t p = s.count[s.telem[m]]++;
+    s.slot[p] = s.tslot[m];
+    s.pos[p] = s.tpos[m];
+    for (int k = 0; k < 3; ++k) s.d[3 * p + k] = s.td[3 * m + k];
+    s.r[p] = s.tr[m];
+    s.inv_r[p] = 1.0 / s.tr[m];
+    s.dx[p] = s.td[3 * m];
+    s.dy[p] = s.td[3 * m + 1];
+    s.dz[p] = s.td[3 * m + 2];
+  }
+  *np = npad;
+  return n;
+}
+
+/// Stage 2. fc(r_m) once per distinct r_c of element e, then R_g(r) = exp(-eta (r - r_s)^2) fc(r)
+/// and dR_g/dr for every group; zero for r >= r_c. Vectorised over the (padded) neighbours.
+AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& s) {
+  const CutoffType ct = static_cast<CutoffType>(t.cutoff);
+  const int32_t r0 = t.rc_begin[e], nrc = t.rc_begin[e + 1] - r0;
+  for (int32_t q = 0; q < nrc; ++q) {
+    const double rc = t.rc[r0 + q];
+    double* f = s.fc + q * np;
+    double* df = s.dfc + q * np;
+    detail::cutoff_fdf_lanes(ct, np, s.r, rc, f, df);
+    AF_SIMD
+    for (int64_t m = 0; m < np; ++m) {
+      const bool in = s.r[m] < rc;
+      f[m] = in ? f[m] : 0.0;
+      df[m] = in ? df[m] : 0.0;
+    }
+  }
+  const int32_t g0 = t.group_begin[e], ng = t.group_begin[e + 1] - g0;
+  for (int32_t g = 0; g < ng; ++g) {
+    const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
+    const double* f = s.fc + t.group_rc_slot[g0 + g] * np;
+    const double* df = s.dfc + t.group_rc_slot[g0 + g] * np;
+    const double* rr = s.r;
+    double* R = s.R + g * np;
+    double* dR = s.dR + g * np;
+    AF_SIMD
+    for (int64_t m = 0; m < np; ++m) {  // f = df = 0 outside r_c, so R = dR = 0 there
+      const double sh = rr[m] - r_s;
+      const double ex = simd::exp(-eta * sh * sh);
+      R[m] = ex * f[m];
+      dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+    }
+  }
+}
+
+/// Stage 3. Mode 0: add the features of centre element e to G (row, n_features wide, zeroed by
+/// the caller). Mode 1: accumulate dE/dd_m in s.gr (along u_m) and s.gx/gy/gz given w = dE/dG
+/// (row). Mode 2: values as Mode 0 plus Jacobian rows J (entry 0 = centre, entry 1 + m = sorted
+/// neighbour m; (1 + n, nf, 3), zeroed by the caller).
+template <int Mode>
+AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np, Scratch& s, double* G,
+                               const double* w, double* J, int64_t nf) {
+  const int ne = t.n_elements;
+  const CutoffType ct = static_cast<CutoffType>(t.cutoff);
+  const int32_t g0 = t.group_begin[e];
+  const int32_t a0 = t.angular_begin[e], nang = t.angular_begin[e + 1] - a0;
+  auto jadd = [&](int64_t m, int64_t f, double vx, double vy, double vz) {
+    double* self = J + f * 3;
+    double* other = J + ((1 + m) * nf + f) * 3;
+    other[0] += vx; other[1] += vy; other[2] += vz;
+    self[0] -= vx; self[1] -= vy; self[2] -= vz;
+  };
+  if (Mode != 1)
+    for (int64_t k = 0; k < nang * kW; ++k) s.accG[k] = 0.0;
+  if (Mode == 1) {
+    for (int64_t m = 0; m < np; ++m) { s.gr[m] = 0.0; s.gx[m] = 0.0; s.gy[m] = 0.0; s.gz[m] = 0.0; }
+    for (int32_t f = 0; f < nang; ++f) {
+      s.wq[f] = w[t.angular_feature[a0 + f]] * t.angular_pref[a0 + f];
+      s.wc[f] = s.wq[f] * t.angular_zeta[a0 + f] * t.angular_lambda[a0 + f];
+    }
+  }
+
+  // G2
+  for (int32_t k = t.radial_begin[e]; k < t.radial_begin[e + 1]; ++k) {
+    const int64_t feature = t.radial_feature[k];
+    const double* R = s.R + t.radial_group[k] * np;
+    const double* dR = s.dR + t.radial_group[k] * np;
+    const int64_t b0 = s.block[t.radial_neighbor[k]], b1 = s.block[t.radial_neighbor[k] + 1];
+    if (Mode == 0 || Mode == 2) {
+      double sum = 0.0;
+      for (int64_t m = b0; m < b1; ++m) sum += R[m];
+      G[feature] += sum;
+    }
+    if (Mode == 1) {
+      const double wf = w[feature];
+      if (wf != 0.0)
+        for (int64_t m = b0; m < b1; ++m) s.gr[m] += wf * dR[m];
+    }
+    if (Mode == 2) {
+      for (int64_t m = b0; m < b1; ++m) {
+        const double sc = dR[m] * s.inv_r[m];
+        jadd(m, feature, sc * s.d[3 * m], sc * s.d[3 * m + 1], sc * s.d[3 * m + 2]);
+      }
+    }
+  }
+
+  // G4 / G5 over unordered neighbour pairs {j, k}, one element block pair at a time.
+  //   T_f(j,k) = pref_f (1 + lambda cos)^zeta R_g(r_j) R_g(r_k) S_g(r_jk),
+  //   S_g = exp(-eta (r_jk - r_s)^2) fc(r_jk) for G4 ("narrow"), 1 for G5.
+  for (int a = 0; a < ne; ++a) {
+    for (int b = a; b < ne; ++b) {
+      const int64_t p = (static_cast<int64_t>(e) * ne + a) * ne + b;
+      const int32_t q0 = t.pair_group_begin[p], ngp = t.pair_group_begin[p + 1] - q0;
+      if (ngp == 0) continue;
+      const int32_t pr0 = t.pair_rc_begin[p], nrc = t.pair_rc_begin[p + 1] - pr0;
+      const int32_t pw0 = t.pair_pow_begin[p], npw = t.pair_pow_begin[p + 1] - pw0;
+
+      if (Mode == 2) {
+        // Jacobian: scalar loop over pairs (training only; libm transcendental functions). The
+        // values G come from the vectorised loop below, bit-identical to Mode 0.
+        double* fcv = s.pfc;
+        double* dfcv = s.pfc + nrc;
+        for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
+          const double* dj = &s.d[3 * j];
+          const double irj = s.inv_r[j];
+          const int64_t k0 = (a == b) ? j + 1 : s.block[b];
+          for (int64_t k = k0; k < s.block[b + 1]; ++k) {
+            const double* dk = &s.d[3 * k];
+            const double irk = s.inv_r[k];
+            const double cos_t = (dj[0] * dk[0] + dj[1] * dk[1] + dj[2] * dk[2]) * irj * irk;
+            const double ex = dk[0] - dj[0], ey = dk[1] - dj[1], ez = dk[2] - dj[2];
+            double rjk = 0.0;
+            if (nrc) {
+              rjk = ::sqrt(ex * ex + ey * ey + ez * ez);
+              for (int32_t q = 0; q < nrc; ++q) {
+                if (rjk < t.pair_rc[pr0 + q]) {
+                  detail::cutoff_fdf(ct, rjk, t.pair_rc[pr0 + q], fcv[q], dfcv[q]);
+                } else {
+                  fcv[q] = 0.0;
+                  dfcv[q] = 0.0;
+                }
+              }
+            }
+            for (int32_t q = 0; q < ngp; ++q) {
+              const int32_t ag = q0 + q;
+              const int32_t g = t.ag_group[ag];
+              const double Rj = s.R[g * np + j], Rk = s.R[g * np + k];
+              if (Rj == 0.0 || Rk == 0.0) continue;
+              double S = 1.0, dS = 0.0;
+              const bool narrow = t.ag_narrow[ag] != 0;
+              if (narrow) {
+                const double fc = fcv[t.ag_rc_slot[ag]];
+                if (fc == 0.0 && dfcv[t.ag_rc_slot[ag]] == 0.0) continue;
+                const double sh = rjk - t.group_rs[g0 + g];
+                const double eta = t.group_eta[g0 + g];
+                const double ee = ::exp(-eta * sh * sh);
+                S = ee * fc;
+                dS = ee * (dfcv[t.ag_rc_slot[ag]] - 2.0 * eta * sh * fc);
+              }
+              const double base = Rj * Rk * S;
+              for (int32_t u = t.ag_fn_begin[ag]; u < t.ag_fn_begin[ag + 1]; ++u) {
+                const int32_t fi = a0 + t.agf_fn[u];
+                const double lambda = t.angular_lambda[fi], zeta = t.angular_zeta[fi];
+                const double pref = t.angular_pref[fi];
+                const int32_t zi = t.pow_zeta_int[pw0 + t.agf_pow[u]];
+                const double pl = 1.0 + lambda * cos_t;
+                if (pl <= 0.0) continue;  // as n2p2: the term vanishes (and guards pow)
+                const double pz1 = zi > 0 ? ipow(pl, zi - 1) : ::pow(pl, zeta - 1.0);
+                const double P = pz1 * pl;
+                // dT/dd_j = pref [dP/dcos base dcos/dd_j + P (dRj Rk S u_j - Rj Rk dS e_jk)]
+                const double cb = pref * zeta * lambda * pz1 * base;
+                const double pj = pref * P * s.dR[g * np + j] * Rk * S;
+                const double pk = pref * P * Rj * s.dR[g * np + k] * S;
+                const double pjk = (narrow && rjk > 0.0) ? pref * P * Rj * Rk * dS / rjk : 0.0;
+                double vj[3], vk[3];
+                for (int qq = 0; qq < 3; ++qq) {
+                  const double uj = dj[qq] * irj, uk = dk[qq] * irk;
+                  const double ev = (qq == 0 ? ex : qq == 1 ? ey : ez);
+                  vj[qq] = cb * (uk - cos_t * uj) * irj + pj * uj - pjk * ev;
+                  vk[qq] = cb * (uj - cos_t * uk) * irk + pk * uk + pjk * ev;
+                }
+                const int64_t feature = t.angular_feature[fi];
+                jadd(j, feature, vj[0], vj[1], vj[2]);
+                jadd(k, feature, vk[0], vk[1], vk[2]);
+              }
+            }
+          }
+        }
+      }
+
+      // Values / VJP, vectorised. For each j, the partners k that can contribute (r_jk below
+      // the largest narrow r_c; all k if the pair has G5 groups) are first compacted into an
+      // index list (on water about 40% of the pairs), then processed kW at a time as a
+      // structure of arrays: branch-free lane loops that the compiler vectorises with gathers.
+      // The list is padded to a multiple of kW with the distinct padding slots n .. n+kW-1,
+      // where R = dR = 0 and d = 0: every term is proportional to R_g(r_k) or dR_g(r_k), so
+      // padding lanes add exact zeros (and are scattered to unused slots).
+      bool wide = false;
+      double thr = 0.0;
+      for (int32_t q = 0; q < ngp; ++q) wide = wide || t.ag_narrow[q0 + q] == 0;
+      for (int32_t q = 0; q < nrc; ++q) thr = thr > t.pair_rc[pr0 + q] ? thr : t.pair_rc[pr0 + q];
+      const double thr2 = wide ? simd::detail::bits_to_double(0x7FF0000000000000ull) : thr * thr;
+      const double* __restrict Dx = s.dx;
+      const double* __restrict Dy = s.dy;
+      const double* __restrict Dz = s.dz;
+      const double* __restrict IR = s.inv_r;
+      int64_t* __restrict idx = s.idx;
+      for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
+        bool any = false;
+        for (int32_t q = 0; q < ngp; ++q) {
+          const int32_t g = t.ag_group[q0 + q];
+          s.rj[q] = s.R[g * np + j];
+          s.drj[q] = s.dR[g * np + j];
+          any = any || s.rj[q] != 0.0;
+        }
+        if (!any) continue;  // r_j beyond every cutoff of this pair's functions
+        const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
+        const double irj = IR[j];
+        const double ujx = djx * irj, ujy = djy * irj, ujz = djz * irj;
+        const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
+        const int64_t kend = s.block[b + 1];
+        int64_t cnt = 0;
+        if (wide) {
+          for (int64_t k = kbeg; k < kend; ++k) idx[cnt++] = k;
+        } else {  // r_jk^2 vectorised, then a branch-free compaction of the candidates
+          double* __restrict r2 = s.r2;
+          AF_SIMD
+          for (int64_t k = kbeg; k < kend; ++k) {
+            const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
+            r2[k] = ex * ex + ey * ey + ez * ez;
+          }
+          cnt = simd::compact_below(r2, kbeg, kend, thr2, idx);
+        }
+        if (cnt == 0) continue;
+        for (int64_t l = 0; l < kW; ++l) idx[cnt + l] = n + l;
+        // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
+        alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
+        // Pair geometry and fc(r_jk) of all candidates in long loops (independent iterations,
+        // so the latency of gathers, sqrt and the cutoff's exp and division overlaps).
+        const int64_t cntp = (cnt + kW - 1) / kW * kW;
+        {
+          double* __restrict cs = s.ccs;
+          double* __restrict ex = s.cex;
+          double* __restrict ey = s.cey;
+          double* __restrict ez = s.cez;
+          double* __restrict rjk = s.crjk;
+          double* __restrict irjk = s.cirjk;
+          double* __restrict ukx = s.cukx;
+          double* __restrict uky = s.cuky;
+          double* __restrict ukz = s.cukz;
+          double* __restrict irk = s.cirk;
+          AF_SIMD
+          for (int64_t cc = 0; cc < cntp; ++cc) {
+            const int64_t m = idx[cc];
+            const double dkx = Dx[m], dky = Dy[m], dkz = Dz[m];
+            irk[cc] = IR[m];
+            ukx[cc] = dkx * irk[cc]; uky[cc] = dky * irk[cc]; ukz[cc] = dkz * irk[cc];
+            cs[cc] = ujx * ukx[cc] + ujy * uky[cc] + ujz * ukz[cc];
+            ex[cc] = dkx - djx; ey[cc] = dky - djy; ez[cc] = dkz - djz;
+            rjk[cc] = ::sqrt(ex[cc] * ex[cc] + ey[cc] * ey[cc] + ez[cc] * ez[cc]);
+            if (Mode == 1) irjk[cc] = rjk[cc] > 0.0 ? 1.0 / rjk[cc] : 0.0;
+          }
+          // fc(r_jk) for each distinct narrow r_c; zero outside r_c.
+          for (int32_t q = 0; q < nrc; ++q) {
+            const double rc = t.pair_rc[pr0 + q];
+            double* __restrict f = s.pfc + q * np;
+            double* __restrict df = s.pdfc + q * np;
+            detail::cutoff_fdf_lanes<Mode == 1>(ct, cntp, rjk, rc, f, df);
+            AF_SIMD
+            for (int64_t cc = 0; cc < cntp; ++cc) {
+              const bool in = rjk[cc] < rc;
+              f[cc] = in ? f[cc] : 0.0;
+              if (Mode == 1) df[cc] = in ? df[cc] : 0.0;
+            }
+          }
+        }
+        for (int64_t c0 = 0; c0 < cnt; c0 += kW) {
+          const int64_t* __restrict id = idx + c0;
+          const double* __restrict cs = s.ccs + c0;
+          const double* __restrict ex = s.cex + c0;
+          const double* __restrict ey = s.cey + c0;
+          const double* __restrict ez = s.cez + c0;
+          const double* __restrict rjk = s.crjk + c0;
+          const double* __restrict irjk = s.cirjk + c0;
+          const double* __restrict ukx = s.cukx + c0;
+          const double* __restrict uky = s.cuky + c0;
+          const double* __restrict ukz = s.cukz + c0;
+          const double* __restrict irk = s.cirk + c0;
+          // (1 + lambda cos)^zeta and ^(zeta - 1), set to 0 where 1 + lambda cos <= 0 (as n2p2).
+          for (int32_t pp = 0; pp < npw; ++pp) {
+            const double lambda = t.pow_lambda[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
+            const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
+            double* __restrict P = s.pw + pp * kW;
+            double* __restrict P1 = s.pw1 + pp * kW;
+            alignas(64) double pl[kW], p1[kW];
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) pl[l] = 1.0 + lambda * cs[l];
+            if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
+              alignas(64) double xx[kW];
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) { p1[l] = 1.0; xx[l] = pl[l]; }
+              for (int ee = zeta_int - 1; ee > 0; ee >>= 1) {
+                if (ee & 1) {
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) p1[l] *= xx[l];
+                }
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
+              }
+            } else {  // non-integer zeta: scalar libm pow
+              for (int64_t l = 0; l < kW; ++l) p1[l] = pl[l] > 0.0 ? ::pow(pl[l], zeta - 1.0) : 0.0;
+            }
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              const bool pos = pl[l] > 0.0;
+              P[l] = pos ? p1[l] * pl[l] : 0.0;
+              P1[l] = pos ? p1[l] : 0.0;
+            }
+          }
+          // VJP: per-lane sums over groups of dE/dcos, dE/dr_j, dE/dr_k, dE/dr_jk
+          alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {};
+          for (int32_t q = 0; q < ngp; ++q) {
+            const int32_t ag = q0 + q;
+            const double Rj = s.rj[q];
+            if (Rj == 0.0) continue;
+            const int32_t g = t.ag_group[ag];
+            const double* __restrict Rg = s.R + g * np;
+            alignas(64) double Rk[kW], S[kW], dS[kW], base[kW];
+            if (t.ag_narrow[ag]) {
+              const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
+              const double* f = s.pfc + t.ag_rc_slot[ag] * np + c0;
+              const double* df = s.pdfc + t.ag_rc_slot[ag] * np + c0;
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                const double sh = rjk[l] - r_s;
+                const double ee = simd::exp(-eta * sh * sh);
+                S[l] = ee * f[l];
+                if (Mode == 1) dS[l] = ee * (df[l] - 2.0 * eta * sh * f[l]);
+              }
+            } else {
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) { S[l] = 1.0; dS[l] = 0.0; }
+            }
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              Rk[l] = Rg[id[l]];
+              base[l] = Rj * Rk[l] * S[l];
+            }
+            const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+            if (Mode != 1) {
+              for (int32_t u = u0; u < u1; ++u) {
+                const double* __restrict P = s.pw + t.agf_pow[u] * kW;
+                double* __restrict acc = s.accG + t.agf_fn[u] * kW;
+                const double pref = t.agf_pref[u];
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base[l];
+              }
+            } else {
+              // Q = sum_f w_f pref_f P_f, Qc = sum_f w_f pref_f dP_f/dcos
+              alignas(64) double Q[kW] = {}, Qc[kW] = {};
+              for (int32_t u = u0; u < u1; ++u) {
+                const double* __restrict P = s.pw + t.agf_pow[u] * kW;
+                const double* __restrict P1 = s.pw1 + t.agf_pow[u] * kW;
+                const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) {
+                  Q[l] += wq * P[l];
+                  Qc[l] += wc * P1[l];
+                }
+              }
+              const double dRj = s.drj[q];
+              const double* __restrict dRg = s.dR + g * np;
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                const double dRk = dRg[id[l]];
+                A_c[l] += Qc[l] * base[l];
+                A_rj[l] += Q[l] * dRj * Rk[l] * S[l];
+                A_rk[l] += Q[l] * Rj * dRk * S[l];
+                A_rjk[l] += Q[l] * Rj * Rk[l] * dS[l];
+              }
+            }
+          }
+          if (Mode == 1) {
+            // dcos/dd_j = (u_k - cos u_j) / r_j, dr_jk/dd_k = -dr_jk/dd_j = e_jk / r_jk.
+            // Indices within a chunk are distinct, so the scatter has no conflicts.
+            double* __restrict gr = s.gr;
+            double* __restrict gx = s.gx;
+            double* __restrict gy = s.gy;
+            double* __restrict gz = s.gz;
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              const int64_t m = id[l];
+              const double cj = A_c[l] * irj, ck = A_c[l] * irk[l];
+              const double ee = A_rjk[l] * irjk[l];
+              jr[l] += A_rj[l];
+              jx[l] += cj * (ukx[l] - cs[l] * ujx) - ee * ex[l];
+              jy[l] += cj * (uky[l] - cs[l] * ujy) - ee * ey[l];
+              jz[l] += cj * (ukz[l] - cs[l] * ujz) - ee * ez[l];
+              gr[m] += A_rk[l];
+              gx[m] += ck * (ujx - cs[l] * ukx[l]) + ee * ex[l];
+              gy[m] += ck * (ujy - cs[l] * uky[l]) + ee * ey[l];
+              gz[m] += ck * (ujz - cs[l] * ukz[l]) + ee * ez[l];
+            }
+          }
+        }
+        if (Mode == 1) {  // lane partial sums, added in a fixed order
+          double sr = 0.0, sx = 0.0, sy = 0.0, sz = 0.0;
+          for (int64_t l = 0; l < kW; ++l) { sr += jr[l]; sx += jx[l]; sy += jy[l]; sz += jz[l]; }
+          s.gr[j] += sr; s.gx[j] += sx; s.gy[j] += sy; s.gz[j] += sz;
+        }
+      }
+    }
+  }
+
+  if (Mode != 1) {  // lane partial sums, added in a fixed order
+    for (int32_t f = 0; f < nang; ++f) {
+      const double* acc = s.accG + f * kW;
+      double sum = 0.0;
+      for (int64_t l = 0; l < kW; ++l) sum += acc[l];
+      G[t.angular_feature[a0 + f]] += sum;
+    }
+  }
+}
+
+/// Stage 4 (VJP). dE_i/dd_m for every kept neighbour, written at its CSR slot of pair_grad
+/// (n_pairs, 3); the slots of neighbours beyond the cutoff must be zeroed by the caller.
+AF_HD inline void finish_vjp(int64_t n, const Scratch& s, double* pair_grad) {
+  for (int64_t m = 0; m < n; ++m) {
+    double* out = pair_grad + 3 * s.slot[m];
+    const double sc = s.gr[m] * s.inv_r[m];
+    out[0] = sc * s.d[3 * m] + s.gx[m];
+    out[1] = sc * s.d[3 * m + 1] + s.gy[m];
+    out[2] = sc * s.d[3 * m + 2] + s.gz[m];
+  }
+}
+
+}  // namespace acsf
+}  // namespace atomforge

@@ -1,0 +1,82 @@
+#include "descriptors/common.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "atomforge/descriptor.hpp"
+#include "atomforge/errors.hpp"
+
+namespace atomforge {
+
+void throw_coincident(int64_t p) {
+  throw InvalidInput("atom " + std::to_string(p) +
+                     " has a neighbour at distance zero (two atoms at the same position)");
+}
+
+void check_finite_weights(const double* w, int64_t nc, int64_t nf) {
+  for (int64_t k = 0; k < nc * nf; ++k)
+    if (!std::isfinite(w[k]))
+      throw InvalidInput("dE/dG of atom " + std::to_string(k / nf) + ", feature " + std::to_string(k % nf) +
+                         " is not finite");
+}
+
+void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
+  if (nl.n_centres < 0 || nl.n_total < 0) throw InvalidInput("negative atom count");
+  if (nl.n_centres == 0) return;
+  if (!nl.positions || !nl.species || !nl.offsets || (!nl.neighbors && nl.offsets[nl.n_centres] > 0))
+    throw InvalidInput("neighbour list has a null array");
+  for (int64_t p = 0; p < nl.n_total; ++p) {
+    if (nl.species[p] < 0 || nl.species[p] >= n_elements) {
+      throw InvalidInput("atom " + std::to_string(p) + " has element index " + std::to_string(nl.species[p]) +
+                         ", outside the descriptor's " + std::to_string(n_elements) + " elements");
+    }
+    for (int k = 0; k < 3; ++k)
+      if (!std::isfinite(nl.positions[3 * p + k]))
+        throw InvalidInput("position of atom " + std::to_string(p) + " is not finite (NaN or inf)");
+  }
+  if (nl.offsets[0] != 0) throw InvalidInput("neighbour list offsets must start at 0");
+  for (int64_t c = 0; c < nl.n_centres; ++c) {
+    const int64_t i = nl.centre(c);
+    if (i < 0 || i >= nl.n_total) throw InvalidInput("centre " + std::to_string(c) + " out of range");
+    if (nl.offsets[c + 1] < nl.offsets[c]) throw InvalidInput("neighbour list offsets decrease");
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      if (j < 0 || j >= nl.n_total)
+        throw InvalidInput("neighbour index " + std::to_string(j) + " of centre " + std::to_string(c) + " out of range");
+    }
+  }
+}
+
+void scatter_pair_gradients(const NeighborView& nl, const double* pair_grad, double* forces, double* virial,
+                            double* per_atom_virial) {
+  std::fill(forces, forces + 3 * nl.n_total, 0.0);
+  std::fill(virial, virial + 9, 0.0);
+  if (per_atom_virial) std::fill(per_atom_virial, per_atom_virial + 9 * nl.n_total, 0.0);
+  const double* x = nl.positions;
+  for (int64_t c = 0; c < nl.n_centres; ++c) {
+    const int64_t i = nl.centre(c);
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const double* g = &pair_grad[3 * q];
+      if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0) continue;
+      const int64_t j = nl.neighbors[q];
+      double d[3];
+      for (int k = 0; k < 3; ++k) {
+        d[k] = x[3 * j + k] - x[3 * i + k];
+        forces[3 * j + k] -= g[k];
+        forces[3 * i + k] += g[k];
+      }
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+          const double v = -d[a] * g[b];
+          virial[3 * a + b] += v;
+          if (per_atom_virial) {
+            per_atom_virial[9 * i + 3 * a + b] += 0.5 * v;
+            per_atom_virial[9 * j + 3 * a + b] += 0.5 * v;
+          }
+        }
+    }
+  }
+}
+
+}  // namespace atomforge

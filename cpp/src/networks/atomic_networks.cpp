@@ -1,0 +1,210 @@
+#include "networks/atomic_networks.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "atomforge/errors.hpp"
+
+namespace atomforge {
+
+Activation activation_from_string(const std::string& n) {
+  if (n == "linear") return Activation::Linear;
+  if (n == "tanh") return Activation::Tanh;
+  if (n == "sigmoid") return Activation::Sigmoid;
+  if (n == "softplus") return Activation::Softplus;
+  if (n == "silu") return Activation::SiLU;
+  if (n == "gaussian") return Activation::Gaussian;
+  throw InvalidInput("unknown activation '" + n + "' (known: linear, tanh, sigmoid, softplus, silu, gaussian)");
+}
+
+namespace {
+// y = act(z) and dy/dz
+inline void activate(Activation a, double z, double& y, double& dy) {
+  switch (a) {
+    case Activation::Linear: y = z; dy = 1.0; return;
+    case Activation::Tanh: y = std::tanh(z); dy = 1.0 - y * y; return;
+    case Activation::Sigmoid: {
+      const double s = 1.0 / (1.0 + std::exp(-z));
+      y = s; dy = s * (1.0 - s); return;
+    }
+    case Activation::Softplus: {
+      y = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+      dy = 1.0 / (1.0 + std::exp(-z)); return;
+    }
+    case Activation::SiLU: {
+      const double s = 1.0 / (1.0 + std::exp(-z));
+      y = z * s; dy = s * (1.0 + z * (1.0 - s)); return;
+    }
+    case Activation::Gaussian: y = std::exp(-0.5 * z * z); dy = -z * y; return;
+  }
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out(1);
+  for (char c : s) {
+    if (c == sep) out.emplace_back();
+    else out.back() += c;
+  }
+  return out;
+}
+
+void check_finite(const std::vector<double>& v, const std::string& where, const std::string& name) {
+  for (size_t k = 0; k < v.size(); ++k)
+    if (!std::isfinite(v[k]))
+      throw InvalidInput(where + ": record '" + name + "' entry " + std::to_string(k) + " is not finite");
+}
+}  // namespace
+
+AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& np, const std::string& sp,
+                                         const std::vector<int64_t>& n_inputs, int64_t n_outputs) {
+  const std::string& w = f.where();
+  AtomicNetworks a;
+  a.n_elements_ = static_cast<int32_t>(n_inputs.size());
+  a.n_inputs_ = n_inputs;
+  const int64_t M = f.i64_scalar("committee_size");
+  // Every member needs at least one weight record per network: bound M by the records present
+  // before allocating per-member tables.
+  if (M < 1 || M > static_cast<int64_t>(f.records().size()))
+    throw InvalidInput(w + ": committee_size " + std::to_string(M) + " is not between 1 and the number of records");
+  a.n_members_ = static_cast<int>(M);
+  if (f.has(np + "shared")) {
+    const int64_t s = f.i64_scalar(np + "shared");
+    if (s != 0 && s != 1) throw InvalidInput(w + ": record '" + np + "shared' must be 0 or 1");
+    a.shared_ = s == 1;
+  }
+  const int ne = a.n_elements_;
+  a.n_nets_ = a.shared_ ? 1 : ne;
+  if (a.shared_)
+    for (int k = 1; k < ne; ++k)
+      if (n_inputs[k] != n_inputs[0])
+        throw InvalidInput(w + ": a shared network needs the same feature count for every element");
+  for (int k = 0; k < ne; ++k) {
+    const std::string p = sp + std::to_string(k) + ".";
+    a.shift_.push_back(f.f64(p + "shift"));
+    a.scale_.push_back(f.f64(p + "scale"));
+    a.offset_.push_back(f.f64_scalar(p + "offset"));
+    if (static_cast<int64_t>(a.shift_[k].size()) != n_inputs[k] || static_cast<int64_t>(a.scale_[k].size()) != n_inputs[k])
+      throw InvalidInput(w + ": " + p + "shift/scale must have one entry per descriptor feature (" +
+                         std::to_string(n_inputs[k]) + ")");
+    check_finite(a.shift_[k], w, p + "shift");
+    check_finite(a.scale_[k], w, p + "scale");
+    if (!std::isfinite(a.offset_[k])) throw InvalidInput(w + ": record '" + p + "offset' is not finite");
+  }
+  a.layers_.resize(static_cast<size_t>(M) * a.n_nets_);
+  for (int k = 0; k < a.n_nets_; ++k) {
+    const std::string acts_name = np + std::to_string(k) + ".activations";
+    a.activations_.push_back(f.string(acts_name));
+    const auto acts = split(a.activations_.back(), ',');
+    for (int64_t m = 0; m < M; ++m) {
+      const std::string q = np + std::to_string(m) + "." + std::to_string(k) + ".";
+      const int64_t L = f.i64_scalar(q + "n_layers");
+      if (L < 1 || L != static_cast<int64_t>(acts.size()))
+        throw InvalidInput(w + ": " + q + "n_layers does not match the activations in '" + acts_name + "'");
+      int64_t width = n_inputs[k];
+      auto& layers = a.layers_[m * a.n_nets_ + k];
+      for (int64_t l = 0; l < L; ++l) {
+        std::vector<uint64_t> shape;
+        const std::string wn = q + std::to_string(l) + ".weight", bn = q + std::to_string(l) + ".bias";
+        const auto& W = f.f64(wn, &shape);
+        const auto& b = f.f64(bn);
+        if (shape.size() != 2 || static_cast<int64_t>(shape[1]) != width || b.size() != shape[0])
+          throw InvalidInput(w + ": " + q + std::to_string(l) + " weight/bias do not fit input width " +
+                             std::to_string(width));
+        check_finite(W, w, wn);
+        check_finite(b, w, bn);
+        Layer ly;
+        ly.n_in = width;
+        ly.n_out = static_cast<int64_t>(shape[0]);
+        try {
+          ly.act = activation_from_string(acts[l]);
+        } catch (const InvalidInput& e) {
+          throw InvalidInput(w + ": " + acts_name + ": " + e.what());
+        }
+        ly.w = static_cast<int64_t>(a.params_.size());
+        a.params_.insert(a.params_.end(), W.begin(), W.end());
+        ly.b = static_cast<int64_t>(a.params_.size());
+        a.params_.insert(a.params_.end(), b.begin(), b.end());
+        width = ly.n_out;
+        a.max_width_ = std::max({a.max_width_, ly.n_in, ly.n_out});
+        layers.push_back(ly);
+      }
+      if (width != n_outputs)
+        throw InvalidInput(w + ": " + q + " output width " + std::to_string(width) + ", expected " +
+                           std::to_string(n_outputs));
+    }
+  }
+  return a;
+}
+
+std::string AtomicNetworks::architecture(int32_t k) const {
+  const auto& layers = layers_[shared_ ? 0 : k];
+  std::string s = std::to_string(layers.empty() ? 0 : layers[0].n_in);
+  for (const auto& l : layers) s += "-" + std::to_string(l.n_out);
+  return s;
+}
+
+const std::string& AtomicNetworks::activations(int32_t k) const { return activations_[shared_ ? 0 : k]; }
+
+void AtomicNetworks::prepare(Workspace& ws) const {
+  size_t max_layers = 0;
+  for (const auto& l : layers_) max_layers = std::max(max_layers, l.size());
+  const size_t n = (max_layers + 1) * static_cast<size_t>(max_width_);
+  if (ws.h.size() < n) {
+    ws.h.assign(n, 0.0);
+    ws.dh.assign(n, 0.0);
+    ws.g.assign(max_width_, 0.0);
+    ws.g2.assign(max_width_, 0.0);
+  }
+}
+
+void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, const double* coef, double* grad,
+                              Workspace& ws) const {
+  const int net = shared_ ? 0 : k;
+  const int64_t nin = n_inputs_[k];
+  const double* sh = shift_[k].data();
+  const double* sc = scale_[k].data();
+  const double off = offset_[k];
+  const int64_t W = max_width_;
+  if (grad) std::fill(grad, grad + nin, 0.0);
+  for (int m = 0; m < n_members_; ++m) {
+    const auto& layers = layers_[m * n_nets_ + net];
+    const size_t L = layers.size();
+    double* h0 = ws.h.data();
+    for (int64_t f = 0; f < nin; ++f) h0[f] = (G[f] - sh[f]) * sc[f] + off;
+    for (size_t l = 0; l < L; ++l) {
+      const Layer& ly = layers[l];
+      const double* hin = ws.h.data() + l * W;
+      double* hout = ws.h.data() + (l + 1) * W;
+      double* dh = ws.dh.data() + l * W;
+      const double* Wt = params_.data() + ly.w;
+      const double* b = params_.data() + ly.b;
+      for (int64_t o = 0; o < ly.n_out; ++o) {
+        const double* wr = Wt + o * ly.n_in;
+        double z = b[o];
+        for (int64_t i = 0; i < ly.n_in; ++i) z += wr[i] * hin[i];
+        activate(ly.act, z, hout[o], dh[o]);
+      }
+    }
+    member_out[m] = ws.h[L * W];
+    if (!grad) continue;
+    // backward: g = d y / d h_l
+    double* g = ws.g.data();
+    double* g2 = ws.g2.data();
+    g[0] = coef ? coef[m] : 1.0 / static_cast<double>(n_members_);
+    for (size_t l = L; l-- > 0;) {
+      const Layer& ly = layers[l];
+      const double* Wt = params_.data() + ly.w;
+      const double* dh = ws.dh.data() + l * W;
+      std::fill(g2, g2 + ly.n_in, 0.0);
+      for (int64_t o = 0; o < ly.n_out; ++o) {
+        const double go = g[o] * dh[o];
+        const double* wr = Wt + o * ly.n_in;
+        for (int64_t i = 0; i < ly.n_in; ++i) g2[i] += go * wr[i];
+      }
+      std::swap(g, g2);
+    }
+    for (int64_t f = 0; f < nin; ++f) grad[f] += g[f] * sc[f];
+  }
+}
+
+}  // namespace atomforge

@@ -1,0 +1,83 @@
+// Atomic neural networks: the reusable component behind every network-based model type
+// (internal header).
+//
+// For an atom of element k with descriptor row G (its element's feature count), committee
+// member m computes
+//     x   = (G - shift_k) * scale_k + offset_k                (input scaling, per element)
+//     y^m = NN^m_{n(k)}(x),   NN: h_{l+1} = act_l(W_l h_l + b_l),  W_l (n_out, n_in)
+// where n(k) = k for per-element networks (Behler-Parrinello, PRL 98, 146401 (2007)) or 0 for
+// one network shared by all elements ("SingleNN", as used with element-agnostic GMP features,
+// Lei & Medford, J. Phys. Chem. Lett. 13, 7911 (2022)). A committee is M such sets with
+// independent weights, evaluated in one pass over the same descriptor row.
+//
+// Model-file records (prefixes given by the model type; the energy model uses "network." and
+// "scaling."), k = element index, m = member, l = layer:
+//   committee_size                       int64 M >= 1 (shared by all network sets of a model)
+//   {net}shared                          int64 0/1 (optional, default 0)
+//   {net}{k}.activations                 "tanh,tanh,linear" (one per layer; k = 0 when shared)
+//   {net}{m}.{k}.n_layers                int64
+//   {net}{m}.{k}.{l}.weight / .bias      float64 (n_out, n_in) / (n_out)
+//   {scaling}{k}.shift / .scale          float64 (n_features(k)); {scaling}{k}.offset scalar
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "atomforge/model_file.hpp"
+
+namespace atomforge {
+
+enum class Activation : int32_t { Linear, Tanh, Sigmoid, Softplus, SiLU, Gaussian };
+/// Parse an activation name (linear, tanh, sigmoid, softplus, silu, gaussian); throws InvalidInput.
+Activation activation_from_string(const std::string& name);
+
+class AtomicNetworks {
+ public:
+  /// Per-thread scratch of evaluate(); sized by prepare().
+  struct Workspace {
+    std::vector<double> h, dh, g, g2;
+  };
+
+  AtomicNetworks() = default;
+  /// Read the records described above. n_inputs[k]: the descriptor's feature count of element k;
+  /// n_outputs: width of the last layer (1 for atomic energies and charges). Validates every
+  /// shape against the records present before allocating anything large; throws InvalidInput
+  /// naming the file and record.
+  static AtomicNetworks from_file(const ModelFile& file, const std::string& net_prefix,
+                                  const std::string& scaling_prefix, const std::vector<int64_t>& n_inputs,
+                                  int64_t n_outputs = 1);
+
+  int committee_size() const { return n_members_; }
+  int32_t n_elements() const { return n_elements_; }
+  bool shared() const { return shared_; }
+  /// Hidden/output widths of the network element k uses, e.g. "30-30-1".
+  std::string architecture(int32_t element) const;
+  const std::string& activations(int32_t element) const;
+  void prepare(Workspace& ws) const;
+
+  /// Evaluate every member for one atom of element k on its descriptor row G (n_inputs[k]).
+  /// member_out (M): y^m. If grad is not null it receives d(sum_m c_m y^m)/dG (n_inputs[k]),
+  /// with c_m = coef[m] (coef null: c_m = 1/M, the gradient of the committee mean).
+  /// No allocation (workspace from prepare()).
+  void evaluate(int32_t element, const double* G, double* member_out, const double* coef, double* grad,
+                Workspace& ws) const;
+
+ private:
+  struct Layer {
+    int64_t n_in = 0, n_out = 0, w = 0, b = 0;  // offsets into params_
+    Activation act = Activation::Linear;
+  };
+  int32_t n_elements_ = 0;
+  int n_members_ = 0;
+  bool shared_ = false;
+  int64_t max_width_ = 0;
+  std::vector<int64_t> n_inputs_;
+  std::vector<std::vector<double>> shift_, scale_;
+  std::vector<double> offset_;
+  std::vector<std::string> activations_;           // per network set
+  std::vector<std::vector<Layer>> layers_;         // [member * n_nets + net]
+  std::vector<double> params_;
+  int n_nets_ = 0;
+};
+
+}  // namespace atomforge

@@ -1,0 +1,118 @@
+// Symmetry functions through the Descriptor interface: closed forms, VJP against finite
+// differences, thread independence, registry, bad input.
+#include <vector>
+
+#include "atomforge/descriptor.hpp"
+#include "atomforge/errors.hpp"
+#include "atomforge/model_file.hpp"
+#include "descriptors/acsf/acsf.hpp"
+#include "harness.hpp"
+
+using namespace atomforge;
+
+namespace {
+const double kPi = 3.14159265358979323846;
+
+SymmetryFunctions one_element_set() {
+  std::vector<SymmetryFunctionSpec> specs(3);
+  specs[0].type = SymmetryFunctionType::G2;
+  specs[0].eta = 0.5;
+  specs[0].r_c = 3.0;
+  specs[1].type = SymmetryFunctionType::G4;
+  specs[1].neighbor2 = 0;
+  specs[1].eta = 0.1;
+  specs[1].r_c = 3.0;
+  specs[1].lambda = -1.0;
+  specs[1].zeta = 2.0;
+  specs[2].type = SymmetryFunctionType::G5;
+  specs[2].neighbor2 = 0;
+  specs[2].eta = 0.2;
+  specs[2].r_s = 0.5;
+  specs[2].r_c = 3.0;
+  specs[2].lambda = 1.0;
+  specs[2].zeta = 4.0;
+  return SymmetryFunctions(1, specs, CutoffType::Cosine);
+}
+
+double sum_G(const Descriptor& d, const std::vector<double>& x, int n) {
+  const double cell[9] = {0};
+  NeighborList nl = build_neighbor_list(x.data(), n, cell, {false, false, false}, d.cutoff());
+  std::vector<int32_t> s(n, 0);
+  nl.set_species(s.data());
+  std::vector<double> G(n * d.n_features());
+  d.compute(nl.view(), G.data(), 1);
+  double e = 0;
+  for (double v : G) e += v;
+  return e;
+}
+}  // namespace
+
+AF_TEST(acsf, g2_closed_form_on_a_periodic_chain) {
+  SymmetryFunctions sf = one_element_set();
+  // one atom in a 2 A cell, periodic along x only: neighbours at +-2 A
+  const double pos[3] = {0.1, 0.2, 0.3};
+  const double cell[9] = {2.0, 0, 0, 0, 10.0, 0, 0, 0, 10.0};
+  NeighborList nl = build_neighbor_list(pos, 1, cell, {true, false, false}, sf.cutoff());
+  const int32_t species = 0;
+  nl.set_species(&species);
+  CHECK(nl.n_pairs() == 2);
+  std::vector<double> G(sf.n_features());
+  sf.compute(nl.view(), G.data(), 1);
+  const double fc = 0.5 * (std::cos(kPi * 2.0 / 3.0) + 1.0);
+  CHECK_NEAR(G[0], 2.0 * std::exp(-0.5 * 4.0) * fc, 1e-14);
+  CHECK_NEAR(G[1], 0.0, 1e-15);  // G4 of the collinear pair vanishes: r_jk = 4 A > r_c
+}
+
+AF_TEST(acsf, vjp_matches_finite_differences_and_is_thread_independent) {
+  SymmetryFunctions sf = one_element_set();
+  std::vector<double> x = {0.0, 0.0, 0.0, 0.96, 0.0, 0.1, -0.24, 0.93, 0.0, 0.5, 0.5, 1.1};
+  const int n = 4;
+  const double cell[9] = {0};
+  NeighborList nl = build_neighbor_list(x.data(), n, cell, {false, false, false}, sf.cutoff());
+  std::vector<int32_t> s(n, 0);
+  nl.set_species(s.data());
+  std::vector<double> w(n * sf.n_features(), 1.0), F1(3 * nl.n_total()), F2(3 * nl.n_total()), W(9);
+  sf.vjp(nl.view(), w.data(), F1.data(), W.data(), nullptr, 1);
+  sf.vjp(nl.view(), w.data(), F2.data(), W.data(), nullptr, 2);
+  const double h = 1e-5;
+  for (int k = 0; k < 3 * n; ++k) {
+    std::vector<double> p = x, m = x;
+    p[k] += h;
+    m[k] -= h;
+    CHECK_NEAR(F1[k], -(sum_G(sf, p, n) - sum_G(sf, m, n)) / (2 * h), 1e-8);
+    CHECK(F1[k] == F2[k]);
+  }
+}
+
+AF_TEST(acsf, created_by_the_registry_from_records) {
+  ModelFileWriter w;
+  w.i64("species", {2}, {1, 8})
+      .string("descriptor.type", "acsf")
+      .string("descriptor.cutoff_function", "poly2")
+      .f64("descriptor.functions", {2, 9}, {2, 0, 1, -1, 0.5, 0, 4.0, 1, 1, 4, 1, 0, 1, 0.1, 0, 4.0, -1, 2});
+  auto d = make_descriptor(ModelFile::from_bytes(w.bytes(), "test"));
+  CHECK(d->type() == "acsf");
+  CHECK(d->n_elements() == 2);
+  CHECK(d->n_features(0) == 1 && d->n_features(1) == 1);
+  CHECK_NEAR(d->cutoff(), 4.0, 0);
+  ModelFileWriter bad;
+  bad.i64("species", {1}, {1}).string("descriptor.type", "soap");
+  CHECK_THROWS(make_descriptor(ModelFile::from_bytes(bad.bytes(), "m.afm")), "unknown descriptor.type 'soap'");
+  CHECK_THROWS(make_descriptor(ModelFile::from_bytes(bad.bytes(), "m.afm")), "knows: acsf");
+}
+
+AF_TEST(acsf, bad_input_throws) {
+  std::vector<SymmetryFunctionSpec> specs(1);
+  specs[0].r_c = -1.0;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "r_c must be positive");
+  specs[0].r_c = 1000.0;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "exceeds the maximum");
+  specs[0].r_c = 3.0;
+  specs[0].eta = NAN;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "finite");
+  const double x[6] = {0, 0, 0, 0, 0, 0};
+  const double cell[9] = {0};
+  CHECK_THROWS(build_neighbor_list(x, 2, cell, {false, false, false}, 3.0), "same position");
+  const double nan_x[3] = {NAN, 0, 0};
+  CHECK_THROWS(build_neighbor_list(nan_x, 1, cell, {false, false, false}, 3.0), "not finite");
+}
