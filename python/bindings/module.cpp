@@ -210,6 +210,29 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"), py::arg("dE_dG"),
            py::arg("centres") = py::none(), py::arg("threads") = 0)
+      .def_property_readonly("has_cuda", &af::Descriptor::has_cuda)
+      .def("compute_cuda",
+           [](const af::Descriptor& s, const af::NeighborList& nl) {
+             std::vector<double> G(nl.n_local * s.n_features());
+             {
+               py::gil_scoped_release release;
+               s.compute_cuda(nl.view(), G.data());
+             }
+             return to_numpy(std::move(G), {nl.n_local, s.n_features()});
+           },
+           py::arg("neighbor_list"))
+      .def("vjp_cuda",
+           [](const af::Descriptor& s, const af::NeighborList& nl, darr dEdG) {
+             require_shape(dEdG, {nl.n_local, s.n_features()}, "dE_dG");
+             const int64_t nt = nl.n_total();
+             std::vector<double> F(3 * nt), W(9);
+             {
+               py::gil_scoped_release release;
+               s.vjp_cuda(nl.view(), dEdG.data(), F.data(), W.data());
+             }
+             return py::make_tuple(to_numpy(std::move(F), {nt, int64_t(3)}), to_numpy(std::move(W), {3, 3}));
+           },
+           py::arg("neighbor_list"), py::arg("dE_dG"))
       .def("jacobian",
            [](const af::Descriptor& s, const af::NeighborList& nl, int threads) {
              std::vector<double> G(nl.n_local * s.n_features());

@@ -70,6 +70,15 @@ class Descriptor {
 
   /// G and its sparse Jacobian (layout above). G may be null.
   virtual DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
+
+  /// True when this build can evaluate the descriptor on a CUDA device: the CUDA launcher runs
+  /// the same single-source per-centre kernels as the CPU driver (one GPU thread per centre).
+  virtual bool has_cuda() const { return false; }
+  /// compute() on the first CUDA device (host arrays in and out; for checks against the CPU
+  /// reference). Throws InvalidInput when the build or the machine has no CUDA.
+  virtual void compute_cuda(const NeighborView& nl, double* G) const;
+  /// vjp() on the first CUDA device (forces (n_total, 3) and virial (9) overwritten).
+  virtual void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial) const;
 };
 
 /// One registered descriptor type.

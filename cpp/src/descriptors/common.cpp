@@ -21,6 +21,14 @@ void check_finite_weights(const double* w, int64_t nc, int64_t nf) {
                          " is not finite");
 }
 
+void Descriptor::compute_cuda(const NeighborView&, double*) const {
+  throw InvalidInput("descriptor type '" + type() + "' has no CUDA launcher in this build");
+}
+
+void Descriptor::vjp_cuda(const NeighborView&, const double*, double*, double*) const {
+  throw InvalidInput("descriptor type '" + type() + "' has no CUDA launcher in this build");
+}
+
 void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
   if (nl.n_centres < 0 || nl.n_total < 0) throw InvalidInput("negative atom count");
   if (nl.n_centres == 0) return;

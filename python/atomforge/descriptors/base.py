@@ -243,7 +243,7 @@ class Descriptor:
         return nl
 
     def compute(self, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-                threads: int = 0) -> np.ndarray:
+                threads: int = 0, device: str = "cpu") -> np.ndarray:
         """Descriptor values G, float64 array (N, n_features).
 
         Args:
@@ -252,13 +252,19 @@ class Descriptor:
             cell: (3, 3) lattice vectors as rows, Angstrom; None for a molecule.
             pbc: periodicity per lattice vector; default: periodic if a cell is given.
             neighbor_list: a list from :meth:`neighbor_list` to reuse.
-            threads: OpenMP threads (0: the OpenMP default).
+            threads: OpenMP threads (0: the OpenMP default; clamped to the machine).
+            device: ``"cpu"`` (the reference) or ``"cuda"`` (the same per-centre kernels on the
+                first CUDA device; ValueError when this build or machine has none).
         """
         nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
+        if device == "cuda":
+            return self.core.compute_cuda(nl)
+        if device != "cpu":
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         return self.core.compute(nl, threads)
 
     def vjp(self, dE_dG, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-            per_atom_virial: bool = False, threads: int = 0) -> VJPResult:
+            per_atom_virial: bool = False, threads: int = 0, device: str = "cpu") -> VJPResult:
         """Forces and virial of an energy E(G) given dE_dG (N, n_features) in eV per feature unit.
 
         Returns :class:`VJPResult`: forces (N, 3) eV/Angstrom = -sum_{i,f} dE/dG_if dG_if/dr,
@@ -270,7 +276,15 @@ class Descriptor:
         if w.shape != (nl.n_local, self.n_features):
             raise ValueError(f"dE_dG must have shape ({nl.n_local}, {self.n_features}), got {w.shape}")
         w = np.ascontiguousarray(w)
-        f, vir, pav = self.core.vjp(nl, w, per_atom_virial, threads)
+        if device == "cuda":
+            if per_atom_virial:
+                raise ValueError("per_atom_virial is not available with device='cuda'")
+            f, vir = self.core.vjp_cuda(nl, w)
+            pav = None
+        elif device == "cpu":
+            f, vir, pav = self.core.vjp(nl, w, per_atom_virial, threads)
+        else:
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
         forces = nl.fold(f)
         if pav is not None:
             folded = np.zeros((nl.n_local, 3, 3))

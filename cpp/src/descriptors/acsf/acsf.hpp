@@ -81,8 +81,16 @@ class SymmetryFunctions : public Descriptor {
            double* per_atom_virial = nullptr, int n_threads = 0) const override;
   DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const override;
 
+ #ifdef ATOMFORGE_HAVE_CUDA
+  bool has_cuda() const override { return true; }
+  void compute_cuda(const NeighborView& nl, double* G) const override;
+  void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial) const override;
+#endif
+
+  struct Flat;  // the flat parameter arrays behind acsf::Tables (acsf_tables.hpp)
+  const Flat& flat() const { return *flat_; }
+
  private:
-  struct Flat;  // the flat parameter arrays behind acsf::Tables
   template <int Mode>
   void run(const NeighborView& nl, double* G, const double* dE_dG, double* pair_grad, DescriptorJacobian* jac,
            int n_threads) const;
