@@ -1,0 +1,360 @@
+// Gaussian multipole descriptors: parameter tables (radial coefficients, MCSH polynomials) and
+// the CPU driver of the single-source kernels in gmp_kernels.hpp. Formulas: gmp.hpp.
+#include "descriptors/gmp/gmp.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <tuple>
+
+#include "atomforge/errors.hpp"
+#include "common/cutoff.hpp"
+#include "common/threads.hpp"
+#include "descriptors/common.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace atomforge {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// Homogeneous polynomials in (x, y, z) as {(a, b, c) -> coefficient}.
+using Poly = std::map<std::tuple<int, int, int>, double>;
+
+Poly laplacian(const Poly& p) {
+  Poly out;
+  for (const auto& [m, v] : p) {
+    const auto [a, b, c] = m;
+    if (a >= 2) out[{a - 2, b, c}] += v * a * (a - 1);
+    if (b >= 2) out[{a, b - 2, c}] += v * b * (b - 1);
+    if (c >= 2) out[{a, b, c - 2}] += v * c * (c - 1);
+  }
+  return out;
+}
+
+Poly times_r2(const Poly& p) {
+  Poly out;
+  for (const auto& [m, v] : p) {
+    const auto [a, b, c] = m;
+    out[{a + 2, b, c}] += v;
+    out[{a, b + 2, c}] += v;
+    out[{a, b, c + 2}] += v;
+  }
+  return out;
+}
+
+double double_factorial(int n) {  // n!! for n >= -1
+  double r = 1.0;
+  for (int k = n; k > 1; k -= 2) r *= k;
+  return r;
+}
+
+double factorial(int n) {
+  double r = 1.0;
+  for (int k = 2; k <= n; ++k) r *= k;
+  return r;
+}
+
+// Maxwell-Cartesian harmonic of x^a y^b z^c, n = a + b + c:
+//   S = (2n-1)!! H,  H = sum_k (-1)^k (2n-2k-1)!! / ((2n-1)!! (2k)!!) r^{2k} Laplacian^k x^a y^b z^c
+// (harmonic projection of a homogeneous polynomial; E. W. Hobson, The Theory of Spherical and
+// Ellipsoidal Harmonics (1931), ch. III). Exact small rationals in double precision.
+Poly mcsh(int a, int b, int c) {
+  const int n = a + b + c;
+  Poly term{{{a, b, c}, 1.0}}, out;
+  for (int k = 0; 2 * k <= n; ++k) {
+    const double ck = (k % 2 ? -1.0 : 1.0) * double_factorial(2 * n - 2 * k - 1) / double_factorial(2 * k);
+    Poly t = term;
+    for (int q = 0; q < k; ++q) t = times_r2(t);
+    for (const auto& [m, v] : t)
+      if (v != 0.0) out[m] += ck * v;
+    term = laplacian(term);
+  }
+  return out;  // (2n-1)!! H: the factor (2n-1)!! cancels the denominator above
+}
+
+}  // namespace
+
+GaussianMultipoles::GaussianMultipoles(std::vector<int32_t> orders, std::vector<double> sigmas, double r_c,
+                                       int32_t cutoff, bool square, std::vector<std::vector<Gaussian>> densities)
+    : orders_(std::move(orders)), sigmas_(std::move(sigmas)), r_c_(r_c), cutoff_(cutoff), square_(square),
+      densities_(std::move(densities)) {
+  const int32_t ne = static_cast<int32_t>(densities_.size());
+  if (ne < 1 || ne > kMaxElements) throw InvalidInput("GMP: 1 to 118 elements are needed");
+  if (orders_.empty()) throw InvalidInput("GMP: no orders given");
+  for (size_t k = 0; k < orders_.size(); ++k) {
+    if (orders_[k] < 0 || orders_[k] > gmp::kMaxOrder)
+      throw InvalidInput("GMP: order " + std::to_string(orders_[k]) + " is outside 0.." + std::to_string(gmp::kMaxOrder));
+    for (size_t q = 0; q < k; ++q)
+      if (orders_[q] == orders_[k]) throw InvalidInput("GMP: order " + std::to_string(orders_[k]) + " is repeated");
+  }
+  if (sigmas_.empty()) throw InvalidInput("GMP: no sigmas given");
+  for (size_t k = 0; k < sigmas_.size(); ++k) {
+    if (!(sigmas_[k] > 0.0) || !std::isfinite(sigmas_[k]))
+      throw InvalidInput("GMP: sigma " + std::to_string(sigmas_[k]) + " must be positive and finite");
+    for (size_t q = 0; q < k; ++q)
+      if (sigmas_[q] == sigmas_[k]) throw InvalidInput("GMP: sigma " + std::to_string(sigmas_[k]) + " is repeated");
+  }
+  if (!(r_c_ > 0.0) || !std::isfinite(r_c_) || r_c_ > kMaxCutoff)
+    throw InvalidInput("GMP: r_c = " + std::to_string(r_c_) + " A must be in (0, " + std::to_string(kMaxCutoff) + "]");
+  if (cutoff_ < -1 || cutoff_ > static_cast<int32_t>(CutoffType::Poly4))
+    throw InvalidInput("GMP: unknown cutoff function " + std::to_string(cutoff_));
+  for (int32_t e = 0; e < ne; ++e) {
+    if (densities_[e].empty()) throw InvalidInput("GMP: element " + std::to_string(e) + " has no density Gaussians");
+    for (const Gaussian& g : densities_[e])
+      if (!std::isfinite(g.coefficient) || !(g.exponent > 0.0) || !std::isfinite(g.exponent))
+        throw InvalidInput("GMP: element " + std::to_string(e) +
+                           " has a density Gaussian with a non-finite coefficient or a non-positive exponent");
+  }
+  build_tables();
+}
+
+void GaussianMultipoles::build_tables() {
+  const int32_t ne = static_cast<int32_t>(densities_.size());
+  const int32_t no = static_cast<int32_t>(orders_.size()), ns = static_cast<int32_t>(sigmas_.size());
+  // radial coefficients
+  gauss_begin_.assign(1, 0);
+  int32_t max_gauss = 0;
+  self0_.assign(static_cast<size_t>(ne) * ns, 0.0);
+  for (int32_t e = 0; e < ne; ++e) {
+    for (const Gaussian& g : densities_[e]) {
+      for (int32_t s = 0; s < ns; ++s) {
+        const double sigma = sigmas_[s];
+        const double a = 1.0 / (2.0 * sigma * sigma);
+        const double N = std::pow(2.0 * kPi * sigma * sigma, -1.5);
+        const double gamma = a + g.exponent;
+        const double base = N * g.coefficient * std::pow(kPi / gamma, 1.5);
+        b_.push_back(a * g.exponent / gamma);
+        for (int32_t o = 0; o < no; ++o) A_.push_back(base * std::pow(g.exponent / gamma, orders_[o]));
+        self0_[e * ns + s] += base;
+      }
+    }
+    max_gauss = std::max(max_gauss, static_cast<int32_t>(densities_[e].size()));
+    gauss_begin_.push_back(static_cast<int32_t>(b_.size() / ns));
+  }
+  // MCSH components: polynomials and their gradients over the monomial table
+  int max_order = 0;
+  for (int32_t o : orders_) max_order = std::max(max_order, static_cast<int>(o));
+  comp_begin_.assign(1, 0);
+  term_begin_.assign(1, 0);
+  grad_begin_.assign(1, 0);
+  for (int32_t o = 0; o < no; ++o) {
+    const int n = orders_[o];
+    for (int a = n; a >= 0; --a)
+      for (int b = n - a; b >= 0; --b) {
+        const int c = n - a - b;
+        comp_weight_.push_back(factorial(n) / (factorial(a) * factorial(b) * factorial(c)));
+        const Poly S = mcsh(a, b, c);
+        for (const auto& [m, v] : S) {
+          if (v == 0.0) continue;
+          term_coef_.push_back(v);
+          term_mono_.push_back(gmp::mono_index(std::get<0>(m), std::get<1>(m), std::get<2>(m)));
+        }
+        term_begin_.push_back(static_cast<int32_t>(term_coef_.size()));
+        for (int k = 0; k < 3; ++k) {
+          for (const auto& [m, v] : S) {
+            int p[3] = {std::get<0>(m), std::get<1>(m), std::get<2>(m)};
+            if (v == 0.0 || p[k] == 0) continue;
+            grad_coef_.push_back(v * p[k]);
+            p[k] -= 1;
+            grad_mono_.push_back(gmp::mono_index(p[0], p[1], p[2]));
+          }
+          grad_begin_.push_back(static_cast<int32_t>(grad_coef_.size()));
+        }
+      }
+    comp_begin_.push_back(static_cast<int32_t>(comp_weight_.size()));
+  }
+  t_.n_elements = ne;
+  t_.n_orders = no;
+  t_.n_sigmas = ns;
+  t_.max_order = max_order;
+  t_.cutoff = cutoff_;
+  t_.square = square_ ? 1 : 0;
+  t_.r_c = r_c_;
+  t_.orders = orders_.data();
+  t_.gauss_begin = gauss_begin_.data();
+  t_.A = A_.data();
+  t_.b = b_.data();
+  t_.self0 = self0_.data();
+  t_.comp_begin = comp_begin_.data();
+  t_.comp_weight = comp_weight_.data();
+  t_.term_begin = term_begin_.data();
+  t_.term_coef = term_coef_.data();
+  t_.term_mono = term_mono_.data();
+  t_.grad_begin = grad_begin_.data();
+  t_.grad_coef = grad_coef_.data();
+  t_.grad_mono = grad_mono_.data();
+  t_.n_comp = static_cast<int32_t>(comp_weight_.size());
+  t_.max_gauss = max_gauss;
+}
+
+std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, int32_t n_elements) {
+  const std::string& w = f.where();
+  try {
+    std::vector<int32_t> orders;
+    const auto& o = f.i64("descriptor.orders");
+    if (o.size() > 64) throw InvalidInput("descriptor.orders: too many orders");
+    for (int64_t v : o) {
+      if (v < 0 || v > gmp::kMaxOrder) throw InvalidInput("descriptor.orders: order " + std::to_string(v) + " out of range");
+      orders.push_back(static_cast<int32_t>(v));
+    }
+    const auto& sig = f.f64("descriptor.sigmas");
+    if (sig.size() > 256) throw InvalidInput("descriptor.sigmas: too many widths");
+    const double r_c = f.f64_scalar("descriptor.r_c");
+    const std::string& cf = f.string("descriptor.cutoff_function");
+    const int32_t cutoff = cf == "none" ? -1 : static_cast<int32_t>(cutoff_type_from_string(cf));
+    const int64_t square = f.i64_scalar("descriptor.square");
+    if (square != 0 && square != 1) throw InvalidInput("descriptor.square must be 0 or 1");
+    const auto& counts = f.i64("descriptor.density.counts");
+    std::vector<uint64_t> shape;
+    const auto& gauss = f.f64("descriptor.density.gaussians", &shape);
+    if (static_cast<int32_t>(counts.size()) != n_elements)
+      throw InvalidInput("descriptor.density.counts needs one entry per species");
+    if (shape.size() != 2 || shape[1] != 2) throw InvalidInput("descriptor.density.gaussians must be (n, 2)");
+    uint64_t total = 0;
+    for (int64_t c : counts) {
+      if (c < 1 || c > 64) throw InvalidInput("descriptor.density.counts: each element needs 1 to 64 Gaussians");
+      total += static_cast<uint64_t>(c);
+    }
+    if (total != shape[0]) throw InvalidInput("descriptor.density.gaussians has " + std::to_string(shape[0]) +
+                                              " rows, the counts sum to " + std::to_string(total));
+    std::vector<std::vector<Gaussian>> dens(n_elements);
+    size_t row = 0;
+    for (int32_t e = 0; e < n_elements; ++e)
+      for (int64_t k = 0; k < counts[e]; ++k, ++row) dens[e].push_back({gauss[2 * row], gauss[2 * row + 1]});
+    return std::make_unique<GaussianMultipoles>(orders, sig, r_c, cutoff, square == 1, dens);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(w + ": " + e.what());
+  }
+}
+
+int64_t GaussianMultipoles::n_features(int32_t element) const {
+  if (element < 0 || element >= n_elements()) throw InvalidInput("element index out of range");
+  return n_features();
+}
+
+std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) const {
+  (void)n_features(element);
+  std::vector<std::string> out;
+  for (int32_t o : orders_)
+    for (double s : sigmas_) {
+      std::ostringstream l;
+      l << "GMP order=" << o << " sigma=" << s;
+      out.push_back(l.str());
+    }
+  return out;
+}
+
+template <class Fn>
+void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre) const {
+  const int nt = resolve_threads(n_threads);
+  WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
+  const int64_t size = gmp::scratch_size(t_);
+  for (int k = 0; k < nt; ++k) {
+    gmp::Workspace& w = lease[k];
+    if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
+    gmp::carve(t_, w.buf.data(), w.s);
+  }
+  int64_t overlap = -1;
+  const int64_t nc = nl.n_centres;
+#pragma omp parallel num_threads(nt)
+  {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+    gmp::Scratch& s = lease[tid].s;
+    int64_t my_overlap = -1;
+#pragma omp for schedule(dynamic, 8)
+    for (int64_t c = 0; c < nc; ++c) per_centre(c, s, &my_overlap);
+#pragma omp critical
+    if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
+  }
+  if (overlap >= 0) throw_coincident(overlap);
+}
+
+void GaussianMultipoles::compute(const NeighborView& nl, double* G, int n_threads) const {
+  validate_neighbor_view(nl, n_elements());
+  const int64_t nf = n_features();
+  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) { gmp::values(t_, nl, c, s, G + c * nf, ov); });
+}
+
+void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                             double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements());
+  const int64_t nf = n_features();
+  check_finite_weights(dE_dG, nl.n_centres, nf);
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  std::vector<double> pair_grad(3 * n_pairs, 0.0);
+  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+    // values (for dG/dmu) then the VJP, one centre at a time while its data is in cache
+    gmp::values(t_, nl, c, s, s.G, ov);
+    gmp::vjp(t_, nl, c, s.G, dE_dG + c * nf, s, pair_grad.data());
+  });
+  scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* G, int n_threads) const {
+  validate_neighbor_view(nl, n_elements());
+  const int64_t nc = nl.n_centres, nf = n_features();
+  const double rc2 = r_c_ * r_c_;
+  DescriptorJacobian jac;
+  jac.n_features = nf;
+  jac.entry_offsets.assign(nc + 1, 0);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i = nl.centre(c);
+    int64_t cnt = 1;
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
+        r2 += dk * dk;
+      }
+      cnt += (r2 < rc2 && r2 > 0.0);
+    }
+    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
+  }
+  const int64_t ne = jac.entry_offsets[nc];
+  jac.position.assign(ne, 0);
+  jac.displacement.assign(3 * ne, 0.0);
+  jac.values.assign(ne * nf * 3, 0.0);
+  std::vector<double> Gtmp;
+  if (!G) {
+    Gtmp.assign(nc * nf, 0.0);
+    G = Gtmp.data();
+  }
+  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+    const int64_t i = nl.centre(c);
+    const int64_t e0 = jac.entry_offsets[c];
+    jac.position[e0] = i;
+    int64_t m = 0;
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      double d[3], r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        d[k] = nl.positions[3 * j + k] - nl.positions[3 * i + k];
+        r2 += d[k] * d[k];
+      }
+      if (!(r2 < rc2 && r2 > 0.0)) continue;
+      ++m;
+      jac.position[e0 + m] = j;
+      for (int k = 0; k < 3; ++k) jac.displacement[3 * (e0 + m) + k] = d[k];
+    }
+    gmp::values(t_, nl, c, s, G + c * nf, ov);
+    gmp::jacobian(t_, nl, c, G + c * nf, s, jac.values.data() + e0 * nf * 3, nf);
+  });
+  return jac;
+}
+
+/// Registry entry (src/descriptors/list.def).
+std::unique_ptr<Descriptor> make_descriptor_gmp(const ModelFile& file, int32_t n_elements) {
+  return GaussianMultipoles::from_file(file, n_elements);
+}
+
+}  // namespace atomforge

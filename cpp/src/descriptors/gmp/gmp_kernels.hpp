@@ -1,0 +1,304 @@
+// Gaussian multipole (GMP) descriptors: the per-centre kernels, single-source (internal header).
+//
+// Formulas and references: gmp.hpp. Every function here is AF_HD: no exceptions, no allocation,
+// no std containers; flat tables (`Tables`) and a per-thread `Scratch` sized by the driver.
+//
+// For centre i and neighbour j (element e_j, displacement d = r_j - r_i, r = |d|), width
+// sigma_s and order n, the pair contributes fc(r) R_{e_j,n,s}(r) S_{n,c}(d) to the moment
+// mu_{n,s,c}(i), with
+//   R_{e,n,s}(r) = sum_k A_{e,k,s,n} exp(-b_{e,k,s} r^2)       (radial part, tabulated A, b)
+//   S_{n,c}(d)   = sum_t coef_t d_x^a_t d_y^b_t d_z^c_t        (Maxwell-Cartesian harmonic)
+// Stages for one centre:
+//   1. pair_terms   per neighbour: fc, monomials of d up to the largest order, R and dR/dr;
+//   2. moments      mu accumulated over neighbours (+ the centre's own density, order 0);
+//   3. invariants   G_{n,s} = sqrt(sum_c w_c mu_{n,s,c}^2) (or the square);
+//   4. vjp / jac    dE/dmu from dE/dG, then per neighbour dE/dd_j (or dG/dd_j).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "atomforge/hd.hpp"
+#include "atomforge/neighbor_list.hpp"
+#include "common/cutoff.hpp"
+#include "common/simd_math.hpp"
+
+namespace atomforge {
+namespace gmp {
+
+/// Largest supported order (monomial tables are sized for it).
+constexpr int kMaxOrder = 6;
+/// Monomials d_x^a d_y^b d_z^c with a + b + c <= kMaxOrder: index of (a, b, c).
+constexpr int kMaxMonomials = (kMaxOrder + 1) * (kMaxOrder + 2) * (kMaxOrder + 3) / 6;
+
+AF_INLINE int mono_index(int a, int b, int c) {
+  // monomials ordered by degree n = a + b + c, then by (a desc, b desc) within a degree
+  const int n = a + b + c;
+  const int before = n * (n + 1) * (n + 2) / 6;             // monomials of lower degree
+  const int ra = n - a;                                      // 0 .. n
+  return before + ra * (ra + 1) / 2 + (ra - b);
+}
+
+/// The descriptor's parameters as flat arrays (host or device memory).
+struct Tables {
+  int32_t n_elements = 0;
+  int32_t n_orders = 0, n_sigmas = 0, max_order = 0;
+  int32_t cutoff = -1;        // CutoffType, or -1: none (every pair inside r_c in full)
+  int32_t square = 0;         // 1: G = Q, 0: G = sqrt(Q)
+  double r_c = 0.0;
+  const int32_t* orders = nullptr;       // (n_orders)
+  // Gaussians of element e: [gauss_begin[e], gauss_begin[e+1])
+  const int32_t* gauss_begin = nullptr;  // (ne + 1)
+  const double* A = nullptr;             // (n_gauss, n_sigmas, n_orders)
+  const double* b = nullptr;             // (n_gauss, n_sigmas)
+  const double* self0 = nullptr;         // (ne, n_sigmas): the centre's own density, order 0
+  // components of order index o: [comp_begin[o], comp_begin[o+1]) (global component index)
+  const int32_t* comp_begin = nullptr;   // (n_orders + 1)
+  const double* comp_weight = nullptr;   // (n_comp) multinomial n! / (nx! ny! nz!)
+  // S_c = sum over [term_begin[c], term_begin[c+1]) of term_coef * monomial[term_mono]
+  const int32_t* term_begin = nullptr;   // (n_comp + 1)
+  const double* term_coef = nullptr;
+  const int32_t* term_mono = nullptr;
+  // dS_c/dd_x (y, z): [grad_begin[3 c + k], grad_begin[3 c + k + 1])
+  const int32_t* grad_begin = nullptr;   // (3 n_comp + 1)
+  const double* grad_coef = nullptr;
+  const int32_t* grad_mono = nullptr;
+  int32_t n_comp = 0;                    // total components over the orders
+  int32_t max_gauss = 0;                 // largest Gaussian count of an element
+};
+
+/// Per-thread scratch (sizes from scratch_size).
+struct Scratch {
+  double* mu;    // (n_sigmas, n_comp): moments of the centre
+  double* gmu;   // (n_sigmas, n_comp): dE/dmu (VJP) or dG_f/dmu for one feature (Jacobian)
+  double* R;     // (n_orders, n_sigmas) radial part of the current pair
+  double* dR;    // (n_orders, n_sigmas) dR/dr
+  double* E;     // (max_gauss, n_sigmas) exp(-b r^2) of the current pair
+  double* mono;  // (kMaxMonomials)
+  double* S;     // (n_comp) S_c(d) of the current pair
+  double* U;     // (n_comp) sum_s gmu R (VJP)
+  double* V;     // (n_comp) sum_s gmu dR (VJP)
+  double* G;     // (n_orders * n_sigmas) feature row of the current centre
+};
+
+AF_INLINE int64_t scratch_size(const Tables& t) {
+  const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  return 2 * ns * nc + 3 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + 3 * nc;
+}
+
+AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
+  const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  s.mu = buf; buf += ns * nc;
+  s.gmu = buf; buf += ns * nc;
+  s.R = buf; buf += no * ns;
+  s.dR = buf; buf += no * ns;
+  s.E = buf; buf += static_cast<int64_t>(t.max_gauss) * ns;
+  s.mono = buf; buf += kMaxMonomials;
+  s.S = buf; buf += nc;
+  s.U = buf; buf += nc;
+  s.V = buf; buf += nc;
+  s.G = buf;
+}
+
+/// Stage 1. Per-pair terms of neighbour element e at displacement d (r = |d| < r_c): returns
+/// fc and dfc/dr, fills s.mono (monomials up to max_order), s.S (S_c(d)), s.R and s.dR.
+AF_HD inline void pair_terms(const Tables& t, int32_t e, const double* d, double r, double* fc, double* dfc,
+                             Scratch& s) {
+  if (t.cutoff < 0) {
+    *fc = 1.0;
+    *dfc = 0.0;
+  } else {
+    detail::cutoff_fdf(static_cast<CutoffType>(t.cutoff), r, t.r_c, *fc, *dfc);
+  }
+  // monomials: degree by degree, each from one of lower degree times x, y or z
+  s.mono[0] = 1.0;
+  for (int n = 1; n <= t.max_order; ++n)
+    for (int a = n; a >= 0; --a)
+      for (int b = n - a; b >= 0; --b) {
+        const int c = n - a - b;
+        const double v = a > 0 ? s.mono[mono_index(a - 1, b, c)] * d[0]
+                               : (b > 0 ? s.mono[mono_index(a, b - 1, c)] * d[1] : s.mono[mono_index(a, b, c - 1)] * d[2]);
+        s.mono[mono_index(a, b, c)] = v;
+      }
+  for (int32_t c = 0; c < t.n_comp; ++c) {
+    double v = 0.0;
+    for (int32_t q = t.term_begin[c]; q < t.term_begin[c + 1]; ++q) v += t.term_coef[q] * s.mono[t.term_mono[q]];
+    s.S[c] = v;
+  }
+  const int32_t ns = t.n_sigmas, no = t.n_orders;
+  const double r2 = r * r;
+  for (int32_t k = 0; k < ns * no; ++k) {
+    s.R[k] = 0.0;
+    s.dR[k] = 0.0;
+  }
+  for (int32_t g = t.gauss_begin[e]; g < t.gauss_begin[e + 1]; ++g) {
+    for (int32_t sg = 0; sg < ns; ++sg) {
+      const double bb = t.b[g * ns + sg];
+      const double ex = ::exp(-bb * r2);
+      const double* A = t.A + (static_cast<int64_t>(g) * ns + sg) * no;
+      for (int32_t o = 0; o < no; ++o) {
+        const double a = A[o] * ex;
+        s.R[o * ns + sg] += a;
+        s.dR[o * ns + sg] += -2.0 * bb * r * a;
+      }
+    }
+  }
+}
+
+/// Stages 1-3 for centre c: G (n_orders * n_sigmas, feature f = o * n_sigmas + s) overwritten;
+/// s.mu keeps the moments for a following VJP/Jacobian. Returns the number of neighbours inside
+/// r_c; *overlap is set to the centre's position index if a neighbour sits at distance zero.
+AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, double* G,
+                            int64_t* overlap) {
+  const int64_t i = nl.centre(c);
+  const double* x = nl.positions;
+  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  const int32_t ei = nl.species[i];
+  for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.mu[k] = 0.0;
+  // the centre's own density: order 0 only (S_n(0) = 0 for n >= 1)
+  for (int32_t o = 0; o < no; ++o)
+    if (t.orders[o] == 0)
+      for (int32_t sg = 0; sg < ns; ++sg) s.mu[sg * nc + t.comp_begin[o]] += t.self0[ei * ns + sg];
+  const double rc2 = t.r_c * t.r_c;
+  int64_t count = 0;
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
+    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    if (r2 >= rc2) continue;
+    if (r2 == 0.0) {
+      *overlap = i;
+      continue;
+    }
+    ++count;
+    double fc, dfc;
+    pair_terms(t, nl.species[j], d, ::sqrt(r2), &fc, &dfc, s);
+    for (int32_t o = 0; o < no; ++o)
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        const double w = fc * s.R[o * ns + sg];
+        double* mu = s.mu + sg * nc;
+        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) mu[cc] += w * s.S[cc];
+      }
+  }
+  for (int32_t o = 0; o < no; ++o)
+    for (int32_t sg = 0; sg < ns; ++sg) {
+      const double* mu = s.mu + sg * nc;
+      double Q = 0.0;
+      for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) Q += t.comp_weight[cc] * mu[cc] * mu[cc];
+      G[o * ns + sg] = t.square ? Q : ::sqrt(Q);
+    }
+  return count;
+}
+
+/// dG_{o,s}/dmu_{s,c} for the components c of order o, written into gmu[s * nc + c] scaled by
+/// `scale` (added). sqrt(Q) has the bounded gradient w mu / sqrt(Q) (|.| <= sqrt(w)); at Q = 0,
+/// where the norm is not differentiable, the zero subgradient is used.
+AF_HD inline void feature_gradient(const Tables& t, int32_t o, int32_t sg, double G, double scale, Scratch& s) {
+  const int32_t nc = t.n_comp;
+  const double* mu = s.mu + sg * nc;
+  double* gm = s.gmu + sg * nc;
+  if (t.square) {
+    for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) gm[cc] += scale * 2.0 * t.comp_weight[cc] * mu[cc];
+  } else if (G > 0.0) {
+    const double f = scale / G;
+    for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) gm[cc] += f * t.comp_weight[cc] * mu[cc];
+  }
+}
+
+/// Gradient dX/dd of X = sum_{s,c} gmu[s,c] fc(r) R_{o(c),s}(r) S_c(d) for one pair (terms
+/// from pair_terms): out (3).
+AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, double fc, double dfc, Scratch& s,
+                                double* out) {
+  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  double scalar = 0.0, vx = 0.0, vy = 0.0, vz = 0.0;
+  for (int32_t o = 0; o < no; ++o) {
+    for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) {
+      double U = 0.0, V = 0.0;
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        const double g = s.gmu[sg * nc + cc];
+        U += g * s.R[o * ns + sg];
+        V += g * s.dR[o * ns + sg];
+      }
+      if (U == 0.0 && V == 0.0) continue;
+      scalar += (dfc * U + fc * V) * s.S[cc];
+      double gx = 0.0, gy = 0.0, gz = 0.0;
+      for (int32_t q = t.grad_begin[3 * cc]; q < t.grad_begin[3 * cc + 1]; ++q) gx += t.grad_coef[q] * s.mono[t.grad_mono[q]];
+      for (int32_t q = t.grad_begin[3 * cc + 1]; q < t.grad_begin[3 * cc + 2]; ++q) gy += t.grad_coef[q] * s.mono[t.grad_mono[q]];
+      for (int32_t q = t.grad_begin[3 * cc + 2]; q < t.grad_begin[3 * cc + 3]; ++q) gz += t.grad_coef[q] * s.mono[t.grad_mono[q]];
+      vx += fc * U * gx;
+      vy += fc * U * gy;
+      vz += fc * U * gz;
+    }
+  }
+  const double sr = scalar / r;
+  out[0] = sr * d[0] + vx;
+  out[1] = sr * d[1] + vy;
+  out[2] = sr * d[2] + vz;
+}
+
+/// Stage 4 (VJP) for centre c, after values(): dE_i/dd_q for every neighbour q inside r_c,
+/// written at its CSR slot of pair_grad (n_pairs, 3); w: dE/dG row of the centre.
+AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const double* G, const double* w, Scratch& s,
+                      double* pair_grad) {
+  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
+  bool any = false;
+  for (int32_t o = 0; o < no; ++o)
+    for (int32_t sg = 0; sg < ns; ++sg) {
+      const double wf = w[o * ns + sg];
+      if (wf == 0.0) continue;
+      any = true;
+      feature_gradient(t, o, sg, G[o * ns + sg], wf, s);
+    }
+  if (!any) return;
+  const int64_t i = nl.centre(c);
+  const double* x = nl.positions;
+  const double rc2 = t.r_c * t.r_c;
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
+    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    if (r2 >= rc2 || r2 == 0.0) continue;
+    const double r = ::sqrt(r2);
+    double fc, dfc;
+    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s);
+    pair_gradient(t, d, r, fc, dfc, s, pair_grad + 3 * q);
+  }
+}
+
+/// Jacobian rows of centre c, after values(): J (1 + n_in, nf, 3) with entry 0 the centre and
+/// entry 1 + m the m-th neighbour inside r_c in CSR order (zeroed by the caller).
+AF_HD inline void jacobian(const Tables& t, const NeighborView& nl, int64_t c, const double* G, Scratch& s, double* J,
+                           int64_t nf) {
+  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  const int64_t i = nl.centre(c);
+  const double* x = nl.positions;
+  const double rc2 = t.r_c * t.r_c;
+  int64_t m = 0;
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
+    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+    if (r2 >= rc2 || r2 == 0.0) continue;
+    const double r = ::sqrt(r2);
+    double fc, dfc;
+    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s);
+    for (int32_t o = 0; o < no; ++o)
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
+        feature_gradient(t, o, sg, G[o * ns + sg], 1.0, s);
+        double g[3];
+        pair_gradient(t, d, r, fc, dfc, s, g);
+        const int64_t f = o * ns + sg;
+        double* self = J + f * 3;
+        double* other = J + ((1 + m) * nf + f) * 3;
+        for (int k = 0; k < 3; ++k) {
+          other[k] += g[k];
+          self[k] -= g[k];
+        }
+      }
+    ++m;
+  }
+}
+
+}  // namespace gmp
+}  // namespace atomforge

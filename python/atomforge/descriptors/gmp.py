@@ -1,0 +1,236 @@
+"""Gaussian multipole (GMP) descriptors, evaluated by the compiled core (type ``"gmp"``).
+
+References:
+    [LM22] X. Lei, A. J. Medford, J. Phys. Chem. Lett. 13, 7911 (2022), arXiv 2102.02390:
+           GMP featurization (Eqs. 5-9).
+    [LM19] X. Lei, A. J. Medford, Phys. Rev. Materials 3, 063801 (2019): Maxwell-Cartesian
+           spherical harmonics (MCSH).
+
+Every atom carries a pseudo-density, a sum of Gaussians fitted per element
+(rho_e(r) = sum_k c_k exp(-alpha_k r^2); default table: :func:`default_densities`). The
+environment density of atom i sums the densities of all atoms within r_c, periodic images and
+atom i itself included. Probes of order n and width sigma are normalised Gaussians times MCSH in
+solid form, P(r) = (2 pi sigma^2)^(-3/2) exp(-r^2 / 2 sigma^2) S_{n,c}(r), with
+S_{n,c} = (2n-1)!! x (harmonic projection of x^a y^b z^c), a + b + c = n (S_1 = x, y, z;
+S_2 = 3x^2 - r^2, 3xy, ...; S_3 = 15x^3 - 9x r^2, ...). The moments are the overlaps of probe and
+density; because S is harmonic they have a closed form per neighbour (cpp/src/descriptors/gmp/
+gmp.hpp). The feature of order n and width sigma is the norm of the traceless moment tensor,
+
+    G_{n,sigma}(i) = sqrt( sum_{a+b+c=n} n!/(a! b! c!) mu_{n,sigma,(a,b,c)}(i)^2 )
+
+(``square=True``: without the square root), invariant under rotation, translation, permutation
+and periodic images. Columns are ordered by order, then width: ``labels[f] = (order, sigma)``.
+
+Element-agnostic: the features of every element are the same functions of the environment, and
+an element the training data never had is described as soon as its density is in the table.
+
+Cutoff: each neighbour's contribution is multiplied by a smooth fc(r_ij / r_c) (default
+``"poly2"``, C2-continuous, so that MD conserves energy). ``cutoff_function=None`` gives the
+untruncated definition: every pair inside r_c counted in full, as the public reference
+implementation (GMP-featurizer) does with a large r_c. That implementation truncates each
+Gaussian at its own hard radius instead, so its features jump when an atom crosses a radius:
+fine for fitting, not for MD (docs/descriptors.md).
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+from .base import CUTOFF_FUNCTIONS, Descriptor, element_symbols, register
+
+#: Largest order the core supports.
+MAX_ORDER = 6
+#: Largest cutoff radius the core accepts (Angstrom), as in cpp/src/descriptors/common.hpp.
+MAX_CUTOFF = 25.0
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    text = resources.files("atomforge.descriptors").joinpath("data/gmp_pseudodensities.json").read_text()
+    return json.loads(text)
+
+
+def default_densities() -> Dict[str, List[Tuple[float, float]]]:
+    """The built-in pseudo-density table: element symbol -> [(c_k, alpha_k)], c in the table's
+    density unit, alpha in 1/Angstrom^2. Source and method: the table's ``source``/``method``
+    entries (tools/fit_gmp_densities.py regenerates it)."""
+    return {el: [tuple(map(float, g)) for g in gs] for el, gs in _table()["elements"].items()}
+
+
+def density_table_info() -> dict:
+    """Provenance of the built-in table (source, method, units, fit quality)."""
+    return {k: v for k, v in _table().items() if k != "elements"}
+
+
+@register
+class GaussianMultipoles(Descriptor):
+    """Gaussian multipole descriptors (type ``"gmp"``).
+
+    Args:
+        orders: MCSH orders, each in 0..6 (default 0-3); distinct.
+        sigmas: probe widths in Angstrom, positive and distinct.
+        r_c: cutoff radius in Angstrom, in (0, 25].
+        cutoff_function: a smooth cutoff (one of ``CUTOFF_FUNCTIONS``) or None (untruncated:
+            every pair inside r_c in full).
+        square: features without the square root (Q instead of sqrt(Q)).
+        elements: the elements to describe (symbols or atomic numbers; their order is the element
+            index). Default: every element of the density table.
+        densities: element -> [(c, alpha)] overriding (or extending) the built-in table.
+
+    Raises:
+        ValueError: naming the argument for orders outside 0..6 or repeated, non-positive or
+            repeated sigmas, r_c outside (0, 25], an unknown cutoff function, an element without
+            a density, or a density with non-finite coefficients or non-positive exponents.
+    """
+
+    type = "gmp"
+
+    def __init__(self, orders: Sequence[int] = (0, 1, 2, 3), sigmas: Sequence[float] = (0.4, 0.8, 1.2, 1.6, 2.0),
+                 r_c: float = 6.0, cutoff_function: Optional[str] = "poly2", square: bool = False,
+                 elements: Optional[Sequence] = None, densities: Optional[dict] = None):
+        try:
+            self.orders = [int(o) for o in orders]
+        except (TypeError, ValueError):
+            raise ValueError(f"orders: expected a list of integers, got {orders!r}") from None
+        if not self.orders or any(not 0 <= o <= MAX_ORDER for o in self.orders) or \
+                any(float(o) != float(v) for o, v in zip(self.orders, orders)):
+            raise ValueError(f"orders: each must be an integer in 0..{MAX_ORDER}, got {list(orders)}")
+        if len(set(self.orders)) != len(self.orders):
+            raise ValueError(f"orders: repeated entries in {self.orders}")
+        try:
+            self.sigmas = [float(s) for s in sigmas]
+        except (TypeError, ValueError):
+            raise ValueError(f"sigmas: expected a list of numbers, got {sigmas!r}") from None
+        if not self.sigmas or any(not (math.isfinite(s) and s > 0) for s in self.sigmas):
+            raise ValueError(f"sigmas: each must be positive and finite (Angstrom), got {self.sigmas}")
+        if len(set(self.sigmas)) != len(self.sigmas):
+            raise ValueError(f"sigmas: repeated entries in {self.sigmas}")
+        try:
+            self.r_c = float(r_c)
+        except (TypeError, ValueError):
+            raise ValueError(f"r_c: expected a number, got {r_c!r}") from None
+        if not (math.isfinite(self.r_c) and 0 < self.r_c <= MAX_CUTOFF):
+            raise ValueError(f"r_c: must be in (0, {MAX_CUTOFF}] Angstrom, got {r_c}")
+        if cutoff_function is not None and cutoff_function not in CUTOFF_FUNCTIONS:
+            raise ValueError(f"cutoff_function: unknown {cutoff_function!r}; use None or one of {CUTOFF_FUNCTIONS}")
+        self.cutoff_function = cutoff_function
+        self.square = bool(square)
+        table = dict(default_densities()) if densities is None or elements is None or \
+            not set(element_symbols(elements)) <= set(_norm_densities(densities)) else {}
+        if densities is not None:
+            table.update(_norm_densities(densities))
+        if elements is None:
+            elements = sorted(table, key=lambda s: atomic_numbers[s])
+        self.elements = element_symbols(elements)
+        missing = [e for e in self.elements if e not in table]
+        if missing:
+            raise ValueError(f"elements: no pseudo-density for {missing} (the table covers "
+                             f"{', '.join(sorted(table, key=lambda s: atomic_numbers[s]))}; pass densities=...)")
+        self.densities = {e: [(float(c), float(a)) for c, a in table[e]] for e in self.elements}
+        for e, gs in self.densities.items():
+            if not gs or any(not math.isfinite(c) or not (math.isfinite(a) and a > 0) for c, a in gs):
+                raise ValueError(f"densities[{e!r}]: Gaussians need finite coefficients and positive exponents")
+
+    # ------------------------------------------------------------------ description
+    @property
+    def labels(self) -> List[Tuple[int, float]]:
+        """(order, sigma) of each column."""
+        return [(o, s) for o in self.orders for s in self.sigmas]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.orders) * len(self.sigmas)
+
+    @property
+    def n_features_per_element(self) -> Dict[str, int]:
+        return {e: self.n_features for e in self.elements}
+
+    @property
+    def cutoff(self) -> float:
+        return self.r_c
+
+    def feature_labels(self, element=None) -> List[str]:
+        return [f"GMP order={o} sigma={s:g}" for o, s in self.labels]
+
+    def __repr__(self) -> str:
+        el = self.elements if len(self.elements) <= 8 else f"{len(self.elements)} elements"
+        return (f"GaussianMultipoles(orders={self.orders}, sigmas={self.sigmas}, r_c={self.r_c:g} A, "
+                f"cutoff_function={self.cutoff_function!r}, square={self.square}, elements={el}, "
+                f"features={self.n_features})")
+
+    def to_dict(self) -> dict:
+        return {"type": "gmp", "elements": list(self.elements), "orders": list(self.orders),
+                "sigmas": list(self.sigmas), "r_c": self.r_c, "cutoff_function": self.cutoff_function,
+                "square": self.square, "densities": {e: [list(g) for g in gs] for e, gs in self.densities.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GaussianMultipoles":
+        if d.get("type", "gmp") != "gmp":
+            raise ValueError(f"GMP parameters: type {d.get('type')!r} is not 'gmp'")
+        unknown = set(d) - {"type", "elements", "orders", "sigmas", "r_c", "cutoff_function", "square", "densities"}
+        if unknown:
+            raise ValueError(f"GMP parameters: unknown key(s) {sorted(unknown)}")
+        kw = {k: d[k] for k in ("orders", "sigmas", "r_c", "cutoff_function", "square", "elements", "densities")
+              if k in d}
+        return cls(**kw)
+
+    # ------------------------------------------------------------------ model-file records
+    def descriptor_records(self) -> dict:
+        """``descriptor.orders``, ``.sigmas``, ``.r_c``, ``.cutoff_function`` ("none" when
+        untruncated), ``.square``, ``.density.counts`` and ``.density.gaussians`` (rows [c, alpha]
+        in element order): the model file carries the densities it was trained with."""
+        rows = [g for e in self.elements for g in self.densities[e]]
+        return {"descriptor.orders": np.asarray(self.orders, dtype=np.int64),
+                "descriptor.sigmas": np.asarray(self.sigmas, dtype=np.float64),
+                "descriptor.r_c": float(self.r_c),
+                "descriptor.cutoff_function": self.cutoff_function or "none",
+                "descriptor.square": np.int64(1 if self.square else 0),
+                "descriptor.density.counts": np.asarray([len(self.densities[e]) for e in self.elements], dtype=np.int64),
+                "descriptor.density.gaussians": np.asarray(rows, dtype=np.float64).reshape(-1, 2)}
+
+    @classmethod
+    def from_records(cls, rec: dict, elements: List[str], where: str = "<model>") -> "GaussianMultipoles":
+        from ..model_file import ModelFileError, get_record
+
+        def get(name, kind="arr"):
+            return get_record(rec, name, kind, where)
+
+        counts = np.atleast_1d(get("descriptor.density.counts")).astype(np.int64)
+        gauss = np.asarray(get("descriptor.density.gaussians"), dtype=float)
+        if counts.shape != (len(elements),) or (counts < 1).any() or gauss.ndim != 2 or gauss.shape[1] != 2 or \
+                counts.sum() != len(gauss):
+            raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species")
+        dens, start = {}, 0
+        for e, n in zip(elements, counts):
+            dens[e] = [tuple(g) for g in gauss[start:start + n]]
+            start += n
+        cf = get("descriptor.cutoff_function", "str")
+        sq = np.asarray(get("descriptor.square"))
+        if sq.size != 1 or int(sq.reshape(())) not in (0, 1):
+            raise ModelFileError(f"{where}: descriptor.square must be 0 or 1")
+        try:
+            return cls(orders=np.atleast_1d(get("descriptor.orders")).tolist(),
+                       sigmas=np.atleast_1d(get("descriptor.sigmas")).tolist(),
+                       r_c=float(get("descriptor.r_c")), cutoff_function=None if cf == "none" else cf,
+                       square=bool(int(sq.reshape(()))), elements=elements, densities=dens)
+        except (ValueError, TypeError) as exc:
+            raise ModelFileError(f"{where}: {exc}") from None
+
+
+def _norm_densities(densities: dict) -> Dict[str, List[Tuple[float, float]]]:
+    if not isinstance(densities, dict):
+        raise ValueError("densities: expected a mapping element -> [(c, alpha), ...]")
+    out = {}
+    for key, gs in densities.items():
+        sym = element_symbols([key], where="densities")[0]
+        try:
+            out[sym] = [(float(c), float(a)) for c, a in gs]
+        except (TypeError, ValueError):
+            raise ValueError(f"densities[{key!r}]: expected a list of (coefficient, exponent) pairs") from None
+    return out
