@@ -150,6 +150,15 @@ class Descriptor:
 
     type: str = ""
     elements: List[str]
+    #: The keys of this type's section in a training configuration (``descriptor:`` in YAML,
+    #: besides ``type``) with their defaults; :meth:`from_config` builds the descriptor from them.
+    config_defaults: dict = {}
+
+    @classmethod
+    def from_config(cls, cfg: dict, elements: List[str]) -> "Descriptor":
+        """The descriptor a training configuration asks for, for ``elements`` (those of the data).
+        ``cfg`` holds :attr:`config_defaults` keys. Raises ValueError naming the key."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ to implement
     def to_dict(self) -> dict:

@@ -90,6 +90,23 @@ class GaussianMultipoles(Descriptor):
     """
 
     type = "gmp"
+    #: Training-configuration keys (``descriptor: {type: gmp, ...}``). ``elements``: elements to
+    #: cover besides those of the training data (a shared network can evaluate them).
+    config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3], "sigmas": [0.4, 0.8, 1.2, 1.6, 2.0],
+                       "cutoff_function": "poly2", "square": False, "elements": None}
+
+    @classmethod
+    def from_config(cls, cfg: dict, elements) -> "GaussianMultipoles":
+        """The descriptor for the data's ``elements`` plus ``cfg['elements']``, sorted by atomic
+        number (see :attr:`config_defaults`)."""
+        extra = cfg.get("elements") or []
+        if isinstance(extra, str):
+            extra = [extra]
+        syms = sorted(set(element_symbols(list(elements))) | set(element_symbols(extra, "descriptor.elements"))
+                      if extra else set(element_symbols(list(elements))), key=lambda s: atomic_numbers[s])
+        cf = cfg["cutoff_function"]
+        return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
+                   cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms)
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3), sigmas: Sequence[float] = (0.4, 0.8, 1.2, 1.6, 2.0),
                  r_c: float = 6.0, cutoff_function: Optional[str] = "poly2", square: bool = False,

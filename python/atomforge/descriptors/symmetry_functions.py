@@ -159,6 +159,16 @@ class SymmetryFunctions(Descriptor):
         return out
 
     type = "acsf"
+    #: Training-configuration keys (``descriptor: {type: acsf, ...}``): the arguments of
+    #: :meth:`standard`. Chosen on rMD17 ethanol (benchmarks/results/accuracy.md).
+    config_defaults = {"r_c": 5.0, "n_radial": 16, "n_angular": 4, "angular": "G5", "radial_grid": "shifted",
+                       "r_min": 0.7, "cutoff_function": "cos", "n_angular_radial": 4, "angular_grid": "shifted",
+                       "r_c_angular": None}
+
+    @classmethod
+    def from_config(cls, cfg: dict, elements) -> "SymmetryFunctions":
+        """:meth:`standard` with the configuration's keys (see :attr:`config_defaults`)."""
+        return cls.standard(list(elements), **{k: cfg[k] for k in cls.config_defaults})
 
     # ------------------------------------------------------------------ description
     @property

@@ -1,9 +1,12 @@
-"""Behler-Parrinello network potential in PyTorch, trained on descriptors and Jacobians from the
-compiled core (one descriptor implementation for training and inference).
+"""Atomic neural-network potentials in PyTorch, trained on descriptors and Jacobians from the
+compiled core (one descriptor implementation for training and inference; any registered
+descriptor type).
 
 Model (J. Behler, M. Parrinello, PRL 98, 146401 (2007)); for atom i of element k, member m:
     x_i = (G_i - shift_k) * scale_k + offset_k
-    E_i = reference_k + energy_scale * mean_m NN_k^m(x_i)
+    E_i = reference_k + energy_scale * mean_m NN_n(k)^m(x_i)
+with n(k) = k (one network per element) or n(k) = 0 (one network shared by all elements, as with
+element-agnostic GMP features: X. Lei, A. J. Medford, J. Phys. Chem. Lett. 13, 7911 (2022)).
 Forces: F = -sum_i dE/dG_i . dG_i/dr, with dG/dr the core's sparse Jacobian
 (:class:`atomforge.DescriptorJacobian`); dE/dG by autograd, so forces are differentiable with
 respect to the weights (force training).
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..descriptors import SymmetryFunctions
+from ..descriptors import Descriptor
 from ..models import BPNNParameters
 
 _ACT = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
@@ -34,7 +37,7 @@ class FrameFeatures:
     values: np.ndarray  # (E, F, 3)
 
 
-def featurize(sf: SymmetryFunctions, positions, numbers, cell, pbc, with_jacobian=True, threads=0) -> FrameFeatures:
+def featurize(sf: Descriptor, positions, numbers, cell, pbc, with_jacobian=True, threads=0) -> FrameFeatures:
     species = sf.species_indices(np.asarray(numbers, dtype=np.int64))
     if not with_jacobian:
         G = sf.compute(positions, numbers, cell, pbc, threads=threads)
@@ -134,10 +137,10 @@ class FrameStore:
 
 
 class TorchBPNN(nn.Module):
-    """Per-element MLPs (optionally a committee) on scaled symmetry functions."""
+    """Atomic MLPs (per element, or one shared; optionally a committee) on scaled descriptors."""
 
-    def __init__(self, sf: SymmetryFunctions, hidden=(64, 64), activation="tanh", committee=1,
-                 shift=None, scale=None, reference_energies=None, energy_scale=1.0, seed=0):
+    def __init__(self, sf: Descriptor, hidden=(64, 64), activation="tanh", committee=1,
+                 shift=None, scale=None, reference_energies=None, energy_scale=1.0, seed=0, shared=False):
         super().__init__()
         if activation not in _ACT:
             raise ValueError(f"activation must be one of {sorted(_ACT)}, got {activation!r}")
@@ -145,7 +148,11 @@ class TorchBPNN(nn.Module):
         self.elements = list(sf.elements)
         self.activation = activation
         self.hidden = list(hidden)
+        self.shared = bool(shared)
         self.n_features = [sf.n_features_per_element[s] for s in self.elements]
+        if self.shared and len(set(self.n_features)) != 1:
+            raise ValueError("a shared network needs a descriptor with the same feature count for every element "
+                             "(e.g. GMP)")
         F = sf.n_features
         ne = len(self.elements)
         sh = np.zeros((ne, F)) if shift is None else np.asarray(shift)
@@ -159,7 +166,7 @@ class TorchBPNN(nn.Module):
         self.members = nn.ModuleList()
         for _ in range(committee):
             nets = nn.ModuleList()
-            for k in range(ne):
+            for k in range(1 if self.shared else ne):
                 widths = [self.n_features[k]] + self.hidden + [1]
                 layers = []
                 for l in range(len(widths) - 1):
@@ -176,6 +183,9 @@ class TorchBPNN(nn.Module):
 
     def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         x = (G - self.shift[species]) * self.scale[species]
+        if self.shared:
+            e = sum(member[0](x)[:, 0] for member in self.members) / len(self.members)
+            return self.reference[species] + self.energy_scale * e
         out = torch.zeros(G.shape[0], dtype=G.dtype)
         for k in range(len(self.elements)):
             sel = torch.nonzero(species == k, as_tuple=True)[0]
@@ -204,15 +214,17 @@ class TorchBPNN(nn.Module):
         scaling = [{"shift": self.shift[k, : self.n_features[k]].double().numpy().copy(),
                     "scale": self.scale[k, : self.n_features[k]].double().numpy().copy(), "offset": 0.0}
                    for k in range(len(syms))]
-        acts = [[self.activation] * len(self.hidden) + ["linear"] for _ in syms]
+        n_nets = 1 if self.shared else len(syms)
+        acts = [[self.activation] * len(self.hidden) + ["linear"] for _ in range(n_nets)]
         nets = []
         for member in self.members:
             per_el = []
-            for k in range(len(syms)):
+            for k in range(n_nets):
                 lins = [m for m in member[k] if isinstance(m, nn.Linear)]
                 per_el.append([(l.weight.detach().double().numpy().copy(), l.bias.detach().double().numpy().copy())
                                for l in lins])
             nets.append(per_el)
         from ase.data import atomic_numbers
         return BPNNParameters([atomic_numbers[s] for s in syms], self.sf.to_dict(), scaling, nets, acts,
-                              self.reference.double().numpy().copy(), float(self.energy_scale), metadata or {})
+                              self.reference.double().numpy().copy(), float(self.energy_scale), metadata or {},
+                              self.shared)

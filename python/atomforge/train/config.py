@@ -16,7 +16,9 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
     validation_fraction: 0.05
     test_fraction: 0.1          # only used without test_data
     seed: 0
-    descriptor:                 # Behler-Parrinello symmetry functions (SymmetryFunctions.standard)
+    descriptor:                 # any registered descriptor type; keys per type, all defaulted
+      type: acsf                # acsf (SymmetryFunctions.standard) | gmp (GaussianMultipoles)
+      # --- type acsf: Behler-Parrinello symmetry functions
       r_c: 5.0                  # Angstrom
       n_radial: 16              # radial G2 per neighbour element
       n_angular: 4              # zeta in (1, 2, 4, 16)[:n_angular], lambda = +-1
@@ -27,10 +29,18 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       n_angular_radial: 4       # radial channels of the angular functions (1: one wide eta, r_s = 0)
       angular_grid: shifted     # shifted (r_s grid, as ANI) | centered (r_s = 0, several eta)
       r_c_angular: null         # cutoff of the angular functions (null: r_c)
+      # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
+      # r_c: 6.0                # Angstrom
+      # orders: [0, 1, 2, 3]    # MCSH orders (0..6)
+      # sigmas: [0.4, 0.8, 1.2, 1.6, 2.0]   # probe widths, Angstrom
+      # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
+      # square: false           # features Q instead of sqrt(Q)
+      # elements: null          # elements to cover besides the data's (shared networks)
     network:
       hidden: [128, 128]        # hidden-layer widths of each element's MLP
       activation: silu          # tanh | silu | softplus | sigmoid
       committee: 1              # independently initialised networks (ensemble)
+      shared: false             # one network for all elements (needs equal feature counts: gmp)
     training:
       epochs: 2000              # at most; also the length of the cosine/exponential schedule
       batch_size: 16            # frames per optimiser step (8 is better still for ~1000 small frames)
@@ -72,21 +82,31 @@ DEFAULTS: Dict[str, Any] = {
     "validation_fraction": 0.05,
     "test_fraction": 0.1,
     "seed": 0,
-    "descriptor": {"r_c": 5.0, "n_radial": 16, "n_angular": 4, "angular": "G5", "radial_grid": "shifted",
-                   "r_min": 0.7, "cutoff_function": "cos", "n_angular_radial": 4, "angular_grid": "shifted",
-                   "r_c_angular": None},
-    "network": {"hidden": [128, 128], "activation": "silu", "committee": 1},
+    "descriptor": None,  # filled below: {"type": "acsf", **SymmetryFunctions.config_defaults}
+    "network": {"hidden": [128, 128], "activation": "silu", "committee": 1, "shared": False},
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": 1000, "dtype": "float64", "threads": 0,
                  "max_minutes": 30.0, "jacobian_cache_mb": 2000},
 }
 
+def descriptor_defaults(type_: str) -> dict:
+    """The configuration section of descriptor type ``type_`` with its defaults (declared by the
+    descriptor class: ``config_defaults``). Raises ConfigError for an unknown type."""
+    from ..descriptors import descriptor_types
+
+    types = descriptor_types()
+    if type_ not in types:
+        raise ConfigError(f"configuration key 'descriptor.type': {type_!r} is not one of {tuple(sorted(types))}")
+    return {"type": type_, **copy.deepcopy(types[type_].config_defaults)}
+
+
+DEFAULTS["descriptor"] = descriptor_defaults("acsf")
+
 _CHOICES = {
     "model": ("bpnn",),
     "descriptor.angular": ("G4", "G5"),
     "descriptor.radial_grid": ("shifted", "centered"),
-    "descriptor.cutoff_function": ("cos", "tanhu", "tanh", "poly1", "poly2", "poly3", "poly4"),
     "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
     "training.dtype": ("float64", "float32"),
 }
@@ -103,6 +123,10 @@ class ConfigError(ValueError):
 
 def _merge(base: dict, new: dict, prefix: str) -> dict:
     out = copy.deepcopy(base)
+    if prefix == "descriptor." and "type" in new and new["type"] != base.get("type"):
+        if not isinstance(new["type"], str):
+            raise ConfigError(f"configuration key 'descriptor.type': {new['type']!r} is not a name")
+        out = base = descriptor_defaults(new["type"])  # another type: its own keys and defaults
     for key, value in new.items():
         name = f"{prefix}{key}"
         if key not in base:
@@ -117,7 +141,7 @@ def _merge(base: dict, new: dict, prefix: str) -> dict:
 
 
 def _check_type(name: str, value, default) -> None:
-    if value is None:
+    if value is None or default is None:  # optional keys: checked by their owner (e.g. the descriptor)
         return
     if isinstance(default, bool):
         ok = isinstance(value, bool)
@@ -126,7 +150,12 @@ def _check_type(name: str, value, default) -> None:
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif isinstance(default, list):
-        ok = isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)
+        if all(isinstance(v, int) for v in default):  # e.g. hidden widths, GMP orders
+            ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ok = ok and (name != "network.hidden" or all(v > 0 for v in value))
+        else:  # lists of numbers, e.g. GMP sigmas
+            ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in value)
     elif isinstance(default, str):
         ok = isinstance(value, str)
     else:
@@ -141,6 +170,9 @@ def validate(cfg: dict) -> dict:
     def walk(d, defaults, prefix=""):
         for k, v in d.items():
             name = prefix + k
+            if name == "descriptor":  # the defaults of the chosen descriptor type
+                walk(v, descriptor_defaults(v.get("type", "acsf")), name + ".")
+                continue
             if isinstance(defaults.get(k), dict):
                 walk(v, defaults[k], name + ".")
                 continue
@@ -161,10 +193,21 @@ def validate(cfg: dict) -> dict:
         raise ConfigError("configuration key 'validation_fraction' must be in (0, 1)")
     if cfg["test_data"] is None and not 0 < cfg["test_fraction"] < 1:
         raise ConfigError("configuration key 'test_fraction' must be in (0, 1) when no test_data is given")
-    if cfg["descriptor"]["r_min"] >= cfg["descriptor"]["r_c"]:
-        raise ConfigError("configuration key 'descriptor.r_min' must be smaller than 'descriptor.r_c'")
-    if cfg["descriptor"]["n_angular"] > 4:
-        raise ConfigError("configuration key 'descriptor.n_angular' must be <= 4")
+    d = cfg["descriptor"]
+    if d["type"] == "acsf":
+        if d["r_min"] >= d["r_c"]:
+            raise ConfigError("configuration key 'descriptor.r_min' must be smaller than 'descriptor.r_c'")
+        if d["n_angular"] > 4:
+            raise ConfigError("configuration key 'descriptor.n_angular' must be <= 4")
+    from ..descriptors import descriptor_class
+
+    try:  # the descriptor's own checks, before any data is read
+        descriptor_class(d["type"]).from_config(d, ["H"])
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"configuration key 'descriptor' ({d['type']}): {exc}") from None
+    if cfg["network"]["shared"] and d["type"] == "acsf":
+        raise ConfigError("configuration key 'network.shared': a shared network needs a descriptor with the same "
+                          "features for every element (descriptor.type gmp); ACSF is element-resolved")
     if cfg["training"]["energy_weight"] == 0 and cfg["training"]["forces_weight"] == 0:
         raise ConfigError("configuration keys 'training.energy_weight' and 'training.forces_weight' are both 0")
     return cfg

@@ -95,14 +95,7 @@ class Trainer:
     def __init__(self, cfg: dict, run_dir, progress: bool = True, log=print):
         self.cfg = validate(cfg)
         from .config import ConfigError
-        d, tr = self.cfg["descriptor"], self.cfg["training"]
-        if d["angular_grid"] not in ("centered", "shifted"):
-            raise ConfigError(f"configuration key 'descriptor.angular_grid': {d['angular_grid']!r} is not one of "
-                              f"('centered', 'shifted')")
-        if not d["n_angular_radial"] >= 1:
-            raise ConfigError("configuration key 'descriptor.n_angular_radial' must be positive")
-        if d["r_c_angular"] is not None and not d["r_min"] < d["r_c_angular"] <= d["r_c"]:
-            raise ConfigError("configuration key 'descriptor.r_c_angular' must be in (r_min, r_c]")
+        tr = self.cfg["training"]
         if tr["lr_schedule"] not in _SCHEDULES:
             raise ConfigError(f"configuration key 'training.lr_schedule': {tr['lr_schedule']!r} is not one of "
                               f"{_SCHEDULES}")
@@ -114,7 +107,7 @@ class Trainer:
     def _prepare(self):
         import torch
 
-        from ..descriptors import SymmetryFunctions
+        from ..descriptors import descriptor_class
         from .bpnn import featurize
 
         cfg = self.cfg
@@ -129,14 +122,12 @@ class Trainer:
         self.train_ds, self.valid_ds = data.subset(split["train"]), data.subset(split["valid"])
         self.test_ds = test if test is not None else data.subset(split["test"])
         self.has_forces = data.forces is not None and tr["forces_weight"] > 0
-        from ase.data import chemical_symbols
+        from ase.data import atomic_numbers, chemical_symbols
         zs = sorted(set(int(z) for z in data.elements) | (set(int(z) for z in test.elements) if test else set()))
         d = cfg["descriptor"]
-        self.sf = SymmetryFunctions.standard([chemical_symbols[z] for z in zs], r_c=d["r_c"], n_radial=d["n_radial"],
-                                             n_angular=d["n_angular"], r_min=d["r_min"],
-                                             cutoff_function=d["cutoff_function"], angular=d["angular"],
-                                             radial_grid=d["radial_grid"], n_angular_radial=d["n_angular_radial"],
-                                             angular_grid=d["angular_grid"], r_c_angular=d["r_c_angular"])
+        self.sf = descriptor_class(d["type"]).from_config(d, [chemical_symbols[z] for z in zs])
+        # the model covers the descriptor's elements (GMP may add some the data does not have)
+        zs = [int(atomic_numbers[s]) for s in self.sf.elements]
         # Jacobians are cached when they fit the budget, recomputed per batch otherwise
         # entries per frame: each atom and its neighbours (at most the other atoms of a molecule)
         est = sum(len(p) * (40 if pb.any() else min(len(p), 40)) for p, pb in zip(data.positions, data.pbc))
@@ -160,14 +151,22 @@ class Trainer:
         # statistics of the training set: feature scaling, reference energies, energy scale
         ne, F = len(zs), self.sf.n_features
         shift, scale = np.zeros((ne, F)), np.ones((ne, F))
+        shared = cfg["network"]["shared"]
         for k in range(ne):
-            rows = np.concatenate([f.G[f.species == k] for f in self.train_f])
+            # per element; a shared network sees one scaling for all (the element shows in the features)
+            rows = np.concatenate([f.G if shared else f.G[f.species == k] for f in self.train_f])
             if len(rows):
                 shift[k] = rows.mean(axis=0)
                 std = rows.std(axis=0)
                 scale[k] = np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
         counts = np.array([[np.sum(f.species == k) for k in range(ne)] for f in self.train_f], dtype=float)
+        # reference energies by least squares on composition; elements absent from the training
+        # data (GMP descriptor.elements) get 0 (minimum-norm solution) and are listed in the model
         ref, *_ = np.linalg.lstsq(counts, self.train_ds.energy, rcond=None)
+        self.untrained_elements = [self.sf.elements[k] for k in range(ne) if not counts[:, k].any()]
+        if self.untrained_elements:
+            self.log(f"elements without training data (reference energy 0 eV; forces and energy differences "
+                     f"only): {', '.join(self.untrained_elements)}")
         resid = (self.train_ds.energy - counts @ ref) / counts.sum(axis=1)
         if self.has_forces:
             escale = float(np.sqrt(np.mean(np.concatenate([np.ravel(f) for f in self.train_ds.forces]) ** 2)))
@@ -241,7 +240,8 @@ class Trainer:
 
         net = cfg["network"]
         model = TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
-                          self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"])
+                          self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
+                          shared=net["shared"])
         model = model.to(self.dtype)
         opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"])
         plateau = tr["lr_schedule"] == "plateau"
@@ -354,7 +354,10 @@ class Trainer:
         from .. import load, save_model
 
         meta = {"training_data_sha256": self.train_ds.sha256(), "source": f"atomforge train on {self.cfg['data']}",
-                "description": f"BPNN trained {len(history)} epochs (best {best['epoch']})"}
+                "description": f"{'shared' if self.cfg['network']['shared'] else 'per-element'} networks on "
+                               f"{self.sf.type} trained {len(history)} epochs (best {best['epoch']})"}
+        if self.untrained_elements:
+            meta["untrained_elements"] = ",".join(self.untrained_elements)
         save_model(self.run / "model.afm", model.to_parameters(meta))
         pot = load(self.run / "model.afm")
 
