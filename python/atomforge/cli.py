@@ -146,6 +146,8 @@ def cmd_train(args) -> int:
         if args.config:
             raise ValueError("--config is for neural-network models; sGDML takes --n-train, --energy-key, "
                              "--forces-key and --seed")
+        if args.descriptor or args.shared:
+            raise ValueError("--descriptor/--shared are for neural-network models; sGDML has its own descriptor")
         kw = {}
         if args.sigmas:
             kw["sigmas"] = tuple(args.sigmas)
@@ -171,6 +173,10 @@ def cmd_train(args) -> int:
     overrides = {"data": args.data, "test_data": args.test_data, "model": args.model, "seed": args.seed}
     if args.epochs:
         overrides["training"] = {"epochs": args.epochs}
+    if args.descriptor:
+        overrides["descriptor"] = {"type": args.descriptor}
+    if args.shared:
+        overrides["network"] = {"shared": True}
     metrics = train(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
     t = metrics["test"]
     print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV ({1000 * t['energy_mae_per_atom']:.2f} meV/atom)"
@@ -281,6 +287,10 @@ def main(argv=None) -> int:
     t.add_argument("--solver", default=None, choices=["auto", "closed_form", "cg"],
                    help="sgdml: linear solver (default auto: from the memory budget)")
     t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--descriptor", default=None, choices=["acsf", "gmp"],
+                   help="descriptor type (default acsf; other keys from the config file or the type's defaults)")
+    t.add_argument("--shared", action="store_true",
+                   help="one network shared by all elements (needs --descriptor gmp)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     t.add_argument("--quiet", action="store_true")
