@@ -38,6 +38,19 @@ struct DescriptorJacobian {
   std::vector<double> values;          // (n_entries, n_features, 3)
 };
 
+/// The model side of Descriptor::evaluate: turns one centre's feature row into dE/dG.
+class CentreModel {
+ public:
+  virtual ~CentreModel() = default;
+  /// Called once before any centre with the number of threads that will call centre().
+  virtual void begin(int n_threads) = 0;
+  /// Centre c (element e) with descriptor row G (n_features): write dE/dG into dE_dG
+  /// (n_features, zeroed by the caller; leave it zero when only energies are wanted). Called
+  /// from inside the descriptor's parallel region by thread tid in [0, n_threads); different
+  /// centres run concurrently. Must not throw: record problems and report them after evaluate().
+  virtual void centre(int tid, int64_t c, int32_t e, const double* G, double* dE_dG) = 0;
+};
+
 class Descriptor {
  public:
   virtual ~Descriptor() = default;
@@ -70,6 +83,14 @@ class Descriptor {
 
   /// G and its sparse Jacobian (layout above). G may be null.
   virtual DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
+
+  /// One pass per centre: its features G_i, the model's dE/dG_i (CentreModel::centre), and, when
+  /// forces is not null, the vector-Jacobian product of that centre while its neighbour data is
+  /// still in cache (no second neighbour gather). forces, virial and per_atom_virial as vjp()
+  /// (virial and per_atom_virial may be null). The base implementation runs compute(), the model
+  /// over all centres, then vjp(); descriptor types override it with a fused pass.
+  virtual void evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                        double* per_atom_virial = nullptr, int n_threads = 0) const;
 
   /// True when this build can evaluate the descriptor on a CUDA device: the CUDA launcher runs
   /// the same single-source per-centre kernels as the CPU driver (one GPU thread per centre).

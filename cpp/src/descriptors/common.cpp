@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "atomforge/descriptor.hpp"
 #include "atomforge/errors.hpp"
+#include "common/threads.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 namespace atomforge {
 
@@ -19,6 +25,26 @@ void check_finite_weights(const double* w, int64_t nc, int64_t nf) {
     if (!std::isfinite(w[k]))
       throw InvalidInput("dE/dG of atom " + std::to_string(k / nf) + ", feature " + std::to_string(k % nf) +
                          " is not finite");
+}
+
+void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                          double* per_atom_virial, int n_threads) const {
+  const int64_t nc = nl.n_centres, nf = n_features();
+  std::vector<double> G(nc * nf), w(nc * nf, 0.0);
+  compute(nl, G.data(), n_threads);
+  const int nt = resolve_threads(n_threads);
+  model.begin(nt);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (int64_t c = 0; c < nc; ++c) {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+    model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * nf]);
+  }
+  if (!forces) return;
+  double W[9];
+  vjp(nl, w.data(), forces, virial ? virial : W, per_atom_virial, n_threads);
 }
 
 void Descriptor::compute_cuda(const NeighborView&, double*) const {

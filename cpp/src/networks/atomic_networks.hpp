@@ -50,6 +50,8 @@ class AtomicNetworks {
   int committee_size() const { return n_members_; }
   int32_t n_elements() const { return n_elements_; }
   bool shared() const { return shared_; }
+  /// Input (descriptor feature) count of element k.
+  int64_t n_inputs(int32_t k) const { return n_inputs_[k]; }
   /// Hidden/output widths of the network element k uses, e.g. "30-30-1".
   std::string architecture(int32_t element) const;
   const std::string& activations(int32_t element) const;

@@ -25,7 +25,7 @@ namespace atomforge {
 namespace acsf {
 /// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
 struct Workspace {
-  std::vector<double> dbuf;
+  std::vector<double> dbuf, grow, wrow;  // grow, wrow: one centre's G and dE/dG (fused pass)
   std::vector<int64_t> ibuf;
   std::vector<int32_t> i32buf;
   Scratch s{};
@@ -274,7 +274,7 @@ std::vector<std::string> SymmetryFunctions::feature_labels(int32_t element) cons
 
 template <int Mode>
 void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, double* pair_grad,
-                            DescriptorJacobian* jac, int n_threads) const {
+                            DescriptorJacobian* jac, int n_threads, CentreModel* model) const {
   const acsf::Tables& T = flat_->t;
   const int64_t nc = nl.n_centres, nf = n_features_;
   int64_t max_count = 0;
@@ -282,7 +282,12 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
   const int64_t cap = acsf::capacity_for(max_count);
   const int nt = resolve_threads(n_threads);
   WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt);
-  for (int k = 0; k < nt; ++k) lease[k].ensure(T, cap);
+  for (int k = 0; k < nt; ++k) {
+    lease[k].ensure(T, cap);
+    lease[k].grow.resize(nf);
+    lease[k].wrow.resize(nf);
+  }
+  if (Mode == 3) model->begin(nt);
   int64_t overlap = -1;
 #pragma omp parallel num_threads(nt)
   {
@@ -298,12 +303,23 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
       int64_t np = 0;
       const int64_t n = acsf::gather(T, nl, c, s, &np, &my_overlap);
       acsf::radial_terms(T, e, np, s);
-      if (Mode == 1) {
+      if constexpr (Mode == 3) {  // fused: values, the model's dE/dG, then (if wanted) the VJP
+        double* g = lease[tid].grow.data();
+        double* wr = lease[tid].wrow.data();
+        std::fill(g, g + nf, 0.0);
+        std::fill(wr, wr + nf, 0.0);
+        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf);
+        model->centre(tid, c, e, g, wr);
+        if (pair_grad) {
+          acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr, nullptr, nf);
+          acsf::finish_vjp(n, s, pair_grad);
+        }
+      } else if constexpr (Mode == 1) {
         acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
         acsf::finish_vjp(n, s, pair_grad);
       } else {
         double* J = nullptr;
-        if (Mode == 2) {
+        if constexpr (Mode == 2) {
           const int64_t e0 = jac->entry_offsets[c];
           J = jac->values.data() + e0 * nf * 3;
           jac->position[e0] = nl.centre(c);
@@ -335,6 +351,20 @@ void SymmetryFunctions::vjp(const NeighborView& nl, const double* dE_dG, double*
   std::vector<double> pair_grad(3 * n_pairs, 0.0);
   run<1>(nl, nullptr, dE_dG, pair_grad.data(), nullptr, n_threads);
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                                 double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements_);
+  if (!forces) {
+    run<3>(nl, nullptr, nullptr, nullptr, nullptr, n_threads, &model);
+    return;
+  }
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  std::vector<double> pair_grad(3 * n_pairs, 0.0);
+  run<3>(nl, nullptr, nullptr, pair_grad.data(), nullptr, n_threads, &model);
+  double W[9];
+  scatter_pair_gradients(nl, pair_grad.data(), forces, virial ? virial : W, per_atom_virial);
 }
 
 DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {

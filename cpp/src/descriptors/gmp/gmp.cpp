@@ -251,7 +251,7 @@ std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) con
 }
 
 template <class Fn>
-void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre) const {
+void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model) const {
   const int nt = resolve_threads(n_threads);
   WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
   const int64_t size = gmp::scratch_size(t_);
@@ -260,6 +260,7 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
     if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
     gmp::carve(t_, w.buf.data(), w.s);
   }
+  if (model) model->begin(nt);
   int64_t overlap = -1;
   const int64_t nc = nl.n_centres;
 #pragma omp parallel num_threads(nt)
@@ -271,7 +272,7 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
     gmp::Scratch& s = lease[tid].s;
     int64_t my_overlap = -1;
 #pragma omp for schedule(dynamic, 8)
-    for (int64_t c = 0; c < nc; ++c) per_centre(c, s, &my_overlap);
+    for (int64_t c = 0; c < nc; ++c) per_centre(tid, c, s, &my_overlap);
 #pragma omp critical
     if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
   }
@@ -281,7 +282,7 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
 void GaussianMultipoles::compute(const NeighborView& nl, double* G, int n_threads) const {
   validate_neighbor_view(nl, n_elements());
   const int64_t nf = n_features();
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) { gmp::values(t_, nl, c, s, G + c * nf, ov); });
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) { gmp::values(t_, nl, c, s, G + c * nf, ov); });
 }
 
 void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
@@ -291,12 +292,32 @@ void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double
   check_finite_weights(dE_dG, nl.n_centres, nf);
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
   std::vector<double> pair_grad(3 * n_pairs, 0.0);
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     // values (for dG/dmu) then the VJP, one centre at a time while its data is in cache
     gmp::values(t_, nl, c, s, s.G, ov);
     gmp::vjp(t_, nl, c, s.G, dE_dG + c * nf, s, pair_grad.data());
   });
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                                  double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements());
+  const int64_t nf = n_features();
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  std::vector<double> pair_grad(forces ? 3 * n_pairs : 0, 0.0);
+  run(
+      nl, n_threads,
+      [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
+        gmp::values(t_, nl, c, s, s.G, ov);
+        std::fill(s.W, s.W + nf, 0.0);
+        model.centre(tid, c, nl.species[nl.centre(c)], s.G, s.W);
+        if (forces) gmp::vjp(t_, nl, c, s.G, s.W, s, pair_grad.data());
+      },
+      &model);
+  if (!forces) return;
+  double W[9];
+  scatter_pair_gradients(nl, pair_grad.data(), forces, virial ? virial : W, per_atom_virial);
 }
 
 DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* G, int n_threads) const {
@@ -329,7 +350,7 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
     Gtmp.assign(nc * nf, 0.0);
     G = Gtmp.data();
   }
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     const int64_t i = nl.centre(c);
     const int64_t e0 = jac.entry_offsets[c];
     jac.position[e0] = i;

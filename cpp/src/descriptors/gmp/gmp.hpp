@@ -75,11 +75,14 @@ class GaussianMultipoles : public Descriptor {
   void vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
            double* per_atom_virial = nullptr, int n_threads = 0) const override;
   DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const override;
+  /// Fused pass: per centre values, the model's dE/dG, then the VJP.
+  void evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                double* per_atom_virial = nullptr, int n_threads = 0) const override;
 
  private:
   void build_tables();
   template <class Fn>
-  void run(const NeighborView& nl, int n_threads, Fn&& per_centre) const;
+  void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr) const;
 
   std::vector<int32_t> orders_;
   std::vector<double> sigmas_;

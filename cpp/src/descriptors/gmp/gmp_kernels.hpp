@@ -75,14 +75,13 @@ struct Scratch {
   double* E;     // (max_gauss, n_sigmas) exp(-b r^2) of the current pair
   double* mono;  // (kMaxMonomials)
   double* S;     // (n_comp) S_c(d) of the current pair
-  double* U;     // (n_comp) sum_s gmu R (VJP)
-  double* V;     // (n_comp) sum_s gmu dR (VJP)
   double* G;     // (n_orders * n_sigmas) feature row of the current centre
+  double* W;     // (n_orders * n_sigmas) dE/dG row of the current centre (fused pass)
 };
 
 AF_INLINE int64_t scratch_size(const Tables& t) {
   const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  return 2 * ns * nc + 3 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + 3 * nc;
+  return 2 * ns * nc + 4 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
 }
 
 AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
@@ -94,9 +93,8 @@ AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
   s.E = buf; buf += static_cast<int64_t>(t.max_gauss) * ns;
   s.mono = buf; buf += kMaxMonomials;
   s.S = buf; buf += nc;
-  s.U = buf; buf += nc;
-  s.V = buf; buf += nc;
-  s.G = buf;
+  s.G = buf; buf += no * ns;
+  s.W = buf;
 }
 
 /// Stage 1. Per-pair terms of neighbour element e at displacement d (r = |d| < r_c): returns
