@@ -44,10 +44,14 @@ class CentreModel {
   virtual ~CentreModel() = default;
   /// Called once before any centre with the number of threads that will call centre().
   virtual void begin(int n_threads) = 0;
-  /// Centre c (element e) with descriptor row G (n_features): write dE/dG into dE_dG
-  /// (n_features, zeroed by the caller; leave it zero when only energies are wanted). Called
-  /// from inside the descriptor's parallel region by thread tid in [0, n_threads); different
-  /// centres run concurrently. Must not throw: record problems and report them after evaluate().
+  /// Number of energies whose gradients are wanted (e.g. one per committee member for the force
+  /// deviation); 1 for the usual single energy.
+  virtual int n_outputs() const { return 1; }
+  /// Centre c (element e) with descriptor row G (n_features): write dE_o/dG for every output o
+  /// into dE_dG (n_outputs, n_features), zeroed by the caller (leave it zero when only energies
+  /// are wanted). Called from inside the descriptor's parallel region by thread tid in
+  /// [0, n_threads); different centres run concurrently. Must not throw: record problems and
+  /// report them after evaluate().
   virtual void centre(int tid, int64_t c, int32_t e, const double* G, double* dE_dG) = 0;
 };
 
@@ -86,7 +90,8 @@ class Descriptor {
 
   /// One pass per centre: its features G_i, the model's dE/dG_i (CentreModel::centre), and, when
   /// forces is not null, the vector-Jacobian product of that centre while its neighbour data is
-  /// still in cache (no second neighbour gather). forces, virial and per_atom_virial as vjp()
+  /// still in cache (no second neighbour gather). For K = model.n_outputs(): forces (K, n_total,
+  /// 3) and virial (K, 9) as vjp() for each output; per_atom_virial (n_total, 9) for output 0
   /// (virial and per_atom_virial may be null). The base implementation runs compute(), the model
   /// over all centres, then vjp(); descriptor types override it with a fused pass.
   virtual void evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,

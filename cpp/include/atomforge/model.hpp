@@ -48,7 +48,10 @@ struct ModelOutput {
   // committees
   std::vector<double> committee_energies;  // (committee size) total energy of each member, eV
   double energy_uncertainty = 0.0;         // eV, standard deviation over the committee
-  std::vector<double> forces_uncertainty;  // (n_total) eV/Angstrom, per-position force deviation
+  std::vector<double> member_forces;       // (committee size, n_total, 3) eV/Angstrom, when
+                                           // uncertainty was requested (fold before comparing)
+  std::vector<double> forces_uncertainty;  // (n_total) eV/Angstrom, per-atom force deviation
+                                           // (filled by adapters after folding member_forces)
   std::vector<double> atomic_energy_uncertainty;  // (n_centres) eV
   // charge models
   std::vector<double> charges;             // (n_centres) e

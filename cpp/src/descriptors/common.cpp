@@ -30,21 +30,28 @@ void check_finite_weights(const double* w, int64_t nc, int64_t nf) {
 void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
                           double* per_atom_virial, int n_threads) const {
   const int64_t nc = nl.n_centres, nf = n_features();
-  std::vector<double> G(nc * nf), w(nc * nf, 0.0);
+  const int K = model.n_outputs();
+  std::vector<double> G(nc * nf), w(static_cast<size_t>(K) * nc * nf, 0.0), wk;
   compute(nl, G.data(), n_threads);
   const int nt = resolve_threads(n_threads);
   model.begin(nt);
-#pragma omp parallel for num_threads(nt) schedule(static)
-  for (int64_t c = 0; c < nc; ++c) {
+#pragma omp parallel num_threads(nt)
+  {
     int tid = 0;
 #ifdef ATOMFORGE_HAVE_OPENMP
     tid = omp_get_thread_num();
 #endif
-    model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * nf]);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < nc; ++c) model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * K * nf]);
   }
   if (!forces) return;
   double W[9];
-  vjp(nl, w.data(), forces, virial ? virial : W, per_atom_virial, n_threads);
+  for (int o = 0; o < K; ++o) {  // rows of output o: (n_centres, n_features)
+    wk.resize(nc * nf);
+    for (int64_t c = 0; c < nc; ++c) std::copy(&w[(c * K + o) * nf], &w[(c * K + o + 1) * nf], &wk[c * nf]);
+    vjp(nl, wk.data(), forces + 3 * nl.n_total * o, virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr,
+        n_threads);
+  }
 }
 
 void Descriptor::compute_cuda(const NeighborView&, double*) const {

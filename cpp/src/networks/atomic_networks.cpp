@@ -158,7 +158,7 @@ void AtomicNetworks::prepare(Workspace& ws) const {
 }
 
 void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, const double* coef, double* grad,
-                              Workspace& ws) const {
+                              Workspace& ws, double* member_grads) const {
   const int net = shared_ ? 0 : k;
   const int64_t nin = n_inputs_[k];
   const double* sh = shift_[k].data();
@@ -186,11 +186,12 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       }
     }
     member_out[m] = ws.h[L * W];
-    if (!grad) continue;
-    // backward: g = d y / d h_l
+    if (!grad && !member_grads) continue;
+    // backward: g = d (c_m y) / d h_l (c_m = 1 when each member's own gradient is wanted)
     double* g = ws.g.data();
     double* g2 = ws.g2.data();
-    g[0] = coef ? coef[m] : 1.0 / static_cast<double>(n_members_);
+    const double cm = coef ? coef[m] : 1.0 / static_cast<double>(n_members_);
+    g[0] = member_grads ? 1.0 : cm;
     for (size_t l = L; l-- > 0;) {
       const Layer& ly = layers[l];
       const double* Wt = params_.data() + ly.w;
@@ -203,7 +204,14 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       }
       std::swap(g, g2);
     }
-    for (int64_t f = 0; f < nin; ++f) grad[f] += g[f] * sc[f];
+    if (member_grads) {
+      double* gm = member_grads + m * nin;
+      for (int64_t f = 0; f < nin; ++f) gm[f] = g[f] * sc[f];
+      if (grad)
+        for (int64_t f = 0; f < nin; ++f) grad[f] += cm * gm[f];
+    } else {
+      for (int64_t f = 0; f < nin; ++f) grad[f] += g[f] * sc[f];
+    }
   }
 }
 

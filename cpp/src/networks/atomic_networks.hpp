@@ -61,8 +61,9 @@ class AtomicNetworks {
   /// member_out (M): y^m. If grad is not null it receives d(sum_m c_m y^m)/dG (n_inputs[k]),
   /// with c_m = coef[m] (coef null: c_m = 1/M, the gradient of the committee mean).
   /// No allocation (workspace from prepare()).
+  /// member_grads, if not null, (M, n_inputs[k]) receives each member's own dy^m/dG.
   void evaluate(int32_t element, const double* G, double* member_out, const double* coef, double* grad,
-                Workspace& ws) const;
+                Workspace& ws, double* member_grads = nullptr) const;
 
  private:
   struct Layer {

@@ -282,10 +282,12 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
   const int64_t cap = acsf::capacity_for(max_count);
   const int nt = resolve_threads(n_threads);
   WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt);
+  const int K = Mode == 3 ? model->n_outputs() : 1;
+  const int64_t n_pairs = nc ? nl.offsets[nc] : 0;
   for (int k = 0; k < nt; ++k) {
     lease[k].ensure(T, cap);
     lease[k].grow.resize(nf);
-    lease[k].wrow.resize(nf);
+    lease[k].wrow.resize(K * nf);
   }
   if (Mode == 3) model->begin(nt);
   int64_t overlap = -1;
@@ -307,13 +309,14 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
         double* g = lease[tid].grow.data();
         double* wr = lease[tid].wrow.data();
         std::fill(g, g + nf, 0.0);
-        std::fill(wr, wr + nf, 0.0);
+        std::fill(wr, wr + K * nf, 0.0);
         acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf);
         model->centre(tid, c, e, g, wr);
-        if (pair_grad) {
-          acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr, nullptr, nf);
-          acsf::finish_vjp(n, s, pair_grad);
-        }
+        if (pair_grad)
+          for (int o = 0; o < K; ++o) {  // one gradient per output, written at its CSR slots
+            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf);
+            acsf::finish_vjp(n, s, pair_grad + 3 * n_pairs * o);
+          }
       } else if constexpr (Mode == 1) {
         acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
         acsf::finish_vjp(n, s, pair_grad);
@@ -361,10 +364,13 @@ void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, dou
     return;
   }
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
-  std::vector<double> pair_grad(3 * n_pairs, 0.0);
+  const int K = model.n_outputs();
+  std::vector<double> pair_grad(3 * n_pairs * K, 0.0);
   run<3>(nl, nullptr, nullptr, pair_grad.data(), nullptr, n_threads, &model);
   double W[9];
-  scatter_pair_gradients(nl, pair_grad.data(), forces, virial ? virial : W, per_atom_virial);
+  for (int o = 0; o < K; ++o)
+    scatter_pair_gradients(nl, pair_grad.data() + 3 * n_pairs * o, forces + 3 * nl.n_total * o,
+                           virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr);
 }
 
 DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {

@@ -305,19 +305,25 @@ void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, do
   validate_neighbor_view(nl, n_elements());
   const int64_t nf = n_features();
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
-  std::vector<double> pair_grad(forces ? 3 * n_pairs : 0, 0.0);
+  const int K = model.n_outputs();
+  std::vector<double> pair_grad(forces ? 3 * n_pairs * K : 0, 0.0);
+  std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(K * nf));
   run(
       nl, n_threads,
       [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
         gmp::values(t_, nl, c, s, s.G, ov);
-        std::fill(s.W, s.W + nf, 0.0);
-        model.centre(tid, c, nl.species[nl.centre(c)], s.G, s.W);
-        if (forces) gmp::vjp(t_, nl, c, s.G, s.W, s, pair_grad.data());
+        double* w = wrows[tid].data();
+        std::fill(w, w + K * nf, 0.0);
+        model.centre(tid, c, nl.species[nl.centre(c)], s.G, w);
+        if (forces)
+          for (int o = 0; o < K; ++o) gmp::vjp(t_, nl, c, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o);
       },
       &model);
   if (!forces) return;
   double W[9];
-  scatter_pair_gradients(nl, pair_grad.data(), forces, virial ? virial : W, per_atom_virial);
+  for (int o = 0; o < K; ++o)
+    scatter_pair_gradients(nl, pair_grad.data() + 3 * n_pairs * o, forces + 3 * nl.n_total * o,
+                           virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr);
 }
 
 DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* G, int n_threads) const {

@@ -76,12 +76,11 @@ struct Scratch {
   double* mono;  // (kMaxMonomials)
   double* S;     // (n_comp) S_c(d) of the current pair
   double* G;     // (n_orders * n_sigmas) feature row of the current centre
-  double* W;     // (n_orders * n_sigmas) dE/dG row of the current centre (fused pass)
 };
 
 AF_INLINE int64_t scratch_size(const Tables& t) {
   const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  return 2 * ns * nc + 4 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
+  return 2 * ns * nc + 3 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
 }
 
 AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
@@ -93,8 +92,7 @@ AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
   s.E = buf; buf += static_cast<int64_t>(t.max_gauss) * ns;
   s.mono = buf; buf += kMaxMonomials;
   s.S = buf; buf += nc;
-  s.G = buf; buf += no * ns;
-  s.W = buf;
+  s.G = buf;
 }
 
 /// Stage 1. Per-pair terms of neighbour element e at displacement d (r = |d| < r_c): returns
