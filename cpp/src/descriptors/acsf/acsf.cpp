@@ -26,6 +26,8 @@ namespace acsf {
 /// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
 struct Workspace {
   std::vector<double> dbuf, grow, wrow;  // grow, wrow: one centre's G and dE/dG (fused pass)
+  std::vector<double> cache_d;           // triplet cache of the fused pass (grown between centres)
+  std::vector<int64_t> cache_i;
   std::vector<int64_t> ibuf;
   std::vector<int32_t> i32buf;
   Scratch s{};
@@ -192,10 +194,34 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     T.max_angular = std::max(T.max_angular, i32(t.angular.size()));
     for (int32_t a = 0; a < ne; ++a) {
       for (int32_t b = 0; b < ne; ++b) {
+        double pair_base = 0.0;  // shared-exponential base of this pair (0: none)
         if (b >= a) {
           const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          // shared exponentials for the G4 groups: every r_s = 0 and every eta an integer multiple
+          // (1..64, to 1e-12 relative) of the smallest
+          double base = 0.0;
+          bool share = false;
+          for (const AngGroupT& ag : pt.groups)
+            if (ag.narrow) {
+              const GroupT& g = t.groups[ag.group];
+              if (g.r_s != 0.0 || !(g.eta > 0.0)) {
+                base = -1.0;
+                break;
+              }
+              base = base == 0.0 ? g.eta : std::min(base, g.eta);
+            }
+          if (base > 0.0) {
+            share = true;
+            for (const AngGroupT& ag : pt.groups)
+              if (ag.narrow) {
+                const double m = t.groups[ag.group].eta / base;
+                if (!(std::fabs(m - std::round(m)) <= 1e-12 * m && std::round(m) <= 64.0)) share = false;
+              }
+          }
+          pair_base = share ? base : 0.0;
           for (const AngGroupT& ag : pt.groups) {
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
+            F.ag_eta_power.push_back(share && ag.narrow ? static_cast<int32_t>(std::round(t.groups[ag.group].eta / base)) : 0);
             for (size_t u = 0; u < ag.fns.size(); ++u) {
               F.agf_fn.push_back(ag.fns[u]); F.agf_pow.push_back(ag.pows[u]); F.agf_pref.push_back(ag.prefs[u]);
             }
@@ -209,6 +235,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
         }
+        F.pair_eta_base.push_back(pair_base);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
         F.pair_pow_begin.push_back(i32(F.pow_lambda.size()));
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
@@ -310,13 +337,26 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
         double* wr = lease[tid].wrow.data();
         std::fill(g, g + nf, 0.0);
         std::fill(wr, wr + K * nf, 0.0);
-        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf);
+        acsf::Workspace& ws = lease[tid];
+        acsf::TripletCache cache;
+        cache.d = ws.cache_d.data();
+        cache.d_cap = static_cast<int64_t>(ws.cache_d.size());
+        cache.i = ws.cache_i.data();
+        cache.i_cap = static_cast<int64_t>(ws.cache_i.size());
+        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf, pair_grad ? &cache : nullptr, true);
         model->centre(tid, c, e, g, wr);
-        if (pair_grad)
+        if (pair_grad) {
           for (int o = 0; o < K; ++o) {  // one gradient per output, written at its CSR slots
-            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf);
+            cache.d_used = cache.i_used = 0;
+            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf,
+                                  cache.overflow ? nullptr : &cache);
             acsf::finish_vjp(n, s, pair_grad + 3 * n_pairs * o);
           }
+          if (cache.overflow) {  // grow for the next centres (allocation between kernels only)
+            ws.cache_d.resize(std::max<size_t>(ws.cache_d.size() * 2, 1 << 16));
+            ws.cache_i.resize(std::max<size_t>(ws.cache_i.size() * 2, 1 << 14));
+          }
+        }
       } else if constexpr (Mode == 1) {
         acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
         acsf::finish_vjp(n, s, pair_grad);
