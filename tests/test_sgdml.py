@@ -452,6 +452,9 @@ def test_cli_train_model_sgdml(ethanol, tmp_path, capsys):
     assert m["training"]["solver"] == "closed_form" and len(grid) >= 7  # 5 coarse + refinement
     assert {5, 10, 20, 40, 80} <= {g["sigma"] for g in grid}
     assert m["training"]["sigma"] == min(grid, key=lambda g: g["forces_mae"])["sigma"]
+    # the data's format and units are recorded in the run folder (issue 16)
+    assert (m["data"]["data"]["format"], m["data"]["data"]["energy_unit"]) == ("rmd17", "kcal/mol")
+    assert m["data"]["test_data"]["units_from"] == "format"
     # user-chosen sigma, solver and memory budget
     rc = main(["train", "--model", "sgdml", "--data", str(tmp_path / "tr.npz"), "--test-data",
                str(tmp_path / "te.npz"), "-o", str(tmp_path / "run_cg"), "--n-train", "20", "--quiet",

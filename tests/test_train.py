@@ -254,3 +254,17 @@ def test_quickstart_default_reaches_documented_accuracy(tmp_path):
     assert m["training"]["max_minutes"] is None
     assert m["test"]["forces_mae"] < 0.040, m["test"]["forces_mae"]
     assert "WARNING" not in r.stdout and "training stopped after" in r.stdout
+
+
+def test_quickstart_reports_undertrained_model_before_md(tmp_path):
+    """A quickstart cut short (here: 2 epochs) says so before it runs MD with the model."""
+    pytest.importorskip("tblite")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "atomforge", "quickstart", "-o", str(tmp_path / "qs"), "--epochs", "2",
+                        "--quiet"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = r.stdout
+    assert "WARNING: test force MAE" in out and "under-trained" in out
+    assert out.index("under-trained") < out.index("3/3 NVE")

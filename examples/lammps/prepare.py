@@ -55,6 +55,8 @@ def main():
         else:
             subprocess.run(af + ["quickstart", "-o", str(run_dir), "--quiet"], check=True)
         os.replace(run_dir / "model.afm", out / "ethanol.afm")
+        if a.quick:
+            print("WARNING: ethanol.afm is a 3-epoch model (--quick): a smoke test, not for MD")
     eth = molecule("CH3CH2OH")
     eth.center(vacuum=15.0)
     ase.io.write(out / "ethanol.data", eth, format="lammps-data", specorder=["H", "C", "O"], masses=True)

@@ -67,6 +67,8 @@ def main():
             cmd = af + ["quickstart", "-o", str(run_dir), "--quiet"]
         subprocess.run(cmd, check=True)
         os.replace(run_dir / "model.afm", out / "ethanol.afm")
+        if a.quick:
+            print("WARNING: ethanol.afm is a 3-epoch model (--quick): a smoke test, not for MD")
     if not (out / "water.afm").exists():
         subprocess.run(af + ["import-n2p2", str(n2p2_dir), "-o", str(out / "water.afm")], check=True)
     print(f"prepared models in {out}")
