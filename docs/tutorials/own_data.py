@@ -2,7 +2,7 @@
 """Tutorial "your own data": a molecule and a periodic two-element liquid, from files in the units
 you have, to a committee model, its uncertainty, and NVE runs in LAMMPS and OpenMM.
 
-    python docs/tutorials/own_data.py            # ~10 min on 2 cores
+    python docs/tutorials/own_data.py            # ~15 min on a busy 2-core machine
     python docs/tutorials/own_data.py --quick    # a few epochs and steps (what the test suite runs)
 
 Data (read from $ATOMFORGE_DATA, default ../shared/data beside the checkout; checked first):
