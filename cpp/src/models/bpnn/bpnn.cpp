@@ -98,7 +98,9 @@ struct NetworkEnergy : CentreModel {
 };
 }  // namespace
 
-void BPNN::compute(const NeighborView& nl, const ComputeRequest& req, ModelOutput& out) const {
+void BPNN::compute(const NeighborView& view, const ComputeRequest& req, ModelOutput& out) const {
+  NeighborView nl = view;
+  nl.min_distance = req.min_distance;  // checked by the descriptor (validate_neighbor_view)
   const int64_t nc = nl.n_centres, nt = nl.n_total;
   const int M = networks_.committee_size();
   const bool members = req.forces && req.uncertainty && M > 1;
