@@ -59,15 +59,13 @@ def descriptor_from_dict(d: dict) -> "Descriptor":
 def descriptor_from_records(rec: dict, where: str = "<model>") -> "Descriptor":
     """Build a descriptor from model-file records (``species`` and ``descriptor.*``), dispatching
     on ``descriptor.type``. Raises ModelFileError naming ``where`` and the record."""
-    from ..model_file import ModelFileError, get_record
+    from ..model_file import ModelFileError, check_species, get_record
 
     t = get_record(rec, "descriptor.type", "str", where)
     if t not in _REGISTRY:
         raise ModelFileError(f"{where}: unknown descriptor.type {t!r} (this atomforge knows: "
                              f"{', '.join(sorted(_REGISTRY))})")
-    species = [int(z) for z in np.atleast_1d(get_record(rec, "species", "arr", where))]
-    if not species or any(not 1 <= z < len(chemical_symbols) for z in species):
-        raise ModelFileError(f"{where}: invalid atomic number in species {species}")
+    species = check_species(rec, where)
     try:
         return _REGISTRY[t].from_records(rec, [chemical_symbols[z] for z in species], where)
     except (ValueError, TypeError, KeyError) as exc:

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "atomforge/errors.hpp"
@@ -56,7 +57,7 @@ struct ElementT {
   std::vector<double> rcs;
   std::vector<RadialT> radial;
   std::vector<AngFnT> angular;
-  std::vector<PairT> pairs;  // a * ne + b, a <= b
+  std::map<size_t, PairT> pairs;  // a * ne + b, a <= b; only pairs with functions (memory ~ functions, not ne^2)
   double rc_max = 0.0;
 };
 template <class T>
@@ -91,7 +92,6 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
   const int ne = n_elements_;
   std::vector<ElementT> el(ne);
   per_element_.assign(ne, 0);
-  for (auto& t : el) t.pairs.resize(static_cast<size_t>(ne) * ne);
   for (size_t idx = 0; idx < functions_.size(); ++idx) {
     const auto& f = functions_[idx];
     auto fail = [&](const std::string& what) {
@@ -193,7 +193,9 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     for (int32_t a = 0; a < ne; ++a) {
       for (int32_t b = 0; b < ne; ++b) {
         if (b >= a) {
-          const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          static const PairT none{};
+          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
+          const PairT& pt = it == t.pairs.end() ? none : it->second;
           for (const AngGroupT& ag : pt.groups) {
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
             for (size_t u = 0; u < ag.fns.size(); ++u) {
@@ -239,11 +241,16 @@ std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int
     specs[r].lambda = v[7];
     specs[r].zeta = v[8];
   }
+  CutoffType cutoff{};
   try {
-    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs),
-                                               cutoff_type_from_string(f.string("descriptor.cutoff_function")));
+    cutoff = cutoff_type_from_string(f.string("descriptor.cutoff_function"));
   } catch (const InvalidInput& e) {
-    throw InvalidInput(f.where() + ": " + e.what());
+    throw InvalidInput(f.where() + ": record 'descriptor.cutoff_function': " + e.what());
+  }
+  try {
+    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs), cutoff);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(f.where() + ": record 'descriptor.functions': " + e.what());
   }
 }
 
