@@ -144,7 +144,7 @@ def atomic_numbers_array(value, where: str) -> np.ndarray:
         if bad.any():
             k = np.unravel_index(int(np.argmax(bad)), a.shape)
             idx = k[0] if len(k) == 1 else k
-            raise ValueError(f"{where}: entry {idx} = {a[k]!r} is not a whole atomic number")
+            raise ValueError(f"{where}: entry {idx} = {float(a[k])!r} is not a whole atomic number")
         return a.astype(np.int64)
     raise TypeError(f"{where}: atomic numbers must be integers, got dtype {a.dtype}")
 
