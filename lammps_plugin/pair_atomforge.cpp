@@ -2,6 +2,7 @@
 #include "pair_atomforge.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -48,9 +49,21 @@ void PairAtomForge::allocate()
     for (int j = 0; j < n; ++j) setflag[i][j] = 0;
 }
 
-void PairAtomForge::settings(int narg, char ** /*arg*/)
+void PairAtomForge::settings(int narg, char **arg)
 {
-  if (narg != 0) error->all(FLERR, "pair_style atomforge takes no arguments (model and elements go in pair_coeff)");
+  // pair_style atomforge [min_distance D]   (D in the units style's length unit, Angstrom)
+  min_distance_ = atomforge::kDefaultMinDistance;
+  for (int k = 0; k < narg; k += 2) {
+    if (strcmp(arg[k], "min_distance") != 0)
+      error->all(FLERR,
+                 "pair_style atomforge: unknown keyword '{}' (the only keyword is min_distance; model and elements "
+                 "go in pair_coeff)",
+                 arg[k]);
+    if (k + 1 >= narg) error->all(FLERR, "pair_style atomforge: min_distance needs a value (a length, e.g. 0.1)");
+    min_distance_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
+    if (!(min_distance_ >= 0.0) || !std::isfinite(min_distance_))
+      error->all(FLERR, "pair_style atomforge: min_distance must be a finite length >= 0, got {}", arg[k + 1]);
+  }
 }
 
 void PairAtomForge::coeff(int narg, char **arg)
@@ -135,6 +148,15 @@ void PairAtomForge::init_style()
   model_->set_units(atomforge::engine_units(units));  // conversions from the core's one table
   neighbor->add_request(this, NeighConst::REQ_FULL);
   nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
+  const int available = atomforge::available_threads();
+  if (nthreads_ > available) {
+    if (comm->me == 0)
+      utils::logmesg(lmp,
+                     "pair_style atomforge: {} OpenMP threads requested (package omp / OMP_NUM_THREADS), but this "
+                     "machine has {} processor(s): using {}\n",
+                     nthreads_, available, available);
+    nthreads_ = available;
+  }
 }
 
 double PairAtomForge::init_one(int i, int j)
@@ -196,9 +218,20 @@ void PairAtomForge::compute(int eflag, int vflag)
   atomforge::ComputeRequest request;
   request.per_atom_virial = vflag_atom != 0;
   request.n_threads = nthreads_;
+  request.min_distance = min_distance_;
   atomforge::EngineOutput out;
   try {
     model_->compute(view, request, out);  // outputs in the units style's energy and length
+  } catch (const atomforge::AtomsTooClose &e) {
+    // name the atoms by their IDs (the core knows positions of this rank's local + ghost atoms)
+    const tagint *tag = atom->tag;
+    const tagint ti = tag[e.i()], tj = tag[e.j()];
+    const std::string hint = "pair_style atomforge min_distance D sets the threshold";
+    const std::string what =
+        ti == tj ? model_->describe_too_close(e, "atom with ID", std::to_string(ti), "its own periodic image", hint)
+                 : model_->describe_too_close(e, "atoms with IDs", std::to_string(ti), std::to_string(tj), hint);
+    error->one(FLERR, "pair_style atomforge: {} (step {})",
+               what, update->ntimestep);
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style atomforge: {}", e.what());
   }

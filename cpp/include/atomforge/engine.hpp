@@ -92,7 +92,7 @@ class EngineModel {
   /// The message of `e` with the atoms named the engine's way (AtomsTooClose::describe) and
   /// distances in engine length units (nm for OpenMM).
   std::string describe_too_close(const AtomsTooClose& e, const std::string& noun, const std::string& label_i,
-                                 const std::string& label_j) const;
+                                 const std::string& label_j, const std::string& hint = "") const;
 
  private:
   ComputeRequest in_angstrom(const ComputeRequest& request) const;

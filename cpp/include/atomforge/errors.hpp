@@ -35,14 +35,16 @@ class AtomsTooClose : public InvalidInput {
   const std::array<int32_t, 3>& shift() const { return shift_; }
   bool is_image() const { return shift_[0] != 0 || shift_[1] != 0 || shift_[2] != 0; }
   /// The message with the atoms named the caller's way: describe("atoms with IDs", "8", "4"),
-  /// describe("particles", "10", "14", "nm", 10.0) (lengths in a unit of `unit_in_angstrom` A).
+  /// describe("particles", "10", "14", "nm", 10.0) (lengths in a unit of `unit_in_angstrom` A);
+  /// `hint` says how to change the threshold (default: "the threshold is the min_distance setting").
   std::string describe(const std::string& noun, const std::string& label_i, const std::string& label_j,
-                       const std::string& unit = "A", double unit_in_angstrom = 1.0) const;
+                       const std::string& unit = "A", double unit_in_angstrom = 1.0,
+                       const std::string& hint = "") const;
 
  private:
   static std::string message(const std::string& noun, const std::string& label_i, const std::string& label_j,
                              double distance, double min_distance, const std::array<int32_t, 3>& shift,
-                             const std::string& unit, double unit_in_angstrom);
+                             const std::string& unit, double unit_in_angstrom, const std::string& hint);
   int64_t i_, j_;
   double distance_, min_distance_;
   std::array<int32_t, 3> shift_;

@@ -15,17 +15,18 @@ std::string length(double v, const std::string& unit, double unit_in_angstrom) {
 
 AtomsTooClose::AtomsTooClose(int64_t i, int64_t j, double distance, double min_distance,
                              const std::array<int32_t, 3>& shift)
-    : InvalidInput(message("atoms", std::to_string(i), std::to_string(j), distance, min_distance, shift, "A", 1.0)),
+    : InvalidInput(message("atoms", std::to_string(i), std::to_string(j), distance, min_distance, shift, "A", 1.0,
+                           "")),
       i_(i), j_(j), distance_(distance), min_distance_(min_distance), shift_(shift) {}
 
 std::string AtomsTooClose::describe(const std::string& noun, const std::string& label_i, const std::string& label_j,
-                                    const std::string& unit, double unit_in_angstrom) const {
-  return message(noun, label_i, label_j, distance_, min_distance_, shift_, unit, unit_in_angstrom);
+                                    const std::string& unit, double unit_in_angstrom, const std::string& hint) const {
+  return message(noun, label_i, label_j, distance_, min_distance_, shift_, unit, unit_in_angstrom, hint);
 }
 
 std::string AtomsTooClose::message(const std::string& noun, const std::string& label_i, const std::string& label_j,
                                    double distance, double min_distance, const std::array<int32_t, 3>& shift,
-                                   const std::string& unit, double unit_in_angstrom) {
+                                   const std::string& unit, double unit_in_angstrom, const std::string& hint) {
   std::ostringstream s;
   s << noun << " " << label_i << " and " << label_j;
   if (shift[0] != 0 || shift[1] != 0 || shift[2] != 0)
@@ -37,7 +38,8 @@ std::string AtomsTooClose::message(const std::string& noun, const std::string& l
     s << " are " << length(distance, unit, unit_in_angstrom) << " apart";
   s << " (minimum distance " << length(min_distance, unit, unit_in_angstrom)
     << "): two atoms on top of each other, or an atom on a periodic image of another; check the positions and "
-       "the cell (the threshold is the min_distance setting)";
+       "the cell ("
+    << (hint.empty() ? "the threshold is the min_distance setting" : hint) << ")";
   return s.str();
 }
 

@@ -88,9 +88,10 @@ ComputeRequest EngineModel::in_angstrom(const ComputeRequest& request) const {
 }
 
 std::string EngineModel::describe_too_close(const AtomsTooClose& e, const std::string& noun,
-                                            const std::string& label_i, const std::string& label_j) const {
+                                            const std::string& label_i, const std::string& label_j,
+                                            const std::string& hint) const {
   const std::string unit = units_.name == "openmm" ? "nm" : "A";
-  return e.describe(noun, label_i, label_j, unit, units_.length_in_angstrom);
+  return e.describe(noun, label_i, label_j, unit, units_.length_in_angstrom, hint);
 }
 
 void EngineModel::compute(const NeighborView& nl, const ComputeRequest& request, EngineOutput& out) const {
