@@ -186,6 +186,16 @@ def get_record(rec: Dict[str, Value], name: str, kind: Optional[str] = None, whe
     return v
 
 
+def get_vector(rec: Dict[str, Value], name: str, kind: str = "f64", where: str = "<model>") -> np.ndarray:
+    """A one-dimensional (rank 0 or 1) float64 (``kind`` "f64") or int64 ("i64") record as a 1-D
+    array. Raises ModelFileError naming the record when it is missing, of another type or has
+    more dimensions (the C++ reader's f64_vector / i64_vector)."""
+    v = get_record(rec, name, kind, where)
+    if v.ndim > 1:
+        raise ModelFileError(f"{where}: record {name!r} must be one-dimensional")
+    return np.atleast_1d(v)
+
+
 def get_scalar(rec: Dict[str, Value], name: str, kind: str = "f64", where: str = "<model>"):
     """A one-value float64 (``kind`` "f64") or int64 ("i64") record as a Python float / int.
     Raises ModelFileError naming the record when it is missing, of another type or not one value."""
@@ -198,7 +208,7 @@ def get_scalar(rec: Dict[str, Value], name: str, kind: str = "f64", where: str =
 def check_species(rec: Dict[str, Value], where: str = "<model>", name: str = "species") -> List[int]:
     """The model's elements, record ``name``: an int64 list of 1 to 118 distinct atomic numbers
     1..118 (the same rule as the C++ reader). Raises ModelFileError naming the record and entry."""
-    z = np.atleast_1d(get_record(rec, name, "i64", where)).reshape(-1)
+    z = get_vector(rec, name, "i64", where)
     if not 1 <= len(z) <= MAX_ELEMENTS:
         raise ModelFileError(f"{where}: record {name!r} must list 1 to {MAX_ELEMENTS} elements, it has {len(z)}")
     seen: Dict[int, int] = {}

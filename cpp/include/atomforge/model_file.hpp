@@ -43,6 +43,10 @@ class ModelFile {
   double f64_scalar(const std::string& name) const;
   int64_t i64_scalar(const std::string& name) const;
   const std::vector<int64_t>& i64(const std::string& name) const;
+  /// One-dimensional records (rank 0 or 1): lists such as species, biases, scalings. Throw
+  /// InvalidInput naming the record when it has more dimensions.
+  const std::vector<double>& f64_vector(const std::string& name) const;
+  const std::vector<int64_t>& i64_vector(const std::string& name) const;
   const std::map<std::string, ModelRecord>& records() const { return records_; }
   /// The records every model starts with: checks model_type == `model_type` and units eV /
   /// Angstrom, returns `species` (check_species). Throws InvalidInput naming the file.

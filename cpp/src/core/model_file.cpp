@@ -156,12 +156,24 @@ int64_t ModelFile::i64_scalar(const std::string& name) const {
 
 const std::vector<int64_t>& ModelFile::i64(const std::string& name) const { return get(name, ModelRecord::I64).i64; }
 
+const std::vector<double>& ModelFile::f64_vector(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::F64);
+  if (r.shape.size() > 1) throw InvalidInput(where_ + ": record '" + name + "' must be one-dimensional");
+  return r.f64;
+}
+
+const std::vector<int64_t>& ModelFile::i64_vector(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::I64);
+  if (r.shape.size() > 1) throw InvalidInput(where_ + ": record '" + name + "' must be one-dimensional");
+  return r.i64;
+}
+
 std::vector<int> ModelFile::check_header(const std::string& model_type) const {
   if (string("model_type") != model_type)
     throw InvalidInput(where_ + ": model_type is not '" + model_type + "'");
   if (string("units.energy") != "eV" || string("units.length") != "Angstrom")
     throw InvalidInput(where_ + ": units must be eV and Angstrom");
-  return check_species(i64("species"), "species");
+  return check_species(i64_vector("species"), "species");
 }
 
 std::vector<int> ModelFile::check_species(const std::vector<int64_t>& numbers, const std::string& record) const {

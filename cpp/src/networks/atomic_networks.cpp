@@ -84,11 +84,11 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
         throw InvalidInput(w + ": a shared network needs the same feature count for every element");
   for (int k = 0; k < ne; ++k) {
     const std::string p = sp + std::to_string(k) + ".";
-    a.shift_.push_back(f.f64(p + "shift"));
-    a.scale_.push_back(f.f64(p + "scale"));
+    a.shift_.push_back(f.f64_vector(p + "shift"));
+    a.scale_.push_back(f.f64_vector(p + "scale"));
     a.offset_.push_back(f.f64_scalar(p + "offset"));
     if (static_cast<int64_t>(a.shift_[k].size()) != n_inputs[k] || static_cast<int64_t>(a.scale_[k].size()) != n_inputs[k])
-      throw InvalidInput(w + ": " + p + "shift/scale must have one entry per descriptor feature (" +
+      throw InvalidInput(w + ": records '" + p + "shift' / '" + p + "scale' must have one entry per descriptor feature (" +
                          std::to_string(n_inputs[k]) + ")");
     check_finite(a.shift_[k], w, p + "shift");
     check_finite(a.scale_[k], w, p + "scale");
@@ -112,10 +112,10 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
         std::vector<uint64_t> shape;
         const std::string wn = q + std::to_string(l) + ".weight", bn = q + std::to_string(l) + ".bias";
         const auto& W = f.f64(wn, &shape);
-        const auto& b = f.f64(bn);
+        const auto& b = f.f64_vector(bn);
         if (shape.size() != 2 || static_cast<int64_t>(shape[1]) != width || b.size() != shape[0])
-          throw InvalidInput(w + ": " + q + std::to_string(l) + " weight/bias do not fit input width " +
-                             std::to_string(width));
+          throw InvalidInput(w + ": records '" + wn + "' / '" + bn + "' do not fit input width " +
+                             std::to_string(width) + " (weight (out, in), bias (out))");
         check_finite(W, w, wn);
         check_finite(b, w, bn);
         Layer ly;

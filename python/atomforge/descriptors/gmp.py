@@ -231,19 +231,19 @@ class GaussianMultipoles(Descriptor):
 
     @classmethod
     def from_records(cls, rec: dict, elements: List[str], where: str = "<model>") -> "GaussianMultipoles":
-        from ..model_file import ModelFileError, get_record, get_scalar
+        from ..model_file import ModelFileError, get_record, get_scalar, get_vector
 
         def get(name, kind="f64"):
             return get_record(rec, name, kind, where)
 
-        counts = np.atleast_1d(get("descriptor.density.counts", "i64"))
+        counts = get_vector(rec, "descriptor.density.counts", "i64", where)
         gauss = np.asarray(get("descriptor.density.gaussians"), dtype=float)
         if counts.shape != (len(elements),) or (counts < 1).any() or (counts > 64).any() or gauss.ndim != 2 or \
                 gauss.shape[1] != 2 or counts.sum() != len(gauss):
             raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species "
                                  f"(one count of 1 to 64 Gaussians per element, rows (c, alpha) summing to them)")
-        orders = np.atleast_1d(get("descriptor.orders", "i64"))
-        sigmas = np.atleast_1d(get("descriptor.sigmas"))
+        orders = get_vector(rec, "descriptor.orders", "i64", where)
+        sigmas = get_vector(rec, "descriptor.sigmas", "f64", where)
         if orders.size > 64 or sigmas.size > 256:
             raise ModelFileError(f"{where}: descriptor.orders / descriptor.sigmas: too many entries")
         dens, start = {}, 0

@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from ..model_file import ModelFileError, Value, check_header, check_species, get_record, get_scalar
+from ..model_file import ModelFileError, Value, check_header, check_species, get_record, get_scalar, get_vector
 
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "softplus", "silu", "gaussian")
 
@@ -106,8 +106,8 @@ class BPNNParameters:
             nf = n_feat[s]
             for key in ("shift", "scale"):
                 if np.shape(self.scaling[k][key]) != (nf,):
-                    raise ModelFileError(f"scaling of {s}: {key} has shape {np.shape(self.scaling[k][key])}, "
-                                         f"expected ({nf},)")
+                    raise ModelFileError(f"scaling of {s} (record 'scaling.{k}.{key}'): {key} has shape "
+                                         f"{np.shape(self.scaling[k][key])}, expected ({nf},)")
                 if not np.all(np.isfinite(self.scaling[k][key])):
                     raise ModelFileError(f"scaling of {s}: {key} is not finite")
             if not np.isfinite(float(self.scaling[k].get("offset", 0.0))):
@@ -128,8 +128,9 @@ class BPNNParameters:
                 width = nf
                 for l, (W, b) in enumerate(layers):
                     if W.ndim != 2 or W.shape[1] != width or b.shape != (W.shape[0],):
-                        raise ModelFileError(f"{name}, member {m}, layer {l}: weight {W.shape} / bias {b.shape} "
-                                             f"do not fit input width {width}")
+                        raise ModelFileError(f"{name}, member {m}, layer {l} (records 'network.{m}.{n}.{l}.weight' "
+                                             f"/ '.bias'): weight {W.shape} / bias {b.shape} do not fit input width "
+                                             f"{width}")
                     if not (np.isfinite(W).all() and np.isfinite(b).all()):
                         raise ModelFileError(f"{name}, member {m}, layer {l}: non-finite weights")
                     width = W.shape[0]
@@ -187,8 +188,8 @@ class BPNNParameters:
         M = _count(get("committee_size", "arr"), "committee_size", where, len(rec) // (3 * n_nets))
         scaling, acts, nets = [], [], [[] for _ in range(M)]
         for k in range(ne):
-            scaling.append({"shift": np.atleast_1d(get(f"scaling.{k}.shift")).astype(float),
-                            "scale": np.atleast_1d(get(f"scaling.{k}.scale")).astype(float),
+            scaling.append({"shift": get_vector(rec, f"scaling.{k}.shift", "f64", where),
+                            "scale": get_vector(rec, f"scaling.{k}.scale", "f64", where),
                             "offset": get_scalar(rec, f"scaling.{k}.offset", "f64", where)})
         for n in range(n_nets):
             acts.append(get(f"network.{n}.activations", "str").split(","))
@@ -198,12 +199,12 @@ class BPNNParameters:
                 if L != len(acts[n]):
                     raise ModelFileError(f"{where}: record {name!r} = {L} does not match the {len(acts[n])} "
                                          f"activation(s) in 'network.{n}.activations'")
-                nets[m].append([(np.atleast_2d(get(f"network.{m}.{n}.{l}.weight")).astype(float),
-                                 np.atleast_1d(get(f"network.{m}.{n}.{l}.bias")).astype(float))
+                nets[m].append([(np.asarray(get(f"network.{m}.{n}.{l}.weight"), dtype=float),
+                                 get_vector(rec, f"network.{m}.{n}.{l}.bias", "f64", where))
                                 for l in range(L)])
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
         p = cls(species, d.to_dict(), scaling, nets, acts,
-                np.atleast_1d(get("energy.reference")).astype(float),
+                get_vector(rec, "energy.reference", "f64", where),
                 get_scalar(rec, "energy.scale", "f64", where), meta, shared)
         try:
             p.validate()

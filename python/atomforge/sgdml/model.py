@@ -22,8 +22,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..model_file import (ModelFileError, check_header, check_species, get_record, get_scalar, read_records,
-                          write_records)
+from ..model_file import (ModelFileError, check_header, check_species, get_record, get_scalar, get_vector,
+                          read_records, write_records)
 
 
 #: Largest ``sgdml.cutoff`` (Angstrom) and permutation index table (entries) a model file may
@@ -210,7 +210,7 @@ class SGDMLParameters:
 
         check_header(rec, "sgdml", where)
         species = check_species(rec, where)
-        numbers = np.atleast_1d(get("sgdml.numbers", "i64")).reshape(-1)
+        numbers = get_vector(rec, "sgdml.numbers", "i64", where)
         for a, z in enumerate(numbers.tolist()):
             if z not in species:
                 raise ModelFileError(f"{where}: record 'sgdml.numbers' entry {a} = {z} is not one of the elements "
@@ -219,10 +219,10 @@ class SGDMLParameters:
         if not 0 < cutoff <= MAX_CUTOFF:
             raise ModelFileError(f"{where}: record 'sgdml.cutoff' = {cutoff} A is out of range (0 to {MAX_CUTOFF} A)")
         p = cls(numbers=numbers,
-                perms=np.atleast_2d(get("sgdml.perms", "i64")),
+                perms=np.asarray(get("sgdml.perms", "i64")),
                 sigma=scalar("sgdml.sigma"), std=scalar("sgdml.std"), c=scalar("sgdml.c"),
-                R_desc=np.atleast_2d(get("sgdml.R_desc")).astype(float),
-                R_d_desc_alpha=np.atleast_2d(get("sgdml.R_d_desc_alpha")).astype(float),
+                R_desc=np.asarray(get("sgdml.R_desc"), dtype=float),
+                R_d_desc_alpha=np.asarray(get("sgdml.R_d_desc_alpha"), dtype=float),
                 lam=scalar("sgdml.lambda") if "sgdml.lambda" in rec else 1e-10, cutoff=cutoff,
                 alphas_F=None if "sgdml.alphas_F" not in rec else np.asarray(get("sgdml.alphas_F"), dtype=float),
                 metadata={k[len("metadata."):]: v for k, v in rec.items() if k.startswith("metadata.")})

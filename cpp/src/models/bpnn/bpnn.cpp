@@ -21,7 +21,7 @@ BPNN::BPNN(const ModelFile& f) {
   descriptor_ = make_descriptor(f);
   std::vector<int64_t> n_inputs(ne);
   for (int32_t k = 0; k < ne; ++k) n_inputs[k] = descriptor_->n_features(k);
-  reference_ = f.f64("energy.reference");
+  reference_ = f.f64_vector("energy.reference");
   if (static_cast<int32_t>(reference_.size()) != ne) throw InvalidInput(w + ": energy.reference needs one value per species");
   for (double r : reference_)
     if (!std::isfinite(r)) throw InvalidInput(w + ": record 'energy.reference' is not finite");

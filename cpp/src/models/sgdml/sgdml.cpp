@@ -359,7 +359,7 @@ void sgdml_kernel_matrix(const double* R, int64_t M, int64_t n, const int64_t* t
 SGDML::SGDML(const ModelFile& f) {
   const std::string& w = f.where();
   species_ = f.check_header("sgdml");
-  const auto& numbers = f.i64("sgdml.numbers");
+  const auto& numbers = f.i64_vector("sgdml.numbers");
   for (size_t a = 0; a < numbers.size(); ++a) {
     const int64_t z = numbers[a];
     if (std::find(species_.begin(), species_.end(), z) == species_.end())
@@ -381,6 +381,8 @@ SGDML::SGDML(const ModelFile& f) {
     s << w << ": record 'sgdml.cutoff' = " << cutoff_ << " A is out of range (0 to " << kMaxSGDMLCutoff << " A)";
     throw InvalidInput(s.str());
   }
+  // records only the Python side uses (export to sgdml .npz): checked all the same
+  if (f.has("sgdml.lambda")) (void)f.f64_scalar("sgdml.lambda");
   std::vector<uint64_t> sx, sv;
   const auto& X = f.f64("sgdml.R_desc", &sx);
   const auto& V = f.f64("sgdml.R_d_desc_alpha", &sv);
@@ -389,6 +391,12 @@ SGDML::SGDML(const ModelFile& f) {
                        std::to_string(dim_) + ")");
   n_train_ = static_cast<int64_t>(sx[0]);
   if (n_train_ < 1) throw InvalidInput(w + ": sgdml model has no training points");
+  if (f.has("sgdml.alphas_F")) {
+    std::vector<uint64_t> sa;
+    (void)f.f64("sgdml.alphas_F", &sa);
+    if (sa.size() != 2 || static_cast<int64_t>(sa[0]) != n_train_ || static_cast<int64_t>(sa[1]) != 3 * n)
+      throw InvalidInput(w + ": record 'sgdml.alphas_F' must be (n_train, " + std::to_string(3 * n) + ")");
+  }
   for (double v : X)
     if (!std::isfinite(v)) throw InvalidInput(w + ": sgdml.R_desc has non-finite entries");
   for (double v : V)
