@@ -179,7 +179,7 @@ def mutate(seed: bytes, rng: np.random.Generator) -> Tuple[bytes, str]:
     if rng.random() < 0.5:
         return build_raw(int(rng.choice([0, 2, 2 ** 31])), recs, crc=crc), "version"
     return build_raw(version, recs, count=int(rng.choice([0, len(recs) - 1, len(recs) + 1, 2 ** 32 - 1])),
-                     crc=crc), "record count"
+                     crc=crc), "record-count"
 
 
 # ----------------------------------------------------------------------------- the oracle

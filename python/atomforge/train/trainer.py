@@ -4,7 +4,8 @@ Run folder contents:
     config.yaml           the full configuration used (defaults filled in)
     split.json            indices of the train / validation (/ test) frames in the data file(s)
     checkpoint.pt         written atomically after every epoch (model, optimiser, scheduler,
-                          history, RNG state, best weights); --resume continues from it
+                          history, RNG state, best weights); --resume continues from it, reading
+                          it with torch.load(weights_only=True): no code runs from a run folder
     model.afm             the best model (validation loss), in the atomforge model file format
     metrics.json          test (and validation) errors of model.afm evaluated by the C++ core
     history.csv           per-epoch losses and validation errors
