@@ -10,6 +10,7 @@
 #include "atom.h"
 #include "atomforge/engine.hpp"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -146,6 +147,17 @@ void PairAtomForge::init_style()
   if (units != "metal" && units != "real")
     error->all(FLERR, "pair_style atomforge supports units metal and real, not '{}'", units);
   model_->set_units(atomforge::engine_units(units));  // conversions from the core's one table
+  // The core's bound on neighbours per atom (kMaxNeighbors), checked from the density before
+  // LAMMPS builds ghost atoms and lists (one atom in a 0.1 A box made LAMMPS's own list build crash).
+  const double volume = domain->xprd * domain->yprd * domain->zprd;
+  const double rc = model_->cutoff();
+  const double per_atom = volume > 0.0 ? atom->natoms / volume * 4.0 / 3.0 * M_PI * rc * rc * rc : 0.0;
+  if (per_atom > static_cast<double>(atomforge::kMaxNeighbors))
+    error->all(FLERR,
+               "pair_style atomforge: {} atoms in a box of {:.3g} A^3 would have about {:.3g} neighbours each within "
+               "the model's cutoff {} A, more than the {} the core accepts: the atoms are packed far denser than "
+               "any material (check the box and the units)",
+               atom->natoms, volume, per_atom, rc, atomforge::kMaxNeighbors);
   neighbor->add_request(this, NeighConst::REQ_FULL);
   nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
   const int available = atomforge::available_threads();

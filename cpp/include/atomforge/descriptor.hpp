@@ -128,7 +128,7 @@ std::unique_ptr<Descriptor> make_descriptor(const ModelFile& file);
 /// Throws InvalidInput naming the first problem of a neighbour view: negative counts, null
 /// arrays, a species index outside 0..n_elements-1, a non-finite position, offsets that do not
 /// start at 0 or decrease, centre or neighbour indices out of range, a centre listed as its own
-/// neighbour; AtomsTooClose (errors.hpp) for a listed pair closer than nl.min_distance, with the
+/// neighbour, more than kMaxNeighbors neighbours of one centre; AtomsTooClose (errors.hpp) for a listed pair closer than nl.min_distance, with the
 /// two position indices. O(n_total + n_pairs). Every descriptor calls it on every view.
 void validate_neighbor_view(const NeighborView& nl, int32_t n_elements);
 

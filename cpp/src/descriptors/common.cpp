@@ -87,6 +87,10 @@ void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
     const int64_t i = nl.centre(c);
     if (i < 0 || i >= nl.n_total) throw InvalidInput("centre " + std::to_string(c) + " out of range");
     if (nl.offsets[c + 1] < nl.offsets[c]) throw InvalidInput("neighbour list offsets decrease");
+    if (nl.offsets[c + 1] - nl.offsets[c] > kMaxNeighbors)
+      throw InvalidInput("atom " + std::to_string(i) + " has " + std::to_string(nl.offsets[c + 1] - nl.offsets[c]) +
+                         " neighbours in the list, more than the " + std::to_string(kMaxNeighbors) +
+                         " the core accepts: the atoms are packed far denser than any material");
     for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
       const int64_t j = nl.neighbors[q];
       if (j < 0 || j >= nl.n_total)
