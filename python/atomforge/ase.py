@@ -12,21 +12,26 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .potential import Potential, load
+from ._inputs import min_distance_argument, threads_argument
+from .potential import DEFAULT_MIN_DISTANCE, Potential, load
 
 
 class AtomForgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_uncertainty"]
 
-    def __init__(self, model, threads: int = 0, **kwargs):
-        """model: a path, the model file's bytes, or a loaded :class:`atomforge.potential.Potential`."""
+    def __init__(self, model, threads: int = 0, min_distance: float = DEFAULT_MIN_DISTANCE, **kwargs):
+        """model: a path, the model file's bytes, or a loaded :class:`atomforge.potential.Potential`.
+        threads: OpenMP threads (0: default; clamped to the machine with a RuntimeWarning).
+        min_distance: Angstrom; two atoms closer than this (periodic images included) raise
+        :class:`atomforge.AtomsTooClose` naming both atom indices."""
         super().__init__(**kwargs)
         self.potential = model if isinstance(model, Potential) else load(model)
-        self.threads = threads
+        self.threads = threads_argument(threads)
+        self.min_distance = min_distance_argument(min_distance)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        r = self.potential.compute(self.atoms, threads=self.threads)
+        r = self.potential.compute(self.atoms, threads=self.threads, min_distance=self.min_distance)
         self.results["energy"] = r.energy
         self.results["free_energy"] = r.energy
         self.results["energies"] = r.atomic_energies

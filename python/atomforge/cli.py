@@ -474,8 +474,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, RuntimeError) as exc:
-        print(f"atomforge {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, RuntimeError, MemoryError) as exc:
+        print(f"atomforge {args.command}: error: {str(exc) or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"atomforge {args.command}: interrupted", file=sys.stderr)

@@ -56,7 +56,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .._inputs import to_atomic_number
+from .._inputs import atomic_numbers_array, to_atomic_number
 from ..io.n2p2 import read_input_data
 from ..units import KCAL_PER_MOL, UnitLike, unit_factor
 from .dataset import Dataset
@@ -302,7 +302,8 @@ def read_rmd17(path: PathLike, *, energy_key: str = "energies", forces_key: str 
             meta["old_indices"] = np.asarray(z.get("old_indices")).copy()
     finally:
         z.close()
-    return Dataset(Z.astype(np.int64), R * L, energy=En * E, forces=Fo * (E / L), name=p.stem,
+    return Dataset(atomic_numbers_array(Z, f"{p}: key 'nuclear_charges'"), R * L, energy=En * E,
+                   forces=Fo * (E / L), name=p.stem,
                    source=str(p), metadata=meta)
 
 
@@ -363,7 +364,8 @@ def read_sgdml(path: PathLike, *, energy_key: str = "E", forces_key: str = "F",
                 "units_from": units_from}
     finally:
         z.close()
-    return Dataset(Z.astype(np.int64), R * L, cells, pbc, energy=En * E, forces=Fo * (E / L), name=name,
+    return Dataset(atomic_numbers_array(Z, f"{p}: key 'z'"), R * L, cells, pbc, energy=En * E, forces=Fo * (E / L),
+                   name=name,
                    source=str(p), metadata=meta)
 
 

@@ -16,7 +16,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
     forces_key: null            # rmd17: forces | old_forces
     validation_fraction: 0.05
     test_fraction: 0.1          # only used without test_data
-    seed: 0
+    seed: 0                     # 0 .. 2^63 - 1
     descriptor:                 # any registered descriptor type; keys per type, all defaulted
       type: acsf                # acsf (SymmetryFunctions.standard) | gmp (GaussianMultipoles)
       # --- type acsf: Behler-Parrinello symmetry functions
@@ -55,8 +55,8 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       forces_weight: 10.0
       early_stopping_patience: 1000
       dtype: float64            # float64 | float32
-      threads: 0                # torch/OpenMP threads (0: default)
-      max_minutes: null         # optional wall-time limit (stop, keeping the best model); null: none,
+      threads: 0                # torch/OpenMP threads (0: default; more than the machine has: clamped, warning)
+      max_minutes: null         # optional wall-time limit (> 0; stop, keeping the best model); null: none,
                                 #   so a run stops on epochs or early stopping and does not depend on
                                 #   machine load. With a limit and cosine/exponential, the schedule
                                 #   length is refitted each epoch to the epochs that fit in the time
@@ -120,6 +120,8 @@ _CHOICES = {
 _POSITIVE = {"descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
+#: Integer keys with an upper bound (seeds feed int64 / torch generators).
+_MAXIMUM = {"seed": 2 ** 63 - 1}
 _NONNEG = {"descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
            "training.min_learning_rate", "seed"}
 
@@ -190,6 +192,8 @@ def validate(cfg: dict) -> dict:
                 raise ConfigError(f"configuration key {name!r} must be positive, got {v!r}")
             if name in _NONNEG and v is not None and v < 0:
                 raise ConfigError(f"configuration key {name!r} must be >= 0, got {v!r}")
+            if name in _MAXIMUM and v is not None and v > _MAXIMUM[name]:
+                raise ConfigError(f"configuration key {name!r} must be at most {_MAXIMUM[name]}, got {v!r}")
     mm = cfg.get("training", {}).get("max_minutes")
     if mm is not None and (isinstance(mm, bool) or not isinstance(mm, (int, float))):
         raise ConfigError(f"configuration key 'training.max_minutes': {mm!r} must be a number of minutes or null")

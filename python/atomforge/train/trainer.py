@@ -5,7 +5,8 @@ Run folder contents::
     config.yaml           the full configuration used (defaults filled in)
     split.json            indices of the train / validation (/ test) frames in the data file(s)
     checkpoint.pt         written atomically after every epoch (model, optimiser, scheduler,
-                          history, RNG state, best weights); --resume continues from it
+                          history, RNG state, best weights); --resume continues from it, reading
+                          it with torch.load(weights_only=True): no code runs from a run folder
     model.afm             the best model (validation loss), in the atomforge model file format
     metrics.json          test (and validation) errors of model.afm evaluated by the C++ core; why
                           training stopped (training.stop_reason); the format, units and
@@ -53,12 +54,60 @@ def _torch_save_atomic(obj, path: Path) -> None:
 STOP_REASONS = ("epochs reached", "early stopping", "time limit", "interrupted")
 
 
+#: What a checkpoint holds (checkpoint.pt, torch.save of plain containers and tensors, read back with
+#: torch.load(weights_only=True): a run folder cannot execute code).
+_CHECKPOINT_KEYS = {"config": dict, "epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
+                    "history": list, "best": dict, "torch_rng": "tensor"}
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path``, read without unpickling arbitrary objects (weights_only=True:
+    only containers, numbers, strings and tensors). Raises ValueError naming the file and what is
+    wrong for a corrupt, foreign or incomplete checkpoint."""
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is reported, naming it
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a readable atomforge checkpoint ({type(exc).__name__}: {why[:300]}); "
+                         f"delete it to start the run over") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{path}: not an atomforge checkpoint (holds a {type(ck).__name__}, not a dict)")
+    for key, kind in _CHECKPOINT_KEYS.items():
+        if key not in ck:
+            raise ValueError(f"{path}: the checkpoint has no {key!r} entry (incomplete or not written by atomforge)")
+        ok = isinstance(ck[key], torch.Tensor) if kind == "tensor" else isinstance(ck[key], kind)
+        if not ok or (kind is int and isinstance(ck[key], bool)):
+            raise ValueError(f"{path}: the checkpoint's {key!r} entry is a {type(ck[key]).__name__}, not a "
+                             f"{'tensor' if kind == 'tensor' else kind.__name__}")
+    return ck
+
+
+def _set_torch_threads(requested: int) -> None:
+    """training.threads (0: torch's default, which follows OMP_NUM_THREADS) for torch, clamped to
+    the processors of this machine with a RuntimeWarning: torch.set_num_threads(100000) crashes."""
+    import torch
+
+    from .._inputs import threads_argument
+
+    n = threads_argument(requested, "configuration key 'training.threads'")
+    if n:
+        torch.set_num_threads(n)
+    else:
+        from .. import _core
+        if _core is not None and torch.get_num_threads() > _core.max_threads():
+            torch.set_num_threads(int(_core.max_threads()))
+
+
 def load_data(cfg: dict, key: str, log=print):
     from ..data import load_dataset
 
     ds = load_dataset(cfg[key], cfg["data_format"], length_unit=cfg["length_unit"],
                       energy_unit=cfg["energy_unit"], energy_key=cfg["energy_key"], forces_key=cfg["forces_key"],
                       log=log)
+    if len(ds) == 0:
+        raise ValueError(f"{cfg[key]}: the dataset has no frames")
     if ds.energy is None:
         raise ValueError(f"{cfg[key]}: the dataset has no energies, which training needs")
     return ds
@@ -68,6 +117,9 @@ def make_split(n: int, cfg: dict, has_test: bool) -> dict:
     from ..data import split_indices
 
     fv = cfg["validation_fraction"]
+    if n < (2 if has_test else 3):
+        raise ValueError(f"{cfg['data']}: {n} frame(s) are too few to split into training, validation"
+                         f"{'' if has_test else ' and test'} frames (at least {2 if has_test else 3} are needed)")
     if has_test:
         n_valid = max(1, int(round(fv * n)))
         s = split_indices(n, (n - n_valid, n_valid, 0), seed=cfg["seed"])
@@ -120,8 +172,7 @@ class Trainer:
 
         cfg = self.cfg
         tr = cfg["training"]
-        if tr["threads"]:
-            torch.set_num_threads(tr["threads"])
+        _set_torch_threads(tr["threads"])
         self.dtype = torch.float64 if tr["dtype"] == "float64" else torch.float32
         import warnings
 
@@ -278,18 +329,26 @@ class Trainer:
         best = {"loss": float("inf"), "state": None, "epoch": -1}
         start_epoch = 0
         if resume and ckpt_path.exists():
-            ck = torch.load(ckpt_path, weights_only=False)
+            ck = _load_checkpoint(ckpt_path)
             if ck["config"] != cfg:
                 raise ValueError(f"{ckpt_path}: the configuration differs from the checkpoint's; resume with the "
                                  f"same configuration (see {self.run / 'config.yaml'})")
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if plateau:
-                sched.load_state_dict(ck["scheduler"])
-            else:
-                n_sched, fitted = ck["scheduler"]["schedule_epochs"], ck["scheduler"]["fitted"]
-            history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
-            torch.set_rng_state(ck["torch_rng"])
+            try:
+                history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
+                float(best["loss"]), int(best["epoch"])
+                if best["state"] is not None:
+                    model.load_state_dict(best["state"])  # checked now (restored after training)
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                if plateau:
+                    sched.load_state_dict(ck["scheduler"])
+                else:
+                    n_sched, fitted = int(ck["scheduler"]["schedule_epochs"]), bool(ck["scheduler"]["fitted"])
+                torch.set_rng_state(ck["torch_rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ValueError(f"{ckpt_path}: the checkpoint does not fit this run ({type(exc).__name__}: "
+                                 f"{why[:300]}); delete it to start the run over") from None
             self.log(f"resumed from {ckpt_path} after epoch {ck['epoch']}")
         elif resume:
             self.log(f"no checkpoint in {self.run}: starting from scratch")

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "atomforge/errors.hpp"
@@ -58,7 +59,7 @@ struct ElementT {
   std::vector<double> rcs;
   std::vector<RadialT> radial;
   std::vector<AngFnT> angular;
-  std::vector<PairT> pairs;  // a * ne + b, a <= b
+  std::map<size_t, PairT> pairs;  // a * ne + b, a <= b; only pairs with functions (memory ~ functions, not ne^2)
   double rc_max = 0.0;
 };
 template <class T>
@@ -93,7 +94,6 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
   const int ne = n_elements_;
   std::vector<ElementT> el(ne);
   per_element_.assign(ne, 0);
-  for (auto& t : el) t.pairs.resize(static_cast<size_t>(ne) * ne);
   for (size_t idx = 0; idx < functions_.size(); ++idx) {
     const auto& f = functions_[idx];
     auto fail = [&](const std::string& what) {
@@ -196,7 +196,9 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
       for (int32_t b = 0; b < ne; ++b) {
         double pair_base = 0.0;  // shared-exponential base of this pair (0: none)
         if (b >= a) {
-          const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          static const PairT none{};
+          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
+          const PairT& pt = it == t.pairs.end() ? none : it->second;
           // shared exponentials for the G4 groups: every r_s = 0 and every eta an integer multiple
           // (1..64, to 1e-12 relative) of the smallest
           double base = 0.0;
@@ -266,11 +268,16 @@ std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int
     specs[r].lambda = v[7];
     specs[r].zeta = v[8];
   }
+  CutoffType cutoff{};
   try {
-    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs),
-                                               cutoff_type_from_string(f.string("descriptor.cutoff_function")));
+    cutoff = cutoff_type_from_string(f.string("descriptor.cutoff_function"));
   } catch (const InvalidInput& e) {
-    throw InvalidInput(f.where() + ": " + e.what());
+    throw InvalidInput(f.where() + ": record 'descriptor.cutoff_function': " + e.what());
+  }
+  try {
+    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs), cutoff);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(f.where() + ": record 'descriptor.functions': " + e.what());
   }
 }
 

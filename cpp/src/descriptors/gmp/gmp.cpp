@@ -197,20 +197,20 @@ std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, in
   const std::string& w = f.where();
   try {
     std::vector<int32_t> orders;
-    const auto& o = f.i64("descriptor.orders");
+    const auto& o = f.i64_vector("descriptor.orders");
     if (o.size() > 64) throw InvalidInput("descriptor.orders: too many orders");
     for (int64_t v : o) {
       if (v < 0 || v > gmp::kMaxOrder) throw InvalidInput("descriptor.orders: order " + std::to_string(v) + " out of range");
       orders.push_back(static_cast<int32_t>(v));
     }
-    const auto& sig = f.f64("descriptor.sigmas");
+    const auto& sig = f.f64_vector("descriptor.sigmas");
     if (sig.size() > 256) throw InvalidInput("descriptor.sigmas: too many widths");
     const double r_c = f.f64_scalar("descriptor.r_c");
     const std::string& cf = f.string("descriptor.cutoff_function");
     const int32_t cutoff = cf == "none" ? -1 : static_cast<int32_t>(cutoff_type_from_string(cf));
     const int64_t square = f.i64_scalar("descriptor.square");
     if (square != 0 && square != 1) throw InvalidInput("descriptor.square must be 0 or 1");
-    const auto& counts = f.i64("descriptor.density.counts");
+    const auto& counts = f.i64_vector("descriptor.density.counts");
     std::vector<uint64_t> shape;
     const auto& gauss = f.f64("descriptor.density.gaussians", &shape);
     if (static_cast<int32_t>(counts.size()) != n_elements)
