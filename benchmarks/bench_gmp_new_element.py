@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     tr = {"epochs": args.epochs, "batch_size": 4, "early_stopping_patience": 60, "max_minutes": None,
           "energy_weight": 10.0, "forces_weight": 10.0}
     base = {"data": str(train_file), "validation_fraction": 0.1, "test_fraction": 0.1, "seed": 0,
-            "network": net, "training": tr}
+            "length_unit": "angstrom", "energy_unit": "ev", "network": net, "training": tr}
     runs = {
         "GMP, shared network": {"descriptor": {"type": "gmp", "elements": ["N"]}, "network": {**net, "shared": True}},
         "GMP, per-element networks": {"descriptor": {"type": "gmp"}},
