@@ -76,6 +76,7 @@ void EngineModel::convert(ModelOutput& in, EngineOutput& out) const {
   out.forces_uncertainty = scaled(in.forces_uncertainty, f);
   out.charges = std::move(in.charges);
   out.dipole = scaled(in.dipole, l);
+  out.charge_partials = std::move(in.charge_partials);
 }
 
 void EngineModel::compute(const NeighborView& nl, const ComputeRequest& request, EngineOutput& out) const {
