@@ -8,6 +8,8 @@ Commands:
     evaluate     model + dataset -> error metrics (evaluated by the C++ core)
     inspect      summary of a model file
     import-n2p2  convert an n2p2 potential folder into an atomforge model file
+    import-runner  convert a RuNNer dipole network ('property dipoles') into a dipole model
+    ir           IR spectrum from dipoles along trajectories (stored, or from a dipole model)
     descriptors  symmetry functions of every structure in a file ASE can read, saved as .npz.
     demo         descriptor demo: water box, forces vs finite differences, throughput
     info         build information of the compiled core.
@@ -165,6 +167,8 @@ def cmd_train(args) -> int:
         return 0
     from .train import train
 
+    if args.model == "dipole":
+        return _train_dipole(args)
     if args.n_train or args.energy_key or args.forces_key:
         raise ValueError("--n-train/--energy-key/--forces-key apply to --model sgdml; for networks use a config "
                          "file (keys energy_key, forces_key)")
@@ -182,6 +186,65 @@ def cmd_train(args) -> int:
     print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV ({1000 * t['energy_mae_per_atom']:.2f} meV/atom)"
           + (f", forces MAE {1000 * t['forces_mae']:.2f} meV/A" if "forces_mae" in t else ""))
     print(f"run folder: {args.output}")
+    return 0
+
+
+def _train_dipole(args) -> int:
+    """atomforge train --model dipole: charge/dipole model (atomforge.train.dipole_trainer)."""
+    from .train.dipole_trainer import train_dipole
+
+    if args.n_train or args.energy_key or args.forces_key or args.sigmas or args.memory_gb or args.solver:
+        raise ValueError("--n-train/--energy-key/--forces-key/--sigmas/--memory-gb/--solver apply to --model sgdml")
+    overrides = {"data": args.data, "test_data": args.test_data, "seed": args.seed}
+    if args.epochs:
+        overrides["training"] = {"epochs": args.epochs}
+    if args.descriptor:
+        overrides["descriptor"] = {"type": args.descriptor}
+    if args.shared:
+        overrides["network"] = {"shared": True}
+    metrics = train_dipole(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
+    t = metrics["test"]
+    print(f"test: dipole RMSE {t['dipole_rmse']:.5f} e*A = {t['dipole_rmse_e_bohr']:.5f} e*a0 = "
+          f"{t['dipole_rmse_debye']:.5f} D per component ({t['n_frames']} frames, C++ evaluation)")
+    print(f"run folder: {args.output}")
+    return 0
+
+
+def cmd_import_runner(args) -> int:
+    from .io.runner_import import cli_import_runner
+
+    print(cli_import_runner(args.directory, args.output, length_unit=args.length_unit))
+    return 0
+
+
+def cmd_ir(args) -> int:
+    """atomforge ir TRAJ... --dt FS -o OUT: OUT.csv and OUT.png (atomforge.spectra)."""
+    from pathlib import Path
+
+    from .spectra import find_peak, ir_spectrum, plot_spectra, read_dipole_series
+
+    series, sources = [], []
+    for path in args.trajectories:
+        mu, src = read_dipole_series(path, model=args.model, charge=args.charge, elements=args.elements,
+                                     every=args.every, threads=args.threads)
+        series.append(mu)
+        sources.append(src)
+    dt = args.dt * args.every
+    s = ir_spectrum(series, dt, max_lag=args.max_lag, resolution=args.resolution, window=args.window,
+                    zero_padding=args.zero_padding, quantum_correction=args.quantum_correction,
+                    temperature=args.temperature)
+    out = Path(args.output)
+    csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
+    s.to_csv(csv_path)
+    label = "dipoles: " + (f"model {args.model}" if args.model else "stored in the file(s)")
+    plot_spectra({label: s}, png_path, xlim=(0.0, args.xmax),
+                 title=f"IR spectrum of {len(series)} trajector{'y' if len(series) == 1 else 'ies'} "
+                       f"(dt {dt:g} fs, resolution {s.info['resolution_cm1']:.1f} cm$^{{-1}}$)")
+    top = s.wavenumbers[(s.wavenumbers > 200) & (s.wavenumbers < args.xmax)]
+    print(f"{len(series)} trajectories ({', '.join(sources)}), {sum(len(m) for m in series)} frames, dt {dt:g} fs, "
+          f"resolution {s.info['resolution_cm1']:.2f} cm^-1 -> {csv_path}, {png_path}")
+    if len(top):
+        print(f"highest peak between 200 and {args.xmax:g} cm^-1: {find_peak(s.wavenumbers, s.intensity, 200, args.xmax):.1f} cm^-1")
     return 0
 
 
@@ -274,7 +337,8 @@ def main(argv=None) -> int:
     t.add_argument("--test-data", help="held-out test data")
     t.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.train.config)")
     t.add_argument("-o", "--output", required=True, help="run folder")
-    t.add_argument("--model", default=None, choices=["bpnn", "sgdml"], help="model type (default bpnn)")
+    t.add_argument("--model", default=None, choices=["bpnn", "sgdml", "dipole"],
+                   help="model type (default bpnn; dipole: atomic charges and dipoles, atomforge.train.dipole_trainer)")
     t.add_argument("--n-train", type=int, default=None, help="sgdml: training geometries (default 1000)")
     t.add_argument("--energy-key", default=None, help="sgdml: npz key of the energies (e.g. old_energies)")
     t.add_argument("--forces-key", default=None, help="sgdml: npz key of the forces (e.g. old_forces)")
@@ -314,6 +378,31 @@ def main(argv=None) -> int:
     m.add_argument("--length-unit", default=None, help="bohr | angstrom | number (default: from input.nn header)")
     m.add_argument("--energy-unit", default=None, help="ha | ev | number (default: from input.nn header)")
     m.set_defaults(func=cmd_import_n2p2)
+    r = sub.add_parser("import-runner", help="convert a RuNNer dipole network folder to a dipole model file")
+    r.add_argument("directory", help="folder with input.nn or input.inp, scaling.data, weights.NNN.data")
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("--length-unit", default="bohr",
+                   help="unit of the symmetry-function parameters (default bohr, RuNNer's internal unit)")
+    r.set_defaults(func=cmd_import_runner)
+    ir = sub.add_parser("ir", help="IR spectrum from dipoles along trajectories")
+    ir.add_argument("trajectories", nargs="+",
+                    help="CC dipole XYZ, LAMMPS fix ave/time output of compute atomforge/dipole, LAMMPS dump, ASE "
+                         "trajectory or extended XYZ; several files are averaged")
+    ir.add_argument("--model", default=None, help="dipole model: dipoles from positions (else stored dipoles)")
+    ir.add_argument("--charge", type=float, default=None, help="total charge in e (default: from the file, else 0)")
+    ir.add_argument("--elements", nargs="+", default=None, help="LAMMPS dumps: element of atom types 1, 2, ...")
+    ir.add_argument("--dt", type=float, required=True, help="time between frames in the file(s), fs")
+    ir.add_argument("--every", type=int, default=1, help="use every n-th frame")
+    ir.add_argument("--max-lag", type=int, default=None, help="autocorrelation length in frames")
+    ir.add_argument("--resolution", type=float, default=None, help="resolution in cm^-1 (instead of --max-lag)")
+    ir.add_argument("--window", default="hann", choices=["hann", "blackman", "gaussian", "triangle", "none"])
+    ir.add_argument("--zero-padding", type=int, default=4)
+    ir.add_argument("--quantum-correction", default=None, choices=["harmonic"])
+    ir.add_argument("--temperature", type=float, default=None, help="K, for --quantum-correction")
+    ir.add_argument("--xmax", type=float, default=4200.0, help="upper end of the plot, cm^-1")
+    ir.add_argument("--threads", type=int, default=1)
+    ir.add_argument("-o", "--output", required=True, help="writes OUTPUT.csv and OUTPUT.png")
+    ir.set_defaults(func=cmd_ir)
     q = sub.add_parser("demo", help="descriptor demo on a built-in water box")
     q.add_argument("--size", type=int, default=4, help="box replication (8 * size^3 molecules)")
     q.add_argument("--r-c", type=float, default=6.0, help="cutoff radius r_c in Angstrom")

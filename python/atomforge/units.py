@@ -31,6 +31,11 @@ KJ_PER_MOL = 1.0 / CONSTANTS["ev_in_kj_per_mol"]
 #: e*Angstrom per Debye, and per e*Bohr.
 DEBYE = CONSTANTS["debye_in_e_angstrom"]
 E_BOHR = CONSTANTS["e_bohr_in_e_angstrom"]
+#: eV per cm^-1 (photon energy h c), and the speed of light in cm/fs (for spectra).
+WAVENUMBER = CONSTANTS["wavenumber_in_ev"]
+SPEED_OF_LIGHT_CM_PER_FS = CONSTANTS["speed_of_light_m_s"] * 100.0 * 1e-15
+#: Boltzmann constant in eV/K.
+BOLTZMANN = CONSTANTS["boltzmann_in_ev_per_k"]
 
 #: Angstrom per unit.
 LENGTH_UNITS: Dict[str, float] = {"bohr": BOHR, "a0": BOHR, "au": BOHR, "angstrom": 1.0,
