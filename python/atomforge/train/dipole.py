@@ -126,6 +126,10 @@ class TorchDipole(nn.Module):
         self.charge_members = nn.ModuleList(
             nn.ModuleList(_mlp(self.n_features[k], self.hidden, activation, gen) for k in range(n_nets))
             for _ in range(committee))
+        with torch.no_grad():  # start from the fixed reference charges (least-squares fit by the trainer)
+            for member in self.charge_members:
+                for net in member:
+                    net[-1].weight.mul_(0.01)
         self.weight_members = None
         if scheme == "weighted":
             self.weight_members = nn.ModuleList(
