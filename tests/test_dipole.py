@@ -155,6 +155,8 @@ def test_model_file_round_trip_and_describe(tmp_path):
     np.testing.assert_array_equal(q.weight_networks[1][0][0][0], p.weight_networks[1][0][0][0])
     lines = dict(load(tmp_path / "d.afm").describe())
     assert "weighted" in lines["charge scheme"] and lines["committee_size"] == "2"
+    from atomforge.cli import main
+    assert main(["inspect", str(tmp_path / "d.afm")]) == 0
 
 
 # ------------------------------------------------------------------------------ bad input
@@ -440,3 +442,15 @@ def test_runner_import_errors(runner_dir, tmp_path):
     (d / "weights.008.data").write_text("\n".join(w[:-3]) + "\n")
     with pytest.raises(ValueError, match="weights.008.data has 2368 values, the network needs 2371"):
         import_runner_dipole(d)
+
+
+def test_cli_evaluate_and_import_runner(tmp_path, capsys, runner_dir):
+    from atomforge.cli import main
+
+    assert main(["import-runner", str(runner_dir), "-o", str(tmp_path / "r.afm")]) == 0
+    assert "Imported RuNNer dipole network" in capsys.readouterr().out
+    p = tmp_path / "few.xyz"
+    p.write_text(CC_GOOD)
+    assert main(["evaluate", str(tmp_path / "r.afm"), str(p), "-o", str(tmp_path / "m.json")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["test"]["n_frames"] == 2 and "dipole_rmse_e_bohr" in m["test"]

@@ -85,7 +85,7 @@ def train_models(out: Path, s: dict):
         cfg = {"data": data, "test_fraction": 0.1, "validation_fraction": 0.05, "descriptor": desc,
                "network": {"hidden": [32, 32], "activation": "tanh"},
                "training": {"epochs": s["energy_epochs"], "batch_size": 8, "max_minutes": s["energy_minutes"],
-                            "learning_rate": s["energy_lr"], "threads": 2, "early_stopping_patience": 100}}
+                            "learning_rate": s["energy_lr"], "threads": 1, "early_stopping_patience": 100}}
         m = train(cfg, out / "energy-run", resume=True, progress=False, log=log)
         os.replace(out / "energy-run" / "model.afm", out / "energy.afm")
         (out / "energy_metrics.json").write_text(json.dumps(m["test"], indent=1))
@@ -93,7 +93,7 @@ def train_models(out: Path, s: dict):
         cfg = {"model": "dipole", "data": data, "test_fraction": 0.1, "validation_fraction": 0.05,
                "descriptor": desc, "network": {"hidden": [24, 24]},
                "training": {"epochs": s["dipole_epochs"], "batch_size": 16, "max_minutes": s["dipole_minutes"],
-                            "learning_rate": s["dipole_lr"], "threads": 2}}
+                            "learning_rate": s["dipole_lr"], "threads": 1}}
         m = train(cfg, out / "dipole-run", resume=True, progress=False, log=log)
         os.replace(out / "dipole-run" / "model.afm", out / "dipole.afm")
         (out / "dipole_metrics.json").write_text(json.dumps(m["test"], indent=1))

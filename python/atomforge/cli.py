@@ -254,6 +254,8 @@ def cmd_evaluate(args) -> int:
     from .train.metrics import UNITS, evaluate_dataset
 
     pot = load(args.model)
+    if "energy" not in pot.capabilities and "dipole" in pot.capabilities:
+        return _evaluate_dipole(pot, args)
     ds = load_dataset(args.data, args.format, length_unit=args.length_unit, energy_unit=args.energy_unit,
                       energy_key=args.energy_key, forces_key=args.forces_key)
     if ds.energy is None:
@@ -261,6 +263,26 @@ def cmd_evaluate(args) -> int:
     _, _, m = evaluate_dataset(pot, ds)
     out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data)}
     text = json.dumps(out, indent=2)
+    if args.output:
+        from pathlib import Path
+        Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+def _evaluate_dipole(pot, args) -> int:
+    """atomforge evaluate DIPOLE_MODEL DATA: dipole (and charge) errors (e*A, e*a0, Debye)."""
+    from .data import load_dataset
+    from .train.dipole import DIPOLE_UNITS, dipole_metrics, predict_dipoles
+
+    ds = load_dataset(args.data, args.format, length_unit=args.length_unit, dipole_unit=args.dipole_unit)
+    if ds.dipole is None:
+        raise ValueError(f"{args.data}: no dipoles to compare with")
+    if ds.total_charge is None:
+        ds.total_charge = np.zeros(len(ds))
+    mu, q = predict_dipoles(pot, ds)
+    m = dipole_metrics(mu, ds.dipole, q if ds.charges is not None else None, ds.charges)
+    text = json.dumps({"units": DIPOLE_UNITS, "test": m, "model": str(args.model), "data": str(args.data)}, indent=2)
     if args.output:
         from pathlib import Path
         Path(args.output).write_text(text)
@@ -367,6 +389,8 @@ def main(argv=None) -> int:
     e.add_argument("--energy-unit", default=None)
     e.add_argument("--energy-key", default=None)
     e.add_argument("--forces-key", default=None)
+    e.add_argument("--dipole-unit", default=None, help="dipole models on CC dipole files: e*bohr (default) | debye | "
+                                                       "e*angstrom")
     e.add_argument("-o", "--output", help="also write the metrics JSON here")
     e.set_defaults(func=cmd_evaluate)
     n = sub.add_parser("inspect", help="summary of a model file")
