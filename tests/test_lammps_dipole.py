@@ -85,7 +85,13 @@ def test_compute_matches_python_one_rank(dipole_model, tmp_path):
     r = subprocess.run([sys.executable, str(script), "1"], capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    _check_against_python(dipole_model, tmp_path, 1)
+    mu = _check_against_python(dipole_model, tmp_path, 1)
+    # atomforge ir's reader: the dump (types -> elements) through the model gives the same dipoles
+    from atomforge.spectra import read_dipole_series
+    mu_dump, _ = read_dipole_series(tmp_path / "q_1.dump", model=dipole_model, elements=["O", "H"], charge=1.0)
+    assert np.abs(mu_dump - mu[:, 1:4]).max() < 1e-10
+    with pytest.raises(ValueError, match="give the element of each type"):
+        read_dipole_series(tmp_path / "q_1.dump", model=dipole_model)
 
 
 def _mpiexec():

@@ -218,7 +218,7 @@ def find_peak(wavenumbers: np.ndarray, intensity: np.ndarray, lo: float, hi: flo
     if 0 < i < len(s) - 1:
         a, b, c = s[i - 1], s[i], s[i + 1]
         den = a - 2 * b + c
-        if den < 0:
+        if den < 0 and b >= a and b >= c:  # a true local maximum: the vertex lies within half a step
             return float(w[i] + 0.5 * (a - c) / den * (w[i + 1] - w[i]))
     return float(w[i])
 
