@@ -133,8 +133,6 @@ def run_lammps(out: Path, seed: int, steps: int, teq: int):
 def xtb_dipoles(dump: Path):
     import ase.io
 
-    from atomforge.spectra import read_dipole_series  # noqa: F401  (same reader conventions)
-
     frames = ase.io.read(dump, index=":", format="lammps-dump-text")
     calc = xtb_calc()
     mu = np.zeros((len(frames), 3))

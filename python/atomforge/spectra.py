@@ -333,8 +333,11 @@ def read_dipole_series(path, model=None, charge: Optional[float] = None, element
 
         from .data import Dataset
         kw = {}
-        head = p.read_text(errors="replace")[:200] if p.is_file() and p.suffix != ".traj" else ""
-        if head.startswith("ITEM: TIMESTEP"):
+        head = b""
+        if p.is_file():
+            with open(p, "rb") as fh:
+                head = fh.read(32)
+        if head.startswith(b"ITEM: TIMESTEP"):
             kw["format"] = "lammps-dump-text"
         try:
             images = ase.io.read(str(p), index=f"::{every}", **kw)

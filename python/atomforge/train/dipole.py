@@ -40,8 +40,10 @@ class DipoleStore:
         G, sp = [], []
         for i in range(len(ds)):
             periodic = bool(np.asarray(ds.pbc[i]).any())
+            # small molecules: one thread (an OpenMP region per 7-atom frame costs more than it saves)
+            nt = threads or (1 if len(ds.numbers[i]) < 64 else 0)
             G.append(sf.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if periodic else None,
-                                ds.pbc[i] if periodic else None, threads=threads))
+                                ds.pbc[i] if periodic else None, threads=nt))
             sp.append(sf.species_indices(np.asarray(ds.numbers[i], dtype=np.int64)))
         n = np.array([len(g) for g in G], dtype=np.int64)
         self.n_atoms = n
