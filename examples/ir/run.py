@@ -53,21 +53,32 @@ def make_data(path: Path, n_frames: int, stride: int, temperature=600.0, seed=0)
     from ase import units
     from ase.build import molecule
     from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+    from ase.md.velocitydistribution import Stationary, ZeroRotation
+
+    try:  # ASE >= 3.29 deprecates MaxwellBoltzmannDistribution in favour of this (same draws)
+        from ase.md.velocitydistribution import thermalize_momenta
+    except ImportError:
+        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+
+        def thermalize_momenta(atoms, temperature_K, rng=None):
+            MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
     atoms = molecule("CH3OH")
     atoms.calc = xtb_calc()
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=np.random.default_rng(seed))
+    thermalize_momenta(atoms, temperature, rng=np.random.default_rng(seed))
     Stationary(atoms)
     ZeroRotation(atoms)
-    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.02 / units.fs,
+    atoms.set_constraint(FixCom())
+    dyn = Langevin(atoms, 0.5 * units.fs, temperature_K=temperature, friction=0.02 / units.fs, fixcm=False,
                    rng=np.random.default_rng(seed + 1))
     dyn.run(200)  # equilibration
     frames = []
     for _ in range(n_frames):
         dyn.run(stride)
         a = atoms.copy()
+        a.set_constraint()
         a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
                                        dipole=atoms.get_dipole_moment())
         a.info["charge"] = 0.0
