@@ -79,7 +79,8 @@ def make_data(path: Path, n_frames: int, stride: int, temperature=600.0, seed=0)
         dyn.run(stride)
         a = atoms.copy()
         a.set_constraint()
-        a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(), forces=atoms.get_forces(),
+        a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(),
+                                       forces=atoms.get_forces(apply_constraint=False),  # -dE/dr, not FixCom's
                                        dipole=atoms.get_dipole_moment())
         a.info["charge"] = 0.0
         frames.append(a)
