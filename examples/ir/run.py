@@ -141,6 +141,22 @@ def run_lammps(out: Path, seed: int, steps: int, teq: int):
     return etot
 
 
+def nve_temperature(log: Path) -> float:
+    """Mean of the thermo temperature (K, 3N - 3 degrees of freedom) over the NVE run of a LAMMPS
+    log (the thermo block after the second 'Step' header)."""
+    blocks, cur = [], None
+    for line in log.read_text().splitlines():
+        toks = line.split()
+        if toks[:2] == ["Step", "Time"]:
+            cur = []
+            blocks.append(cur)
+        elif cur is not None and toks and toks[0].isdigit() and len(toks) == 6:
+            cur.append(float(toks[2]))
+        elif line.startswith("Loop time"):
+            cur = None
+    return float(np.mean(blocks[-1])) if blocks and blocks[-1] else float("nan")
+
+
 # ------------------------------------------------------------------------------ 4. xTB dipoles
 def xtb_dipoles(dump: Path):
     import ase.io
@@ -246,10 +262,13 @@ def spectra(out: Path, seeds, max_lag: int, harm: dict, timings: dict):
             summary[name[:-5]] = json.loads((out / name).read_text())
     text = "\n".join(f"xTB {r['xtb_dipoles_cm1']:7.1f}  ML {r['ml_dipoles_cm1']:7.1f}  ({r['difference_cm1']:+.1f})"
                      for r in rows) + f"\noverlap {overlap:.4f}"
+    temps = [nve_temperature(out / f"log_{s}.lammps") for s in seeds]
+    summary["nve_mean_temperature_K"] = temps
     s_ml.to_csv(out / "ir.csv", {"intensity_xtb_dipoles": s_x.intensity})
     plot_spectra({"ML dipoles (compute atomforge/dipole)": s_ml, "GFN2-xTB dipoles, same frames": s_x},
                  out / "ir.png", xlim=(0, 4200), annotate=text,
-                 title=f"Methanol, NVE on the atomforge potential, {len(seeds)} x {len(ml[0]) / 1000:g} ps at 300 K",
+                 title=f"Methanol: {len(seeds)} x {(len(ml[0]) - 1) / 1000:g} ps NVE on the atomforge potential from "
+                       f"300-K states (mean T {np.mean(temps):.0f} K)",
                  sticks={"GFN2-xTB harmonic": harm["frequencies_cm1"]})
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
