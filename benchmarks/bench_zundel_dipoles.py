@@ -11,7 +11,8 @@ Protocol (the issue's acceptance items):
     spectrum with dt = 1 fs) and the kinetic temperature of finite-difference velocities;
   * training: runs 01-03 (15000 frames; 5 % validation), plus --extra h2o,h3o+ optionally; the
     descriptor is RuNNer's own symmetry-function set (descriptor_from the imported network), so the
-    comparison is about the charge model and its training;
+    comparison is about the charge model and its training (--own-descriptor R_C: atomforge's
+    standard ACSF set with cutoff R_C instead);
   * test: run 04 (5000 frames) for both models; transfer: H13O6+ (w6h+-*.xyz, 110 frames);
   * spectrum of run 04 (dt = 1 fs) from CC, atomforge and RuNNer dipoles: peaks of the proton-
     transfer band (800-1250 cm^-1), the bend (1650-1900) and the two O-H stretches (3700-3800 and
@@ -92,6 +93,9 @@ def main():
     p.add_argument("--extra", default="", help="comma list of extra training sets: h2o,h3o+")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tag", default="", help="suffix of the result files")
+    p.add_argument("--own-descriptor", type=float, default=None, metavar="R_C",
+                   help="train on atomforge's standard ACSF set with this cutoff (Angstrom) instead of RuNNer's "
+                        "symmetry functions")
     a = p.parse_args()
 
     import torch
@@ -125,7 +129,8 @@ def main():
         train_files.append(str(D / "data-set" / f"{e}.xyz"))
     run_dir = runs / f"zundel{a.tag}"
     cfg = {"model": "dipole", "data": train_files, "test_data": str(cc / "run_04" / "CC_traj.xyz"),
-           "validation_fraction": 0.05, "descriptor_from": str(runner),
+           "validation_fraction": 0.05, "descriptor_from": None if a.own_descriptor else str(runner),
+           "descriptor": {"type": "acsf", "r_c": a.own_descriptor or 5.0, "n_radial": 10, "n_angular": 3},
            "network": {"hidden": [30, 30], "activation": "tanh", "committee": a.committee},
            "charges": {"scheme": a.scheme, "weight_hidden": [16]},
            "training": {"epochs": a.epochs, "batch_size": 32, "learning_rate": 0.001, "min_learning_rate": 1e-5,
