@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Descriptor + vector-Jacobian-product throughput for liquid water.
+"""Descriptor + vector-Jacobian-product throughput for liquid water (and GMP beside ACSF).
 
 Structure: the first 192-atom frame of DeePMD-kit's water example
 (``$ATOMFORGE_DATA/deepmd_water/energy_force/data_0``) replicated to 1536 and 12288 atoms.
@@ -10,6 +10,11 @@ atoms/s for G + VJP (what an MD step needs besides the network), plus memory per
 
 Target (issue 2): >= 15,000 atoms/s per core for G + VJP. For scale: n2p2's whole LAMMPS step with
 this potential measured 4,100 atom-steps/s per core on the same kind of machine (issue 4 text).
+
+Second table: Gaussian multipoles (GMP, default and with order 4) beside ACSF (the n2p2 water set on
+water; the default training set of `descriptor: {type: acsf}` on aspirin) on 1536-atom water and on
+rMD17 aspirin (21 atoms, 200 frames evaluated one after another), values + VJP, 1 and 2 threads:
+atoms/s per core as min / median / max of the repeats (the machine may be shared).
 
 Usage: python benchmarks/bench_descriptors.py [--output benchmarks/results/descriptors.md]
 """
@@ -58,6 +63,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1,2")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--output", help="also write the table (markdown) to this file")
+    p.add_argument("--no-gmp", dest="gmp", action="store_false", help="skip the GMP-beside-ACSF table")
     args = p.parse_args(argv)
 
     import atomforge
@@ -106,9 +112,52 @@ def main(argv=None) -> int:
         f"({'met' if min(per_core) >= 15000 else 'NOT met'}).")
     out("Memory/atom is the growth of peak RSS while that size ran (first row of a size includes "
         "its neighbour list and arrays); it stays flat from 1536 to 12288 atoms when memory is O(N).")
+    if args.gmp:
+        compare_gmp(d, base, sf, args, out)
     if args.output:
         Path(args.output).write_text("\n".join(lines) + "\n")
     return 0
+
+
+def compare_gmp(d: Path, water_cell, water_acsf, args, out) -> None:
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+
+    water = water_cell.repeat((2, 2, 2))
+    asp = np.load(d / "rmd17" / "rmd17_aspirin_train_01.npz")
+    from ase import Atoms
+    asp_frames = [Atoms(numbers=asp["nuclear_charges"], positions=r) for r in asp["coords"][:200]]
+    cases = {
+        "water (1536 atoms)": [("ACSF n2p2 RPBE-D3 set", water_acsf),
+                               ("GMP orders 0-3, 5 sigmas, r_c 6", GaussianMultipoles(elements=["H", "O"])),
+                               ("GMP orders 0-4, 5 sigmas, r_c 6",
+                                GaussianMultipoles(orders=(0, 1, 2, 3, 4), elements=["H", "O"]))],
+        "aspirin (21 atoms x 200 frames)": [
+            ("ACSF training default", SymmetryFunctions.from_config(SymmetryFunctions.config_defaults, ["H", "C", "O"])),
+            ("GMP orders 0-3, 5 sigmas, r_c 6", GaussianMultipoles(elements=["H", "C", "O"])),
+            ("GMP orders 0-4, 5 sigmas, r_c 6", GaussianMultipoles(orders=(0, 1, 2, 3, 4), elements=["H", "C", "O"]))],
+    }
+    out()
+    out("## GMP beside ACSF (values + VJP)")
+    out()
+    out("| structure | descriptor | features | threads | atoms/s per core: min / median / max |")
+    out("|---|---|---:|---:|---|")
+    rng = np.random.default_rng(1)
+    for name, descs in cases.items():
+        frames = [water] if name.startswith("water") else asp_frames
+        for label, desc in descs:
+            nls = [desc.neighbor_list(f) for f in frames]
+            ws = [rng.normal(size=(len(f), desc.n_features)) for f in frames]
+            for th in [int(x) for x in args.threads.split(",")]:
+                rates = []
+                for _ in range(max(args.repeats, 3)):
+                    t0 = time.perf_counter()
+                    for f, nl, w in zip(frames, nls, ws):
+                        desc.compute(f, neighbor_list=nl, threads=th)
+                        desc.vjp(w, f, neighbor_list=nl, threads=th)
+                    rates.append(sum(len(f) for f in frames) / (time.perf_counter() - t0) / th)
+                rates.sort()
+                out(f"| {name} | {label} | {desc.n_features} | {th} | {rates[0]:,.0f} / "
+                    f"{rates[len(rates) // 2]:,.0f} / {rates[-1]:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 /* pair_style atomforge: machine-learned potentials from atomforge model files.
 
-   pair_style atomforge
+   pair_style atomforge [min_distance D]
    pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
+
+   min_distance D (length units, default 0.1 A): two atoms closer than D stop the run with an
+   error naming both atom IDs (atoms on top of each other, an atom on a periodic image of
+   another). OpenMP threads above the machine's processors are clamped (one log line).
 
    A thin adapter over the atomforge core's engine layer (atomforge/engine.hpp), which maps
    element names to the model's elements and converts units (metal: eV; real: kcal/mol; lengths
@@ -43,6 +47,7 @@ class PairAtomForge : public Pair {
   std::string model_path_;
   std::vector<int> type_species_;  // LAMMPS type (1..ntypes) -> model species index, -1 = NULL
   int nthreads_ = 1;
+  double min_distance_ = 0.1;  // pair_style keyword, Angstrom (metal and real)
   // CSR neighbour list handed to the core (rebuilt every step from LAMMPS's full list)
   std::vector<long long> centres_, offsets_, neighbors_;
   std::vector<int> species_, order_;

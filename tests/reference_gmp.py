@@ -36,7 +36,8 @@ same order GMP-featurizer uses when orders and sigmas are given sorted.
 Cutoff functions fc(r), x = r / r_c, fc = 0 for r >= r_c, same list as atomforge's
 cpp/src/common/cutoff.hpp: None (fc = 1 for r < r_c), 'cos', 'tanhu', 'tanh', 'poly1'..'poly4'.
 
-No neighbour lists, no caching: images are enumerated by brute force for every centre atom.
+No neighbour lists, no caching: images are enumerated by brute force for every centre atom and
+the only vectorisation is over the neighbours of one element for one density Gaussian.
 """
 from __future__ import annotations
 
@@ -177,17 +178,21 @@ def probe_constants(sigma):
     return (1.0 / (sigma * math.sqrt(2.0 * math.pi))) ** 3, 1.0 / (2.0 * sigma * sigma)
 
 
-def gmp_moments(d, weights, gaussians_per_neighbour, order, sigma):
-    """{(nx,ny,nz): mu} summed over neighbours at displacements d (M, 3) with weights fc (M,)."""
+def gmp_moments(d, weights, numbers, densities, order, sigma):
+    """{(nx,ny,nz): mu} of order n at width sigma, summed over the density Gaussians of all
+    neighbours at displacements d (M, 3) with atomic numbers numbers (M,) and weights fc (M,)."""
     A, alpha = probe_constants(sigma)
     mu = {}
-    for m in range(len(d)):
-        for c, beta in gaussians_per_neighbour[m]:
+    r2 = np.einsum("ij,ij->i", d, d)
+    for Z in np.unique(numbers):
+        sel = numbers == Z
+        for c, beta in densities[int(Z)]:
             gamma = alpha + beta
             lam = beta / gamma
-            pref = weights[m] * A * c * (math.pi / gamma) ** 1.5 * math.exp(-alpha * beta / gamma * float(d[m] @ d[m]))
-            for _, comp, s in mcsh_components(order, lam * d[m, 0], lam * d[m, 1], lam * d[m, 2]):
-                mu[comp] = mu.get(comp, 0.0) + pref * float(s)
+            pref = weights[sel] * A * c * (math.pi / gamma) ** 1.5 * np.exp(-alpha * beta / gamma * r2[sel])
+            ds = lam * d[sel]
+            for _, comp, s in mcsh_components(order, ds[:, 0], ds[:, 1], ds[:, 2]):
+                mu[comp] = mu.get(comp, 0.0) + float(np.sum(pref * s))
     return mu
 
 
@@ -214,11 +219,10 @@ def gmp_reference(positions, numbers, cell, pbc, orders, sigmas, r_c, densities,
         js, d, is_centre = environment(positions, cell, pbc, i, r_c)
         r = np.linalg.norm(d, axis=1)
         fc = np.where(is_centre, 1.0, cutoff(cutoff_function, r, r_c))
-        gaussians = [densities[int(numbers[j])] for j in js]
         col = 0
         for n in orders:
             for s in sigmas:
-                mu = gmp_moments(d, fc, gaussians, n, s)
+                mu = gmp_moments(d, fc, numbers[js], densities, n, s)
                 weight = {comp: w for w, comp, _ in mcsh_components(n, 0.0, 0.0, 0.0)}
                 q = sum(weight[comp] * v * v for comp, v in mu.items())
                 out[i, col] = q if square else math.sqrt(q)

@@ -286,7 +286,7 @@ def test_extxyz_dipole_and_charge(tmp_path):
     frames = []
     for a, Q in ((zundel, 1.0), (dimer, 0.0)):
         a = a.copy()
-        a.info["charge"] = Q
+        a.info.update(charge=Q, length_unit="Angstrom", energy_unit="eV")
         a.info["dipole"] = np.array([0.1, 0.2, Q])
         frames.append(a)
     ase.io.write(tmp_path / "d.extxyz", frames, format="extxyz")
@@ -384,7 +384,7 @@ def test_energy_data_without_dipoles_is_refused(tmp_path):
     from atomforge.train.dipole_trainer import load_dipole_config, load_dipole_data
 
     a = molecule("H2O")
-    a.info["energy"] = -1.0
+    a.info.update(energy=-1.0, length_unit="Angstrom", energy_unit="eV")
     ase.io.write(tmp_path / "e.extxyz", [a, a])
     cfg = load_dipole_config({"data": str(tmp_path / "e.extxyz")})
     with pytest.raises(ValueError, match="e.extxyz: the data have no dipoles"):

@@ -82,7 +82,7 @@ def make_data(path: Path, n_frames: int, stride: int, temperature=600.0, seed=0)
         a.calc = SinglePointCalculator(a, energy=atoms.get_potential_energy(),
                                        forces=atoms.get_forces(apply_constraint=False),  # -dE/dr, not FixCom's
                                        dipole=atoms.get_dipole_moment())
-        a.info["charge"] = 0.0
+        a.info.update(charge=0.0, length_unit="Angstrom", energy_unit="eV")  # extended XYZ states its units
         frames.append(a)
     ase.io.write(path, frames, format="extxyz")
 

@@ -18,19 +18,26 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
-from .potential import Potential, load
+from ._inputs import min_distance_argument, threads_argument
+from .potential import DEFAULT_MIN_DISTANCE, Potential, load
 
 
 class AtomForgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_uncertainty",
                               "charges", "dipole"]
 
-    def __init__(self, model, threads: int = 0, dipole_model=None, **kwargs):
+    def __init__(self, model, threads: int = 0, min_distance: float = DEFAULT_MIN_DISTANCE, dipole_model=None,
+                 **kwargs):
         """model: a path, the model file's bytes, or a loaded :class:`atomforge.potential.Potential`
-        (an energy model, or a charge/dipole model); dipole_model: optionally a charge/dipole model
-        evaluated beside an energy model. Raises ValueError when dipole_model has no dipoles."""
+        (an energy model, or a charge/dipole model). threads: OpenMP threads (0: default; clamped
+        to the machine with a RuntimeWarning). min_distance: Angstrom; two atoms closer than this
+        (periodic images included) raise :class:`atomforge.AtomsTooClose` naming both atom
+        indices. dipole_model: optionally a charge/dipole model evaluated beside an energy model;
+        raises ValueError when it has no dipoles."""
         super().__init__(**kwargs)
         self.potential = model if isinstance(model, Potential) else load(model)
+        self.threads = threads_argument(threads)
+        self.min_distance = min_distance_argument(min_distance)
         self.dipole_potential = None
         if dipole_model is not None:
             self.dipole_potential = dipole_model if isinstance(dipole_model, Potential) else load(dipole_model)
@@ -39,7 +46,6 @@ class AtomForgeCalculator(Calculator):
                                  f"{self.dipole_potential.model_type}' model without dipoles")
         elif "dipole" in self.potential.capabilities:
             self.dipole_potential = self.potential
-        self.threads = threads
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -50,7 +56,7 @@ class AtomForgeCalculator(Calculator):
                 f"{self.potential.source} is a '{self.potential.model_type}' model: it gives charges and dipoles, "
                 f"not {', '.join(want_energy)} (use it as dipole_model beside an energy model)")
         if has_energy:
-            r = self.potential.compute(self.atoms, threads=self.threads)
+            r = self.potential.compute(self.atoms, threads=self.threads, min_distance=self.min_distance)
             self.results["energy"] = r.energy
             self.results["free_energy"] = r.energy
             self.results["energies"] = r.atomic_energies
@@ -63,7 +69,8 @@ class AtomForgeCalculator(Calculator):
                 raise PropertyNotImplementedError("stress needs a periodic cell")
         if self.dipole_potential is not None:
             q = float(self.atoms.info.get("charge", 0.0))
-            d = self.dipole_potential.compute(self.atoms, threads=self.threads, forces=False, charge=q)
+            d = self.dipole_potential.compute(self.atoms, threads=self.threads, forces=False, charge=q,
+                                              min_distance=self.min_distance)
             self.results["charges"] = d.charges
             self.results["dipole"] = d.dipole
         elif any(p in ("charges", "dipole") for p in properties):

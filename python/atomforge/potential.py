@@ -14,8 +14,12 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from . import _core
-from ._inputs import Structure, structure
+from ._inputs import DEFAULT_MIN_DISTANCE, Structure, min_distance_argument, structure, threads_argument
 from .model_file import ModelFileError, read_records
+
+#: Two atoms closer than the minimum distance (a ValueError): attributes i, j (atom indices),
+#: distance, min_distance (Angstrom), shift (lattice translation of j's periodic image).
+AtomsTooClose = _core.AtomsTooClose
 
 
 @dataclass
@@ -90,27 +94,37 @@ class Potential:
                              f"(elements: {self.elements})")
         return idx
 
-    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None):
+    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None, *,
+                      min_distance: float = DEFAULT_MIN_DISTANCE, threads: int = 0):
         s = positions if isinstance(positions, Structure) else structure(positions, numbers, cell, pbc)
         species = self.species_indices(s.numbers)
-        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff)
+        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff,
+                                       min_distance_argument(min_distance), threads)
         nl.set_species(species)
         return nl
 
     def compute(self, positions, numbers=None, cell=None, pbc=None, *, per_atom_virial: bool = False,
                 threads: int = 0, forces: bool = True, uncertainty: bool = False,
-                charge: float = 0.0) -> Result:
+                charge: float = 0.0, min_distance: float = DEFAULT_MIN_DISTANCE) -> Result:
         """Energy, forces, virial, atomic energies (and whatever else the model type gives) of one
         structure.
 
         Args: positions (N, 3) Angstrom or an ase.Atoms; numbers (N,); cell (3, 3) rows in
-        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default);
+        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default;
+        more than the machine's processors are clamped with a RuntimeWarning);
         forces: compute forces and virial; uncertainty: committee outputs where the model has
-        them; charge: total charge in e (charge models: imposed exactly, atomforge/charges.hpp).
-        Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...).
+        them; charge: total charge in e (charge models: imposed exactly, atomforge/charges.hpp);
+        min_distance: Angstrom, every pair of
+        atoms (periodic images included) must be at least this far apart (default
+        ``DEFAULT_MIN_DISTANCE`` = 0.1 A; 0 rejects only atoms at the same point).
+        Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...);
+        :class:`AtomsTooClose` (a ValueError, with attributes ``i``, ``j``, ``distance``,
+        ``shift``) for two atoms closer than ``min_distance``, naming both atom indices and
+        the periodic-image shift.
         """
         s = structure(positions, numbers, cell, pbc)
-        nl = self.neighbor_list(s)
+        threads = threads_argument(threads)
+        nl = self.neighbor_list(s, min_distance=min_distance, threads=threads)
         d = self._core.compute(nl, per_atom_virial, threads, forces, uncertainty, float(charge))
         owner = np.asarray(nl.owner)
         n = nl.n_local

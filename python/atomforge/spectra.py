@@ -298,7 +298,7 @@ def _read_fix_ave_time(path: Path) -> Optional[np.ndarray]:
 
 
 def read_dipole_series(path, model=None, charge: Optional[float] = None, elements: Optional[Sequence[str]] = None,
-                       every: int = 1, threads: int = 1) -> Tuple[np.ndarray, str]:
+                       every: int = 1, threads: int = 1, length_unit=None) -> Tuple[np.ndarray, str]:
     """Dipoles (T, 3) in e*Angstrom along one trajectory file, and where they came from.
 
     Files: CC dipole XYZ files (dipoles stored, e*a0 converted), LAMMPS ``fix ave/time`` output
@@ -308,7 +308,8 @@ def read_dipole_series(path, model=None, charge: Optional[float] = None, element
 
     With ``model`` (a dipole model file or loaded :class:`atomforge.Potential`) the dipoles are
     computed from the positions (total charge: ``charge``, else the file's, else 0); without
-    it they are taken from the file. ``every`` keeps every n-th frame.
+    it they are taken from the file. ``every`` keeps every n-th frame. (Extended) XYZ files need
+    their length unit (``length_unit=`` key in the file, or ``length_unit``): never guessed.
 
     Raises:
         ValueError: naming the file when it has neither dipoles nor (with a model) positions, or
@@ -327,7 +328,10 @@ def read_dipole_series(path, model=None, charge: Optional[float] = None, element
         return series[::every], "fix ave/time"
     fmt = detect_format(p)
     if fmt == "ccdipole":
-        ds = load_dataset(p).subset(slice(None, None, every))
+        ds = load_dataset(p, length_unit=length_unit, log=None).subset(slice(None, None, every))
+    elif p.suffix.lower() in (".xyz", ".extxyz"):  # the unit rules of atomforge.data (energies unused)
+        ds = load_dataset(p, length_unit=length_unit, energy_unit="eV", log=None, check=False).subset(
+            slice(None, None, every))
     else:
         import ase.io
 

@@ -38,6 +38,23 @@ struct DescriptorJacobian {
   std::vector<double> values;          // (n_entries, n_features, 3)
 };
 
+/// The model side of Descriptor::evaluate: turns one centre's feature row into dE/dG.
+class CentreModel {
+ public:
+  virtual ~CentreModel() = default;
+  /// Called once before any centre with the number of threads that will call centre().
+  virtual void begin(int n_threads) = 0;
+  /// Number of energies whose gradients are wanted (e.g. one per committee member for the force
+  /// deviation); 1 for the usual single energy.
+  virtual int n_outputs() const { return 1; }
+  /// Centre c (element e) with descriptor row G (n_features): write dE_o/dG for every output o
+  /// into dE_dG (n_outputs, n_features), zeroed by the caller (leave it zero when only energies
+  /// are wanted). Called from inside the descriptor's parallel region by thread tid in
+  /// [0, n_threads); different centres run concurrently. Must not throw: record problems and
+  /// report them after evaluate().
+  virtual void centre(int tid, int64_t c, int32_t e, const double* G, double* dE_dG) = 0;
+};
+
 class Descriptor {
  public:
   virtual ~Descriptor() = default;
@@ -56,7 +73,8 @@ class Descriptor {
   virtual std::vector<std::string> feature_labels(int32_t element) const = 0;
 
   /// G (n_centres, n_features), row-major, overwritten. Throws InvalidInput on a bad list
-  /// (species out of range, non-finite positions, coincident atoms).
+  /// (species out of range, non-finite positions; AtomsTooClose for a pair closer than
+  /// nl.min_distance: validate_neighbor_view).
   virtual void compute(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
 
   /// Vector-Jacobian product for an energy that depends on G, given dE_dG (n_centres,
@@ -70,6 +88,15 @@ class Descriptor {
 
   /// G and its sparse Jacobian (layout above). G may be null.
   virtual DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
+
+  /// One pass per centre: its features G_i, the model's dE/dG_i (CentreModel::centre), and, when
+  /// forces is not null, the vector-Jacobian product of that centre while its neighbour data is
+  /// still in cache (no second neighbour gather). For K = model.n_outputs(): forces (K, n_total,
+  /// 3) and virial (K, 9) as vjp() for each output; per_atom_virial (n_total, 9) for output 0
+  /// (virial and per_atom_virial may be null). The base implementation runs compute(), the model
+  /// over all centres, then vjp(); descriptor types override it with a fused pass.
+  virtual void evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                        double* per_atom_virial = nullptr, int n_threads = 0) const;
 
   /// True when this build can evaluate the descriptor on a CUDA device: the CUDA launcher runs
   /// the same single-source per-centre kernels as the CPU driver (one GPU thread per centre).
@@ -100,7 +127,9 @@ std::unique_ptr<Descriptor> make_descriptor(const ModelFile& file);
 
 /// Throws InvalidInput naming the first problem of a neighbour view: negative counts, null
 /// arrays, a species index outside 0..n_elements-1, a non-finite position, offsets that do not
-/// start at 0 or decrease, centre or neighbour indices out of range. O(n_total + n_pairs).
+/// start at 0 or decrease, centre or neighbour indices out of range, a centre listed as its own
+/// neighbour, more than kMaxNeighbors neighbours of one centre; AtomsTooClose (errors.hpp) for a listed pair closer than nl.min_distance, with the
+/// two position indices. O(n_total + n_pairs). Every descriptor calls it on every view.
 void validate_neighbor_view(const NeighborView& nl, int32_t n_elements);
 
 }  // namespace atomforge

@@ -33,6 +33,10 @@ struct ComputeRequest {
   bool uncertainty = false;      // fill the committee outputs (models with kUncertainty)
   double total_charge = 0.0;     // e; for charge models
   int n_threads = 0;             // OpenMP threads (<= 0: OpenMP default; clamped to the machine)
+  /// Angstrom: every pair of the neighbour view must be at least this far apart, else the model
+  /// throws AtomsTooClose (errors.hpp) naming both atoms; models put it on the view they validate
+  /// (NeighborView::min_distance). 0: only atoms at the same point are rejected.
+  double min_distance = kDefaultMinDistance;
 };
 
 /// Outputs of one evaluation. Sizes: per-centre arrays (n_centres); per-position arrays
@@ -48,7 +52,10 @@ struct ModelOutput {
   // committees
   std::vector<double> committee_energies;  // (committee size) total energy of each member, eV
   double energy_uncertainty = 0.0;         // eV, standard deviation over the committee
-  std::vector<double> forces_uncertainty;  // (n_total) eV/Angstrom, per-position force deviation
+  std::vector<double> member_forces;       // (committee size, n_total, 3) eV/Angstrom, when
+                                           // uncertainty was requested (fold before comparing)
+  std::vector<double> forces_uncertainty;  // (n_total) eV/Angstrom, per-atom force deviation
+                                           // (filled by adapters after folding member_forces)
   std::vector<double> atomic_energy_uncertainty;  // (n_centres) eV
   // charge models
   std::vector<double> charges;             // (n_centres) e

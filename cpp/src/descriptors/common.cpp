@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "atomforge/descriptor.hpp"
 #include "atomforge/errors.hpp"
+#include "common/threads.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
 
 namespace atomforge {
 
@@ -19,6 +25,33 @@ void check_finite_weights(const double* w, int64_t nc, int64_t nf) {
     if (!std::isfinite(w[k]))
       throw InvalidInput("dE/dG of atom " + std::to_string(k / nf) + ", feature " + std::to_string(k % nf) +
                          " is not finite");
+}
+
+void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                          double* per_atom_virial, int n_threads) const {
+  const int64_t nc = nl.n_centres, nf = n_features();
+  const int K = model.n_outputs();
+  std::vector<double> G(nc * nf), w(static_cast<size_t>(K) * nc * nf, 0.0), wk;
+  compute(nl, G.data(), n_threads);
+  const int nt = resolve_threads(n_threads);
+  model.begin(nt);
+#pragma omp parallel num_threads(nt)
+  {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < nc; ++c) model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * K * nf]);
+  }
+  if (!forces) return;
+  double W[9];
+  for (int o = 0; o < K; ++o) {  // rows of output o: (n_centres, n_features)
+    wk.resize(nc * nf);
+    for (int64_t c = 0; c < nc; ++c) std::copy(&w[(c * K + o) * nf], &w[(c * K + o + 1) * nf], &wk[c * nf]);
+    vjp(nl, wk.data(), forces + 3 * nl.n_total * o, virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr,
+        n_threads);
+  }
 }
 
 void Descriptor::compute_cuda(const NeighborView&, double*) const {
@@ -44,14 +77,28 @@ void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
         throw InvalidInput("position of atom " + std::to_string(p) + " is not finite (NaN or inf)");
   }
   if (nl.offsets[0] != 0) throw InvalidInput("neighbour list offsets must start at 0");
+  if (!(nl.min_distance >= 0.0) || !std::isfinite(nl.min_distance))
+    throw InvalidInput("min_distance must be >= 0 and finite, got " + std::to_string(nl.min_distance));
+  // Every listed pair at least min_distance apart (the lists of MD engines hold local and ghost
+  // atoms, so this covers periodic images too). O(n_pairs), cheap next to the kernels.
+  const double md2 = nl.min_distance * nl.min_distance;
+  const double* x = nl.positions;
   for (int64_t c = 0; c < nl.n_centres; ++c) {
     const int64_t i = nl.centre(c);
     if (i < 0 || i >= nl.n_total) throw InvalidInput("centre " + std::to_string(c) + " out of range");
     if (nl.offsets[c + 1] < nl.offsets[c]) throw InvalidInput("neighbour list offsets decrease");
+    if (nl.offsets[c + 1] - nl.offsets[c] > kMaxNeighbors)
+      throw InvalidInput("atom " + std::to_string(i) + " has " + std::to_string(nl.offsets[c + 1] - nl.offsets[c]) +
+                         " neighbours in the list, more than the " + std::to_string(kMaxNeighbors) +
+                         " the core accepts: the atoms are packed far denser than any material");
     for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
       const int64_t j = nl.neighbors[q];
       if (j < 0 || j >= nl.n_total)
         throw InvalidInput("neighbour index " + std::to_string(j) + " of centre " + std::to_string(c) + " out of range");
+      if (j == i) throw InvalidInput("centre " + std::to_string(c) + " lists itself as a neighbour");
+      const double dx = x[3 * j] - x[3 * i], dy = x[3 * j + 1] - x[3 * i + 1], dz = x[3 * j + 2] - x[3 * i + 2];
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 < md2 || r2 == 0.0) throw AtomsTooClose(i, j, std::sqrt(r2), nl.min_distance);
     }
   }
 }

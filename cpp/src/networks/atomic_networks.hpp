@@ -50,6 +50,8 @@ class AtomicNetworks {
   int committee_size() const { return n_members_; }
   int32_t n_elements() const { return n_elements_; }
   bool shared() const { return shared_; }
+  /// Input (descriptor feature) count of element k.
+  int64_t n_inputs(int32_t k) const { return n_inputs_[k]; }
   /// Hidden/output widths of the network element k uses, e.g. "30-30-1".
   std::string architecture(int32_t element) const;
   const std::string& activations(int32_t element) const;
@@ -59,8 +61,9 @@ class AtomicNetworks {
   /// member_out (M): y^m. If grad is not null it receives d(sum_m c_m y^m)/dG (n_inputs[k]),
   /// with c_m = coef[m] (coef null: c_m = 1/M, the gradient of the committee mean).
   /// No allocation (workspace from prepare()).
+  /// member_grads, if not null, (M, n_inputs[k]) receives each member's own dy^m/dG.
   void evaluate(int32_t element, const double* G, double* member_out, const double* coef, double* grad,
-                Workspace& ws) const;
+                Workspace& ws, double* member_grads = nullptr) const;
 
  private:
   struct Layer {

@@ -29,7 +29,7 @@ bool explicitlyNonPeriodic(const OpenMM::Force& f) {
 }  // namespace
 
 AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force)
-    : periodic(force.usesPeriodicBoundaryConditions()) {
+    : periodic(force.usesPeriodicBoundaryConditions()), minDistanceNm(force.getMinimumDistance()) {
   try {
     model = std::make_unique<atomforge::EngineModel>(force.getModelBytes(), force.getModelSource(),
                                                      atomforge::engine_units("openmm"));
@@ -87,9 +87,16 @@ double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, c
   atomforge::ComputeRequest request;
   request.forces = includeForces;
   request.n_threads = nThreads;
+  request.min_distance = minDistanceNm;  // engine (nm) units, converted by the core's adapter
   atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
   try {
     model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
+  } catch (const atomforge::AtomsTooClose& e) {
+    // the core numbers the covered particles 0..n-1: name them by their System indices
+    throw OpenMMException("AtomForgeForce: " + model->describe_too_close(e, "particles", std::to_string(particles[e.i()]),
+                                                                          std::to_string(particles[e.j()]),
+                                                                          "AtomForgeForce.setMinimumDistance sets the "
+                                                                          "threshold"));
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
   }

@@ -346,7 +346,7 @@ class Dataset:
         Args:
             datasets: one or more :class:`Dataset`.
             name: name of the result (default: the common name, or the names joined by ``+``).
-            source: source of the result (default: the sources joined by ``; ``).
+            source: source of the result (default: the sources joined by a semicolon and a space).
 
         Raises:
             ValueError: an empty list, or a label (energy, forces, virial, dipole, charges) present

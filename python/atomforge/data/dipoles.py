@@ -152,4 +152,7 @@ def read_cc_dipoles(path: PathLike, *, length_unit: UnitLike = "angstrom", dipol
                    dipole=np.asarray(dipoles, dtype=np.float64)[idx] * D,
                    total_charge=np.asarray(charges, dtype=np.float64)[idx], name=p.stem, source=str(p),
                    metadata={"format": "ccdipole", "length_unit": L, "dipole_unit": D,
-                             "labels": [labels[k] for k in idx]})
+                             "length_unit_name": str(length_unit), "energy_unit": 1.0,
+                             "energy_unit_name": "none (no energies)", "dipole_unit_name": str(dipole_unit),
+                             "units_from": "format" if (length_unit, dipole_unit) == ("angstrom", "e*bohr")
+                             else "user", "labels": [labels[k] for k in idx]})

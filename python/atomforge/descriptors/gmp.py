@@ -56,16 +56,30 @@ def _table() -> dict:
     return json.loads(text)
 
 
-def default_densities() -> Dict[str, List[Tuple[float, float]]]:
-    """The built-in pseudo-density table: element symbol -> [(c_k, alpha_k)], c in the table's
-    density unit, alpha in 1/Angstrom^2. Source and method: the table's ``source``/``method``
-    entries (tools/fit_gmp_densities.py regenerates it)."""
-    return {el: [tuple(map(float, g)) for g in gs] for el, gs in _table()["elements"].items()}
+#: Keys of the two fits in the table file: coefficients of either sign (the default; relative L2
+#: error of 4 pi r^2 rho below 0.6 % for every element) and positive coefficients only (4-26 %:
+#: positive Gaussians centred on the nucleus cannot make the hole valence densities have there).
+TABLES = {"signed": "elements_signed", "positive": "elements"}
+
+
+def default_densities(kind: str = "signed") -> Dict[str, List[Tuple[float, float]]]:
+    """The built-in pseudo-density table: element symbol -> [(c_k, alpha_k)], c in e/Angstrom^3,
+    alpha in 1/Angstrom^2, normalised to the valence electrons of the GTH-PBE pseudopotential.
+
+    Source: free-atom, spherically averaged, spin-polarised PBE valence densities (PySCF, GTH-PBE
+    pseudopotentials, DZVP-MOLOPT-SR-GTH basis) fitted by Gaussians; ``kind='signed'`` (default)
+    allows coefficients of either sign, ``'positive'`` only positive ones. Provenance and fit
+    errors: :func:`density_table_info`; ``tools/fit_gmp_densities.py`` regenerates the table.
+    Covers H-Xe, Cs, Ba, Hf-Rn. Raises ValueError for an unknown ``kind``.
+    """
+    if kind not in TABLES:
+        raise ValueError(f"density table kind must be one of {sorted(TABLES)}, got {kind!r}")
+    return {el: [tuple(map(float, g)) for g in gs] for el, gs in _table()[TABLES[kind]].items()}
 
 
 def density_table_info() -> dict:
     """Provenance of the built-in table (source, method, units, fit quality)."""
-    return {k: v for k, v in _table().items() if k != "elements"}
+    return {k: v for k, v in _table().items() if k not in TABLES.values()}
 
 
 @register
@@ -82,6 +96,8 @@ class GaussianMultipoles(Descriptor):
         elements: the elements to describe (symbols or atomic numbers; their order is the element
             index). Default: every element of the density table.
         densities: element -> [(c, alpha)] overriding (or extending) the built-in table.
+        density_table: which built-in fit to start from: ``"signed"`` (default) or
+            ``"positive"`` (see :func:`default_densities`).
 
     Raises:
         ValueError: naming the argument for orders outside 0..6 or repeated, non-positive or
@@ -93,7 +109,7 @@ class GaussianMultipoles(Descriptor):
     #: Training-configuration keys (``descriptor: {type: gmp, ...}``). ``elements``: elements to
     #: cover besides those of the training data (a shared network can evaluate them).
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3], "sigmas": [0.4, 0.8, 1.2, 1.6, 2.0],
-                       "cutoff_function": "poly2", "square": False, "elements": None}
+                       "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed"}
 
     @classmethod
     def from_config(cls, cfg: dict, elements) -> "GaussianMultipoles":
@@ -106,11 +122,13 @@ class GaussianMultipoles(Descriptor):
                       if extra else set(element_symbols(list(elements))), key=lambda s: atomic_numbers[s])
         cf = cfg["cutoff_function"]
         return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
-                   cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms)
+                   cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms,
+                   density_table=cfg.get("density_table", "signed"))
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3), sigmas: Sequence[float] = (0.4, 0.8, 1.2, 1.6, 2.0),
                  r_c: float = 6.0, cutoff_function: Optional[str] = "poly2", square: bool = False,
-                 elements: Optional[Sequence] = None, densities: Optional[dict] = None):
+                 elements: Optional[Sequence] = None, densities: Optional[dict] = None,
+                 density_table: str = "signed"):
         try:
             self.orders = [int(o) for o in orders]
         except (TypeError, ValueError):
@@ -138,7 +156,7 @@ class GaussianMultipoles(Descriptor):
             raise ValueError(f"cutoff_function: unknown {cutoff_function!r}; use None or one of {CUTOFF_FUNCTIONS}")
         self.cutoff_function = cutoff_function
         self.square = bool(square)
-        table = dict(default_densities()) if densities is None or elements is None or \
+        table = dict(default_densities(density_table)) if densities is None or elements is None or \
             not set(element_symbols(elements)) <= set(_norm_densities(densities)) else {}
         if densities is not None:
             table.update(_norm_densities(densities))
@@ -213,29 +231,34 @@ class GaussianMultipoles(Descriptor):
 
     @classmethod
     def from_records(cls, rec: dict, elements: List[str], where: str = "<model>") -> "GaussianMultipoles":
-        from ..model_file import ModelFileError, get_record
+        from ..model_file import ModelFileError, get_record, get_scalar, get_vector
 
-        def get(name, kind="arr"):
+        def get(name, kind="f64"):
             return get_record(rec, name, kind, where)
 
-        counts = np.atleast_1d(get("descriptor.density.counts")).astype(np.int64)
+        counts = get_vector(rec, "descriptor.density.counts", "i64", where)
         gauss = np.asarray(get("descriptor.density.gaussians"), dtype=float)
-        if counts.shape != (len(elements),) or (counts < 1).any() or gauss.ndim != 2 or gauss.shape[1] != 2 or \
-                counts.sum() != len(gauss):
-            raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species")
+        if counts.shape != (len(elements),) or (counts < 1).any() or (counts > 64).any() or gauss.ndim != 2 or \
+                gauss.shape[1] != 2 or counts.sum() != len(gauss):
+            raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species "
+                                 f"(one count of 1 to 64 Gaussians per element, rows (c, alpha) summing to them)")
+        orders = get_vector(rec, "descriptor.orders", "i64", where)
+        sigmas = get_vector(rec, "descriptor.sigmas", "f64", where)
+        if orders.size > 64 or sigmas.size > 256:
+            raise ModelFileError(f"{where}: descriptor.orders / descriptor.sigmas: too many entries")
         dens, start = {}, 0
         for e, n in zip(elements, counts):
             dens[e] = [tuple(g) for g in gauss[start:start + n]]
             start += n
         cf = get("descriptor.cutoff_function", "str")
-        sq = np.asarray(get("descriptor.square"))
-        if sq.size != 1 or int(sq.reshape(())) not in (0, 1):
+        sq = get_scalar(rec, "descriptor.square", "i64", where)
+        if sq not in (0, 1):
             raise ModelFileError(f"{where}: descriptor.square must be 0 or 1")
+        r_c = get_scalar(rec, "descriptor.r_c", "f64", where)
         try:
-            return cls(orders=np.atleast_1d(get("descriptor.orders")).tolist(),
-                       sigmas=np.atleast_1d(get("descriptor.sigmas")).tolist(),
-                       r_c=float(get("descriptor.r_c")), cutoff_function=None if cf == "none" else cf,
-                       square=bool(int(sq.reshape(()))), elements=elements, densities=dens)
+            return cls(orders=orders.tolist(), sigmas=sigmas.tolist(), r_c=r_c,
+                       cutoff_function=None if cf == "none" else cf, square=bool(sq), elements=elements,
+                       densities=dens)
         except (ValueError, TypeError) as exc:
             raise ModelFileError(f"{where}: {exc}") from None
 

