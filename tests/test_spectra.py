@@ -120,7 +120,9 @@ def test_read_dipole_series_errors(tmp_path):
     from ase.build import molecule
 
     ase.io.write(tmp_path / "plain.xyz", [molecule("H2O")] * 5)
+    with pytest.raises(ValueError, match="does not state its units.*length_unit"):
+        read_dipole_series(tmp_path / "plain.xyz")  # XYZ lengths are never guessed
     with pytest.raises(ValueError, match="no dipoles stored in the file; give a dipole model"):
-        read_dipole_series(tmp_path / "plain.xyz")
+        read_dipole_series(tmp_path / "plain.xyz", length_unit="angstrom")
     with pytest.raises(FileNotFoundError):
         read_dipole_series(tmp_path / "missing.xyz")
