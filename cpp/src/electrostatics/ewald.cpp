@@ -359,11 +359,12 @@ double ewald_s(double accuracy) {
     throw InvalidInput("electrostatics: accuracy must be in [" + num(kEwaldMinAccuracy) + ", " +
                        num(kEwaldMaxAccuracy) + "] (got " + num(accuracy) + ")");
   }
-  // f(s) = exp(-s^2)/s^2 decreases on s > 0; f(0.5) > 0.1 and f(7) < 1e-15
+  // f(s) = exp(-s^2)/s^2 decreases on s > 0; f(0.5) > 1e-1 / 100 and f(7) < 1e-15 / 100
+  const double target = accuracy / kEwaldErrorMargin;
   double lo = 0.5, hi = 7.0;
   for (int it = 0; it < 200 && hi - lo > 1e-15; ++it) {
     const double mid = 0.5 * (lo + hi);
-    if (std::exp(-mid * mid) / (mid * mid) > accuracy) {
+    if (std::exp(-mid * mid) / (mid * mid) > target) {
       lo = mid;
     } else {
       hi = mid;
