@@ -408,6 +408,11 @@ def test_bad_input_raises_clear_errors():
     # a huge cell at a high accuracy: bounded memory, clear message
     with pytest.raises(ValueError, match="reciprocal vectors"):
         ewald(pos, q, cell=np.eye(3) * 3000.0, alpha=1.0, accuracy=1e-12)
+    # ... and a very long cell with many atoms: bounded reciprocal-space tables
+    n = 1000
+    long_pos = np.c_[np.arange(n) * 100.0, np.zeros((n, 2))]
+    with pytest.raises(ValueError, match="reciprocal-space tables"):
+        ewald(long_pos, np.tile([1.0, -1.0], n // 2), cell=np.diag([1e5, 3.0, 3.0]), alpha=0.5, accuracy=1e-10)
 
 
 def test_empty_and_single_ion():

@@ -13,13 +13,14 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from . import _core
+from . import units as _units
 from ._inputs import DEFAULT_MIN_DISTANCE, min_distance_argument, pbc_flags, threads_argument
 
 if _core is None:  # pragma: no cover - the package is always installed with its extension
     raise ImportError("atomforge.electrostatics needs the compiled core (atomforge._core)")
 
 #: Coulomb constant e^2 / (4 pi epsilon_0) in eV*Angstrom (CODATA 2018), from the core's table.
-COULOMB = float(_core.unit_constants()["coulomb_ev_angstrom"][0])
+COULOMB = _units.COULOMB
 #: Range of the ``accuracy`` argument.
 MIN_ACCURACY = float(_core.EWALD_MIN_ACCURACY)
 MAX_ACCURACY = float(_core.EWALD_MAX_ACCURACY)

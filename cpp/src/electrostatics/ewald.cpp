@@ -266,6 +266,12 @@ void reciprocal_sum(const double* x, const double* q, int64_t n, const Cell& c, 
   const int H = prm.kmax[0], K = prm.kmax[1], L = prm.kmax[2];
   const int64_t rows[3] = {H + 1, 2 * K + 1, 2 * L + 1};
   const int off[3] = {0, K, L};
+  if (static_cast<double>(n) * static_cast<double>(rows[0] + rows[1] + rows[2]) >
+      static_cast<double>(kEwaldMaxTableEntries)) {
+    throw InvalidInput("electrostatics: the reciprocal-space tables would need " + std::to_string(n) + " atoms x " +
+                       std::to_string(rows[0] + rows[1] + rows[2]) + " rows, more than " +
+                       std::to_string(kEwaldMaxTableEntries) + " entries: raise alpha or lower the accuracy");
+  }
   std::vector<double> tc[3], ts[3];
   for (int d = 0; d < 3; ++d) {
     tc[d].assign(rows[d] * n, 0.0);

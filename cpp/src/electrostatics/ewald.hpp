@@ -73,6 +73,10 @@ namespace atomforge {
 /// Requested accuracies outside [kEwaldMinAccuracy, kEwaldMaxAccuracy] are refused.
 constexpr double kEwaldMinAccuracy = 1e-15;
 constexpr double kEwaldMaxAccuracy = 1e-1;
+/// Bound on the reciprocal-space tables (atoms times table rows, 16 bytes each: cos and sin of
+/// m theta_d per atom and direction), checked before they are allocated; reaching it means a
+/// very elongated cell at a high accuracy.
+constexpr int64_t kEwaldMaxTableEntries = 50000000;
 /// Factor between the requested accuracy and the Kolafa-Perram error factor exp(-s^2)/s^2 (above).
 constexpr double kEwaldErrorMargin = 100.0;
 /// Bound on the half-space reciprocal vectors (memory: about 80 bytes each), checked before any
@@ -134,7 +138,7 @@ EwaldParameters ewald_parameters(const double* cell, int64_t n, double sigma_max
 ///
 /// Throws InvalidInput for n < 0, non-finite positions or charges (naming the atom), a negative
 /// or non-finite sigma (naming the atom), a bad accuracy, alpha or min_distance, a singular cell,
-/// memory bounds (kEwaldMaxKVectors, the neighbour-list bounds); AtomsTooClose for two atoms
+/// memory bounds (kEwaldMaxKVectors, kEwaldMaxTableEntries, the neighbour-list bounds); AtomsTooClose for two atoms
 /// (or an atom and an image) closer than options.min_distance.
 ElectrostaticsResult electrostatics(const double* positions, const double* charges, const double* sigma, int64_t n,
                                     const double* cell, bool periodic, const EwaldOptions& options = {});
