@@ -47,8 +47,8 @@ def ewald(positions, charges, cell=None, pbc=None, sigma=None, accuracy: float =
     :math:`\gamma_{ij} = \sqrt{2(\sigma_i^2 + \sigma_j^2)}`, and
 
     .. math:: E = \frac{k_e}{2} \sum_{\mathbf n} {\sum_{i,j}}' q_i q_j
-              \frac{\operatorname{erf}(|\mathbf r_j + \mathbf n - \mathbf r_i| / \gamma_{ij})}
-                   {|\mathbf r_j + \mathbf n - \mathbf r_i|}
+              \frac{\operatorname{erf}(\lvert\mathbf r_j + \mathbf n - \mathbf r_i\rvert / \gamma_{ij})}
+                   {\lvert\mathbf r_j + \mathbf n - \mathbf r_i\rvert}
 
     over lattice translations :math:`\mathbf n` (only :math:`\mathbf n = 0` for molecules; the
     prime drops :math:`i = j` at :math:`\mathbf n = 0`, so the Gaussians' self-energies
