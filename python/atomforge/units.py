@@ -36,6 +36,8 @@ WAVENUMBER = CONSTANTS["wavenumber_in_ev"]
 SPEED_OF_LIGHT_CM_PER_FS = CONSTANTS["speed_of_light_m_s"] * 100.0 * 1e-15
 #: Boltzmann constant in eV/K.
 BOLTZMANN = CONSTANTS["boltzmann_in_ev_per_k"]
+#: Coulomb constant e^2 / (4 pi epsilon_0) in eV*Angstrom (14.3996...).
+COULOMB = CONSTANTS["coulomb_ev_angstrom"]
 
 #: Angstrom per unit.
 LENGTH_UNITS: Dict[str, float] = {"bohr": BOHR, "a0": BOHR, "au": BOHR, "angstrom": 1.0,

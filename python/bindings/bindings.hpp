@@ -78,5 +78,7 @@ inline CsrArrays make_csr(darr positions, i32arr species, i64arr offsets, i64arr
 
 /// sGDML's training and batched-prediction functions (sgdml_bindings.cpp).
 void bind_sgdml(py::module_& m);
+/// The core's electrostatics (electrostatics_bindings.cpp).
+void bind_electrostatics(py::module_& m);
 
 }  // namespace afpy

@@ -1,7 +1,8 @@
 // pybind11 bindings of the atomforge core. Binding only: argument conversion, GIL release, no
 // logic. Descriptors and models are bound through their interfaces (Descriptor, Model), built by
 // the core's registries from model-file bytes, so a new descriptor or model type needs no edit
-// here; model-specific training functions live in their own files (sgdml_bindings.cpp).
+// here; model-specific training functions live in their own files (sgdml_bindings.cpp), the electrostatics
+// in electrostatics_bindings.cpp.
 // Inputs are taken as C-contiguous float64/int arrays without copies when they already have that
 // layout (the Python layer ensures it); errors from the core (atomforge::InvalidInput) arrive in
 // Python as ValueError with the core's message.
@@ -355,4 +356,5 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("data"), py::arg("where") = "<bytes>");
 
   bind_sgdml(m);
+  bind_electrostatics(m);
 }

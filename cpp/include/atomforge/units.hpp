@@ -22,6 +22,7 @@ constexpr double kPlanck = 6.62607015e-34;               // J s
 constexpr double kBohrInAngstrom = 0.529177210903;       // a0 in Angstrom
 constexpr double kHartreeInEV = 27.211386245988;         // Eh in eV
 constexpr double kBoltzmannInEVPerK = 8.617333262e-5;    // k_B in eV/K (exact: 1.380649e-23 J/K / e)
+constexpr double kVacuumPermittivity = 8.8541878128e-12;  // epsilon_0 in F/m (CODATA 2018)
 
 // --- derived factors: X_IN_Y = how many Y one X is
 constexpr double kEVInKJPerMol = kElementaryCharge * kAvogadro / 1000.0;    // 96.48533212331002
@@ -32,6 +33,10 @@ constexpr double kRydbergInEV = kHartreeInEV / 2.0;
 constexpr double kDebyeInEAngstrom = 1e-21 / kSpeedOfLight / kElementaryCharge / 1e-10;
 /// 1 e*a0 in e*Angstrom (atomic unit of dipole moment)
 constexpr double kEBohrInEAngstrom = kBohrInAngstrom;
+/// Coulomb constant k_e = e^2 / (4 pi epsilon_0) in eV*Angstrom (energy of two elementary
+/// charges 1 Angstrom apart): e / (4 pi epsilon_0) / 1e-10 m = 14.399645478425668
+constexpr double kCoulombInEVAngstrom =
+    kElementaryCharge / (4.0 * 3.14159265358979323846 * kVacuumPermittivity) / 1e-10;
 /// Photon energy of 1 cm^-1 in eV: h c (100 cm/m) / e = 1.2398419843320026e-4 (exact constants)
 constexpr double kWavenumberInEV = kPlanck * kSpeedOfLight * 100.0 / kElementaryCharge;
 
@@ -53,6 +58,8 @@ inline const Constant* constants(int* count) {
       {"hartree_in_ev", kHartreeInEV, "Hartree energy in eV (CODATA 2018)"},
       {"rydberg_in_ev", kRydbergInEV, "Rydberg energy (Eh/2) in eV"},
       {"boltzmann_in_ev_per_k", kBoltzmannInEVPerK, "Boltzmann constant in eV/K (CODATA 2018)"},
+      {"vacuum_permittivity_F_m", kVacuumPermittivity, "vacuum permittivity epsilon_0 in F/m (CODATA 2018)"},
+      {"coulomb_ev_angstrom", kCoulombInEVAngstrom, "Coulomb constant e^2/(4 pi epsilon_0) in eV*Angstrom"},
       {"ev_in_kj_per_mol", kEVInKJPerMol, "1 eV in kJ/mol (e N_A / 1000)"},
       {"ev_in_kcal_per_mol", kEVInKcalPerMol, "1 eV in kcal/mol (thermochemical calorie)"},
       {"nm_in_angstrom", kNmInAngstrom, "1 nm in Angstrom"},
