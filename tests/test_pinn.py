@@ -1,0 +1,310 @@
+"""Model type pinn (E = E_short + E_elec of network charges): exact forces and virial by finite
+differences (molecule, cubic and triclinic cells), the charge-derivative force term, C++ against
+PyTorch, total charge, E_elec against atomforge.electrostatics.ewald, ASE, model-file round
+trip, bad input, engines refusing the model, and training (``model: pinn``)."""
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+
+import atomforge
+from atomforge import ModelFileError, load, read_model, save_model
+from atomforge.descriptors import SymmetryFunctions
+from atomforge.electrostatics import ewald
+from atomforge.model_file import read_records, write_records
+from atomforge.train.bpnn import collate, featurize
+from atomforge.train.pinn import PeriodicNotSupported, TorchPinn
+from structures import skewed_triclinic, small_periodic
+
+ELEMENTS = ["H", "C", "O"]
+
+
+def torch_model(scheme="weighted", seed=1, sigma=(0.5, 0.8, 0.7), accuracy=1e-12):
+    sf = SymmetryFunctions.standard(ELEMENTS, r_c=4.0, n_radial=4, n_angular=2)
+    rng = np.random.default_rng(seed)
+    F = sf.n_features
+    m = TorchPinn(sf, hidden=(8, 6), activation="tanh", shift=rng.normal(size=(3, F)) * 0.1,
+                  scale=rng.uniform(0.5, 1.5, size=(3, F)), reference_energies=np.array([-13.6, -1030.0, -2040.0]),
+                  energy_scale=0.5, charge_hidden=(6,), charge_scheme=scheme, weight_hidden=(5,),
+                  charge_reference=np.array([0.4, 0.1, -0.8]), charge_scale=0.3, sigma=np.array(sigma),
+                  accuracy=accuracy, seed=seed)
+    with torch.no_grad():  # non-trivial charge and weight networks (not the near-constant initialisation)
+        gen = torch.Generator().manual_seed(seed)
+        for p in m.charge.parameters():
+            p.add_(torch.randn(p.shape, dtype=p.dtype, generator=gen) * 0.3)
+    return m
+
+
+def model_file(tmp_path, scheme="weighted", **kw):
+    path = tmp_path / f"pinn_{scheme}.afm"
+    save_model(path, torch_model(scheme, **kw).to_parameters())
+    return path
+
+
+def protonated_cluster(seed=0):
+    """A distorted H5O2+ with a methane nearby (12 atoms), away from the origin."""
+    rng = np.random.default_rng(seed)
+    w = molecule("H2O")
+    b = w.copy()
+    b.rotate(100, "z")
+    b.translate([2.6, 0.3, 0.2])
+    c = molecule("CH4")
+    c.translate([1.0, 3.2, -0.5])
+    a = w + b + c
+    a += Atoms("H", positions=[a.positions[0] + [1.2, 0.1, 0.0]])
+    a.translate([3.0, -1.0, 2.0])
+    a.positions += rng.normal(scale=0.05, size=a.positions.shape)
+    return a
+
+
+def periodic(kind):
+    pos, num, cell, pbc = small_periodic() if kind == "cubic" else skewed_triclinic()
+    return Atoms(numbers=num, positions=pos, cell=cell, pbc=pbc)
+
+
+def systems():
+    return {"molecule": (protonated_cluster(), 1.0), "cubic": (periodic("cubic"), 0.0),
+            "triclinic": (periodic("triclinic"), -1.0)}
+
+
+def fd_forces(pot, atoms, Q, h=1e-5):
+    F = np.zeros((len(atoms), 3))
+    for i in range(len(atoms)):
+        for d in range(3):
+            e = []
+            for s in (1, -1):
+                a = atoms.copy()
+                a.positions[i, d] += s * h
+                e.append(pot.compute(a, charge=Q, forces=False).energy)
+            F[i, d] = -(e[0] - e[1]) / (2 * h)
+    return F
+
+
+def fd_virial(pot, atoms, Q, h=1e-5):
+    """W_ab = -dE/d(eps_ab) by a symmetric strain of cell and positions."""
+    W = np.zeros((3, 3))
+    for a_ in range(3):
+        for b_ in range(3):
+            e = []
+            for s in (1, -1):
+                eps = np.eye(3)
+                eps[a_, b_] += s * h / 2
+                eps[b_, a_] += s * h / 2
+                at = atoms.copy()
+                at.set_cell(atoms.cell.array @ eps, scale_atoms=False)
+                at.positions = atoms.positions @ eps
+                e.append(pot.compute(at, charge=Q, forces=False).energy)
+            W[a_, b_] = -(e[0] - e[1]) / (2 * h)
+    return W
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+def test_finite_difference_forces_and_virial(tmp_path, kind):
+    pot = load(model_file(tmp_path))
+    atoms, Q = systems()[kind]
+    r = pot.compute(atoms, charge=Q)
+    Ffd = fd_forces(pot, atoms, Q)
+    assert np.abs(r.forces - Ffd).max() < 1e-6 * max(1.0, np.abs(Ffd).max())
+    if kind != "molecule":
+        Wfd = fd_virial(pot, atoms, Q)
+        assert np.abs(r.virial - Wfd).max() < 1e-6 * max(1.0, np.abs(Wfd).max())
+        assert np.allclose(r.virial, r.virial.T, atol=1e-9)
+    # the charge-derivative term -sum_i phi_i dq_i/dr is present and far above the tolerance:
+    # forces at fixed charges (short range + electrostatics) differ from the exact ones
+    p = read_model(model_file(tmp_path))
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    short = load(tmp_path / "short.afm").compute(atoms)
+    el = ewald(atoms.positions, r.charges, atoms.cell.array if kind != "molecule" else None,
+               atoms.pbc if kind != "molecule" else None, sigma=np.asarray(p.sigma)[
+                   [ELEMENTS.index(s) for s in atoms.get_chemical_symbols()]], accuracy=1e-12)
+    fixed_q = short.forces + el["forces"]
+    assert np.abs(fixed_q - Ffd).max() > 1e-3
+
+
+@pytest.mark.parametrize("scheme", ["weighted", "uniform"])
+@pytest.mark.parametrize("Q", [0.0, 1.0])
+def test_cpp_matches_pytorch(tmp_path, scheme, Q):
+    m = torch_model(scheme)
+    save_model(tmp_path / "m.afm", m.to_parameters())
+    pot = load(tmp_path / "m.afm")
+    mols = [protonated_cluster(0), protonated_cluster(1)[:9]]
+    fr = [featurize(m.sf, a.positions, a.numbers, None, None) for a in mols]
+    b = collate(fr)
+    b.positions = torch.as_tensor(np.concatenate([a.positions for a in mols]))
+    b.total_charge = torch.tensor([Q, Q], dtype=torch.float64)
+    E, F, q, mu = m(b)
+    off = np.cumsum([0] + [len(a) for a in mols])
+    for k, a in enumerate(mols):
+        r = pot.compute(a, charge=Q)
+        assert abs(r.energy - E[k].item()) < 1e-10 * max(1.0, abs(r.energy))
+        assert np.abs(r.forces - F[off[k]:off[k + 1]].detach().numpy()).max() < 1e-10
+        assert np.abs(r.charges - q[off[k]:off[k + 1]].detach().numpy()).max() < 1e-12
+        assert np.abs(r.dipole - mu[k].detach().numpy()).max() < 1e-11
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+@pytest.mark.parametrize("Q", [0.0, 1.0, -2.0])
+def test_total_charge_conserved(tmp_path, kind, Q):
+    pot = load(model_file(tmp_path))
+    atoms = systems()[kind][0]
+    r = pot.compute(atoms, charge=Q)
+    assert abs(r.charges.sum() - Q) < 1e-12
+    assert np.std(r.charges) > 0.01  # environment-dependent, not uniform
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+def test_electrostatic_energy_matches_ewald(tmp_path, kind):
+    """E_pinn - E_short (the same networks as a bpnn model) is the Ewald energy of the predicted
+    charges; atomic energies sum to the energy."""
+    path = model_file(tmp_path)
+    p = read_model(path)
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    atoms, Q = systems()[kind]
+    r = load(path).compute(atoms, charge=Q)
+    e_short = load(tmp_path / "short.afm").compute(atoms).energy
+    sig = np.asarray(p.sigma)[[ELEMENTS.index(s) for s in atoms.get_chemical_symbols()]]
+    per = kind != "molecule"
+    el = ewald(atoms.positions, r.charges, atoms.cell.array if per else None, atoms.pbc if per else None,
+               sigma=sig, accuracy=1e-12)
+    assert abs(el["energy"]) > 0.1
+    assert abs((r.energy - e_short) - el["energy"]) < 1e-9 * max(1.0, abs(r.energy))
+    assert abs(r.atomic_energies.sum() - r.energy) < 1e-9 * abs(r.energy)
+
+
+def test_ase_calculator(tmp_path):
+    from atomforge.ase import AtomForgeCalculator
+
+    atoms = periodic("triclinic")
+    atoms.info["charge"] = 1.0
+    atoms.calc = AtomForgeCalculator(str(model_file(tmp_path)))
+    pot = load(model_file(tmp_path))
+    r = pot.compute(atoms, charge=1.0)
+    assert atoms.get_potential_energy() == pytest.approx(r.energy, abs=1e-10)
+    assert np.allclose(atoms.get_forces(), r.forces, atol=1e-12)
+    assert np.allclose(atoms.get_charges(), r.charges, atol=1e-14)
+    assert atoms.get_charges().sum() == pytest.approx(1.0, abs=1e-12)
+    s = atoms.get_stress(voigt=False)
+    assert np.allclose(s, -r.virial / atoms.get_volume(), atol=1e-12)
+    mol = protonated_cluster()
+    mol.calc = AtomForgeCalculator(str(model_file(tmp_path)))
+    assert np.allclose(mol.get_dipole_moment(), pot.compute(mol).charges @ mol.positions, atol=1e-12)
+
+
+def test_model_file_round_trip_and_describe(tmp_path):
+    path = model_file(tmp_path)
+    p = read_model(path)
+    assert p.model_type == "pinn" and p.elements == ELEMENTS
+    save_model(tmp_path / "again.afm", p)
+    _, a = read_records(path)
+    _, b = read_records(tmp_path / "again.afm")
+    assert set(a) == set(b)
+    for k in a:
+        if not k.startswith("metadata.created"):
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+    atoms, Q = systems()["cubic"]
+    assert load(path).compute(atoms, charge=Q).energy == load(tmp_path / "again.afm").compute(atoms, charge=Q).energy
+    pot = load(path)
+    assert pot.model_type == "pinn"
+    assert set(pot.capabilities) >= {"energy", "charges", "dipole", "long_range"}
+    d = dict(pot.describe())
+    assert "Ewald" in d["energy"] and "ewald accuracy" in d
+    assert dict(p.describe())["sigma"].startswith("H 0.5 A")
+
+
+def _edit(tmp_path, **changes):
+    _, rec = read_records(model_file(tmp_path))
+    rec.update(changes)
+    path = tmp_path / "edited.afm"
+    write_records(path, rec)
+    return path
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"electrostatics.sigma": np.array([0.5, -0.1, 0.7])}, "sigma"),
+    ({"electrostatics.sigma": np.array([0.5, 0.7])}, "sigma"),
+    ({"electrostatics.accuracy": 0.5}, "accuracy"),
+    ({"committee_size": np.int64(2)}, "committee"),
+    ({"units.charge": "C"}, "units.charge"),
+])
+def test_bad_model_files(tmp_path, changes, match):
+    path = _edit(tmp_path, **changes)
+    with pytest.raises(ModelFileError, match=match):
+        read_model(path)
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_missing_electrostatics_record(tmp_path):
+    _, rec = read_records(model_file(tmp_path))
+    del rec["electrostatics.sigma"]
+    write_records(tmp_path / "m.afm", rec)
+    with pytest.raises(ValueError, match="electrostatics.sigma"):
+        load(tmp_path / "m.afm")
+    with pytest.raises(ModelFileError, match="electrostatics.sigma"):
+        read_model(tmp_path / "m.afm")
+
+
+def test_bad_input(tmp_path):
+    pot = load(model_file(tmp_path))
+    atoms = periodic("cubic")
+    with pytest.raises(ValueError, match="periodic along some directions only"):
+        pot.compute(atoms.positions, atoms.numbers, atoms.cell.array, [True, True, False])
+    with pytest.raises(ValueError, match="per-atom virials"):
+        pot.compute(atoms, per_atom_virial=True)
+    with pytest.raises(ValueError, match="total charge"):
+        pot.compute(atoms, charge=float("nan"))
+    with pytest.raises(ValueError, match="sigma"):
+        torch_model(sigma=(0.5, -1.0, 0.7))
+    with pytest.raises(ValueError, match="accuracy"):
+        torch_model(accuracy=1.0)
+    m = torch_model()
+    fr = [featurize(m.sf, atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc)]
+    b = collate(fr)
+    b.positions = torch.as_tensor(atoms.positions)
+    b.total_charge = torch.zeros(1, dtype=torch.float64)
+    b.periodic = True
+    with pytest.raises(PeriodicNotSupported, match="open boundaries"):
+        m(b)
+
+
+def test_engines_refuse_the_model(tmp_path):
+    """LAMMPS (domain decomposition, no kspace coupling) and OpenMM (local adapter) cannot
+    evaluate the long-range part: both refuse a pinn model by name."""
+    from lammps_helpers import lammps_available
+
+    path = model_file(tmp_path)
+    tested = False
+    if lammps_available():
+        import atomforge.lammps  # noqa: F401
+        from lammps import lammps
+
+        lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        try:
+            for c in ["units metal", "atom_style atomic", "region b block 0 5 0 5 0 5", "create_box 3 b",
+                      "mass * 1.0", "pair_style atomforge"]:
+                lmp.command(c)
+            with pytest.raises(Exception, match="pair_style atomforge cannot evaluate .*'pinn' model with long-range"):
+                lmp.command(f"pair_coeff * * {path} H C O")
+        finally:
+            lmp.close()
+        tested = True
+    try:
+        import openmm
+        from atomforge.openmm import AtomForgeForce
+    except ImportError:
+        openmm = None
+    if openmm is not None:
+        with pytest.raises(Exception, match="AtomForgeForce cannot evaluate .*'pinn' model with long-range"):
+            f = AtomForgeForce(str(path), [8, 1, 1])
+            system = openmm.System()
+            for _ in range(3):
+                system.addParticle(1.0)
+            system.addForce(f)
+            ctx = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+            ctx.setPositions(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]))
+            ctx.getState(getEnergy=True)
+        tested = True
+    if not tested:
+        pytest.skip("neither the LAMMPS nor the OpenMM plugin is available")
