@@ -30,6 +30,7 @@ from ..models.pinn import PinnParameters
 from ..units import COULOMB
 from .bpnn import TorchBPNN
 from .dipole import TorchDipole
+from .trainer import Trainer
 
 
 class PeriodicNotSupported(ValueError):
@@ -145,3 +146,59 @@ class TorchPinn(nn.Module):
         """Export for the model file (float64), evaluated identically by the C++ core."""
         return PinnParameters(self.short.to_parameters(), self.charge.to_parameters(),
                               self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}))
+
+
+class PinnTrainer(Trainer):
+    """``model: pinn`` training (configuration: :mod:`atomforge.train.config`, section ``pinn``):
+    the energy-model trainer's data handling, split, schedule, checkpoints and run folder, with a
+    :class:`TorchPinn` model; loss = w_E mean((dE/N/s)^2) + w_F mean((dF/s)^2) + w_mu
+    mean((dmu / 0.1 e*Angstrom)^2) (s: the energy scale; dipoles only when the data have them and
+    ``pinn.dipole_weight`` > 0). Each frame's total charge comes from the data (0 when absent).
+
+    Raises PeriodicNotSupported (a ValueError) when any frame is periodic, before training starts.
+    """
+
+    def _prepare(self):
+        super()._prepare()
+        for name, ds in (("training", self.train_ds), ("validation", self.valid_ds), ("test", self.test_ds)):
+            per = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any()]
+            if per:
+                raise PeriodicNotSupported(
+                    f"model: pinn trains on molecules (open boundaries) only: {len(per)} {name} frame(s) are "
+                    f"periodic (first: {per[0]}); the PyTorch Ewald sum for periodic cells is not implemented yet "
+                    f"(the core evaluates periodic pinn models, e.g. one written with atomforge.models.pinn)")
+        pc = self.cfg["pinn"]
+        self.use_dipoles = pc["dipole_weight"] > 0 and self.train_ds.dipole is not None
+        if pc["dipole_weight"] > 0 and self.train_ds.dipole is None:
+            self.log("pinn.dipole_weight > 0 but the training data have no dipoles: trained on energies and forces")
+
+    def _make_model(self):
+        cfg, net, pc = self.cfg, self.cfg["network"], self.cfg["pinn"]
+        ne = len(self.sf.elements)
+        return TorchPinn(self.sf, net["hidden"], net["activation"], self.stats["shift"], self.stats["scale"],
+                         self.stats["reference"], self.stats["energy_scale"], charge_hidden=pc["charge_hidden"],
+                         charge_scheme=pc["charge_scheme"], weight_hidden=pc["weight_hidden"],
+                         charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
+                         sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
+                         shared=net["shared"])
+
+    def _batch(self, ds, feats, idx, with_forces):
+        b = super()._batch(ds, feats, idx, with_forces)
+        idx = np.asarray(idx, dtype=np.int64)
+        b.positions = torch.as_tensor(np.concatenate([ds.positions[i] for i in idx]), dtype=self.dtype)
+        Q = np.zeros(len(idx)) if ds.total_charge is None else np.asarray(ds.total_charge, dtype=float)[idx]
+        b.total_charge = torch.as_tensor(Q, dtype=self.dtype)
+        b.dipole = None if ds.dipole is None else torch.as_tensor(np.asarray(ds.dipole)[idx], dtype=self.dtype)
+        b.pairs = pair_indices([len(ds.positions[i]) for i in idx])
+        return b
+
+    def _loss(self, model, b, create_graph):
+        tr = self.cfg["training"]
+        s = model.energy_scale
+        E, F, _, mu = model(b, forces=self.has_forces, create_graph=create_graph)
+        loss = tr["energy_weight"] * torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
+        if self.has_forces:
+            loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
+        if self.use_dipoles and b.dipole is not None:
+            loss = loss + self.cfg["pinn"]["dipole_weight"] * torch.mean(((mu - b.dipole) / 0.1) ** 2)
+        return loss, E, F

@@ -295,12 +295,19 @@ class Trainer:
                           ds.forces if fp else None)
         return tot / len(ds), m
 
+    def _make_model(self):
+        """The PyTorch model of this run (after _prepare)."""
+        from .bpnn import TorchBPNN
+
+        cfg, net = self.cfg, self.cfg["network"]
+        return TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
+                         self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
+                         shared=net["shared"])
+
     # ------------------------------------------------------------------ main loop
     def run_training(self, resume: bool = False) -> dict:
         import torch
         import yaml
-
-        from .bpnn import TorchBPNN
 
         ckpt_path = self.run / "checkpoint.pt"
         if ckpt_path.exists() and not resume:
@@ -313,11 +320,7 @@ class Trainer:
         _atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         _atomic_write_text(self.run / "split.json", json.dumps({k: v.tolist() for k, v in self.split.items()}))
 
-        net = cfg["network"]
-        model = TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
-                          self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
-                          shared=net["shared"])
-        model = model.to(self.dtype)
+        model = self._make_model().to(self.dtype)
         opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"])
         plateau = tr["lr_schedule"] == "plateau"
         sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
@@ -491,13 +494,19 @@ class Trainer:
 
 def train(config=None, run_dir="run", resume=False, progress=True, log=print, **overrides) -> dict:
     """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...).
-    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`)."""
+    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`),
+    ``model: pinn`` a physics-embedded model (:class:`atomforge.train.pinn.PinnTrainer`)."""
     from .dipole_trainer import is_dipole_config, train_dipole
     if is_dipole_config(config, overrides):
         return train_dipole(config, run_dir, resume=resume, progress=progress, log=log, **overrides)
     if isinstance(config, dict):
-        from .config import DEFAULTS, _merge
-        cfg = validate(_merge(_merge(DEFAULTS, config, ""), {k: v for k, v in overrides.items() if v is not None}, ""))
+        from .config import _merge, defaults_for
+        model = overrides.get("model") or config.get("model")
+        cfg = validate(_merge(_merge(defaults_for(model), config, ""),
+                              {k: v for k, v in overrides.items() if v is not None}, ""))
     else:
         cfg = load_config(config, overrides)
+    if cfg["model"] == "pinn":
+        from .pinn import PinnTrainer
+        return PinnTrainer(cfg, run_dir, progress=progress, log=log).run_training(resume=resume)
     return Trainer(cfg, run_dir, progress=progress, log=log).run_training(resume=resume)
