@@ -403,3 +403,19 @@ def test_training_learns(tmp_path):
     train(c, tmp_path / "run", progress=False, log=lambda s: None)
     rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
     assert float(rows[-1]["valid_loss"]) < 0.1 * float(rows[0]["valid_loss"])
+
+
+def test_external_lists_and_inspect_refuse_nothing_silently(tmp_path, capsys):
+    """compute_csr (an external list without the cell) refuses the model; atomforge inspect shows it."""
+    from atomforge.cli import main
+
+    path = model_file(tmp_path)
+    pot = load(path)
+    atoms = protonated_cluster()
+    nl = pot.neighbor_list(atoms)
+    with pytest.raises(ValueError, match="compute_csr cannot evaluate a 'pinn' model"):
+        pot._core.compute_csr(np.asarray(nl.positions), pot.species_indices(atoms.numbers).astype(np.int32),
+                              np.asarray(nl.offsets), np.asarray(nl.neighbors))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pinn" in out and "sigma" in out

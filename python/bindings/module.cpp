@@ -349,6 +349,10 @@ PYBIND11_MODULE(_core, m) {
       .def("compute_csr",
            [](const af::Model& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, bool per_atom,
               int threads, double min_distance) {
+             if (p.capabilities() & af::kLongRange)
+               throw py::value_error("compute_csr cannot evaluate a '" + p.model_type() +
+                                     "' model: its long-range electrostatics needs every atom and the cell "
+                                     "(use compute with the core's neighbour list)");
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
              af::ModelOutput o;
