@@ -124,6 +124,7 @@ class PinnParameters:
         if M.size != 1 or int(M.reshape(())) != 1:
             raise ModelFileError(f"{where}: record 'committee_size' is {M.tolist()}; pinn models do not support "
                                  f"committees yet (it must be 1)")
+        get_vector(rec, "charge.reference", "f64", where)  # the core reads a list (rank <= 1)
         short = BPNNParameters.from_records({**{k: v for k, v in rec.items() if not k.startswith(_CHARGE_PREFIXES)},
                                              "model_type": "bpnn"}, where)
         charges = DipoleParameters.from_records(
