@@ -438,3 +438,38 @@ def test_mutated_pinn_model_files_give_clear_errors(tmp_path):
         caught += r["python"] == "clear" and r["core"] == "clear"
     assert not findings, findings[:10]
     assert caught > 100
+
+
+def test_threads_newton_and_nve_energy_conservation(tmp_path):
+    """Results do not depend on the thread count; forces on a molecule sum to zero; the energy
+    error of NVE runs (ASE velocity Verlet) is small and shrinks as dt^2."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from atomforge.ase import AtomForgeCalculator
+
+    pot = load(model_file(tmp_path))
+    for atoms, Q in systems().values():
+        r1, r2 = pot.compute(atoms, charge=Q, threads=1), pot.compute(atoms, charge=Q, threads=2)
+        assert r1.energy == r2.energy and np.array_equal(r1.forces, r2.forces)
+        assert np.array_equal(r1.charges, r2.charges) and np.array_equal(r1.virial, r2.virial)
+    mol = protonated_cluster()
+    assert np.abs(pot.compute(mol, charge=1.0).forces.sum(axis=0)).max() < 1e-10
+    # velocity Verlet over 5 fs at two time steps: the energy error is the integrator's, O(dt^2)
+    # (a force that is not -dE/dr would leave an error that does not shrink with the step)
+    errors = []
+    for dt in (0.1, 0.05):
+        mol = protonated_cluster()
+        mol.info["charge"] = 1.0
+        mol.calc = AtomForgeCalculator(pot)
+        m = mol.get_masses()[:, None]  # momenta of ~100 K
+        mol.set_momenta(np.random.default_rng(0).normal(size=(len(mol), 3)) * np.sqrt(m * units.kB * 100))
+        e0 = mol.get_total_energy()
+        dyn = VelocityVerlet(mol, timestep=dt * units.fs)
+        err = []
+        for _ in range(int(round(5 / dt))):
+            dyn.run(1)
+            err.append(mol.get_total_energy() - e0)
+        errors.append(np.abs(err).max())
+    assert errors[0] < 1e-5  # eV, 12 atoms
+    assert 3.5 < errors[0] / errors[1] < 4.5
