@@ -112,7 +112,7 @@ DEFAULTS["descriptor"] = descriptor_defaults("acsf")
 
 #: The ``pinn`` section (only with ``model: pinn``): a physics-embedded model, E = E_short +
 #: E_elec of network charges (atomforge.models.pinn); ``network`` configures the short-range
-#: networks. Molecules only (open boundaries): periodic frames are refused.
+#: networks. Molecules (direct sum) and periodic cells (Ewald sum); slabs and wires are refused.
 PINN_DEFAULTS: Dict[str, Any] = {
     "sigma": 1.0,              # Gaussian charge width, Angstrom, one for every element (0: point charges)
     "charge_hidden": [16, 16],  # hidden widths of the charge networks (activation: network.activation)

@@ -13,11 +13,10 @@ Forces F = -dE/dr with the chain rule through the descriptor (the core's sparse 
 :class:`TorchBPNN`) for E_short and for the charges' dependence on G, plus the explicit position
 dependence of E_elec; all by autograd, so forces train with respect to every weight.
 
-Only open boundaries (molecules and clusters) are implemented here: the direct sum above is the
-open-boundary case of the core's electrostatics (cpp/src/electrostatics/ewald.hpp), which the
-exported model evaluates identically. Periodic frames are refused (:class:`PeriodicNotSupported`):
-training on periodic cells needs a PyTorch Ewald sum, not written yet; the core evaluates periodic
-pinn models.
+Molecules use the direct sum above; periodic frames (all three directions periodic) the Ewald
+sum of cpp/src/electrostatics/ewald.hpp (:func:`ewald_energy`) with the core's parameters for the
+model's accuracy (:class:`EwaldSetup`, fixed per frame); both are the sums the exported model
+evaluates. Slabs and wires (mixed periodicity) are refused.
 """
 from __future__ import annotations
 
@@ -33,20 +32,18 @@ from .dipole import TorchDipole
 from .trainer import Trainer
 
 
-class PeriodicNotSupported(ValueError):
-    """Raised for periodic frames: pinn training supports open boundaries only (module docstring)."""
-
-
-def pair_indices(n_atoms) -> tuple:
+def pair_indices(n_atoms, skip=None) -> tuple:
     """All pairs i < j inside each frame of a batch, as batch-local atom indices.
 
-    n_atoms: (B,) atom counts. Returns (i, j), two int64 tensors of length sum_b n_b (n_b - 1) / 2.
+    n_atoms: (B,) atom counts; skip: optional (B,) bools, frames to leave out (periodic ones).
+    Returns (i, j), two int64 tensors.
     """
     ii, jj, off = [], [], 0
-    for n in np.asarray(n_atoms, dtype=np.int64):
-        a, b = np.triu_indices(int(n), k=1)
-        ii.append(a + off)
-        jj.append(b + off)
+    for b_, n in enumerate(np.asarray(n_atoms, dtype=np.int64)):
+        if skip is None or not skip[b_]:
+            a, b = np.triu_indices(int(n), k=1)
+            ii.append(a + off)
+            jj.append(b + off)
         off += int(n)
     cat = (lambda x: np.concatenate(x)) if ii else (lambda x: np.zeros(0, dtype=np.int64))
     return torch.as_tensor(cat(ii), dtype=torch.long), torch.as_tensor(cat(jj), dtype=torch.long)
@@ -69,6 +66,86 @@ def coulomb_energy(positions: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor
     f = torch.where(smeared, torch.erf(r / safe), torch.ones_like(r))
     e = COULOMB * q[i] * q[j] * f / r
     return torch.zeros(n_frames, dtype=positions.dtype).index_add(0, frame[i], e)
+
+
+class EwaldSetup:
+    """What the PyTorch Ewald sum of one periodic frame needs, fixed for that frame: the core's
+    parameters (alpha, r_cut, k_cut for the model's accuracy: :func:`atomforge.electrostatics.ewald`),
+    the real-space image pairs (ordered, i = j included for n != 0) within r_cut, and the
+    half-space reciprocal vectors with |k| <= k_cut.
+
+    Args: positions (n, 3) Angstrom, cell (3, 3) rows in Angstrom, sigma (n,) Angstrom, accuracy.
+    Attributes: i, j (P,) int64; shift (P, 3) Angstrom (r_ij = r_j + shift - r_i); kvec (K, 3)
+    1/Angstrom; alpha (1/Angstrom); volume (Angstrom^3).
+    Raises ValueError for what :func:`~atomforge.electrostatics.ewald` refuses.
+    """
+
+    def __init__(self, positions, cell, sigma, accuracy):
+        from ..electrostatics import ewald
+
+        pos = np.asarray(positions, dtype=float)
+        cell = np.asarray(cell, dtype=float)
+        n = len(pos)
+        par = ewald(pos, np.zeros(n), cell, [True] * 3, sigma=np.asarray(sigma, dtype=float),
+                    accuracy=accuracy)["parameters"]
+        self.alpha, r_cut, k_cut = float(par["alpha"]), float(par["r_cut"]), float(par["k_cut"])
+        self.volume = abs(float(np.linalg.det(cell)))
+        # lattice translations that can hold an image within r_cut (plane spacings V / |a x b|)
+        spacing = [self.volume / np.linalg.norm(np.cross(cell[(d + 1) % 3], cell[(d + 2) % 3])) for d in range(3)]
+        span = [int(np.ceil(r_cut / h)) + 1 for h in spacing]
+        ii, jj, ss = [], [], []
+        d0 = pos[None, :, :] - pos[:, None, :]  # r_j - r_i
+        for n1 in range(-span[0], span[0] + 1):
+            for n2 in range(-span[1], span[1] + 1):
+                for n3 in range(-span[2], span[2] + 1):
+                    t = np.array([n1, n2, n3], dtype=float) @ cell
+                    r = np.linalg.norm(d0 + t, axis=2)
+                    ok = r < r_cut
+                    if n1 == n2 == n3 == 0:
+                        np.fill_diagonal(ok, False)
+                    a, b = np.nonzero(ok)
+                    ii.append(a)
+                    jj.append(b)
+                    ss.append(np.repeat(t[None, :], len(a), axis=0))
+        self.i = torch.as_tensor(np.concatenate(ii), dtype=torch.long)
+        self.j = torch.as_tensor(np.concatenate(jj), dtype=torch.long)
+        self.shift = torch.as_tensor(np.concatenate(ss))
+        recip = 2 * np.pi * np.linalg.inv(cell).T  # rows b_d with a_c . b_d = 2 pi delta_cd
+        # h_d = k . a_d / (2 pi), so |h_d| <= k_cut |a_d| / (2 pi)
+        kmax = [int(np.ceil(k_cut * np.linalg.norm(cell[d]) / (2 * np.pi))) for d in range(3)]
+        hkl = np.array([(h, k, l) for h in range(0, kmax[0] + 1) for k in range(-kmax[1], kmax[1] + 1)
+                        for l in range(-kmax[2], kmax[2] + 1)
+                        if h > 0 or (h == 0 and (k > 0 or (k == 0 and l > 0)))], dtype=float)
+        kv = hkl @ recip
+        self.kvec = torch.as_tensor(kv[np.linalg.norm(kv, axis=1) <= k_cut])
+
+
+def ewald_energy(R: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor, setup: EwaldSetup) -> torch.Tensor:
+    """Ewald energy (eV, a 0-d tensor) of one periodic frame's Gaussian charges, the formulas of
+    cpp/src/electrostatics/ewald.hpp (real + reciprocal + self + neutralising background, tin-foil
+    boundary; E. Ewald, Ann. Phys. 369, 253 (1921)) on the frame's :class:`EwaldSetup`.
+
+    R (n, 3) Angstrom, q (n,) e, sigma (n,) Angstrom. Differentiable in R and q.
+    """
+    a, V = setup.alpha, setup.volume
+    i, j = setup.i, setup.j
+    d = R[j] + setup.shift.to(R.dtype) - R[i]
+    r = torch.sqrt((d * d).sum(dim=1))
+    gamma = torch.sqrt(2.0 * (sigma[i] ** 2 + sigma[j] ** 2))
+    smeared = gamma > 0
+    safe = torch.where(smeared, gamma, torch.ones_like(gamma))
+    corr = torch.where(smeared, torch.erfc(r / safe), torch.zeros_like(r))
+    e_real = 0.5 * COULOMB * (q[i] * q[j] * (torch.erfc(a * r) - corr) / r).sum()
+    k = setup.kvec.to(R.dtype)
+    k2 = (k * k).sum(dim=1)
+    phase = R @ k.T  # (n, K)
+    C = (q[:, None] * torch.cos(phase)).sum(dim=0)
+    S = (q[:, None] * torch.sin(phase)).sum(dim=0)
+    e_recip = (4 * np.pi * COULOMB / V) * (torch.exp(-k2 / (4 * a * a)) / k2 * (C * C + S * S)).sum()
+    e_self = -COULOMB * a / np.sqrt(np.pi) * (q * q).sum()
+    Q = q.sum()
+    e_bg = -COULOMB * np.pi / (2 * V * a * a) * Q * Q + COULOMB * 2 * np.pi / V * Q * (q * sigma * sigma).sum()
+    return e_real + e_recip + e_self + e_bg
 
 
 class TorchPinn(nn.Module):
@@ -120,20 +197,25 @@ class TorchPinn(nn.Module):
         """Energies (B,) eV, forces (N, 3) eV/Angstrom (None unless ``forces``), charges (N,) e
         and dipoles (B, 3) e*Angstrom of a batch: a :class:`~atomforge.train.bpnn.Batch` with
         ``positions`` (N, 3) Angstrom and ``total_charge`` (B,) e set (and the Jacobian for
-        forces). Raises PeriodicNotSupported when ``batch.periodic`` is true."""
-        if getattr(batch, "periodic", False):
-            raise PeriodicNotSupported("pinn training supports open boundaries (molecules) only: the PyTorch "
-                                       "Ewald sum for periodic cells is not implemented yet")
+        forces). Periodic frames are listed in ``batch.ewald``: (frame, first atom, atom count,
+        :class:`EwaldSetup`) each; every other frame is a molecule (open boundaries)."""
         B = batch.n_frames
+        periodic = list(getattr(batch, "ewald", None) or [])
         G = batch.G.detach().requires_grad_(forces)
         R = batch.positions.detach().to(G.dtype).requires_grad_(forces)
         Ea = self.short.atomic_energies(G, batch.species)
         q = self.charges(G, batch.species, batch.frame, B, batch.total_charge.to(G.dtype))
         pairs = getattr(batch, "pairs", None)
         if pairs is None:
-            pairs = pair_indices(batch.n_atoms.long().numpy())
+            skip = np.zeros(B, dtype=bool)
+            skip[[p[0] for p in periodic]] = True
+            pairs = pair_indices(batch.n_atoms.long().numpy(), skip)
+        sig = self.sigma.to(G.dtype)[batch.species]
         E = torch.zeros(B, dtype=G.dtype).index_add(0, batch.frame, Ea) + \
-            coulomb_energy(R, q, self.sigma.to(G.dtype)[batch.species], batch.frame, B, pairs)
+            coulomb_energy(R, q, sig, batch.frame, B, pairs)
+        if periodic:
+            e_per = torch.stack([ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
+            E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per)
         mu = torch.zeros((B, 3), dtype=G.dtype).index_add(0, batch.frame, q[:, None] * R)
         if not forces:
             return E, None, q, mu
@@ -154,19 +236,20 @@ class PinnTrainer(Trainer):
     :class:`TorchPinn` model; loss = w_E mean((dE/N/s)^2) + w_F mean((dF/s)^2) + w_mu
     mean((dmu / 0.1 e*Angstrom)^2) (s: the energy scale; dipoles only when the data have them and
     ``pinn.dipole_weight`` > 0). Each frame's total charge comes from the data (0 when absent).
+    Periodic frames use the PyTorch Ewald sum (:class:`EwaldSetup` built once per frame).
 
-    Raises PeriodicNotSupported (a ValueError) when any frame is periodic, before training starts.
+    Raises ValueError for frames periodic along one or two directions, before training starts.
     """
 
     def _prepare(self):
         super()._prepare()
         for name, ds in (("training", self.train_ds), ("validation", self.valid_ds), ("test", self.test_ds)):
-            per = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any()]
-            if per:
-                raise PeriodicNotSupported(
-                    f"model: pinn trains on molecules (open boundaries) only: {len(per)} {name} frame(s) are "
-                    f"periodic (first: {per[0]}); the PyTorch Ewald sum for periodic cells is not implemented yet "
-                    f"(the core evaluates periodic pinn models, e.g. one written with atomforge.models.pinn)")
+            mixed = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any() and not np.asarray(ds.pbc[i]).all()]
+            if mixed:
+                raise ValueError(f"model: pinn: {len(mixed)} {name} frame(s) are periodic along one or two directions "
+                                 f"only (first: {mixed[0]}); the electrostatics needs all three periodic (Ewald sum) "
+                                 f"or none (molecules)")
+        self._ewald = {}
         pc = self.cfg["pinn"]
         self.use_dipoles = pc["dipole_weight"] > 0 and self.train_ds.dipole is not None
         if pc["dipole_weight"] > 0 and self.train_ds.dipole is None:
@@ -189,7 +272,18 @@ class PinnTrainer(Trainer):
         Q = np.zeros(len(idx)) if ds.total_charge is None else np.asarray(ds.total_charge, dtype=float)[idx]
         b.total_charge = torch.as_tensor(Q, dtype=self.dtype)
         b.dipole = None if ds.dipole is None else torch.as_tensor(np.asarray(ds.dipole)[idx], dtype=self.dtype)
-        b.pairs = pair_indices([len(ds.positions[i]) for i in idx])
+        n = [len(ds.positions[i]) for i in idx]
+        per = np.array([bool(np.asarray(ds.pbc[i]).all()) for i in idx])
+        b.pairs = pair_indices(n, per)
+        start = np.concatenate([[0], np.cumsum(n)])
+        b.ewald = []
+        pc = self.cfg["pinn"]
+        for f in np.flatnonzero(per):
+            key = (id(ds), int(idx[f]))
+            if key not in self._ewald:  # the frame's image pairs and k vectors, once
+                self._ewald[key] = EwaldSetup(ds.positions[idx[f]], ds.cells[idx[f]], np.full(n[f], float(pc["sigma"])),
+                                              pc["accuracy"])
+            b.ewald.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
         return b
 
     def _loss(self, model, b, create_graph):
