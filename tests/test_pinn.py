@@ -355,7 +355,7 @@ def _dimers(tmp_path, n=40, seed=0, periodic=False, name="train.xyz"):
             d.pbc = periodic
         # slabs (refused by pinn models) are labelled as molecules: only the refusal is tested
         r = teacher.compute(d) if d.pbc.all() or not d.pbc.any() else teacher.compute(d.positions, d.numbers)
-        d.calc = SinglePointCalculator(d, energy=r.energy, forces=r.forces)
+        d.calc = SinglePointCalculator(d, energy=r.energy, forces=r.forces, dipole=r.charges @ d.positions)
         frames.append(d)
     path = tmp_path / name
     write(path, frames, format="extxyz")
@@ -509,3 +509,19 @@ def test_threads_newton_and_nve_energy_conservation(tmp_path):
         errors.append(np.abs(err).max())
     assert errors[0] < 1e-5  # eV, 12 atoms
     assert 3.5 < errors[0] / errors[1] < 4.5
+
+
+def test_training_with_dipoles(tmp_path):
+    """pinn.dipole_weight > 0 adds the dipoles of the data to the loss (the loss is larger than
+    without them, on the same run otherwise)."""
+    import csv
+
+    from atomforge.train import train
+
+    data = _dimers(tmp_path, n=20)
+    losses = []
+    for w in (0.0, 10.0):
+        train(_cfg(data, dipole_weight=w), tmp_path / f"run{w}", progress=False, log=lambda s: None)
+        rows = list(csv.DictReader(open(tmp_path / f"run{w}" / "history.csv")))
+        losses.append(float(rows[0]["train_loss"]))
+    assert losses[1] > losses[0]
