@@ -59,6 +59,61 @@ def _torch_vs_cpp(model, sf, positions, numbers, cell, pbc):
     return E[0].item(), F.detach().numpy()
 
 
+@pytest.mark.parametrize("activation", ["silu", "tanh", "softplus", "sigmoid"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_explicit_force_gradient_equals_double_backward(data_dir, activation, shared):
+    """Forces from the explicit backpropagation in TorchBPNN.network_energies, and the gradient of a
+    force loss with respect to the weights through them, equal autograd's double backward through
+    the nn.Sequential networks (the pre-issue-11 implementation) to rounding."""
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN, collate, featurize
+
+    ds = load_dataset(data_dir / "rmd17" / "rmd17_ethanol_test_01.npz").subset([0, 1])
+    els = ["H", "C", "O"]
+    sf = (GaussianMultipoles(orders=(0, 1, 2), sigmas=(0.5, 1.0), elements=els) if shared else
+          SymmetryFunctions.standard(els, r_c=4.0, n_radial=4, n_angular=2))
+    b = collate([featurize(sf, ds.positions[i], ds.numbers[i], None, None) for i in range(2)], ds.energy,
+                list(ds.forces))
+    rng = np.random.default_rng(0)
+    ne, F = len(els), sf.n_features
+    m = TorchBPNN(sf, [12, 10], activation, committee=2, shift=rng.normal(size=(ne, F)) * 0.1,
+                  scale=rng.uniform(0.5, 2, size=(ne, F)), reference_energies=rng.normal(size=ne), energy_scale=0.3,
+                  seed=1, shared=shared)
+    E, Fo = m(b)
+    G = b.G.detach().requires_grad_(True)
+    x = (G - m.shift[b.species]) * m.scale[b.species]
+    u = torch.zeros(len(G), dtype=torch.float64)
+    for k in range(1 if shared else ne):
+        sel = torch.arange(len(G)) if shared else torch.nonzero(b.species == k)[:, 0]
+        u = u.index_add(0, sel, sum(mem[k](x[sel][:, : m.n_features[k]])[:, 0] for mem in m.members) / 2)
+    Ea = m.reference[b.species] + m.energy_scale * u
+    E2 = torch.zeros(2, dtype=torch.float64).index_add(0, b.frame, Ea)
+    (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=True)
+    F2 = -torch.zeros((len(G), 3), dtype=torch.float64).index_add(
+        0, b.atom, torch.einsum("ef,efk->ek", dEdG[b.centre], b.values))
+    assert torch.allclose(E, E2, rtol=1e-14, atol=0) and torch.allclose(Fo, F2, rtol=0, atol=1e-13)
+    params = list(m.parameters())
+    g_new = torch.autograd.grad(((E - b.energy) ** 2).mean() + ((Fo - b.forces) ** 2).mean(), params)
+    g_ref = torch.autograd.grad(((E2 - b.energy) ** 2).mean() + ((F2 - b.forces) ** 2).mean(), params)
+    for a, c in zip(g_new, g_ref):
+        assert (a - c).abs().max() <= 1e-12 * c.abs().max()
+
+
+def test_float32_model_keeps_float64_reference_energies():
+    """model.to(float32) rounds weights and scaling but not the reference energies (hundreds of eV
+    per atom), and forward() returns float64 energies."""
+    from atomforge.descriptors import SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN
+
+    sf = SymmetryFunctions.standard(["H", "O"], r_c=4.0, n_radial=3, n_angular=1)
+    ref = np.array([-13.6123456789012, -2041.123456789012])
+    m = TorchBPNN(sf, [4], "silu", reference_energies=ref).to(torch.float32)
+    assert m.reference.dtype == torch.float64 and np.array_equal(m.reference.numpy(), ref)
+    assert next(m.parameters()).dtype == torch.float32
+    assert np.array_equal(m.to_parameters().reference_energies, ref)
+
+
 @pytest.mark.parametrize("system", ["ethanol", "water"])
 def test_cpp_and_pytorch_agree_on_real_data(data_dir, tmp_path, system):
     from atomforge.data import load_dataset

@@ -19,11 +19,30 @@ from typing import List, Optional
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from ..descriptors import Descriptor
 from ..models import BPNNParameters
 
 _ACT = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
+
+
+def _act_and_derivative(name: str, a: torch.Tensor):
+    """Activation h = f(a) and its derivative f'(a), elementwise (same shape as ``a``); both
+    differentiable. softplus is nn.Softplus's (beta 1, linear above a = 20)."""
+    if name == "silu":
+        s = torch.sigmoid(a)
+        h = a * s
+        return h, s + h * (1 - s)
+    if name == "tanh":
+        h = torch.tanh(a)
+        return h, 1 - h * h
+    if name == "sigmoid":
+        h = torch.sigmoid(a)
+        return h, h * (1 - h)
+    if name == "softplus":
+        return nnf.softplus(a), torch.sigmoid(a)
+    raise ValueError(f"activation must be one of {sorted(_ACT)}, got {name!r}")
 
 
 @dataclass
@@ -56,7 +75,7 @@ class Batch:
     centre: Optional[torch.Tensor] = None
     atom: Optional[torch.Tensor] = None
     values: Optional[torch.Tensor] = None
-    energy: Optional[torch.Tensor] = None   # (B,)
+    energy: Optional[torch.Tensor] = None   # (B,) eV, float64
     forces: Optional[torch.Tensor] = None   # (N, 3)
 
 
@@ -71,7 +90,8 @@ def collate(frames: List[FrameFeatures], energies=None, forces=None, dtype=torch
         b.atom = torch.as_tensor(np.concatenate([f.atom + o for f, o in zip(frames, offs)]), dtype=torch.long)
         b.values = torch.as_tensor(np.concatenate([f.values for f in frames]), dtype=dtype)
     if energies is not None:
-        b.energy = torch.as_tensor(np.asarray(energies, dtype=float), dtype=dtype)
+        # energies stay float64: total energies (~1e4 eV) in float32 are rounded by ~1 meV
+        b.energy = torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64)
     if forces is not None:
         b.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype)
     return b
@@ -108,7 +128,9 @@ class FrameStore:
             for f, o, k in zip(frames, self.entry_off, ne):
                 self.values[o:o + k] = torch.as_tensor(f.values)
                 f.values = None
-        self.energy = None if energies is None else torch.as_tensor(np.asarray(energies, dtype=float), dtype=dtype)
+        # float64 whatever dtype: total energies (~1e4 eV) in float32 are rounded by ~1 meV
+        self.energy = (None if energies is None else
+                       torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64))
         self.forces = None if forces is None else torch.as_tensor(np.concatenate(forces), dtype=dtype)
         self.dtype = dtype
 
@@ -181,32 +203,90 @@ class TorchBPNN(nn.Module):
                 nets.append(nn.Sequential(*layers))
             self.members.append(nets)
 
-    def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+    def _apply(self, fn, recurse=True):
+        # the reference energies (hundreds to thousands of eV per atom) stay float64 whatever the
+        # training dtype: in float32 they would be rounded by up to ~1e-4 eV each
+        ref = self._buffers["reference"]
+        out = super()._apply(fn, recurse)
+        self._buffers["reference"] = ref.to(device=self._buffers["reference"].device)
+        return out
+
+    def _linears(self, m: int, k: int) -> List[nn.Linear]:
+        return [layer for layer in self.members[m][k] if isinstance(layer, nn.Linear)]
+
+    def _mlp_value_and_gradient(self, m: int, k: int, x: torch.Tensor):
+        """Network k of member m on scaled features x (M, F_k): outputs (M,) and their gradient
+        d out / d x (M, F_k), written out layer by layer (backpropagation of one scalar per row as
+        explicit tensor operations), so that a single backward pass of the loss differentiates
+        forces with respect to the weights (no double backward through autograd)."""
+        lins = self._linears(m, k)
+        h, derivs = x, []
+        for lin in lins[:-1]:
+            h, d = _act_and_derivative(self.activation, nnf.linear(h, lin.weight, lin.bias))
+            derivs.append(d)
+        out = nnf.linear(h, lins[-1].weight, lins[-1].bias)[:, 0]
+        g = lins[-1].weight.expand(h.shape[0], -1)
+        for lin, d in zip(reversed(lins[:-1]), reversed(derivs)):
+            g = torch.mm(g * d, lin.weight)
+        return out, g
+
+    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True):
+        """Network part of the atomic energies, u_i = mean_m NN_n(k)^m(x_i) (N,), in units of
+        ``energy_scale`` (E_i = reference_k + energy_scale * u_i), and if ``gradient`` du_i/dG_i
+        (N, F) (zero beyond an element's feature count). G: (N, F) raw descriptor rows, species
+        (N,) element indices. Both are differentiable with respect to the weights."""
         x = (G - self.shift[species]) * self.scale[species]
+        M = len(self.members)
         if self.shared:
-            e = sum(member[0](x)[:, 0] for member in self.members) / len(self.members)
-            return self.reference[species] + self.energy_scale * e
-        out = torch.zeros(G.shape[0], dtype=G.dtype)
+            outs = [self._mlp_value_and_gradient(m, 0, x) for m in range(M)]
+            u = outs[0][0] if M == 1 else sum(o[0] for o in outs) / M
+            if not gradient:
+                return u, None
+            g = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+            return u, g * self.scale[species]
+        u = torch.zeros(G.shape[0], dtype=G.dtype)
+        g = torch.zeros_like(G) if gradient else None
         for k in range(len(self.elements)):
             sel = torch.nonzero(species == k, as_tuple=True)[0]
             if sel.numel() == 0:
                 continue
-            xk = x[sel, : self.n_features[k]]
-            e = sum(member[k](xk)[:, 0] for member in self.members) / len(self.members)
-            out = out.index_add(0, sel, e)
-        return self.reference[species] + self.energy_scale * out
+            nf = self.n_features[k]
+            xk = x.index_select(0, sel)[:, :nf]
+            outs = [self._mlp_value_and_gradient(m, k, xk) for m in range(M)]
+            u = u.index_add(0, sel, outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+            if gradient:
+                gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+                if nf < G.shape[1]:
+                    gk = nnf.pad(gk, (0, G.shape[1] - nf))
+                g = g.index_copy(0, sel, gk)
+        if gradient:
+            g = g * self.scale[species]
+        return u, g
+
+    def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies E_i (N,) eV, float64 (the reference energies are added in float64)."""
+        u, _ = self.network_energies(G, species, gradient=False)
+        return self.reference[species] + self.energy_scale.double() * u.double()
 
     def forward(self, batch: Batch, forces: bool = True, create_graph: bool = False):
-        """Energies (B,) eV and, if asked, forces (N, 3) eV/Angstrom of a batch."""
-        G = batch.G.detach().requires_grad_(forces)
-        Ea = self.atomic_energies(G, batch.species)
-        E = torch.zeros(batch.n_frames, dtype=G.dtype).index_add(0, batch.frame, Ea)
+        """Energies (B,) eV, float64 whatever the model's dtype (reference energies are added in
+        float64), and, if asked, forces (N, 3) eV/Angstrom in the model's dtype, of a batch.
+
+        Forces F_m = -energy_scale sum_e du_i(e)/dG . dG_i(e)/dr_m over the batch's Jacobian
+        entries e (the core's sparse Jacobian). du/dG is computed by explicit backpropagation
+        (:meth:`network_energies`), so the forces are differentiable with respect to the weights
+        whenever autograd is enabled; ``create_graph`` is accepted for compatibility and ignored."""
+        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces)
+        s = self.energy_scale
+        E_net = torch.zeros(batch.n_frames, dtype=u.dtype).index_add(0, batch.frame, u)
+        E_ref = torch.zeros(batch.n_frames, dtype=torch.float64).index_add(
+            0, batch.frame, self.reference[batch.species])
+        E = E_ref + s.double() * E_net.double()
         if not forces:
             return E, None
-        (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph)
-        g = torch.einsum("ef,efk->ek", dEdG[batch.centre], batch.values)
-        F = -torch.zeros((G.shape[0], 3), dtype=G.dtype).index_add(0, batch.atom, g)
-        return E, F
+        g = torch.einsum("ef,efk->ek", dudG.index_select(0, batch.centre), batch.values)
+        Fr = torch.zeros((batch.G.shape[0], 3), dtype=g.dtype).index_add(0, batch.atom, g)
+        return E, -s * Fr
 
     def to_parameters(self, metadata=None) -> BPNNParameters:
         """Export for the model file (float64), evaluated identically by the C++ core."""

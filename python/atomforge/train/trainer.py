@@ -280,12 +280,15 @@ class Trainer:
         return loss, E, F
 
     def _evaluate_torch(self, model, ds, feats):
+        import torch
+
         bs = self.cfg["training"]["batch_size"]
         tot, ep, fp = 0.0, [], []
         for start in range(0, len(ds), bs):
             idx = np.arange(start, min(start + bs, len(ds)))
             b = self._batch(ds, feats, idx, self.has_forces)
-            loss, E, F = self._loss(model, b, create_graph=False)
+            with torch.no_grad():  # forces are explicit: no graph is needed to evaluate them
+                loss, E, F = self._loss(model, b, create_graph=False)
             tot += loss.item() * len(idx)
             ep.append(E.detach().double().numpy())
             if F is not None:
