@@ -235,7 +235,8 @@ class TorchBPNN(nn.Module):
         ``energy_scale`` (E_i = reference_k + energy_scale * u_i), and if ``gradient`` du_i/dG_i
         (N, F) (zero beyond an element's feature count). G: (N, F) raw descriptor rows, species
         (N,) element indices. Both are differentiable with respect to the weights."""
-        x = (G - self.shift[species]) * self.scale[species]
+        scale = self.scale.index_select(0, species)
+        x = (G - self.shift.index_select(0, species)) * scale
         M = len(self.members)
         if self.shared:
             outs = [self._mlp_value_and_gradient(m, 0, x) for m in range(M)]
@@ -243,7 +244,7 @@ class TorchBPNN(nn.Module):
             if not gradient:
                 return u, None
             g = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
-            return u, g * self.scale[species]
+            return u, g * scale
         u = torch.zeros(G.shape[0], dtype=G.dtype)
         g = torch.zeros_like(G) if gradient else None
         for k in range(len(self.elements)):
@@ -260,7 +261,7 @@ class TorchBPNN(nn.Module):
                     gk = nnf.pad(gk, (0, G.shape[1] - nf))
                 g = g.index_copy(0, sel, gk)
         if gradient:
-            g = g * self.scale[species]
+            g = g * scale
         return u, g
 
     def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
@@ -280,7 +281,7 @@ class TorchBPNN(nn.Module):
         s = self.energy_scale
         E_net = torch.zeros(batch.n_frames, dtype=u.dtype).index_add(0, batch.frame, u)
         E_ref = torch.zeros(batch.n_frames, dtype=torch.float64).index_add(
-            0, batch.frame, self.reference[batch.species])
+            0, batch.frame, self.reference.index_select(0, batch.species))
         E = E_ref + s.double() * E_net.double()
         if not forces:
             return E, None
