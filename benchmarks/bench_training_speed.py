@@ -7,9 +7,11 @@ them alike.
 
 Each measurement is a fresh process that trains ``--epochs`` epochs through the public API (the real
 loop: batches, optimiser, validation, checkpoint every epoch) and reads history.csv: the rate is
-(epochs - 1) / (seconds at the last epoch - seconds at the first), so featurisation and the first
-epoch (warm-up) are excluded. The load average of the machine before and after each run is
-recorded beside it.
+(epochs - 1) / (wall time between the first and the last epoch's validation), so featurisation and
+the first epoch (warm-up) are excluded. The process's CPU time per epoch over the same epochs is reported
+too: on a shared machine it depends much less on the other work than the wall time does (the
+wall time of a process that gets a quarter of a core is four times its CPU time). The load average
+of the machine before and after each run is recorded beside it.
 
 Variants: ``--variant 'LABEL|PYTHON|PYTHONPATH|JSON'``: PYTHON the interpreter (default this one),
 PYTHONPATH prepended to its path (empty: none; e.g. a checkout of another commit of the Python
@@ -54,7 +56,18 @@ def worker(args) -> int:
     """Runs in the measured interpreter: train, print one JSON line with the epoch times."""
     import atomforge
     from atomforge.train import train
+    from atomforge.train import trainer as tmod
 
+    # wall and CPU time of this process at the start of every epoch's validation (the same
+    # method in every version of the trainer measured here)
+    stamps = []
+    evaluate = tmod.Trainer._evaluate_torch
+
+    def stamped(self, *a, **k):
+        stamps.append((time.time(), time.process_time()))
+        return evaluate(self, *a, **k)
+
+    tmod.Trainer._evaluate_torch = stamped
     cfg = json.loads(args.worker_config)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
@@ -63,7 +76,7 @@ def worker(args) -> int:
         with open(Path(tmp) / "run" / "history.csv") as fh:
             secs = [float(r["seconds"]) for r in csv.DictReader(fh)]
     import torch
-    print("RESULT " + json.dumps({"seconds": secs, "wall": wall, "atomforge": atomforge.__file__,
+    print("RESULT " + json.dumps({"seconds": secs, "stamps": stamps, "wall": wall, "atomforge": atomforge.__file__,
                                   "torch": torch.__version__, "threads": torch.get_num_threads()}))
     return 0
 
@@ -90,10 +103,11 @@ def measure(label: str, python: str, pythonpath: str, extra: dict, epochs: int) 
     if out.returncode or not line:
         raise RuntimeError(f"{label}: the worker failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     r = json.loads(line[0][7:])
-    s = r["seconds"]
-    rate = 60.0 * (len(s) - 1) / (s[-1] - s[0])
-    return {"label": label, "epochs_per_min": rate, "s_per_epoch": 60.0 / rate, "load_before": before,
-            "load_after": after, **r}
+    (w0, c0), (w1, c1) = r["stamps"][0], r["stamps"][-1]
+    n = len(r["stamps"]) - 1
+    rate = 60.0 * n / (w1 - w0)
+    return {"label": label, "epochs_per_min": rate, "s_per_epoch": 60.0 / rate, "cpu_s_per_epoch": (c1 - c0) / n,
+            "load_before": before, "load_after": after, **r}
 
 
 def main(argv=None) -> int:
@@ -140,19 +154,24 @@ def main(argv=None) -> int:
     if args.note:
         out(f"- {args.note}")
     out()
-    base = statistics.median(m["epochs_per_min"] for m in runs if m["label"] == variants[0][0])
-    out(f"| variant | median epochs/min | min - max | s/epoch (median) | speed-up vs {variants[0][0]} (medians) |")
-    out("|---|---:|---:|---:|---:|")
+    first = variants[0][0]
+    base = statistics.median(m["epochs_per_min"] for m in runs if m["label"] == first)
+    base_cpu = statistics.median(m["cpu_s_per_epoch"] for m in runs if m["label"] == first)
+    out(f"| variant | median epochs/min (wall) | min - max | speed-up vs {first} | CPU s/epoch (median) | "
+        f"min - max | speed-up in CPU time |")
+    out("|---|---:|---:|---:|---:|---:|---:|")
     for label, *_ in variants:
         rates = [m["epochs_per_min"] for m in runs if m["label"] == label]
-        med = statistics.median(rates)
-        out(f"| {label} | {med:.1f} | {min(rates):.1f} - {max(rates):.1f} | {60 / med:.3f} | {med / base:.2f}x |")
+        cpus = [m["cpu_s_per_epoch"] for m in runs if m["label"] == label]
+        med, cmed = statistics.median(rates), statistics.median(cpus)
+        out(f"| {label} | {med:.1f} | {min(rates):.1f} - {max(rates):.1f} | {med / base:.2f}x | {cmed:.3f} | "
+            f"{min(cpus):.3f} - {max(cpus):.3f} | {base_cpu / cmed:.2f}x |")
     out()
-    out("| repeat | variant | epochs/min | load before | load after | torch threads |")
-    out("|---:|---|---:|---|---|---:|")
+    out("| repeat | variant | epochs/min (wall) | CPU s/epoch | load before | load after | torch threads |")
+    out("|---:|---|---:|---:|---|---|---:|")
     for m in runs:
-        out(f"| {m['repeat']} | {m['label']} | {m['epochs_per_min']:.1f} | {m['load_before']} | {m['load_after']} | "
-            f"{m['threads']} |")
+        out(f"| {m['repeat']} | {m['label']} | {m['epochs_per_min']:.1f} | {m['cpu_s_per_epoch']:.3f} | "
+            f"{m['load_before']} | {m['load_after']} | {m['threads']} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

@@ -100,6 +100,36 @@ def test_explicit_force_gradient_equals_double_backward(data_dir, activation, sh
         assert (a - c).abs().max() <= 1e-12 * c.abs().max()
 
 
+@pytest.mark.parametrize("molecule, r_c", [("ethanol", 5.0), ("aspirin", 3.0)])
+def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c):
+    """DenseFrameStore batches (per-frame dense Jacobians, element-major rows) give the energies and
+    forces of FrameStore batches (sparse entries), for per-element and shared networks, with
+    neighbours outside the cutoff (aspirin at 3 A) too."""
+    from ase.data import chemical_symbols
+
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+    from atomforge.train.bpnn import DenseFrameStore, FrameStore, TorchBPNN, featurize
+
+    ds = load_dataset(data_dir / "rmd17" / f"rmd17_{molecule}_test_01.npz").subset([0, 1, 2, 3])
+    els = [chemical_symbols[z] for z in sorted(set(ds.elements))]
+    for shared in (False, True):
+        sf = (GaussianMultipoles(orders=(0, 1, 2), sigmas=(0.5, 1.0), r_c=r_c, elements=els) if shared else
+              SymmetryFunctions.standard(els, r_c=r_c, n_radial=4, n_angular=2))
+        frames = lambda: [featurize(sf, ds.positions[i], ds.numbers[i], None, None) for i in range(4)]
+        sparse = FrameStore(frames(), ds.energy, list(ds.forces))
+        dense = DenseFrameStore(frames(), ds.energy, list(ds.forces))
+        rng = np.random.default_rng(0)
+        ne, F = len(els), sf.n_features
+        m = TorchBPNN(sf, [12, 10], "silu", committee=2, shift=rng.normal(size=(ne, F)) * 0.1,
+                      scale=rng.uniform(0.5, 2, size=(ne, F)), reference_energies=rng.normal(size=ne),
+                      energy_scale=0.3, seed=1, shared=shared)
+        bs, bd = sparse.batch([2, 0, 3]), dense.batch([2, 0, 3])
+        (Es, Fs), (Ed, Fd) = m(bs), m(bd)
+        assert torch.allclose(Es, Ed, rtol=1e-14, atol=0) and torch.allclose(Fs, Fd, rtol=0, atol=1e-14)
+        assert torch.equal(bs.forces, bd.forces) and torch.equal(bs.energy, bd.energy)
+
+
 def test_float32_model_keeps_float64_reference_energies():
     """model.to(float32) rounds weights and scaling but not the reference energies (hundreds of eV
     per atom), and forward() returns float64 energies."""

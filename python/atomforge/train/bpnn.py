@@ -77,6 +77,13 @@ class Batch:
     values: Optional[torch.Tensor] = None
     energy: Optional[torch.Tensor] = None   # (B,) eV, float64
     forces: Optional[torch.Tensor] = None   # (N, 3)
+    # dense layout (DenseFrameStore: every frame has the same atoms): rows of G are element-major
+    # (all frames' atoms of element blocks[0][0], then the next element, ...), blocks lists
+    # (element, first row, end row, atoms of that element per frame); jacobian (B, n F, 3 n) holds
+    # dG/dr per frame with rows (atom in element-sorted order, feature) and columns (atom, xyz);
+    # forces stay frame-major in the frames' own atom order
+    jacobian: Optional[torch.Tensor] = None
+    blocks: Optional[list] = None
 
 
 def collate(frames: List[FrameFeatures], energies=None, forces=None, dtype=torch.float64) -> Batch:
@@ -158,6 +165,86 @@ class FrameStore:
         return b
 
 
+class DenseFrameStore:
+    """Frames that all have the same atoms in the same order (a molecule's trajectory, e.g. rMD17)
+    with their Jacobians as dense per-frame matrices, so that a batch's forces are one batched
+    matrix-vector product (no gather/scatter over sparse entries) and each element's atoms are a
+    contiguous block of rows (no per-batch selection).
+
+    Storage: G_k (n_frames, n_k, F) per element k present; jacobian (n_frames, n F, 3 n) with rows
+    (atom in element-sorted order, feature) and columns (atom in the frame's own order, xyz): the
+    sparse entries summed per (centre, atom) pair, periodic images folded onto their atom. Memory:
+    4 (float32) or 8 bytes x n_frames x 3 n^2 F; :func:`dense_layout_fits` decides when to use it.
+    The frames' Jacobian values are released as they are copied (their ``values`` become None).
+    Raises ValueError if the frames differ in atoms or lack Jacobians."""
+
+    def __init__(self, frames: List[FrameFeatures], energies=None, forces=None, dtype=torch.float64):
+        sp0 = np.asarray(frames[0].species)
+        if any(len(f.species) != len(sp0) or not np.array_equal(f.species, sp0) for f in frames):
+            raise ValueError("DenseFrameStore needs frames with the same atoms in the same order")
+        if frames[0].values is None:
+            raise ValueError("DenseFrameStore needs Jacobians")
+        n, F = len(sp0), frames[0].G.shape[1]
+        nf = len(frames)
+        self.n = n
+        self.n_atoms = np.full(nf, n, dtype=np.int64)
+        self.order = np.argsort(sp0, kind="stable")          # element-sorted position -> atom
+        self.elements = [int(k) for k in np.unique(sp0)]
+        self.counts = [int(np.sum(sp0 == k)) for k in self.elements]
+        Gs = np.stack([f.G for f in frames])                 # (nf, n, F)
+        self.G = [torch.as_tensor(Gs[:, sp0 == k], dtype=dtype).contiguous() for k in self.elements]
+        rank = np.empty(n, dtype=np.int64)
+        rank[self.order] = np.arange(n)                     # atom -> element-sorted position
+        self.jacobian = torch.zeros((nf, n * F, 3 * n), dtype=dtype)
+        for i, f in enumerate(frames):
+            v = torch.as_tensor(f.values, dtype=torch.float64)                 # (E, F, 3)
+            pair = torch.as_tensor(rank[f.centre] * n + f.atom)
+            J = torch.zeros((n * n, F, 3), dtype=torch.float64).index_add_(0, pair, v)
+            # (centre', atom, F, 3) -> (centre', F, atom, 3)
+            self.jacobian[i] = J.view(n, n, F, 3).permute(0, 2, 1, 3).reshape(n * F, 3 * n).to(dtype)
+            f.values = None
+        self.energy = (None if energies is None else
+                       torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64))
+        self.forces = (None if forces is None else
+                       torch.as_tensor(np.stack([np.asarray(x) for x in forces]), dtype=dtype))  # (nf, n, 3)
+        self.has_jacobian = True
+        self.dtype = dtype
+
+    def __len__(self):
+        return len(self.n_atoms)
+
+    def batch(self, idx, with_forces: bool = True) -> Batch:
+        ii = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        B, F = len(ii), self.G[0].shape[2]
+        G = torch.cat([g.index_select(0, ii).view(-1, F) for g in self.G])
+        species = torch.cat([torch.full((B * c,), k, dtype=torch.long) for k, c in zip(self.elements, self.counts)])
+        frame = torch.cat([torch.arange(B).repeat_interleave(c) for c in self.counts])
+        blocks, start = [], 0
+        for k, c in zip(self.elements, self.counts):
+            blocks.append((k, start, start + B * c, c))
+            start += B * c
+        b = Batch(G, species, frame, B, torch.full((B,), float(self.n), dtype=self.dtype), blocks=blocks)
+        if with_forces:
+            b.jacobian = self.jacobian.index_select(0, ii)
+            if self.forces is not None:
+                b.forces = self.forces.index_select(0, ii).view(-1, 3)
+        if self.energy is not None:
+            b.energy = self.energy.index_select(0, ii)
+        return b
+
+
+def dense_layout_fits(frames: List[FrameFeatures], max_ratio: float = 2.0) -> bool:
+    """True when every frame has the same atoms in the same order and the dense Jacobian
+    (3 n^2 F numbers per frame) is at most ``max_ratio`` times the sparse one (3 F per entry)."""
+    if not frames or frames[0].values is None:
+        return False
+    sp0 = frames[0].species
+    if any(len(f.species) != len(sp0) or not np.array_equal(f.species, sp0) for f in frames):
+        return False
+    n = len(sp0)
+    return n * n <= max_ratio * max(1, min(len(f.centre) for f in frames))
+
+
 class TorchBPNN(nn.Module):
     """Atomic MLPs (per element, or one shared; optionally a committee) on scaled descriptors."""
 
@@ -230,11 +317,13 @@ class TorchBPNN(nn.Module):
             g = torch.mm(g * d, lin.weight)
         return out, g
 
-    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True):
+    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True, blocks=None):
         """Network part of the atomic energies, u_i = mean_m NN_n(k)^m(x_i) (N,), in units of
         ``energy_scale`` (E_i = reference_k + energy_scale * u_i), and if ``gradient`` du_i/dG_i
         (N, F) (zero beyond an element's feature count). G: (N, F) raw descriptor rows, species
-        (N,) element indices. Both are differentiable with respect to the weights."""
+        (N,) element indices; ``blocks`` (optional, :class:`DenseFrameStore` batches): the rows
+        of each element as contiguous slices [(element, start, stop, ...)], which saves the
+        per-element selection. Both outputs are differentiable with respect to the weights."""
         scale = self.scale.index_select(0, species)
         x = (G - self.shift.index_select(0, species)) * scale
         M = len(self.members)
@@ -245,6 +334,17 @@ class TorchBPNN(nn.Module):
                 return u, None
             g = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
             return u, g * scale
+        if blocks is not None:
+            us, gs = [], []
+            for k, start, stop, *_ in blocks:
+                nf = self.n_features[k]
+                outs = [self._mlp_value_and_gradient(m, k, x[start:stop, :nf]) for m in range(M)]
+                us.append(outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+                if gradient:
+                    gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+                    gs.append(nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk)
+            u = torch.cat(us)
+            return (u, torch.cat(gs) * scale) if gradient else (u, None)
         u = torch.zeros(G.shape[0], dtype=G.dtype)
         g = torch.zeros_like(G) if gradient else None
         for k in range(len(self.elements)):
@@ -277,7 +377,7 @@ class TorchBPNN(nn.Module):
         entries e (the core's sparse Jacobian). du/dG is computed by explicit backpropagation
         (:meth:`network_energies`), so the forces are differentiable with respect to the weights
         whenever autograd is enabled; ``create_graph`` is accepted for compatibility and ignored."""
-        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces)
+        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces, blocks=batch.blocks)
         s = self.energy_scale
         E_net = torch.zeros(batch.n_frames, dtype=u.dtype).index_add(0, batch.frame, u)
         E_ref = torch.zeros(batch.n_frames, dtype=torch.float64).index_add(
@@ -285,6 +385,11 @@ class TorchBPNN(nn.Module):
         E = E_ref + s.double() * E_net.double()
         if not forces:
             return E, None
+        if batch.jacobian is not None:  # dense: per frame, (1, n F) @ (n F, 3 n)
+            B = batch.n_frames
+            g = torch.cat([dudG[start:stop].view(B, c, -1) for _, start, stop, c in batch.blocks], dim=1)
+            Fr = torch.bmm(g.view(B, 1, -1), batch.jacobian).view(-1, 3)
+            return E, -s * Fr
         g = torch.einsum("ef,efk->ek", dudG.index_select(0, batch.centre), batch.values)
         Fr = torch.zeros((batch.G.shape[0], 3), dtype=g.dtype).index_add(0, batch.atom, g)
         return E, -s * Fr

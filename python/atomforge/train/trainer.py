@@ -250,14 +250,19 @@ class Trainer:
         self.stats = dict(shift=shift, scale=scale, reference=ref, energy_scale=max(escale, 1e-3))
         # frames as contiguous tensors once (batches are then gathered by indexing)
         if want_jac or not self.has_forces:
-            from .bpnn import FrameStore
-            self.train_f = FrameStore(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
-            self.valid_f = FrameStore(self.valid_f, self.valid_ds.energy, self.valid_ds.forces, self.dtype)
+            from .bpnn import DenseFrameStore, FrameStore, dense_layout_fits
+            # one molecule's frames (same atoms): dense per-frame Jacobians, forces by one batched
+            # matrix product (single networks; committees use the sparse layout)
+            dense = (want_jac and cfg["network"]["committee"] == 1 and
+                     dense_layout_fits(self.train_f + self.valid_f))
+            Store = DenseFrameStore if dense else FrameStore
+            self.train_f = Store(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
+            self.valid_f = Store(self.valid_f, self.valid_ds.energy, self.valid_ds.forces, self.dtype)
 
     def _batch(self, ds, feats, idx, with_forces):
-        from .bpnn import FrameStore, collate, featurize
+        from .bpnn import DenseFrameStore, FrameStore, collate, featurize
 
-        if isinstance(feats, FrameStore):
+        if isinstance(feats, (FrameStore, DenseFrameStore)):
             return feats.batch(idx, with_forces)
 
         fr = [feats[i] for i in idx]
