@@ -217,6 +217,8 @@ def test_deterministic_and_resume_after_interrupt(ethanol_small, tmp_path, monke
     ({"training": {"learning_rate": -1.0}}, "'training.learning_rate' must be positive"),
     ({"network": {"activation": "relu"}}, "'network.activation'"),
     ({"descriptor": {"r_c": 0.5}}, "'descriptor.r_min' must be smaller"),
+    ({"descriptor": {"zetas": [0.5, 2]}}, "'descriptor'.*zetas must be distinct"),
+    ({"descriptor": {"zetas": "1,2"}}, "'descriptor'.*zetas must be a list"),
     ({"data": None}, "'data'"),
     ({"test_data": "/no/such/file.npz"}, "'test_data'.*does not exist"),
 ])
