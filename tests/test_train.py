@@ -247,6 +247,62 @@ def test_defaults_do_not_depend_on_wall_time():
     assert DEFAULTS["training"]["max_minutes"] is None
 
 
+def test_same_model_however_busy_the_machine(ethanol_small, tmp_path, monkeypatch):
+    """Issue 11, "epochs, not wall time": the same command gives the same model on a quiet machine and
+    on a busy one. The busy run has two CPU-bound processes beside it and a clock that jumps 50 s at
+    every reading (every epoch looks slow, so every time-based decision of the trainer, e.g. the
+    checkpoint throttle, goes the other way); every record of model.afm but its creation date, every
+    metric and every history value except the timings must be the same. A run with a time limit under that clock must differ
+    (the clock is really read), so this test fails if a default ever stops on wall time."""
+    import csv
+    import subprocess
+    import sys
+    import time as time_module
+
+    cfg = tiny(*ethanol_small, epochs=6)
+    train(cfg, tmp_path / "quiet", progress=False, log=lambda *_: None)
+
+    real_time, fake = time_module.time, {"t": time_module.time()}
+
+    def slow_clock():
+        fake["t"] += 50.0
+        return fake["t"]
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        monkeypatch.setattr(time_module, "time", slow_clock)
+        train(cfg, tmp_path / "busy", progress=False, log=lambda *_: None)
+        limited = train(tiny(*ethanol_small, epochs=6, max_minutes=5), tmp_path / "limited", progress=False,
+                        log=lambda *_: None)
+    finally:
+        monkeypatch.setattr(time_module, "time", real_time)
+        for p in busy:
+            p.kill()
+            p.wait()
+
+    from atomforge.model_file import read_records
+
+    (_, rq), (_, rb) = (read_records(tmp_path / r / "model.afm") for r in ("quiet", "busy"))
+    assert rq.pop("metadata.created") != "" and rb.pop("metadata.created") != ""  # the only difference
+    assert sorted(rq) == sorted(rb)
+    for k in rq:  # every weight, scaling and descriptor record bit for bit
+        if isinstance(rq[k], str):
+            assert rq[k] == rb[k], k
+        else:
+            np.testing.assert_array_equal(np.asarray(rq[k]), np.asarray(rb[k]), err_msg=k)
+    mq, mb = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("quiet", "busy"))
+    for m in (mq, mb):
+        assert m["training"]["stop_reason"] == "epochs reached" and m["training"]["epochs_run"] == 6
+        for k in ("wall_seconds", "stop_message"):  # the only timings
+            m["training"].pop(k)
+    assert mq == mb
+    hq, hb = ([{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(tmp_path / r /
+              "history.csv"))] for r in ("quiet", "busy"))
+    assert hq == hb and len(hq) == 6
+    # the clock is consulted: with a time limit the slow clock stops training early
+    assert limited["training"]["stop_reason"] == "time limit" and limited["training"]["epochs_run"] < 6
+
+
 @pytest.mark.parametrize("training, reason", [
     ({"epochs": 3}, "epochs reached"),
     # a learning rate too small to change anything: the validation loss never improves
