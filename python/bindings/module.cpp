@@ -37,8 +37,12 @@ py::dict output_to_dict(af::ModelOutput&& o, int64_t n_total) {
   d["energy_uncertainty"] = o.energy_uncertainty;
   d["forces_uncertainty"] = opt(std::move(o.forces_uncertainty), {nt});
   d["atomic_energy_uncertainty"] = opt(std::move(o.atomic_energy_uncertainty), {nc});
-  d["charges"] = opt(std::move(o.charges), {nc});
+  // charge models fill no atomic energies: their per-centre count is that of the charges
+  const auto nq = static_cast<py::ssize_t>(o.charges.size());
+  const auto mc = nq > 0 ? static_cast<py::ssize_t>(o.charge_partials.size()) / (2 * nq) : 0;
+  d["charges"] = opt(std::move(o.charges), {nq});
   d["dipole"] = opt(std::move(o.dipole), {3});
+  d["charge_partials"] = opt(std::move(o.charge_partials), {nq, mc, 2});
   return d;
 }
 

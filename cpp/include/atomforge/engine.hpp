@@ -46,6 +46,9 @@ struct EngineOutput {
   std::vector<double> forces_uncertainty;  // (n_total) energy / length
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e * length unit
+  std::vector<double> charge_partials;     // (n_centres, M, 2) charge models: raw charges (e) and
+                                           // weights, for the total-charge scheme across processes
+                                           // (atomforge/charges.hpp)
 };
 
 class EngineModel {

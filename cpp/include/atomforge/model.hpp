@@ -60,6 +60,9 @@ struct ModelOutput {
   // charge models
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e Angstrom, about the coordinate origin
+  std::vector<double> charge_partials;     // (n_centres, M, 2) raw charge and weight per committee
+                                           // member, for callers that split a system over
+                                           // processes (atomforge/charges.hpp)
 };
 
 class Model {

@@ -103,6 +103,33 @@ void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
   }
 }
 
+DescriptorJacobian allocate_jacobian(const NeighborView& nl, int64_t nf, const double* rc_by_element) {
+  const int64_t nc = nl.n_centres;
+  DescriptorJacobian jac;
+  jac.n_features = nf;
+  jac.entry_offsets.assign(nc + 1, 0);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i = nl.centre(c);
+    const double rc = rc_by_element[nl.species[i]];
+    int64_t cnt = 1;
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
+        r2 += dk * dk;
+      }
+      cnt += (r2 < rc * rc && r2 > 0.0);
+    }
+    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
+  }
+  const int64_t ne = jac.entry_offsets[nc];
+  jac.position.assign(ne, 0);
+  jac.displacement.assign(3 * ne, 0.0);
+  jac.values.assign(ne * nf * 3, 0.0);
+  return jac;
+}
+
 void scatter_pair_gradients(const NeighborView& nl, const double* pair_grad, double* forces, double* virial,
                             double* per_atom_virial) {
   std::fill(forces, forces + 3 * nl.n_total, 0.0);

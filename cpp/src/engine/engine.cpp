@@ -79,6 +79,7 @@ void EngineModel::convert(ModelOutput& in, EngineOutput& out) const {
   out.forces_uncertainty = scaled(in.forces_uncertainty, f);
   out.charges = std::move(in.charges);
   out.dipole = scaled(in.dipole, l);
+  out.charge_partials = std::move(in.charge_partials);
 }
 
 ComputeRequest EngineModel::in_angstrom(const ComputeRequest& request) const {

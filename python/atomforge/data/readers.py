@@ -68,7 +68,7 @@ __all__ = ["load_dataset", "detect_format", "read_rmd17", "read_sgdml", "read_de
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Format names accepted by :func:`load_dataset`.
-FORMATS = ("rmd17", "sgdml", "deepmd", "n2p2", "ase")
+FORMATS = ("rmd17", "sgdml", "deepmd", "n2p2", "ase", "ccdipole")
 
 #: Declared file units per format: (length unit, energy unit) names; see the module docstring.
 DEFAULT_UNITS: Dict[str, tuple] = {
@@ -77,6 +77,7 @@ DEFAULT_UNITS: Dict[str, tuple] = {
     "deepmd": ("angstrom", "ev"),
     "n2p2": (None, None),  # not defined by the format: must be given
     "ase": ("angstrom", "ev"),
+    "ccdipole": ("angstrom", "ev"),  # no energies; dipoles e*a0 (atomforge.data.dipoles)
 }
 
 #: ASE file types whose numbers carry no unit convention (the units must be given or be in the file).
@@ -224,6 +225,8 @@ def detect_format(path: PathLike) -> str:
     * ``*.npz`` with keys ``R``, ``z``, ``E``, ``F`` -> ``"sgdml"``;
     * a file named ``input.data*``, or whose first line that is neither blank nor a ``#``
       comment starts with ``begin`` -> ``"n2p2"``;
+    * an XYZ file whose second line is ``charge Q dipole x y z ...`` -> ``"ccdipole"``
+      (:mod:`atomforge.data.dipoles`), whatever the file is called;
     * anything else -> ``"ase"`` (:func:`ase.io.read` picks the file type).
 
     Raises:
@@ -247,6 +250,9 @@ def detect_format(path: PathLike) -> str:
                          f"'coords', 'nuclear_charges' or sGDML keys 'R', 'z', 'E', 'F'")
     if p.name.startswith("input.data"):
         return "n2p2"
+    from .dipoles import is_cc_dipole_file
+    if is_cc_dipole_file(p):
+        return "ccdipole"
     with open(p, "rb") as fh:
         head = fh.read(65536).decode("utf-8", errors="replace")
     for line in head.splitlines():
@@ -612,7 +618,8 @@ def read_ase(path: PathLike, *, index: Union[str, int, slice] = ":", ase_format:
 # ---------------------------------------------------------------------------------- entry point
 def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: UnitLike = None,
                  energy_unit: UnitLike = None, energy_key: Optional[str] = None,
-                 forces_key: Optional[str] = None, log=print, check: bool = True) -> Dataset:
+                 forces_key: Optional[str] = None, log=print, check: bool = True,
+                 dipole_unit: UnitLike = None) -> Dataset:
     """Load a dataset file or directory into a :class:`Dataset` in eV and Angstrom.
 
     Args:
@@ -630,6 +637,9 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
             and with each plausibility warning; ``None`` = silent.
         check: run :func:`atomforge.data.checks.plausibility` (shortest distances, force
             magnitudes, energies per atom) and warn (``UnitsWarning``) when the units look wrong.
+        dipole_unit: ccdipole only: the file's dipole unit (default e*a0;
+            :func:`atomforge.units.dipole_unit_factor`). Other formats: dipoles in e * their
+            length unit.
 
     Returns:
         :class:`Dataset` with ``source`` = the path, ``metadata["format"]`` = the format and
@@ -642,7 +652,7 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
         ValueError: an unknown format, a key option the format does not take, or any reader
             error (each names the file; value errors also the frame and field).
     """
-    ds = _load(path, format, length_unit, energy_unit, energy_key, forces_key)
+    ds = _load(path, format, length_unit, energy_unit, energy_key, forces_key, dipole_unit)
     if log is not None:
         log(f"data {describe_units(ds)}")
     if check:
@@ -651,7 +661,7 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
     return ds
 
 
-def _load(path, format, length_unit, energy_unit, energy_key, forces_key) -> Dataset:
+def _load(path, format, length_unit, energy_unit, energy_key, forces_key, dipole_unit=None) -> Dataset:
     fmt = detect_format(path) if format is None else str(format).strip().lower()
     ase_format = None
     if fmt.startswith("ase:"):
@@ -666,6 +676,15 @@ def _load(path, format, length_unit, energy_unit, energy_key, forces_key) -> Dat
         return read_sgdml(path, **units_kw, **keys)
     if fmt == "deepmd":
         return read_deepmd(path, **units_kw, **keys)
+    if fmt == "ccdipole":
+        if keys or energy_unit is not None:
+            raise ValueError(f"{path}: energy_unit/energy_key/forces_key do not apply to CC dipole files "
+                             f"(no energies or forces)")
+        from .dipoles import read_cc_dipoles
+        return read_cc_dipoles(path, length_unit=length_unit or "angstrom", dipole_unit=dipole_unit or "e*bohr")
+    if dipole_unit is not None:
+        raise ValueError(f"{path}: dipole_unit applies to CC dipole files only ({fmt} dipoles are in e * the "
+                         f"length unit)")
     if fmt == "n2p2":
         if keys:
             raise ValueError(f"{path}: energy_key/forces_key do not apply to n2p2 input.data (fixed columns)")

@@ -191,7 +191,7 @@ _FLAGS = {"scale_symmetry_functions": "scale", "center_symmetry_functions": "cen
 
 
 def read_input_nn(path: PathLike, length_unit: UnitLike = None,
-                  energy_unit: UnitLike = None) -> N2P2Settings:
+                  energy_unit: UnitLike = None, comment_chars: str = "#") -> N2P2Settings:
     """Read an n2p2 ``input.nn`` settings file.
 
     Args:
@@ -201,6 +201,8 @@ def read_input_nn(path: PathLike, length_unit: UnitLike = None,
             ``Angstrom``); if there is none, Angstrom is assumed and a :class:`UserWarning` says so.
         energy_unit: the file's energy unit: a name (``'ha'``, ``'ev'``) or eV per unit. None:
             from a header comment ``# Energy unit : Ha`` (or ``eV``), else left as None.
+        comment_chars: characters that start a comment anywhere on a line (n2p2: ``"#"``;
+            RuNNer input files also use ``"!"`` after the values: ``"#!"``).
 
     Returns:
         :class:`N2P2Settings`. Symmetry functions (``symfunction_short``):
@@ -238,7 +240,10 @@ def read_input_nn(path: PathLike, length_unit: UnitLike = None,
         m = _HEADER_RE.match(line)
         if m and m.group(1).lower() not in header_units:
             header_units[m.group(1).lower()] = (m.group(2), lineno)
-        toks = line.split("#", 1)[0].split()
+        body = line
+        for ch in comment_chars:
+            body = body.split(ch, 1)[0]
+        toks = body.split()
         if not toks:
             continue
         key = toks[0]

@@ -513,7 +513,11 @@ class Trainer:
 
 
 def train(config=None, run_dir="run", resume=False, progress=True, log=print, **overrides) -> dict:
-    """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...)."""
+    """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...).
+    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`)."""
+    from .dipole_trainer import is_dipole_config, train_dipole
+    if is_dipole_config(config, overrides):
+        return train_dipole(config, run_dir, resume=resume, progress=progress, log=log, **overrides)
     if isinstance(config, dict):
         from .config import DEFAULTS, _merge
         cfg = validate(_merge(_merge(DEFAULTS, config, ""), {k: v for k, v in overrides.items() if v is not None}, ""))

@@ -423,28 +423,7 @@ void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, dou
 DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {
   validate_neighbor_view(nl, n_elements_);
   const int64_t nc = nl.n_centres, nf = n_features_;
-  DescriptorJacobian jac;
-  jac.n_features = nf;
-  jac.entry_offsets.assign(nc + 1, 0);
-  for (int64_t c = 0; c < nc; ++c) {
-    const int64_t i = nl.centre(c);
-    const double rc = flat_->rc_max[nl.species[i]];
-    int64_t cnt = 1;
-    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-      const int64_t j = nl.neighbors[q];
-      double r2 = 0.0;
-      for (int k = 0; k < 3; ++k) {
-        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
-        r2 += dk * dk;
-      }
-      cnt += (r2 < rc * rc && r2 > 0.0);
-    }
-    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
-  }
-  const int64_t ne = jac.entry_offsets[nc];
-  jac.position.assign(ne, 0);
-  jac.displacement.assign(3 * ne, 0.0);
-  jac.values.assign(ne * nf * 3, 0.0);
+  DescriptorJacobian jac = allocate_jacobian(nl, nf, flat_->rc_max.data());
   std::vector<double> Gtmp;
   if (!G) {
     Gtmp.assign(nc * nf, 0.0);
