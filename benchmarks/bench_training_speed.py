@@ -6,7 +6,8 @@ commit installed), the variants interleaved and repeated so that a change of mac
 them alike.
 
 Each measurement is a fresh process that trains ``--epochs`` epochs through the public API (the real
-loop: batches, optimiser, validation, checkpoint every epoch) and reads history.csv: the rate is
+loop: batches, optimiser, validation, checkpoints as that version writes them: every epoch before
+issue 11, after the first and last epoch and at most every 20 s after it) and reads history.csv: the rate is
 (epochs - 1) / (wall time between the first and the last epoch's validation), so featurisation and
 the first epoch (warm-up) are excluded. The process's CPU time per epoch over the same epochs is reported
 too: on a shared machine it depends much less on the other work than the wall time does (the
@@ -31,6 +32,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -148,9 +150,9 @@ def main(argv=None) -> int:
         f"work (load averages 1/5/15 min before -> after each run are listed)")
     out(f"- data: rMD17 ethanol train_01 (950 train / 50 validation frames); {args.epochs} epochs per run, rate "
         f"= (epochs - 1) / time from the end of the first epoch to the end of the last (featurisation and the "
-        f"first epoch excluded); validation and a checkpoint every epoch as in a real run")
+        f"first epoch excluded); validation every epoch and checkpoints as each version writes them, as in a real run")
     out(f"- same model for every variant: {json.dumps(BASE_CONFIG)}")
-    out(f"- command: `python benchmarks/{Path(__file__).name} {' '.join(argv if argv is not None else sys.argv[1:])}`")
+    out(f"- command: `python benchmarks/{Path(__file__).name} {shlex.join(argv if argv is not None else sys.argv[1:])}`")
     if args.note:
         out(f"- {args.note}")
     out()
