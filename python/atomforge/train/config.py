@@ -30,6 +30,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       n_angular_radial: 4       # radial channels of the angular functions (1: one wide eta, r_s = 0)
       angular_grid: shifted     # shifted (r_s grid, as ANI) | centered (r_s = 0, several eta)
       r_c_angular: null         # cutoff of the angular functions (null: r_c)
+      zetas: null               # zeta set of the angular functions (null: (1, 2, 4, 16)[:n_angular])
       # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
       # r_c: 6.0                # Angstrom
       # orders: [0, 1, 2, 3]    # MCSH orders (0..6)

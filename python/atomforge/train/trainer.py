@@ -4,9 +4,11 @@ Run folder contents::
 
     config.yaml           the full configuration used (defaults filled in)
     split.json            indices of the train / validation (/ test) frames in the data file(s)
-    checkpoint.pt         written atomically after every epoch (model, optimiser, scheduler,
-                          history, RNG state, best weights); --resume continues from it, reading
-                          it with torch.load(weights_only=True): no code runs from a run folder
+    checkpoint.pt         written atomically after the first and the last epoch and at most every
+                          CHECKPOINT_SECONDS (20 s) in between (model, optimiser, scheduler,
+                          history, RNG state, best weights); --resume continues from it to the
+                          same result as an uninterrupted run, reading it with
+                          torch.load(weights_only=True): no code runs from a run folder
     model.afm             the best model (validation loss), in the atomforge model file format
     metrics.json          test (and validation) errors of model.afm evaluated by the C++ core; why
                           training stopped (training.stop_reason); the format, units and
@@ -49,6 +51,9 @@ def _torch_save_atomic(obj, path: Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
+
+#: Seconds of training between checkpoints (the first and the last epoch are always written).
+CHECKPOINT_SECONDS = 20
 
 #: Why a training run stopped (metrics.json training.stop_reason).
 STOP_REASONS = ("epochs reached", "early stopping", "time limit", "interrupted")
@@ -250,14 +255,19 @@ class Trainer:
         self.stats = dict(shift=shift, scale=scale, reference=ref, energy_scale=max(escale, 1e-3))
         # frames as contiguous tensors once (batches are then gathered by indexing)
         if want_jac or not self.has_forces:
-            from .bpnn import FrameStore
-            self.train_f = FrameStore(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
-            self.valid_f = FrameStore(self.valid_f, self.valid_ds.energy, self.valid_ds.forces, self.dtype)
+            from .bpnn import DenseFrameStore, FrameStore, dense_layout_fits
+            # one molecule's frames (same atoms): dense per-frame Jacobians, forces by one batched
+            # matrix product (single networks; committees use the sparse layout)
+            dense = (want_jac and cfg["network"]["committee"] == 1 and
+                     dense_layout_fits(self.train_f + self.valid_f))
+            Store = DenseFrameStore if dense else FrameStore
+            self.train_f = Store(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
+            self.valid_f = Store(self.valid_f, self.valid_ds.energy, self.valid_ds.forces, self.dtype)
 
     def _batch(self, ds, feats, idx, with_forces):
-        from .bpnn import FrameStore, collate, featurize
+        from .bpnn import DenseFrameStore, FrameStore, collate, featurize
 
-        if isinstance(feats, FrameStore):
+        if isinstance(feats, (FrameStore, DenseFrameStore)):
             return feats.batch(idx, with_forces)
 
         fr = [feats[i] for i in idx]
@@ -280,12 +290,15 @@ class Trainer:
         return loss, E, F
 
     def _evaluate_torch(self, model, ds, feats):
+        import torch
+
         bs = self.cfg["training"]["batch_size"]
         tot, ep, fp = 0.0, [], []
         for start in range(0, len(ds), bs):
             idx = np.arange(start, min(start + bs, len(ds)))
             b = self._batch(ds, feats, idx, self.has_forces)
-            loss, E, F = self._loss(model, b, create_graph=False)
+            with torch.no_grad():  # forces are explicit: no graph is needed to evaluate them
+                loss, E, F = self._loss(model, b, create_graph=False)
             tot += loss.item() * len(idx)
             ep.append(E.detach().double().numpy())
             if F is not None:
@@ -318,7 +331,9 @@ class Trainer:
                           self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
                           shared=net["shared"])
         model = model.to(self.dtype)
-        opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"])
+        # fused: one vectorised kernel for all parameters (~4x faster per step than the default
+        # per-tensor loop on CPU for these small networks)
+        opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"], fused=True)
         plateau = tr["lr_schedule"] == "plateau"
         sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
                                                             min_lr=tr["min_learning_rate"]) if plateau else None)
@@ -354,6 +369,7 @@ class Trainer:
             self.log(f"no checkpoint in {self.run}: starting from scratch")
 
         t_start = time.time()
+        last_checkpoint = -float("inf")
         bar = None
         if self.progress:
             try:
@@ -403,11 +419,24 @@ class Trainer:
                 if vloss < best["loss"]:
                     best = {"loss": vloss, "epoch": epoch,
                             "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-                _torch_save_atomic({"config": cfg, "epoch": epoch, "model": model.state_dict(),
-                                    "optimizer": opt.state_dict(),
-                                    "scheduler": sched.state_dict() if plateau else
-                                    {"schedule_epochs": n_sched, "fitted": fitted},
-                                    "history": history, "best": best, "torch_rng": torch.get_rng_state()}, ckpt_path)
+                stop = None
+                if epoch - best["epoch"] >= tr["early_stopping_patience"]:
+                    stop = "early stopping"
+                elif not plateau and epoch + 1 >= n_sched:
+                    stop = "time limit" if fitted and n_sched < tr["epochs"] else "epochs reached"
+                elif tr["max_minutes"] and (time.time() - t_start) / 60 > tr["max_minutes"]:
+                    stop = "time limit"
+                # the checkpoint: after the first and the last epoch and at most every CHECKPOINT_SECONDS
+                # in between (writing it costs ~8 ms, a few per cent of a short epoch); it does not
+                # influence training, and --resume replays from it to the same result
+                if stop or epoch + 1 == tr["epochs"] or time.time() - last_checkpoint >= CHECKPOINT_SECONDS:
+                    _torch_save_atomic({"config": cfg, "epoch": epoch, "model": model.state_dict(),
+                                        "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict() if plateau else
+                                        {"schedule_epochs": n_sched, "fitted": fitted},
+                                        "history": history, "best": best, "torch_rng": torch.get_rng_state()},
+                                       ckpt_path)
+                    last_checkpoint = time.time()
                 if bar is not None:
                     post = {"loss": f"{rec['train_loss']:.3g}", "val": f"{vloss:.3g}",
                             "E_meV/at": f"{1000 * vm['energy_mae_per_atom']:.2f}"}
@@ -415,20 +444,14 @@ class Trainer:
                         post["F_meV/A"] = f"{1000 * vm['forces_mae']:.1f}"
                     bar.set_postfix(post)
                     bar.update(1)
-                if epoch - best["epoch"] >= tr["early_stopping_patience"]:
-                    stop_reason = "early stopping"
-                    break
-                if not plateau and epoch + 1 >= n_sched:
-                    stop_reason = "time limit" if fitted and n_sched < tr["epochs"] else "epochs reached"
-                    break
-                if tr["max_minutes"] and (time.time() - t_start) / 60 > tr["max_minutes"]:
-                    stop_reason = "time limit"
+                if stop:
+                    stop_reason = stop
                     break
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
-            self.log(f"\ninterrupted: the checkpoint of the last finished epoch is in {ckpt_path}; "
-                     f"continue with --resume")
+            self.log(f"\ninterrupted: the last checkpoint (written at most {CHECKPOINT_SECONDS} s of training apart) "
+                     f"is in {ckpt_path}; continue with --resume")
             if best["state"] is not None:  # keep what was learnt: model.afm + metrics.json (stop_reason)
                 model.load_state_dict(best["state"])
                 self._finish(model, history, best, "interrupted", time.time() - t_start)
