@@ -48,9 +48,18 @@ void PairAtomForge::allocate()
     for (int j = 0; j < n; ++j) setflag[i][j] = 0;
 }
 
-void PairAtomForge::settings(int narg, char ** /*arg*/)
+void PairAtomForge::settings(int narg, char **arg)
 {
-  if (narg != 0) error->all(FLERR, "pair_style atomforge takes no arguments (model and elements go in pair_coeff)");
+  for (int iarg = 0; iarg < narg; iarg += 2) {
+    if (strcmp(arg[iarg], "extrapolation_summary") == 0 && iarg + 1 < narg) {
+      extrapolation_summary_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (extrapolation_summary_ < 0)
+        error->all(FLERR, "pair_style atomforge: extrapolation_summary must be >= 0 (steps; 0 = no warnings)");
+    } else {
+      error->all(FLERR, "pair_style atomforge: unknown argument '{}' (the only keyword is extrapolation_summary N; "
+                 "model and elements go in pair_coeff)", arg[iarg]);
+    }
+  }
 }
 
 void PairAtomForge::coeff(int narg, char **arg)
@@ -202,6 +211,8 @@ void PairAtomForge::compute(int eflag, int vflag)
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style atomforge: {}", e.what());
   }
+  ++n_evaluations_;
+  count_extrapolation(out);
 
   if (eflag_global) eng_vdwl += out.energy;
   if (eflag_atom)
