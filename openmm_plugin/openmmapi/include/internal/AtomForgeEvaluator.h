@@ -26,6 +26,11 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   /// (kJ/mol/nm) to `forces` when includeForces; returns the energy in kJ/mol.
   double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
                  std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const;
+  /// Committee uncertainty at these positions (throws OpenMMException for a non-committee model).
+  AtomForgeUncertainty uncertainty(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                                   int nThreads) const;
+  /// Extrapolation counts of compute() calls since the last reset.
+  AtomForgeExtrapolation extrapolation(bool reset) const;
 
  private:
   std::unique_ptr<atomforge::EngineModel> model;
@@ -33,6 +38,8 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   std::vector<int32_t> species;      // model element index of each covered particle
   bool periodic = false;
   mutable std::vector<double> pos;   // scratch (nm)
+  mutable AtomForgeExtrapolation counts;
+  void gather(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double* cell) const;
 };
 
 }  // namespace AtomForgeOpenMM
