@@ -54,6 +54,7 @@ def evaluate_with_uncertainty(potential, ds, threads: int = 0) -> Dict[str, obje
     (energy, forces) already applied (1 without calibration records).
     """
     out = {"energy": [], "energy_uncertainty": [], "forces": [], "forces_uncertainty": []}
+    warn, potential.warn_extrapolation = potential.warn_extrapolation, False
     for i in range(len(ds)):
         periodic = bool(np.asarray(ds.pbc[i]).any())
         r = potential.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if periodic else None,
@@ -62,6 +63,7 @@ def evaluate_with_uncertainty(potential, ds, threads: int = 0) -> Dict[str, obje
         out["energy_uncertainty"].append(r.energy_uncertainty)
         out["forces"].append(r.forces)
         out["forces_uncertainty"].append(r.forces_uncertainty)
+    potential.warn_extrapolation = warn
     return out
 
 

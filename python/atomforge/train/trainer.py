@@ -379,7 +379,9 @@ class Trainer:
             uncertainty = calibrate_model(self.run / "model.afm", params, self.valid_ds, self.test_ds, self.run)
             pot = load(self.run / "model.afm")
 
+        pot.warn_extrapolation = False  # counted in metrics.json instead (test frames outside the training range)
         ep, fp, test_m = evaluate_dataset(pot, self.test_ds)
+        test_m["frames_outside_training_range"] = pot.extrapolation_stats["extrapolating_evaluations"]
         _, _, valid_m = evaluate_dataset(pot, self.valid_ds)
         metrics = {"units": UNITS, "test": test_m, "validation": valid_m,
                    "training": {"epochs_run": len(history), "best_epoch": best["epoch"], "stop_reason": stop_reason,
