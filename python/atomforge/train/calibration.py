@@ -146,12 +146,16 @@ def plot_calibration(errors: Dict[str, np.ndarray], path, title: str = "") -> No
     met = uncertainty_metrics(errors)
 
     def scatter(ax, x, y, label, rho):
+        # log-log: errors span decades, and a few extrapolating frames would hide the rest
         x, y = 1000 * np.asarray(x), 1000 * np.asarray(y)
-        ax.scatter(x, y, s=6, alpha=0.5)
-        hi = max(x.max(initial=0), y.max(initial=0)) * 1.05 or 1.0
-        ax.plot([0, hi], [0, hi], "k--", lw=1, label="y = x")
-        ax.set_xlim(0, hi)
-        ax.set_ylim(0, hi)
+        pos = np.concatenate([x[x > 0], y[y > 0]])
+        lo, hi = (pos.min() / 1.5, pos.max() * 1.5) if len(pos) else (1e-3, 1.0)
+        ax.scatter(np.clip(x, lo, None), np.clip(y, lo, None), s=6, alpha=0.5)
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
         ax.set_xlabel(f"predicted {label}")
         ax.set_ylabel(f"observed {label}")
         ax.set_title(f"Spearman {rho:.2f}")
@@ -167,8 +171,10 @@ def plot_calibration(errors: Dict[str, np.ndarray], path, title: str = "") -> No
         ym = np.array([o[idx == b].mean() for b in range(10) if (idx == b).any()])
         ax = axes[1]
         ax.plot(1000 * xm, 1000 * ym, "o-", label="mean observed per decile")
-        hi = 1000 * max(xm.max(), ym.max()) * 1.1
-        ax.plot([0, hi], [0, hi], "k--", lw=1, label="y = x")
+        lo, hi = 1000 * min(xm.min(), ym.min()) / 1.3, 1000 * max(xm.max(), ym.max()) * 1.3
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("predicted per-atom force error c_F eps_i (meV/A)")
         ax.set_ylabel("observed |F_i - F_i^ref| (meV/A)")
         ax.set_title(f"per atom, Spearman {met['forces_spearman_atoms']:.2f}")
