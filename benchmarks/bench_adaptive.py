@@ -217,7 +217,7 @@ def main(argv=None) -> int:
         f"seed 1) and 500 K test trajectory (500 frames, every 10th step, seed 2), "
         f"`atomforge.quickstart_data.generate_xtb_dataset`",
         f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at 300 K, GFN2-xTB labels, seed set 16 "
-        f"(rattled 0.05 A), trigger 2 x median calibrated max force deviation of the validation labels; stop: "
+        f"(rattled 0.05 A), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
         f"{st4['stop_reason']}; {st4['total_md_fs'] / 1000:.1f} ps of committee MD",
         f"- learning curves: a committee of 4 ({SETTINGS['network']['hidden']}, bootstrap) trained from scratch for "
         f"{CURVE_EPOCHS} epochs on N structures, force MAE of the committee mean on all 500 test frames (C++ core)",

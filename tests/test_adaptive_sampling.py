@@ -19,7 +19,7 @@ from atomforge.active import AdaptiveConfigError, adaptive_sampling  # noqa: E40
 from atomforge.model_file import read_records  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-TINY = {"max_labels": 12, "seed_set": {"n": 6}, "md": {"replicas": 2, "max_time_fs": 60.0},
+TINY = {"max_labels": 12, "seed_set": {"n": 6}, "md": {"replicas": 2, "max_time_fs": 60.0, "min_time_fs": 5.0},
         "training": {"epochs_seed": 12, "epochs": 3, "validation_every": 3},
         "network": {"hidden": [8], "committee": 3},
         "descriptor": {"type": "acsf", "r_c": 4.0, "n_radial": 4, "n_angular": 1}}

@@ -374,7 +374,7 @@ def main(argv=None) -> int:
                         "package.module:Class")
     a.add_argument("--threshold", type=float, default=None,
                    help="eV/A: calibrated max per-atom force uncertainty that triggers a label (default: "
-                        "from the calibration, 2 x the median over the validation labels)")
+                        "from the calibration: the median over the validation labels)")
     a.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) to run on")
     a.add_argument("--workers", type=int, default=None, help="local worker processes (0: in-process)")
     a.add_argument("--seed", type=int, default=None)

@@ -23,11 +23,16 @@ mol.xyz -o RUN`` runs with GFN2-xTB labels, 4 replicas at 300 K.
       timestep_fs: 0.5
       friction_per_fs: 0.02    # Langevin friction (1/fs)
       max_time_fs: 5000.0      # per replica and iteration: without a trigger the run stops (converged)
+      min_time_fs: 100.0       # MD a replica runs after each (re)start before it may trigger: successive
+                               #   labels of one replica are at least this far apart (decorrelated)
       check_every: 1           # steps between uncertainty checks
     trigger:
       threshold: null          # eV/Angstrom: calibrated max_i eps_i that stops a replica; null: auto
-      threshold_factor: 2.0    # auto: factor x median calibrated max_i eps_i over the validation labels
+      threshold_factor: 1.0    # auto: factor x median calibrated max_i eps_i over the validation labels
+                               #   (1: label where the model is less sure than on a typical held-out label)
       threshold_min: 0.0       # eV/Angstrom, floor of the auto threshold
+      hard_factor: 2.0         # above hard_factor x threshold a replica stops at once, even before
+                               #   md.min_time_fs (before the MD runs into unphysical regions)
     descriptor: {type: acsf, r_c: 4.5, n_radial: 8, n_angular: 2}   # any descriptor config (atomforge train)
     network: {hidden: [32, 32], activation: silu, committee: 4, committee_data: bootstrap}
     training:
@@ -60,8 +65,8 @@ DEFAULTS: Dict[str, Any] = {
     "model": None,
     "seed_set": {"n": 16, "rattle": 0.05},
     "md": {"replicas": 4, "temperature": [300.0], "timestep_fs": 0.5, "friction_per_fs": 0.02,
-           "max_time_fs": 5000.0, "check_every": 1},
-    "trigger": {"threshold": None, "threshold_factor": 2.0, "threshold_min": 0.0},
+           "max_time_fs": 5000.0, "min_time_fs": 100.0, "check_every": 1},
+    "trigger": {"threshold": None, "threshold_factor": 1.0, "threshold_min": 0.0, "hard_factor": 2.0},
     "descriptor": {"type": "acsf", "r_c": 4.5, "n_radial": 8, "n_angular": 2},
     "network": {"hidden": [32, 32], "activation": "silu", "committee": 4, "committee_data": "bootstrap"},
     "training": {"epochs_seed": 300, "epochs": 100, "batch_size": 8, "learning_rate": 0.003,
@@ -115,12 +120,14 @@ def validate(cfg: dict) -> dict:
     for p in ("max_labels", "seed_set.n", "md.replicas", "md.check_every", "network.committee", "training.epochs_seed",
               "training.epochs", "training.batch_size", "training.validation_every", "training.threads"):
         _num(cfg, p, positive=True, integer=True)
-    for p in ("seed_set.rattle", "md.friction_per_fs", "trigger.threshold_min", "training.energy_weight",
+    for p in ("seed_set.rattle", "md.friction_per_fs", "md.min_time_fs", "trigger.threshold_min", "training.energy_weight",
               "training.forces_weight", "training.min_learning_rate"):
         _num(cfg, p, nonneg=True)
-    for p in ("max_label_force", "md.timestep_fs", "md.max_time_fs", "trigger.threshold_factor", "training.learning_rate"):
+    for p in ("trigger.hard_factor", "max_label_force", "md.timestep_fs", "md.max_time_fs", "trigger.threshold_factor", "training.learning_rate"):
         _num(cfg, p, positive=True)
     _num(cfg, "seed", nonneg=True, integer=True)
+    if cfg["md"]["min_time_fs"] >= cfg["md"]["max_time_fs"]:
+        raise AdaptiveConfigError("configuration key 'md.min_time_fs' must be smaller than 'md.max_time_fs'")
     _num(cfg, "trigger.threshold", positive=True, allow_none=True)
     _num(cfg, "workers", nonneg=True, integer=True, allow_none=True)
     t = cfg["md"]["temperature"]

@@ -10,8 +10,9 @@ Quantum Chem. 115, 1032 (2015); DP-GEN's model deviation, L. Zhang et al., Phys.
 1. MD: R replicas run Langevin dynamics (ASE, the C++ core with per-member forces) at their
    temperatures from where they stopped; a replica stops at the first structure whose calibrated
    max per-atom force deviation max_i c_F eps_i exceeds the threshold (given, or
-   ``threshold_factor`` x the median of that quantity over the validation labels), or after
-   ``md.max_time_fs``.
+   ``threshold_factor`` x the median of that quantity over the validation labels), at the
+   earliest ``md.min_time_fs`` after its (re)start (at once above ``hard_factor`` x the
+   threshold), or after ``md.max_time_fs``.
 2. Label the stopping structures (GFN2-xTB by default); a failed calculation is recorded and
    skipped (its replica restarts from its start structure).
 3. Retrain the committee on all labels, warm-started from the previous one; back to 1.
@@ -320,8 +321,9 @@ class AdaptiveSampler:
             else:
                 todo.append(r)
         t0 = time.time()
+        hard = thr * float(cfg["trigger"]["hard_factor"])
         futs = {ex.submit(run_replica, model_bytes, self.state["replicas"][r], cfg["md"], thr,
-                          [cfg["seed"], 11, k, r]): r for r in todo}
+                          [cfg["seed"], 11, k, r], hard): r for r in todo}
         for f in as_completed(futs):
             r = futs[f]
             res = f.result()

@@ -38,14 +38,16 @@ def frame_atoms(d: Dict):
     return Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=d["pbc"])
 
 
-def run_replica(model_bytes: bytes, state: Dict, md: Dict, threshold: float, seed) -> Dict:
+def run_replica(model_bytes: bytes, state: Dict, md: Dict, threshold: float, seed,
+                hard_threshold: float = float("inf")) -> Dict:
     """Langevin MD of one replica with the committee until its calibrated max per-atom force
-    deviation exceeds ``threshold`` (eV/Angstrom) or ``md["max_time_fs"]`` has passed.
+    deviation exceeds ``threshold`` (eV/Angstrom; from ``md["min_time_fs"]`` on) or
+    ``hard_threshold`` (at any time), or ``md["max_time_fs"]`` has passed.
 
     state: ``numbers``, ``positions`` (Angstrom), ``cell``, ``pbc``, ``temperature`` (K),
     ``velocities`` (Angstrom/fs in ASE units, or None: Maxwell-Boltzmann at the temperature,
     seeded, without centre-of-mass motion and rotation). md: ``timestep_fs``, ``friction_per_fs``,
-    ``max_time_fs``, ``check_every``. seed: sequence of ints for numpy's default_rng (velocities
+    ``max_time_fs``, ``min_time_fs`` (no trigger before), ``check_every``. seed: sequence of ints for numpy's default_rng (velocities
     and Langevin noise).
 
     Returns ``triggered``, ``broken`` (the model failed: non-finite result or an evaluation error;
@@ -102,7 +104,7 @@ def run_replica(model_bytes: bytes, state: Dict, md: Dict, threshold: float, see
             if not np.isfinite(u) or not np.all(np.isfinite(atoms.positions)):
                 out["broken"] = True
                 break
-            if u > threshold:
+            if u > hard_threshold or (u > threshold and step * md["timestep_fs"] >= md.get("min_time_fs", 0.0)):
                 out["triggered"] = True
                 out["candidate"] = frame_dict(atoms, energy=float(r["energy"]),
                                               forces=np.asarray(r["forces"]).tolist(),
