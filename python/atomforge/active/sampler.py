@@ -137,8 +137,7 @@ class AdaptiveSampler:
             self.log(f"resuming {r}: {self.state['iteration'] + 1} iteration(s) done, "
                      f"{self.n_ok()} label(s)")
             return
-        if resume and r.exists() and any(r.iterdir()):
-            pass  # a run killed before its state existed: start again in place
+        # a new run (or one killed before its state.json existed: it starts again in place)
         for sub in ("labels", "models", "iterations"):
             (r / sub).mkdir(parents=True, exist_ok=True)
         import ase.io
