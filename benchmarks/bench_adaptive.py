@@ -95,6 +95,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 128])
     ap.add_argument("--random-draws", type=int, default=2)
     ap.add_argument("--note", default="")
+    ap.add_argument("--restart", default="continue", choices=["continue", "start"],
+                    help="md.restart of the adaptive runs (continue: replicas go on from their last structure)")
+    ap.add_argument("--tag", default="", help="suffix of the output files (several variants side by side)")
     args = ap.parse_args(argv)
     import ase.io
     from ase.build import molecule
@@ -118,6 +121,7 @@ def main(argv=None) -> int:
         cfg = json.loads(json.dumps(SETTINGS))
         cfg.update(max_labels=n)
         cfg["md"]["replicas"] = R
+        cfg["md"]["restart"] = args.restart
         t0 = time.time()
         st = adaptive_sampling(start, run, cfg, resume=(run / "state.json").exists(), progress=False,
                                log=lambda m: print(m, flush=True))
@@ -193,10 +197,10 @@ def main(argv=None) -> int:
     ax.set_title("ethanol, GFN2-xTB, committee of 4")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT / "adaptive_learning_curve.png", dpi=120)
+    fig.savefig(OUT / f"adaptive{args.tag}_learning_curve.png", dpi=120)
     plt.close(fig)
     for name in ("labels_vs_time.png", "uncertainty_vs_error.png"):
-        shutil.copyfile(work / "adaptive_R4" / name, OUT / f"adaptive_{name}")
+        shutil.copyfile(work / "adaptive_R4" / name, OUT / f"adaptive{args.tag}_{name}")
 
     res = {"date": datetime.date.today().isoformat(), "machine": f"{platform.node()} ({os.cpu_count()} cores), shared",
            "settings": SETTINGS, "curve_epochs": CURVE_EPOCHS, "sizes": args.sizes, "adaptive_mae": dict(zip(map(str, sizes), ad.tolist())),
@@ -207,7 +211,8 @@ def main(argv=None) -> int:
            "wall_per_label_R4_all": {"labels": wl_all4[0], "seconds": wl_all4[1], "seconds_per_label": wl_all4[2]},
            "stop_reason_R4": st4["stop_reason"], "md_ps_R4": st4["total_md_fs"] / 1000,
            "total_seconds": time.time() - t_all}
-    (OUT / "adaptive.json").write_text(json.dumps(res, indent=2))
+    res["restart"] = args.restart
+    (OUT / f"adaptive{args.tag}.json").write_text(json.dumps(res, indent=2))
     def adaptive_cell(N):
         return f"{1000 * cache[f'adaptive_{N}']:.1f}" if f"adaptive_{N}" in cache else "-"
 
@@ -221,12 +226,13 @@ def main(argv=None) -> int:
         f"- data: GFN2-xTB (tblite) Langevin MD of ethanol, 300 K pool (1000 frames, every 5th step of 0.5 fs, "
         f"seed 1) and 500 K test trajectory (500 frames, every 10th step, seed 2), "
         f"`atomforge.quickstart_data.generate_xtb_dataset`",
-        f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at 300 K, GFN2-xTB labels, seed set 16 "
+        f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at 300 K (md.restart: {args.restart}), "
+        f"GFN2-xTB labels, seed set 16 "
         f"(rattled 0.05 A), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
         f"{st4['stop_reason']}; {st4['total_md_fs'] / 1000:.1f} ps of committee MD",
         f"- learning curves: a committee of 4 ({SETTINGS['network']['hidden']}, bootstrap) trained from scratch for "
         f"{CURVE_EPOCHS} epochs on N structures, force MAE of the committee mean on all 500 test frames (C++ core)",
-        f"- command: `python benchmarks/bench_adaptive.py --max-labels {args.max_labels} --sizes "
+        f"- command: `python benchmarks/bench_adaptive.py --restart {args.restart} --max-labels {args.max_labels} --sizes "
         f"{' '.join(map(str, args.sizes))}`",
         "",
         "| N labels | random (300 K MD), meV/A | adaptive, meV/A |",
@@ -253,11 +259,11 @@ def main(argv=None) -> int:
         "runs in parallel processes, so the retraining cost is shared; on this 2-core machine the MD of 4 "
         "replicas does not run 4 times faster.",
         "",
-        "![learning curve](adaptive_learning_curve.png) ![labels](adaptive_labels_vs_time.png) "
-        "![uncertainty](adaptive_uncertainty_vs_error.png)",
+        f"![learning curve](adaptive{args.tag}_learning_curve.png) ![labels](adaptive{args.tag}_labels_vs_time.png) "
+        f"![uncertainty](adaptive{args.tag}_uncertainty_vs_error.png)",
         "",
     ]
-    (OUT / "adaptive.md").write_text("\n".join(lines))
+    (OUT / f"adaptive{args.tag}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -176,3 +176,33 @@ def test_existing_run_needs_resume(reference, start):
     assert r.returncode == 2 and "--resume" in r.stderr
     r = cli(["-o", run, "--resume", "--replicas", "3"], check=False)
     assert r.returncode == 2 and "differs" in r.stderr
+
+
+def test_restart_from_start_structures(start, tmp_path):
+    """md.restart: start puts every replica back on its start structure after each iteration."""
+    import ase.io
+
+    cfg = tiny_yaml(tmp_path / "c.yaml", max_labels=10)
+    st = adaptive_sampling(start, tmp_path / "run", str(cfg), md={"restart": "start"}, workers=0, progress=False,
+                           log=lambda *_: None)
+    a = ase.io.read(start)
+    assert len(st["history"]) >= 2
+    for rep in st["replicas"]:
+        np.testing.assert_allclose(rep["positions"], a.positions)
+        assert rep["velocities"] is None
+    with pytest.raises(AdaptiveConfigError, match="md.restart"):
+        adaptive_sampling(start, tmp_path / "bad", {"md": {"restart": "sometimes"}}, progress=False)
+
+
+def test_resume_run_from_before_a_new_key(reference, tmp_path):
+    """A run folder whose config.json predates a key (md.restart) resumes with that key's default."""
+    import shutil
+
+    run, _ = reference
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    c = json.loads((old / "config.json").read_text())
+    del c["md"]["restart"]
+    (old / "config.json").write_text(json.dumps(c))
+    st = adaptive_sampling(None, old, None, resume=True, progress=False, log=lambda *_: None)
+    assert st["done"] and summary(old)[0] == summary(run)[0]

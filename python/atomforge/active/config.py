@@ -26,6 +26,9 @@ mol.xyz -o RUN`` runs with GFN2-xTB labels, 4 replicas at 300 K.
       min_time_fs: 100.0       # MD a replica runs after each (re)start before it may trigger: successive
                                #   labels of one replica are at least this far apart (decorrelated)
       check_every: 1           # steps between uncertainty checks
+      restart: continue        # continue: a replica goes on from its last structure; start: every
+                               #   iteration restarts it from its start structure with new velocities
+                               #   (DP-GEN style: exploration stays anchored at physical structures)
     trigger:
       threshold: null          # eV/Angstrom: calibrated max_i eps_i that stops a replica; null: auto
       threshold_factor: 1.0    # auto: factor x median calibrated max_i eps_i over the validation labels
@@ -65,7 +68,8 @@ DEFAULTS: Dict[str, Any] = {
     "model": None,
     "seed_set": {"n": 16, "rattle": 0.05},
     "md": {"replicas": 4, "temperature": [300.0], "timestep_fs": 0.5, "friction_per_fs": 0.02,
-           "max_time_fs": 5000.0, "min_time_fs": 100.0, "check_every": 1},
+           "max_time_fs": 5000.0, "min_time_fs": 100.0, "check_every": 1,
+           "restart": "continue"},
     "trigger": {"threshold": None, "threshold_factor": 1.0, "threshold_min": 0.0, "hard_factor": 2.0},
     "descriptor": {"type": "acsf", "r_c": 4.5, "n_radial": 8, "n_angular": 2},
     "network": {"hidden": [32, 32], "activation": "silu", "committee": 4, "committee_data": "bootstrap"},
@@ -126,6 +130,8 @@ def validate(cfg: dict) -> dict:
     for p in ("trigger.hard_factor", "max_label_force", "md.timestep_fs", "md.max_time_fs", "trigger.threshold_factor", "training.learning_rate"):
         _num(cfg, p, positive=True)
     _num(cfg, "seed", nonneg=True, integer=True)
+    if cfg["md"]["restart"] not in ("continue", "start"):
+        raise AdaptiveConfigError("configuration key 'md.restart' must be 'continue' or 'start'")
     if cfg["md"]["min_time_fs"] >= cfg["md"]["max_time_fs"]:
         raise AdaptiveConfigError("configuration key 'md.min_time_fs' must be smaller than 'md.max_time_fs'")
     _num(cfg, "trigger.threshold", positive=True, allow_none=True)

@@ -114,7 +114,9 @@ class AdaptiveSampler:
             if not resume:
                 raise FileExistsError(f"{r} already holds an adaptive-sampling run: continue it with --resume, or "
                                       f"choose another output folder")
-            saved = _read_json(r / "config.json")
+            from .config import DEFAULTS, _merge
+
+            saved = json.loads(json.dumps(_merge(DEFAULTS, _read_json(r / "config.json"))))  # newer keys: defaults
             mine = json.loads(json.dumps(self.cfg))
             diff = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k) and k != "max_labels")
             if diff:
@@ -357,10 +359,11 @@ class AdaptiveSampler:
         for r in range(R):
             res = results[r]
             lab = labelled.get(r)
-            if res["broken"] or (res["triggered"] and lab is not None and not lab["ok"]):
+            failed = res["broken"] or (res["triggered"] and lab is not None and not lab["ok"])
+            if failed or cfg["md"]["restart"] == "start":
                 s = self.start[r % len(self.start)]
                 nxt.append(dict(frame_dict(s), velocities=None, temperature=self.state["replicas"][r]["temperature"],
-                                resets=self.state["replicas"][r].get("resets", 0) + 1))
+                                resets=self.state["replicas"][r].get("resets", 0) + int(failed)))
             else:
                 nxt.append(dict(res["final"], resets=self.state["replicas"][r].get("resets", 0)))
         self.pending_replicas = nxt
@@ -518,7 +521,8 @@ def adaptive_sampling(start, run_dir, config=None, resume: bool = False, log: Ca
     run = Path(run_dir)
     if resume and (run / "config.json").exists():
         # the run's own settings; anything given again must agree (max_labels may grow)
-        base = json.loads((run / "config.json").read_text())
+        # (keys added since the run began take their defaults)
+        base = _merge(DEFAULTS, json.loads((run / "config.json").read_text()))
         if isinstance(config, dict):
             base = _merge(base, config)
         elif config is not None:
