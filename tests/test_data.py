@@ -248,11 +248,14 @@ def test_n2p2_water_bohr_hartree(n2p2_water):
     frames = read_input_data(n2p2_water, length_unit="bohr", energy_unit="ha")
     assert ds.energy[19] == frames[19].info["energy"]
     np.testing.assert_array_equal(ds.forces[19], frames[19].arrays["forces"])
-    # default units: the file's numbers as they are
-    plain = load_dataset(n2p2_water)
+    # Angstrom / eV on request: the file's numbers as they are
+    plain = load_dataset(n2p2_water, length_unit="angstrom", energy_unit="ev", check=False)
     assert plain.energy[0] == pytest.approx(-4900.37328433)
+    # no units: refused, naming the file (issue 16: the format does not define units)
+    with pytest.raises(ValueError, match=r"input\.data\.H2O_RPBE-D3: a RuNNer/n2p2 input\.data file does not state"):
+        load_dataset(n2p2_water)
     with pytest.raises(ValueError, match="energy_key"):
-        load_dataset(n2p2_water, energy_key="energy")
+        load_dataset(n2p2_water, length_unit="bohr", energy_unit="ha", energy_key="energy")
 
 
 def test_n2p2_detected_by_content(tmp_path):
@@ -260,7 +263,7 @@ def test_n2p2_detected_by_content(tmp_path):
     p.write_text("# two atoms\n begin\ncomment x\natom 0 0 0 H 0.1 0 1 2 3\natom 0 0 1.5 H -0.1 0 0 0 0\n"
                  "energy -1.5\ncharge 0\nend\n")
     assert detect_format(p) == "n2p2"
-    ds = load_dataset(p, energy_unit="ha")
+    ds = load_dataset(p, length_unit="angstrom", energy_unit="ha")
     assert ds.energy[0] == pytest.approx(-1.5 * HARTREE_EV, rel=1e-7)
     np.testing.assert_allclose(ds.forces[0][0], np.array([1, 2, 3]) * HARTREE_EV, rtol=1e-7)
     assert not ds.pbc.any()
@@ -315,7 +318,10 @@ def test_extxyz_round_trip(tmp_path):
     p = tmp_path / "frames.extxyz"
     write(p, images, format="extxyz")
     assert detect_format(p) == "ase"
-    back = load_dataset(p)
+    with pytest.raises(ValueError, match=r"frames\.extxyz: an extended XYZ file without length_unit="):
+        load_dataset(p)  # no units in the file and none given: not guessed
+    back = load_dataset(p, length_unit="angstrom", energy_unit="ev")
+    assert back.metadata["units_from"] == "user"
     assert len(back) == 2 and back.n_atoms.tolist() == [3, 2]
     np.testing.assert_allclose(back.energy, ds.energy, rtol=1e-12)
     for i in range(2):  # extxyz writes per-atom values with 8 decimals
@@ -333,10 +339,10 @@ def test_extxyz_custom_keys_and_mixed_labels(tmp_path):
     a.arrays["REF_forces"] = np.array([[0, 0, 1.0], [0, 0, -1.0]])
     p = tmp_path / "ref.xyz"
     write(p, [a, a.copy()], format="extxyz")
-    ds = load_dataset(p, energy_key="REF_energy", forces_key="REF_forces")
+    ds = load_dataset(p, energy_key="REF_energy", forces_key="REF_forces", length_unit="A", energy_unit="eV")
     np.testing.assert_array_equal(ds.energy, [-31.5, -31.5])
     np.testing.assert_array_equal(ds.forces[1], a.arrays["REF_forces"])
-    plain = load_dataset(p)
+    plain = load_dataset(p, length_unit="A", energy_unit="eV")
     assert plain.energy is None and plain.forces is None
     b = a.copy()
     b.calc = SinglePointCalculator(b, energy=-1.0)

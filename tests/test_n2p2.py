@@ -285,11 +285,13 @@ def test_mini_input_data_units(tmp_path):
     assert a.arrays["forces"][0, 0] == pytest.approx(0.1 * af_units.HARTREE / af_units.BOHR)
     np.testing.assert_allclose(a.get_initial_charges(), [-0.8, 0.4, 0.4])
     assert m.positions[1, 0] == pytest.approx(1.4 * af_units.BOHR)
-    # floats and names are interchangeable; default is Angstrom / eV
-    assert read_input_data(p)[0].info["energy"] == -2.0
+    # floats and names are interchangeable; there is no default (the format defines no units)
+    assert read_input_data(p, "angstrom", "ev")[0].info["energy"] == -2.0
+    with pytest.raises(ValueError, match=r"input\.data: RuNNer/n2p2 input\.data does not state its units"):
+        read_input_data(p)
     assert read_input_data(p, 2.0, 3.0)[0].arrays["forces"][0, 0] == pytest.approx(0.15)
     with pytest.raises(ValueError, match="unknown length unit"):
-        read_input_data(p, length_unit="furlong")
+        read_input_data(p, length_unit="furlong", energy_unit="ha")
 
 
 @pytest.mark.parametrize("edit, pattern", [
@@ -307,7 +309,7 @@ def test_bad_input_data(tmp_path, edit, pattern):
     edit(lines)
     p = _write(tmp_path, "\n".join(lines) + "\n", "input.data")
     with pytest.raises(ValueError, match=pattern):
-        read_input_data(p)
+        read_input_data(p, "bohr", "ha")
 
 
 MINI_SCALING = """\

@@ -401,3 +401,61 @@ def test_example_runs(examples_prepared, script):
                        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "step" in r.stdout.lower()
+
+
+# ----------------------------------------------------------------------------- threads (issue 16, problem 4)
+_THREADS_SCRIPT = r"""
+import sys
+import openmm, openmm.unit as u
+import atomforge.openmm as afo
+from ase.build import molecule
+from atomforge.cli import _water_box
+kind, threads, model = sys.argv[1], sys.argv[2], sys.argv[3]
+atoms = molecule("CH3CH2OH") if kind == "ethanol" else _water_box(2)
+forces = afo.AtomForgeForce(model, atoms.numbers.tolist(), [], kind != "ethanol")
+system = openmm.System()
+for m in atoms.get_masses():
+    system.addParticle(m)
+if kind != "ethanol":
+    system.setDefaultPeriodicBoxVectors(*(openmm.Vec3(*row) * 0.1 for row in atoms.cell[:]))
+system.addForce(forces)
+props = {} if threads == "default" else {"Threads": threads}
+ctx = openmm.Context(system, openmm.VerletIntegrator(0.5 * u.femtosecond), openmm.Platform.getPlatformByName(
+    sys.argv[4]), props)
+ctx.setPositions(atoms.positions * u.angstrom)
+ctx.getIntegrator().step(2)
+"""
+
+
+@pytest.mark.parametrize("kind, platform, threads, expect", [
+    ("ethanol", "CPU", "2", "9 atoms, platform Threads 2 -> 1 OpenMP thread(s)"),      # small: 1 thread
+    ("water", "CPU", "2", "192 atoms, platform Threads 2 -> 2 OpenMP thread(s)"),      # 192 / 32 >= 2
+    ("water", "CPU", "1", "192 atoms, platform Threads 1 -> 1 OpenMP thread(s)"),      # never above Threads
+    ("water", "Reference", "default", None),                                            # Reference: 1, silent
+])
+def test_cpu_kernel_thread_rule(tmp_path, kind, platform, threads, expect):
+    """The documented rule (docs/openmm.md): min(Threads, max(1, atoms / 32)) on the CPU platform,
+    OMP_NUM_THREADS ignored (set to 8 here); the Reference kernel always runs one thread."""
+    model = tmp_path / "m.afm"
+    save_model(model, random_model(seed=1))  # H, C, O: covers ethanol and water
+    env = dict(os.environ, ATOMFORGE_OPENMM_VERBOSE="1", OMP_NUM_THREADS="8",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    r = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, kind, threads, str(model), platform],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    if expect is None:
+        assert "OpenMP thread" not in r.stderr
+    else:
+        assert f"atomforge OpenMM CPU kernel: {expect}" in r.stderr, r.stderr[-2000:]
+
+
+def test_example_prepare_checks_data_before_training(tmp_path):
+    """examples/openmm/prepare.py stops at once when the n2p2 water files are missing (issue 16:
+    the LAMMPS one trained for minutes first)."""
+    for folder in ("openmm", "lammps"):
+        env = dict(os.environ, ATOMFORGE_DATA=str(tmp_path / "nowhere"))
+        r = subprocess.run([sys.executable, str(ROOT / "examples" / folder / "prepare.py"), "--out",
+                            str(tmp_path / folder)], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "ATOMFORGE_DATA" in r.stderr and "n2p2_h2o_rpbe_d3" in r.stderr
+        assert not (tmp_path / folder / "ethanol-run").exists()

@@ -42,6 +42,7 @@ def test_frames_and_metadata(tiny):
         assert a.info["temperature_K"] == 500.0
         assert a.info["timestep_fs"] == 0.5
         assert a.info["seed"] == 0
+        assert (a.info["length_unit"], a.info["energy_unit"]) == ("Angstrom", "eV")  # read without unit flags
         assert a.info["step"] == TINY["equilibration_steps"] + (k + 1) * TINY["stride"]
         assert not a.pbc.any()
 
@@ -130,9 +131,9 @@ def test_cache_hit_does_not_regenerate(tblite_ase, tmp_path, monkeypatch):
 
 
 def test_default_file_name():
-    assert qd.dataset_filename() == "xtb_ethanol_T500_n300_seed0_v1.extxyz"
+    assert qd.dataset_filename() == "xtb_ethanol_T500_n300_seed0_v2.extxyz"
     assert qd.dataset_filename(stride=2, equilibration_steps=4, n_frames=6) == (
-        "xtb_ethanol_T500_n6_seed0_stride2_eq4_v1.extxyz")
+        "xtb_ethanol_T500_n6_seed0_stride2_eq4_v2.extxyz")
 
 
 def test_default_cache_dir(monkeypatch, tmp_path):

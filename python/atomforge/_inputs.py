@@ -8,10 +8,18 @@ argument and, where it applies, the atom index.
 """
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
+
+
+#: Default minimum distance between two atoms, Angstrom: closer pairs (periodic images
+#: included) raise ``atomforge.AtomsTooClose``. The core's kDefaultMinDistance
+#: (cpp/include/atomforge/neighbor_list.hpp; a test checks that they agree).
+DEFAULT_MIN_DISTANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,76 @@ def structure(positions, numbers=None, cell=None, pbc=None) -> Structure:
         if not np.isfinite(c).all():
             raise ValueError("cell has a non-finite (NaN or inf) entry")
         c = np.ascontiguousarray(c)
-    if pbc is None:
-        p = np.array([cell is not None] * 3)
-    else:
-        p = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)).copy()
+    p = np.array([cell is not None] * 3) if pbc is None else pbc_flags(pbc)
     return Structure(pos, num, c, p)
+
+
+def pbc_flags(pbc) -> np.ndarray:
+    """(3,) bool array from a bool or three bools (0/1 integers allowed, as in ASE). Raises
+    ValueError for anything else: strings ('False' would be a true value), other numbers, other
+    lengths."""
+    a = np.asarray(pbc, dtype=object)
+    if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != 3):
+        raise ValueError(f"pbc must be a bool or three bools (one per lattice vector), got {pbc!r}")
+    for v in a.reshape(-1).tolist():
+        if isinstance(v, (bool, np.bool_)):
+            continue
+        if isinstance(v, (int, np.integer)) and v in (0, 1):
+            continue
+        kind = "a string" if isinstance(v, (str, bytes)) else type(v).__name__
+        raise ValueError(f"pbc must be a bool or three bools (one per lattice vector), got {pbc!r} "
+                         f"({v!r} is {kind}, not True/False)")
+    return np.broadcast_to(a.astype(bool), (3,)).copy()
+
+
+def atomic_numbers_array(value, where: str) -> np.ndarray:
+    """int64 atomic numbers from an integer array, or a float array whose entries are whole
+    numbers (files often store 6.0): a fractional value (6.7) raises ValueError naming ``where``
+    and the entry instead of being truncated to another element."""
+    a = np.asarray(value)
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            k = np.unravel_index(int(np.argmax(bad)), a.shape)
+            idx = k[0] if len(k) == 1 else k
+            raise ValueError(f"{where}: entry {idx} = {float(a[k])!r} is not a whole atomic number")
+        return a.astype(np.int64)
+    raise TypeError(f"{where}: atomic numbers must be integers, got dtype {a.dtype}")
+
+
+def threads_argument(threads, where: str = "threads") -> int:
+    """Check a thread count (an int >= 0; 0 means the OpenMP default, OMP_NUM_THREADS). The core
+    clamps every request to the processors of this machine: a larger request (or
+    OMP_NUM_THREADS) gives a RuntimeWarning saying so, never a crash."""
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"{where} must be an integer (0: the OpenMP default), got {threads!r}")
+    threads = int(threads)
+    if threads < 0:
+        raise ValueError(f"{where} must be >= 0 (0: the OpenMP default), got {threads}")
+    from . import _core
+
+    limit = int(_core.max_threads()) if _core is not None else None
+    if limit is None:
+        return threads
+    asked, source = threads, where
+    if threads == 0:
+        env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+        asked, source = (int(env), "OMP_NUM_THREADS") if env.isdigit() else (0, where)
+    if asked > limit:
+        warnings.warn(f"{source} = {asked} is more than the {limit} processor(s) of this machine: "
+                      f"using {limit} thread(s)", RuntimeWarning, stacklevel=3)
+        return limit if threads else 0
+    return threads
+
+
+def min_distance_argument(value) -> float:
+    """Check a minimum distance in Angstrom (a finite number >= 0)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"min_distance must be a number (Angstrom), got {value!r}") from None
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"min_distance must be a finite number >= 0 (Angstrom), got {value!r}")
+    return v

@@ -35,6 +35,9 @@ from ._fileio import atomic_write_bytes
 MAGIC = b"AFMODEL\x00"
 FORMAT_VERSION = 1
 _F64, _I64, _STR = 1, 2, 3
+_MAX_COUNT = 1 << 40  # entries of one record (the C++ reader's limit)
+#: Largest element count of a model (the periodic table); species are distinct atomic numbers.
+MAX_ELEMENTS = 118
 
 Value = Union[np.ndarray, str, float, int]
 
@@ -84,7 +87,11 @@ def write_records(path, records: Dict[str, Value]) -> None:
 
 
 def read_records(source) -> Tuple[int, Dict[str, Value]]:
-    """Read (format_version, records) from a path or bytes. Raises ModelFileError."""
+    """Read (format_version, records) from a path or bytes. Raises ModelFileError for a missing,
+    truncated or corrupted file, a newer format version, and records no model can use (the same
+    rules as the C++ reader): a name that is not valid UTF-8 or appears twice, a string that is
+    not valid UTF-8, a float64 entry that is NaN or infinite. Sizes are checked against the bytes
+    present before anything is allocated."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, where = bytes(source), "<bytes>"
     else:
@@ -112,24 +119,45 @@ def read_records(source) -> Tuple[int, Dict[str, Value]]:
         if pos + k > body_end:
             raise ModelFileError(f"{where}: truncated record table")
 
-    for _ in range(n):
+    for r in range(n):
         need(2)
         (ln,) = struct.unpack_from("<H", data, pos); pos += 2
         need(ln + 2)
-        name = data[pos:pos + ln].decode("utf-8", errors="replace"); pos += ln
+        try:
+            name = data[pos:pos + ln].decode("utf-8")
+        except UnicodeDecodeError:
+            shown = data[pos:pos + ln].decode("utf-8", errors="replace").replace("\ufffd", "?")
+            raise ModelFileError(f"{where}: record {r} (at byte {pos}) has a name that is not valid UTF-8 "
+                                 f"({shown!r})") from None
+        if name in records:
+            raise ModelFileError(f"{where}: record {name!r} appears twice")
+        pos += ln
         code, ndim = struct.unpack_from("<BB", data, pos); pos += 2
         if code not in (_F64, _I64, _STR) or ndim > 4:
             raise ModelFileError(f"{where}: record {name!r} has an invalid type")
         need(8 * ndim)
         shape = struct.unpack_from(f"<{ndim}Q", data, pos); pos += 8 * ndim
-        count = int(np.prod(shape)) if ndim else 1
+        count = 1
+        for dim in shape:  # Python integers: no overflow; the same limits as the C++ reader
+            if dim > _MAX_COUNT or (dim and count > _MAX_COUNT // dim):
+                raise ModelFileError(f"{where}: record {name!r} too large")
+            count *= dim
         size = count if code == _STR else 8 * count
         need(size)
         blob = data[pos:pos + size]; pos += size
         if code == _STR:
-            records[name] = blob.decode("utf-8")
+            if ndim != 1:
+                raise ModelFileError(f"{where}: record {name!r}: a string record needs one dimension (its byte length)")
+            try:
+                records[name] = blob.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ModelFileError(f"{where}: record {name!r} is not valid UTF-8 text") from None
         else:
             arr = np.frombuffer(blob, dtype="<f8" if code == _F64 else "<i8").reshape(shape).copy()
+            if code == _F64 and not np.isfinite(arr).all():
+                k = int(np.argmax(~np.isfinite(arr.reshape(-1))))
+                raise ModelFileError(f"{where}: record {name!r} entry {k} is not finite ({arr.reshape(-1)[k]}); "
+                                     f"every number in a model file must be finite")
             records[name] = arr
     if pos != body_end:
         raise ModelFileError(f"{where}: {body_end - pos} unexpected bytes after the last record")
@@ -140,16 +168,58 @@ def read_records(source) -> Tuple[int, Dict[str, Value]]:
 
 
 def get_record(rec: Dict[str, Value], name: str, kind: Optional[str] = None, where: str = "<model>") -> Value:
-    """Record ``name`` of a parsed model file; ``kind`` "str" or "arr" checks its type.
+    """Record ``name`` of a parsed model file; ``kind`` checks its type: "str", "arr" (any
+    number), "f64" or "i64" (as the C++ reader requires them).
     Raises ModelFileError naming ``where`` and the record when it is missing or of the wrong type."""
     if name not in rec:
         raise ModelFileError(f"{where}: missing record {name!r}")
     v = rec[name]
     if kind == "str" and not isinstance(v, str):
         raise ModelFileError(f"{where}: record {name!r} must be a string")
-    if kind == "arr" and isinstance(v, str):
+    if kind in ("arr", "f64", "i64") and isinstance(v, str):
         raise ModelFileError(f"{where}: record {name!r} must be numeric")
+    if kind in ("f64", "i64"):
+        v = np.asarray(v)
+        if v.dtype.kind != ("f" if kind == "f64" else "i"):
+            raise ModelFileError(f"{where}: record {name!r} has the wrong type (must be "
+                                 f"{'float64' if kind == 'f64' else 'int64'})")
     return v
+
+
+def get_vector(rec: Dict[str, Value], name: str, kind: str = "f64", where: str = "<model>") -> np.ndarray:
+    """A one-dimensional (rank 0 or 1) float64 (``kind`` "f64") or int64 ("i64") record as a 1-D
+    array. Raises ModelFileError naming the record when it is missing, of another type or has
+    more dimensions (the C++ reader's f64_vector / i64_vector)."""
+    v = get_record(rec, name, kind, where)
+    if v.ndim > 1:
+        raise ModelFileError(f"{where}: record {name!r} must be one-dimensional")
+    return np.atleast_1d(v)
+
+
+def get_scalar(rec: Dict[str, Value], name: str, kind: str = "f64", where: str = "<model>"):
+    """A one-value float64 (``kind`` "f64") or int64 ("i64") record as a Python float / int.
+    Raises ModelFileError naming the record when it is missing, of another type or not one value."""
+    v = get_record(rec, name, kind, where)
+    if v.size != 1:
+        raise ModelFileError(f"{where}: record {name!r} must be a scalar")
+    return float(v.reshape(())) if kind == "f64" else int(v.reshape(()))
+
+
+def check_species(rec: Dict[str, Value], where: str = "<model>", name: str = "species") -> List[int]:
+    """The model's elements, record ``name``: an int64 list of 1 to 118 distinct atomic numbers
+    1..118 (the same rule as the C++ reader). Raises ModelFileError naming the record and entry."""
+    z = get_vector(rec, name, "i64", where)
+    if not 1 <= len(z) <= MAX_ELEMENTS:
+        raise ModelFileError(f"{where}: record {name!r} must list 1 to {MAX_ELEMENTS} elements, it has {len(z)}")
+    seen: Dict[int, int] = {}
+    for k, v in enumerate(z.tolist()):
+        if not 1 <= v <= MAX_ELEMENTS:
+            raise ModelFileError(f"{where}: record {name!r} entry {k} = {v} is not an atomic number (1 to "
+                                 f"{MAX_ELEMENTS})")
+        if v in seen:
+            raise ModelFileError(f"{where}: record {name!r} lists atomic number {v} twice (entries {seen[v]} and {k})")
+        seen[v] = k
+    return [int(v) for v in z]
 
 
 def check_header(rec: Dict[str, Value], model_type: str, where: str = "<model>") -> None:

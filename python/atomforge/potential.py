@@ -15,8 +15,12 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from . import _core
-from ._inputs import Structure, structure
+from ._inputs import DEFAULT_MIN_DISTANCE, Structure, min_distance_argument, structure, threads_argument
 from .model_file import ModelFileError, read_records
+
+#: Two atoms closer than the minimum distance (a ValueError): attributes i, j (atom indices),
+#: distance, min_distance (Angstrom), shift (lattice translation of j's periodic image).
+AtomsTooClose = _core.AtomsTooClose
 
 
 @dataclass
@@ -36,7 +40,8 @@ class Result:
     multiplied by the model's calibration factor c_F (1 without calibration), so that it
     estimates the force error; filled with ``compute(..., uncertainty=True)`` on a committee;
     atomic_energy_uncertainty: (N,) eV; charges: (N,) e; dipole: (3,) e Angstrom about the
-    coordinate origin.
+    coordinate origin, sum_i q_i r_i with the positions as given (not wrapped into a periodic cell).
+    Models without energies (charge/dipole models) give energy NaN and no forces.
 
     member_forces: (M, N, 3) eV/Angstrom, each member's forces (folded), with uncertainty=True.
     extrapolation: dict with ``features`` (descriptor features outside the training range in
@@ -121,32 +126,42 @@ class Potential:
                              f"(elements: {self.elements})")
         return idx
 
-    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None):
+    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None, *,
+                      min_distance: float = DEFAULT_MIN_DISTANCE, threads: int = 0):
         s = positions if isinstance(positions, Structure) else structure(positions, numbers, cell, pbc)
         species = self.species_indices(s.numbers)
-        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff)
+        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff,
+                                       min_distance_argument(min_distance), threads)
         nl.set_species(species)
         return nl
 
     def compute(self, positions, numbers=None, cell=None, pbc=None, *, per_atom_virial: bool = False,
                 threads: int = 0, forces: bool = True, uncertainty: bool = False,
-                charge: float = 0.0) -> Result:
+                charge: float = 0.0, min_distance: float = DEFAULT_MIN_DISTANCE) -> Result:
         """Energy, forces, virial, atomic energies (and whatever else the model type gives) of one
         structure.
 
         Args: positions (N, 3) Angstrom or an ase.Atoms; numbers (N,); cell (3, 3) rows in
-        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default);
+        Angstrom; pbc (default: periodic when a cell is given); threads (0: OpenMP default;
+        more than the machine's processors are clamped with a RuntimeWarning);
         forces: compute forces and virial; uncertainty: committee outputs where the model has
-        them; charge: total charge in e (charge models).
+        them; charge: total charge in e (charge models: imposed exactly, atomforge/charges.hpp);
+        min_distance: Angstrom, every pair of
+        atoms (periodic images included) must be at least this far apart (default
+        ``DEFAULT_MIN_DISTANCE`` = 0.1 A; 0 rejects only atoms at the same point).
         uncertainty=True on a committee fills ``forces_uncertainty`` and ``member_forces`` (it costs
         one vector-Jacobian product per member instead of one); ``energy_uncertainty`` is always
         filled. Models that store their training range count the descriptor features outside it
         (``Result.extrapolation``) and warn with :class:`ExtrapolationWarning` (see
         ``warn_extrapolation``).
-        Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...).
+        Raises ValueError for bad input, naming the atom (unknown element, NaN position, ...);
+        :class:`AtomsTooClose` (a ValueError, with attributes ``i``, ``j``, ``distance``,
+        ``shift``) for two atoms closer than ``min_distance``, naming both atom indices and
+        the periodic-image shift.
         """
         s = structure(positions, numbers, cell, pbc)
-        nl = self.neighbor_list(s)
+        threads = threads_argument(threads)
+        nl = self.neighbor_list(s, min_distance=min_distance, threads=threads)
         d = self._core.compute(nl, per_atom_virial, threads, forces, uncertainty, float(charge))
         owner = np.asarray(nl.owner)
         n = nl.n_local
@@ -164,10 +179,16 @@ class Potential:
         ex = {"features": int(ex["features"]), "atoms": int(ex["centres"]), "worst_atom": int(ex["worst_centre"]),
               "worst_feature": int(ex["worst_feature"]), "worst_excess": float(ex["worst_excess"])}
         self._count_extrapolation(ex, s.numbers)
-        return Result(float(d["energy"]), nl.fold(d["forces"]) if d["forces"] is not None else None,
+        dipole = d["dipole"]
+        if dipole is not None and bool(np.any(s.pbc)):
+            # the core's list wraps positions into the cell: the dipole about the origin is formed
+            # with the positions as given, so that it is continuous along an unwrapped trajectory
+            dipole = np.asarray(d["charges"]) @ np.asarray(s.positions)
+        energy = float(d["energy"]) if "energy" in self.capabilities else float("nan")
+        return Result(energy, nl.fold(d["forces"]) if d["forces"] is not None else None,
                       np.array(d["virial"]), np.array(d["atomic_energies"]), pav,
                       np.array(d["committee_energies"]), float(d["energy_uncertainty"]), fu,
-                      d["atomic_energy_uncertainty"], d["charges"], d["dipole"], mf, ex)
+                      d["atomic_energy_uncertainty"], d["charges"], dipole, mf, ex)
 
     def _count_extrapolation(self, ex: dict, numbers) -> None:
         st = self.extrapolation_stats

@@ -14,7 +14,8 @@ installs from PyPI with a plain ``pip install`` and downloads nothing at run tim
 The dataset is a Langevin trajectory of one gas-phase molecule (ethanol by default) at a
 given temperature; every ``stride``-th step after an equilibration is saved to an extended
 XYZ file with the GFN2-xTB total energy (eV) and forces (eV/A, the exact negative gradient
-of that energy). The parameters of the calculation are stored in each frame's ``info``.
+of that energy). The parameters of the calculation are stored in each frame's ``info``,
+with the units (``length_unit=Angstrom energy_unit=eV``) that atomforge's reader requires.
 
 Units throughout: positions in Angstrom, energies in eV, forces in eV/Angstrom, time in fs,
 temperature in K (ASE conventions; tblite works in Hartree/Bohr and its ASE calculator
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: Bump when the generation procedure changes so that old cached files are not reused.
-DATASET_FORMAT_VERSION = 1
+DATASET_FORMAT_VERSION = 2  # 2: frames carry length_unit=Angstrom energy_unit=eV
 
 #: Friendly names for the file name of the cached dataset (ase.build.molecule name -> name).
 _FRIENDLY_NAMES = {"CH3CH2OH": "ethanol", "H2O": "water", "CH4": "methane", "C6H6": "benzene"}
@@ -292,6 +293,8 @@ def generate_xtb_dataset(
             stride=stride,
             step=step,
             time_fs=step * float(timestep_fs),
+            length_unit="Angstrom",  # extended XYZ defines no units: state them (atomforge.data reads these)
+            energy_unit="eV",
         )
         frames.append(frame)
 
@@ -322,7 +325,7 @@ def _fmt(x: float) -> str:
 def dataset_filename(**kwargs) -> str:
     """File name of the cached dataset for the given ``generate_xtb_dataset`` parameters.
 
-    The default parameters give ``xtb_ethanol_T500_n300_seed0_v1.extxyz``; parameters that
+    The default parameters give ``xtb_ethanol_T500_n300_seed0_v2.extxyz``; parameters that
     differ from the defaults of time step, stride, equilibration or friction are appended,
     so that a cached file is only reused for the same calculation.
     """

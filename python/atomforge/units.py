@@ -31,6 +31,11 @@ KJ_PER_MOL = 1.0 / CONSTANTS["ev_in_kj_per_mol"]
 #: e*Angstrom per Debye, and per e*Bohr.
 DEBYE = CONSTANTS["debye_in_e_angstrom"]
 E_BOHR = CONSTANTS["e_bohr_in_e_angstrom"]
+#: eV per cm^-1 (photon energy h c), and the speed of light in cm/fs (for spectra).
+WAVENUMBER = CONSTANTS["wavenumber_in_ev"]
+SPEED_OF_LIGHT_CM_PER_FS = CONSTANTS["speed_of_light_m_s"] * 100.0 * 1e-15
+#: Boltzmann constant in eV/K.
+BOLTZMANN = CONSTANTS["boltzmann_in_ev_per_k"]
 
 #: Angstrom per unit.
 LENGTH_UNITS: Dict[str, float] = {"bohr": BOHR, "a0": BOHR, "au": BOHR, "angstrom": 1.0,
@@ -80,4 +85,34 @@ def unit_factor(value: UnitLike, kind: str, where: str = "unit") -> float:
         raise ValueError(f"{where}: {kind} unit must be a name or a positive number, got {value!r}") from None
     if not (math.isfinite(f) and f > 0):
         raise ValueError(f"{where}: {kind} unit must be a positive finite number, got {value!r}")
+    return f
+
+
+#: e*Angstrom per dipole unit (names case-insensitive; ``au`` = e*a0, the atomic unit).
+DIPOLE_UNITS: Dict[str, float] = {"e*angstrom": 1.0, "e*a": 1.0, "ea": 1.0, "e*ang": 1.0,
+                                  "e*bohr": E_BOHR, "e*a0": E_BOHR, "ea0": E_BOHR, "au": E_BOHR,
+                                  "debye": DEBYE, "d": DEBYE}
+
+
+def dipole_unit_factor(value: UnitLike, where: str = "dipole_unit") -> float:
+    """e*Angstrom per dipole unit: a name of :data:`DIPOLE_UNITS` (``'e*bohr'``/``'au'``,
+    ``'debye'``, ``'e*angstrom'``; case-insensitive) or a positive finite number.
+
+    Raises:
+        ValueError: naming ``where`` for an unknown name or a number that is not positive and finite.
+    """
+    if isinstance(value, str):
+        key = value.strip().lower().replace(" ", "").replace("\u00b7", "*").replace("\u00e5", "angstrom")
+        if key not in DIPOLE_UNITS:
+            raise ValueError(f"{where}: unknown dipole unit {value!r} (known: {sorted(DIPOLE_UNITS)}, or a number "
+                             f"= e*Angstrom per unit)")
+        return float(DIPOLE_UNITS[key])
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        raise ValueError(f"{where}: dipole unit must be a name or a positive number, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: dipole unit must be a name or a positive number, got {value!r}") from None
+    if not (math.isfinite(f) and f > 0):
+        raise ValueError(f"{where}: dipole unit must be a positive finite number, got {value!r}")
     return f

@@ -13,6 +13,8 @@
 #include "atomforge/units.hpp"
 #include "bindings.hpp"
 
+#include <cstring>
+
 using namespace afpy;
 
 namespace {
@@ -46,19 +48,35 @@ py::dict output_to_dict(af::ModelOutput&& o, int64_t n_total) {
   ex["worst_feature"] = o.extrapolation_worst_feature;
   ex["worst_excess"] = o.extrapolation_worst_excess;
   d["extrapolation"] = ex;
-  d["charges"] = opt(std::move(o.charges), {nc});
+  // charge models fill no atomic energies: their per-centre count is that of the charges
+  const auto nq = static_cast<py::ssize_t>(o.charges.size());
+  const auto mc = nq > 0 ? static_cast<py::ssize_t>(o.charge_partials.size()) / (2 * nq) : 0;
+  d["charges"] = opt(std::move(o.charges), {nq});
   d["dipole"] = opt(std::move(o.dipole), {3});
+  d["charge_partials"] = opt(std::move(o.charge_partials), {nq, mc, 2});
   return d;
 }
 
-af::ComputeRequest make_request(bool forces, bool per_atom, bool uncertainty, double total_charge, int threads) {
+af::ComputeRequest make_request(bool forces, bool per_atom, bool uncertainty, double total_charge, int threads,
+                                double min_distance) {
   af::ComputeRequest r;
   r.forces = forces;
   r.per_atom_virial = per_atom;
   r.uncertainty = uncertainty;
   r.total_charge = total_charge;
   r.n_threads = threads;
+  r.min_distance = min_distance;
   return r;
+}
+
+// Raise `type(message)` with the message decoded leniently: messages may quote bytes read from
+// files, and a strict UTF-8 decode would replace the real error with a codec error.
+py::object raise_with_message(PyObject* type, const char* what, py::dict attrs = py::dict()) {
+  py::object msg = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(what, std::strlen(what), "replace"));
+  py::object exc = py::reinterpret_borrow<py::object>(type)(msg);
+  for (auto item : attrs) py::setattr(exc, item.first, item.second);
+  PyErr_SetObject(type, exc.ptr());
+  return exc;
 }
 
 py::dict jacobian_to_dict(af::DescriptorJacobian&& j, py::array G) {
@@ -82,10 +100,35 @@ af::ModelFile parse(py::bytes data, const std::string& where) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "atomforge compiled core (C++17). Use the atomforge package, not this module.";
-  py::register_exception<af::InvalidInput>(m, "InvalidInput", PyExc_ValueError);
+  // InvalidInput -> _core.InvalidInput (a ValueError); AtomsTooClose -> _core.AtomsTooClose (an
+  // InvalidInput) with attributes i, j (atom or position indices), distance, min_distance
+  // (Angstrom) and shift (lattice translation of j), so callers can name the atoms their way.
+  static py::exception<af::InvalidInput> invalid_input(m, "InvalidInput", PyExc_ValueError);
+  static py::exception<af::AtomsTooClose> too_close(m, "AtomsTooClose", invalid_input.ptr());
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const af::AtomsTooClose& e) {
+      py::dict a;
+      a["i"] = e.i();
+      a["j"] = e.j();
+      a["distance"] = e.distance();
+      a["min_distance"] = e.min_distance();
+      a["shift"] = py::make_tuple(e.shift()[0], e.shift()[1], e.shift()[2]);
+      raise_with_message(too_close.ptr(), e.what(), a);
+    } catch (const af::InvalidInput& e) {
+      raise_with_message(invalid_input.ptr(), e.what());
+    }
+  });
   m.attr("__version__") = ATOMFORGE_VERSION;
   m.def("build_info", &af::build_info);
   m.def("cuda_device_count", &af::cuda_device_count);
+  m.def("max_threads", &af::available_threads,
+        "OpenMP threads this process may use (the processors OpenMP sees): the core clamps every thread "
+        "request, OMP_NUM_THREADS included, to it.");
+  m.attr("DEFAULT_MIN_DISTANCE") = af::kDefaultMinDistance;
+  m.attr("MAX_IMAGE_POSITIONS") = af::kMaxImagePositions;
+  m.attr("MAX_NEIGHBORS") = af::kMaxNeighbors;
   m.def("built_with_cuda", &af::built_with_cuda);
   m.def("unit_constants", []() {
     int n = 0;
@@ -133,6 +176,7 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("n_total", &af::NeighborList::n_total)
       .def_property_readonly("n_pairs", &af::NeighborList::n_pairs)
       .def_property_readonly("cutoff", [](const af::NeighborList& n) { return n.cutoff; })
+      .def_property_readonly("min_distance", [](const af::NeighborList& n) { return n.min_distance; })
       .def_property_readonly("positions", [](py::object self) {
         auto& n = self.cast<const af::NeighborList&>();
         return py::array_t<double>({n.n_total(), int64_t(3)}, n.positions.data(), self);
@@ -168,13 +212,15 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "build_neighbor_list",
-      [](darr positions, darr cell, std::array<bool, 3> pbc, double cutoff) {
+      [](darr positions, darr cell, std::array<bool, 3> pbc, double cutoff, double min_distance, int threads) {
         require_shape(positions, {-1, 3}, "positions");
         require_shape(cell, {3, 3}, "cell");
         py::gil_scoped_release release;
-        return af::build_neighbor_list(positions.data(), positions.shape(0), cell.data(), pbc, cutoff);
+        return af::build_neighbor_list(positions.data(), positions.shape(0), cell.data(), pbc, cutoff, min_distance,
+                                       threads);
       },
-      py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"));
+      py::arg("positions"), py::arg("cell"), py::arg("pbc"), py::arg("cutoff"),
+      py::arg("min_distance") = af::kDefaultMinDistance, py::arg("threads") = 0);
 
   // ---- descriptors: any registered type, through the interface
   py::class_<af::Descriptor, std::shared_ptr<af::Descriptor>>(m, "Descriptor")
@@ -195,9 +241,11 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("neighbor_list"), py::arg("threads") = 0)
       .def("compute_csr",
-           [](const af::Descriptor& s, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, int threads) {
+           [](const af::Descriptor& s, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, int threads,
+              double min_distance) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
+             v.min_distance = min_distance;
              std::vector<double> G(v.n_centres * s.n_features());
              {
                py::gil_scoped_release release;
@@ -206,7 +254,7 @@ PYBIND11_MODULE(_core, m) {
              return to_numpy(std::move(G), {v.n_centres, s.n_features()});
            },
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
-           py::arg("centres") = py::none(), py::arg("threads") = 0)
+           py::arg("centres") = py::none(), py::arg("threads") = 0, py::arg("min_distance") = af::kDefaultMinDistance)
       .def("vjp",
            [](const af::Descriptor& s, const af::NeighborList& nl, darr dEdG, bool per_atom, int threads) {
              require_shape(dEdG, {nl.n_local, s.n_features()}, "dE_dG");
@@ -223,9 +271,10 @@ PYBIND11_MODULE(_core, m) {
            py::arg("neighbor_list"), py::arg("dE_dG"), py::arg("per_atom_virial") = false, py::arg("threads") = 0)
       .def("vjp_csr",
            [](const af::Descriptor& s, darr pos, i32arr sp, i64arr off, i64arr nb, darr dEdG, py::object centres,
-              int threads) {
+              int threads, double min_distance) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
+             v.min_distance = min_distance;
              require_shape(dEdG, {v.n_centres, s.n_features()}, "dE_dG");
              std::vector<double> F(3 * v.n_total), W(9);
              {
@@ -235,7 +284,7 @@ PYBIND11_MODULE(_core, m) {
              return py::make_tuple(to_numpy(std::move(F), {v.n_total, int64_t(3)}), to_numpy(std::move(W), {3, 3}));
            },
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"), py::arg("dE_dG"),
-           py::arg("centres") = py::none(), py::arg("threads") = 0)
+           py::arg("centres") = py::none(), py::arg("threads") = 0, py::arg("min_distance") = af::kDefaultMinDistance)
       .def_property_readonly("has_cuda", &af::Descriptor::has_cuda)
       .def("compute_cuda",
            [](const af::Descriptor& s, const af::NeighborList& nl) {
@@ -296,9 +345,10 @@ PYBIND11_MODULE(_core, m) {
       .def("describe", &af::Model::describe)
       .def("compute",
            [](const af::Model& p, const af::NeighborList& nl, bool per_atom, int threads, bool forces,
-              bool uncertainty, double total_charge) {
+              bool uncertainty, double total_charge, py::object min_distance) {
              af::ModelOutput o;
-             const auto req = make_request(forces, per_atom, uncertainty, total_charge, threads);
+             const auto req = make_request(forces, per_atom, uncertainty, total_charge, threads,
+                                           min_distance.is_none() ? nl.min_distance : min_distance.cast<double>());
              {
                py::gil_scoped_release release;
                p.compute(nl.view(), req, o);
@@ -306,14 +356,15 @@ PYBIND11_MODULE(_core, m) {
              return output_to_dict(std::move(o), nl.n_total());
            },
            py::arg("neighbor_list"), py::arg("per_atom_virial") = false, py::arg("threads") = 0,
-           py::arg("forces") = true, py::arg("uncertainty") = false, py::arg("total_charge") = 0.0)
+           py::arg("forces") = true, py::arg("uncertainty") = false, py::arg("total_charge") = 0.0,
+           py::arg("min_distance") = py::none())
       .def("compute_csr",
            [](const af::Model& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, bool per_atom,
-              int threads) {
+              int threads, double min_distance) {
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
              af::ModelOutput o;
-             const auto req = make_request(true, per_atom, false, 0.0, threads);
+             const auto req = make_request(true, per_atom, false, 0.0, threads, min_distance);
              {
                py::gil_scoped_release release;
                p.compute(v, req, o);
@@ -321,7 +372,8 @@ PYBIND11_MODULE(_core, m) {
              return output_to_dict(std::move(o), v.n_total);
            },
            py::arg("positions"), py::arg("species"), py::arg("offsets"), py::arg("neighbors"),
-           py::arg("centres") = py::none(), py::arg("per_atom_virial") = false, py::arg("threads") = 0);
+           py::arg("centres") = py::none(), py::arg("per_atom_virial") = false, py::arg("threads") = 0,
+           py::arg("min_distance") = af::kDefaultMinDistance);
 
   m.def("load_model", [](const std::string& path) { return std::shared_ptr<af::Model>(af::load_model(path)); },
         py::arg("path"));

@@ -73,7 +73,8 @@ class Descriptor {
   virtual std::vector<std::string> feature_labels(int32_t element) const = 0;
 
   /// G (n_centres, n_features), row-major, overwritten. Throws InvalidInput on a bad list
-  /// (species out of range, non-finite positions, coincident atoms).
+  /// (species out of range, non-finite positions; AtomsTooClose for a pair closer than
+  /// nl.min_distance: validate_neighbor_view).
   virtual void compute(const NeighborView& nl, double* G, int n_threads = 0) const = 0;
 
   /// Vector-Jacobian product for an energy that depends on G, given dE_dG (n_centres,
@@ -126,7 +127,9 @@ std::unique_ptr<Descriptor> make_descriptor(const ModelFile& file);
 
 /// Throws InvalidInput naming the first problem of a neighbour view: negative counts, null
 /// arrays, a species index outside 0..n_elements-1, a non-finite position, offsets that do not
-/// start at 0 or decrease, centre or neighbour indices out of range. O(n_total + n_pairs).
+/// start at 0 or decrease, centre or neighbour indices out of range, a centre listed as its own
+/// neighbour, more than kMaxNeighbors neighbours of one centre; AtomsTooClose (errors.hpp) for a listed pair closer than nl.min_distance, with the
+/// two position indices. O(n_total + n_pairs). Every descriptor calls it on every view.
 void validate_neighbor_view(const NeighborView& nl, int32_t n_elements);
 
 }  // namespace atomforge

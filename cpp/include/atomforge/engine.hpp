@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "atomforge/errors.hpp"
 #include "atomforge/model.hpp"
 #include "atomforge/neighbor_list.hpp"
 
@@ -20,6 +21,11 @@ struct EngineUnits {
   double length_in_angstrom = 1.0;  // one engine length unit, in Angstrom
   double energy_in_ev = 1.0;        // one engine energy unit, in eV
 };
+
+/// OpenMP threads this process may use (the processors OpenMP sees, at least 1): the core clamps
+/// every thread request (ComputeRequest::n_threads, OMP_NUM_THREADS) to it; engines compare
+/// their thread setting with it to warn the user.
+int available_threads();
 
 /// Units by name:
 ///   "metal"  LAMMPS units metal:  Angstrom, eV
@@ -52,6 +58,9 @@ struct EngineOutput {
   double extrapolation_worst_excess = 0.0;
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e * length unit
+  std::vector<double> charge_partials;     // (n_centres, M, 2) charge models: raw charges (e) and
+                                           // weights, for the total-charge scheme across processes
+                                           // (atomforge/charges.hpp)
 };
 
 class EngineModel {
@@ -82,7 +91,10 @@ class EngineModel {
   void require(unsigned capability, const std::string& feature) const;
 
   /// Evaluate on a neighbour view with positions in engine length units (LAMMPS full lists).
-  /// Outputs are per position (ghosts included), in engine units.
+  /// Outputs are per position (ghosts included), in engine units. request.min_distance is in
+  /// engine length units too; a pair closer than it throws AtomsTooClose (errors.hpp) with the
+  /// two position indices of the view, for the engine to name the atoms (e.g. LAMMPS atom IDs;
+  /// describe_too_close).
   void compute(const NeighborView& nl, const ComputeRequest& request, EngineOutput& out) const;
 
   /// Evaluate n atoms at `positions` (n, 3, engine length units) with the core's own neighbour
@@ -90,11 +102,18 @@ class EngineModel {
   /// species[i] model element index. Forces (n, 3) are folded onto the atoms; per-atom outputs
   /// have n rows. With request.uncertainty on a committee, member_forces (M, n, 3) are folded too
   /// and forces_uncertainty (n) is their deviation times the calibration factor
-  /// (atomforge/uncertainty.hpp). Used by OpenMM and by tests.
+  /// (atomforge/uncertainty.hpp). AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM
+  /// and by tests.
   void compute_positions(const double* positions, int64_t n, const double* cell, const std::array<bool, 3>& pbc,
                          const int32_t* species, const ComputeRequest& request, EngineOutput& out) const;
 
+  /// The message of `e` with the atoms named the engine's way (AtomsTooClose::describe) and
+  /// distances in engine length units (nm for OpenMM).
+  std::string describe_too_close(const AtomsTooClose& e, const std::string& noun, const std::string& label_i,
+                                 const std::string& label_j, const std::string& hint = "") const;
+
  private:
+  ComputeRequest in_angstrom(const ComputeRequest& request) const;
   void convert(ModelOutput& in, EngineOutput& out) const;
   std::unique_ptr<Model> model_;
   std::string where_;

@@ -34,6 +34,10 @@ struct ComputeRequest {
   bool uncertainty = false;      // fill the committee outputs (models with kUncertainty)
   double total_charge = 0.0;     // e; for charge models
   int n_threads = 0;             // OpenMP threads (<= 0: OpenMP default; clamped to the machine)
+  /// Angstrom: every pair of the neighbour view must be at least this far apart, else the model
+  /// throws AtomsTooClose (errors.hpp) naming both atoms; models put it on the view they validate
+  /// (NeighborView::min_distance). 0: only atoms at the same point are rejected.
+  double min_distance = kDefaultMinDistance;
 };
 
 /// Outputs of one evaluation. Sizes: per-centre arrays (n_centres); per-position arrays
@@ -70,6 +74,9 @@ struct ModelOutput {
   // charge models
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e Angstrom, about the coordinate origin
+  std::vector<double> charge_partials;     // (n_centres, M, 2) raw charge and weight per committee
+                                           // member, for callers that split a system over
+                                           // processes (atomforge/charges.hpp)
 };
 
 class Model {

@@ -24,7 +24,11 @@ struct ModelRecord {
 class ModelFile {
  public:
   /// Parse bytes (e.g. embedded in an OpenMM System). `where` names the source in messages.
-  /// Throws InvalidInput for bad magic, newer version, checksum mismatch, truncation.
+  /// Throws InvalidInput for bad magic, newer version, checksum mismatch, truncation, and for
+  /// records that no model can use: a name that is not valid UTF-8 or appears twice, a string
+  /// that is not valid UTF-8, a float64 entry that is NaN or infinite (every number of a model
+  /// file must be finite). Every size is checked against the bytes present before anything is
+  /// allocated (docs/model_file.md).
   static ModelFile from_bytes(const std::string& bytes, const std::string& where = "<bytes>");
   /// Read and parse a file. Throws InvalidInput (also when the file cannot be opened).
   static ModelFile from_file(const std::string& path);
@@ -39,10 +43,17 @@ class ModelFile {
   double f64_scalar(const std::string& name) const;
   int64_t i64_scalar(const std::string& name) const;
   const std::vector<int64_t>& i64(const std::string& name) const;
+  /// One-dimensional records (rank 0 or 1): lists such as species, biases, scalings. Throw
+  /// InvalidInput naming the record when it has more dimensions.
+  const std::vector<double>& f64_vector(const std::string& name) const;
+  const std::vector<int64_t>& i64_vector(const std::string& name) const;
   const std::map<std::string, ModelRecord>& records() const { return records_; }
   /// The records every model starts with: checks model_type == `model_type` and units eV /
-  /// Angstrom, returns `species` (atomic numbers 1..118). Throws InvalidInput naming the file.
+  /// Angstrom, returns `species` (check_species). Throws InvalidInput naming the file.
   std::vector<int> check_header(const std::string& model_type) const;
+  /// A list of elements: 1 to 118 distinct atomic numbers, each 1..118. Throws InvalidInput
+  /// naming the file, the record and the entry.
+  std::vector<int> check_species(const std::vector<int64_t>& numbers, const std::string& record) const;
 
  private:
   const ModelRecord& get(const std::string& name, ModelRecord::Type t) const;

@@ -17,6 +17,7 @@ namespace units {
 constexpr double kElementaryCharge = 1.602176634e-19;   // C (= J/eV)
 constexpr double kAvogadro = 6.02214076e23;              // 1/mol
 constexpr double kSpeedOfLight = 299792458.0;            // m/s
+constexpr double kPlanck = 6.62607015e-34;               // J s
 // --- measured constants (CODATA 2018)
 constexpr double kBohrInAngstrom = 0.529177210903;       // a0 in Angstrom
 constexpr double kHartreeInEV = 27.211386245988;         // Eh in eV
@@ -31,6 +32,8 @@ constexpr double kRydbergInEV = kHartreeInEV / 2.0;
 constexpr double kDebyeInEAngstrom = 1e-21 / kSpeedOfLight / kElementaryCharge / 1e-10;
 /// 1 e*a0 in e*Angstrom (atomic unit of dipole moment)
 constexpr double kEBohrInEAngstrom = kBohrInAngstrom;
+/// Photon energy of 1 cm^-1 in eV: h c (100 cm/m) / e = 1.2398419843320026e-4 (exact constants)
+constexpr double kWavenumberInEV = kPlanck * kSpeedOfLight * 100.0 / kElementaryCharge;
 
 /// One named constant of the table (for bindings and documentation).
 struct Constant {
@@ -45,6 +48,7 @@ inline const Constant* constants(int* count) {
       {"elementary_charge_C", kElementaryCharge, "elementary charge e in C (exact)"},
       {"avogadro", kAvogadro, "Avogadro constant in 1/mol (exact)"},
       {"speed_of_light_m_s", kSpeedOfLight, "speed of light in m/s (exact)"},
+      {"planck_J_s", kPlanck, "Planck constant h in J s (exact)"},
       {"bohr_in_angstrom", kBohrInAngstrom, "Bohr radius a0 in Angstrom (CODATA 2018)"},
       {"hartree_in_ev", kHartreeInEV, "Hartree energy in eV (CODATA 2018)"},
       {"rydberg_in_ev", kRydbergInEV, "Rydberg energy (Eh/2) in eV"},
@@ -54,6 +58,7 @@ inline const Constant* constants(int* count) {
       {"nm_in_angstrom", kNmInAngstrom, "1 nm in Angstrom"},
       {"debye_in_e_angstrom", kDebyeInEAngstrom, "1 Debye in e*Angstrom (1e-21/c C m)"},
       {"e_bohr_in_e_angstrom", kEBohrInEAngstrom, "1 e*a0 in e*Angstrom"},
+      {"wavenumber_in_ev", kWavenumberInEV, "photon energy of 1 cm^-1 in eV (h c / e)"},
   };
   *count = static_cast<int>(sizeof(table) / sizeof(table[0]));
   return table;

@@ -1,5 +1,6 @@
 #include "atomforge/model_file.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -80,6 +81,10 @@ ModelFile ModelFile::from_bytes(const std::string& bytes, const std::string& whe
     pos += 2;
     need(ln + 2u);
     std::string name(reinterpret_cast<const char*>(d + pos), ln);
+    if (!is_valid_utf8(name))
+      fail("record " + std::to_string(r) + " (at byte " + std::to_string(pos) + ") has a name that is not valid UTF-8 ('" +
+           printable_utf8(name) + "')");
+    if (mf.records_.count(name)) fail("record '" + name + "' appears twice");
     pos += ln;
     ModelRecord rec;
     const uint8_t type = d[pos], ndim = d[pos + 1];
@@ -99,10 +104,18 @@ ModelFile ModelFile::from_bytes(const std::string& bytes, const std::string& whe
     const size_t bytes_needed = rec.type == ModelRecord::STR ? total : 8 * total;
     need(bytes_needed);
     if (rec.type == ModelRecord::STR) {
+      if (ndim != 1) fail("record '" + name + "': a string record needs one dimension (its byte length)");
       rec.str.assign(reinterpret_cast<const char*>(d + pos), total);
+      if (!is_valid_utf8(rec.str)) fail("record '" + name + "' is not valid UTF-8 text");
     } else if (rec.type == ModelRecord::F64) {
       rec.f64.resize(total);
-      for (uint64_t k = 0; k < total; ++k) rec.f64[k] = load_le<double>(d + pos + 8 * k);
+      for (uint64_t k = 0; k < total; ++k) {
+        rec.f64[k] = load_le<double>(d + pos + 8 * k);
+        if (!std::isfinite(rec.f64[k]))
+          fail("record '" + name + "' entry " + std::to_string(k) + " is not finite (" +
+               (std::isnan(rec.f64[k]) ? "nan" : rec.f64[k] > 0 ? "inf" : "-inf") +
+               "); every number in a model file must be finite");
+      }
     } else {
       rec.i64.resize(total);
       for (uint64_t k = 0; k < total; ++k) rec.i64[k] = load_le<int64_t>(d + pos + 8 * k);
@@ -143,14 +156,40 @@ int64_t ModelFile::i64_scalar(const std::string& name) const {
 
 const std::vector<int64_t>& ModelFile::i64(const std::string& name) const { return get(name, ModelRecord::I64).i64; }
 
+const std::vector<double>& ModelFile::f64_vector(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::F64);
+  if (r.shape.size() > 1) throw InvalidInput(where_ + ": record '" + name + "' must be one-dimensional");
+  return r.f64;
+}
+
+const std::vector<int64_t>& ModelFile::i64_vector(const std::string& name) const {
+  const auto& r = get(name, ModelRecord::I64);
+  if (r.shape.size() > 1) throw InvalidInput(where_ + ": record '" + name + "' must be one-dimensional");
+  return r.i64;
+}
+
 std::vector<int> ModelFile::check_header(const std::string& model_type) const {
   if (string("model_type") != model_type)
     throw InvalidInput(where_ + ": model_type is not '" + model_type + "'");
   if (string("units.energy") != "eV" || string("units.length") != "Angstrom")
     throw InvalidInput(where_ + ": units must be eV and Angstrom");
+  return check_species(i64_vector("species"), "species");
+}
+
+std::vector<int> ModelFile::check_species(const std::vector<int64_t>& numbers, const std::string& record) const {
+  if (numbers.empty() || numbers.size() > 118)
+    throw InvalidInput(where_ + ": record '" + record + "' must list 1 to 118 elements, it has " +
+                       std::to_string(numbers.size()));
   std::vector<int> species;
-  for (int64_t z : i64("species")) {
-    if (z < 1 || z > 118) throw InvalidInput(where_ + ": invalid atomic number in species");
+  for (size_t k = 0; k < numbers.size(); ++k) {
+    const int64_t z = numbers[k];
+    if (z < 1 || z > 118)
+      throw InvalidInput(where_ + ": record '" + record + "' entry " + std::to_string(k) + " = " + std::to_string(z) +
+                         " is not an atomic number (1 to 118)");
+    for (size_t q = 0; q < k; ++q)
+      if (numbers[q] == z)
+        throw InvalidInput(where_ + ": record '" + record + "' lists atomic number " + std::to_string(z) +
+                           " twice (entries " + std::to_string(q) + " and " + std::to_string(k) + ")");
     species.push_back(static_cast<int>(z));
   }
   return species;

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <sstream>
 
 #include "atomforge/errors.hpp"
+#include "common/threads.hpp"
 
 namespace atomforge {
 namespace {
@@ -98,6 +100,7 @@ void NeighborList::set_species(const int32_t* local_species) {
 
 NeighborView NeighborList::view() const {
   NeighborView v;
+  v.min_distance = min_distance;
   v.positions = positions.data();
   v.species = species.empty() ? nullptr : species.data();
   v.n_total = n_total();
@@ -119,13 +122,20 @@ std::vector<double> NeighborList::fold(const double* per_position) const {
 }
 
 NeighborList build_neighbor_list(const double* positions, int64_t n, const double* cell,
-                                 const std::array<bool, 3>& pbc, double cutoff) {
+                                 const std::array<bool, 3>& pbc, double cutoff, double min_distance,
+                                 int n_threads) {
   if (n < 0) throw InvalidInput("number of atoms is negative");
   if (!(cutoff > 0.0) || !std::isfinite(cutoff)) {
     std::ostringstream s;
     s << "cutoff radius r_c must be positive and finite, got " << cutoff;
     throw InvalidInput(s.str());
   }
+  if (!(min_distance >= 0.0) || !std::isfinite(min_distance)) {
+    std::ostringstream s;
+    s << "min_distance must be >= 0 and finite, got " << min_distance;
+    throw InvalidInput(s.str());
+  }
+  const int nt_omp = resolve_threads(n_threads);
   for (int64_t i = 0; i < n; ++i) {
     for (int k = 0; k < 3; ++k) {
       if (!std::isfinite(positions[3 * i + k])) {
@@ -143,6 +153,7 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
   NeighborList nl;
   nl.n_local = n;
   nl.cutoff = cutoff;
+  nl.min_distance = min_distance;
   nl.positions.assign(positions, positions + 3 * n);
   nl.owner.resize(n);
   nl.shift.assign(3 * n, 0);
@@ -159,15 +170,20 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
       if (!pbc[d]) continue;
       const double height = vol / norm(cross(m[(d + 1) % 3], m[(d + 2) % 3]));
       reach[d] = cutoff / height;
-      nrep[d] = static_cast<int>(std::ceil(reach[d]));
       n_images *= (1.0 + 2.0 * reach[d]);
     }
-    if (n_images * static_cast<double>(n) > 2.0e8) {
+    // Memory bound, before anything is sized by it (kMaxImagePositions; exact count below).
+    auto too_many_images = [&](double count) {
       std::ostringstream s;
-      s << "the cutoff " << cutoff << " A is so large compared with the cell that about "
-        << n_images * n << " periodic images would be needed; use a larger cell or smaller cutoff";
+      s.precision(3);
+      s << "the cutoff " << cutoff << " A is so large compared with the cell (" << n << " atom(s)) that "
+        << count << " periodic images of atoms would be needed, more than the " << kMaxImagePositions
+        << " a neighbour list may hold (about 64 bytes each); use a larger cell (a supercell) or a smaller cutoff";
       throw InvalidInput(s.str());
-    }
+    };
+    if (n_images * static_cast<double>(n) > 8.0 * static_cast<double>(kMaxImagePositions))
+      too_many_images(n_images * static_cast<double>(n));
+    for (int d = 0; d < 3; ++d) nrep[d] = pbc[d] ? static_cast<int>(std::ceil(reach[d])) : 0;
     // Fractional coordinates, wrapped into [0, 1) along periodic directions.
     std::vector<double> frac(3 * n);
     for (int64_t i = 0; i < n; ++i) {
@@ -185,6 +201,27 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
             frac[3 * i] * m[0][k] + frac[3 * i + 1] * m[1][k] + frac[3 * i + 2] * m[2][k];
       }
     }
+    // Exact number of images that lie within r_c of the cell (in every periodic direction).
+    auto in_reach = [&](int64_t i, int d, int k) {
+      const double s = frac[3 * i + d] + k;
+      return (s >= -reach[d]) && (s < 1.0 + reach[d]);
+    };
+    double n_image_positions = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      double per_atom = 1.0;
+      for (int d = 0; d < 3; ++d) {
+        if (!pbc[d]) continue;
+        int count = 0;
+        for (int k = -nrep[d]; k <= nrep[d]; ++k) count += in_reach(i, d, k) ? 1 : 0;
+        per_atom *= count;
+      }
+      n_image_positions += per_atom - 1.0;
+    }
+    if (n_image_positions > static_cast<double>(kMaxImagePositions)) too_many_images(n_image_positions);
+    const size_t n_reserve = static_cast<size_t>(n + n_image_positions);
+    nl.owner.reserve(n_reserve);
+    nl.positions.reserve(3 * n_reserve);
+    nl.shift.reserve(3 * n_reserve);
     // Images that lie within r_c of the cell (in every periodic direction).
     for (int a = -nrep[0]; a <= nrep[0]; ++a) {
       for (int b = -nrep[1]; b <= nrep[1]; ++b) {
@@ -193,11 +230,7 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
           const int sh[3] = {a, b, c};
           for (int64_t i = 0; i < n; ++i) {
             bool keep = true;
-            for (int d = 0; d < 3 && keep; ++d) {
-              if (!pbc[d]) continue;
-              const double s = frac[3 * i + d] + sh[d];
-              keep = (s >= -reach[d]) && (s < 1.0 + reach[d]);
-            }
+            for (int d = 0; d < 3 && keep; ++d) keep = !pbc[d] || in_reach(i, d, sh[d]);
             if (!keep) continue;
             nl.owner.push_back(i);
             for (int k = 0; k < 3; ++k) {
@@ -251,7 +284,7 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
     std::vector<int64_t> fill(bin_start.begin(), bin_start.end() - 1);
     for (int64_t p = 0; p < nt; ++p) sorted[fill[bin_of[p]]++] = p;
   }
-  const double rc2 = cutoff * cutoff;
+  const double rc2 = cutoff * cutoff, md2 = min_distance * min_distance;
   // Visit the stencil of centre i, calling f(j) for every neighbour j; throws on overlaps.
   auto visit = [&](int64_t i, auto&& f) {
     const int64_t bi[3] = {bin_coord(i, 0), bin_coord(i, 1), bin_coord(i, 2)};
@@ -267,34 +300,45 @@ NeighborList build_neighbor_list(const double* positions, int64_t n, const doubl
                          dz = x[3 * j + 2] - x[3 * i + 2];
             const double r2 = dx * dx + dy * dy + dz * dz;
             if (r2 >= rc2) continue;
-            if (r2 == 0.0) {
-              std::ostringstream s;
-              s << "atoms " << i << " and " << nl.owner[j]
-                << (nl.owner[j] == j ? "" : " (periodic image)") << " are at the same position";
-              throw InvalidInput(s.str());
-            }
+            if (r2 < md2 || r2 == 0.0)
+              throw AtomsTooClose(i, nl.owner[j], std::sqrt(r2), min_distance,
+                                  {nl.shift[3 * j], nl.shift[3 * j + 1], nl.shift[3 * j + 2]});
             f(j);
           }
         }
   };
-  // Pass 1: counts. Pass 2: fill. Exceptions inside OpenMP regions are captured and rethrown.
+  // Pass 1: counts. Pass 2: fill. Exceptions inside OpenMP regions are captured and the one of
+  // the lowest atom index is rethrown (the same error for every thread count).
   std::vector<int64_t> counts(n, 0);
-  std::string error;
-#pragma omp parallel for schedule(dynamic, 64)
+  std::exception_ptr error;
+  int64_t error_atom = n;
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt_omp)
   for (int64_t i = 0; i < n; ++i) {
     try {
       int64_t c = 0;
       visit(i, [&](int64_t) { ++c; });
       counts[i] = c;
-    } catch (const std::exception& e) {
-#pragma omp critical
-      if (error.empty()) error = e.what();
+    } catch (...) {
+#pragma omp critical(atomforge_nl_error)
+      if (i < error_atom) {
+        error_atom = i;
+        error = std::current_exception();
+      }
     }
   }
-  if (!error.empty()) throw InvalidInput(error);
-  for (int64_t i = 0; i < n; ++i) nl.offsets[i + 1] = nl.offsets[i] + counts[i];
+  if (error) std::rethrow_exception(error);
+  for (int64_t i = 0; i < n; ++i) {
+    if (counts[i] > kMaxNeighbors) {
+      std::ostringstream s;
+      s << "atom " << i << " has " << counts[i] << " neighbours within the cutoff " << cutoff
+        << " A, more than the " << kMaxNeighbors << " a neighbour list accepts: the atoms are packed far denser "
+        << "than any material, or the periodic cell is far smaller than the cutoff";
+      throw InvalidInput(s.str());
+    }
+    nl.offsets[i + 1] = nl.offsets[i] + counts[i];
+  }
   nl.neighbors.resize(nl.offsets[n]);
-#pragma omp parallel for schedule(dynamic, 64)
+#pragma omp parallel for schedule(dynamic, 64) num_threads(nt_omp)
   for (int64_t i = 0; i < n; ++i) {
     int64_t* out = nl.neighbors.data() + nl.offsets[i];
     visit(i, [&](int64_t j) { *out++ = j; });

@@ -77,16 +77,57 @@ void validate_neighbor_view(const NeighborView& nl, int32_t n_elements) {
         throw InvalidInput("position of atom " + std::to_string(p) + " is not finite (NaN or inf)");
   }
   if (nl.offsets[0] != 0) throw InvalidInput("neighbour list offsets must start at 0");
+  if (!(nl.min_distance >= 0.0) || !std::isfinite(nl.min_distance))
+    throw InvalidInput("min_distance must be >= 0 and finite, got " + std::to_string(nl.min_distance));
+  // Every listed pair at least min_distance apart (the lists of MD engines hold local and ghost
+  // atoms, so this covers periodic images too). O(n_pairs), cheap next to the kernels.
+  const double md2 = nl.min_distance * nl.min_distance;
+  const double* x = nl.positions;
   for (int64_t c = 0; c < nl.n_centres; ++c) {
     const int64_t i = nl.centre(c);
     if (i < 0 || i >= nl.n_total) throw InvalidInput("centre " + std::to_string(c) + " out of range");
     if (nl.offsets[c + 1] < nl.offsets[c]) throw InvalidInput("neighbour list offsets decrease");
+    if (nl.offsets[c + 1] - nl.offsets[c] > kMaxNeighbors)
+      throw InvalidInput("atom " + std::to_string(i) + " has " + std::to_string(nl.offsets[c + 1] - nl.offsets[c]) +
+                         " neighbours in the list, more than the " + std::to_string(kMaxNeighbors) +
+                         " the core accepts: the atoms are packed far denser than any material");
     for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
       const int64_t j = nl.neighbors[q];
       if (j < 0 || j >= nl.n_total)
         throw InvalidInput("neighbour index " + std::to_string(j) + " of centre " + std::to_string(c) + " out of range");
+      if (j == i) throw InvalidInput("centre " + std::to_string(c) + " lists itself as a neighbour");
+      const double dx = x[3 * j] - x[3 * i], dy = x[3 * j + 1] - x[3 * i + 1], dz = x[3 * j + 2] - x[3 * i + 2];
+      const double r2 = dx * dx + dy * dy + dz * dz;
+      if (r2 < md2 || r2 == 0.0) throw AtomsTooClose(i, j, std::sqrt(r2), nl.min_distance);
     }
   }
+}
+
+DescriptorJacobian allocate_jacobian(const NeighborView& nl, int64_t nf, const double* rc_by_element) {
+  const int64_t nc = nl.n_centres;
+  DescriptorJacobian jac;
+  jac.n_features = nf;
+  jac.entry_offsets.assign(nc + 1, 0);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t i = nl.centre(c);
+    const double rc = rc_by_element[nl.species[i]];
+    int64_t cnt = 1;
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const int64_t j = nl.neighbors[q];
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) {
+        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
+        r2 += dk * dk;
+      }
+      cnt += (r2 < rc * rc && r2 > 0.0);
+    }
+    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
+  }
+  const int64_t ne = jac.entry_offsets[nc];
+  jac.position.assign(ne, 0);
+  jac.displacement.assign(3 * ne, 0.0);
+  jac.values.assign(ne * nf * 3, 0.0);
+  return jac;
 }
 
 void scatter_pair_gradients(const NeighborView& nl, const double* pair_grad, double* forces, double* virial,

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 
+#include "atomforge/descriptor.hpp"
 #include "atomforge/neighbor_list.hpp"
 
 namespace atomforge {
@@ -18,6 +19,11 @@ constexpr double kMaxCutoff = 25.0;
 
 /// Throws InvalidInput naming the first non-finite dE/dG entry (atom, feature).
 void check_finite_weights(const double* dE_dG, int64_t n_centres, int64_t n_features);
+
+/// A Jacobian laid out for the view (descriptor.hpp): for centre c, 1 + the neighbours with
+/// 0 < r < rc_by_element[element of c]; position / displacement / values allocated, values zeroed
+/// (the kernels fill them).
+DescriptorJacobian allocate_jacobian(const NeighborView& nl, int64_t n_features, const double* rc_by_element);
 
 /// Deterministic serial scatter of per-pair gradients g_q = dE_i/dd_q (n_pairs, 3), stored at
 /// the CSR slots of the view (d_q = r_j - r_i), into forces (n_total, 3), the virial (9) and,

@@ -21,8 +21,7 @@ const std::vector<DescriptorType>& descriptor_types() {
 
 std::unique_ptr<Descriptor> make_descriptor(const ModelFile& file) {
   const std::string& type = file.string("descriptor.type");
-  const int64_t ne = static_cast<int64_t>(file.i64("species").size());
-  if (ne < 1 || ne > 118) throw InvalidInput(file.where() + ": species must list 1 to 118 elements");
+  const int64_t ne = static_cast<int64_t>(file.check_species(file.i64_vector("species"), "species").size());
   std::ostringstream known;
   for (const auto& t : descriptor_types()) {
     if (type == t.name) return t.make(file, static_cast<int32_t>(ne));

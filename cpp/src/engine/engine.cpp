@@ -6,8 +6,11 @@
 #include "atomforge/errors.hpp"
 #include "atomforge/uncertainty.hpp"
 #include "atomforge/units.hpp"
+#include "common/threads.hpp"
 
 namespace atomforge {
+
+int available_threads() { return max_threads(); }
 
 EngineUnits engine_units(const std::string& name) {
   if (name == "metal") return {"metal", 1.0, 1.0};
@@ -86,18 +89,33 @@ void EngineModel::convert(ModelOutput& in, EngineOutput& out) const {
   out.extrapolation_worst_excess = in.extrapolation_worst_excess;
   out.charges = std::move(in.charges);
   out.dipole = scaled(in.dipole, l);
+  out.charge_partials = std::move(in.charge_partials);
+}
+
+ComputeRequest EngineModel::in_angstrom(const ComputeRequest& request) const {
+  ComputeRequest r = request;
+  r.min_distance = request.min_distance * units_.length_in_angstrom;
+  return r;
+}
+
+std::string EngineModel::describe_too_close(const AtomsTooClose& e, const std::string& noun,
+                                            const std::string& label_i, const std::string& label_j,
+                                            const std::string& hint) const {
+  const std::string unit = units_.name == "openmm" ? "nm" : "A";
+  return e.describe(noun, label_i, label_j, unit, units_.length_in_angstrom, hint);
 }
 
 void EngineModel::compute(const NeighborView& nl, const ComputeRequest& request, EngineOutput& out) const {
   ModelOutput o;
+  const ComputeRequest req = in_angstrom(request);
   if (units_.length_in_angstrom == 1.0 || nl.n_total == 0) {
-    model_->compute(nl, request, o);
+    model_->compute(nl, req, o);
   } else {
     scaled_.assign(nl.positions, nl.positions + 3 * nl.n_total);
     for (double& x : scaled_) x *= units_.length_in_angstrom;
     NeighborView v = nl;
     v.positions = scaled_.data();
-    model_->compute(v, request, o);
+    model_->compute(v, req, o);
   }
   convert(o, out);
 }
@@ -111,10 +129,11 @@ void EngineModel::compute_positions(const double* positions, int64_t n, const do
   for (double& x : pos) x *= s;
   if (cell)
     for (int k = 0; k < 9; ++k) c[k] = cell[k] * s;
-  NeighborList nl = build_neighbor_list(pos.data(), n, c, pbc, model_->cutoff());
+  const ComputeRequest req = in_angstrom(request);
+  NeighborList nl = build_neighbor_list(pos.data(), n, c, pbc, model_->cutoff(), req.min_distance, req.n_threads);
   nl.set_species(species);
   ModelOutput o;
-  model_->compute(nl.view(), request, o);
+  model_->compute(nl.view(), req, o);
   if (request.forces && !o.forces.empty()) o.forces = nl.fold(o.forces.data());
   if (!o.per_atom_virial.empty()) {
     std::vector<double> pav(9 * n, 0.0);

@@ -62,11 +62,6 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
   a.n_elements_ = static_cast<int32_t>(n_inputs.size());
   a.n_inputs_ = n_inputs;
   const int64_t M = f.i64_scalar("committee_size");
-  // Every member needs at least one weight record per network: bound M by the records present
-  // before allocating per-member tables.
-  if (M < 1 || M > static_cast<int64_t>(f.records().size()))
-    throw InvalidInput(w + ": committee_size " + std::to_string(M) + " is not between 1 and the number of records");
-  a.n_members_ = static_cast<int>(M);
   if (f.has(np + "shared")) {
     const int64_t s = f.i64_scalar(np + "shared");
     if (s != 0 && s != 1) throw InvalidInput(w + ": record '" + np + "shared' must be 0 or 1");
@@ -74,17 +69,26 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
   }
   const int ne = a.n_elements_;
   a.n_nets_ = a.shared_ ? 1 : ne;
+  // Every network of every member has at least three records (n_layers, one weight, one bias):
+  // bound M by the records present before anything is sized by it.
+  const int64_t max_members = static_cast<int64_t>(f.records().size()) / (3 * static_cast<int64_t>(a.n_nets_));
+  if (M < 1 || M > max_members)
+    throw InvalidInput(w + ": record 'committee_size' = " + std::to_string(M) + " is out of range: " +
+                       std::to_string(a.n_nets_) + " network(s) per member need at least 3 records each, so the " +
+                       std::to_string(f.records().size()) + " records of this file hold 1 to " +
+                       std::to_string(max_members) + " members");
+  a.n_members_ = static_cast<int>(M);
   if (a.shared_)
     for (int k = 1; k < ne; ++k)
       if (n_inputs[k] != n_inputs[0])
         throw InvalidInput(w + ": a shared network needs the same feature count for every element");
   for (int k = 0; k < ne; ++k) {
     const std::string p = sp + std::to_string(k) + ".";
-    a.shift_.push_back(f.f64(p + "shift"));
-    a.scale_.push_back(f.f64(p + "scale"));
+    a.shift_.push_back(f.f64_vector(p + "shift"));
+    a.scale_.push_back(f.f64_vector(p + "scale"));
     a.offset_.push_back(f.f64_scalar(p + "offset"));
     if (static_cast<int64_t>(a.shift_[k].size()) != n_inputs[k] || static_cast<int64_t>(a.scale_[k].size()) != n_inputs[k])
-      throw InvalidInput(w + ": " + p + "shift/scale must have one entry per descriptor feature (" +
+      throw InvalidInput(w + ": records '" + p + "shift' / '" + p + "scale' must have one entry per descriptor feature (" +
                          std::to_string(n_inputs[k]) + ")");
     check_finite(a.shift_[k], w, p + "shift");
     check_finite(a.scale_[k], w, p + "scale");
@@ -99,17 +103,19 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
       const std::string q = np + std::to_string(m) + "." + std::to_string(k) + ".";
       const int64_t L = f.i64_scalar(q + "n_layers");
       if (L < 1 || L != static_cast<int64_t>(acts.size()))
-        throw InvalidInput(w + ": " + q + "n_layers does not match the activations in '" + acts_name + "'");
+        throw InvalidInput(w + ": record '" + q + "n_layers' = " + std::to_string(L) +
+                           " does not match the " + std::to_string(acts.size()) + " activation(s) in '" + acts_name +
+                           "'");
       int64_t width = n_inputs[k];
       auto& layers = a.layers_[m * a.n_nets_ + k];
       for (int64_t l = 0; l < L; ++l) {
         std::vector<uint64_t> shape;
         const std::string wn = q + std::to_string(l) + ".weight", bn = q + std::to_string(l) + ".bias";
         const auto& W = f.f64(wn, &shape);
-        const auto& b = f.f64(bn);
+        const auto& b = f.f64_vector(bn);
         if (shape.size() != 2 || static_cast<int64_t>(shape[1]) != width || b.size() != shape[0])
-          throw InvalidInput(w + ": " + q + std::to_string(l) + " weight/bias do not fit input width " +
-                             std::to_string(width));
+          throw InvalidInput(w + ": records '" + wn + "' / '" + bn + "' do not fit input width " +
+                             std::to_string(width) + " (weight (out, in), bias (out))");
         check_finite(W, w, wn);
         check_finite(b, w, bn);
         Layer ly;

@@ -71,6 +71,15 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
   /// features count the values outside it at every force evaluation. All zero for models
   /// without a stored range.
   AtomForgeExtrapolation getExtrapolationCounts(OpenMM::Context& context, bool reset = true) const;
+  /// Minimum distance between two covered particles, nm (default 0.01 nm = 0.1 A, the core's
+  /// kDefaultMinDistance): closer pairs, periodic images included, make the evaluation throw an
+  /// OpenMMException naming both particle indices (particles on top of each other give
+  /// meaningless forces of 1e10 kJ/mol/nm and more). 0: only coincident particles are refused.
+  /// Throws OpenMMException for a negative or non-finite value.
+  double getMinimumDistance() const { return minDistanceNm; }
+  void setMinimumDistance(double distanceNm);
+  /// The default minimum distance, nm.
+  static double defaultMinimumDistance();
 
   /// Nothing of this Force can change in a live Context (the model, particles and elements are
   /// fixed when the Context is created): after changing them, call Context.reinitialize().
@@ -83,6 +92,7 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
   std::string modelBytes, modelSource, modelType;
   std::vector<int> modelElements, particles, atomicNumbers;
   double cutoffNm = 0.0;
+  double minDistanceNm;
   bool periodic = false;
 };
 

@@ -30,7 +30,7 @@ bool explicitlyNonPeriodic(const OpenMM::Force& f) {
 }  // namespace
 
 AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force)
-    : periodic(force.usesPeriodicBoundaryConditions()) {
+    : periodic(force.usesPeriodicBoundaryConditions()), minDistanceNm(force.getMinimumDistance()) {
   try {
     model = std::make_unique<atomforge::EngineModel>(force.getModelBytes(), force.getModelSource(),
                                                      atomforge::engine_units("openmm"));
@@ -91,16 +91,11 @@ double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, c
   const int64_t n = static_cast<int64_t>(particles.size());
   double cell[9];
   gather(positions, box, cell);
-  const bool p = periodic;
   atomforge::ComputeRequest request;
   request.forces = includeForces;
   request.n_threads = nThreads;
   atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
-  try {
-    model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
-  } catch (const std::exception& e) {
-    throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
-  }
+  evaluate(cell, request, out);
   counts.evaluations++;
   if (out.extrapolation_features > 0) {
     counts.extrapolating++;
@@ -115,6 +110,24 @@ double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, c
   return out.energy;
 }
 
+void AtomForgeEvaluator::evaluate(const double* cell, atomforge::ComputeRequest& request,
+                                  atomforge::EngineOutput& out) const {
+  const int64_t n = static_cast<int64_t>(particles.size());
+  const bool p = periodic;
+  request.min_distance = minDistanceNm;  // engine (nm) units, converted by the core's adapter
+  try {
+    model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
+  } catch (const atomforge::AtomsTooClose& e) {
+    // the core numbers the covered particles 0..n-1: name them by their System indices
+    throw OpenMMException("AtomForgeForce: " + model->describe_too_close(e, "particles", std::to_string(particles[e.i()]),
+                                                                          std::to_string(particles[e.j()]),
+                                                                          "AtomForgeForce.setMinimumDistance sets the "
+                                                                          "threshold"));
+  } catch (const std::exception& e) {
+    throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
+  }
+}
+
 AtomForgeUncertainty AtomForgeEvaluator::uncertainty(const std::vector<OpenMM::Vec3>& positions,
                                                      const OpenMM::Vec3* box, int nThreads) const {
   try {
@@ -125,16 +138,11 @@ AtomForgeUncertainty AtomForgeEvaluator::uncertainty(const std::vector<OpenMM::V
   const int64_t n = static_cast<int64_t>(particles.size());
   double cell[9];
   gather(positions, box, cell);
-  const bool p = periodic;
   atomforge::ComputeRequest request;
   request.uncertainty = true;
   request.n_threads = nThreads;
   atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
-  try {
-    model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
-  } catch (const std::exception& e) {
-    throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
-  }
+  evaluate(cell, request, out);
   AtomForgeUncertainty u;
   u.energyUncertainty = out.energy_uncertainty;
   u.forcesUncertainty = out.forces_uncertainty;

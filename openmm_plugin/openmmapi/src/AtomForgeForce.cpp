@@ -1,11 +1,13 @@
 #include "AtomForgeForce.h"
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "atomforge/elements.hpp"
 #include "atomforge/engine.hpp"
+#include "atomforge/units.hpp"
 #include "internal/AtomForgeForceImpl.h"
 #include "openmm/OpenMMException.h"
 
@@ -26,7 +28,7 @@ std::string elementName(int z) {
 
 AtomForgeForce::AtomForgeForce(const std::string& model, const std::vector<int>& atomicNumbers,
                                const std::vector<int>& particles, bool periodic)
-    : periodic(periodic) {
+    : minDistanceNm(defaultMinimumDistance()), periodic(periodic) {
   if (model.compare(0, kMagic.size(), kMagic) == 0) {
     modelBytes = model;
     modelSource = "<bytes>";
@@ -74,6 +76,17 @@ void AtomForgeForce::setParticles(const std::vector<int>& z, const std::vector<i
   }
   atomicNumbers = z;
   particles = p;
+}
+
+double AtomForgeForce::defaultMinimumDistance() {
+  return atomforge::kDefaultMinDistance / atomforge::units::kNmInAngstrom;
+}
+
+void AtomForgeForce::setMinimumDistance(double distanceNm) {
+  if (!(distanceNm >= 0.0) || !std::isfinite(distanceNm))
+    throw OpenMMException("AtomForgeForce: the minimum distance must be a finite length >= 0 (nm), got " +
+                          std::to_string(distanceNm));
+  minDistanceNm = distanceNm;
 }
 
 OpenMM::ForceImpl* AtomForgeForce::createImpl() const { return new AtomForgeForceImpl(*this); }

@@ -61,6 +61,8 @@ void AtomForgeForceProxy::serialize(const void* object, SerializationNode& node)
   node.setIntProperty("forceGroup", force.getForceGroup());
   node.setStringProperty("name", force.getName());
   node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
+  // optional (absent: the default), so version 1 readers without it still read the System
+  node.setDoubleProperty("minDistance", force.getMinimumDistance());
   node.setStringProperty("modelSource", force.getModelSource());
   node.setStringProperty("model", base64Encode(force.getModelBytes()));
   SerializationNode& parts = node.createChildNode("Particles");
@@ -93,6 +95,7 @@ void* AtomForgeForceProxy::deserialize(const SerializationNode& node) const {
   try {
     force->setForceGroup(node.getIntProperty("forceGroup", 0));
     force->setName(node.getStringProperty("name", force->getName()));
+    if (node.hasProperty("minDistance")) force->setMinimumDistance(node.getDoubleProperty("minDistance"));
   } catch (...) {
     delete force;
     throw;

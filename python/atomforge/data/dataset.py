@@ -20,7 +20,7 @@ __all__ = ["Dataset"]
 #: Per-atom fields: one array per frame with first dimension n_i (the frame's atom count).
 _PER_ATOM = {"positions": 3, "forces": 3, "charges": None}
 #: Optional label fields, in the order they enter :meth:`Dataset.sha256`.
-_OPTIONAL = ("energy", "forces", "virial", "dipole", "charges")
+_OPTIONAL = ("energy", "forces", "virial", "dipole", "charges", "total_charge")
 
 
 def _float_array(value, where: str) -> np.ndarray:
@@ -96,6 +96,8 @@ class Dataset:
         virial: (F, 3, 3) float64 in eV (W = -V * stress), or None.
         dipole: (F, 3) float64 in e*Angstrom, or None.
         charges: list of F arrays (n_i,) float64 atomic charges in e, or None.
+        total_charge: (F,) float64 total charge of each frame in e, or None (charge models
+            take Q = 0 where it is None).
         name: short name (e.g. ``"rmd17_ethanol_train_01"``).
         source: where the data came from (a path or a description); prefixes error messages.
         metadata: free-form dict (reader, original units and keys); not part of :meth:`sha256`.
@@ -121,7 +123,7 @@ class Dataset:
     """
 
     def __init__(self, numbers, positions, cells=None, pbc=None, energy=None, forces=None,
-                 virial=None, dipole=None, charges=None, *, name: str = "", source: str = "",
+                 virial=None, dipole=None, charges=None, total_charge=None, *, name: str = "", source: str = "",
                  metadata: Optional[Dict[str, Any]] = None):
         self.name = str(name)
         self.source = str(source)
@@ -172,6 +174,7 @@ class Dataset:
                 self.virial = np.ascontiguousarray(v)
             self.dipole = None if dipole is None else _float_array(dipole, "dipole")
             self.charges = None if charges is None else _frames_list(charges, "charges", _float_array)
+            self.total_charge = None if total_charge is None else _float_array(total_charge, "total_charge")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{self._prefix()}{exc}") from None
         self.validate()
@@ -217,7 +220,7 @@ class Dataset:
                     raise ValueError(f"{p}frame {i}: {field} has shape {np.shape(a)}, expected {shape} "
                                      f"(the frame has {n[i]} atoms)")
         for field, shape in (("cells", (F, 3, 3)), ("pbc", (F, 3)), ("energy", (F,)),
-                             ("virial", (F, 3, 3)), ("dipole", (F, 3))):
+                             ("virial", (F, 3, 3)), ("dipole", (F, 3)), ("total_charge", (F,))):
             a = getattr(self, field)
             if a is not None and np.shape(a) != shape:
                 raise ValueError(f"{p}{field} has shape {np.shape(a)}, expected {shape} for {F} frames")
@@ -229,7 +232,7 @@ class Dataset:
             bad = _first_bad_row([np.asarray(a) for a in arrays])
             if bad is not None:
                 raise ValueError(f"{p}frame {bad[0]}: {field} of atom {bad[1]} is not finite (NaN or inf)")
-        for field in ("cells", "energy", "virial", "dipole"):
+        for field in ("cells", "energy", "virial", "dipole", "total_charge"):
             a = getattr(self, field)
             if a is None or F == 0:
                 continue
@@ -331,7 +334,8 @@ class Dataset:
 
         return Dataset(pick(self.numbers), pick(self.positions), self.cells[idx], self.pbc[idx],
                        energy=take(self.energy), forces=pick(self.forces), virial=take(self.virial),
-                       dipole=take(self.dipole), charges=pick(self.charges), name=self.name,
+                       dipole=take(self.dipole), charges=pick(self.charges),
+                       total_charge=take(self.total_charge), name=self.name,
                        source=self.source, metadata=self.metadata)
 
     @classmethod
@@ -342,7 +346,7 @@ class Dataset:
         Args:
             datasets: one or more :class:`Dataset`.
             name: name of the result (default: the common name, or the names joined by ``+``).
-            source: source of the result (default: the sources joined by ``; ``).
+            source: source of the result (default: the sources joined by a semicolon and a space).
 
         Raises:
             ValueError: an empty list, or a label (energy, forces, virial, dipole, charges) present
@@ -404,6 +408,8 @@ class Dataset:
                       cell=self.cells[i].copy(), pbc=self.pbc[i].copy())
         if self.charges is not None:
             atoms.set_initial_charges(self.charges[i].copy())
+        if self.total_charge is not None:
+            atoms.info["charge"] = float(self.total_charge[i])
         results: Dict[str, Any] = {}
         if self.energy is not None:
             results["energy"] = float(self.energy[i])
@@ -439,6 +445,8 @@ class Dataset:
           ``atoms.info["virial"]`` ((3, 3) or (9,)).
         * dipole: the calculator's ``dipole``, else ``atoms.info["dipole"]``.
         * charges: the calculator's ``charges``, else ``atoms.arrays["initial_charges"]``.
+        * total_charge: ``atoms.info["charge"]`` (extended XYZ ``charge=``), else
+          ``atoms.info["total_charge"]``.
 
         Only stored results are read (``calc.results``); no calculator is ever run.
         Energy and forces must be present in all frames or in none; virial, dipole and charges
@@ -508,6 +516,13 @@ class Dataset:
             if q is None and "initial_charges" in atoms.arrays:
                 q = atoms.arrays["initial_charges"]
             cols["charges"].append(None if q is None else np.array(q, dtype=np.float64))
+            tq = atoms.info.get("charge", atoms.info.get("total_charge"))
+            if tq is not None:
+                try:
+                    tq = float(np.asarray(tq, dtype=np.float64).reshape(()))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{pre}frame {i}: info['charge'] = {tq!r} is not one number") from None
+            cols["total_charge"].append(tq)
         F = len(cols["positions"])
         labels: Dict[str, Any] = {}
         for f in _OPTIONAL:
@@ -565,4 +580,6 @@ class Dataset:
         put("virial", self.virial, "<f8")
         put("dipole", self.dipole, "<f8")
         put("charges", cat(self.charges, None), "<f8")
+        if self.total_charge is not None:  # only when present: hashes of earlier datasets are unchanged
+            put("total_charge", self.total_charge, "<f8")
         return h.hexdigest()

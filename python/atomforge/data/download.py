@@ -1,17 +1,17 @@
-"""Checksummed downloads into a local cache, and a small registry of public datasets.
+"""Checksummed downloads into a local cache (through pooch), and a small registry of public datasets.
 
-Nothing is downloaded at import time. Every file is verified against a SHA-256 given in advance;
-a file is only ever placed in the cache (by ``os.replace`` of a verified temporary file in the
-same directory) once its checksum matches, so an interrupted or corrupted download never leaves a
-file under the final name.
+Downloads go through `pooch <https://www.fatiando.org/pooch>`_ (``pooch.retrieve``): nothing is
+downloaded at import time; every file is verified against a SHA-256 given in advance; pooch
+streams into a temporary file in the cache folder and moves it into place only once the checksum
+matches, so an interrupted or corrupted download never leaves a file under the final name.
+``file://`` URLs (local mirrors, tests) are copied by a small downloader passed to pooch.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import re
-import tempfile
-import urllib.error
+import shutil
 import urllib.parse
 import urllib.request
 import warnings
@@ -40,34 +40,45 @@ def file_sha256(path: PathLike) -> str:
     return h.hexdigest()
 
 
+def _file_url_downloader(url: str, output_file, pooch_obj=None) -> None:
+    """pooch downloader for ``file://`` URLs: copy the local file into pooch's temporary file."""
+    src = urllib.request.url2pathname(urllib.parse.urlparse(url).path)
+    with open(src, "rb") as fin:  # FileNotFoundError (an OSError) when missing
+        if hasattr(output_file, "write"):
+            shutil.copyfileobj(fin, output_file, _CHUNK)
+        else:
+            with open(output_file, "wb") as fout:
+                shutil.copyfileobj(fin, fout, _CHUNK)
+
+
 def fetch(url: str, sha256: str, cache_dir: Optional[PathLike] = None, filename: Optional[str] = None, *,
           timeout: float = 60.0) -> Path:
     """Return a local, checksum-verified copy of ``url``, downloading it only when needed.
 
     Args:
-        url: ``http(s)://`` or ``file://`` URL (anything :func:`urllib.request.urlopen` opens).
+        url: ``http(s)://``, ``ftp://`` or ``file://`` URL.
         sha256: expected hex SHA-256 of the file (64 hex digits, any case). Required.
         cache_dir: folder for the cache (created if missing); default :func:`default_cache_dir`
             (``$ATOMFORGE_CACHE`` or ``~/.cache/atomforge``).
         filename: name of the cached file; default the last component of the URL's path.
-        timeout: seconds for the connection (``urlopen`` timeout).
+        timeout: seconds for the connection (HTTP downloads).
 
     Returns:
         Path of the cached file, ``cache_dir / filename``.
 
     Behaviour: if the cached file exists and its SHA-256 matches, it is returned without any
     network access. If it exists but does not match (corrupted or truncated), a warning is
-    issued and it is downloaded again. Downloads stream into a temporary file in ``cache_dir``
-    that is verified and then moved into place with ``os.replace``.
+    issued and pooch downloads it again. A download is verified before it replaces anything.
 
     Raises:
         ValueError: ``sha256`` is not 64 hex digits; no usable file name (URL path ends with
             ``/``, or ``filename`` contains a path separator or is ``.``/``..``); the download's
             checksum differs (the message names the URL, the expected and the actual SHA-256;
-            the temporary file is removed and the cache is left unchanged).
-        OSError: the download failed (``urllib.error.URLError`` and other I/O errors, naming the
-            URL); the temporary file is removed.
+            the download is discarded and the cache is left unchanged).
+        OSError: the download failed (naming the URL); nothing is left in the cache.
     """
+    import pooch
+
     expected = str(sha256).strip().lower()
     if not _HEX64.match(expected):
         raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
@@ -85,31 +96,29 @@ def fetch(url: str, sha256: str, cache_dir: Optional[PathLike] = None, filename:
             return target
         warnings.warn(f"cached file {target} has sha256 {actual}, expected {expected}; downloading it again",
                       stacklevel=2)
-
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{filename}.", suffix=".part")
+    if urllib.parse.urlparse(url).scheme == "file":
+        downloader = _file_url_downloader
+    else:
+        downloader = pooch.downloaders.choose_downloader(url)
+        if hasattr(downloader, "kwargs"):
+            downloader.kwargs.setdefault("timeout", timeout)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # pooch announces every download at INFO
     try:
-        h = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                for chunk in iter(lambda: resp.read(_CHUNK), b""):
-                    h.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except (urllib.error.URLError, OSError) as exc:
-            raise OSError(f"download of {url} failed: {exc}") from exc
-        actual = h.hexdigest()
-        if actual != expected:
-            raise ValueError(f"sha256 mismatch for {url}: expected {expected}, got {actual} "
-                             f"(the download was discarded)")
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
+        path = pooch.retrieve(url, known_hash=f"sha256:{expected}", fname=filename, path=cache,
+                              downloader=downloader)
+    except ValueError as exc:
+        m = re.search(r"but got ([0-9a-fA-F]{64})", str(exc))
+        if "hash" not in str(exc).lower():
+            raise
+        raise ValueError(f"sha256 mismatch for {url}: expected {expected}, got {m.group(1) if m else '?'} "
+                         f"(the download was discarded)") from None
+    except OSError as exc:  # requests' errors are OSErrors too
+        raise OSError(f"download of {url} failed: {exc}") from exc
+    finally:
+        logger.setLevel(level)
+    return Path(path)
 
 
 # ---------------------------------------------------------------------------------- registry

@@ -16,14 +16,30 @@ format        length               energy                         forces
 ``sgdml``     ``r_unit`` in file,  ``e_unit`` in file, else       e_unit / r_unit
               else Angstrom        kcal/mol
 ``deepmd``    Angstrom             eV (virial eV)                 eV/Angstrom
-``n2p2``      Angstrom             eV                             eV/Angstrom
+``n2p2``      **must be given**    **must be given**              energy_unit / length_unit
 ``ase``       as ASE returns       as ASE returns (eV)            as ASE returns (eV/Angstrom)
               (Angstrom)
+(ext)xyz      **must be given**,   **must be given**, or the      energy_unit / length_unit
+              or the file's        file's ``energy_unit=``
+              ``length_unit=``
 ============  ===================  =============================  ==============================
 
+Formats that do not define units are never guessed: RuNNer/n2p2 ``input.data`` (in practice
+usually Bohr and Hartree, but not always) and (extended) XYZ files without ``length_unit`` /
+``energy_unit`` keys in their comment lines raise :class:`UnitsRequiredError`, naming the file,
+until the units are given (``length_unit='bohr', energy_unit='ha'`` in Python, the
+``--length-unit`` / ``--energy-unit`` options of ``atomforge train`` and ``atomforge evaluate``,
+or the ``length_unit`` / ``energy_unit`` keys of a training configuration). Extended XYZ files
+written by ``atomforge quickstart`` carry ``length_unit=Angstrom energy_unit=eV``.
+
 1 kcal/mol = 0.0433641 eV; 1 Ha = 27.211386 eV; 1 Bohr = 0.529177 Angstrom (CODATA 2018, from the
-core's one table of constants: :mod:`atomforge.units`). The n2p2 files in common use (RuNNer/n2p2 examples) are in Bohr and
-Hartree: pass ``length_unit='bohr', energy_unit='ha'``.
+core's one table of constants: :mod:`atomforge.units`).
+
+Every dataset records how its units were decided in ``metadata``: ``format``, ``length_unit``
+and ``energy_unit`` (the factors applied), ``length_unit_name`` / ``energy_unit_name`` (as
+given, e.g. ``'bohr'``) and ``units_from`` (``'format'``: fixed by the format, ``'file'``: read
+from the file, ``'user'``: given by the caller). :func:`load_dataset` prints one line saying so
+(:func:`describe_units`).
 
 Unit names. Length: ``angstrom``/``ang``/``a``, ``bohr``/``a0``/``au``, ``nm``. Energy:
 ``ev``, ``mev``, ``ha``/``hartree``/``eh``/``au``, ``ry``/``rydberg``, ``kcal/mol``, ``kj/mol``.
@@ -40,27 +56,67 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .._inputs import to_atomic_number
+from .._inputs import atomic_numbers_array, to_atomic_number
 from ..io.n2p2 import read_input_data
 from ..units import KCAL_PER_MOL, UnitLike, unit_factor
 from .dataset import Dataset
 
 __all__ = ["load_dataset", "detect_format", "read_rmd17", "read_sgdml", "read_deepmd", "read_n2p2",
-           "read_ase", "FORMATS", "DEFAULT_UNITS", "KCAL_PER_MOL", "unit_factor"]
+           "read_ase", "describe_units", "UnitsRequiredError", "FORMATS", "DEFAULT_UNITS", "KCAL_PER_MOL",
+           "unit_factor"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: Format names accepted by :func:`load_dataset`.
-FORMATS = ("rmd17", "sgdml", "deepmd", "n2p2", "ase")
+FORMATS = ("rmd17", "sgdml", "deepmd", "n2p2", "ase", "ccdipole")
 
 #: Declared file units per format: (length unit, energy unit) names; see the module docstring.
 DEFAULT_UNITS: Dict[str, tuple] = {
     "rmd17": ("angstrom", "kcal/mol"),
     "sgdml": ("angstrom", "kcal/mol"),  # unless the file's r_unit / e_unit say otherwise
     "deepmd": ("angstrom", "ev"),
-    "n2p2": ("angstrom", "ev"),
+    "n2p2": (None, None),  # not defined by the format: must be given
     "ase": ("angstrom", "ev"),
+    "ccdipole": ("angstrom", "ev"),  # no energies; dipoles e*a0 (atomforge.data.dipoles)
 }
+
+#: ASE file types whose numbers carry no unit convention (the units must be given or be in the file).
+_UNITLESS_ASE_TYPES = ("xyz", "extxyz")
+
+
+class UnitsRequiredError(ValueError):
+    """The file's format does not define units and none were given (the message names the file
+    and says how to give them)."""
+
+
+def _units_required(path, what: str, missing: Sequence[str], hint: str = "") -> UnitsRequiredError:
+    flags = " ".join(f"--{m.replace('_', '-')} UNIT" for m in missing)
+    keys = ", ".join(f"{m}: UNIT" for m in missing)
+    kw = ", ".join(f"{m}=UNIT" for m in missing)
+    return UnitsRequiredError(
+        f"{path}: {what} does not state its units, and atomforge does not guess them{hint}. Give "
+        f"{' and '.join(missing)}: '{flags}' on the atomforge train/evaluate command line, '{keys}' in the "
+        f"training configuration, or {kw} in Python (names such as bohr, angstrom, nm / ha, ev, kcal/mol, "
+        f"kj/mol, or a number = Angstrom resp. eV per file unit)")
+
+
+def _unit_name(value: UnitLike, factor: float) -> str:
+    return value.strip() if isinstance(value, str) else f"{factor:g}"
+
+
+def describe_units(ds: Dataset) -> str:
+    """One line naming a dataset's file, format and the units it was read with, e.g.
+    ``"data.extxyz: format ase (extxyz), length bohr (0.529177 A), energy ha (27.2114 eV), given by the user;
+    converted to A, eV, eV/A"``."""
+    m = ds.metadata or {}
+    fmt = m.get("format", "?")
+    if m.get("ase_format"):
+        fmt += f" ({m['ase_format']})"
+    frm = {"format": "fixed by the format", "file": "read from the file", "user": "given by the user"}
+    return (f"{ds.source or ds.name}: format {fmt}, length {m.get('length_unit_name', '?')} "
+            f"({m.get('length_unit', float('nan')):g} A), energy {m.get('energy_unit_name', '?')} "
+            f"({m.get('energy_unit', float('nan')):g} eV), {frm.get(m.get('units_from'), 'origin unknown')}; "
+            f"converted to A, eV, eV/A")
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -147,6 +203,17 @@ def _units(length_unit: UnitLike, energy_unit: UnitLike, fmt: str) -> tuple:
     return L, E
 
 
+def _unit_meta(length_unit: UnitLike, energy_unit: UnitLike, fmt: str, L: float, E: float,
+               units_from: Optional[str] = None) -> dict:
+    """metadata entries describing the units used (see the module docstring)."""
+    dl, de = DEFAULT_UNITS[fmt]
+    if units_from is None:
+        units_from = "format" if length_unit is None and energy_unit is None else "user"
+    return {"length_unit_name": _unit_name(dl if length_unit is None else length_unit, L),
+            "energy_unit_name": _unit_name(de if energy_unit is None else energy_unit, E),
+            "units_from": units_from}
+
+
 # ---------------------------------------------------------------------------------- detection
 def detect_format(path: PathLike) -> str:
     """The format :func:`load_dataset` uses for ``path`` when none is given.
@@ -158,6 +225,8 @@ def detect_format(path: PathLike) -> str:
     * ``*.npz`` with keys ``R``, ``z``, ``E``, ``F`` -> ``"sgdml"``;
     * a file named ``input.data*``, or whose first line that is neither blank nor a ``#``
       comment starts with ``begin`` -> ``"n2p2"``;
+    * an XYZ file whose second line is ``charge Q dipole x y z ...`` -> ``"ccdipole"``
+      (:mod:`atomforge.data.dipoles`), whatever the file is called;
     * anything else -> ``"ase"`` (:func:`ase.io.read` picks the file type).
 
     Raises:
@@ -181,6 +250,9 @@ def detect_format(path: PathLike) -> str:
                          f"'coords', 'nuclear_charges' or sGDML keys 'R', 'z', 'E', 'F'")
     if p.name.startswith("input.data"):
         return "n2p2"
+    from .dipoles import is_cc_dipole_file
+    if is_cc_dipole_file(p):
+        return "ccdipole"
     with open(p, "rb") as fh:
         head = fh.read(65536).decode("utf-8", errors="replace")
     for line in head.splitlines():
@@ -230,12 +302,14 @@ def read_rmd17(path: PathLike, *, energy_key: str = "energies", forces_key: str 
         Fo = _numeric(z.get(forces_key, " (forces_key)"), f"{p}: key {forces_key!r}")
         _check_shape(Fo, R.shape, f"{p}: key {forces_key!r}", " (same as 'coords')")
         meta: Dict[str, Any] = {"format": "rmd17", "length_unit": L, "energy_unit": E,
-                                "energy_key": energy_key, "forces_key": forces_key}
+                                "energy_key": energy_key, "forces_key": forces_key,
+                                **_unit_meta(length_unit, energy_unit, "rmd17", L, E)}
         if "old_indices" in z:
             meta["old_indices"] = np.asarray(z.get("old_indices")).copy()
     finally:
         z.close()
-    return Dataset(Z.astype(np.int64), R * L, energy=En * E, forces=Fo * (E / L), name=p.stem,
+    return Dataset(atomic_numbers_array(Z, f"{p}: key 'nuclear_charges'"), R * L, energy=En * E,
+                   forces=Fo * (E / L), name=p.stem,
                    source=str(p), metadata=meta)
 
 
@@ -262,6 +336,8 @@ def read_sgdml(path: PathLike, *, energy_key: str = "E", forces_key: str = "F",
     z = _Npz(p)
     try:
         r_unit, e_unit = z.text("r_unit"), z.text("e_unit")
+        units_from = "user" if length_unit is not None or energy_unit is not None else \
+            ("file" if r_unit or e_unit else "format")
         if length_unit is None:
             length_unit = r_unit if r_unit else DEFAULT_UNITS["sgdml"][0]
             L = unit_factor(length_unit, "length", f"{p}: r_unit")
@@ -289,10 +365,13 @@ def read_sgdml(path: PathLike, *, energy_key: str = "E", forces_key: str = "F",
             cells, pbc = lat * L, True
         name = z.text("name") or p.stem
         meta = {"format": "sgdml", "length_unit": L, "energy_unit": E, "energy_key": energy_key,
-                "forces_key": forces_key, "r_unit": r_unit, "e_unit": e_unit}
+                "forces_key": forces_key, "r_unit": r_unit, "e_unit": e_unit,
+                "length_unit_name": _unit_name(length_unit, L), "energy_unit_name": _unit_name(energy_unit, E),
+                "units_from": units_from}
     finally:
         z.close()
-    return Dataset(Z.astype(np.int64), R * L, cells, pbc, energy=En * E, forces=Fo * (E / L), name=name,
+    return Dataset(atomic_numbers_array(Z, f"{p}: key 'z'"), R * L, cells, pbc, energy=En * E, forces=Fo * (E / L),
+                   name=name,
                    source=str(p), metadata=meta)
 
 
@@ -341,6 +420,7 @@ def read_deepmd(path: PathLike, *, type_map: Optional[Sequence[str]] = None, len
     if not p.is_dir():
         raise ValueError(f"{p}: a DeePMD system must be a directory")
     L, E = _units(length_unit, energy_unit, "deepmd")
+    units_from = _unit_meta(length_unit, energy_unit, "deepmd", L, E)["units_from"]
     if not (p / "type.raw").is_file():
         systems = _deepmd_systems(p)
         if not systems:
@@ -349,7 +429,8 @@ def read_deepmd(path: PathLike, *, type_map: Optional[Sequence[str]] = None, len
                              forces_key=forces_key) for s in systems]
         out = Dataset.concatenate(parts, name=p.name, source=str(p))
         out.metadata = {"format": "deepmd", "length_unit": L, "energy_unit": E,
-                        "systems": [str(s) for s in systems]}
+                        "systems": [str(s) for s in systems],
+                        **_unit_meta(length_unit, energy_unit, "deepmd", L, E, units_from)}
         return out
 
     types_file = p / "type.raw"
@@ -431,7 +512,8 @@ def read_deepmd(path: PathLike, *, type_map: Optional[Sequence[str]] = None, len
     out = parts[0] if len(parts) == 1 else Dataset.concatenate(parts)
     out.name, out.source = p.name, str(p)
     out.metadata = {"format": "deepmd", "length_unit": L, "energy_unit": E, "type_map": list(type_map),
-                    "sets": [d.name for d, _ in sources], "nopbc": nopbc}
+                    "sets": [d.name for d, _ in sources], "nopbc": nopbc,
+                    **_unit_meta(length_unit, energy_unit, "deepmd", L, E, units_from)}
     return out
 
 
@@ -439,19 +521,39 @@ def read_deepmd(path: PathLike, *, type_map: Optional[Sequence[str]] = None, len
 def read_n2p2(path: PathLike, *, length_unit: UnitLike = None, energy_unit: UnitLike = None) -> Dataset:
     """Read a RuNNer / n2p2 ``input.data`` file with :func:`atomforge.io.n2p2.read_input_data`.
 
-    Default file units Angstrom and eV; the n2p2 example data are in Bohr and Hartree
-    (``length_unit='bohr', energy_unit='ha'``). Per-atom charges become ``charges`` (e); the
-    per-atom energy column is not kept. Frames with lattice lines are periodic.
+    The format does not define units, so both must be given: the RuNNer/n2p2 example data are
+    in Bohr and Hartree (``length_unit='bohr', energy_unit='ha'``). Per-atom charges become
+    ``charges`` (e); the per-atom energy column is not kept. Frames with lattice lines are
+    periodic.
 
     Raises:
+        UnitsRequiredError: ``length_unit`` or ``energy_unit`` is missing (the message names the
+            file and the options that give them).
         ValueError: anything :func:`read_input_data` rejects (naming ``file:line``), energy lines
             present in only some frames, bad units.
     """
     p = _existing(path)
+    missing = [k for k, v in (("length_unit", length_unit), ("energy_unit", energy_unit)) if v is None]
+    if missing:
+        raise _units_required(p, "a RuNNer/n2p2 input.data file", missing,
+                              " (the RuNNer/n2p2 example data are in Bohr and Hartree: length_unit bohr, "
+                              "energy_unit ha)")
     L, E = _units(length_unit, energy_unit, "n2p2")
     frames = read_input_data(p, length_unit=L, energy_unit=E)
     return Dataset.from_atoms(frames, name=p.name, source=str(p),
-                              metadata={"format": "n2p2", "length_unit": L, "energy_unit": E})
+                              metadata={"format": "n2p2", "length_unit": L, "energy_unit": E,
+                                        **_unit_meta(length_unit, energy_unit, "n2p2", L, E, "user")})
+
+
+def _ase_filetype(p: Path, ase_format: Optional[str]) -> Optional[str]:
+    if ase_format:
+        return ase_format.lower()
+    try:
+        from ase.io.formats import filetype
+
+        return filetype(str(p), guess=True)
+    except Exception:  # ase.io.read reports unreadable files itself
+        return None
 
 
 def read_ase(path: PathLike, *, index: Union[str, int, slice] = ":", ase_format: Optional[str] = None,
@@ -460,18 +562,24 @@ def read_ase(path: PathLike, *, index: Union[str, int, slice] = ":", ase_format:
     """Read any file :func:`ase.io.read` understands (extxyz, traj, db, OUTCAR, ...).
 
     Labels are taken as in :meth:`Dataset.from_atoms` (``energy_key``/``forces_key`` pick
-    ``atoms.info`` / ``atoms.arrays`` entries instead of the calculator's). ASE already returns
-    Angstrom and eV; ``length_unit`` / ``energy_unit`` rescale what ASE returns, for files whose
-    numbers ASE takes at face value but which are in other units (e.g. an xyz in Bohr).
+    ``atoms.info`` / ``atoms.arrays`` entries instead of the calculator's).
+
+    Units: formats whose units ASE knows (traj, db, OUTCAR, vasprun.xml, ...) are read as ASE
+    returns them (Angstrom, eV). XYZ and extended XYZ define no units: their units come from
+    ``length_unit`` / ``energy_unit``, else from ``length_unit=...`` / ``energy_unit=...`` keys
+    in the (first frame's) comment line, else :class:`UnitsRequiredError` is raised. For the
+    other formats ``length_unit`` / ``energy_unit`` rescale what ASE returns (for files whose
+    numbers ASE takes at face value but which are in other units).
 
     Raises:
-        ValueError: ASE cannot read the file (the message names the file), no frames, or
-            anything :meth:`Dataset.from_atoms` rejects.
+        UnitsRequiredError: an (extended) XYZ file without units (naming the file).
+        ValueError: ASE cannot read the file (the message names the file), no frames, a unit
+            key in the file that is not a known unit, or anything :meth:`Dataset.from_atoms`
+            rejects.
     """
     from ase.io import read
 
     p = _existing(path)
-    L, E = _units(length_unit, energy_unit, "ase")
     try:
         images = read(str(p), index=index, format=ase_format)
     except Exception as exc:  # ASE raises many types; name the file
@@ -480,16 +588,38 @@ def read_ase(path: PathLike, *, index: Union[str, int, slice] = ":", ase_format:
         images = [images]
     if not images:
         raise ValueError(f"{p}: no frames")
+    ftype = _ase_filetype(p, ase_format)
+    units_from = "user" if length_unit is not None or energy_unit is not None else "format"
+    if ftype in _UNITLESS_ASE_TYPES:
+        info = images[0].info
+        from_file = {"length_unit": info.get("length_unit"), "energy_unit": info.get("energy_unit")}
+        if (length_unit is None and from_file["length_unit"] is not None) or \
+                (energy_unit is None and from_file["energy_unit"] is not None):
+            units_from = "file" if length_unit is None and energy_unit is None else "user"
+        if length_unit is None:
+            length_unit = from_file["length_unit"]
+        if energy_unit is None:
+            energy_unit = from_file["energy_unit"]
+        missing = [k for k, v in (("length_unit", length_unit), ("energy_unit", energy_unit)) if v is None]
+        if missing:
+            raise _units_required(p, f"an {'extended ' if ftype == 'extxyz' else ''}XYZ file without "
+                                     f"length_unit=/energy_unit= keys in its comment line", missing)
+        for key, val in (("length_unit", length_unit), ("energy_unit", energy_unit)):
+            if from_file[key] is not None and val is from_file[key]:
+                unit_factor(val, key.split("_")[0], f"{p}: comment-line key {key}")
+    L, E = _units(length_unit, energy_unit, "ase")
     ds = Dataset.from_atoms(images, name=p.stem, source=str(p), energy_key=energy_key, forces_key=forces_key,
-                            metadata={"format": "ase", "ase_format": ase_format, "length_unit": L,
-                                      "energy_unit": E, "energy_key": energy_key, "forces_key": forces_key})
+                            metadata={"format": "ase", "ase_format": ase_format or ftype, "length_unit": L,
+                                      "energy_unit": E, "energy_key": energy_key, "forces_key": forces_key,
+                                      **_unit_meta(length_unit, energy_unit, "ase", L, E, units_from)})
     return _scale(ds, L, E)
 
 
 # ---------------------------------------------------------------------------------- entry point
 def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: UnitLike = None,
                  energy_unit: UnitLike = None, energy_key: Optional[str] = None,
-                 forces_key: Optional[str] = None) -> Dataset:
+                 forces_key: Optional[str] = None, log=print, check: bool = True,
+                 dipole_unit: UnitLike = None) -> Dataset:
     """Load a dataset file or directory into a :class:`Dataset` in eV and Angstrom.
 
     Args:
@@ -503,6 +633,13 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
             sgdml (``"E"``), the array name for deepmd (``"energy"``), the ``atoms.info`` key for
             ase (default: the calculator's energy). Not accepted for n2p2.
         forces_key: likewise for forces (``"forces"``, ``"F"``, ``"force"``, ``atoms.arrays``).
+        log: called with one line naming the file, format and units used (:func:`describe_units`)
+            and with each plausibility warning; ``None`` = silent.
+        check: run :func:`atomforge.data.checks.plausibility` (shortest distances, force
+            magnitudes, energies per atom) and warn (``UnitsWarning``) when the units look wrong.
+        dipole_unit: ccdipole only: the file's dipole unit (default e*a0;
+            :func:`atomforge.units.dipole_unit_factor`). Other formats: dipoles in e * their
+            length unit.
 
     Returns:
         :class:`Dataset` with ``source`` = the path, ``metadata["format"]`` = the format and
@@ -510,9 +647,21 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        UnitsRequiredError: the format does not define units (n2p2 ``input.data``, (extended)
+            XYZ without unit keys) and none were given; the message names the file.
         ValueError: an unknown format, a key option the format does not take, or any reader
             error (each names the file; value errors also the frame and field).
     """
+    ds = _load(path, format, length_unit, energy_unit, energy_key, forces_key, dipole_unit)
+    if log is not None:
+        log(f"data {describe_units(ds)}")
+    if check:
+        from .checks import warn_implausible
+        warn_implausible(ds, log=log)
+    return ds
+
+
+def _load(path, format, length_unit, energy_unit, energy_key, forces_key, dipole_unit=None) -> Dataset:
     fmt = detect_format(path) if format is None else str(format).strip().lower()
     ase_format = None
     if fmt.startswith("ase:"):
@@ -527,6 +676,15 @@ def load_dataset(path: PathLike, format: Optional[str] = None, *, length_unit: U
         return read_sgdml(path, **units_kw, **keys)
     if fmt == "deepmd":
         return read_deepmd(path, **units_kw, **keys)
+    if fmt == "ccdipole":
+        if keys or energy_unit is not None:
+            raise ValueError(f"{path}: energy_unit/energy_key/forces_key do not apply to CC dipole files "
+                             f"(no energies or forces)")
+        from .dipoles import read_cc_dipoles
+        return read_cc_dipoles(path, length_unit=length_unit or "angstrom", dipole_unit=dipole_unit or "e*bohr")
+    if dipole_unit is not None:
+        raise ValueError(f"{path}: dipole_unit applies to CC dipole files only ({fmt} dipoles are in e * the "
+                         f"length unit)")
     if fmt == "n2p2":
         if keys:
             raise ValueError(f"{path}: energy_key/forces_key do not apply to n2p2 input.data (fixed columns)")

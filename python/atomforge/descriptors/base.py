@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Sequence, Type
 import numpy as np
 from ase.data import chemical_symbols
 
-from .._inputs import Structure, structure, to_atomic_number
+from .._inputs import (DEFAULT_MIN_DISTANCE, Structure, min_distance_argument, structure, threads_argument,
+                       to_atomic_number)
 
 #: Cutoff functions fc(r) the core implements (formulas: docs/descriptors.md).
 CUTOFF_FUNCTIONS = ("cos", "tanhu", "tanh", "poly1", "poly2", "poly3", "poly4")
@@ -58,15 +59,13 @@ def descriptor_from_dict(d: dict) -> "Descriptor":
 def descriptor_from_records(rec: dict, where: str = "<model>") -> "Descriptor":
     """Build a descriptor from model-file records (``species`` and ``descriptor.*``), dispatching
     on ``descriptor.type``. Raises ModelFileError naming ``where`` and the record."""
-    from ..model_file import ModelFileError, get_record
+    from ..model_file import ModelFileError, check_species, get_record
 
     t = get_record(rec, "descriptor.type", "str", where)
     if t not in _REGISTRY:
         raise ModelFileError(f"{where}: unknown descriptor.type {t!r} (this atomforge knows: "
                              f"{', '.join(sorted(_REGISTRY))})")
-    species = [int(z) for z in np.atleast_1d(get_record(rec, "species", "arr", where))]
-    if not species or any(not 1 <= z < len(chemical_symbols) for z in species):
-        raise ModelFileError(f"{where}: invalid atomic number in species {species}")
+    species = check_species(rec, where)
     try:
         return _REGISTRY[t].from_records(rec, [chemical_symbols[z] for z in species], where)
     except (ValueError, TypeError, KeyError) as exc:
@@ -236,23 +235,32 @@ class Descriptor:
                              f"cover (elements: {self.elements})")
         return idx
 
-    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None):
+    def neighbor_list(self, positions, numbers=None, cell=None, pbc=None, *,
+                      min_distance: float = DEFAULT_MIN_DISTANCE, threads: int = 0):
         """Build the core's neighbour list (with periodic images) for this descriptor's cutoff.
 
         Returns the core ``NeighborList`` (reusable in :meth:`compute`, :meth:`vjp`,
         :meth:`jacobian` while positions do not change). Raises ValueError/TypeError for bad
-        input (see :func:`atomforge._inputs.structure`) and degenerate cells.
+        input (see :func:`atomforge._inputs.structure`) and degenerate cells;
+        ``atomforge.AtomsTooClose`` for two atoms (periodic images included) closer than
+        ``min_distance`` Angstrom, naming both atom indices.
         """
         from .. import _core
 
         s = positions if isinstance(positions, Structure) else structure(positions, numbers, cell, pbc)
         species = self.species_indices(s.numbers)
-        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff)
+        nl = _core.build_neighbor_list(s.positions, s.cell, tuple(bool(b) for b in s.pbc), self.cutoff,
+                                       min_distance_argument(min_distance), threads_argument(threads))
         nl.set_species(species)
         return nl
 
+    def _list(self, neighbor_list, positions, numbers, cell, pbc, min_distance, threads):
+        if neighbor_list is not None:
+            return neighbor_list
+        return self.neighbor_list(positions, numbers, cell, pbc, min_distance=min_distance, threads=threads)
+
     def compute(self, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-                threads: int = 0, device: str = "cpu") -> np.ndarray:
+                threads: int = 0, device: str = "cpu", min_distance: float = DEFAULT_MIN_DISTANCE) -> np.ndarray:
         """Descriptor values G, float64 array (N, n_features).
 
         Args:
@@ -264,8 +272,10 @@ class Descriptor:
             threads: OpenMP threads (0: the OpenMP default; clamped to the machine).
             device: ``"cpu"`` (the reference) or ``"cuda"`` (the same per-centre kernels on the
                 first CUDA device; ValueError when this build or machine has none).
+            min_distance: Angstrom; closer pairs raise ``atomforge.AtomsTooClose``.
         """
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
+        threads = threads_argument(threads)
+        nl = self._list(neighbor_list, positions, numbers, cell, pbc, min_distance, threads)
         if device == "cuda":
             return self.core.compute_cuda(nl)
         if device != "cpu":
@@ -273,14 +283,16 @@ class Descriptor:
         return self.core.compute(nl, threads)
 
     def vjp(self, dE_dG, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-            per_atom_virial: bool = False, threads: int = 0, device: str = "cpu") -> VJPResult:
+            per_atom_virial: bool = False, threads: int = 0, device: str = "cpu",
+            min_distance: float = DEFAULT_MIN_DISTANCE) -> VJPResult:
         """Forces and virial of an energy E(G) given dE_dG (N, n_features) in eV per feature unit.
 
         Returns :class:`VJPResult`: forces (N, 3) eV/Angstrom = -sum_{i,f} dE/dG_if dG_if/dr,
         virial (3, 3) eV. This is what MD needs: one pass, no Jacobian stored.
         Raises ValueError if dE_dG has the wrong shape or non-finite entries.
         """
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
+        threads = threads_argument(threads)
+        nl = self._list(neighbor_list, positions, numbers, cell, pbc, min_distance, threads)
         w = np.asarray(dE_dG, dtype=np.float64)
         if w.shape != (nl.n_local, self.n_features):
             raise ValueError(f"dE_dG must have shape ({nl.n_local}, {self.n_features}), got {w.shape}")
@@ -302,9 +314,10 @@ class Descriptor:
         return VJPResult(forces, vir, pav)
 
     def jacobian(self, positions, numbers=None, cell=None, pbc=None, *, neighbor_list=None,
-                 threads: int = 0) -> DescriptorJacobian:
+                 threads: int = 0, min_distance: float = DEFAULT_MIN_DISTANCE) -> DescriptorJacobian:
         """G and the sparse Jacobian dG/dr for training (layout: :class:`DescriptorJacobian`)."""
-        nl = neighbor_list if neighbor_list is not None else self.neighbor_list(positions, numbers, cell, pbc)
+        threads = threads_argument(threads)
+        nl = self._list(neighbor_list, positions, numbers, cell, pbc, min_distance, threads)
         d = self.core.jacobian(nl, threads)
         offsets = d["entry_offsets"]
         centre = np.repeat(np.arange(nl.n_local, dtype=np.int64), np.diff(offsets))

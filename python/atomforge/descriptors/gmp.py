@@ -231,29 +231,34 @@ class GaussianMultipoles(Descriptor):
 
     @classmethod
     def from_records(cls, rec: dict, elements: List[str], where: str = "<model>") -> "GaussianMultipoles":
-        from ..model_file import ModelFileError, get_record
+        from ..model_file import ModelFileError, get_record, get_scalar, get_vector
 
-        def get(name, kind="arr"):
+        def get(name, kind="f64"):
             return get_record(rec, name, kind, where)
 
-        counts = np.atleast_1d(get("descriptor.density.counts")).astype(np.int64)
+        counts = get_vector(rec, "descriptor.density.counts", "i64", where)
         gauss = np.asarray(get("descriptor.density.gaussians"), dtype=float)
-        if counts.shape != (len(elements),) or (counts < 1).any() or gauss.ndim != 2 or gauss.shape[1] != 2 or \
-                counts.sum() != len(gauss):
-            raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species")
+        if counts.shape != (len(elements),) or (counts < 1).any() or (counts > 64).any() or gauss.ndim != 2 or \
+                gauss.shape[1] != 2 or counts.sum() != len(gauss):
+            raise ModelFileError(f"{where}: descriptor.density.counts / .gaussians do not match the species "
+                                 f"(one count of 1 to 64 Gaussians per element, rows (c, alpha) summing to them)")
+        orders = get_vector(rec, "descriptor.orders", "i64", where)
+        sigmas = get_vector(rec, "descriptor.sigmas", "f64", where)
+        if orders.size > 64 or sigmas.size > 256:
+            raise ModelFileError(f"{where}: descriptor.orders / descriptor.sigmas: too many entries")
         dens, start = {}, 0
         for e, n in zip(elements, counts):
             dens[e] = [tuple(g) for g in gauss[start:start + n]]
             start += n
         cf = get("descriptor.cutoff_function", "str")
-        sq = np.asarray(get("descriptor.square"))
-        if sq.size != 1 or int(sq.reshape(())) not in (0, 1):
+        sq = get_scalar(rec, "descriptor.square", "i64", where)
+        if sq not in (0, 1):
             raise ModelFileError(f"{where}: descriptor.square must be 0 or 1")
+        r_c = get_scalar(rec, "descriptor.r_c", "f64", where)
         try:
-            return cls(orders=np.atleast_1d(get("descriptor.orders")).tolist(),
-                       sigmas=np.atleast_1d(get("descriptor.sigmas")).tolist(),
-                       r_c=float(get("descriptor.r_c")), cutoff_function=None if cf == "none" else cf,
-                       square=bool(int(sq.reshape(()))), elements=elements, densities=dens)
+            return cls(orders=orders.tolist(), sigmas=sigmas.tolist(), r_c=r_c,
+                       cutoff_function=None if cf == "none" else cf, square=bool(sq), elements=elements,
+                       densities=dens)
         except (ValueError, TypeError) as exc:
             raise ModelFileError(f"{where}: {exc}") from None
 

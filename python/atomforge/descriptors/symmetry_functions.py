@@ -219,14 +219,15 @@ class SymmetryFunctions(Descriptor):
         """Inverse of :meth:`descriptor_records`. Raises ModelFileError naming ``where``."""
         from ..model_file import ModelFileError, get_record
 
-        F = np.asarray(get_record(rec, "descriptor.functions", "arr", where), dtype=float)
+        F = np.asarray(get_record(rec, "descriptor.functions", "f64", where), dtype=float)
         if F.ndim != 2 or F.shape[1] != 9:
             raise ModelFileError(f"{where}: descriptor.functions must have shape (n, 9)")
         ne = len(elements)
         funcs = {s: [] for s in elements}
         for r, row in enumerate(F):
-            if not np.all(np.isfinite(row)) or np.any(row[:4] != np.round(row[:4])):
-                raise ModelFileError(f"{where}: descriptor.functions row {r} is invalid: {row.tolist()}")
+            if not np.all(np.isfinite(row)) or np.any(row[:4] != np.round(row[:4])) or np.any(np.abs(row[:4]) >= 1e6):
+                raise ModelFileError(f"{where}: descriptor.functions row {r}: type and element indices must be "
+                                     f"integers: {row.tolist()}")
             t, c, n1, n2 = (int(v) for v in row[:4])
             if t not in _TYPE_NAMES or not (0 <= c < ne) or not (0 <= n1 < ne) or (t != 2 and not 0 <= n2 < ne):
                 raise ModelFileError(f"{where}: invalid symmetry-function row {r}: {row.tolist()}")
@@ -235,10 +236,12 @@ class SymmetryFunctions(Descriptor):
             if t != 2:
                 f["lambda"], f["zeta"] = float(row[7]), float(row[8])
             funcs[elements[c]].append(f)
+        cf = get_record(rec, "descriptor.cutoff_function", "str", where)
         try:
-            return cls(elements, funcs, get_record(rec, "descriptor.cutoff_function", "str", where))
+            return cls(elements, funcs, cf)
         except (ValueError, TypeError) as exc:
-            raise ModelFileError(f"{where}: {exc}") from None
+            record = "descriptor.cutoff_function" if str(exc).startswith("cutoff_function") else "descriptor.functions"
+            raise ModelFileError(f"{where}: record {record!r}: {exc}") from None
 
     def feature_labels(self, element) -> List[str]:
         """Human-readable label of each feature of ``element``, e.g. 'G4[H,O] eta=0.01 ...'."""

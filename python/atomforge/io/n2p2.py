@@ -191,7 +191,7 @@ _FLAGS = {"scale_symmetry_functions": "scale", "center_symmetry_functions": "cen
 
 
 def read_input_nn(path: PathLike, length_unit: UnitLike = None,
-                  energy_unit: UnitLike = None) -> N2P2Settings:
+                  energy_unit: UnitLike = None, comment_chars: str = "#") -> N2P2Settings:
     """Read an n2p2 ``input.nn`` settings file.
 
     Args:
@@ -201,6 +201,8 @@ def read_input_nn(path: PathLike, length_unit: UnitLike = None,
             ``Angstrom``); if there is none, Angstrom is assumed and a :class:`UserWarning` says so.
         energy_unit: the file's energy unit: a name (``'ha'``, ``'ev'``) or eV per unit. None:
             from a header comment ``# Energy unit : Ha`` (or ``eV``), else left as None.
+        comment_chars: characters that start a comment anywhere on a line (n2p2: ``"#"``;
+            RuNNer input files also use ``"!"`` after the values: ``"#!"``).
 
     Returns:
         :class:`N2P2Settings`. Symmetry functions (``symfunction_short``):
@@ -238,7 +240,10 @@ def read_input_nn(path: PathLike, length_unit: UnitLike = None,
         m = _HEADER_RE.match(line)
         if m and m.group(1).lower() not in header_units:
             header_units[m.group(1).lower()] = (m.group(2), lineno)
-        toks = line.split("#", 1)[0].split()
+        body = line
+        for ch in comment_chars:
+            body = body.split(ch, 1)[0]
+        toks = body.split()
         if not toks:
             continue
         key = toks[0]
@@ -571,7 +576,7 @@ def _check_count(name, ei, elems, rows, counts, line, last_row_line):
 
 
 # ---------------------------------------------------------------------------------- input.data
-def read_input_data(path: PathLike, length_unit: UnitLike = 1.0, energy_unit: UnitLike = 1.0) -> List[Atoms]:
+def read_input_data(path: PathLike, length_unit: UnitLike = None, energy_unit: UnitLike = None) -> List[Atoms]:
     """Read a RuNNer / n2p2 ``input.data`` file into a list of :class:`ase.Atoms`.
 
     Frame format (one keyword per line)::
@@ -587,7 +592,9 @@ def read_input_data(path: PathLike, length_unit: UnitLike = 1.0, energy_unit: Un
     Args:
         path: the input.data file.
         length_unit: the file's length unit: ``'bohr'``, ``'angstrom'`` or Angstrom per unit.
-        energy_unit: the file's energy unit: ``'ha'``, ``'ev'`` or eV per unit.
+            Required: the format defines no units (the n2p2 examples are in Bohr).
+        energy_unit: the file's energy unit: ``'ha'``, ``'ev'`` or eV per unit. Required
+            (the n2p2 examples are in Hartree).
 
     Returns:
         One Atoms per frame, in Angstrom: positions (N, 3); cell (3, 3) rows = lattice vectors and
@@ -603,8 +610,12 @@ def read_input_data(path: PathLike, length_unit: UnitLike = 1.0, energy_unit: Un
             ``begin``/``end``, a missing ``end`` (a new ``begin`` or the end of file inside a
             frame), an atom line without exactly 9 values, a non-numeric or non-finite value,
             an unknown element symbol, a lattice count other than 0 or 3, a repeated
-            ``energy``/``charge`` line, or a frame without atoms; or for a bad unit argument.
+            ``energy``/``charge`` line, or a frame without atoms; or for a missing or bad unit
+            argument (naming the file).
     """
+    if length_unit is None or energy_unit is None:  # the format defines no units: never guessed
+        raise ValueError(f"{path}: RuNNer/n2p2 input.data does not state its units; pass length_unit and "
+                         f"energy_unit (the n2p2 example data: length_unit='bohr', energy_unit='ha')")
     L = unit_factor(length_unit, "length", "length_unit")
     E = unit_factor(energy_unit, "energy", "energy_unit")
     path = Path(path)

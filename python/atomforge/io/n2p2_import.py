@@ -31,7 +31,7 @@ Conventions (n2p2 libnnp, github.com/CompPhysVienna/n2p2; see also :mod:`atomfor
   the last hidden layer and ``element_activation_short`` does not change the output layer),
   output = 1 neuron.
 * Activations: ``l`` linear, ``t`` tanh, ``s`` sigmoid (logistic), ``p`` softplus, ``g`` gaussian
-  exp(-x^2/2). n2p2 clips ``s`` and ``p`` for |x| > 35, which changes values by < 1e-15.
+  exp(-x^2/2). n2p2 clips ``s`` and ``p`` for ``|x| > 35``, which changes values by < 1e-15.
   ``r`` (relu), ``c`` (cos), ``S`` (reverse logistic), ``e`` (exp(-x)) and ``h`` (x^2) have
   no atomforge counterpart: ValueError.
 * ``normalize_nodes`` (x_k = (sum_j w_kj y_j + b_k) / n_prev) is folded exactly into the

@@ -5,7 +5,8 @@ parameters without the compiled extension (``from_records``, ``to_records``, ``d
 compiled core evaluates every type through one interface (:func:`atomforge.load`).
 
 Registered types (``model_type`` in model files): ``bpnn`` (:class:`BPNNParameters`, atomic
-neural networks on any descriptor) and ``sgdml`` (:class:`atomforge.sgdml.SGDMLParameters`).
+neural networks on any descriptor) and ``sgdml`` (:class:`atomforge.sgdml.SGDMLParameters`) and ``dipole``
+(:class:`atomforge.models.dipole.DipoleParameters`, atomic charges and dipole moments).
 Adding a type: its parameter class, one line in ``_TYPES`` below, and its C++ folder under
 ``cpp/src/models/`` (docs/architecture.md).
 """
@@ -21,6 +22,7 @@ from .bpnn import BPNNParameters
 _TYPES: Dict[str, Tuple[str, str]] = {
     "bpnn": ("atomforge.models.bpnn", "BPNNParameters"),
     "sgdml": ("atomforge.sgdml.model", "SGDMLParameters"),
+    "dipole": ("atomforge.models.dipole", "DipoleParameters"),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..model_file import ModelFileError, Value, check_header, get_record
+from ..model_file import ModelFileError, Value, check_header, check_species, get_record, get_scalar, get_vector
 
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "softplus", "silu", "gaussian")
 
@@ -116,10 +116,12 @@ class BPNNParameters:
             nf = n_feat[s]
             for key in ("shift", "scale"):
                 if np.shape(self.scaling[k][key]) != (nf,):
-                    raise ModelFileError(f"scaling of {s}: {key} has shape {np.shape(self.scaling[k][key])}, "
-                                         f"expected ({nf},)")
+                    raise ModelFileError(f"scaling of {s} (record 'scaling.{k}.{key}'): {key} has shape "
+                                         f"{np.shape(self.scaling[k][key])}, expected ({nf},)")
                 if not np.all(np.isfinite(self.scaling[k][key])):
                     raise ModelFileError(f"scaling of {s}: {key} is not finite")
+            if not np.isfinite(float(self.scaling[k].get("offset", 0.0))):
+                raise ModelFileError(f"scaling of {s}: offset is not finite")
         if self.calibration is not None:
             if set(self.calibration) != {"energy", "forces"}:
                 raise ModelFileError(f"calibration needs the keys 'energy' and 'forces', got {sorted(self.calibration)}")
@@ -154,8 +156,9 @@ class BPNNParameters:
                 width = nf
                 for l, (W, b) in enumerate(layers):
                     if W.ndim != 2 or W.shape[1] != width or b.shape != (W.shape[0],):
-                        raise ModelFileError(f"{name}, member {m}, layer {l}: weight {W.shape} / bias {b.shape} "
-                                             f"do not fit input width {width}")
+                        raise ModelFileError(f"{name}, member {m}, layer {l} (records 'network.{m}.{n}.{l}.weight' "
+                                             f"/ '.bias'): weight {W.shape} / bias {b.shape} do not fit input width "
+                                             f"{width}")
                     if not (np.isfinite(W).all() and np.isfinite(b).all()):
                         raise ModelFileError(f"{name}, member {m}, layer {l}: non-finite weights")
                     width = W.shape[0]
@@ -206,27 +209,33 @@ class BPNNParameters:
         """Parse model-file records. Raises ModelFileError naming ``where`` and the record."""
         from ..descriptors import descriptor_from_records
 
-        def get(name, kind=None):
+        def get(name, kind="f64"):
             return get_record(rec, name, kind, where)
 
         check_header(rec, "bpnn", where)
+        species = check_species(rec, where)
         d = descriptor_from_records(rec, where)
-        species = [int(z) for z in np.atleast_1d(get("species", "arr"))]
         ne = len(species)
-        M = _count(get("committee_size", "arr"), "committee_size", where, len(rec))
         shared = bool(_count(rec.get("network.shared", np.int64(0)), "network.shared", where, 1, minimum=0))
         n_nets = 1 if shared else ne
+        # every network of every member has at least 3 records (n_layers, a weight, a bias): bound the
+        # committee by the records present before anything is sized by it (as the C++ reader)
+        M = _count(get("committee_size", "arr"), "committee_size", where, len(rec) // (3 * n_nets))
         scaling, acts, nets = [], [], [[] for _ in range(M)]
         for k in range(ne):
-            scaling.append({"shift": np.atleast_1d(get(f"scaling.{k}.shift", "arr")).astype(float),
-                            "scale": np.atleast_1d(get(f"scaling.{k}.scale", "arr")).astype(float),
-                            "offset": float(get(f"scaling.{k}.offset", "arr"))})
+            scaling.append({"shift": get_vector(rec, f"scaling.{k}.shift", "f64", where),
+                            "scale": get_vector(rec, f"scaling.{k}.scale", "f64", where),
+                            "offset": get_scalar(rec, f"scaling.{k}.offset", "f64", where)})
         for n in range(n_nets):
             acts.append(get(f"network.{n}.activations", "str").split(","))
             for m in range(M):
-                L = _count(get(f"network.{m}.{n}.n_layers", "arr"), f"network.{m}.{n}.n_layers", where, len(rec))
-                nets[m].append([(np.atleast_2d(get(f"network.{m}.{n}.{l}.weight", "arr")).astype(float),
-                                 np.atleast_1d(get(f"network.{m}.{n}.{l}.bias", "arr")).astype(float))
+                name = f"network.{m}.{n}.n_layers"
+                L = _count(get(name, "arr"), name, where, len(rec))
+                if L != len(acts[n]):
+                    raise ModelFileError(f"{where}: record {name!r} = {L} does not match the {len(acts[n])} "
+                                         f"activation(s) in 'network.{n}.activations'")
+                nets[m].append([(np.asarray(get(f"network.{m}.{n}.{l}.weight"), dtype=float),
+                                 get_vector(rec, f"network.{m}.{n}.{l}.bias", "f64", where))
                                 for l in range(L)])
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
         calib = None
@@ -234,21 +243,18 @@ class BPNNParameters:
         if any(n in rec for n in cal_names):
             calib = {}
             for key, n in zip(("energy", "forces"), cal_names):
-                v = np.asarray(get(n, "arr")) if n in rec else np.float64(1.0)
-                if v.size != 1:
-                    raise ModelFileError(f"{where}: record {n!r} must be one number")
-                calib[key] = float(v.reshape(()))
+                calib[key] = get_scalar(rec, n, "f64", where) if n in rec else 1.0
         franges = None
         n_range = sum(f"extrapolation.{k}.{x}" in rec for k in range(ne) for x in ("min", "max"))
         if n_range not in (0, 2 * ne):
             raise ModelFileError(f"{where}: extrapolation.{{k}}.min/.max records must be given for every element "
                                  f"or for none")
         if n_range:
-            franges = [{x: np.atleast_1d(get(f"extrapolation.{k}.{x}", "arr")).astype(float) for x in ("min", "max")}
+            franges = [{x: get_vector(rec, f"extrapolation.{k}.{x}", "f64", where) for x in ("min", "max")}
                        for k in range(ne)]
         p = cls(species, d.to_dict(), scaling, nets, acts,
-                np.atleast_1d(get("energy.reference", "arr")).astype(float),
-                float(get("energy.scale", "arr")), meta, shared, calib, franges)
+                get_vector(rec, "energy.reference", "f64", where),
+                get_scalar(rec, "energy.scale", "f64", where), meta, shared, calib, franges)
         try:
             p.validate()
         except ModelFileError as exc:
@@ -311,7 +317,7 @@ def _count(v, name: str, where: str, upper: int, minimum: int = 1) -> int:
     """A non-negative integer record, checked against an upper bound before anything is sized
     by it (counts beyond the records present cannot be consistent)."""
     a = np.asarray(v)
-    if a.size != 1 or a.dtype.kind not in "iu":
+    if isinstance(v, str) or a.size != 1 or a.dtype.kind not in "iu":
         raise ModelFileError(f"{where}: record {name!r} must be one integer")
     n = int(a.reshape(()))
     if not minimum <= n <= max(upper, minimum):

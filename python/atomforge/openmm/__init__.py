@@ -109,6 +109,8 @@ def create_system(topology, model, *, removeCMMotion: bool = True, periodic: Opt
     box = topology.getPeriodicBoxVectors()
     if periodic is None:
         periodic = box is not None
+    elif not isinstance(periodic, bool) and type(periodic).__name__ != "bool_":
+        raise ValueError(f"periodic must be True, False or None, got {periodic!r}")
     if periodic:
         if box is None:
             raise ValueError("periodic=True but the topology has no periodic box vectors")

@@ -22,7 +22,14 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..model_file import ModelFileError, check_header, get_record, read_records, write_records
+from ..model_file import (ModelFileError, check_header, check_species, get_record, get_scalar, get_vector,
+                          read_records, write_records)
+
+
+#: Largest ``sgdml.cutoff`` (Angstrom) and permutation index table (entries) a model file may
+#: ask for: the C++ reader's kMaxSGDMLCutoff and kMaxSGDMLPermEntries (cpp/src/models/sgdml/sgdml.hpp).
+MAX_CUTOFF = 100.0
+MAX_PERM_ENTRIES = 1 << 27
 
 
 def descriptor_size(n_atoms: int) -> int:
@@ -137,6 +144,11 @@ class SGDMLParameters:
             raise ModelFileError(f"sigma must be positive, got {self.sigma}")
         if not (np.isfinite(self.std) and np.isfinite(self.c)):
             raise ModelFileError("std and c must be finite")
+        if len(P) > MAX_PERM_ENTRIES // d:
+            raise ModelFileError(f"perms: {len(P)} permutations of {n} atoms: their index table would exceed "
+                                 f"{MAX_PERM_ENTRIES} entries")
+        if not (np.isfinite(self.cutoff) and 0 <= self.cutoff <= MAX_CUTOFF):
+            raise ModelFileError(f"cutoff {self.cutoff} A is out of range (0 to {MAX_CUTOFF} A; 0: the default)")
         if self.alphas_F is not None and np.shape(self.alphas_F) != (self.n_train, 3 * n):
             raise ModelFileError(f"alphas_F has shape {np.shape(self.alphas_F)}, expected ({self.n_train}, {3 * n})")
 
@@ -190,17 +202,29 @@ class SGDMLParameters:
 
     @classmethod
     def from_records(cls, rec, where: str = "<model>") -> "SGDMLParameters":
-        def get(name, kind="arr"):
+        def get(name, kind="f64"):
             return get_record(rec, name, kind, where)
 
+        def scalar(name):
+            return get_scalar(rec, name, "f64", where)
+
         check_header(rec, "sgdml", where)
-        p = cls(numbers=np.atleast_1d(get("sgdml.numbers")).astype(np.int64),
-                perms=np.atleast_2d(get("sgdml.perms")).astype(np.int64),
-                sigma=float(get("sgdml.sigma")), std=float(get("sgdml.std")), c=float(get("sgdml.c")),
-                R_desc=np.atleast_2d(get("sgdml.R_desc")).astype(float),
-                R_d_desc_alpha=np.atleast_2d(get("sgdml.R_d_desc_alpha")).astype(float),
-                lam=float(rec.get("sgdml.lambda", 1e-10)), cutoff=float(get("sgdml.cutoff")),
-                alphas_F=None if "sgdml.alphas_F" not in rec else np.asarray(rec["sgdml.alphas_F"], dtype=float),
+        species = check_species(rec, where)
+        numbers = get_vector(rec, "sgdml.numbers", "i64", where)
+        for a, z in enumerate(numbers.tolist()):
+            if z not in species:
+                raise ModelFileError(f"{where}: record 'sgdml.numbers' entry {a} = {z} is not one of the elements "
+                                     f"of record 'species'")
+        cutoff = scalar("sgdml.cutoff")
+        if not 0 < cutoff <= MAX_CUTOFF:
+            raise ModelFileError(f"{where}: record 'sgdml.cutoff' = {cutoff} A is out of range (0 to {MAX_CUTOFF} A)")
+        p = cls(numbers=numbers,
+                perms=np.asarray(get("sgdml.perms", "i64")),
+                sigma=scalar("sgdml.sigma"), std=scalar("sgdml.std"), c=scalar("sgdml.c"),
+                R_desc=np.asarray(get("sgdml.R_desc"), dtype=float),
+                R_d_desc_alpha=np.asarray(get("sgdml.R_d_desc_alpha"), dtype=float),
+                lam=scalar("sgdml.lambda") if "sgdml.lambda" in rec else 1e-10, cutoff=cutoff,
+                alphas_F=None if "sgdml.alphas_F" not in rec else np.asarray(get("sgdml.alphas_F"), dtype=float),
                 metadata={k[len("metadata."):]: v for k, v in rec.items() if k.startswith("metadata.")})
         try:
             p.validate()

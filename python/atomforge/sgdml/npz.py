@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._fileio import atomic_write
+from .._inputs import atomic_numbers_array
 from ..model_file import ModelFileError
 from .model import SGDMLParameters, descriptor_size, tril_perms
 
@@ -69,7 +70,10 @@ def import_sgdml_npz(path, energy_unit: str = None) -> SGDMLParameters:
         if "r_unit" in f.files and _text(f["r_unit"]).strip().lower() not in ("ang", "angstrom", "a"):
             raise ModelFileError(f"{where}: length unit {_text(f['r_unit'])!r}: only Angstrom models are supported")
         ef = _energy_factor(unit, where)
-        z = np.asarray(get("z")).astype(np.int64).ravel()
+        try:
+            z = atomic_numbers_array(np.asarray(get("z")).ravel(), f"{where}: key 'z'")
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(str(exc)) from None
         n = len(z)
         d = descriptor_size(n)
         R_desc = np.asarray(get("R_desc"), dtype=float)

@@ -2,7 +2,7 @@
 
 Chmiela et al., Nat. Commun. 9, 3887 (2018): the atoms of every pair of geometries are matched
 (bipartite matching with ``scipy.optimize.linear_sum_assignment`` on descriptor-based adjacency
-matrices, the inverse-distance matrices A_i[a, b] = 1/|r_a - r_b|), the noisy pairwise matchings
+matrices, the inverse-distance matrices ``A_i[a, b] = 1/|r_a - r_b|``), the noisy pairwise matchings
 are made consistent by permutation synchronisation (spectral relaxation of the multi-partite
 matching: the leading N eigenvectors of the block matrix of all pairwise permutation matrices,
 rounded back to permutations with another assignment), and the permutations so found are

@@ -524,6 +524,8 @@ def train_sgdml(data, test_data=None, run_dir="run", n_train: int = 1000, n_vali
         return error_metrics(ep, np.asarray(dset.energy)[idx], np.asarray(dset.n_atoms)[idx], fp,
                              [dset.forces[i] for i in idx])
 
+    from ..data.readers import describe_units
+
     test_m = evaluate(ts, test_idx)
     valid_m = evaluate(ds, valid_idx)
     wall = time.time() - t_start
@@ -534,6 +536,13 @@ def train_sgdml(data, test_data=None, run_dir="run", n_train: int = 1000, n_vali
                             "hyperparameter_grid": grid, "seconds_perms": round(t_perms, 1),
                             "seconds_selection": round(t_select, 1), "seconds_fit": round(t_fit, 1),
                             "wall_seconds": round(wall, 1)},
+               "data": {key: {"format": (d.metadata or {}).get("format"),
+                              "length_unit": (d.metadata or {}).get("length_unit_name"),
+                              "energy_unit": (d.metadata or {}).get("energy_unit_name"),
+                              "units_from": (d.metadata or {}).get("units_from"),
+                              "description": describe_units(d)}
+                        for key, d in (("data", ds), ("test_data", ts if test_data is not None else None))
+                        if d is not None},
                "evaluated_by": "atomforge C++ core (model.afm)"}
     atomic_write_text(run / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write_text(run / "split.json", json.dumps({"train": train_idx.tolist(), "validation": valid_idx.tolist(),

@@ -9,13 +9,14 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
     data: train.npz             # training data; validation frames are split off it
     test_data: test.npz         # optional held-out test set (else test_fraction of data)
     data_format: null           # null = detect (rmd17, sgdml, deepmd, n2p2, ase)
-    length_unit: null           # units of the data files when the format does not fix them
-    energy_unit: null
+    length_unit: null           # units of the data files (bohr, angstrom, nm, or Angstrom per unit):
+    energy_unit: null           #   required for n2p2 input.data and XYZ without unit keys (ha, ev,
+                                #   kcal/mol, kj/mol, or eV per unit); they override the format's
     energy_key: null            # rmd17: energies | old_energies
     forces_key: null            # rmd17: forces | old_forces
     validation_fraction: 0.05
     test_fraction: 0.1          # only used without test_data
-    seed: 0
+    seed: 0                     # 0 .. 2^63 - 1
     descriptor:                 # any registered descriptor type; keys per type, all defaulted
       type: acsf                # acsf (SymmetryFunctions.standard) | gmp (GaussianMultipoles)
       # --- type acsf: Behler-Parrinello symmetry functions
@@ -56,14 +57,20 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       forces_weight: 10.0
       early_stopping_patience: 1000
       dtype: float64            # float64 | float32
-      threads: 0                # torch/OpenMP threads (0: default)
-      max_minutes: 30.0         # stop (keeping the best model) after this wall time; null: no limit.
-                                #   With cosine/exponential the schedule length is refitted each epoch
-                                #   to the epochs that fit in the time left, so the decay completes;
-                                #   a run is then bit-reproducible only if the limit is not binding
+      threads: 0                # torch/OpenMP threads (0: default; more than the machine has: clamped, warning)
+      max_minutes: null         # optional wall-time limit (> 0; stop, keeping the best model); null: none,
+                                #   so a run stops on epochs or early stopping and does not depend on
+                                #   machine load. With a limit and cosine/exponential, the schedule
+                                #   length is refitted each epoch to the epochs that fit in the time
+                                #   left; such a run is reproducible only if the limit is not binding
       jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size
 
-With these defaults and batch_size 8, rMD17 ethanol (950 training frames) reached 17.2 meV/A force MAE and
+Training stops for one of four reasons, printed and recorded in metrics.json as
+``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better validation loss for
+early_stopping_patience epochs), ``time limit`` (max_minutes) or ``interrupted`` (Ctrl-C; the
+best model so far is still written, and ``--resume`` continues from the checkpoint).
+
+With these defaults and batch_size 8 (and a 30-minute limit), rMD17 ethanol (950 training frames) reached 17.2 meV/A force MAE and
 2.65 meV energy MAE in 12 minutes on one core of a 2-core machine (benchmarks/results/accuracy.md).
 """
 from __future__ import annotations
@@ -90,7 +97,7 @@ DEFAULTS: Dict[str, Any] = {
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": 1000, "dtype": "float64", "threads": 0,
-                 "max_minutes": 30.0, "jacobian_cache_mb": 2000},
+                 "max_minutes": None, "jacobian_cache_mb": 2000},
 }
 
 def descriptor_defaults(type_: str) -> dict:
@@ -116,7 +123,9 @@ _CHOICES = {
 }
 _POSITIVE = {"descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
-             "training.lr_patience", "training.jacobian_cache_mb"}
+             "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
+#: Integer keys with an upper bound (seeds feed int64 / torch generators).
+_MAXIMUM = {"seed": 2 ** 63 - 1}
 _NONNEG = {"descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
            "training.min_learning_rate", "seed"}
 
@@ -187,6 +196,11 @@ def validate(cfg: dict) -> dict:
                 raise ConfigError(f"configuration key {name!r} must be positive, got {v!r}")
             if name in _NONNEG and v is not None and v < 0:
                 raise ConfigError(f"configuration key {name!r} must be >= 0, got {v!r}")
+            if name in _MAXIMUM and v is not None and v > _MAXIMUM[name]:
+                raise ConfigError(f"configuration key {name!r} must be at most {_MAXIMUM[name]}, got {v!r}")
+    mm = cfg.get("training", {}).get("max_minutes")
+    if mm is not None and (isinstance(mm, bool) or not isinstance(mm, (int, float))):
+        raise ConfigError(f"configuration key 'training.max_minutes': {mm!r} must be a number of minutes or null")
     walk(cfg, DEFAULTS)
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")

@@ -1,12 +1,16 @@
 """Training loop for Behler-Parrinello potentials: run folder, checkpoints, resume, metrics.
 
-Run folder contents:
+Run folder contents::
+
     config.yaml           the full configuration used (defaults filled in)
     split.json            indices of the train / validation (/ test) frames in the data file(s)
     checkpoint.pt         written atomically after every epoch (model, optimiser, scheduler,
-                          history, RNG state, best weights); --resume continues from it
+                          history, RNG state, best weights); --resume continues from it, reading
+                          it with torch.load(weights_only=True): no code runs from a run folder
     model.afm             the best model (validation loss), in the atomforge model file format
-    metrics.json          test (and validation) errors of model.afm evaluated by the C++ core
+    metrics.json          test (and validation) errors of model.afm evaluated by the C++ core; why
+                          training stopped (training.stop_reason); the format, units and
+                          plausibility warnings of each data file (data)
     history.csv           per-epoch losses and validation errors
     learning_curve.png, parity.png
 """
@@ -46,11 +50,64 @@ def _torch_save_atomic(obj, path: Path) -> None:
             os.unlink(tmp)
 
 
-def load_data(cfg: dict, key: str):
+#: Why a training run stopped (metrics.json training.stop_reason).
+STOP_REASONS = ("epochs reached", "early stopping", "time limit", "interrupted")
+
+
+#: What a checkpoint holds (checkpoint.pt, torch.save of plain containers and tensors, read back with
+#: torch.load(weights_only=True): a run folder cannot execute code).
+_CHECKPOINT_KEYS = {"config": dict, "epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
+                    "history": list, "best": dict, "torch_rng": "tensor"}
+
+
+def _load_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path``, read without unpickling arbitrary objects (weights_only=True:
+    only containers, numbers, strings and tensors). Raises ValueError naming the file and what is
+    wrong for a corrupt, foreign or incomplete checkpoint."""
+    import torch
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure of an untrusted file is reported, naming it
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a readable atomforge checkpoint ({type(exc).__name__}: {why[:300]}); "
+                         f"delete it to start the run over") from None
+    if not isinstance(ck, dict):
+        raise ValueError(f"{path}: not an atomforge checkpoint (holds a {type(ck).__name__}, not a dict)")
+    for key, kind in _CHECKPOINT_KEYS.items():
+        if key not in ck:
+            raise ValueError(f"{path}: the checkpoint has no {key!r} entry (incomplete or not written by atomforge)")
+        ok = isinstance(ck[key], torch.Tensor) if kind == "tensor" else isinstance(ck[key], kind)
+        if not ok or (kind is int and isinstance(ck[key], bool)):
+            raise ValueError(f"{path}: the checkpoint's {key!r} entry is a {type(ck[key]).__name__}, not a "
+                             f"{'tensor' if kind == 'tensor' else kind.__name__}")
+    return ck
+
+
+def _set_torch_threads(requested: int) -> None:
+    """training.threads (0: torch's default, which follows OMP_NUM_THREADS) for torch, clamped to
+    the processors of this machine with a RuntimeWarning: torch.set_num_threads(100000) crashes."""
+    import torch
+
+    from .._inputs import threads_argument
+
+    n = threads_argument(requested, "configuration key 'training.threads'")
+    if n:
+        torch.set_num_threads(n)
+    else:
+        from .. import _core
+        if _core is not None and torch.get_num_threads() > _core.max_threads():
+            torch.set_num_threads(int(_core.max_threads()))
+
+
+def load_data(cfg: dict, key: str, log=print):
     from ..data import load_dataset
 
     ds = load_dataset(cfg[key], cfg["data_format"], length_unit=cfg["length_unit"],
-                      energy_unit=cfg["energy_unit"], energy_key=cfg["energy_key"], forces_key=cfg["forces_key"])
+                      energy_unit=cfg["energy_unit"], energy_key=cfg["energy_key"], forces_key=cfg["forces_key"],
+                      log=log)
+    if len(ds) == 0:
+        raise ValueError(f"{cfg[key]}: the dataset has no frames")
     if ds.energy is None:
         raise ValueError(f"{cfg[key]}: the dataset has no energies, which training needs")
     return ds
@@ -60,6 +117,9 @@ def make_split(n: int, cfg: dict, has_test: bool) -> dict:
     from ..data import split_indices
 
     fv = cfg["validation_fraction"]
+    if n < (2 if has_test else 3):
+        raise ValueError(f"{cfg['data']}: {n} frame(s) are too few to split into training, validation"
+                         f"{'' if has_test else ' and test'} frames (at least {2 if has_test else 3} are needed)")
     if has_test:
         n_valid = max(1, int(round(fv * n)))
         s = split_indices(n, (n - n_valid, n_valid, 0), seed=cfg["seed"])
@@ -112,11 +172,26 @@ class Trainer:
 
         cfg = self.cfg
         tr = cfg["training"]
-        if tr["threads"]:
-            torch.set_num_threads(tr["threads"])
+        _set_torch_threads(tr["threads"])
         self.dtype = torch.float64 if tr["dtype"] == "float64" else torch.float32
-        data = load_data(cfg, "data")
-        test = load_data(cfg, "test_data") if cfg["test_data"] else None
+        import warnings
+
+        from ..data.checks import UnitsWarning
+        from ..data.readers import describe_units
+        with warnings.catch_warnings(record=True) as caught:  # logged (and recorded) by load_dataset
+            warnings.simplefilter("always", UnitsWarning)
+            data = load_data(cfg, "data", self.log)
+            test = load_data(cfg, "test_data", self.log) if cfg["test_data"] else None
+        self.data_info = {}
+        for key, ds in (("data", data), ("test_data", test)):
+            if ds is not None:
+                m = ds.metadata or {}
+                self.data_info[key] = {
+                    "path": str(cfg[key]), "format": m.get("format"), "ase_format": m.get("ase_format"),
+                    "length_unit": m.get("length_unit_name"), "energy_unit": m.get("energy_unit_name"),
+                    "angstrom_per_length_unit": m.get("length_unit"), "ev_per_energy_unit": m.get("energy_unit"),
+                    "units_from": m.get("units_from"), "description": describe_units(ds),
+                    "unit_warnings": [str(w.message) for w in caught if str(ds.source) in str(w.message)]}
         split = make_split(len(data), cfg, test is not None)
         self.split = split
         self.train_ds, self.valid_ds = data.subset(split["train"]), data.subset(split["valid"])
@@ -238,14 +313,14 @@ class Trainer:
 
         from .bpnn import TorchBPNN
 
-        self.run.mkdir(parents=True, exist_ok=True)
         ckpt_path = self.run / "checkpoint.pt"
         if ckpt_path.exists() and not resume:
             raise FileExistsError(f"{self.run} already holds a training run: use --resume to continue it, "
                                   f"or choose another output folder")
         cfg, tr = self.cfg, self.cfg["training"]
         torch.manual_seed(cfg["seed"])
-        self._prepare()
+        self._prepare()  # reads and checks the data (units) before the run folder is created
+        self.run.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         _atomic_write_text(self.run / "split.json", json.dumps({k: v.tolist() for k, v in self.split.items()}))
 
@@ -265,18 +340,26 @@ class Trainer:
         best = {"loss": float("inf"), "state": None, "epoch": -1}
         start_epoch = 0
         if resume and ckpt_path.exists():
-            ck = torch.load(ckpt_path, weights_only=False)
+            ck = _load_checkpoint(ckpt_path)
             if ck["config"] != cfg:
                 raise ValueError(f"{ckpt_path}: the configuration differs from the checkpoint's; resume with the "
                                  f"same configuration (see {self.run / 'config.yaml'})")
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            if plateau:
-                sched.load_state_dict(ck["scheduler"])
-            else:
-                n_sched, fitted = ck["scheduler"]["schedule_epochs"], ck["scheduler"]["fitted"]
-            history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
-            torch.set_rng_state(ck["torch_rng"])
+            try:
+                history, best, start_epoch = ck["history"], ck["best"], ck["epoch"] + 1
+                float(best["loss"]), int(best["epoch"])
+                if best["state"] is not None:
+                    model.load_state_dict(best["state"])  # checked now (restored after training)
+                model.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                if plateau:
+                    sched.load_state_dict(ck["scheduler"])
+                else:
+                    n_sched, fitted = int(ck["scheduler"]["schedule_epochs"]), bool(ck["scheduler"]["fitted"])
+                torch.set_rng_state(ck["torch_rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ValueError(f"{ckpt_path}: the checkpoint does not fit this run ({type(exc).__name__}: "
+                                 f"{why[:300]}); delete it to start the run over") from None
             self.log(f"resumed from {ckpt_path} after epoch {ck['epoch']}")
         elif resume:
             self.log(f"no checkpoint in {self.run}: starting from scratch")
@@ -289,7 +372,7 @@ class Trainer:
                 bar = tqdm(total=tr["epochs"], initial=start_epoch, desc="training", unit="epoch")
             except ImportError:
                 bar = None
-        stop_reason = "epochs"
+        stop_reason = "epochs reached"
         try:
             for epoch in range(start_epoch, tr["epochs"]):
                 if not plateau:
@@ -319,6 +402,9 @@ class Trainer:
                     if not fitted:
                         self.log(f"learning-rate schedule fitted to the time limit: ~{n_sched} epochs")
                     fitted = True
+                    if bar is not None and bar.total != n_sched:  # the ETA follows the time limit
+                        bar.total = n_sched
+                        bar.refresh()
                 rec = {"epoch": epoch, "train_loss": tot / len(order), "valid_loss": vloss,
                        "learning_rate": opt.param_groups[0]["lr"], "valid_energy_mae_per_atom": vm["energy_mae_per_atom"],
                        "seconds": round(time.time() - t_start, 2)}
@@ -344,7 +430,7 @@ class Trainer:
                     stop_reason = "early stopping"
                     break
                 if not plateau and epoch + 1 >= n_sched:
-                    stop_reason = "time limit (schedule fitted)" if fitted else "epochs"
+                    stop_reason = "time limit" if fitted and n_sched < tr["epochs"] else "epochs reached"
                     break
                 if tr["max_minutes"] and (time.time() - t_start) / 60 > tr["max_minutes"]:
                     stop_reason = "time limit"
@@ -354,12 +440,27 @@ class Trainer:
                 bar.close()
             self.log(f"\ninterrupted: the checkpoint of the last finished epoch is in {ckpt_path}; "
                      f"continue with --resume")
+            if best["state"] is not None:  # keep what was learnt: model.afm + metrics.json (stop_reason)
+                model.load_state_dict(best["state"])
+                self._finish(model, history, best, "interrupted", time.time() - t_start)
             raise
         if bar is not None:
             bar.close()
         train_seconds = time.time() - t_start
         model.load_state_dict(best["state"])
         return self._finish(model, history, best, stop_reason, train_seconds)
+
+    def _stop_message(self, reason: str, history, best, seconds: float) -> str:
+        tr = self.cfg["training"]
+        why = {"epochs reached": f"the epoch limit ({tr['epochs']}) was reached",
+               "early stopping": f"early stopping: no better validation loss for "
+                                 f"{tr['early_stopping_patience']} epochs",
+               "time limit": f"the time limit (max_minutes {tr['max_minutes']:g}) was reached; the model may be "
+                             f"under-trained and the result depends on machine load" if tr["max_minutes"] else
+                             "the time limit was reached",
+               "interrupted": "interrupted"}[reason]
+        return (f"training stopped after {len(history)} epochs ({seconds:.0f} s): {why}. model.afm holds the "
+                f"best epoch ({best['epoch']}, lowest validation loss)")
 
     def _finish(self, model, history, best, stop_reason, train_seconds) -> dict:
         from .. import load, save_model
@@ -383,10 +484,17 @@ class Trainer:
         ep, fp, test_m = evaluate_dataset(pot, self.test_ds)
         test_m["frames_outside_training_range"] = pot.extrapolation_stats["extrapolating_evaluations"]
         _, _, valid_m = evaluate_dataset(pot, self.valid_ds)
+        tr = self.cfg["training"]
+        message = self._stop_message(stop_reason, history, best, train_seconds)
+        self.log(message)
         metrics = {"units": UNITS, "test": test_m, "validation": valid_m,
                    "training": {"epochs_run": len(history), "best_epoch": best["epoch"], "stop_reason": stop_reason,
+                                "stop_message": message, "epochs_limit": tr["epochs"],
+                                "early_stopping_patience": tr["early_stopping_patience"],
+                                "max_minutes": tr["max_minutes"],
                                 "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
                                 "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
+                   "data": self.data_info,
                    "evaluated_by": "atomforge C++ core (model.afm)"}
         if uncertainty is not None:
             metrics["uncertainty"] = uncertainty
@@ -395,7 +503,8 @@ class Trainer:
             w = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
             w.writeheader()
             w.writerows(history)
-        plot_learning_curve(history, self.run / "learning_curve.png")
+        plot_learning_curve(history, self.run / "learning_curve.png", best_epoch=best["epoch"],
+                            stop_reason=stop_reason)
         has_f = self.test_ds.forces is not None
         plot_parity(ep, self.test_ds.energy, self.test_ds.n_atoms, fp if has_f else None,
                     self.test_ds.forces if has_f else None, self.run / "parity.png")
@@ -403,7 +512,11 @@ class Trainer:
 
 
 def train(config=None, run_dir="run", resume=False, progress=True, log=print, **overrides) -> dict:
-    """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...)."""
+    """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...).
+    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`)."""
+    from .dipole_trainer import is_dipole_config, train_dipole
+    if is_dipole_config(config, overrides):
+        return train_dipole(config, run_dir, resume=resume, progress=progress, log=log, **overrides)
     if isinstance(config, dict):
         from .config import DEFAULTS, _merge
         cfg = validate(_merge(_merge(DEFAULTS, config, ""), {k: v for k, v in overrides.items() if v is not None}, ""))

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "atomforge/errors.hpp"
@@ -26,6 +27,8 @@ namespace acsf {
 /// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
 struct Workspace {
   std::vector<double> dbuf, grow, wrow;  // grow, wrow: one centre's G and dE/dG (fused pass)
+  std::vector<double> cache_d;           // triplet cache of the fused pass (grown between centres)
+  std::vector<int64_t> cache_i;
   std::vector<int64_t> ibuf;
   std::vector<int32_t> i32buf;
   Scratch s{};
@@ -56,7 +59,7 @@ struct ElementT {
   std::vector<double> rcs;
   std::vector<RadialT> radial;
   std::vector<AngFnT> angular;
-  std::vector<PairT> pairs;  // a * ne + b, a <= b
+  std::map<size_t, PairT> pairs;  // a * ne + b, a <= b; only pairs with functions (memory ~ functions, not ne^2)
   double rc_max = 0.0;
 };
 template <class T>
@@ -91,7 +94,6 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
   const int ne = n_elements_;
   std::vector<ElementT> el(ne);
   per_element_.assign(ne, 0);
-  for (auto& t : el) t.pairs.resize(static_cast<size_t>(ne) * ne);
   for (size_t idx = 0; idx < functions_.size(); ++idx) {
     const auto& f = functions_[idx];
     auto fail = [&](const std::string& what) {
@@ -192,10 +194,36 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     T.max_angular = std::max(T.max_angular, i32(t.angular.size()));
     for (int32_t a = 0; a < ne; ++a) {
       for (int32_t b = 0; b < ne; ++b) {
+        double pair_base = 0.0;  // shared-exponential base of this pair (0: none)
         if (b >= a) {
-          const PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
+          static const PairT none{};
+          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
+          const PairT& pt = it == t.pairs.end() ? none : it->second;
+          // shared exponentials for the G4 groups: every r_s = 0 and every eta an integer multiple
+          // (1..64, to 1e-12 relative) of the smallest
+          double base = 0.0;
+          bool share = false;
+          for (const AngGroupT& ag : pt.groups)
+            if (ag.narrow) {
+              const GroupT& g = t.groups[ag.group];
+              if (g.r_s != 0.0 || !(g.eta > 0.0)) {
+                base = -1.0;
+                break;
+              }
+              base = base == 0.0 ? g.eta : std::min(base, g.eta);
+            }
+          if (base > 0.0) {
+            share = true;
+            for (const AngGroupT& ag : pt.groups)
+              if (ag.narrow) {
+                const double m = t.groups[ag.group].eta / base;
+                if (!(std::fabs(m - std::round(m)) <= 1e-12 * m && std::round(m) <= 64.0)) share = false;
+              }
+          }
+          pair_base = share ? base : 0.0;
           for (const AngGroupT& ag : pt.groups) {
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
+            F.ag_eta_power.push_back(share && ag.narrow ? static_cast<int32_t>(std::round(t.groups[ag.group].eta / base)) : 0);
             for (size_t u = 0; u < ag.fns.size(); ++u) {
               F.agf_fn.push_back(ag.fns[u]); F.agf_pow.push_back(ag.pows[u]); F.agf_pref.push_back(ag.prefs[u]);
             }
@@ -209,6 +237,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
         }
+        F.pair_eta_base.push_back(pair_base);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
         F.pair_pow_begin.push_back(i32(F.pow_lambda.size()));
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
@@ -239,11 +268,16 @@ std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int
     specs[r].lambda = v[7];
     specs[r].zeta = v[8];
   }
+  CutoffType cutoff{};
   try {
-    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs),
-                                               cutoff_type_from_string(f.string("descriptor.cutoff_function")));
+    cutoff = cutoff_type_from_string(f.string("descriptor.cutoff_function"));
   } catch (const InvalidInput& e) {
-    throw InvalidInput(f.where() + ": " + e.what());
+    throw InvalidInput(f.where() + ": record 'descriptor.cutoff_function': " + e.what());
+  }
+  try {
+    return std::make_unique<SymmetryFunctions>(n_elements, std::move(specs), cutoff);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(f.where() + ": record 'descriptor.functions': " + e.what());
   }
 }
 
@@ -310,13 +344,26 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
         double* wr = lease[tid].wrow.data();
         std::fill(g, g + nf, 0.0);
         std::fill(wr, wr + K * nf, 0.0);
-        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf);
+        acsf::Workspace& ws = lease[tid];
+        acsf::TripletCache cache;
+        cache.d = ws.cache_d.data();
+        cache.d_cap = static_cast<int64_t>(ws.cache_d.size());
+        cache.i = ws.cache_i.data();
+        cache.i_cap = static_cast<int64_t>(ws.cache_i.size());
+        acsf::centre_terms<0>(T, e, n, np, s, g, nullptr, nullptr, nf, pair_grad ? &cache : nullptr, true);
         model->centre(tid, c, e, g, wr);
-        if (pair_grad)
+        if (pair_grad) {
           for (int o = 0; o < K; ++o) {  // one gradient per output, written at its CSR slots
-            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf);
+            cache.d_used = cache.i_used = 0;
+            acsf::centre_terms<1>(T, e, n, np, s, nullptr, wr + o * nf, nullptr, nf,
+                                  cache.overflow ? nullptr : &cache);
             acsf::finish_vjp(n, s, pair_grad + 3 * n_pairs * o);
           }
+          if (cache.overflow) {  // grow for the next centres (allocation between kernels only)
+            ws.cache_d.resize(std::max<size_t>(ws.cache_d.size() * 2, 1 << 16));
+            ws.cache_i.resize(std::max<size_t>(ws.cache_i.size() * 2, 1 << 14));
+          }
+        }
       } else if constexpr (Mode == 1) {
         acsf::centre_terms<1>(T, e, n, np, s, nullptr, w + c * nf, nullptr, nf);
         acsf::finish_vjp(n, s, pair_grad);
@@ -376,28 +423,7 @@ void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, dou
 DescriptorJacobian SymmetryFunctions::jacobian(const NeighborView& nl, double* G, int n_threads) const {
   validate_neighbor_view(nl, n_elements_);
   const int64_t nc = nl.n_centres, nf = n_features_;
-  DescriptorJacobian jac;
-  jac.n_features = nf;
-  jac.entry_offsets.assign(nc + 1, 0);
-  for (int64_t c = 0; c < nc; ++c) {
-    const int64_t i = nl.centre(c);
-    const double rc = flat_->rc_max[nl.species[i]];
-    int64_t cnt = 1;
-    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-      const int64_t j = nl.neighbors[q];
-      double r2 = 0.0;
-      for (int k = 0; k < 3; ++k) {
-        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
-        r2 += dk * dk;
-      }
-      cnt += (r2 < rc * rc && r2 > 0.0);
-    }
-    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
-  }
-  const int64_t ne = jac.entry_offsets[nc];
-  jac.position.assign(ne, 0);
-  jac.displacement.assign(3 * ne, 0.0);
-  jac.values.assign(ne * nf * 3, 0.0);
+  DescriptorJacobian jac = allocate_jacobian(nl, nf, flat_->rc_max.data());
   std::vector<double> Gtmp;
   if (!G) {
     Gtmp.assign(nc * nf, 0.0);

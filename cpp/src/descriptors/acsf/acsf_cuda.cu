@@ -66,6 +66,7 @@ acsf::Tables device_tables(const SymmetryFunctions::Flat& F, DeviceArrays& d) {
   t.ag_fn_begin = d.copy(F.ag_fn_begin); t.agf_fn = d.copy(F.agf_fn); t.agf_pow = d.copy(F.agf_pow);
   t.agf_pref = d.copy(F.agf_pref); t.pow_lambda = d.copy(F.pow_lambda); t.pow_zeta = d.copy(F.pow_zeta);
   t.pow_zeta_int = d.copy(F.pow_zeta_int); t.pair_rc = d.copy(F.pair_rc);
+  t.pair_eta_base = d.copy(F.pair_eta_base); t.ag_eta_power = d.copy(F.ag_eta_power);
   return t;
 }
 

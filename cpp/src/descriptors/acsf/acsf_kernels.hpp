@@ -75,6 +75,10 @@ struct Tables {
   const double* pow_zeta = nullptr;
   const int32_t* pow_zeta_int = nullptr;  // zeta when integral (1..64), else -1
   const double* pair_rc = nullptr;
+  // shared exponentials: > 0 when every G4 group of the pair has r_s = 0 and an eta that is an
+  // integer multiple ag_eta_power (1..64) of this base; exp(-eta r^2) = exp(-base r^2)^power
+  const double* pair_eta_base = nullptr;  // (ne^3)
+  const int32_t* ag_eta_power = nullptr;  // (n angular groups)
   // largest ranges, for sizing the scratch
   int32_t max_groups = 0, max_rcs = 0, max_angular = 0, max_pair_groups = 0, max_pair_pows = 0,
           max_pair_rcs = 0;
@@ -96,9 +100,23 @@ struct Scratch {
   double *wq, *wc;                                            // (max_angular)
   double *rj, *drj;                                           // (max_pair_groups)
   double *pfc, *pdfc;                                         // (max(max_pair_rcs, 2), cap)
-  double *ccs, *cex, *cey, *cez, *crjk, *cirjk, *cukx, *cuky, *cukz, *cirk, *r2;  // (cap)
-  double *pw, *pw1;                                           // (max_pair_pows, kW)
+  double *crjk, *r2;                                          // (cap) r_jk and r_jk^2 of the candidates
+  double* cand;  // (rec_arrays_max, cap): per-candidate arrays of one j when not cached (see centre_terms)
 };
+
+/// The triplet cache of the fused pass (see centre_terms): caller-owned buffers; the values pass
+/// appends records, the VJP pass reads them back in the same order. `overflow` is set when a
+/// record did not fit (the VJP pass then recomputes; the driver grows the buffers).
+struct TripletCache {
+  double* d = nullptr;
+  int64_t d_cap = 0, d_used = 0;
+  int64_t* i = nullptr;
+  int64_t i_cap = 0, i_used = 0;
+  bool overflow = false;
+};
+
+/// Arrays of one candidate record: geometry (9), S and dS per G4 group, P and P1 per slot.
+AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 9 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -107,8 +125,8 @@ AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, in
   *n_int64 = 5 * cap + 2 * (ne + 1);
   *n_int32 = cap;
   *n_double = 6 * cap + 6 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
-              t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 11 * cap +
-              2 * t.max_pair_pows * kW;
+              t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 2 * cap +
+              rec_arrays_max(t) * cap;
 }
 
 /// Split caller-owned buffers (sizes from scratch_sizes) into the Scratch arrays.
@@ -124,8 +142,7 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.block = ibuf; ibuf += ne + 1;
   s.count = ibuf; ibuf += ne + 1;
   s.telem = i32buf;
-  double** per_cap[] = {&s.tr, &s.dx, &s.dy, &s.dz, &s.r, &s.inv_r, &s.gr, &s.gx, &s.gy, &s.gz,
-                        &s.ccs, &s.cex, &s.cey, &s.cez, &s.crjk, &s.cirjk, &s.cukx, &s.cuky, &s.cukz, &s.cirk, &s.r2};
+  double** per_cap[] = {&s.tr, &s.dx, &s.dy, &s.dz, &s.r, &s.inv_r, &s.gr, &s.gx, &s.gy, &s.gz, &s.crjk, &s.r2};
   s.d = dbuf; dbuf += 3 * cap;
   s.td = dbuf; dbuf += 3 * cap;
   for (double** p : per_cap) { *p = dbuf; dbuf += cap; }
@@ -140,8 +157,7 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.drj = dbuf; dbuf += t.max_pair_groups;
   s.pfc = dbuf; dbuf += prc * cap;
   s.pdfc = dbuf; dbuf += prc * cap;
-  s.pw = dbuf; dbuf += t.max_pair_pows * kW;
-  s.pw1 = dbuf;
+  s.cand = dbuf;
 }
 
 /// Capacity a centre with `count` listed neighbours needs.
@@ -257,7 +273,8 @@ AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& 
 /// neighbour m; (1 + n, nf, 3), zeroed by the caller).
 template <int Mode>
 AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np, Scratch& s, double* G,
-                               const double* w, double* J, int64_t nf) {
+                               const double* w, double* J, int64_t nf, TripletCache* cache = nullptr,
+                               bool cache_write = false) {
   const int ne = t.n_elements;
   const CutoffType ct = static_cast<CutoffType>(t.cutoff);
   const int32_t g0 = t.group_begin[e];
@@ -393,16 +410,31 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       // The list is padded to a multiple of kW with the distinct padding slots n .. n+kW-1,
       // where R = dR = 0 and d = 0: every term is proportional to R_g(r_k) or dR_g(r_k), so
       // padding lanes add exact zeros (and are scattered to unused slots).
+      //
+      // Triplet cache (fused pass): the values pass (Mode 0, cache_write) also computes what the
+      // gradient needs (1/r_jk, dS, d(1 + lambda cos)^zeta) and stores, per j, the candidate
+      // list and per-candidate arrays in `cache`; the VJP pass (Mode 1 with a cache) reads them
+      // back in the same order instead of recomputing geometry, cutoffs, exponentials and powers.
+      // Records per j: int cache [cnt, idx (cntp)]; double cache [cs, ex, ey, ez, irjk, ukx,
+      // uky, ukz, irk, (S, dS) per G4 group, (P, P1) per (lambda, zeta) slot], each cntp long.
+      const bool reading = Mode == 1 && cache != nullptr;
+      const bool writing = Mode == 0 && cache != nullptr && cache_write;
+      const bool need_grad = Mode == 1 || writing;  // compute irjk, dS, P1
       bool wide = false;
       double thr = 0.0;
-      for (int32_t q = 0; q < ngp; ++q) wide = wide || t.ag_narrow[q0 + q] == 0;
+      int32_t n_narrow = 0;
+      for (int32_t q = 0; q < ngp; ++q) {
+        wide = wide || t.ag_narrow[q0 + q] == 0;
+        n_narrow += t.ag_narrow[q0 + q];
+      }
       for (int32_t q = 0; q < nrc; ++q) thr = thr > t.pair_rc[pr0 + q] ? thr : t.pair_rc[pr0 + q];
       const double thr2 = wide ? simd::detail::bits_to_double(0x7FF0000000000000ull) : thr * thr;
+      const int32_t rec_arrays = 9 + 2 * n_narrow + 2 * npw;  // per-candidate arrays of a record
+      const double eta_base = t.pair_eta_base[p];             // > 0: narrow exps shared
       const double* __restrict Dx = s.dx;
       const double* __restrict Dy = s.dy;
       const double* __restrict Dz = s.dz;
       const double* __restrict IR = s.inv_r;
-      int64_t* __restrict idx = s.idx;
       for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
         bool any = false;
         for (int32_t q = 0; q < ngp; ++q) {
@@ -411,154 +443,229 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
           s.drj[q] = s.dR[g * np + j];
           any = any || s.rj[q] != 0.0;
         }
-        if (!any) continue;  // r_j beyond every cutoff of this pair's functions
+        if (!any) continue;  // r_j beyond every cutoff of this pair's functions (both passes)
         const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
         const double irj = IR[j];
         const double ujx = djx * irj, ujy = djy * irj, ujz = djz * irj;
-        const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
-        const int64_t kend = s.block[b + 1];
         int64_t cnt = 0;
-        if (wide) {
-          for (int64_t k = kbeg; k < kend; ++k) idx[cnt++] = k;
-        } else {  // r_jk^2 vectorised, then a branch-free compaction of the candidates
-          double* __restrict r2 = s.r2;
-          AF_SIMD
-          for (int64_t k = kbeg; k < kend; ++k) {
-            const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
-            r2[k] = ex * ex + ey * ey + ez * ez;
+        const int64_t* __restrict idx = s.idx;
+        double* base = nullptr;  // the record's arrays (cache or scratch)
+        int64_t stride = 0;      // length of each array of the record
+        if (reading) {
+          cnt = cache->i[cache->i_used++];
+          if (cnt == 0) continue;
+          const int64_t cntp = (cnt + kW - 1) / kW * kW;
+          idx = cache->i + cache->i_used;
+          cache->i_used += cntp;
+          base = cache->d + cache->d_used;
+          cache->d_used += rec_arrays * cntp;
+          stride = cntp;
+        } else {
+          int64_t* __restrict ix = s.idx;
+          const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
+          const int64_t kend = s.block[b + 1];
+          if (wide) {
+            for (int64_t k = kbeg; k < kend; ++k) ix[cnt++] = k;
+          } else {  // r_jk^2 vectorised, then a branch-free compaction of the candidates
+            double* __restrict r2 = s.r2;
+            AF_SIMD
+            for (int64_t k = kbeg; k < kend; ++k) {
+              const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
+              r2[k] = ex * ex + ey * ey + ez * ez;
+            }
+            cnt = simd::compact_below(r2, kbeg, kend, thr2, ix);
           }
-          cnt = simd::compact_below(r2, kbeg, kend, thr2, idx);
-        }
-        if (cnt == 0) continue;
-        for (int64_t l = 0; l < kW; ++l) idx[cnt + l] = n + l;
-        // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
-        alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
-        // Pair geometry and fc(r_jk) of all candidates in long loops (independent iterations,
-        // so the latency of gathers, sqrt and the cutoff's exp and division overlaps).
-        const int64_t cntp = (cnt + kW - 1) / kW * kW;
-        {
-          double* __restrict cs = s.ccs;
-          double* __restrict ex = s.cex;
-          double* __restrict ey = s.cey;
-          double* __restrict ez = s.cez;
+          const int64_t cntp = (cnt + kW - 1) / kW * kW;
+          bool to_cache = writing && !cache->overflow;
+          if (to_cache && (cache->i_used + 1 + cntp > cache->i_cap ||
+                           cache->d_used + rec_arrays * cntp > cache->d_cap)) {
+            cache->overflow = true;  // the driver grows the cache for the next centres
+            to_cache = false;
+          }
+          if (to_cache) cache->i[cache->i_used++] = cnt;
+          if (cnt == 0) continue;
+          for (int64_t l = 0; l < kW; ++l) ix[cnt + l] = n + l;
+          if (to_cache) {
+            for (int64_t c = 0; c < cntp; ++c) cache->i[cache->i_used + c] = ix[c];
+            cache->i_used += cntp;
+            base = cache->d + cache->d_used;
+            cache->d_used += rec_arrays * cntp;
+            stride = cntp;
+          } else {
+            base = s.cand;
+            stride = s.cap;
+          }
+          // Pair geometry and fc(r_jk) of all candidates in long loops (independent iterations,
+          // so the latency of gathers, sqrt and the cutoff's exp and division overlaps).
+          double* __restrict cs = base;
+          double* __restrict ex = base + stride;
+          double* __restrict ey = base + 2 * stride;
+          double* __restrict ez = base + 3 * stride;
+          double* __restrict irjk = base + 4 * stride;
+          double* __restrict ukx = base + 5 * stride;
+          double* __restrict uky = base + 6 * stride;
+          double* __restrict ukz = base + 7 * stride;
+          double* __restrict irk = base + 8 * stride;
           double* __restrict rjk = s.crjk;
-          double* __restrict irjk = s.cirjk;
-          double* __restrict ukx = s.cukx;
-          double* __restrict uky = s.cuky;
-          double* __restrict ukz = s.cukz;
-          double* __restrict irk = s.cirk;
           AF_SIMD
           for (int64_t cc = 0; cc < cntp; ++cc) {
-            const int64_t m = idx[cc];
+            const int64_t m = ix[cc];
             const double dkx = Dx[m], dky = Dy[m], dkz = Dz[m];
             irk[cc] = IR[m];
             ukx[cc] = dkx * irk[cc]; uky[cc] = dky * irk[cc]; ukz[cc] = dkz * irk[cc];
             cs[cc] = ujx * ukx[cc] + ujy * uky[cc] + ujz * ukz[cc];
             ex[cc] = dkx - djx; ey[cc] = dky - djy; ez[cc] = dkz - djz;
             rjk[cc] = ::sqrt(ex[cc] * ex[cc] + ey[cc] * ey[cc] + ez[cc] * ez[cc]);
-            if (Mode == 1) irjk[cc] = rjk[cc] > 0.0 ? 1.0 / rjk[cc] : 0.0;
+            if (need_grad) irjk[cc] = rjk[cc] > 0.0 ? 1.0 / rjk[cc] : 0.0;
           }
           // fc(r_jk) for each distinct narrow r_c; zero outside r_c.
           for (int32_t q = 0; q < nrc; ++q) {
             const double rc = t.pair_rc[pr0 + q];
             double* __restrict f = s.pfc + q * np;
             double* __restrict df = s.pdfc + q * np;
-            detail::cutoff_fdf_lanes<Mode == 1>(ct, cntp, rjk, rc, f, df);
+            if (need_grad)
+              detail::cutoff_fdf_lanes<true>(ct, cntp, rjk, rc, f, df);
+            else
+              detail::cutoff_fdf_lanes<false>(ct, cntp, rjk, rc, f, df);
             AF_SIMD
             for (int64_t cc = 0; cc < cntp; ++cc) {
               const bool in = rjk[cc] < rc;
               f[cc] = in ? f[cc] : 0.0;
-              if (Mode == 1) df[cc] = in ? df[cc] : 0.0;
+              if (need_grad) df[cc] = in ? df[cc] : 0.0;
             }
           }
+          idx = ix;
         }
+        // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
+        alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
+        const double* __restrict rec_S = base + 9 * stride;               // (n_narrow, stride) S, then dS
+        const double* __restrict rec_P = base + (9 + 2 * n_narrow) * stride;  // (npw, stride) P, then P1
         for (int64_t c0 = 0; c0 < cnt; c0 += kW) {
           const int64_t* __restrict id = idx + c0;
-          const double* __restrict cs = s.ccs + c0;
-          const double* __restrict ex = s.cex + c0;
-          const double* __restrict ey = s.cey + c0;
-          const double* __restrict ez = s.cez + c0;
-          const double* __restrict rjk = s.crjk + c0;
-          const double* __restrict irjk = s.cirjk + c0;
-          const double* __restrict ukx = s.cukx + c0;
-          const double* __restrict uky = s.cuky + c0;
-          const double* __restrict ukz = s.cukz + c0;
-          const double* __restrict irk = s.cirk + c0;
-          // (1 + lambda cos)^zeta and ^(zeta - 1), set to 0 where 1 + lambda cos <= 0 (as n2p2).
-          for (int32_t pp = 0; pp < npw; ++pp) {
-            const double lambda = t.pow_lambda[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
-            const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
-            double* __restrict P = s.pw + pp * kW;
-            double* __restrict P1 = s.pw1 + pp * kW;
-            alignas(64) double pl[kW], p1[kW];
-            AF_SIMD
-            for (int64_t l = 0; l < kW; ++l) pl[l] = 1.0 + lambda * cs[l];
-            if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
-              alignas(64) double xx[kW];
+          const double* __restrict cs = base + c0;
+          const double* __restrict ex = base + stride + c0;
+          const double* __restrict ey = base + 2 * stride + c0;
+          const double* __restrict ez = base + 3 * stride + c0;
+          const double* __restrict irjk = base + 4 * stride + c0;
+          const double* __restrict ukx = base + 5 * stride + c0;
+          const double* __restrict uky = base + 6 * stride + c0;
+          const double* __restrict ukz = base + 7 * stride + c0;
+          const double* __restrict irk = base + 8 * stride + c0;
+          if (!reading) {
+            // (1 + lambda cos)^zeta and ^(zeta - 1), 0 where 1 + lambda cos <= 0 (as n2p2).
+            for (int32_t pp = 0; pp < npw; ++pp) {
+              const double lambda = t.pow_lambda[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
+              const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
+              double* __restrict P = const_cast<double*>(rec_P) + pp * stride + c0;
+              double* __restrict P1 = const_cast<double*>(rec_P) + (npw + pp) * stride + c0;
+              alignas(64) double pl[kW], p1[kW];
               AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) { p1[l] = 1.0; xx[l] = pl[l]; }
-              for (int ee = zeta_int - 1; ee > 0; ee >>= 1) {
-                if (ee & 1) {
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) p1[l] *= xx[l];
-                }
+              for (int64_t l = 0; l < kW; ++l) pl[l] = 1.0 + lambda * cs[l];
+              if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
+                alignas(64) double xx[kW];
                 AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
+                for (int64_t l = 0; l < kW; ++l) { p1[l] = 1.0; xx[l] = pl[l]; }
+                for (int ee = zeta_int - 1; ee > 0; ee >>= 1) {
+                  if (ee & 1) {
+                    AF_SIMD
+                    for (int64_t l = 0; l < kW; ++l) p1[l] *= xx[l];
+                  }
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
+                }
+              } else {  // non-integer zeta: scalar libm pow
+                for (int64_t l = 0; l < kW; ++l) p1[l] = pl[l] > 0.0 ? ::pow(pl[l], zeta - 1.0) : 0.0;
               }
-            } else {  // non-integer zeta: scalar libm pow
-              for (int64_t l = 0; l < kW; ++l) p1[l] = pl[l] > 0.0 ? ::pow(pl[l], zeta - 1.0) : 0.0;
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                const bool pos = pl[l] > 0.0;
+                P[l] = pos ? p1[l] * pl[l] : 0.0;
+                P1[l] = pos ? p1[l] : 0.0;
+              }
             }
-            AF_SIMD
-            for (int64_t l = 0; l < kW; ++l) {
-              const bool pos = pl[l] > 0.0;
-              P[l] = pos ? p1[l] * pl[l] : 0.0;
-              P1[l] = pos ? p1[l] : 0.0;
+            // S_g = exp(-eta (r_jk - r_s)^2) fc(r_jk) and dS_g/dr_jk of the G4 groups; with
+            // integer ratios between the etas (r_s = 0) one exponential serves all groups.
+            const double* __restrict rjk = s.crjk + c0;
+            alignas(64) double eb[kW];
+            if (eta_base > 0.0) {
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) eb[l] = simd::exp(-eta_base * rjk[l] * rjk[l]);
+            }
+            int32_t qn = 0;
+            for (int32_t q = 0; q < ngp; ++q) {
+              const int32_t ag = q0 + q;
+              if (!t.ag_narrow[ag]) continue;
+              const int32_t g = t.ag_group[ag];
+              const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
+              const double* f = s.pfc + t.ag_rc_slot[ag] * np + c0;
+              const double* df = s.pdfc + t.ag_rc_slot[ag] * np + c0;
+              double* __restrict S = const_cast<double*>(rec_S) + qn * stride + c0;
+              double* __restrict dS = const_cast<double*>(rec_S) + (n_narrow + qn) * stride + c0;
+              alignas(64) double ee[kW];
+              if (eta_base > 0.0) {
+                const int m = t.ag_eta_power[ag];
+                alignas(64) double xx[kW];
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) { ee[l] = 1.0; xx[l] = eb[l]; }
+                for (int e2 = m; e2 > 0; e2 >>= 1) {
+                  if (e2 & 1) {
+                    AF_SIMD
+                    for (int64_t l = 0; l < kW; ++l) ee[l] *= xx[l];
+                  }
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
+                }
+              } else {
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) {
+                  const double sh = rjk[l] - r_s;
+                  ee[l] = simd::exp(-eta * sh * sh);
+                }
+              }
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                const double sh = rjk[l] - r_s;
+                S[l] = ee[l] * f[l];
+                if (need_grad) dS[l] = ee[l] * (df[l] - 2.0 * eta * sh * f[l]);
+              }
+              ++qn;
             }
           }
-          // VJP: per-lane sums over groups of dE/dcos, dE/dr_j, dE/dr_k, dE/dr_jk
+          // accumulation over the groups of this pair
           alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {};
+          int32_t qn = 0;
           for (int32_t q = 0; q < ngp; ++q) {
             const int32_t ag = q0 + q;
+            const bool narrow = t.ag_narrow[ag] != 0;
+            const double* __restrict S = narrow ? rec_S + qn * stride + c0 : nullptr;
+            const double* __restrict dS = narrow ? rec_S + (n_narrow + qn) * stride + c0 : nullptr;
+            qn += narrow ? 1 : 0;
             const double Rj = s.rj[q];
             if (Rj == 0.0) continue;
             const int32_t g = t.ag_group[ag];
             const double* __restrict Rg = s.R + g * np;
-            alignas(64) double Rk[kW], S[kW], dS[kW], base[kW];
-            if (t.ag_narrow[ag]) {
-              const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
-              const double* f = s.pfc + t.ag_rc_slot[ag] * np + c0;
-              const double* df = s.pdfc + t.ag_rc_slot[ag] * np + c0;
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) {
-                const double sh = rjk[l] - r_s;
-                const double ee = simd::exp(-eta * sh * sh);
-                S[l] = ee * f[l];
-                if (Mode == 1) dS[l] = ee * (df[l] - 2.0 * eta * sh * f[l]);
-              }
-            } else {
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) { S[l] = 1.0; dS[l] = 0.0; }
-            }
+            alignas(64) double Rk[kW], base_t[kW], Sv[kW];
             AF_SIMD
             for (int64_t l = 0; l < kW; ++l) {
+              Sv[l] = narrow ? S[l] : 1.0;
               Rk[l] = Rg[id[l]];
-              base[l] = Rj * Rk[l] * S[l];
+              base_t[l] = Rj * Rk[l] * Sv[l];
             }
             const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
             if (Mode != 1) {
               for (int32_t u = u0; u < u1; ++u) {
-                const double* __restrict P = s.pw + t.agf_pow[u] * kW;
+                const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
                 double* __restrict acc = s.accG + t.agf_fn[u] * kW;
                 const double pref = t.agf_pref[u];
                 AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base[l];
+                for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
               }
             } else {
               // Q = sum_f w_f pref_f P_f, Qc = sum_f w_f pref_f dP_f/dcos
               alignas(64) double Q[kW] = {}, Qc[kW] = {};
               for (int32_t u = u0; u < u1; ++u) {
-                const double* __restrict P = s.pw + t.agf_pow[u] * kW;
-                const double* __restrict P1 = s.pw1 + t.agf_pow[u] * kW;
+                const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+                const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
                 const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) {
@@ -571,10 +678,11 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               AF_SIMD
               for (int64_t l = 0; l < kW; ++l) {
                 const double dRk = dRg[id[l]];
-                A_c[l] += Qc[l] * base[l];
-                A_rj[l] += Q[l] * dRj * Rk[l] * S[l];
-                A_rk[l] += Q[l] * Rj * dRk * S[l];
-                A_rjk[l] += Q[l] * Rj * Rk[l] * dS[l];
+                const double dSv = narrow ? dS[l] : 0.0;
+                A_c[l] += Qc[l] * base_t[l];
+                A_rj[l] += Q[l] * dRj * Rk[l] * Sv[l];
+                A_rk[l] += Q[l] * Rj * dRk * Sv[l];
+                A_rjk[l] += Q[l] * Rj * Rk[l] * dSv;
               }
             }
           }

@@ -191,26 +191,48 @@ void GaussianMultipoles::build_tables() {
   t_.grad_mono = grad_mono_.data();
   t_.n_comp = static_cast<int32_t>(comp_weight_.size());
   t_.max_gauss = max_gauss;
+  // monomial recurrence up to max_order, in mono_index order
+  const int n_mono = (max_order + 1) * (max_order + 2) * (max_order + 3) / 6;
+  mono_parent_.assign(n_mono, 0);
+  mono_axis_.assign(n_mono, 0);
+  for (int n = 1; n <= max_order; ++n)
+    for (int a = n; a >= 0; --a)
+      for (int b = n - a; b >= 0; --b) {
+        const int c = n - a - b, m = gmp::mono_index(a, b, c);
+        if (a > 0) {
+          mono_parent_[m] = gmp::mono_index(a - 1, b, c);
+          mono_axis_[m] = 0;
+        } else if (b > 0) {
+          mono_parent_[m] = gmp::mono_index(a, b - 1, c);
+          mono_axis_[m] = 1;
+        } else {
+          mono_parent_[m] = gmp::mono_index(a, b, c - 1);
+          mono_axis_[m] = 2;
+        }
+      }
+  t_.n_mono = n_mono;
+  t_.mono_parent = mono_parent_.data();
+  t_.mono_axis = mono_axis_.data();
 }
 
 std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, int32_t n_elements) {
   const std::string& w = f.where();
   try {
     std::vector<int32_t> orders;
-    const auto& o = f.i64("descriptor.orders");
+    const auto& o = f.i64_vector("descriptor.orders");
     if (o.size() > 64) throw InvalidInput("descriptor.orders: too many orders");
     for (int64_t v : o) {
       if (v < 0 || v > gmp::kMaxOrder) throw InvalidInput("descriptor.orders: order " + std::to_string(v) + " out of range");
       orders.push_back(static_cast<int32_t>(v));
     }
-    const auto& sig = f.f64("descriptor.sigmas");
+    const auto& sig = f.f64_vector("descriptor.sigmas");
     if (sig.size() > 256) throw InvalidInput("descriptor.sigmas: too many widths");
     const double r_c = f.f64_scalar("descriptor.r_c");
     const std::string& cf = f.string("descriptor.cutoff_function");
     const int32_t cutoff = cf == "none" ? -1 : static_cast<int32_t>(cutoff_type_from_string(cf));
     const int64_t square = f.i64_scalar("descriptor.square");
     if (square != 0 && square != 1) throw InvalidInput("descriptor.square must be 0 or 1");
-    const auto& counts = f.i64("descriptor.density.counts");
+    const auto& counts = f.i64_vector("descriptor.density.counts");
     std::vector<uint64_t> shape;
     const auto& gauss = f.f64("descriptor.density.gaussians", &shape);
     if (static_cast<int32_t>(counts.size()) != n_elements)
@@ -251,14 +273,21 @@ std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) con
 }
 
 template <class Fn>
-void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model) const {
+void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model,
+                             bool pair_cache) const {
   const int nt = resolve_threads(n_threads);
   WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
   const int64_t size = gmp::scratch_size(t_);
+  int64_t max_count = 0;
+  if (pair_cache)
+    for (int64_t c = 0; c < nl.n_centres; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
+  const size_t cache_size = static_cast<size_t>(std::max<int64_t>(1, max_count) * gmp::pair_record_size(t_));
   for (int k = 0; k < nt; ++k) {
     gmp::Workspace& w = lease[k];
     if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
     gmp::carve(t_, w.buf.data(), w.s);
+    if (pair_cache && w.pairs.size() < cache_size) w.pairs.resize(cache_size);  // kept across steps
+    w.s.pairs = pair_cache ? w.pairs.data() : nullptr;
   }
   if (model) model->begin(nt);
   int64_t overlap = -1;
@@ -308,17 +337,20 @@ void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, do
   const int K = model.n_outputs();
   std::vector<double> pair_grad(forces ? 3 * n_pairs * K : 0, 0.0);
   std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(K * nf));
+  // the values pass keeps each pair's terms in the pair cache for the gradient pass(es)
   run(
       nl, n_threads,
       [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
-        gmp::values(t_, nl, c, s, s.G, ov);
+        double* cache = s.pairs;
+        const int64_t count = gmp::values(t_, nl, c, s, s.G, ov, cache);
         double* w = wrows[tid].data();
         std::fill(w, w + K * nf, 0.0);
         model.centre(tid, c, nl.species[nl.centre(c)], s.G, w);
         if (forces)
-          for (int o = 0; o < K; ++o) gmp::vjp(t_, nl, c, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o);
+          for (int o = 0; o < K; ++o)
+            gmp::vjp(t_, nl, c, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o, cache, count);
       },
-      &model);
+      &model, forces != nullptr);
   if (!forces) return;
   double W[9];
   for (int o = 0; o < K; ++o)
@@ -330,27 +362,8 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
   validate_neighbor_view(nl, n_elements());
   const int64_t nc = nl.n_centres, nf = n_features();
   const double rc2 = r_c_ * r_c_;
-  DescriptorJacobian jac;
-  jac.n_features = nf;
-  jac.entry_offsets.assign(nc + 1, 0);
-  for (int64_t c = 0; c < nc; ++c) {
-    const int64_t i = nl.centre(c);
-    int64_t cnt = 1;
-    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-      const int64_t j = nl.neighbors[q];
-      double r2 = 0.0;
-      for (int k = 0; k < 3; ++k) {
-        const double dk = nl.positions[3 * j + k] - nl.positions[3 * i + k];
-        r2 += dk * dk;
-      }
-      cnt += (r2 < rc2 && r2 > 0.0);
-    }
-    jac.entry_offsets[c + 1] = jac.entry_offsets[c] + cnt;
-  }
-  const int64_t ne = jac.entry_offsets[nc];
-  jac.position.assign(ne, 0);
-  jac.displacement.assign(3 * ne, 0.0);
-  jac.values.assign(ne * nf * 3, 0.0);
+  const std::vector<double> rc_by_element(n_elements(), r_c_);
+  DescriptorJacobian jac = allocate_jacobian(nl, nf, rc_by_element.data());
   std::vector<double> Gtmp;
   if (!G) {
     Gtmp.assign(nc * nf, 0.0);

@@ -47,6 +47,7 @@ namespace atomforge {
 namespace gmp {
 struct Workspace {
   std::vector<double> buf;
+  std::vector<double> pairs;  // pair cache of the fused pass (max neighbours x record size)
   Scratch s{};
 };
 }  // namespace gmp
@@ -82,7 +83,8 @@ class GaussianMultipoles : public Descriptor {
  private:
   void build_tables();
   template <class Fn>
-  void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr) const;
+  void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr,
+           bool pair_cache = false) const;
 
   std::vector<int32_t> orders_;
   std::vector<double> sigmas_;
@@ -91,7 +93,8 @@ class GaussianMultipoles : public Descriptor {
   bool square_;
   std::vector<std::vector<Gaussian>> densities_;
   // flat tables behind gmp::Tables
-  std::vector<int32_t> gauss_begin_, comp_begin_, term_begin_, term_mono_, grad_begin_, grad_mono_;
+  std::vector<int32_t> gauss_begin_, comp_begin_, term_begin_, term_mono_, grad_begin_, grad_mono_, mono_parent_,
+      mono_axis_;
   std::vector<double> A_, b_, self0_, comp_weight_, term_coef_, grad_coef_;
   gmp::Tables t_;
   mutable WorkspacePool<gmp::Workspace> pool_;

@@ -64,7 +64,17 @@ struct Tables {
   const int32_t* grad_mono = nullptr;
   int32_t n_comp = 0;                    // total components over the orders
   int32_t max_gauss = 0;                 // largest Gaussian count of an element
+  // monomials up to max_order: mono[m] = mono[mono_parent[m]] * d[mono_axis[m]] (m >= 1)
+  int32_t n_mono = 1;
+  const int32_t* mono_parent = nullptr;
+  const int32_t* mono_axis = nullptr;
 };
+
+/// Length (doubles) of one neighbour's record in the pair cache of the fused pass: slot, r, fc,
+/// dfc, d (3), monomials, S (n_comp), R and dR (n_orders * n_sigmas each).
+AF_INLINE int64_t pair_record_size(const Tables& t) {
+  return 7 + t.n_mono + t.n_comp + 2 * static_cast<int64_t>(t.n_orders) * t.n_sigmas;
+}
 
 /// Per-thread scratch (sizes from scratch_size).
 struct Scratch {
@@ -76,6 +86,7 @@ struct Scratch {
   double* mono;  // (kMaxMonomials)
   double* S;     // (n_comp) S_c(d) of the current pair
   double* G;     // (n_orders * n_sigmas) feature row of the current centre
+  double* pairs = nullptr;  // pair cache of the fused pass (set by the driver; not carved)
 };
 
 AF_INLINE int64_t scratch_size(const Tables& t) {
@@ -96,46 +107,42 @@ AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
 }
 
 /// Stage 1. Per-pair terms of neighbour element e at displacement d (r = |d| < r_c): returns
-/// fc and dfc/dr, fills s.mono (monomials up to max_order), s.S (S_c(d)), s.R and s.dR.
+/// fc and dfc/dr, fills mono (n_mono monomials up to max_order), S (n_comp: S_c(d)), R and dR
+/// ((n_orders, n_sigmas): radial parts and dR/dr). E: scratch of max_gauss * n_sigmas.
 AF_HD inline void pair_terms(const Tables& t, int32_t e, const double* d, double r, double* fc, double* dfc,
-                             Scratch& s) {
+                             double* mono, double* S, double* R, double* dR, double* E) {
   if (t.cutoff < 0) {
     *fc = 1.0;
     *dfc = 0.0;
   } else {
     detail::cutoff_fdf(static_cast<CutoffType>(t.cutoff), r, t.r_c, *fc, *dfc);
   }
-  // monomials: degree by degree, each from one of lower degree times x, y or z
-  s.mono[0] = 1.0;
-  for (int n = 1; n <= t.max_order; ++n)
-    for (int a = n; a >= 0; --a)
-      for (int b = n - a; b >= 0; --b) {
-        const int c = n - a - b;
-        const double v = a > 0 ? s.mono[mono_index(a - 1, b, c)] * d[0]
-                               : (b > 0 ? s.mono[mono_index(a, b - 1, c)] * d[1] : s.mono[mono_index(a, b, c - 1)] * d[2]);
-        s.mono[mono_index(a, b, c)] = v;
-      }
+  mono[0] = 1.0;  // each monomial from one of lower degree times x, y or z (table built once)
+  for (int32_t m = 1; m < t.n_mono; ++m) mono[m] = mono[t.mono_parent[m]] * d[t.mono_axis[m]];
   for (int32_t c = 0; c < t.n_comp; ++c) {
     double v = 0.0;
-    for (int32_t q = t.term_begin[c]; q < t.term_begin[c + 1]; ++q) v += t.term_coef[q] * s.mono[t.term_mono[q]];
-    s.S[c] = v;
+    for (int32_t q = t.term_begin[c]; q < t.term_begin[c + 1]; ++q) v += t.term_coef[q] * mono[t.term_mono[q]];
+    S[c] = v;
   }
   const int32_t ns = t.n_sigmas, no = t.n_orders;
   const double r2 = r * r;
   for (int32_t k = 0; k < ns * no; ++k) {
-    s.R[k] = 0.0;
-    s.dR[k] = 0.0;
+    R[k] = 0.0;
+    dR[k] = 0.0;
   }
-  for (int32_t g = t.gauss_begin[e]; g < t.gauss_begin[e + 1]; ++g) {
-    for (int32_t sg = 0; sg < ns; ++sg) {
-      const double bb = t.b[g * ns + sg];
-      const double ex = ::exp(-bb * r2);
-      const double* A = t.A + (static_cast<int64_t>(g) * ns + sg) * no;
-      for (int32_t o = 0; o < no; ++o) {
-        const double a = A[o] * ex;
-        s.R[o * ns + sg] += a;
-        s.dR[o * ns + sg] += -2.0 * bb * r * a;
-      }
+  // exp(-b r^2) for every (Gaussian, width) of the element in one vectorisable loop
+  const int32_t k0 = t.gauss_begin[e] * ns, nk = (t.gauss_begin[e + 1] - t.gauss_begin[e]) * ns;
+  const double* __restrict bb = t.b + k0;
+  AF_SIMD
+  for (int32_t k = 0; k < nk; ++k) E[k] = simd::exp(-bb[k] * r2);
+  for (int32_t k = 0; k < nk; ++k) {
+    const int32_t sg = k % ns;
+    const double* A = t.A + static_cast<int64_t>(k0 + k) * no;
+    const double ex = E[k], db = -2.0 * bb[k] * r;
+    for (int32_t o = 0; o < no; ++o) {
+      const double a = A[o] * ex;
+      R[o * ns + sg] += a;
+      dR[o * ns + sg] += db * a;
     }
   }
 }
@@ -144,7 +151,7 @@ AF_HD inline void pair_terms(const Tables& t, int32_t e, const double* d, double
 /// s.mu keeps the moments for a following VJP/Jacobian. Returns the number of neighbours inside
 /// r_c; *overlap is set to the centre's position index if a neighbour sits at distance zero.
 AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, double* G,
-                            int64_t* overlap) {
+                            int64_t* overlap, double* cache = nullptr) {
   const int64_t i = nl.centre(c);
   const double* x = nl.positions;
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
@@ -165,14 +172,32 @@ AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, 
       *overlap = i;
       continue;
     }
-    ++count;
     double fc, dfc;
-    pair_terms(t, nl.species[j], d, ::sqrt(r2), &fc, &dfc, s);
+    const double r = ::sqrt(r2);
+    double *mono = s.mono, *S = s.S, *R = s.R, *dR = s.dR;
+    if (cache) {  // the fused pass keeps this pair's terms for the gradient
+      double* rec = cache + count * pair_record_size(t);
+      rec[0] = static_cast<double>(q);
+      rec[1] = r;
+      rec[4] = d[0];
+      rec[5] = d[1];
+      rec[6] = d[2];
+      mono = rec + 7;
+      S = mono + t.n_mono;
+      R = S + nc;
+      dR = R + no * ns;
+      pair_terms(t, nl.species[j], d, r, &fc, &dfc, mono, S, R, dR, s.E);
+      rec[2] = fc;
+      rec[3] = dfc;
+    } else {
+      pair_terms(t, nl.species[j], d, r, &fc, &dfc, mono, S, R, dR, s.E);
+    }
+    ++count;
     for (int32_t o = 0; o < no; ++o)
       for (int32_t sg = 0; sg < ns; ++sg) {
-        const double w = fc * s.R[o * ns + sg];
+        const double w = fc * R[o * ns + sg];
         double* mu = s.mu + sg * nc;
-        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) mu[cc] += w * s.S[cc];
+        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) mu[cc] += w * S[cc];
       }
   }
   for (int32_t o = 0; o < no; ++o)
@@ -202,24 +227,24 @@ AF_HD inline void feature_gradient(const Tables& t, int32_t o, int32_t sg, doubl
 
 /// Gradient dX/dd of X = sum_{s,c} gmu[s,c] fc(r) R_{o(c),s}(r) S_c(d) for one pair (terms
 /// from pair_terms): out (3).
-AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, double fc, double dfc, Scratch& s,
-                                double* out) {
+AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, double fc, double dfc, const double* mono,
+                                const double* S, const double* R, const double* dR, const double* gmu, double* out) {
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
   double scalar = 0.0, vx = 0.0, vy = 0.0, vz = 0.0;
   for (int32_t o = 0; o < no; ++o) {
     for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) {
       double U = 0.0, V = 0.0;
       for (int32_t sg = 0; sg < ns; ++sg) {
-        const double g = s.gmu[sg * nc + cc];
-        U += g * s.R[o * ns + sg];
-        V += g * s.dR[o * ns + sg];
+        const double g = gmu[sg * nc + cc];
+        U += g * R[o * ns + sg];
+        V += g * dR[o * ns + sg];
       }
       if (U == 0.0 && V == 0.0) continue;
-      scalar += (dfc * U + fc * V) * s.S[cc];
+      scalar += (dfc * U + fc * V) * S[cc];
       double gx = 0.0, gy = 0.0, gz = 0.0;
-      for (int32_t q = t.grad_begin[3 * cc]; q < t.grad_begin[3 * cc + 1]; ++q) gx += t.grad_coef[q] * s.mono[t.grad_mono[q]];
-      for (int32_t q = t.grad_begin[3 * cc + 1]; q < t.grad_begin[3 * cc + 2]; ++q) gy += t.grad_coef[q] * s.mono[t.grad_mono[q]];
-      for (int32_t q = t.grad_begin[3 * cc + 2]; q < t.grad_begin[3 * cc + 3]; ++q) gz += t.grad_coef[q] * s.mono[t.grad_mono[q]];
+      for (int32_t q = t.grad_begin[3 * cc]; q < t.grad_begin[3 * cc + 1]; ++q) gx += t.grad_coef[q] * mono[t.grad_mono[q]];
+      for (int32_t q = t.grad_begin[3 * cc + 1]; q < t.grad_begin[3 * cc + 2]; ++q) gy += t.grad_coef[q] * mono[t.grad_mono[q]];
+      for (int32_t q = t.grad_begin[3 * cc + 2]; q < t.grad_begin[3 * cc + 3]; ++q) gz += t.grad_coef[q] * mono[t.grad_mono[q]];
       vx += fc * U * gx;
       vy += fc * U * gy;
       vz += fc * U * gz;
@@ -231,10 +256,8 @@ AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, doub
   out[2] = sr * d[2] + vz;
 }
 
-/// Stage 4 (VJP) for centre c, after values(): dE_i/dd_q for every neighbour q inside r_c,
-/// written at its CSR slot of pair_grad (n_pairs, 3); w: dE/dG row of the centre.
-AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const double* G, const double* w, Scratch& s,
-                      double* pair_grad) {
+/// dE/dmu from dE/dG (w, the centre's row) into s.gmu; false when w is all zero.
+AF_HD inline bool moment_weights(const Tables& t, const double* G, const double* w, Scratch& s) {
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
   for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
   bool any = false;
@@ -245,7 +268,29 @@ AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const 
       any = true;
       feature_gradient(t, o, sg, G[o * ns + sg], wf, s);
     }
-  if (!any) return;
+  return any;
+}
+
+/// Stage 4 (VJP) for centre c, after values(): dE_i/dd_q for every neighbour q inside r_c,
+/// written at its CSR slot of pair_grad (n_pairs, 3); w: dE/dG row of the centre. With the pair
+/// cache values() filled (count records), the pair terms are read back instead of recomputed.
+AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const double* G, const double* w, Scratch& s,
+                      double* pair_grad, const double* cache = nullptr, int64_t count = 0) {
+  if (!moment_weights(t, G, w, s)) return;
+  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  if (cache) {
+    const int64_t rs = pair_record_size(t);
+    for (int64_t m = 0; m < count; ++m) {
+      const double* rec = cache + m * rs;
+      const int64_t q = static_cast<int64_t>(rec[0]);
+      const double* mono = rec + 7;
+      const double* S = mono + t.n_mono;
+      const double* R = S + nc;
+      const double* dR = R + no * ns;
+      pair_gradient(t, rec + 4, rec[1], rec[2], rec[3], mono, S, R, dR, s.gmu, pair_grad + 3 * q);
+    }
+    return;
+  }
   const int64_t i = nl.centre(c);
   const double* x = nl.positions;
   const double rc2 = t.r_c * t.r_c;
@@ -256,8 +301,8 @@ AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const 
     if (r2 >= rc2 || r2 == 0.0) continue;
     const double r = ::sqrt(r2);
     double fc, dfc;
-    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s);
-    pair_gradient(t, d, r, fc, dfc, s, pair_grad + 3 * q);
+    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
+    pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmu, pair_grad + 3 * q);
   }
 }
 
@@ -277,13 +322,13 @@ AF_HD inline void jacobian(const Tables& t, const NeighborView& nl, int64_t c, c
     if (r2 >= rc2 || r2 == 0.0) continue;
     const double r = ::sqrt(r2);
     double fc, dfc;
-    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s);
+    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
     for (int32_t o = 0; o < no; ++o)
       for (int32_t sg = 0; sg < ns; ++sg) {
         for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
         feature_gradient(t, o, sg, G[o * ns + sg], 1.0, s);
         double g[3];
-        pair_gradient(t, d, r, fc, dfc, s, g);
+        pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmu, g);
         const int64_t f = o * ns + sg;
         double* self = J + f * 3;
         double* other = J + ((1 + m) * nf + f) * 3;

