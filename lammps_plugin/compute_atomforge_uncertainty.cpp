@@ -95,9 +95,18 @@ void ComputeAtomForgeUncertainty::evaluate()
   atomforge::ComputeRequest request;
   request.uncertainty = true;
   request.n_threads = pair_->n_threads();
+  request.min_distance = pair_->min_distance();  // the pair style's setting, not the default
   atomforge::EngineOutput out;
   try {
     model.compute(view, request, out);
+  } catch (const atomforge::AtomsTooClose &e) {
+    // name the atoms by their IDs, as pair_style atomforge does
+    const tagint ti = atom->tag[e.i()], tj = atom->tag[e.j()];
+    const std::string hint = "pair_style atomforge min_distance D sets the threshold";
+    const std::string what =
+        ti == tj ? model.describe_too_close(e, "atom with ID", std::to_string(ti), "its own periodic image", hint)
+                 : model.describe_too_close(e, "atoms with IDs", std::to_string(ti), std::to_string(tj), hint);
+    error->one(FLERR, "compute atomforge/uncertainty: {} (step {})", what, update->ntimestep);
   } catch (const std::exception &e) {
     error->one(FLERR, "compute atomforge/uncertainty: {}", e.what());
   }

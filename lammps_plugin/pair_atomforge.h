@@ -54,6 +54,7 @@ class PairAtomForge : public Pair {
   const atomforge::EngineModel *engine_model() const { return model_.get(); }
   const std::vector<int> &type_species() const { return type_species_; }
   int n_threads() const { return nthreads_; }
+  double min_distance() const { return min_distance_; }  // pair_style min_distance (length units)
   bigint n_evaluations() const { return n_evaluations_; }
 
  protected:

