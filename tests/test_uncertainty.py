@@ -165,6 +165,33 @@ def test_compressed_water_warns_and_training_frames_do_not(water_frames):
     assert pot.extrapolation_stats["evaluations"] == 13
 
 
+def test_cli_evaluate_counts_frames_outside_the_range(water_frames, tmp_path, capsys):
+    """atomforge evaluate reports frames outside the training range (no warning per evaluation)."""
+    import json
+
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from atomforge.cli import main
+
+    p = with_range(random_model(seed=3, committee=2), water_frames)
+    save_model(tmp_path / "m.afm", p)
+    frames = [a.copy() for a in water_frames] + [compressed(water_frames[0]), compressed(water_frames[1])]
+    for a in frames:
+        a.calc = SinglePointCalculator(a, energy=0.0, forces=np.zeros((len(a), 3)))
+    ase.io.write(tmp_path / "d.extxyz", frames)
+    from atomforge.data.checks import UnitsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        warnings.simplefilter("ignore", UnitsWarning)  # compressed water has short O-H distances, on purpose
+        assert main(["evaluate", str(tmp_path / "m.afm"), str(tmp_path / "d.extxyz"), "--length-unit", "angstrom",
+                     "--energy-unit", "ev"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["test"]["frames_outside_training_range"] == 2
+    assert "2 of 5 frame(s) have descriptor features outside" in out.err
+
+
 def test_thread_count_does_not_change_extrapolation_counts(water_frames):
     p = with_range(random_model(seed=3, committee=2), water_frames[:1])
     pot = atomforge.load(encode_records(p.to_records()))

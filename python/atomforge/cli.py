@@ -323,7 +323,13 @@ def cmd_evaluate(args) -> int:
                       log=lambda msg: print(msg, file=sys.stderr))  # stdout stays pure JSON
     if ds.energy is None:
         raise ValueError(f"{args.data}: no energies to compare with")
+    pot.warn_extrapolation = False  # counted instead: frames with descriptor features outside the training range
     _, _, m = evaluate_dataset(pot, ds)
+    if "feature_range" in pot.capabilities:
+        m["frames_outside_training_range"] = pot.extrapolation_stats["extrapolating_evaluations"]
+        if m["frames_outside_training_range"]:
+            print(f"{m['frames_outside_training_range']} of {len(ds)} frame(s) have descriptor features outside the "
+                  f"model's training range: errors there are extrapolation", file=sys.stderr)
     out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data),
            "data_units": describe_units(ds)}
     text = json.dumps(out, indent=2)

@@ -56,8 +56,9 @@ BPNN::BPNN(const ModelFile& f) {
           throw InvalidInput(w + ": " + p + "min/max entry " + std::to_string(q) + " is not a finite range (min " +
                              std::to_string(lo[q]) + ", max " + std::to_string(hi[q]) + ")");
         // rounding tolerance: the same structure evaluated by another engine (ghost atoms,
-        // other summation order) must not count as extrapolating
-        tol[q] = 1e-9 * (hi[q] - lo[q]) + 1e-12 * std::max(std::abs(lo[q]), std::abs(hi[q])) + 1e-14;
+        // other summation order) or read back from a text file (extxyz writes positions with 8
+        // decimals: features move by ~1e-8 of their range) must not count as extrapolating
+        tol[q] = 1e-6 * (hi[q] - lo[q]) + 1e-12 * std::max(std::abs(lo[q]), std::abs(hi[q])) + 1e-14;
       }
       range_min_.push_back(lo);
       range_max_.push_back(hi);
