@@ -28,7 +28,8 @@ mol.xyz -o RUN`` runs with GFN2-xTB labels, 4 replicas at 300 K.
       check_every: 1           # steps between uncertainty checks
       restart: continue        # continue: a replica goes on from its last structure; start: every
                                #   iteration restarts it from its start structure with new velocities
-                               #   (DP-GEN style: exploration stays anchored at physical structures)
+                               #   (DP-GEN style: exploration stays anchored at physical structures;
+                               #   worse on the ethanol benchmark, benchmarks/results/adaptive_start.md)
     trigger:
       threshold: null          # eV/Angstrom: calibrated max_i eps_i that stops a replica; null: auto
       threshold_factor: 1.0    # auto: factor x median calibrated max_i eps_i over the validation labels
