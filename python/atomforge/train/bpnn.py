@@ -369,6 +369,43 @@ class TorchBPNN(nn.Module):
         u, _ = self.network_energies(G, species, gradient=False)
         return self.reference[species] + self.energy_scale.double() * u.double()
 
+    def member_atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies of every committee member, (M, N) eV. ``G`` is (N, F), or (M, N, F)
+        with one copy of the rows per member (so that autograd gives each member its own dE/dG)."""
+        M = len(self.members)
+        Gm = G if G.dim() == 3 else G.unsqueeze(0).expand(M, *G.shape)
+        x = (Gm - self.shift[species]) * self.scale[species]
+        ref = self.reference[species]
+        if self.shared:
+            return torch.stack([ref + self.energy_scale * member[0](x[m])[:, 0]
+                                for m, member in enumerate(self.members)])
+        out = []
+        for m, member in enumerate(self.members):
+            e = torch.zeros(G.shape[-2], dtype=G.dtype)
+            for k in range(len(self.elements)):
+                sel = torch.nonzero(species == k, as_tuple=True)[0]
+                if sel.numel() == 0:
+                    continue
+                e = e.index_add(0, sel, member[k](x[m][sel, : self.n_features[k]])[:, 0])
+            out.append(ref + self.energy_scale * e)
+        return torch.stack(out)
+
+    def forward_members(self, batch: Batch, forces: bool = True, create_graph: bool = False):
+        """Each member's energies (M, B) eV and, if asked, forces (M, N, 3) eV/Angstrom: the
+        members as independent models on the same descriptor rows (committee training)."""
+        M = len(self.members)
+        G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
+        Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
+        E = torch.zeros((M, batch.n_frames), dtype=G.dtype).index_add(1, batch.frame, Ea)
+        if not forces:
+            return E, None
+        (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph)  # (M, N, F)
+        F = []
+        for m in range(M):  # one member at a time: the memory of a single model
+            g = torch.einsum("ef,efk->ek", dEdG[m][batch.centre], batch.values)
+            F.append(-torch.zeros((G.shape[1], 3), dtype=G.dtype).index_add(0, batch.atom, g))
+        return E, torch.stack(F)
+
     def forward(self, batch: Batch, forces: bool = True, create_graph: bool = False):
         """Energies (B,) eV, float64 whatever the model's dtype (reference energies are added in
         float64), and, if asked, forces (N, 3) eV/Angstrom in the model's dtype, of a batch.

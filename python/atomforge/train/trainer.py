@@ -239,6 +239,12 @@ class Trainer:
                 shift[k] = rows.mean(axis=0)
                 std = rows.std(axis=0)
                 scale[k] = np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
+        # training range of every feature (extrapolation warnings) and each member's frame weights
+        from .calibration import feature_range
+        from .committee import frame_weights
+        self.stats_range = feature_range(self.train_f, ne, [self.sf.n_features_per_element[e] for e in self.sf.elements])
+        self.frame_weights = frame_weights(len(self.train_ds), cfg["network"]["committee"],
+                                           cfg["network"]["committee_data"], cfg["seed"])
         counts = np.array([[np.sum(f.species == k) for k in range(ne)] for f in self.train_f], dtype=float)
         # reference energies by least squares on composition; elements absent from the training
         # data (GMP descriptor.elements) get 0 (minimum-norm solution) and are listed in the model
@@ -277,10 +283,15 @@ class Trainer:
         forces = [ds.forces[i] for i in idx] if (with_forces and ds.forces is not None) else None
         return collate(fr, ds.energy[idx], forces, self.dtype)
 
-    def _loss(self, model, b, create_graph):
+    def _loss(self, model, b, create_graph, frames=None):
         import torch
 
         tr = self.cfg["training"]
+        if len(model.members) > 1:  # committee: each member on its own loss and frame weights
+            from .committee import committee_loss
+            w = None if frames is None else self.frame_weights[:, frames]
+            return committee_loss(model, b, w, tr["energy_weight"], tr["forces_weight"], self.has_forces,
+                                  create_graph)
         s = model.energy_scale
         E, F = model(b, forces=self.has_forces, create_graph=create_graph)
         le = torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
@@ -391,7 +402,7 @@ class Trainer:
                     idx = order[s:s + tr["batch_size"]]
                     b = self._batch(self.train_ds, self.train_f, idx, self.has_forces)
                     opt.zero_grad()
-                    loss, _, _ = self._loss(model, b, create_graph=True)
+                    loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
                     loss.backward()
                     opt.step()
                     tot += loss.item() * len(idx)
@@ -482,10 +493,19 @@ class Trainer:
                                f"{self.sf.type} trained {len(history)} epochs (best {best['epoch']})"}
         if self.untrained_elements:
             meta["untrained_elements"] = ",".join(self.untrained_elements)
-        save_model(self.run / "model.afm", model.to_parameters(meta))
+        params = model.to_parameters(meta)
+        params.feature_range = getattr(self, "stats_range", None)
+        save_model(self.run / "model.afm", params)
         pot = load(self.run / "model.afm")
+        uncertainty = None
+        if params.committee_size > 1:  # calibrate the committee on the validation frames
+            from .calibration import calibrate_model
+            uncertainty = calibrate_model(self.run / "model.afm", params, self.valid_ds, self.test_ds, self.run)
+            pot = load(self.run / "model.afm")
 
+        pot.warn_extrapolation = False  # counted in metrics.json instead (test frames outside the training range)
         ep, fp, test_m = evaluate_dataset(pot, self.test_ds)
+        test_m["frames_outside_training_range"] = pot.extrapolation_stats["extrapolating_evaluations"]
         _, _, valid_m = evaluate_dataset(pot, self.valid_ds)
         tr = self.cfg["training"]
         message = self._stop_message(stop_reason, history, best, train_seconds)
@@ -499,6 +519,8 @@ class Trainer:
                                 "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
                    "data": self.data_info,
                    "evaluated_by": "atomforge C++ core (model.afm)"}
+        if uncertainty is not None:
+            metrics["uncertainty"] = uncertainty
         _atomic_write_text(self.run / "metrics.json", json.dumps(metrics, indent=2))
         with open(self.run / "history.csv", "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(history[0].keys()))
