@@ -166,8 +166,8 @@ def gmp_flops(desc, atoms) -> float:
 
 
 def core_rate(model_path, atoms, threads, repeats):
-    """atom-steps/s of one force call (energy, forces, virial) by wall time and per core-second of
-    CPU time (the process's CPU time / threads), best first."""
+    """atom-steps/s of one force call (energy, forces, virial) by wall time, and atom-steps per
+    core-second of CPU time (atoms / the process's CPU time, all threads together), best first."""
     import atomforge
 
     pot = atomforge.load(model_path)
@@ -179,7 +179,7 @@ def core_rate(model_path, atoms, threads, repeats):
         pot._core.compute(nl, False, threads)
         t1, c1 = time.perf_counter(), time.process_time()
         wall.append(len(atoms) / (t1 - t0))
-        cpu.append(len(atoms) / max((c1 - c0) / threads, 1e-9))
+        cpu.append(len(atoms) / max(c1 - c0, 1e-9))
     return sorted(wall), sorted(cpu)
 
 
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     out(f"- flops per atom-step: operation count of one fused pass (weights {OPS}; FMA = 2)")
     out()
     out("Rates: atom-steps/s by wall time (min / median / max of the repeats) and per core-second of CPU "
-        "time (median; equals wall rate / cores on an idle machine); achieved GFLOP/s and the fraction of peak "
+        "time (median; atoms / CPU seconds of all threads: equals wall rate / threads on an idle machine); achieved GFLOP/s and the fraction of peak "
         "from the CPU-time rate.")
     out()
     out("| descriptor | run | flops per atom-step | atom-steps/s, wall (min / median / max) | atom-steps per "

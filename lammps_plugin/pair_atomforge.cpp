@@ -52,18 +52,29 @@ void PairAtomForge::allocate()
 
 void PairAtomForge::settings(int narg, char **arg)
 {
-  // pair_style atomforge [min_distance D]   (D in the units style's length unit, Angstrom)
+  // pair_style atomforge [min_distance D] [extrapolation_summary N]
+  //   D in the units style's length unit (Angstrom); N in steps (0 = no extrapolation warnings)
   min_distance_ = atomforge::kDefaultMinDistance;
   for (int k = 0; k < narg; k += 2) {
-    if (strcmp(arg[k], "min_distance") != 0)
+    const bool is_min = strcmp(arg[k], "min_distance") == 0;
+    const bool is_summary = strcmp(arg[k], "extrapolation_summary") == 0;
+    if (!is_min && !is_summary)
       error->all(FLERR,
-                 "pair_style atomforge: unknown keyword '{}' (the only keyword is min_distance; model and elements "
-                 "go in pair_coeff)",
+                 "pair_style atomforge: unknown keyword '{}' (the keywords are min_distance D and "
+                 "extrapolation_summary N; model and elements go in pair_coeff)",
                  arg[k]);
-    if (k + 1 >= narg) error->all(FLERR, "pair_style atomforge: min_distance needs a value (a length, e.g. 0.1)");
-    min_distance_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
-    if (!(min_distance_ >= 0.0) || !std::isfinite(min_distance_))
-      error->all(FLERR, "pair_style atomforge: min_distance must be a finite length >= 0, got {}", arg[k + 1]);
+    if (k + 1 >= narg)
+      error->all(FLERR, "pair_style atomforge: {} needs a value ({})", arg[k],
+                 is_min ? "a length, e.g. 0.1" : "a number of steps, e.g. 100");
+    if (is_min) {
+      min_distance_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
+      if (!(min_distance_ >= 0.0) || !std::isfinite(min_distance_))
+        error->all(FLERR, "pair_style atomforge: min_distance must be a finite length >= 0, got {}", arg[k + 1]);
+    } else {
+      extrapolation_summary_ = utils::inumeric(FLERR, arg[k + 1], false, lmp);
+      if (extrapolation_summary_ < 0)
+        error->all(FLERR, "pair_style atomforge: extrapolation_summary must be >= 0 (steps; 0 = no warnings)");
+    }
   }
 }
 
@@ -247,6 +258,8 @@ void PairAtomForge::compute(int eflag, int vflag)
   } catch (const std::exception &e) {
     error->one(FLERR, "pair_style atomforge: {}", e.what());
   }
+  ++n_evaluations_;
+  count_extrapolation(out);
 
   if (eflag_global) eng_vdwl += out.energy;
   if (eflag_atom)

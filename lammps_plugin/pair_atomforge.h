@@ -1,6 +1,6 @@
 /* pair_style atomforge: machine-learned potentials from atomforge model files.
 
-   pair_style atomforge [min_distance D]
+   pair_style atomforge [min_distance D] [extrapolation_summary N]
    pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
 
    min_distance D (length units, default 0.1 A): two atoms closer than D stop the run with an
@@ -13,7 +13,13 @@
    LAMMPS data: it passes LAMMPS's full neighbour list (local + ghost atoms) to the core's CSR
    kernels and tallies energy, per-atom energy, forces and the global and per-atom virial.
    Works with newton pair on (ghost forces reverse-communicated by LAMMPS) and off (the pair style
-   reverse-communicates ghost forces itself). */
+   reverse-communicates ghost forces itself).
+
+   extrapolation_summary N: models that store the training range of their descriptor features (model file records
+   extrapolation.*) count the features outside it at every evaluation; rank 0 logs a warning
+   with the counts summed over ranks at the first such step and then at most once every N steps
+   (default 100; 0 = no warnings), and a summary at the end of the run
+   (pair_atomforge_extrapolation.cpp). Committee uncertainties: compute atomforge/uncertainty. */
 #ifndef LMP_PAIR_ATOMFORGE_H
 #define LMP_PAIR_ATOMFORGE_H
 
@@ -25,6 +31,7 @@
 
 namespace atomforge {
 class EngineModel;
+struct EngineOutput;
 }
 
 namespace LAMMPS_NS {
@@ -41,6 +48,14 @@ class PairAtomForge : public Pair {
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
   double memory_usage() override;
+  void finish() override;  // end-of-run extrapolation summary
+
+  // read by compute atomforge/uncertainty (compute_atomforge_uncertainty.cpp)
+  const atomforge::EngineModel *engine_model() const { return model_.get(); }
+  const std::vector<int> &type_species() const { return type_species_; }
+  int n_threads() const { return nthreads_; }
+  double min_distance() const { return min_distance_; }  // pair_style min_distance (length units)
+  bigint n_evaluations() const { return n_evaluations_; }
 
  protected:
   std::unique_ptr<atomforge::EngineModel> model_;  // the core's engine-adapter layer
@@ -53,6 +68,14 @@ class PairAtomForge : public Pair {
   std::vector<int> species_, order_;
   std::vector<double> ghost_buffer_;  // newton off: forces (3) + per-atom virial (6) per atom
   void allocate();
+  // extrapolation warnings (pair_atomforge_extrapolation.cpp)
+  void count_extrapolation(const atomforge::EngineOutput &out);
+  int extrapolation_summary_ = 100;  // steps between warning lines; 0: none
+  bigint n_evaluations_ = 0;         // compute() calls (invalidates the uncertainty compute's cache)
+  bigint last_warning_step_ = -1;
+  long long pending_features_ = 0, pending_atoms_ = 0, pending_evaluations_ = 0;
+  long long run_extrapolating_ = 0, run_evaluations_ = 0;
+  bigint pending_since_ = -1;
 };
 
 }  // namespace LAMMPS_NS

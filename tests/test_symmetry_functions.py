@@ -251,3 +251,24 @@ def test_standard_set_generator():
     assert np.isfinite(G).all() and (G.std(axis=0) > 0).sum() > sf.n_features // 2
     assert len(sf.feature_labels("O")) == sf.n_features_per_element["O"]
     assert "G4" in repr(sf) or "SymmetryFunctions" in repr(sf)
+
+
+def test_standard_set_zetas():
+    """An explicit zeta set replaces (1, 2, 4, 16)[:n_angular]; bad sets are refused by name."""
+    default = SymmetryFunctions.standard(["O", "H"], n_radial=4, n_angular=4, angular="G5")
+    same = SymmetryFunctions.standard(["O", "H"], n_radial=4, n_angular=1, angular="G5", zetas=[1, 2, 4, 16])
+    assert same.to_dict() == default.to_dict()  # n_angular is ignored when zetas are given
+    sf = SymmetryFunctions.standard(["O", "H"], n_radial=4, angular="G5", n_angular_radial=2,
+                                    zetas=[1, 2, 3, 4, 6, 8])
+    assert sf.n_features_per_element["O"] == 2 * 4 + 3 * 2 * 6 * 2
+    ang = [f for f in sf.functions["O"] if f["type"] == "G5"]
+    assert sorted({f["zeta"] for f in ang}) == [1.0, 2.0, 3.0, 4.0, 6.0, 8.0]
+    pos, num, cell, pbc = STRUCTURES["small_periodic"]()
+    G = sf.compute(pos, num, cell, pbc)
+    assert np.isfinite(G).all()
+    for bad in ([0.5, 2], [1, 1], [1, float("nan")], "12", [1, True], [1, "2"]):
+        with pytest.raises(ValueError, match="zetas"):
+            SymmetryFunctions.standard(["O", "H"], zetas=bad)
+    cfg = {**SymmetryFunctions.config_defaults, "zetas": [1, 8]}  # the training-configuration route
+    sf = SymmetryFunctions.from_config(cfg, ["O", "H"])
+    assert sorted({f["zeta"] for f in sf.functions["O"] if f["type"] != "G2"}) == [1.0, 8.0]

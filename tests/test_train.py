@@ -59,6 +59,91 @@ def _torch_vs_cpp(model, sf, positions, numbers, cell, pbc):
     return E[0].item(), F.detach().numpy()
 
 
+@pytest.mark.parametrize("activation", ["silu", "tanh", "softplus", "sigmoid"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_explicit_force_gradient_equals_double_backward(data_dir, activation, shared):
+    """Forces from the explicit backpropagation in TorchBPNN.network_energies, and the gradient of a
+    force loss with respect to the weights through them, equal autograd's double backward through
+    the nn.Sequential networks (the pre-issue-11 implementation) to rounding."""
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN, collate, featurize
+
+    ds = load_dataset(data_dir / "rmd17" / "rmd17_ethanol_test_01.npz").subset([0, 1])
+    els = ["H", "C", "O"]
+    sf = (GaussianMultipoles(orders=(0, 1, 2), sigmas=(0.5, 1.0), elements=els) if shared else
+          SymmetryFunctions.standard(els, r_c=4.0, n_radial=4, n_angular=2))
+    b = collate([featurize(sf, ds.positions[i], ds.numbers[i], None, None) for i in range(2)], ds.energy,
+                list(ds.forces))
+    rng = np.random.default_rng(0)
+    ne, F = len(els), sf.n_features
+    m = TorchBPNN(sf, [12, 10], activation, committee=2, shift=rng.normal(size=(ne, F)) * 0.1,
+                  scale=rng.uniform(0.5, 2, size=(ne, F)), reference_energies=rng.normal(size=ne), energy_scale=0.3,
+                  seed=1, shared=shared)
+    E, Fo = m(b)
+    G = b.G.detach().requires_grad_(True)
+    x = (G - m.shift[b.species]) * m.scale[b.species]
+    u = torch.zeros(len(G), dtype=torch.float64)
+    for k in range(1 if shared else ne):
+        sel = torch.arange(len(G)) if shared else torch.nonzero(b.species == k)[:, 0]
+        u = u.index_add(0, sel, sum(mem[k](x[sel][:, : m.n_features[k]])[:, 0] for mem in m.members) / 2)
+    Ea = m.reference[b.species] + m.energy_scale * u
+    E2 = torch.zeros(2, dtype=torch.float64).index_add(0, b.frame, Ea)
+    (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=True)
+    F2 = -torch.zeros((len(G), 3), dtype=torch.float64).index_add(
+        0, b.atom, torch.einsum("ef,efk->ek", dEdG[b.centre], b.values))
+    assert torch.allclose(E, E2, rtol=1e-14, atol=0) and torch.allclose(Fo, F2, rtol=0, atol=1e-13)
+    params = list(m.parameters())
+    g_new = torch.autograd.grad(((E - b.energy) ** 2).mean() + ((Fo - b.forces) ** 2).mean(), params)
+    g_ref = torch.autograd.grad(((E2 - b.energy) ** 2).mean() + ((F2 - b.forces) ** 2).mean(), params)
+    for a, c in zip(g_new, g_ref):
+        assert (a - c).abs().max() <= 1e-12 * c.abs().max()
+
+
+@pytest.mark.parametrize("molecule, r_c", [("ethanol", 5.0), ("aspirin", 3.0)])
+def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c):
+    """DenseFrameStore batches (per-frame dense Jacobians, element-major rows) give the energies and
+    forces of FrameStore batches (sparse entries), for per-element and shared networks, with
+    neighbours outside the cutoff (aspirin at 3 A) too."""
+    from ase.data import chemical_symbols
+
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+    from atomforge.train.bpnn import DenseFrameStore, FrameStore, TorchBPNN, featurize
+
+    ds = load_dataset(data_dir / "rmd17" / f"rmd17_{molecule}_test_01.npz").subset([0, 1, 2, 3])
+    els = [chemical_symbols[z] for z in sorted(set(ds.elements))]
+    for shared in (False, True):
+        sf = (GaussianMultipoles(orders=(0, 1, 2), sigmas=(0.5, 1.0), r_c=r_c, elements=els) if shared else
+              SymmetryFunctions.standard(els, r_c=r_c, n_radial=4, n_angular=2))
+        frames = lambda: [featurize(sf, ds.positions[i], ds.numbers[i], None, None) for i in range(4)]
+        sparse = FrameStore(frames(), ds.energy, list(ds.forces))
+        dense = DenseFrameStore(frames(), ds.energy, list(ds.forces))
+        rng = np.random.default_rng(0)
+        ne, F = len(els), sf.n_features
+        m = TorchBPNN(sf, [12, 10], "silu", committee=2, shift=rng.normal(size=(ne, F)) * 0.1,
+                      scale=rng.uniform(0.5, 2, size=(ne, F)), reference_energies=rng.normal(size=ne),
+                      energy_scale=0.3, seed=1, shared=shared)
+        bs, bd = sparse.batch([2, 0, 3]), dense.batch([2, 0, 3])
+        (Es, Fs), (Ed, Fd) = m(bs), m(bd)
+        assert torch.allclose(Es, Ed, rtol=1e-14, atol=0) and torch.allclose(Fs, Fd, rtol=0, atol=1e-14)
+        assert torch.equal(bs.forces, bd.forces) and torch.equal(bs.energy, bd.energy)
+
+
+def test_float32_model_keeps_float64_reference_energies():
+    """model.to(float32) rounds weights and scaling but not the reference energies (hundreds of eV
+    per atom), and forward() returns float64 energies."""
+    from atomforge.descriptors import SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN
+
+    sf = SymmetryFunctions.standard(["H", "O"], r_c=4.0, n_radial=3, n_angular=1)
+    ref = np.array([-13.6123456789012, -2041.123456789012])
+    m = TorchBPNN(sf, [4], "silu", reference_energies=ref).to(torch.float32)
+    assert m.reference.dtype == torch.float64 and np.array_equal(m.reference.numpy(), ref)
+    assert next(m.parameters()).dtype == torch.float32
+    assert np.array_equal(m.to_parameters().reference_energies, ref)
+
+
 @pytest.mark.parametrize("system", ["ethanol", "water"])
 def test_cpp_and_pytorch_agree_on_real_data(data_dir, tmp_path, system):
     from atomforge.data import load_dataset
@@ -132,6 +217,8 @@ def test_deterministic_and_resume_after_interrupt(ethanol_small, tmp_path, monke
     ({"training": {"learning_rate": -1.0}}, "'training.learning_rate' must be positive"),
     ({"network": {"activation": "relu"}}, "'network.activation'"),
     ({"descriptor": {"r_c": 0.5}}, "'descriptor.r_min' must be smaller"),
+    ({"descriptor": {"zetas": [0.5, 2]}}, "'descriptor'.*zetas must be distinct"),
+    ({"descriptor": {"zetas": "1,2"}}, "'descriptor'.*zetas must be a list"),
     ({"data": None}, "'data'"),
     ({"test_data": "/no/such/file.npz"}, "'test_data'.*does not exist"),
 ])
@@ -158,6 +245,62 @@ def test_defaults_do_not_depend_on_wall_time():
     from atomforge.train.config import DEFAULTS
 
     assert DEFAULTS["training"]["max_minutes"] is None
+
+
+def test_same_model_however_busy_the_machine(ethanol_small, tmp_path, monkeypatch):
+    """Issue 11, "epochs, not wall time": the same command gives the same model on a quiet machine and
+    on a busy one. The busy run has two CPU-bound processes beside it and a clock that jumps 50 s at
+    every reading (every epoch looks slow, so every time-based decision of the trainer, e.g. the
+    checkpoint throttle, goes the other way); every record of model.afm but its creation date, every
+    metric and every history value except the timings must be the same. A run with a time limit under that clock must differ
+    (the clock is really read), so this test fails if a default ever stops on wall time."""
+    import csv
+    import subprocess
+    import sys
+    import time as time_module
+
+    cfg = tiny(*ethanol_small, epochs=6)
+    train(cfg, tmp_path / "quiet", progress=False, log=lambda *_: None)
+
+    real_time, fake = time_module.time, {"t": time_module.time()}
+
+    def slow_clock():
+        fake["t"] += 50.0
+        return fake["t"]
+
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        monkeypatch.setattr(time_module, "time", slow_clock)
+        train(cfg, tmp_path / "busy", progress=False, log=lambda *_: None)
+        limited = train(tiny(*ethanol_small, epochs=6, max_minutes=5), tmp_path / "limited", progress=False,
+                        log=lambda *_: None)
+    finally:
+        monkeypatch.setattr(time_module, "time", real_time)
+        for p in busy:
+            p.kill()
+            p.wait()
+
+    from atomforge.model_file import read_records
+
+    (_, rq), (_, rb) = (read_records(tmp_path / r / "model.afm") for r in ("quiet", "busy"))
+    assert rq.pop("metadata.created") != "" and rb.pop("metadata.created") != ""  # the only difference
+    assert sorted(rq) == sorted(rb)
+    for k in rq:  # every weight, scaling and descriptor record bit for bit
+        if isinstance(rq[k], str):
+            assert rq[k] == rb[k], k
+        else:
+            np.testing.assert_array_equal(np.asarray(rq[k]), np.asarray(rb[k]), err_msg=k)
+    mq, mb = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("quiet", "busy"))
+    for m in (mq, mb):
+        assert m["training"]["stop_reason"] == "epochs reached" and m["training"]["epochs_run"] == 6
+        for k in ("wall_seconds", "stop_message"):  # the only timings
+            m["training"].pop(k)
+    assert mq == mb
+    hq, hb = ([{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(open(tmp_path / r /
+              "history.csv"))] for r in ("quiet", "busy"))
+    assert hq == hb and len(hq) == 6
+    # the clock is consulted: with a time limit the slow clock stops training early
+    assert limited["training"]["stop_reason"] == "time limit" and limited["training"]["epochs_run"] < 6
 
 
 @pytest.mark.parametrize("training, reason", [

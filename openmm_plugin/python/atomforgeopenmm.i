@@ -131,6 +131,36 @@ class AtomForgeForce : public OpenMM::Force {
     const std::string& b = $self->getModelBytes();
     return PyBytes_FromStringAndSize(b.data(), b.size());
   }
+  /// Committee uncertainty of the Context's current state, a dict in OpenMM units:
+  /// energy_uncertainty (kJ/mol), forces_uncertainty (list, kJ/mol/nm per covered particle),
+  /// max_forces_uncertainty, mean_forces_uncertainty (kJ/mol/nm), extrapolation_features,
+  /// extrapolation_atoms. atomforge.openmm.uncertainty() wraps it with NumPy arrays.
+  PyObject* getUncertainty(OpenMM::Context& context) const {
+    AtomForgeOpenMM::AtomForgeUncertainty u = $self->getUncertainty(context);
+    PyObject* d = PyDict_New();
+    PyObject* f = PyList_New(u.forcesUncertainty.size());
+    for (size_t i = 0; i < u.forcesUncertainty.size(); i++) PyList_SET_ITEM(f, i, PyFloat_FromDouble(u.forcesUncertainty[i]));
+    PyObject* v;
+    v = PyFloat_FromDouble(u.energyUncertainty); PyDict_SetItemString(d, "energy_uncertainty", v); Py_DECREF(v);
+    PyDict_SetItemString(d, "forces_uncertainty", f); Py_DECREF(f);
+    v = PyFloat_FromDouble(u.maxForcesUncertainty); PyDict_SetItemString(d, "max_forces_uncertainty", v); Py_DECREF(v);
+    v = PyFloat_FromDouble(u.meanForcesUncertainty); PyDict_SetItemString(d, "mean_forces_uncertainty", v); Py_DECREF(v);
+    v = PyLong_FromLongLong(u.extrapolationFeatures); PyDict_SetItemString(d, "extrapolation_features", v); Py_DECREF(v);
+    v = PyLong_FromLongLong(u.extrapolationAtoms); PyDict_SetItemString(d, "extrapolation_atoms", v); Py_DECREF(v);
+    return d;
+  }
+  /// Extrapolation counts of this Force's evaluations in the Context since the last reset: a dict
+  /// with evaluations, extrapolating, features, atoms.
+  PyObject* getExtrapolationCounts(OpenMM::Context& context, bool reset = true) const {
+    AtomForgeOpenMM::AtomForgeExtrapolation c = $self->getExtrapolationCounts(context, reset);
+    PyObject* d = PyDict_New();
+    PyObject* v;
+    v = PyLong_FromLongLong(c.evaluations); PyDict_SetItemString(d, "evaluations", v); Py_DECREF(v);
+    v = PyLong_FromLongLong(c.extrapolating); PyDict_SetItemString(d, "extrapolating", v); Py_DECREF(v);
+    v = PyLong_FromLongLong(c.features); PyDict_SetItemString(d, "features", v); Py_DECREF(v);
+    v = PyLong_FromLongLong(c.atoms); PyDict_SetItemString(d, "atoms", v); Py_DECREF(v);
+    return d;
+  }
   static AtomForgeOpenMM::AtomForgeForce& _cast(OpenMM::Force& force) {
     auto* f = dynamic_cast<AtomForgeOpenMM::AtomForgeForce*>(&force);
     if (!f) throw OpenMM::OpenMMException("AtomForgeForce.cast: this force is not an AtomForgeForce");

@@ -18,10 +18,10 @@ except ImportError as exc:  # the model-file reader/writer still works without t
 from .descriptors import Descriptor, DescriptorJacobian, SymmetryFunctions, VJPResult  # noqa: E402
 
 if _core is not None:
-    from .potential import AtomsTooClose, Potential, Result, load  # noqa: E402
+    from .potential import AtomsTooClose, ExtrapolationWarning, Potential, Result, load  # noqa: E402
 else:
     def __getattr__(name):
-        if name in ("Potential", "Result", "load", "AtomsTooClose"):
+        if name in ("Potential", "Result", "load", "AtomsTooClose", "ExtrapolationWarning"):
             raise ImportError(
                 f"atomforge.{name} needs the compiled core (atomforge._core), which failed to import "
                 f"({_CORE_ERROR}); install the package with 'pip install .'")
@@ -36,5 +36,5 @@ def build_info() -> str:
 
 
 __all__ = ["Descriptor", "SymmetryFunctions", "VJPResult", "DescriptorJacobian", "build_info", "__version__",
-           "load", "Potential", "Result", "AtomsTooClose", "BPNNParameters", "read_model", "save_model",
-           "ModelFileError"]
+           "load", "Potential", "Result", "AtomsTooClose", "ExtrapolationWarning", "BPNNParameters", "read_model",
+           "save_model", "ModelFileError"]

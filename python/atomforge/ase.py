@@ -7,13 +7,19 @@
 
 Energies eV, forces eV/Angstrom, stress eV/Angstrom^3 in ASE's convention (sigma = -W / V, Voigt
 order xx, yy, zz, yz, xz, xy), per-atom energies, and the committee's energy uncertainty in
-``calc.results["energy_uncertainty"]``. Charge models (model type ``dipole``, given as the model
-or as ``dipole_model``) add ``charges`` (e; ``atoms.get_charges()``) and ``dipole`` (e*Angstrom
-about the coordinate origin; ``atoms.get_dipole_moment()``), for the total charge
+``calc.results["energy_uncertainty"]`` (eV). Charge models (model type ``dipole``, given as the
+model or as ``dipole_model``) add ``charges`` (e; ``atoms.get_charges()``) and ``dipole``
+(e*Angstrom about the coordinate origin; ``atoms.get_dipole_moment()``), for the total charge
 ``atoms.info["charge"]`` (e, default 0). Models with energies and charges (``pinn``: atomic
 networks plus electrostatics of network charges) give energy, forces, stress, charges and dipole
 from one evaluation for that total charge. Asking a dipole-only calculator for an energy raises
 PropertyNotImplementedError naming the model.
+
+Committees: with ``uncertainty=True`` (or when ``forces_uncertainty`` is asked for, e.g.
+``calc.get_property("forces_uncertainty", atoms)``) the calculator also fills
+``calc.results["forces_uncertainty"]`` (N,) eV/Angstrom, the calibrated per-atom force deviation
+of :class:`atomforge.Result`, and ``calc.results["max_forces_uncertainty"]`` (its maximum, DeePMD's
+max_devi_f). This costs one vector-Jacobian product per member instead of one.
 """
 from __future__ import annotations
 
@@ -26,20 +32,23 @@ from .potential import DEFAULT_MIN_DISTANCE, Potential, load
 
 class AtomForgeCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_uncertainty",
-                              "charges", "dipole"]
+                              "forces_uncertainty", "max_forces_uncertainty", "charges", "dipole"]
 
     def __init__(self, model, threads: int = 0, min_distance: float = DEFAULT_MIN_DISTANCE, dipole_model=None,
-                 **kwargs):
+                 uncertainty: bool = False, **kwargs):
         """model: a path, the model file's bytes, or a loaded :class:`atomforge.potential.Potential`
         (an energy model, or a charge/dipole model). threads: OpenMP threads (0: default; clamped
         to the machine with a RuntimeWarning). min_distance: Angstrom; two atoms closer than this
         (periodic images included) raise :class:`atomforge.AtomsTooClose` naming both atom
         indices. dipole_model: optionally a charge/dipole model evaluated beside an energy model;
-        raises ValueError when it has no dipoles."""
+        raises ValueError when it has no dipoles. uncertainty: compute the per-atom force
+        uncertainty (eV/Angstrom) at every evaluation (committees; a single model raises
+        PropertyNotImplementedError when it is asked for)."""
         super().__init__(**kwargs)
         self.potential = model if isinstance(model, Potential) else load(model)
         self.threads = threads_argument(threads)
         self.min_distance = min_distance_argument(min_distance)
+        self.uncertainty = bool(uncertainty)
         self.dipole_potential = None
         if dipole_model is not None:
             self.dipole_potential = dipole_model if isinstance(dipole_model, Potential) else load(dipole_model)
@@ -62,13 +71,21 @@ class AtomForgeCalculator(Calculator):
         # evaluation gives energy, forces, charges and dipole
         one_pass = has_energy and self.dipole_potential is self.potential
         if has_energy:
+            want_u = self.uncertainty or "forces_uncertainty" in properties or "max_forces_uncertainty" in properties
             r = self.potential.compute(self.atoms, threads=self.threads, min_distance=self.min_distance,
+                                       uncertainty=want_u,
                                        charge=q_total if "charges" in self.potential.capabilities else 0.0)
             self.results["energy"] = r.energy
             self.results["free_energy"] = r.energy
             self.results["energies"] = r.atomic_energies
             self.results["forces"] = r.forces
             self.results["energy_uncertainty"] = r.energy_uncertainty
+            if r.forces_uncertainty is not None:
+                self.results["forces_uncertainty"] = r.forces_uncertainty
+                self.results["max_forces_uncertainty"] = float(np.max(r.forces_uncertainty, initial=0.0))
+            elif want_u:
+                raise PropertyNotImplementedError(f"forces_uncertainty needs a committee model (this one has "
+                                                  f"{self.potential.committee_size} member)")
             if self.atoms.cell.rank == 3 and any(self.atoms.pbc):
                 s = r.stress(self.atoms.get_volume())
                 self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])

@@ -323,7 +323,13 @@ def cmd_evaluate(args) -> int:
                       log=lambda msg: print(msg, file=sys.stderr))  # stdout stays pure JSON
     if ds.energy is None:
         raise ValueError(f"{args.data}: no energies to compare with")
+    pot.warn_extrapolation = False  # counted instead: frames with descriptor features outside the training range
     _, _, m = evaluate_dataset(pot, ds)
+    if "feature_range" in pot.capabilities:
+        m["frames_outside_training_range"] = pot.extrapolation_stats["extrapolating_evaluations"]
+        if m["frames_outside_training_range"]:
+            print(f"{m['frames_outside_training_range']} of {len(ds)} frame(s) have descriptor features outside the "
+                  f"model's training range: errors there are extrapolation", file=sys.stderr)
     out = {"units": UNITS, "test": m, "model": str(args.model), "data": str(args.data),
            "data_units": describe_units(ds)}
     text = json.dumps(out, indent=2)
@@ -403,6 +409,35 @@ def cmd_descriptors(args) -> int:
     out["parameters"] = np.array(json.dumps(sf.to_dict()))
     np.savez_compressed(args.output, **out)
     print(f"wrote {len(frames)} frame(s) of {sf.n_features} features to {args.output}")
+    return 0
+
+
+def cmd_adaptive_sampling(args) -> int:
+    from .active import adaptive_sampling
+
+    over = {}
+    if args.max_labels is not None:
+        over["max_labels"] = args.max_labels
+    if args.labeller is not None:
+        over["labeller"] = args.labeller
+    if args.seed is not None:
+        over["seed"] = args.seed
+    if args.scheduler is not None:
+        over["scheduler"] = args.scheduler
+    if args.workers is not None:
+        over["workers"] = args.workers
+    md = {}
+    if args.temperature is not None:
+        md["temperature"] = args.temperature
+    if args.replicas is not None:
+        md["replicas"] = args.replicas
+    if md:
+        over["md"] = md
+    if args.threshold is not None:
+        over["trigger"] = {"threshold": args.threshold}
+    st = adaptive_sampling(args.start, args.output, args.config, resume=args.resume, progress=not args.quiet,
+                           **over)
+    print(f"{st['stop_reason']}; run folder: {args.output} (model.afm, labelled.extxyz, history.csv)")
     return 0
 
 
@@ -597,6 +632,31 @@ def main(argv=None) -> int:
     g.add_argument("--n2p2", help="n2p2 input.nn to take the symmetry functions from")
     d.add_argument("--r-c", type=float, default=6.0, help="cutoff of the generated standard set")
     d.set_defaults(func=cmd_descriptors)
+    a = sub.add_parser("adaptive-sampling", help="grow a training set by committee-driven MD and labelling",
+                       description="Adaptive sampling: train a committee on a labelled seed set, run MD replicas "
+                                   "until the committee's force uncertainty exceeds a threshold, label those "
+                                   "structures (GFN2-xTB by default), retrain, repeat. The run folder is the "
+                                   "state: --resume continues after any interruption. Other settings: -c CONFIG "
+                                   "(keys in atomforge.active.config).")
+    a.add_argument("--start", help="start structure(s): any file ASE reads (every frame is a start structure)")
+    a.add_argument("-o", "--output", required=True, help="run folder")
+    a.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.active.config)")
+    a.add_argument("--resume", action="store_true", help="continue the run in the output folder")
+    a.add_argument("--max-labels", type=int, default=None, help="label budget (default 200)")
+    a.add_argument("--temperature", type=float, nargs="+", default=None,
+                   help="K; several values are spread over the replicas (default 300)")
+    a.add_argument("--replicas", type=int, default=None, help="MD replicas (default 4)")
+    a.add_argument("--labeller", default=None,
+                   help="xtb (GFN2-xTB via tblite, default), pyscf[:XC/BASIS], or an ASE calculator as "
+                        "package.module:Class")
+    a.add_argument("--threshold", type=float, default=None,
+                   help="eV/A: calibrated max per-atom force uncertainty that triggers a label (default: "
+                        "from the calibration: the median over the validation labels)")
+    a.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) to run on")
+    a.add_argument("--workers", type=int, default=None, help="local worker processes (0: in-process)")
+    a.add_argument("--seed", type=int, default=None)
+    a.add_argument("--quiet", action="store_true")
+    a.set_defaults(func=cmd_adaptive_sampling)
     i = sub.add_parser("info", help="build information")
     i.set_defaults(func=cmd_info)
     args = p.parse_args(argv)

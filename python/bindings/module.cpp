@@ -10,6 +10,7 @@
 #include "atomforge/descriptor.hpp"
 #include "atomforge/engine.hpp"
 #include "atomforge/model.hpp"
+#include "atomforge/uncertainty.hpp"
 #include "atomforge/units.hpp"
 #include "bindings.hpp"
 
@@ -38,6 +39,16 @@ py::dict output_to_dict(af::ModelOutput&& o, int64_t n_total) {
   d["energy_uncertainty"] = o.energy_uncertainty;
   d["forces_uncertainty"] = opt(std::move(o.forces_uncertainty), {nt});
   d["atomic_energy_uncertainty"] = opt(std::move(o.atomic_energy_uncertainty), {nc});
+  const auto nm = static_cast<py::ssize_t>(nt ? o.member_forces.size() / (3 * nt) : 0);
+  d["member_forces"] = opt(std::move(o.member_forces), {nm, nt, 3});
+  d["forces_uncertainty_scale"] = o.forces_uncertainty_scale;
+  py::dict ex;
+  ex["features"] = o.extrapolation_features;
+  ex["centres"] = o.extrapolation_centres;
+  ex["worst_centre"] = o.extrapolation_worst_centre;
+  ex["worst_feature"] = o.extrapolation_worst_feature;
+  ex["worst_excess"] = o.extrapolation_worst_excess;
+  d["extrapolation"] = ex;
   // charge models fill no atomic energies: their per-centre count is that of the charges
   const auto nq = static_cast<py::ssize_t>(o.charges.size());
   const auto mc = nq > 0 ? static_cast<py::ssize_t>(o.charge_partials.size()) / (2 * nq) : 0;
@@ -145,6 +156,21 @@ PYBIND11_MODULE(_core, m) {
     for (const auto& t : af::model_types()) d[t.name] = t.summary;
     return d;
   });
+
+  m.def("force_deviation", [](darr member_forces, double scale) {
+    if (member_forces.ndim() != 3 || member_forces.shape(2) != 3)
+      throw af::InvalidInput("member_forces must have shape (M, n, 3)");
+    const int M = static_cast<int>(member_forces.shape(0));
+    const int64_t n = member_forces.shape(1);
+    std::vector<double> eps(n);
+    {
+      py::gil_scoped_release release;
+      af::force_deviation(member_forces.data(), M, n, 3 * n, scale, eps.data());
+    }
+    return to_numpy(std::move(eps), {static_cast<py::ssize_t>(n)});
+  }, py::arg("member_forces"), py::arg("scale") = 1.0,
+     "Per-atom force deviation sqrt(mean_m |F_i^m - <F_i>|^2) * scale of folded member forces (M, n, 3) "
+     "(atomforge/uncertainty.hpp).");
 
   py::class_<af::NeighborList>(m, "NeighborList")
       .def_property_readonly("n_local", [](const af::NeighborList& n) { return n.n_local; })
@@ -313,6 +339,7 @@ PYBIND11_MODULE(_core, m) {
         if (c & af::kCharges) caps.append("charges");
         if (c & af::kDipole) caps.append("dipole");
         if (c & af::kUncertainty) caps.append("uncertainty");
+        if (c & af::kFeatureRange) caps.append("feature_range");
         if (c & af::kLongRange) caps.append("long_range");
         return caps;
       })

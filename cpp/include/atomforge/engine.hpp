@@ -42,8 +42,20 @@ struct EngineOutput {
   std::vector<double> forces;              // (n_total, 3) energy / length
   double virial[9] = {0};                  // energy unit
   std::vector<double> per_atom_virial;     // (n_total, 9) energy unit
-  double energy_uncertainty = 0.0;         // energy unit
-  std::vector<double> forces_uncertainty;  // (n_total) energy / length
+  double energy_uncertainty = 0.0;         // energy unit (calibrated committee spread)
+  std::vector<double> forces_uncertainty;  // (n_total) energy / length; compute_positions fills it
+                                           // (n atoms) from folded member forces (calibrated)
+  std::vector<double> committee_energies;  // (M) energy unit
+  std::vector<double> member_forces;       // (M, n_total, 3) energy / length, when uncertainty was
+                                           // requested of a committee (compute(): not folded)
+  double energy_uncertainty_scale = 1.0;   // the model's energy calibration factor (in energy_uncertainty)
+  double forces_uncertainty_scale = 1.0;   // the model's force calibration factor (multiply the
+                                           // deviation of folded member_forces by it)
+  int64_t extrapolation_features = 0;      // features outside the training range (ModelOutput)
+  int64_t extrapolation_centres = 0;
+  int64_t extrapolation_worst_centre = -1;
+  int32_t extrapolation_worst_feature = -1;
+  double extrapolation_worst_excess = 0.0;
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e * length unit
   std::vector<double> charge_partials;     // (n_centres, M, 2) charge models: raw charges (e) and
@@ -88,7 +100,10 @@ class EngineModel {
   /// Evaluate n atoms at `positions` (n, 3, engine length units) with the core's own neighbour
   /// list: cell (3, 3) rows in engine length units (null for none), pbc per lattice vector,
   /// species[i] model element index. Forces (n, 3) are folded onto the atoms; per-atom outputs
-  /// have n rows. AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM and by tests.
+  /// have n rows. With request.uncertainty on a committee, member_forces (M, n, 3) are folded too
+  /// and forces_uncertainty (n) is their deviation times the calibration factor
+  /// (atomforge/uncertainty.hpp). AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM
+  /// and by tests.
   void compute_positions(const double* positions, int64_t n, const double* cell, const std::array<bool, 3>& pbc,
                          const int32_t* species, const ComputeRequest& request, EngineOutput& out) const;
 

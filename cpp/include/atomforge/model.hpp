@@ -24,7 +24,8 @@ enum Capability : unsigned {
   kCharges = 1u << 1,      // per-atom charges (e)
   kDipole = 1u << 2,       // total dipole moment (e Angstrom)
   kUncertainty = 1u << 3,  // committee spread: energy and per-atom force deviation
-  kLongRange = 1u << 4,    // energy terms over the whole system (Ewald electrostatics): the view's
+  kFeatureRange = 1u << 4, // stores the training range of its features: counts extrapolation
+  kLongRange = 1u << 5,    // energy terms over the whole system (Ewald electrostatics): the view's
                            // centres must be every atom, and ComputeRequest::cell/pbc must be set;
                            // engine adapters refuse such models (EngineModel::require)
 };
@@ -65,6 +66,19 @@ struct ModelOutput {
   std::vector<double> forces_uncertainty;  // (n_total) eV/Angstrom, per-atom force deviation
                                            // (filled by adapters after folding member_forces)
   std::vector<double> atomic_energy_uncertainty;  // (n_centres) eV
+  double energy_uncertainty_scale = 1.0;   // calibration factor already in energy_uncertainty
+                                           // (record uncertainty.energy_calibration; 1 if absent)
+  double forces_uncertainty_scale = 1.0;   // calibration factor adapters apply to the force
+                                           // deviation computed from folded member_forces
+                                           // (record uncertainty.forces_calibration; 1 if absent)
+  // extrapolation (models with kFeatureRange; n2p2-style counts, Behler, IJQC 115, 1032 (2015)):
+  // descriptor features of this evaluation outside the training range [min, max] stored in the
+  // model file. All zero / -1 when the model stores no range.
+  int64_t extrapolation_features = 0;      // (centre, feature) pairs outside the range
+  int64_t extrapolation_centres = 0;       // centres with at least one such feature
+  int64_t extrapolation_worst_centre = -1; // centre index (into nl centres) of the largest excess
+  int32_t extrapolation_worst_feature = -1;  // its feature index within its element's features
+  double extrapolation_worst_excess = 0.0;   // distance outside [min, max] in units of (max - min)
   // charge models
   std::vector<double> charges;             // (n_centres) e
   std::vector<double> dipole;              // (3) e Angstrom, about the coordinate origin

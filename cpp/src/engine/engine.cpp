@@ -4,6 +4,7 @@
 
 #include "atomforge/elements.hpp"
 #include "atomforge/errors.hpp"
+#include "atomforge/uncertainty.hpp"
 #include "atomforge/units.hpp"
 #include "common/threads.hpp"
 
@@ -83,6 +84,15 @@ void EngineModel::convert(ModelOutput& in, EngineOutput& out) const {
   out.per_atom_virial = scaled(in.per_atom_virial, e);
   out.energy_uncertainty = e * in.energy_uncertainty;
   out.forces_uncertainty = scaled(in.forces_uncertainty, f);
+  out.committee_energies = scaled(in.committee_energies, e);
+  out.member_forces = scaled(in.member_forces, f);
+  out.energy_uncertainty_scale = in.energy_uncertainty_scale;
+  out.forces_uncertainty_scale = in.forces_uncertainty_scale;
+  out.extrapolation_features = in.extrapolation_features;
+  out.extrapolation_centres = in.extrapolation_centres;
+  out.extrapolation_worst_centre = in.extrapolation_worst_centre;
+  out.extrapolation_worst_feature = in.extrapolation_worst_feature;
+  out.extrapolation_worst_excess = in.extrapolation_worst_excess;
   out.charges = std::move(in.charges);
   out.dipole = scaled(in.dipole, l);
   out.charge_partials = std::move(in.charge_partials);
@@ -137,10 +147,13 @@ void EngineModel::compute_positions(const double* positions, int64_t n, const do
       for (int k = 0; k < 9; ++k) pav[9 * nl.owner[p] + k] += o.per_atom_virial[9 * p + k];
     o.per_atom_virial = std::move(pav);
   }
-  if (!o.forces_uncertainty.empty()) {
-    std::vector<double> fu(n, 0.0);
-    for (int64_t p = 0; p < n; ++p) fu[p] = o.forces_uncertainty[p];
-    o.forces_uncertainty = std::move(fu);
+  if (!o.member_forces.empty()) {  // fold every member onto the atoms, then the deviation
+    const int M = static_cast<int>(o.member_forces.size() / (3 * static_cast<size_t>(nl.n_total())));
+    o.member_forces = fold_member_forces(nl, o.member_forces.data(), M);
+    o.forces_uncertainty.assign(n, 0.0);
+    force_deviation(o.member_forces.data(), M, n, 3 * n, o.forces_uncertainty_scale, o.forces_uncertainty.data());
+  } else if (!o.forces_uncertainty.empty()) {
+    o.forces_uncertainty.resize(n);
   }
   convert(o, out);
 }

@@ -130,6 +130,10 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
         a.params_.insert(a.params_.end(), W.begin(), W.end());
         ly.b = static_cast<int64_t>(a.params_.size());
         a.params_.insert(a.params_.end(), b.begin(), b.end());
+        ly.wt = static_cast<int64_t>(a.transposed_.size());
+        a.transposed_.resize(a.transposed_.size() + W.size());
+        for (int64_t o = 0; o < ly.n_out; ++o)
+          for (int64_t i = 0; i < ly.n_in; ++i) a.transposed_[ly.wt + i * ly.n_out + o] = W[o * ly.n_in + i];
         width = ly.n_out;
         a.max_width_ = std::max({a.max_width_, ly.n_in, ly.n_out});
         layers.push_back(ly);
@@ -160,6 +164,7 @@ void AtomicNetworks::prepare(Workspace& ws) const {
     ws.dh.assign(n, 0.0);
     ws.g.assign(max_width_, 0.0);
     ws.g2.assign(max_width_, 0.0);
+    ws.z.assign(max_width_, 0.0);
   }
 }
 
@@ -182,14 +187,20 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       const double* hin = ws.h.data() + l * W;
       double* hout = ws.h.data() + (l + 1) * W;
       double* dh = ws.dh.data() + l * W;
-      const double* Wt = params_.data() + ly.w;
+      const double* WT = transposed_.data() + ly.wt;
       const double* b = params_.data() + ly.b;
-      for (int64_t o = 0; o < ly.n_out; ++o) {
-        const double* wr = Wt + o * ly.n_in;
-        double z = b[o];
-        for (int64_t i = 0; i < ly.n_in; ++i) z += wr[i] * hin[i];
-        activate(ly.act, z, hout[o], dh[o]);
+      // z = b + W h, accumulated over inputs i in order (as a dot product would), one contiguous
+      // column of W^T at a time so that the loop over outputs vectorises
+      double* z = ws.z.data();
+      const int64_t no = ly.n_out;
+      for (int64_t o = 0; o < no; ++o) z[o] = b[o];
+      for (int64_t i = 0; i < ly.n_in; ++i) {
+        const double hi = hin[i];
+        const double* col = WT + i * no;
+#pragma omp simd
+        for (int64_t o = 0; o < no; ++o) z[o] += col[o] * hi;
       }
+      for (int64_t o = 0; o < no; ++o) activate(ly.act, z[o], hout[o], dh[o]);
     }
     member_out[m] = ws.h[L * W];
     if (!grad && !member_grads) continue;

@@ -35,7 +35,7 @@ class AtomicNetworks {
  public:
   /// Per-thread scratch of evaluate(); sized by prepare().
   struct Workspace {
-    std::vector<double> h, dh, g, g2;
+    std::vector<double> h, dh, g, g2, z;
   };
 
   AtomicNetworks() = default;
@@ -68,6 +68,7 @@ class AtomicNetworks {
  private:
   struct Layer {
     int64_t n_in = 0, n_out = 0, w = 0, b = 0;  // offsets into params_
+    int64_t wt = 0;                             // offset of W^T (n_in, n_out) in transposed_
     Activation act = Activation::Linear;
   };
   int32_t n_elements_ = 0;
@@ -80,6 +81,8 @@ class AtomicNetworks {
   std::vector<std::string> activations_;           // per network set
   std::vector<std::vector<Layer>> layers_;         // [member * n_nets + net]
   std::vector<double> params_;
+  std::vector<double> transposed_;  // W^T of every layer: the forward pass runs over contiguous
+                                    // columns (vectorised axpy, same summation order as the dot product)
   int n_nets_ = 0;
 };
 

@@ -6,10 +6,30 @@
 #include <string>
 #include <vector>
 
+#include "openmm/Context.h"
 #include "openmm/Force.h"
 #include "AtomForgeExport.h"
 
 namespace AtomForgeOpenMM {
+
+/// Committee uncertainty of one state (AtomForgeForce::getUncertainty), OpenMM units.
+struct AtomForgeUncertainty {
+  double energyUncertainty = 0.0;          // kJ/mol: calibrated standard deviation of the members' energies
+  std::vector<double> forcesUncertainty;   // kJ/mol/nm per covered particle (order of getParticles(), or
+                                           // all particles): calibrated eps_i = c_F sqrt(mean_m |F_i^m - <F_i>|^2)
+  double maxForcesUncertainty = 0.0;       // kJ/mol/nm, max_i (DeePMD's max_devi_f)
+  double meanForcesUncertainty = 0.0;      // kJ/mol/nm, mean over the covered particles
+  long long extrapolationFeatures = 0;     // descriptor feature values outside the training range
+  long long extrapolationAtoms = 0;        // covered particles with at least one
+};
+
+/// Extrapolation counts of the force evaluations since the last reset (getExtrapolationCounts).
+struct AtomForgeExtrapolation {
+  long long evaluations = 0;               // force evaluations
+  long long extrapolating = 0;             // of which with features outside the training range
+  long long features = 0;                  // feature values outside the range, summed
+  long long atoms = 0;                     // particles with such features, summed
+};
 
 class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
  public:
@@ -41,6 +61,16 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
   bool usesPeriodicBoundaryConditions() const override { return periodic; }
   void setUsesPeriodicBoundaryConditions(bool p) { periodic = p; }
 
+  /// Committee uncertainty of the Context's current positions (and box): one extra evaluation of
+  /// the model with per-member forces, folded over periodic images (OpenMM units). The Force
+  /// must belong to the Context's System and the model must be a committee. Throws
+  /// OpenMMException otherwise.
+  AtomForgeUncertainty getUncertainty(OpenMM::Context& context) const;
+  /// Extrapolation counts of this Force's evaluations in `context` since the previous call with
+  /// reset (or since the Context was created): models that store the training range of their
+  /// features count the values outside it at every force evaluation. All zero for models
+  /// without a stored range.
+  AtomForgeExtrapolation getExtrapolationCounts(OpenMM::Context& context, bool reset = true) const;
   /// Minimum distance between two covered particles, nm (default 0.01 nm = 0.1 A, the core's
   /// kDefaultMinDistance): closer pairs, periodic images included, make the evaluation throw an
   /// OpenMMException naming both particle indices (particles on top of each other give

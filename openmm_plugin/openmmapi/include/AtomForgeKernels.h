@@ -18,6 +18,10 @@ class CalcAtomForgeForceKernel : public OpenMM::KernelImpl {
   virtual void initialize(const OpenMM::System& system, const AtomForgeForce& force) = 0;
   /// Add forces (kJ/mol/nm) to the context's force array; return the energy (kJ/mol).
   virtual double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) = 0;
+  /// Committee uncertainty of the context's current state (OpenMM units).
+  virtual AtomForgeUncertainty uncertainty(OpenMM::ContextImpl& context) = 0;
+  /// Extrapolation counts since the last reset.
+  virtual AtomForgeExtrapolation extrapolation(bool reset) = 0;
 };
 
 }  // namespace AtomForgeOpenMM

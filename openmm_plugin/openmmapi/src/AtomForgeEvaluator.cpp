@@ -1,5 +1,6 @@
 #include "internal/AtomForgeEvaluator.h"
 
+#include <algorithm>
 #include <array>
 #include <string>
 
@@ -74,21 +75,46 @@ AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomF
 
 AtomForgeEvaluator::~AtomForgeEvaluator() = default;
 
-double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
-                                   std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const {
+void AtomForgeEvaluator::gather(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                                double* cell) const {
   const int64_t n = static_cast<int64_t>(particles.size());
   for (int64_t i = 0; i < n; i++)
     for (int d = 0; d < 3; d++) pos[3 * i + d] = positions[particles[i]][d];
-  double cell[9] = {0};
+  for (int k = 0; k < 9; k++) cell[k] = 0.0;
   if (periodic)
     for (int r = 0; r < 3; r++)
       for (int d = 0; d < 3; d++) cell[3 * r + d] = box[r][d];
-  const bool p = periodic;
+}
+
+double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                                   std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const {
+  const int64_t n = static_cast<int64_t>(particles.size());
+  double cell[9];
+  gather(positions, box, cell);
   atomforge::ComputeRequest request;
   request.forces = includeForces;
   request.n_threads = nThreads;
-  request.min_distance = minDistanceNm;  // engine (nm) units, converted by the core's adapter
   atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
+  evaluate(cell, request, out);
+  counts.evaluations++;
+  if (out.extrapolation_features > 0) {
+    counts.extrapolating++;
+    counts.features += out.extrapolation_features;
+    counts.atoms += out.extrapolation_centres;
+  }
+  if (includeForces)
+    for (int64_t i = 0; i < n; i++) {
+      OpenMM::Vec3& fi = forces[particles[i]];
+      for (int d = 0; d < 3; d++) fi[d] += out.forces[3 * i + d];
+    }
+  return out.energy;
+}
+
+void AtomForgeEvaluator::evaluate(const double* cell, atomforge::ComputeRequest& request,
+                                  atomforge::EngineOutput& out) const {
+  const int64_t n = static_cast<int64_t>(particles.size());
+  const bool p = periodic;
+  request.min_distance = minDistanceNm;  // engine (nm) units, converted by the core's adapter
   try {
     model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
   } catch (const atomforge::AtomsTooClose& e) {
@@ -100,10 +126,38 @@ double AtomForgeEvaluator::compute(const std::vector<OpenMM::Vec3>& positions, c
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
   }
-  if (includeForces)
-    for (int64_t i = 0; i < n; i++) {
-      OpenMM::Vec3& fi = forces[particles[i]];
-      for (int d = 0; d < 3; d++) fi[d] += out.forces[3 * i + d];
-    }
-  return out.energy;
+}
+
+AtomForgeUncertainty AtomForgeEvaluator::uncertainty(const std::vector<OpenMM::Vec3>& positions,
+                                                     const OpenMM::Vec3* box, int nThreads) const {
+  try {
+    model->require(atomforge::kUncertainty, "AtomForgeForce.getUncertainty");
+  } catch (const std::exception& e) {
+    throw OpenMMException(std::string(e.what()) + " (a committee: train with network: {committee: 4})");
+  }
+  const int64_t n = static_cast<int64_t>(particles.size());
+  double cell[9];
+  gather(positions, box, cell);
+  atomforge::ComputeRequest request;
+  request.uncertainty = true;
+  request.n_threads = nThreads;
+  atomforge::EngineOutput out;  // kJ/mol, kJ/mol/nm
+  evaluate(cell, request, out);
+  AtomForgeUncertainty u;
+  u.energyUncertainty = out.energy_uncertainty;
+  u.forcesUncertainty = out.forces_uncertainty;
+  u.forcesUncertainty.resize(n, 0.0);
+  for (double e : u.forcesUncertainty) {
+    u.maxForcesUncertainty = std::max(u.maxForcesUncertainty, e);
+    u.meanForcesUncertainty += e / std::max<int64_t>(n, 1);
+  }
+  u.extrapolationFeatures = out.extrapolation_features;
+  u.extrapolationAtoms = out.extrapolation_centres;
+  return u;
+}
+
+AtomForgeExtrapolation AtomForgeEvaluator::extrapolation(bool reset) const {
+  AtomForgeExtrapolation c = counts;
+  if (reset) counts = AtomForgeExtrapolation();
+  return c;
 }

@@ -90,3 +90,19 @@ void AtomForgeForce::setMinimumDistance(double distanceNm) {
 }
 
 OpenMM::ForceImpl* AtomForgeForce::createImpl() const { return new AtomForgeForceImpl(*this); }
+
+namespace {
+AtomForgeForceImpl& implOf(OpenMM::ForceImpl& impl) {
+  auto* p = dynamic_cast<AtomForgeForceImpl*>(&impl);
+  if (!p) throw OpenMMException("AtomForgeForce: this Force is not part of the Context's System");
+  return *p;
+}
+}  // namespace
+
+AtomForgeUncertainty AtomForgeForce::getUncertainty(OpenMM::Context& context) const {
+  return implOf(getImplInContext(context)).getUncertainty(getContextImpl(context));
+}
+
+AtomForgeExtrapolation AtomForgeForce::getExtrapolationCounts(OpenMM::Context& context, bool reset) const {
+  return implOf(getImplInContext(context)).getExtrapolationCounts(reset);
+}

@@ -17,3 +17,11 @@ double AtomForgeForceImpl::calcForcesAndEnergy(OpenMM::ContextImpl& context, boo
 }
 
 std::vector<std::string> AtomForgeForceImpl::getKernelNames() { return {CalcAtomForgeForceKernel::Name()}; }
+
+AtomForgeUncertainty AtomForgeForceImpl::getUncertainty(OpenMM::ContextImpl& context) {
+  return kernel.getAs<CalcAtomForgeForceKernel>().uncertainty(context);
+}
+
+AtomForgeExtrapolation AtomForgeForceImpl::getExtrapolationCounts(bool reset) {
+  return kernel.getAs<CalcAtomForgeForceKernel>().extrapolation(reset);
+}

@@ -163,7 +163,7 @@ class SymmetryFunctions(Descriptor):
     #: :meth:`standard`. Chosen on rMD17 ethanol (benchmarks/results/accuracy.md).
     config_defaults = {"r_c": 5.0, "n_radial": 16, "n_angular": 4, "angular": "G5", "radial_grid": "shifted",
                        "r_min": 0.7, "cutoff_function": "cos", "n_angular_radial": 4, "angular_grid": "shifted",
-                       "r_c_angular": None}
+                       "r_c_angular": None, "zetas": None}
 
     @classmethod
     def from_config(cls, cfg: dict, elements) -> "SymmetryFunctions":
@@ -264,7 +264,7 @@ class SymmetryFunctions(Descriptor):
     def standard(cls, elements: Sequence, r_c: float = 6.0, n_radial: int = 8, n_angular: int = 4,
                  r_min: float = 0.8, cutoff_function: str = "cos", angular: str = "G4",
                  radial_grid: str = "shifted", n_angular_radial: int = 1, angular_grid: str = "centered",
-                 r_c_angular: Optional[float] = None) -> "SymmetryFunctions":
+                 r_c_angular: Optional[float] = None, zetas: Optional[Sequence[float]] = None) -> "SymmetryFunctions":
         """A standard element-resolved set, the same for every central element.
 
         Radial G2 for each neighbour element on ``n_radial`` grid points between ``r_min`` and
@@ -272,7 +272,8 @@ class SymmetryFunctions(Descriptor):
         with eta = 1 / (2 dr^2) (dr the spacing); ``'centered'`` uses r_s = 0 and widths
         sigma_m on the grid, eta_m = 1 / (2 sigma_m^2).
         Angular (``angular`` = 'G4' or 'G5') for each unordered neighbour-element pair: zeta in
-        (1, 2, 4, 16)[:n_angular] with lambda = +1 and -1, on ``n_angular_radial`` radial
+        ``zetas`` (default (1, 2, 4, 16)[:n_angular]; when given, n_angular is ignored) with
+        lambda = +1 and -1, on ``n_angular_radial`` radial
         channels with cutoff ``r_c_angular`` (default ``r_c``): ``angular_grid='centered'``
         uses r_s = 0 and widths sigma_m = linspace(r_min, r_c_angular, n_angular_radial + 1)[1:] / 2,
         eta_m = 1 / (2 sigma_m^2) (the default, n_angular_radial = 1, is the single
@@ -281,7 +282,12 @@ class SymmetryFunctions(Descriptor):
         Feature order per element: radial (neighbour, grid point), then angular (pair, radial
         channel, zeta, lambda).
 
-        Features per element: n_el * n_radial + n_el (n_el + 1) / 2 * 2 * n_angular * n_angular_radial.
+        Features per element: n_el * n_radial + n_el (n_el + 1) / 2 * 2 * n_zeta * n_angular_radial
+        (n_zeta = len(zetas) or n_angular).
+
+        Raises ValueError for r_c <= 0, r_min outside (0, r_c), n_radial < 1, n_angular outside
+        0..4, an unknown grid or angular type, n_angular_radial < 1, r_c_angular outside
+        (r_min, r_c], or zetas that are not distinct finite numbers >= 1.
         """
         if not r_c > 0:
             raise ValueError(f"r_c must be positive, got {r_c}")
@@ -315,7 +321,15 @@ class SymmetryFunctions(Descriptor):
                           for rs in np.linspace(r_min, r_ca, n_angular_radial, endpoint=False)]
         else:
             raise ValueError(f"angular_grid must be 'shifted' or 'centered', got {angular_grid!r}")
-        zetas = (1.0, 2.0, 4.0, 16.0)[:n_angular]
+        if zetas is None:
+            zetas = (1.0, 2.0, 4.0, 16.0)[:n_angular]
+        else:
+            if isinstance(zetas, (str, bytes)) or not all(isinstance(z, (int, float, np.integer, np.floating))
+                                                          and not isinstance(z, bool) for z in zetas):
+                raise ValueError(f"zetas must be a list of numbers >= 1, got {zetas!r}")
+            zetas = tuple(float(z) for z in zetas)
+            if not all(math.isfinite(z) and z >= 1 for z in zetas) or len(set(zetas)) != len(zetas):
+                raise ValueError(f"zetas must be distinct finite numbers >= 1, got {list(zetas)}")
         funcs = {}
         for c in syms:
             fl = []

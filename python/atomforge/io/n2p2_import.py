@@ -44,6 +44,9 @@ Conventions (n2p2 libnnp, github.com/CompPhysVienna/n2p2; see also :mod:`atomfor
   ``reference_energies[k] = atom_energy_k * u``). ``conv_length`` needs no conversion: n2p2
   scales the symmetry-function parameters with it so that G is unchanged, and forces are
   converted back with it.
+* Training range: scaling.data's G_min/G_max of every function are kept as the model's
+  ``feature_range`` (records ``extrapolation.{k}.min/max``), so atomforge warns about
+  extrapolation where n2p2 would (values outside [G_min, G_max]).
 
 Only short-range 2G-HDNNPs are supported (``nnp_type`` 2G-HDNNP, the default); 4G-HDNNP and
 Q-HDNNP models raise ValueError. All errors are :class:`ValueError` naming the file.
@@ -376,6 +379,10 @@ def import_n2p2(directory: PathLike, output: Optional[PathLike] = None, length_u
         reference_energies=ref,
         energy_scale=float(energy_scale),
         metadata=meta,
+        # n2p2's own training range of every symmetry function (scaling.data min/max): the core
+        # counts values outside it at every evaluation, as n2p2's extrapolation warnings do
+        feature_range=[{"min": np.asarray(stats[e].min, dtype=np.float64),
+                        "max": np.asarray(stats[e].max, dtype=np.float64)} for e in elements],
     )
     params.validate()
     if output is not None:

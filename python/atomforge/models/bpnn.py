@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -44,6 +44,14 @@ class BPNNParameters:
         reference_energies: (n_elements,) eV.
         energy_scale: eV.
         shared: one network for all elements.
+        calibration: optional {"energy": c_E, "forces": c_F}, positive factors that turn the
+            committee spread into a predicted error (fitted on validation frames by the
+            trainer, :mod:`atomforge.train.calibration`); records
+            ``uncertainty.energy_calibration`` / ``uncertainty.forces_calibration``.
+        feature_range: optional per element {"min": (F_k,), "max": (F_k,)}, the range of each
+            descriptor feature over the training structures; evaluations count the features
+            outside it (extrapolation warnings, as n2p2 does); records
+            ``extrapolation.{k}.min`` / ``.max``.
     """
 
     species: List[int]
@@ -55,6 +63,8 @@ class BPNNParameters:
     energy_scale: float = 1.0
     metadata: Dict[str, str] = field(default_factory=dict)
     shared: bool = False
+    calibration: Optional[Dict[str, float]] = None
+    feature_range: Optional[List[dict]] = None
 
     model_type = "bpnn"
 
@@ -112,6 +122,24 @@ class BPNNParameters:
                     raise ModelFileError(f"scaling of {s}: {key} is not finite")
             if not np.isfinite(float(self.scaling[k].get("offset", 0.0))):
                 raise ModelFileError(f"scaling of {s}: offset is not finite")
+        if self.calibration is not None:
+            if set(self.calibration) != {"energy", "forces"}:
+                raise ModelFileError(f"calibration needs the keys 'energy' and 'forces', got {sorted(self.calibration)}")
+            for key, c in self.calibration.items():
+                if not (np.isfinite(c) and c > 0):
+                    raise ModelFileError(f"calibration factor {key!r} must be positive and finite, got {c!r}")
+        if self.feature_range is not None:
+            if len(self.feature_range) != ne:
+                raise ModelFileError(f"feature_range: {len(self.feature_range)} entries for {ne} elements")
+            for k, s in enumerate(syms):
+                lo, hi = (np.asarray(self.feature_range[k][key], dtype=float) for key in ("min", "max"))
+                if lo.shape != (n_feat[s],) or hi.shape != (n_feat[s],):
+                    raise ModelFileError(f"feature_range of {s}: min/max have shapes {lo.shape}/{hi.shape}, "
+                                         f"expected ({n_feat[s]},)")
+                if not (np.isfinite(lo).all() and np.isfinite(hi).all()) or (lo > hi).any():
+                    q = int(np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi) & (lo <= hi)))[0])
+                    raise ModelFileError(f"feature_range of {s}: feature {q} has no finite range "
+                                         f"(min {lo[q]!r}, max {hi[q]!r})")
         for n in range(n_nets):
             nf = n_feat[syms[n]]
             name = "shared network" if self.shared else f"network of {syms[n]}"
@@ -162,6 +190,13 @@ class BPNNParameters:
                 for l, (W, b) in enumerate(member[n]):
                     rec[f"network.{m}.{n}.{l}.weight"] = np.asarray(W, dtype=np.float64)
                     rec[f"network.{m}.{n}.{l}.bias"] = np.asarray(b, dtype=np.float64)
+        if self.calibration is not None:
+            rec["uncertainty.energy_calibration"] = float(self.calibration["energy"])
+            rec["uncertainty.forces_calibration"] = float(self.calibration["forces"])
+        if self.feature_range is not None:
+            for k in range(len(self.species)):
+                rec[f"extrapolation.{k}.min"] = np.asarray(self.feature_range[k]["min"], dtype=np.float64)
+                rec[f"extrapolation.{k}.max"] = np.asarray(self.feature_range[k]["max"], dtype=np.float64)
         meta = {"atomforge_version": __version__,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         meta.update(self.metadata)
@@ -203,9 +238,23 @@ class BPNNParameters:
                                  get_vector(rec, f"network.{m}.{n}.{l}.bias", "f64", where))
                                 for l in range(L)])
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
+        calib = None
+        cal_names = ("uncertainty.energy_calibration", "uncertainty.forces_calibration")
+        if any(n in rec for n in cal_names):
+            calib = {}
+            for key, n in zip(("energy", "forces"), cal_names):
+                calib[key] = get_scalar(rec, n, "f64", where) if n in rec else 1.0
+        franges = None
+        n_range = sum(f"extrapolation.{k}.{x}" in rec for k in range(ne) for x in ("min", "max"))
+        if n_range not in (0, 2 * ne):
+            raise ModelFileError(f"{where}: extrapolation.{{k}}.min/.max records must be given for every element "
+                                 f"or for none")
+        if n_range:
+            franges = [{x: get_vector(rec, f"extrapolation.{k}.{x}", "f64", where) for x in ("min", "max")}
+                       for k in range(ne)]
         p = cls(species, d.to_dict(), scaling, nets, acts,
                 get_vector(rec, "energy.reference", "f64", where),
-                get_scalar(rec, "energy.scale", "f64", where), meta, shared)
+                get_scalar(rec, "energy.scale", "f64", where), meta, shared, calib, franges)
         try:
             p.validate()
         except ModelFileError as exc:
@@ -225,6 +274,11 @@ class BPNNParameters:
                              f"({','.join(self.activations[n])}), reference energy "
                              f"{self.reference_energies[k]:.6f} eV"))
         lines += [("committee_size", str(self.committee_size)), ("energy_scale", f"{self.energy_scale:.6g} eV")]
+        if self.calibration is not None:
+            lines.append(("uncertainty_calibration", f"energy x{self.calibration['energy']:.4g}, "
+                                                     f"forces x{self.calibration['forces']:.4g}"))
+        lines.append(("extrapolation_range", "none" if self.feature_range is None else
+                      "stored (per element and feature)"))
         return lines
 
     # -------------------------------------------------------------- NumPy evaluation

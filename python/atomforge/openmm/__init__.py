@@ -47,7 +47,7 @@ EV_TO_KJ_PER_MOL = _CONSTANTS["ev_in_kj_per_mol"]
 NM_TO_ANGSTROM = _CONSTANTS["nm_in_angstrom"]
 
 __all__ = ["AtomForgeForce", "create_system", "add_to_system", "plugin_dir", "load_kernels", "OPENMM_VERSION",
-           "EV_TO_KJ_PER_MOL", "NM_TO_ANGSTROM"]
+           "EV_TO_KJ_PER_MOL", "NM_TO_ANGSTROM", "uncertainty", "check_extrapolation", "UncertaintyReporter"]
 
 
 def plugin_dir() -> str:
@@ -200,3 +200,107 @@ def _remove_classical(system: openmm.System, region: Sequence[int]) -> None:
     if skipped:
         warnings.warn("add_to_system: custom bonded forces left unchanged inside the ML region: " + ", ".join(skipped),
                       stacklevel=3)
+
+
+# ------------------------------------------------------------------ committee uncertainty
+
+
+def uncertainty(force: AtomForgeForce, context: openmm.Context) -> dict:
+    """Committee uncertainty of the context's current state (one extra model evaluation with
+    per-member forces; the force must be in the context's System and its model a committee).
+
+    Returns a dict, OpenMM units with eV/Angstrom copies:
+      ``energy_uncertainty`` (kJ/mol), ``forces_uncertainty`` (N,) kJ/mol/nm per covered particle
+      (order of ``force.getParticles()``, or all particles), ``max_forces_uncertainty`` and
+      ``mean_forces_uncertainty`` (kJ/mol/nm), the same in eV and eV/Angstrom with suffix
+      ``_ev`` (``forces_uncertainty_ev`` etc.), and ``extrapolation_features`` /
+      ``extrapolation_atoms`` (descriptor features outside the training range in this state).
+    eps_i = c_F sqrt(mean_m |F_i^m - <F_i>|^2) with the model's calibration factor c_F.
+    Raises openmm.OpenMMException for a single model or a force not in the context.
+    """
+    import numpy as np
+
+    d = force.getUncertainty(context)
+    d["forces_uncertainty"] = np.asarray(d["forces_uncertainty"], dtype=float)
+    f_ev = NM_TO_ANGSTROM * EV_TO_KJ_PER_MOL  # kJ/mol/nm per eV/Angstrom
+    d["energy_uncertainty_ev"] = d["energy_uncertainty"] / EV_TO_KJ_PER_MOL
+    for key in ("forces_uncertainty", "max_forces_uncertainty", "mean_forces_uncertainty"):
+        d[key + "_ev"] = d[key] / f_ev
+    return d
+
+
+def check_extrapolation(force: AtomForgeForce, context: openmm.Context, reset: bool = True,
+                        warn: bool = True) -> dict:
+    """Extrapolation counts of the force's evaluations since the last reset (dict: evaluations,
+    extrapolating, features, atoms); warns with :class:`atomforge.ExtrapolationWarning` (one
+    warning summarising the counts) when any evaluation had descriptor features outside the
+    model's training range. Call it every few hundred steps, or use :class:`UncertaintyReporter`.
+    """
+    c = force.getExtrapolationCounts(context, bool(reset))
+    if warn and c["extrapolating"]:
+        from ..potential import ExtrapolationWarning
+
+        warnings.warn(f"AtomForgeForce ({force.getModelSource()}): the model extrapolated in {c['extrapolating']} of "
+                      f"{c['evaluations']} force evaluations: {c['features']} descriptor feature value(s) on "
+                      f"{c['atoms']} atom(s) outside the training range; forces there are unreliable",
+                      ExtrapolationWarning, stacklevel=2)
+    return c
+
+
+class UncertaintyReporter:
+    """OpenMM reporter: every ``reportInterval`` steps writes a CSV line with the step, time (ps),
+    energy uncertainty (kJ/mol), max and mean per-atom force uncertainty (kJ/mol/nm) and the
+    extrapolation counts since the previous report, and warns (ExtrapolationWarning) when the
+    model extrapolated. ``file``: path or open text file (None: no file; ``self.history`` keeps
+    the rows). With ``stop_above`` (kJ/mol/nm), raises :class:`UncertaintyExceeded` when the
+    max force uncertainty exceeds it (like LAMMPS ``fix halt``). Models that are not committees
+    report only the extrapolation columns.
+
+        simulation.reporters.append(UncertaintyReporter("u.csv", 100, force))
+    """
+
+    def __init__(self, file, reportInterval: int, force: AtomForgeForce, stop_above: Optional[float] = None):
+        self._own = isinstance(file, (str, os.PathLike))
+        self._out = open(file, "w") if self._own else file
+        self._interval = int(reportInterval)
+        self._force = force
+        self._stop = stop_above
+        self._committee = None
+        self.history = []
+        if self._out is not None:
+            self._out.write("step,time_ps,energy_uncertainty_kjmol,max_forces_uncertainty_kjmolnm,"
+                            "mean_forces_uncertainty_kjmolnm,extrapolating_evaluations,extrapolation_features\n")
+
+    def describeNextReport(self, simulation):
+        steps = self._interval - simulation.currentStep % self._interval
+        return {"steps": steps, "periodic": None, "include": []}
+
+    def report(self, simulation, state):
+        ctx = simulation.context
+        if self._committee is None:
+            try:
+                uncertainty(self._force, ctx)
+                self._committee = True
+            except Exception:
+                self._committee = False
+        u = uncertainty(self._force, ctx) if self._committee else {}
+        c = check_extrapolation(self._force, ctx)
+        row = (simulation.currentStep, state.getTime().value_in_unit(openmm.unit.picosecond),
+               u.get("energy_uncertainty", float("nan")), u.get("max_forces_uncertainty", float("nan")),
+               u.get("mean_forces_uncertainty", float("nan")), c["extrapolating"], c["features"])
+        self.history.append(row)
+        if self._out is not None:
+            self._out.write(",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row) + "\n")
+            self._out.flush()
+        if self._stop is not None and self._committee and u["max_forces_uncertainty"] > self._stop:
+            raise UncertaintyExceeded(f"step {simulation.currentStep}: max force uncertainty "
+                                      f"{u['max_forces_uncertainty']:.4g} kJ/mol/nm > {self._stop:g}")
+
+    def __del__(self):
+        if getattr(self, "_own", False) and self._out is not None:
+            self._out.close()
+
+
+class UncertaintyExceeded(RuntimeError):
+    """Raised by :class:`UncertaintyReporter` when the committee's max force uncertainty exceeds
+    ``stop_above`` (the structure is a candidate for labelling)."""

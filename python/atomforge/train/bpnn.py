@@ -19,11 +19,30 @@ from typing import List, Optional
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as nnf
 
 from ..descriptors import Descriptor
 from ..models import BPNNParameters
 
 _ACT = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
+
+
+def _act_and_derivative(name: str, a: torch.Tensor):
+    """Activation h = f(a) and its derivative f'(a), elementwise (same shape as ``a``); both
+    differentiable. softplus is nn.Softplus's (beta 1, linear above a = 20)."""
+    if name == "silu":
+        s = torch.sigmoid(a)
+        h = a * s
+        return h, s + h * (1 - s)
+    if name == "tanh":
+        h = torch.tanh(a)
+        return h, 1 - h * h
+    if name == "sigmoid":
+        h = torch.sigmoid(a)
+        return h, h * (1 - h)
+    if name == "softplus":
+        return nnf.softplus(a), torch.sigmoid(a)
+    raise ValueError(f"activation must be one of {sorted(_ACT)}, got {name!r}")
 
 
 @dataclass
@@ -56,8 +75,15 @@ class Batch:
     centre: Optional[torch.Tensor] = None
     atom: Optional[torch.Tensor] = None
     values: Optional[torch.Tensor] = None
-    energy: Optional[torch.Tensor] = None   # (B,)
+    energy: Optional[torch.Tensor] = None   # (B,) eV, float64
     forces: Optional[torch.Tensor] = None   # (N, 3)
+    # dense layout (DenseFrameStore: every frame has the same atoms): rows of G are element-major
+    # (all frames' atoms of element blocks[0][0], then the next element, ...), blocks lists
+    # (element, first row, end row, atoms of that element per frame); jacobian (B, n F, 3 n) holds
+    # dG/dr per frame with rows (atom in element-sorted order, feature) and columns (atom, xyz);
+    # forces stay frame-major in the frames' own atom order
+    jacobian: Optional[torch.Tensor] = None
+    blocks: Optional[list] = None
 
 
 def collate(frames: List[FrameFeatures], energies=None, forces=None, dtype=torch.float64) -> Batch:
@@ -71,7 +97,8 @@ def collate(frames: List[FrameFeatures], energies=None, forces=None, dtype=torch
         b.atom = torch.as_tensor(np.concatenate([f.atom + o for f, o in zip(frames, offs)]), dtype=torch.long)
         b.values = torch.as_tensor(np.concatenate([f.values for f in frames]), dtype=dtype)
     if energies is not None:
-        b.energy = torch.as_tensor(np.asarray(energies, dtype=float), dtype=dtype)
+        # energies stay float64: total energies (~1e4 eV) in float32 are rounded by ~1 meV
+        b.energy = torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64)
     if forces is not None:
         b.forces = torch.as_tensor(np.concatenate(forces), dtype=dtype)
     return b
@@ -108,7 +135,9 @@ class FrameStore:
             for f, o, k in zip(frames, self.entry_off, ne):
                 self.values[o:o + k] = torch.as_tensor(f.values)
                 f.values = None
-        self.energy = None if energies is None else torch.as_tensor(np.asarray(energies, dtype=float), dtype=dtype)
+        # float64 whatever dtype: total energies (~1e4 eV) in float32 are rounded by ~1 meV
+        self.energy = (None if energies is None else
+                       torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64))
         self.forces = None if forces is None else torch.as_tensor(np.concatenate(forces), dtype=dtype)
         self.dtype = dtype
 
@@ -134,6 +163,86 @@ class FrameStore:
         if with_forces and self.forces is not None:
             b.forces = self.forces.index_select(0, rows)
         return b
+
+
+class DenseFrameStore:
+    """Frames that all have the same atoms in the same order (a molecule's trajectory, e.g. rMD17)
+    with their Jacobians as dense per-frame matrices, so that a batch's forces are one batched
+    matrix-vector product (no gather/scatter over sparse entries) and each element's atoms are a
+    contiguous block of rows (no per-batch selection).
+
+    Storage: G_k (n_frames, n_k, F) per element k present; jacobian (n_frames, n F, 3 n) with rows
+    (atom in element-sorted order, feature) and columns (atom in the frame's own order, xyz): the
+    sparse entries summed per (centre, atom) pair, periodic images folded onto their atom. Memory:
+    4 (float32) or 8 bytes x n_frames x 3 n^2 F; :func:`dense_layout_fits` decides when to use it.
+    The frames' Jacobian values are released as they are copied (their ``values`` become None).
+    Raises ValueError if the frames differ in atoms or lack Jacobians."""
+
+    def __init__(self, frames: List[FrameFeatures], energies=None, forces=None, dtype=torch.float64):
+        sp0 = np.asarray(frames[0].species)
+        if any(len(f.species) != len(sp0) or not np.array_equal(f.species, sp0) for f in frames):
+            raise ValueError("DenseFrameStore needs frames with the same atoms in the same order")
+        if frames[0].values is None:
+            raise ValueError("DenseFrameStore needs Jacobians")
+        n, F = len(sp0), frames[0].G.shape[1]
+        nf = len(frames)
+        self.n = n
+        self.n_atoms = np.full(nf, n, dtype=np.int64)
+        self.order = np.argsort(sp0, kind="stable")          # element-sorted position -> atom
+        self.elements = [int(k) for k in np.unique(sp0)]
+        self.counts = [int(np.sum(sp0 == k)) for k in self.elements]
+        Gs = np.stack([f.G for f in frames])                 # (nf, n, F)
+        self.G = [torch.as_tensor(Gs[:, sp0 == k], dtype=dtype).contiguous() for k in self.elements]
+        rank = np.empty(n, dtype=np.int64)
+        rank[self.order] = np.arange(n)                     # atom -> element-sorted position
+        self.jacobian = torch.zeros((nf, n * F, 3 * n), dtype=dtype)
+        for i, f in enumerate(frames):
+            v = torch.as_tensor(f.values, dtype=torch.float64)                 # (E, F, 3)
+            pair = torch.as_tensor(rank[f.centre] * n + f.atom)
+            J = torch.zeros((n * n, F, 3), dtype=torch.float64).index_add_(0, pair, v)
+            # (centre', atom, F, 3) -> (centre', F, atom, 3)
+            self.jacobian[i] = J.view(n, n, F, 3).permute(0, 2, 1, 3).reshape(n * F, 3 * n).to(dtype)
+            f.values = None
+        self.energy = (None if energies is None else
+                       torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64))
+        self.forces = (None if forces is None else
+                       torch.as_tensor(np.stack([np.asarray(x) for x in forces]), dtype=dtype))  # (nf, n, 3)
+        self.has_jacobian = True
+        self.dtype = dtype
+
+    def __len__(self):
+        return len(self.n_atoms)
+
+    def batch(self, idx, with_forces: bool = True) -> Batch:
+        ii = torch.as_tensor(np.asarray(idx, dtype=np.int64))
+        B, F = len(ii), self.G[0].shape[2]
+        G = torch.cat([g.index_select(0, ii).view(-1, F) for g in self.G])
+        species = torch.cat([torch.full((B * c,), k, dtype=torch.long) for k, c in zip(self.elements, self.counts)])
+        frame = torch.cat([torch.arange(B).repeat_interleave(c) for c in self.counts])
+        blocks, start = [], 0
+        for k, c in zip(self.elements, self.counts):
+            blocks.append((k, start, start + B * c, c))
+            start += B * c
+        b = Batch(G, species, frame, B, torch.full((B,), float(self.n), dtype=self.dtype), blocks=blocks)
+        if with_forces:
+            b.jacobian = self.jacobian.index_select(0, ii)
+            if self.forces is not None:
+                b.forces = self.forces.index_select(0, ii).view(-1, 3)
+        if self.energy is not None:
+            b.energy = self.energy.index_select(0, ii)
+        return b
+
+
+def dense_layout_fits(frames: List[FrameFeatures], max_ratio: float = 2.0) -> bool:
+    """True when every frame has the same atoms in the same order and the dense Jacobian
+    (3 n^2 F numbers per frame) is at most ``max_ratio`` times the sparse one (3 F per entry)."""
+    if not frames or frames[0].values is None:
+        return False
+    sp0 = frames[0].species
+    if any(len(f.species) != len(sp0) or not np.array_equal(f.species, sp0) for f in frames):
+        return False
+    n = len(sp0)
+    return n * n <= max_ratio * max(1, min(len(f.centre) for f in frames))
 
 
 class TorchBPNN(nn.Module):
@@ -181,32 +290,146 @@ class TorchBPNN(nn.Module):
                 nets.append(nn.Sequential(*layers))
             self.members.append(nets)
 
-    def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
-        x = (G - self.shift[species]) * self.scale[species]
+    def _apply(self, fn, recurse=True):
+        # the reference energies (hundreds to thousands of eV per atom) stay float64 whatever the
+        # training dtype: in float32 they would be rounded by up to ~1e-4 eV each
+        ref = self._buffers["reference"]
+        out = super()._apply(fn, recurse)
+        self._buffers["reference"] = ref.to(device=self._buffers["reference"].device)
+        return out
+
+    def _linears(self, m: int, k: int) -> List[nn.Linear]:
+        return [layer for layer in self.members[m][k] if isinstance(layer, nn.Linear)]
+
+    def _mlp_value_and_gradient(self, m: int, k: int, x: torch.Tensor):
+        """Network k of member m on scaled features x (M, F_k): outputs (M,) and their gradient
+        d out / d x (M, F_k), written out layer by layer (backpropagation of one scalar per row as
+        explicit tensor operations), so that a single backward pass of the loss differentiates
+        forces with respect to the weights (no double backward through autograd)."""
+        lins = self._linears(m, k)
+        h, derivs = x, []
+        for lin in lins[:-1]:
+            h, d = _act_and_derivative(self.activation, nnf.linear(h, lin.weight, lin.bias))
+            derivs.append(d)
+        out = nnf.linear(h, lins[-1].weight, lins[-1].bias)[:, 0]
+        g = lins[-1].weight.expand(h.shape[0], -1)
+        for lin, d in zip(reversed(lins[:-1]), reversed(derivs)):
+            g = torch.mm(g * d, lin.weight)
+        return out, g
+
+    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True, blocks=None):
+        """Network part of the atomic energies, u_i = mean_m NN_n(k)^m(x_i) (N,), in units of
+        ``energy_scale`` (E_i = reference_k + energy_scale * u_i), and if ``gradient`` du_i/dG_i
+        (N, F) (zero beyond an element's feature count). G: (N, F) raw descriptor rows, species
+        (N,) element indices; ``blocks`` (optional, :class:`DenseFrameStore` batches): the rows
+        of each element as contiguous slices [(element, start, stop, ...)], which saves the
+        per-element selection. Both outputs are differentiable with respect to the weights."""
+        scale = self.scale.index_select(0, species)
+        x = (G - self.shift.index_select(0, species)) * scale
+        M = len(self.members)
         if self.shared:
-            e = sum(member[0](x)[:, 0] for member in self.members) / len(self.members)
-            return self.reference[species] + self.energy_scale * e
-        out = torch.zeros(G.shape[0], dtype=G.dtype)
+            outs = [self._mlp_value_and_gradient(m, 0, x) for m in range(M)]
+            u = outs[0][0] if M == 1 else sum(o[0] for o in outs) / M
+            if not gradient:
+                return u, None
+            g = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+            return u, g * scale
+        if blocks is not None:
+            us, gs = [], []
+            for k, start, stop, *_ in blocks:
+                nf = self.n_features[k]
+                outs = [self._mlp_value_and_gradient(m, k, x[start:stop, :nf]) for m in range(M)]
+                us.append(outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+                if gradient:
+                    gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+                    gs.append(nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk)
+            u = torch.cat(us)
+            return (u, torch.cat(gs) * scale) if gradient else (u, None)
+        u = torch.zeros(G.shape[0], dtype=G.dtype)
+        g = torch.zeros_like(G) if gradient else None
         for k in range(len(self.elements)):
             sel = torch.nonzero(species == k, as_tuple=True)[0]
             if sel.numel() == 0:
                 continue
-            xk = x[sel, : self.n_features[k]]
-            e = sum(member[k](xk)[:, 0] for member in self.members) / len(self.members)
-            out = out.index_add(0, sel, e)
-        return self.reference[species] + self.energy_scale * out
+            nf = self.n_features[k]
+            xk = x.index_select(0, sel)[:, :nf]
+            outs = [self._mlp_value_and_gradient(m, k, xk) for m in range(M)]
+            u = u.index_add(0, sel, outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+            if gradient:
+                gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+                if nf < G.shape[1]:
+                    gk = nnf.pad(gk, (0, G.shape[1] - nf))
+                g = g.index_copy(0, sel, gk)
+        if gradient:
+            g = g * scale
+        return u, g
 
-    def forward(self, batch: Batch, forces: bool = True, create_graph: bool = False):
-        """Energies (B,) eV and, if asked, forces (N, 3) eV/Angstrom of a batch."""
-        G = batch.G.detach().requires_grad_(forces)
-        Ea = self.atomic_energies(G, batch.species)
-        E = torch.zeros(batch.n_frames, dtype=G.dtype).index_add(0, batch.frame, Ea)
+    def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies E_i (N,) eV, float64 (the reference energies are added in float64)."""
+        u, _ = self.network_energies(G, species, gradient=False)
+        return self.reference[species] + self.energy_scale.double() * u.double()
+
+    def member_atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """Atomic energies of every committee member, (M, N) eV. ``G`` is (N, F), or (M, N, F)
+        with one copy of the rows per member (so that autograd gives each member its own dE/dG)."""
+        M = len(self.members)
+        Gm = G if G.dim() == 3 else G.unsqueeze(0).expand(M, *G.shape)
+        x = (Gm - self.shift[species]) * self.scale[species]
+        ref = self.reference[species]
+        if self.shared:
+            return torch.stack([ref + self.energy_scale * member[0](x[m])[:, 0]
+                                for m, member in enumerate(self.members)])
+        out = []
+        for m, member in enumerate(self.members):
+            e = torch.zeros(G.shape[-2], dtype=G.dtype)
+            for k in range(len(self.elements)):
+                sel = torch.nonzero(species == k, as_tuple=True)[0]
+                if sel.numel() == 0:
+                    continue
+                e = e.index_add(0, sel, member[k](x[m][sel, : self.n_features[k]])[:, 0])
+            out.append(ref + self.energy_scale * e)
+        return torch.stack(out)
+
+    def forward_members(self, batch: Batch, forces: bool = True, create_graph: bool = False):
+        """Each member's energies (M, B) eV and, if asked, forces (M, N, 3) eV/Angstrom: the
+        members as independent models on the same descriptor rows (committee training)."""
+        M = len(self.members)
+        G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
+        Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
+        E = torch.zeros((M, batch.n_frames), dtype=G.dtype).index_add(1, batch.frame, Ea)
         if not forces:
             return E, None
-        (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph)
-        g = torch.einsum("ef,efk->ek", dEdG[batch.centre], batch.values)
-        F = -torch.zeros((G.shape[0], 3), dtype=G.dtype).index_add(0, batch.atom, g)
-        return E, F
+        (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph)  # (M, N, F)
+        F = []
+        for m in range(M):  # one member at a time: the memory of a single model
+            g = torch.einsum("ef,efk->ek", dEdG[m][batch.centre], batch.values)
+            F.append(-torch.zeros((G.shape[1], 3), dtype=G.dtype).index_add(0, batch.atom, g))
+        return E, torch.stack(F)
+
+    def forward(self, batch: Batch, forces: bool = True, create_graph: bool = False):
+        """Energies (B,) eV, float64 whatever the model's dtype (reference energies are added in
+        float64), and, if asked, forces (N, 3) eV/Angstrom in the model's dtype, of a batch.
+
+        Forces F_m = -energy_scale sum_e du_i(e)/dG . dG_i(e)/dr_m over the batch's Jacobian
+        entries e (the core's sparse Jacobian). du/dG is computed by explicit backpropagation
+        (:meth:`network_energies`), so the forces are differentiable with respect to the weights
+        whenever autograd is enabled; ``create_graph`` is accepted for compatibility and ignored."""
+        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces, blocks=batch.blocks)
+        s = self.energy_scale
+        E_net = torch.zeros(batch.n_frames, dtype=u.dtype).index_add(0, batch.frame, u)
+        E_ref = torch.zeros(batch.n_frames, dtype=torch.float64).index_add(
+            0, batch.frame, self.reference.index_select(0, batch.species))
+        E = E_ref + s.double() * E_net.double()
+        if not forces:
+            return E, None
+        if batch.jacobian is not None:  # dense: per frame, (1, n F) @ (n F, 3 n)
+            B = batch.n_frames
+            g = torch.cat([dudG[start:stop].view(B, c, -1) for _, start, stop, c in batch.blocks], dim=1)
+            Fr = torch.bmm(g.view(B, 1, -1), batch.jacobian).view(-1, 3)
+            return E, -s * Fr
+        g = torch.einsum("ef,efk->ek", dudG.index_select(0, batch.centre), batch.values)
+        Fr = torch.zeros((batch.G.shape[0], 3), dtype=g.dtype).index_add(0, batch.atom, g)
+        return E, -s * Fr
 
     def to_parameters(self, metadata=None) -> BPNNParameters:
         """Export for the model file (float64), evaluated identically by the C++ core."""

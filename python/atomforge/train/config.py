@@ -30,6 +30,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       n_angular_radial: 4       # radial channels of the angular functions (1: one wide eta, r_s = 0)
       angular_grid: shifted     # shifted (r_s grid, as ANI) | centered (r_s = 0, several eta)
       r_c_angular: null         # cutoff of the angular functions (null: r_c)
+      zetas: null               # zeta set of the angular functions (null: (1, 2, 4, 16)[:n_angular])
       # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
       # r_c: 6.0                # Angstrom
       # orders: [0, 1, 2, 3]    # MCSH orders (0..6)
@@ -40,7 +41,9 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
     network:
       hidden: [128, 128]        # hidden-layer widths of each element's MLP
       activation: silu          # tanh | silu | softplus | sigmoid
-      committee: 1              # independently initialised networks (ensemble)
+      committee: 1              # committee members (> 1: each trained on its own loss, initialisation
+                                #   and resample of the frames; calibrated uncertainties)
+      committee_data: bootstrap # bootstrap | subset (80 %) | all: the frames each member sees
       shared: false             # one network for all elements (needs equal feature counts: gmp)
     training:
       epochs: 2000              # at most; also the length of the cosine/exponential schedule
@@ -90,7 +93,8 @@ DEFAULTS: Dict[str, Any] = {
     "test_fraction": 0.1,
     "seed": 0,
     "descriptor": None,  # filled below: {"type": "acsf", **SymmetryFunctions.config_defaults}
-    "network": {"hidden": [128, 128], "activation": "silu", "committee": 1, "shared": False},
+    "network": {"hidden": [128, 128], "activation": "silu", "committee": 1, "shared": False,
+                "committee_data": "bootstrap"},
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": 1000, "dtype": "float64", "threads": 0,
@@ -140,6 +144,7 @@ _CHOICES = {
     "descriptor.angular": ("G4", "G5"),
     "descriptor.radial_grid": ("shifted", "centered"),
     "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
+    "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
 }
 _POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",

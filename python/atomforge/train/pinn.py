@@ -199,6 +199,10 @@ class TorchPinn(nn.Module):
         ``positions`` (N, 3) Angstrom and ``total_charge`` (B,) e set (and the Jacobian for
         forces). Periodic frames are listed in ``batch.ewald``: (frame, first atom, atom count,
         :class:`EwaldSetup`) each; every other frame is a molecule (open boundaries)."""
+        with torch.enable_grad():  # forces by autograd, also when called under no_grad (validation)
+            return self._forward(batch, forces, create_graph)
+
+    def _forward(self, batch, forces, create_graph):
         B = batch.n_frames
         periodic = list(getattr(batch, "ewald", None) or [])
         G = batch.G.detach().requires_grad_(forces)
@@ -211,11 +215,11 @@ class TorchPinn(nn.Module):
             skip[[p[0] for p in periodic]] = True
             pairs = pair_indices(batch.n_atoms.long().numpy(), skip)
         sig = self.sigma.to(G.dtype)[batch.species]
-        E = torch.zeros(B, dtype=G.dtype).index_add(0, batch.frame, Ea) + \
-            coulomb_energy(R, q, sig, batch.frame, B, pairs)
+        E = torch.zeros(B, dtype=Ea.dtype).index_add(0, batch.frame, Ea) + \
+            coulomb_energy(R, q, sig, batch.frame, B, pairs).to(Ea.dtype)
         if periodic:
             e_per = torch.stack([ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
-            E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per)
+            E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per.to(E.dtype))
         mu = torch.zeros((B, 3), dtype=G.dtype).index_add(0, batch.frame, q[:, None] * R)
         if not forces:
             return E, None, q, mu
@@ -240,6 +244,8 @@ class PinnTrainer(Trainer):
 
     Raises ValueError for frames periodic along one or two directions, before training starts.
     """
+
+    allow_dense_layout = False  # TorchPinn needs rows in frame order (positions) and the sparse Jacobian
 
     def _prepare(self):
         super()._prepare()
@@ -286,7 +292,7 @@ class PinnTrainer(Trainer):
             b.ewald.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
         return b
 
-    def _loss(self, model, b, create_graph):
+    def _loss(self, model, b, create_graph, frames=None):
         tr = self.cfg["training"]
         s = model.energy_scale
         E, F, _, mu = model(b, forces=self.has_forces, create_graph=create_graph)

@@ -28,6 +28,43 @@ BPNN::BPNN(const ModelFile& f) {
   energy_scale_ = f.f64_scalar("energy.scale");
   if (!std::isfinite(energy_scale_)) throw InvalidInput(w + ": record 'energy.scale' is not finite");
   networks_ = AtomicNetworks::from_file(f, "network.", "scaling.", n_inputs, 1);
+  // optional uncertainty calibration (positive finite factors)
+  for (auto [name, dst] : {std::pair<const char*, double*>{"uncertainty.energy_calibration", &energy_calibration_},
+                           {"uncertainty.forces_calibration", &forces_calibration_}}) {
+    if (!f.has(name)) continue;
+    *dst = f.f64_scalar(name);
+    if (!std::isfinite(*dst) || *dst <= 0.0)
+      throw InvalidInput(w + ": record '" + name + "' must be a positive finite number");
+  }
+  // optional training range of the features: all elements or none
+  int n_range = 0;
+  for (int32_t k = 0; k < ne; ++k)
+    n_range += f.has("extrapolation." + std::to_string(k) + ".min") + f.has("extrapolation." + std::to_string(k) + ".max");
+  if (n_range != 0 && n_range != 2 * ne)
+    throw InvalidInput(w + ": extrapolation.{k}.min/.max records must be given for every element or for none");
+  if (n_range) {
+    for (int32_t k = 0; k < ne; ++k) {
+      const std::string p = "extrapolation." + std::to_string(k) + ".";
+      const auto& lo = f.f64(p + "min");
+      const auto& hi = f.f64(p + "max");
+      if (static_cast<int64_t>(lo.size()) != n_inputs[k] || static_cast<int64_t>(hi.size()) != n_inputs[k])
+        throw InvalidInput(w + ": " + p + "min/max must have one entry per descriptor feature of element " +
+                           element_symbol(species_[k]) + " (" + std::to_string(n_inputs[k]) + ")");
+      std::vector<double> tol(lo.size());
+      for (size_t q = 0; q < lo.size(); ++q) {
+        if (!std::isfinite(lo[q]) || !std::isfinite(hi[q]) || lo[q] > hi[q])
+          throw InvalidInput(w + ": " + p + "min/max entry " + std::to_string(q) + " is not a finite range (min " +
+                             std::to_string(lo[q]) + ", max " + std::to_string(hi[q]) + ")");
+        // rounding tolerance: the same structure evaluated by another engine (ghost atoms,
+        // other summation order) or read back from a text file (extxyz writes positions with 8
+        // decimals: features move by ~1e-8 of their range) must not count as extrapolating
+        tol[q] = 1e-6 * (hi[q] - lo[q]) + 1e-12 * std::max(std::abs(lo[q]), std::abs(hi[q])) + 1e-14;
+      }
+      range_min_.push_back(lo);
+      range_max_.push_back(hi);
+      range_tol_.push_back(std::move(tol));
+    }
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> BPNN::describe() const {
@@ -47,6 +84,12 @@ std::vector<std::pair<std::string, std::string>> BPNN::describe() const {
   std::ostringstream es;
   es << energy_scale_ << " eV";
   d.emplace_back("energy_scale", es.str());
+  if (networks_.committee_size() > 1) {
+    std::ostringstream c;
+    c << "energy x" << energy_calibration_ << ", forces x" << forces_calibration_;
+    d.emplace_back("uncertainty_calibration", c.str());
+  }
+  d.emplace_back("extrapolation_range", range_min_.empty() ? "none" : "stored (per element and feature)");
   return d;
 }
 
@@ -65,6 +108,17 @@ struct NetworkEnergy : CentreModel {
   double* member_e;   // (n_centres, M)
   WorkspacePool<AtomicNetworks::Workspace>& pool;
   std::unique_ptr<WorkspacePool<AtomicNetworks::Workspace>::Lease> lease;
+  // training range of the features (empty: not counted); per-thread counters
+  const std::vector<std::vector<double>>* range_min = nullptr;
+  const std::vector<std::vector<double>>* range_max = nullptr;
+  const std::vector<std::vector<double>>* range_tol = nullptr;
+  struct Extrapolation {
+    int64_t features = 0, centres = 0, worst_centre = -1;
+    int32_t worst_feature = -1;
+    double worst_excess = 0.0;
+    char pad[64];  // keep threads' counters on separate cache lines
+  };
+  std::vector<Extrapolation> extrap;
 
   NetworkEnergy(const AtomicNetworks& n, const std::vector<double>& ref, double es, bool f, bool mem, double* a,
                 double* me, WorkspacePool<AtomicNetworks::Workspace>& p)
@@ -74,8 +128,32 @@ struct NetworkEnergy : CentreModel {
   void begin(int n_threads) override {
     lease = std::make_unique<WorkspacePool<AtomicNetworks::Workspace>::Lease>(pool, n_threads);
     for (int k = 0; k < n_threads; ++k) nets.prepare((*lease)[k]);
+    extrap.assign(range_min && !range_min->empty() ? n_threads : 0, Extrapolation());
+  }
+  void count_extrapolation(int tid, int64_t c, int32_t k, const double* G) {
+    const double* lo = (*range_min)[k].data();
+    const double* hi = (*range_max)[k].data();
+    const double* tol = (*range_tol)[k].data();
+    const int64_t nf = static_cast<int64_t>((*range_min)[k].size());
+    int64_t n_out = 0;
+    Extrapolation& e = extrap[tid];
+    for (int64_t f = 0; f < nf; ++f) {
+      const double below = lo[f] - tol[f] - G[f], above = G[f] - hi[f] - tol[f];
+      if (below > 0.0 || above > 0.0 || !(G[f] == G[f])) {
+        ++n_out;
+        const double excess = std::max(below, above) / std::max(hi[f] - lo[f], 1e-12);
+        if (e.worst_centre < 0 || excess > e.worst_excess || (excess == e.worst_excess && c < e.worst_centre)) {
+          e.worst_excess = excess;
+          e.worst_centre = c;
+          e.worst_feature = static_cast<int32_t>(f);
+        }
+      }
+    }
+    e.features += n_out;
+    e.centres += n_out > 0;
   }
   void centre(int tid, int64_t c, int32_t k, const double* G, double* dEdG) override {
+    if (!extrap.empty()) count_extrapolation(tid, c, k, G);
     double* y = member_e + c * M;
     const int64_t nfk = nets.n_inputs(k);
     if (members) {  // rows are n_features wide (the descriptor's padded width); members write nfk
@@ -109,6 +187,11 @@ void BPNN::compute(const NeighborView& view, const ComputeRequest& req, ModelOut
   NetworkEnergy fn(networks_, reference_, energy_scale_, req.forces, members, out.atomic_energies.data(),
                    member_e.data(), pool_);
   fn.row_width = descriptor_->n_features();
+  if (!range_min_.empty()) {
+    fn.range_min = &range_min_;
+    fn.range_max = &range_max_;
+    fn.range_tol = &range_tol_;
+  }
   std::vector<double> virials;
   if (req.forces) {
     if (members) {
@@ -142,7 +225,21 @@ void BPNN::compute(const NeighborView& view, const ComputeRequest& req, ModelOut
     for (int m = 0; m < M; ++m) out.committee_energies[m] += member_e[c * M + m];
   double var = 0.0;
   for (int m = 0; m < M; ++m) var += std::pow(out.committee_energies[m] - out.energy, 2);
-  out.energy_uncertainty = M > 1 ? std::sqrt(var / static_cast<double>(M)) : 0.0;
+  out.energy_uncertainty = M > 1 ? energy_calibration_ * std::sqrt(var / static_cast<double>(M)) : 0.0;
+  out.energy_uncertainty_scale = energy_calibration_;
+  out.forces_uncertainty_scale = forces_calibration_;
+  // extrapolation counts, merged in thread order (the worst centre: largest excess, then lowest index)
+  for (const auto& e : fn.extrap) {
+    out.extrapolation_features += e.features;
+    out.extrapolation_centres += e.centres;
+    if (e.worst_centre >= 0 &&
+        (out.extrapolation_worst_centre < 0 || e.worst_excess > out.extrapolation_worst_excess ||
+         (e.worst_excess == out.extrapolation_worst_excess && e.worst_centre < out.extrapolation_worst_centre))) {
+      out.extrapolation_worst_centre = e.worst_centre;
+      out.extrapolation_worst_feature = e.worst_feature;
+      out.extrapolation_worst_excess = e.worst_excess;
+    }
+  }
   if (!std::isfinite(out.energy)) throw InvalidInput("the model produced a non-finite energy");
 }
 

@@ -12,6 +12,8 @@
 
 namespace atomforge {
 class EngineModel;
+struct ComputeRequest;
+struct EngineOutput;
 }
 
 namespace AtomForgeOpenMM {
@@ -26,6 +28,11 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   /// (kJ/mol/nm) to `forces` when includeForces; returns the energy in kJ/mol.
   double compute(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
                  std::vector<OpenMM::Vec3>& forces, bool includeForces, int nThreads) const;
+  /// Committee uncertainty at these positions (throws OpenMMException for a non-committee model).
+  AtomForgeUncertainty uncertainty(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box,
+                                   int nThreads) const;
+  /// Extrapolation counts of compute() calls since the last reset.
+  AtomForgeExtrapolation extrapolation(bool reset) const;
 
  private:
   std::unique_ptr<atomforge::EngineModel> model;
@@ -34,6 +41,11 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   bool periodic = false;
   double minDistanceNm = 0.01;       // AtomForgeForce::getMinimumDistance()
   mutable std::vector<double> pos;   // scratch (nm)
+  mutable AtomForgeExtrapolation counts;
+  void gather(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double* cell) const;
+  // compute_positions on the gathered particles with the minimum distance set; errors become
+  // OpenMMExceptions naming particles by their System indices
+  void evaluate(const double* cell, atomforge::ComputeRequest& request, atomforge::EngineOutput& out) const;
 };
 
 }  // namespace AtomForgeOpenMM

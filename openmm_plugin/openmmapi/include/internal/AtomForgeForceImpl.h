@@ -19,6 +19,8 @@ class AtomForgeForceImpl : public OpenMM::ForceImpl {
                              int groups) override;
   std::map<std::string, double> getDefaultParameters() override { return {}; }
   std::vector<std::string> getKernelNames() override;
+  AtomForgeUncertainty getUncertainty(OpenMM::ContextImpl& context);
+  AtomForgeExtrapolation getExtrapolationCounts(bool reset);
 
  private:
   const AtomForgeForce& owner;

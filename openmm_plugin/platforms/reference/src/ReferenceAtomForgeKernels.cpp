@@ -13,3 +13,15 @@ double ReferenceCalcAtomForgeForceKernel::execute(OpenMM::ContextImpl& context, 
   auto* data = reinterpret_cast<OpenMM::ReferencePlatform::PlatformData*>(context.getPlatformData());
   return evaluator->compute(*data->positions, data->periodicBoxVectors, *data->forces, includeForces, nThreads);
 }
+
+AtomForgeUncertainty ReferenceCalcAtomForgeForceKernel::uncertainty(OpenMM::ContextImpl& context) {
+  std::vector<OpenMM::Vec3> positions;
+  context.getPositions(positions);  // the platform's current state, in System order
+  OpenMM::Vec3 box[3];
+  context.getPeriodicBoxVectors(box[0], box[1], box[2]);
+  return evaluator->uncertainty(positions, box, nThreads);
+}
+
+AtomForgeExtrapolation ReferenceCalcAtomForgeForceKernel::extrapolation(bool reset) {
+  return evaluator->extrapolation(reset);
+}

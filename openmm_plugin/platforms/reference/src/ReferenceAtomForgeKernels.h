@@ -14,6 +14,8 @@ class ReferenceCalcAtomForgeForceKernel : public CalcAtomForgeForceKernel {
       : CalcAtomForgeForceKernel(name, platform), nThreads(nThreads) {}
   void initialize(const OpenMM::System& system, const AtomForgeForce& force) override;
   double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy) override;
+  AtomForgeUncertainty uncertainty(OpenMM::ContextImpl& context) override;
+  AtomForgeExtrapolation extrapolation(bool reset) override;
 
  protected:
   std::unique_ptr<AtomForgeEvaluator> evaluator;
