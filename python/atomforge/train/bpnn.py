@@ -392,7 +392,13 @@ class TorchBPNN(nn.Module):
 
     def forward_members(self, batch: Batch, forces: bool = True, create_graph: bool = False):
         """Each member's energies (M, B) eV and, if asked, forces (M, N, 3) eV/Angstrom: the
-        members as independent models on the same descriptor rows (committee training)."""
+        members as independent models on the same descriptor rows (committee training). Forces
+        come from autograd, so they are computed also when called under torch.no_grad (the
+        trainer's validation)."""
+        with torch.enable_grad():
+            return self._forward_members(batch, forces, create_graph)
+
+    def _forward_members(self, batch: Batch, forces: bool, create_graph: bool):
         M = len(self.members)
         G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
         Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
