@@ -400,12 +400,16 @@ class TorchBPNN(nn.Module):
 
     def _forward_members(self, batch: Batch, forces: bool, create_graph: bool):
         M = len(self.members)
-        G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
-        Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
-        E = torch.zeros((M, batch.n_frames), dtype=G.dtype).index_add(1, batch.frame, Ea)
-        if not forces:
-            return E, None
-        (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph)  # (M, N, F)
+        outer_grad = torch.is_grad_enabled()
+        with torch.enable_grad():  # forces need dE/dG even when evaluated under no_grad (validation)
+            G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
+            Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
+            E = torch.zeros((M, batch.n_frames), dtype=G.dtype).index_add(1, batch.frame, Ea)
+            if not forces:
+                return (E if outer_grad else E.detach()), None
+            (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph and outer_grad)  # (M, N, F)
+        if not outer_grad:
+            E, dEdG = E.detach(), dEdG.detach()
         F = []
         for m in range(M):  # one member at a time: the memory of a single model
             g = torch.einsum("ef,efk->ek", dEdG[m][batch.centre], batch.values)
