@@ -392,13 +392,7 @@ class TorchBPNN(nn.Module):
 
     def forward_members(self, batch: Batch, forces: bool = True, create_graph: bool = False):
         """Each member's energies (M, B) eV and, if asked, forces (M, N, 3) eV/Angstrom: the
-        members as independent models on the same descriptor rows (committee training). Forces
-        come from autograd, so they are computed also when called under torch.no_grad (the
-        trainer's validation)."""
-        with torch.enable_grad():
-            return self._forward_members(batch, forces, create_graph)
-
-    def _forward_members(self, batch: Batch, forces: bool, create_graph: bool):
+        members as independent models on the same descriptor rows (committee training)."""
         M = len(self.members)
         outer_grad = torch.is_grad_enabled()
         with torch.enable_grad():  # forces need dE/dG even when evaluated under no_grad (validation)
