@@ -41,7 +41,7 @@ def built_docs(tmp_path_factory):
 def test_docs_build_without_warnings_and_cover_every_public_module(built_docs):
     for page in ("index", "install", "quickstart", "tutorial_own_data", "hyperparameters", "model_types",
                  "engines", "openmm", "sgdml", "descriptors", "model_file", "uncertainty", "benchmarks",
-                 "electrostatics"):
+                 "electrostatics", "pinn"):
         assert (built_docs / f"{page}.html").is_file(), page
     for mod in _public_modules():  # new modules are picked up without editing the docs
         assert (built_docs / "api" / f"{mod}.html").is_file(), mod

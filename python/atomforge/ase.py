@@ -10,7 +10,9 @@ order xx, yy, zz, yz, xz, xy), per-atom energies, and the committee's energy unc
 ``calc.results["energy_uncertainty"]`` (eV). Charge models (model type ``dipole``, given as the
 model or as ``dipole_model``) add ``charges`` (e; ``atoms.get_charges()``) and ``dipole``
 (e*Angstrom about the coordinate origin; ``atoms.get_dipole_moment()``), for the total charge
-``atoms.info["charge"]`` (e, default 0). Asking a dipole-only calculator for an energy raises
+``atoms.info["charge"]`` (e, default 0). Models with energies and charges (``pinn``: atomic
+networks plus electrostatics of network charges) give energy, forces, stress, charges and dipole
+from one evaluation for that total charge. Asking a dipole-only calculator for an energy raises
 PropertyNotImplementedError naming the model.
 
 Committees: with ``uncertainty=True`` (or when ``forces_uncertainty`` is asked for, e.g.
@@ -64,10 +66,15 @@ class AtomForgeCalculator(Calculator):
             raise PropertyNotImplementedError(
                 f"{self.potential.source} is a '{self.potential.model_type}' model: it gives charges and dipoles, "
                 f"not {', '.join(want_energy)} (use it as dipole_model beside an energy model)")
+        q_total = float(self.atoms.info.get("charge", 0.0))
+        # an energy model with charges (pinn): its energy depends on the total charge, and one
+        # evaluation gives energy, forces, charges and dipole
+        one_pass = has_energy and self.dipole_potential is self.potential
         if has_energy:
             want_u = self.uncertainty or "forces_uncertainty" in properties or "max_forces_uncertainty" in properties
             r = self.potential.compute(self.atoms, threads=self.threads, min_distance=self.min_distance,
-                                       uncertainty=want_u)
+                                       uncertainty=want_u,
+                                       charge=q_total if "charges" in self.potential.capabilities else 0.0)
             self.results["energy"] = r.energy
             self.results["free_energy"] = r.energy
             self.results["energies"] = r.atomic_energies
@@ -84,9 +91,11 @@ class AtomForgeCalculator(Calculator):
                 self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
             elif "stress" in properties:
                 raise PropertyNotImplementedError("stress needs a periodic cell")
-        if self.dipole_potential is not None:
-            q = float(self.atoms.info.get("charge", 0.0))
-            d = self.dipole_potential.compute(self.atoms, threads=self.threads, forces=False, charge=q,
+        if one_pass:
+            self.results["charges"] = r.charges
+            self.results["dipole"] = r.dipole
+        elif self.dipole_potential is not None:
+            d = self.dipole_potential.compute(self.atoms, threads=self.threads, forces=False, charge=q_total,
                                               min_distance=self.min_distance)
             self.results["charges"] = d.charges
             self.results["dipole"] = d.dipole

@@ -535,8 +535,9 @@ def main(argv=None) -> int:
     t.add_argument("--test-data", help="held-out test data")
     t.add_argument("-c", "--config", help="YAML configuration (keys: see atomforge.train.config)")
     t.add_argument("-o", "--output", required=True, help="run folder")
-    t.add_argument("--model", default=None, choices=["bpnn", "sgdml", "dipole"],
-                   help="model type (default bpnn; dipole: atomic charges and dipoles, atomforge.train.dipole_trainer)")
+    t.add_argument("--model", default=None, choices=["bpnn", "sgdml", "dipole", "pinn"],
+                   help="model type (default bpnn; dipole: atomic charges and dipoles, atomforge.train.dipole_trainer; "
+                        "pinn: atomic networks plus electrostatics of network charges)")
     t.add_argument("--n-train", type=int, default=None, help="sgdml: training geometries (default 1000)")
     t.add_argument("--energy-key", default=None, help="sgdml: npz key of the energies (e.g. old_energies)")
     t.add_argument("--forces-key", default=None, help="sgdml: npz key of the forces (e.g. old_forces)")

@@ -162,7 +162,8 @@ class Potential:
         s = structure(positions, numbers, cell, pbc)
         threads = threads_argument(threads)
         nl = self.neighbor_list(s, min_distance=min_distance, threads=threads)
-        d = self._core.compute(nl, per_atom_virial, threads, forces, uncertainty, float(charge))
+        d = self._core.compute(nl, per_atom_virial, threads, forces, uncertainty, float(charge), None,
+                               np.ascontiguousarray(s.cell, dtype=np.float64), tuple(bool(b) for b in s.pbc))
         owner = np.asarray(nl.owner)
         n = nl.n_local
         pav = None

@@ -340,16 +340,30 @@ PYBIND11_MODULE(_core, m) {
         if (c & af::kDipole) caps.append("dipole");
         if (c & af::kUncertainty) caps.append("uncertainty");
         if (c & af::kFeatureRange) caps.append("feature_range");
+        if (c & af::kLongRange) caps.append("long_range");
         return caps;
       })
       .def_property_readonly("requires_atom_order", &af::Model::requires_atom_order)
       .def("describe", &af::Model::describe)
       .def("compute",
            [](const af::Model& p, const af::NeighborList& nl, bool per_atom, int threads, bool forces,
-              bool uncertainty, double total_charge, py::object min_distance) {
+              bool uncertainty, double total_charge, py::object min_distance, py::object cell, py::object pbc) {
              af::ModelOutput o;
-             const auto req = make_request(forces, per_atom, uncertainty, total_charge, threads,
-                                           min_distance.is_none() ? nl.min_distance : min_distance.cast<double>());
+             auto req = make_request(forces, per_atom, uncertainty, total_charge, threads,
+                                     min_distance.is_none() ? nl.min_distance : min_distance.cast<double>());
+             // the cell and periodicity, for long-range models (kLongRange)
+             std::vector<double> cellv;
+             if (!cell.is_none()) {
+               darr c = cell.cast<darr>();
+               require_shape(c, {3, 3}, "cell");
+               cellv.assign(c.data(), c.data() + 9);
+               req.cell = cellv.data();
+             }
+             if (!pbc.is_none()) {
+               auto b = pbc.cast<std::vector<bool>>();
+               if (b.size() != 3) throw py::value_error("pbc must have three entries");
+               for (int d = 0; d < 3; ++d) req.pbc[d] = b[d];
+             }
              {
                py::gil_scoped_release release;
                p.compute(nl.view(), req, o);
@@ -358,10 +372,14 @@ PYBIND11_MODULE(_core, m) {
            },
            py::arg("neighbor_list"), py::arg("per_atom_virial") = false, py::arg("threads") = 0,
            py::arg("forces") = true, py::arg("uncertainty") = false, py::arg("total_charge") = 0.0,
-           py::arg("min_distance") = py::none())
+           py::arg("min_distance") = py::none(), py::arg("cell") = py::none(), py::arg("pbc") = py::none())
       .def("compute_csr",
            [](const af::Model& p, darr pos, i32arr sp, i64arr off, i64arr nb, py::object centres, bool per_atom,
               int threads, double min_distance) {
+             if (p.capabilities() & af::kLongRange)
+               throw py::value_error("compute_csr cannot evaluate a '" + p.model_type() +
+                                     "' model: its long-range electrostatics needs every atom and the cell "
+                                     "(use compute with the core's neighbour list)");
              CsrArrays a = make_csr(pos, sp, off, nb, centres);
              auto v = a.view();
              af::ModelOutput o;

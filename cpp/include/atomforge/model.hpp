@@ -25,6 +25,9 @@ enum Capability : unsigned {
   kDipole = 1u << 2,       // total dipole moment (e Angstrom)
   kUncertainty = 1u << 3,  // committee spread: energy and per-atom force deviation
   kFeatureRange = 1u << 4, // stores the training range of its features: counts extrapolation
+  kLongRange = 1u << 5,    // energy terms over the whole system (Ewald electrostatics): the view's
+                           // centres must be every atom, and ComputeRequest::cell/pbc must be set;
+                           // engine adapters refuse such models (EngineModel::require)
 };
 
 /// What one evaluation should produce beyond energy and forces.
@@ -38,6 +41,11 @@ struct ComputeRequest {
   /// throws AtomsTooClose (errors.hpp) naming both atoms; models put it on the view they validate
   /// (NeighborView::min_distance). 0: only atoms at the same point are rejected.
   double min_distance = kDefaultMinDistance;
+  /// Long-range models (kLongRange) only; others ignore them. cell: (3, 3) row-major lattice
+  /// vectors (rows), Angstrom, or nullptr; pbc: periodicity along each lattice vector. All three
+  /// periodic: Ewald sum in `cell`; none: open boundaries (molecules); mixed periodicity is refused.
+  const double* cell = nullptr;
+  bool pbc[3] = {false, false, false};
 };
 
 /// Outputs of one evaluation. Sizes: per-centre arrays (n_centres); per-position arrays

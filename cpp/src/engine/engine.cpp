@@ -54,6 +54,12 @@ int32_t EngineModel::species_of_symbol(const std::string& symbol, const std::str
 }
 
 void EngineModel::require(unsigned capability, const std::string& feature) const {
+  if (model_->capabilities() & kLongRange)
+    throw InvalidInput(feature + " cannot evaluate " + where_ + ": it is a '" + model_->model_type() +
+                       "' model with long-range electrostatics (charges interacting over the whole system), "
+                       "which the engine plugins do not support yet (a periodic system split over MPI ranks "
+                       "would need a kspace coupling, and this adapter sees only a local neighbour list); "
+                       "evaluate it with the Python API or the ASE calculator (docs/pinn.md)");
   if ((model_->capabilities() & capability) == capability) return;
   throw InvalidInput(feature + " needs a model that provides " +
                      std::string(capability & kEnergy ? "energies and forces" :

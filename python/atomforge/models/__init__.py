@@ -6,7 +6,9 @@ compiled core evaluates every type through one interface (:func:`atomforge.load`
 
 Registered types (``model_type`` in model files): ``bpnn`` (:class:`BPNNParameters`, atomic
 neural networks on any descriptor) and ``sgdml`` (:class:`atomforge.sgdml.SGDMLParameters`) and ``dipole``
-(:class:`atomforge.models.dipole.DipoleParameters`, atomic charges and dipole moments).
+(:class:`atomforge.models.dipole.DipoleParameters`, atomic charges and dipole moments) and ``pinn``
+(:class:`atomforge.models.pinn.PinnParameters`, atomic networks plus Ewald electrostatics of
+network-predicted charges).
 Adding a type: its parameter class, one line in ``_TYPES`` below, and its C++ folder under
 ``cpp/src/models/`` (docs/architecture.md).
 """
@@ -23,6 +25,7 @@ _TYPES: Dict[str, Tuple[str, str]] = {
     "bpnn": ("atomforge.models.bpnn", "BPNNParameters"),
     "sgdml": ("atomforge.sgdml.model", "SGDMLParameters"),
     "dipole": ("atomforge.models.dipole", "DipoleParameters"),
+    "pinn": ("atomforge.models.pinn", "PinnParameters"),
 }
 
 

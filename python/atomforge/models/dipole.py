@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..model_file import ModelFileError, Value, check_header, get_record
+from ..model_file import ModelFileError, Value, check_header, get_record, get_scalar
 from .bpnn import ACTIVATIONS, _act, _count
 
 SCHEMES = ("uniform", "weighted")
@@ -222,9 +222,14 @@ class DipoleParameters:
         shared = bool(_count(rec.get("charge_network.shared", np.int64(0)), "charge_network.shared", where, 1,
                              minimum=0))
         n_nets = 1 if shared else ne
-        scaling = [{"shift": np.atleast_1d(get(f"charge_scaling.{k}.shift", "arr")).astype(float),
-                    "scale": np.atleast_1d(get(f"charge_scaling.{k}.scale", "arr")).astype(float),
-                    "offset": float(get(f"charge_scaling.{k}.offset", "arr"))} for k in range(ne)]
+        scaling = [{"shift": np.atleast_1d(get(f"charge_scaling.{k}.shift", "f64")).astype(float),
+                    "scale": np.atleast_1d(get(f"charge_scaling.{k}.scale", "f64")).astype(float),
+                    "offset": get_scalar(rec, f"charge_scaling.{k}.offset", "f64", where)} for k in range(ne)]
+        if scheme == "weighted":  # read by the core too: the same rule (0 or 1, equal to the charge networks')
+            wshared = bool(_count(rec.get("weight_network.shared", np.int64(0)), "weight_network.shared", where, 1,
+                                  minimum=0))
+            if wshared != shared:
+                raise ModelFileError(f"{where}: charge_network.shared and weight_network.shared differ")
 
         def networks(prefix):
             acts, nets = [], [[] for _ in range(M)]
@@ -232,16 +237,16 @@ class DipoleParameters:
                 acts.append(get(f"{prefix}{n}.activations", "str").split(","))
                 for m in range(M):
                     L = _count(get(f"{prefix}{m}.{n}.n_layers", "arr"), f"{prefix}{m}.{n}.n_layers", where, len(rec))
-                    nets[m].append([(np.atleast_2d(get(f"{prefix}{m}.{n}.{l}.weight", "arr")).astype(float),
-                                     np.atleast_1d(get(f"{prefix}{m}.{n}.{l}.bias", "arr")).astype(float))
+                    nets[m].append([(np.atleast_2d(get(f"{prefix}{m}.{n}.{l}.weight", "f64")).astype(float),
+                                     np.atleast_1d(get(f"{prefix}{m}.{n}.{l}.bias", "f64")).astype(float))
                                     for l in range(L)])
             return nets, acts
 
         qn, qa = networks("charge_network.")
         wn, wa = networks("weight_network.") if scheme == "weighted" else (None, None)
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
-        p = cls(species, d.to_dict(), scaling, qn, qa, np.atleast_1d(get("charge.reference", "arr")).astype(float),
-                float(get("charge.scale", "arr")), scheme, wn, wa, meta, shared)
+        p = cls(species, d.to_dict(), scaling, qn, qa, np.atleast_1d(get("charge.reference", "f64")).astype(float),
+                get_scalar(rec, "charge.scale", "f64", where), scheme, wn, wa, meta, shared)
         try:
             p.validate()
         except ModelFileError as exc:

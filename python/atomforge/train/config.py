@@ -5,7 +5,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
 
 .. code-block:: yaml
 
-    model: bpnn                 # model type
+    model: bpnn                 # model type: bpnn | pinn (then also the pinn: section, PINN_DEFAULTS)
     data: train.npz             # training data; validation frames are split off it
     test_data: test.npz         # optional held-out test set (else test_fraction of data)
     data_format: null           # null = detect (rmd17, sgdml, deepmd, n2p2, ase)
@@ -114,20 +114,45 @@ def descriptor_defaults(type_: str) -> dict:
 
 DEFAULTS["descriptor"] = descriptor_defaults("acsf")
 
+#: The ``pinn`` section (only with ``model: pinn``): a physics-embedded model, E = E_short +
+#: E_elec of network charges (atomforge.models.pinn); ``network`` configures the short-range
+#: networks. Molecules (direct sum) and periodic cells (Ewald sum); slabs and wires are refused.
+PINN_DEFAULTS: Dict[str, Any] = {
+    "sigma": 1.0,              # Gaussian charge width, Angstrom, one for every element (0: point charges)
+    "charge_hidden": [16, 16],  # hidden widths of the charge networks (activation: network.activation)
+    "charge_scheme": "uniform",  # uniform | weighted (total charge imposed exactly, atomforge/charges.hpp)
+    "weight_hidden": [16],     # weight networks of the weighted scheme
+    "charge_scale": 0.5,       # e per charge-network output
+    "accuracy": 1.0e-8,        # Ewald accuracy the model file carries (periodic evaluation by the core)
+    "dipole_weight": 0.0,      # loss weight of dipoles (data with dipoles only): w_mu mean((dmu / 0.1 e*A)^2)
+}
+
+
+def defaults_for(model) -> Dict[str, Any]:
+    """The defaults of a model type's configuration: DEFAULTS, plus the ``pinn`` section for
+    ``model: pinn``."""
+    d = copy.deepcopy(DEFAULTS)
+    if model == "pinn":
+        d["model"] = "pinn"
+        d["pinn"] = copy.deepcopy(PINN_DEFAULTS)
+    return d
+
+
 _CHOICES = {
-    "model": ("bpnn",),
+    "model": ("bpnn", "pinn"),
+    "pinn.charge_scheme": ("uniform", "weighted"),
     "descriptor.angular": ("G4", "G5"),
     "descriptor.radial_grid": ("shifted", "centered"),
     "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
     "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
 }
-_POSITIVE = {"descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
+_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
 #: Integer keys with an upper bound (seeds feed int64 / torch generators).
 _MAXIMUM = {"seed": 2 ** 63 - 1}
-_NONNEG = {"descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
+_NONNEG = {"pinn.sigma", "pinn.dipole_weight", "descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
            "training.min_learning_rate", "seed"}
 
 
@@ -202,7 +227,14 @@ def validate(cfg: dict) -> dict:
     mm = cfg.get("training", {}).get("max_minutes")
     if mm is not None and (isinstance(mm, bool) or not isinstance(mm, (int, float))):
         raise ConfigError(f"configuration key 'training.max_minutes': {mm!r} must be a number of minutes or null")
-    walk(cfg, DEFAULTS)
+    walk(cfg, defaults_for(cfg.get("model")))
+    if cfg.get("model") == "pinn":
+        if "pinn" not in cfg:
+            raise ConfigError("model: pinn needs its 'pinn' section (defaults: atomforge.train.config.PINN_DEFAULTS)")
+        if not cfg["pinn"]["accuracy"] <= 0.1:
+            raise ConfigError(f"configuration key 'pinn.accuracy' must be in [1e-15, 0.1], got {cfg['pinn']['accuracy']!r}")
+        if cfg["network"]["committee"] != 1:
+            raise ConfigError("configuration key 'network.committee': pinn models do not support committees yet (1)")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):
@@ -237,6 +269,7 @@ def load_config(path=None, overrides: dict = None) -> dict:
     import yaml
 
     cfg = copy.deepcopy(DEFAULTS)
+    user = {}
     if path is not None:
         try:
             text = Path(path).read_text()
@@ -248,6 +281,10 @@ def load_config(path=None, overrides: dict = None) -> dict:
             raise ConfigError(f"{path}: invalid YAML: {exc}") from None
         if not isinstance(user, dict):
             raise ConfigError(f"{path}: the configuration must be a mapping of keys")
+    model = (overrides or {}).get("model") or user.get("model")
+    if model == "pinn":
+        cfg = defaults_for("pinn")
+    if path is not None:
         cfg = _merge(cfg, user, "")
     if overrides:
         cfg = _merge(cfg, {k: v for k, v in overrides.items() if v is not None}, "")

@@ -36,8 +36,10 @@ def evaluate_dataset(potential, ds, threads: int = 0):
     ep, fp = [], []
     for i in range(len(ds)):
         periodic = bool(np.asarray(ds.pbc[i]).any())
+        # models whose energy depends on the total charge (pinn) get the frame's
+        q = float(ds.total_charge[i]) if ds.total_charge is not None and "charges" in potential.capabilities else 0.0
         r = potential.compute(ds.positions[i], ds.numbers[i], ds.cells[i] if periodic else None,
-                              ds.pbc[i] if periodic else None, threads=threads)
+                              ds.pbc[i] if periodic else None, threads=threads, charge=q)
         ep.append(r.energy)
         fp.append(r.forces)
     has_f = ds.forces is not None

@@ -264,7 +264,7 @@ class Trainer:
             from .bpnn import DenseFrameStore, FrameStore, dense_layout_fits
             # one molecule's frames (same atoms): dense per-frame Jacobians, forces by one batched
             # matrix product (single networks; committees use the sparse layout)
-            dense = (want_jac and cfg["network"]["committee"] == 1 and
+            dense = (self.allow_dense_layout and want_jac and cfg["network"]["committee"] == 1 and
                      dense_layout_fits(self.train_f + self.valid_f))
             Store = DenseFrameStore if dense else FrameStore
             self.train_f = Store(self.train_f, self.train_ds.energy, self.train_ds.forces, self.dtype)
@@ -319,12 +319,22 @@ class Trainer:
                           ds.forces if fp else None)
         return tot / len(ds), m
 
+    #: Model types whose forward pass takes the dense per-frame Jacobians (DenseFrameStore).
+    allow_dense_layout = True
+
+    def _make_model(self):
+        """The PyTorch model of this run (after _prepare)."""
+        from .bpnn import TorchBPNN
+
+        cfg, net = self.cfg, self.cfg["network"]
+        return TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
+                         self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
+                         shared=net["shared"])
+
     # ------------------------------------------------------------------ main loop
     def run_training(self, resume: bool = False) -> dict:
         import torch
         import yaml
-
-        from .bpnn import TorchBPNN
 
         ckpt_path = self.run / "checkpoint.pt"
         if ckpt_path.exists() and not resume:
@@ -337,11 +347,7 @@ class Trainer:
         _atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         _atomic_write_text(self.run / "split.json", json.dumps({k: v.tolist() for k, v in self.split.items()}))
 
-        net = cfg["network"]
-        model = TorchBPNN(self.sf, net["hidden"], net["activation"], net["committee"], self.stats["shift"],
-                          self.stats["scale"], self.stats["reference"], self.stats["energy_scale"], seed=cfg["seed"],
-                          shared=net["shared"])
-        model = model.to(self.dtype)
+        model = self._make_model().to(self.dtype)
         # fused: one vectorised kernel for all parameters (~4x faster per step than the default
         # per-tensor loop on CPU for these small networks)
         opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"], fused=True)
@@ -536,13 +542,19 @@ class Trainer:
 
 def train(config=None, run_dir="run", resume=False, progress=True, log=print, **overrides) -> dict:
     """Train from a YAML path or dict plus keyword overrides (e.g. data=..., test_data=...).
-    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`)."""
+    ``model: dipole`` trains a charge/dipole model (:mod:`atomforge.train.dipole_trainer`),
+    ``model: pinn`` a physics-embedded model (:class:`atomforge.train.pinn.PinnTrainer`)."""
     from .dipole_trainer import is_dipole_config, train_dipole
     if is_dipole_config(config, overrides):
         return train_dipole(config, run_dir, resume=resume, progress=progress, log=log, **overrides)
     if isinstance(config, dict):
-        from .config import DEFAULTS, _merge
-        cfg = validate(_merge(_merge(DEFAULTS, config, ""), {k: v for k, v in overrides.items() if v is not None}, ""))
+        from .config import _merge, defaults_for
+        model = overrides.get("model") or config.get("model")
+        cfg = validate(_merge(_merge(defaults_for(model), config, ""),
+                              {k: v for k, v in overrides.items() if v is not None}, ""))
     else:
         cfg = load_config(config, overrides)
+    if cfg["model"] == "pinn":
+        from .pinn import PinnTrainer
+        return PinnTrainer(cfg, run_dir, progress=progress, log=log).run_training(resume=resume)
     return Trainer(cfg, run_dir, progress=progress, log=log).run_training(resume=resume)

@@ -1,0 +1,236 @@
+#include "models/pinn/pinn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "atomforge/charges.hpp"
+#include "atomforge/elements.hpp"
+#include "atomforge/errors.hpp"
+#include "common/threads.hpp"
+#include "electrostatics/ewald.hpp"
+
+#ifdef ATOMFORGE_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace atomforge {
+
+namespace {
+// softplus(z) = log(1 + e^z) without overflow (the dipole model's formula) and its derivative.
+inline double softplus(double z) { return std::max(z, 0.0) + std::log1p(std::exp(-std::fabs(z))); }
+inline double sigmoid(double z) {
+  return z >= 0.0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
+}
+constexpr double kWeightFloor = 1e-3;  // as DipoleModel::kWeightFloor
+}  // namespace
+
+PinnModel::PinnModel(const ModelFile& f) {
+  const std::string& w = f.where();
+  species_ = f.check_header("pinn");
+  if (!f.has("units.charge") || f.string("units.charge") != "e")
+    throw InvalidInput(w + ": record 'units.charge' must be \"e\" (charges in elementary charges)" +
+                       (f.has("units.charge") ? ", got \"" + f.string("units.charge") + "\"" : ""));
+  const int32_t ne = static_cast<int32_t>(species_.size());
+  if (f.i64_scalar("committee_size") != 1)
+    throw InvalidInput(w + ": record 'committee_size' is " + std::to_string(f.i64_scalar("committee_size")) +
+                       "; pinn models do not support committees yet (it must be 1)");
+  descriptor_ = make_descriptor(f);
+  std::vector<int64_t> n_inputs(ne);
+  for (int32_t k = 0; k < ne; ++k) n_inputs[k] = descriptor_->n_features(k);
+  auto per_species = [&](const std::string& name) {
+    std::vector<double> v = f.f64_vector(name);
+    if (static_cast<int32_t>(v.size()) != ne)
+      throw InvalidInput(w + ": record '" + name + "' needs one value per species (" + std::to_string(ne) + "), has " +
+                         std::to_string(v.size()));
+    for (double x : v)
+      if (!std::isfinite(x)) throw InvalidInput(w + ": record '" + name + "' is not finite");
+    return v;
+  };
+  auto finite_scalar = [&](const std::string& name) {
+    const double x = f.f64_scalar(name);
+    if (!std::isfinite(x)) throw InvalidInput(w + ": record '" + name + "' is not finite");
+    return x;
+  };
+  energy_reference_ = per_species("energy.reference");
+  energy_scale_ = finite_scalar("energy.scale");
+  charge_reference_ = per_species("charge.reference");
+  charge_scale_ = finite_scalar("charge.scale");
+  sigma_ = per_species("electrostatics.sigma");
+  for (int32_t k = 0; k < ne; ++k)
+    if (sigma_[k] < 0.0)
+      throw InvalidInput(w + ": record 'electrostatics.sigma' of " + element_symbol(species_[k]) +
+                         " is negative (Gaussian widths in Angstrom, 0 for point charges)");
+  accuracy_ = finite_scalar("electrostatics.accuracy");
+  if (!(accuracy_ >= kEwaldMinAccuracy && accuracy_ <= kEwaldMaxAccuracy)) {
+    std::ostringstream m;
+    m << w << ": record 'electrostatics.accuracy' is " << accuracy_ << ", outside [" << kEwaldMinAccuracy << ", "
+      << kEwaldMaxAccuracy << "]";
+    throw InvalidInput(m.str());
+  }
+  const std::string scheme = f.string("charge.scheme");
+  if (scheme != "uniform" && scheme != "weighted")
+    throw InvalidInput(w + ": record 'charge.scheme' is '" + scheme + "' (known: uniform, weighted)");
+  weighted_ = scheme == "weighted";
+  energy_networks_ = AtomicNetworks::from_file(f, "network.", "scaling.", n_inputs, 1);
+  charge_networks_ = AtomicNetworks::from_file(f, "charge_network.", "charge_scaling.", n_inputs, 1);
+  if (weighted_) {
+    weight_networks_ = AtomicNetworks::from_file(f, "weight_network.", "charge_scaling.", n_inputs, 1);
+    if (weight_networks_.shared() != charge_networks_.shared())
+      throw InvalidInput(w + ": charge_network.shared and weight_network.shared differ");
+  }
+  if (energy_networks_.committee_size() != 1 || charge_networks_.committee_size() != 1 ||
+      (weighted_ && weight_networks_.committee_size() != 1))
+    throw InvalidInput(w + ": pinn models do not support committees yet (one network set each)");
+}
+
+std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
+  std::vector<std::pair<std::string, std::string>> d;
+  d.emplace_back("descriptor", descriptor_->type());
+  std::ostringstream rc;
+  rc << descriptor_->cutoff() << " A (short range); electrostatics over the whole system";
+  d.emplace_back("cutoff", rc.str());
+  d.emplace_back("energy", "E = sum_i E_i(short) + E_elec(Gaussian charges q_i; Ewald for periodic cells)");
+  d.emplace_back("charge scheme", weighted_ ? "weighted: q_i = q~_i - w_i (sum q~ - Q) / sum w, w = softplus(NN_w)"
+                                            : "uniform: q_i = q~_i - (sum q~ - Q) / N");
+  d.emplace_back("networks", energy_networks_.shared() ? "one shared by all elements" : "one per element");
+  for (int32_t k = 0; k < static_cast<int32_t>(species_.size()); ++k) {
+    std::ostringstream s;
+    s << descriptor_->n_features(k) << " features, energy network " << energy_networks_.architecture(k) << " ("
+      << energy_networks_.activations(k) << "), charge network " << charge_networks_.architecture(k);
+    if (weighted_) s << ", weight network " << weight_networks_.architecture(k);
+    s << ", reference energy " << energy_reference_[k] << " eV, reference charge " << charge_reference_[k]
+      << " e, sigma " << sigma_[k] << " A";
+    d.emplace_back(element_symbol(species_[k]), s.str());
+  }
+  std::ostringstream sc;
+  sc << energy_scale_ << " eV, " << charge_scale_ << " e";
+  d.emplace_back("energy_scale, charge_scale", sc.str());
+  std::ostringstream ac;
+  ac << accuracy_;
+  d.emplace_back("ewald accuracy", ac.str());
+  return d;
+}
+
+void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, ModelOutput& out) const {
+  NeighborView nl = view;
+  nl.min_distance = req.min_distance;
+  const int n_periodic = int(req.pbc[0]) + int(req.pbc[1]) + int(req.pbc[2]);
+  if (n_periodic != 0 && n_periodic != 3)
+    throw InvalidInput("pinn model: the cell is periodic along some directions only; its electrostatics needs "
+                       "all three periodic (Ewald sum) or none (open boundaries)");
+  const bool periodic = n_periodic == 3;
+  if (periodic && req.cell == nullptr)
+    throw InvalidInput("pinn model: a periodic system needs the cell (ComputeRequest::cell)");
+  if (req.per_atom_virial)
+    throw InvalidInput("pinn model: per-atom virials are not available (the Ewald sum has no per-atom split)");
+  if (!std::isfinite(req.total_charge))
+    throw InvalidInput("pinn model: the total charge " + std::to_string(req.total_charge) + " is not finite");
+  const int64_t nc = nl.n_centres, nt = nl.n_total, nf = descriptor_->n_features();
+  std::vector<double> G(nc * nf);
+  descriptor_->compute(nl, G.data(), req.n_threads);  // validates the list
+  const bool forces = req.forces;
+  // per centre: short-range energy, raw charge, weight, and the network gradients
+  std::vector<double> es(nc), partials(2 * nc), dw(nc, 0.0);
+  std::vector<double> gE(forces ? nc * nf : 0, 0.0), gq(forces ? nc * nf : 0, 0.0),
+      gw(forces && weighted_ ? nc * nf : 0, 0.0);
+  const int nt_threads = resolve_threads(req.n_threads);
+  {
+    WorkspacePool<AtomicNetworks::Workspace>::Lease lease(pool_, nt_threads);
+    for (int k = 0; k < nt_threads; ++k) {
+      energy_networks_.prepare(lease[k]);
+      charge_networks_.prepare(lease[k]);
+      if (weighted_) weight_networks_.prepare(lease[k]);
+    }
+#pragma omp parallel num_threads(nt_threads)
+    {
+      int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+      tid = omp_get_thread_num();
+#endif
+      AtomicNetworks::Workspace& ws = lease[tid];
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < nc; ++c) {
+        const int32_t k = nl.species[nl.centre(c)];
+        const double* g = &G[c * nf];
+        double y = 0.0, yq = 0.0, yw = 0.0;
+        energy_networks_.evaluate(k, g, &y, nullptr, forces ? &gE[c * nf] : nullptr, ws);
+        charge_networks_.evaluate(k, g, &yq, nullptr, forces ? &gq[c * nf] : nullptr, ws);
+        if (weighted_) weight_networks_.evaluate(k, g, &yw, nullptr, forces ? &gw[c * nf] : nullptr, ws);
+        es[c] = energy_reference_[k] + energy_scale_ * y;
+        partials[2 * c] = charge_reference_[k] + charge_scale_ * yq;
+        partials[2 * c + 1] = weighted_ ? softplus(yw) + kWeightFloor : 1.0;
+        dw[c] = weighted_ ? sigmoid(yw) : 0.0;
+      }
+    }
+  }
+  for (int64_t c = 0; c < nc; ++c)
+    if (!std::isfinite(es[c]) || !std::isfinite(partials[2 * c]) || !std::isfinite(partials[2 * c + 1]))
+      throw InvalidInput("pinn model: non-finite atomic energy, raw charge or weight for centre " + std::to_string(c));
+  // charges with the total charge imposed exactly (Eq. 1 of atomforge/charges.hpp)
+  std::vector<double> q(nc, 0.0);
+  double sums[2] = {0.0, 0.0};
+  if (nc > 0) {
+    charge_partial_sums(partials.data(), nc, 1, sums);
+    finish_charges(partials.data(), nc, 1, sums, req.total_charge, q.data());
+  }
+  // electrostatics of the centres' Gaussian charges
+  std::vector<double> pos(3 * nc), sig(nc);
+  for (int64_t c = 0; c < nc; ++c) {
+    const int64_t p = nl.centre(c);
+    for (int d = 0; d < 3; ++d) pos[3 * c + d] = nl.positions[3 * p + d];
+    sig[c] = sigma_[nl.species[p]];
+  }
+  EwaldOptions opt;
+  opt.accuracy = accuracy_;
+  opt.min_distance = req.min_distance;
+  opt.n_threads = req.n_threads;
+  const ElectrostaticsResult el = electrostatics(pos.data(), q.data(), sig.data(), nc, req.cell, periodic, opt);
+
+  out.energy = el.energy;
+  out.atomic_energies.assign(nc, 0.0);
+  for (int64_t c = 0; c < nc; ++c) {
+    out.atomic_energies[c] = es[c] + 0.5 * q[c] * el.potential[c];
+    out.energy += es[c];
+  }
+  if (!std::isfinite(out.energy)) throw InvalidInput("pinn model: the energy is not finite");
+  out.committee_energies.assign(1, out.energy);
+  out.energy_uncertainty = 0.0;
+  for (int k = 0; k < 9; ++k) out.virial[k] = 0.0;
+  if (forces) {
+    // dE/dG: short-range part plus the charge-derivative part (header comment)
+    const double W = sums[1], lambda = nc > 0 ? (sums[0] - req.total_charge) / W : 0.0;
+    double phibar = 0.0;
+    for (int64_t c = 0; c < nc; ++c) phibar += partials[2 * c + 1] * el.potential[c];
+    if (nc > 0) phibar /= W;
+    std::vector<double> dEdG(nc * nf, 0.0);
+    for (int64_t c = 0; c < nc; ++c) {
+      const double u = el.potential[c] - phibar;
+      const double aq = u * charge_scale_, aw = -lambda * u * dw[c];
+      for (int64_t j = 0; j < nf; ++j) {
+        double v = energy_scale_ * gE[c * nf + j] + aq * gq[c * nf + j];
+        if (weighted_) v += aw * gw[c * nf + j];
+        dEdG[c * nf + j] = v;
+      }
+    }
+    out.forces.assign(3 * nt, 0.0);
+    descriptor_->vjp(nl, dEdG.data(), out.forces.data(), out.virial, nullptr, req.n_threads);
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t p = nl.centre(c);
+      for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += el.forces[3 * c + d];
+    }
+    for (int k = 0; k < 9; ++k) out.virial[k] += el.virial[k];
+    for (double x : out.forces)
+      if (!std::isfinite(x)) throw InvalidInput("pinn model: non-finite forces");
+  }
+  out.charges = q;
+  out.charge_partials = partials;
+  out.dipole.assign(3, 0.0);
+  for (int64_t c = 0; c < nc; ++c)
+    for (int d = 0; d < 3; ++d) out.dipole[d] += q[c] * pos[3 * c + d];
+}
+
+/// Registry entry (src/models/list.def).
+std::unique_ptr<Model> make_model_pinn(const ModelFile& file) { return std::make_unique<PinnModel>(file); }
+
+}  // namespace atomforge

@@ -1,0 +1,304 @@
+"""Physics-embedded potentials (model type ``pinn``) in PyTorch, for training.
+
+Model (PhysNet: O. T. Unke, M. Meuwly, JCTC 15, 3678 (2019); 4G-HDNNP: T. W. Ko et al., Nat.
+Commun. 12, 398 (2021)); for atom i of element k in frame b::
+
+    E_i^short = reference_k + energy_scale * NN_E(x_i)                 (:class:`TorchBPNN`, eV)
+    q_i       = q~_i - w_i (sum_{j in b} q~_j - Q_b) / sum_{j in b} w_j  (:class:`TorchDipole`, e)
+    E_elec,b  = k_e sum_{i<j in b} q_i q_j erf(r_ij / gamma_ij) / r_ij,
+                gamma_ij = sqrt(2 (sigma_i^2 + sigma_j^2))             (1 / r_ij for sigma = 0)
+    E_b       = sum_{i in b} E_i^short + E_elec,b
+
+Forces F = -dE/dr with the chain rule through the descriptor (the core's sparse Jacobian, as in
+:class:`TorchBPNN`) for E_short and for the charges' dependence on G, plus the explicit position
+dependence of E_elec; all by autograd, so forces train with respect to every weight.
+
+Molecules use the direct sum above; periodic frames (all three directions periodic) the Ewald
+sum of cpp/src/electrostatics/ewald.hpp (:func:`ewald_energy`) with the core's parameters for the
+model's accuracy (:class:`EwaldSetup`, fixed per frame); both are the sums the exported model
+evaluates. Slabs and wires (mixed periodicity) are refused.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..descriptors import Descriptor
+from ..models.pinn import PinnParameters
+from ..units import COULOMB
+from .bpnn import TorchBPNN
+from .dipole import TorchDipole
+from .trainer import Trainer
+
+
+def pair_indices(n_atoms, skip=None) -> tuple:
+    """All pairs i < j inside each frame of a batch, as batch-local atom indices.
+
+    n_atoms: (B,) atom counts; skip: optional (B,) bools, frames to leave out (periodic ones).
+    Returns (i, j), two int64 tensors.
+    """
+    ii, jj, off = [], [], 0
+    for b_, n in enumerate(np.asarray(n_atoms, dtype=np.int64)):
+        if skip is None or not skip[b_]:
+            a, b = np.triu_indices(int(n), k=1)
+            ii.append(a + off)
+            jj.append(b + off)
+        off += int(n)
+    cat = (lambda x: np.concatenate(x)) if ii else (lambda x: np.zeros(0, dtype=np.int64))
+    return torch.as_tensor(cat(ii), dtype=torch.long), torch.as_tensor(cat(jj), dtype=torch.long)
+
+
+def coulomb_energy(positions: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor, frame: torch.Tensor,
+                   n_frames: int, pairs) -> torch.Tensor:
+    """Open-boundary energy (n_frames,) eV of Gaussian charges, the direct sum of Eq. (1) of
+    cpp/src/electrostatics/ewald.hpp: k_e sum_{i<j} q_i q_j erf(r_ij / gamma_ij) / r_ij.
+
+    positions (N, 3) Angstrom, q (N,) e, sigma (N,) Angstrom (0: point charge), frame (N,) frame
+    index of each atom, pairs (i, j) from :func:`pair_indices`. Differentiable in all inputs.
+    """
+    i, j = pairs
+    d = positions[j] - positions[i]
+    r = torch.sqrt((d * d).sum(dim=1))
+    gamma = torch.sqrt(2.0 * (sigma[i] ** 2 + sigma[j] ** 2))
+    smeared = gamma > 0
+    safe = torch.where(smeared, gamma, torch.ones_like(gamma))
+    f = torch.where(smeared, torch.erf(r / safe), torch.ones_like(r))
+    e = COULOMB * q[i] * q[j] * f / r
+    return torch.zeros(n_frames, dtype=positions.dtype).index_add(0, frame[i], e)
+
+
+class EwaldSetup:
+    """What the PyTorch Ewald sum of one periodic frame needs, fixed for that frame: the core's
+    parameters (alpha, r_cut, k_cut for the model's accuracy: :func:`atomforge.electrostatics.ewald`),
+    the real-space image pairs (ordered, i = j included for n != 0) within r_cut, and the
+    half-space reciprocal vectors with |k| <= k_cut.
+
+    Args: positions (n, 3) Angstrom, cell (3, 3) rows in Angstrom, sigma (n,) Angstrom, accuracy.
+    Attributes: i, j (P,) int64; shift (P, 3) Angstrom (r_ij = r_j + shift - r_i); kvec (K, 3)
+    1/Angstrom; alpha (1/Angstrom); volume (Angstrom^3).
+    Raises ValueError for what :func:`~atomforge.electrostatics.ewald` refuses.
+    """
+
+    def __init__(self, positions, cell, sigma, accuracy):
+        from ..electrostatics import ewald
+
+        pos = np.asarray(positions, dtype=float)
+        cell = np.asarray(cell, dtype=float)
+        n = len(pos)
+        par = ewald(pos, np.zeros(n), cell, [True] * 3, sigma=np.asarray(sigma, dtype=float),
+                    accuracy=accuracy)["parameters"]
+        self.alpha, r_cut, k_cut = float(par["alpha"]), float(par["r_cut"]), float(par["k_cut"])
+        self.volume = abs(float(np.linalg.det(cell)))
+        # lattice translations that can hold an image within r_cut (plane spacings V / |a x b|)
+        spacing = [self.volume / np.linalg.norm(np.cross(cell[(d + 1) % 3], cell[(d + 2) % 3])) for d in range(3)]
+        span = [int(np.ceil(r_cut / h)) + 1 for h in spacing]
+        ii, jj, ss = [], [], []
+        d0 = pos[None, :, :] - pos[:, None, :]  # r_j - r_i
+        for n1 in range(-span[0], span[0] + 1):
+            for n2 in range(-span[1], span[1] + 1):
+                for n3 in range(-span[2], span[2] + 1):
+                    t = np.array([n1, n2, n3], dtype=float) @ cell
+                    r = np.linalg.norm(d0 + t, axis=2)
+                    ok = r < r_cut
+                    if n1 == n2 == n3 == 0:
+                        np.fill_diagonal(ok, False)
+                    a, b = np.nonzero(ok)
+                    ii.append(a)
+                    jj.append(b)
+                    ss.append(np.repeat(t[None, :], len(a), axis=0))
+        self.i = torch.as_tensor(np.concatenate(ii), dtype=torch.long)
+        self.j = torch.as_tensor(np.concatenate(jj), dtype=torch.long)
+        self.shift = torch.as_tensor(np.concatenate(ss))
+        recip = 2 * np.pi * np.linalg.inv(cell).T  # rows b_d with a_c . b_d = 2 pi delta_cd
+        # h_d = k . a_d / (2 pi), so |h_d| <= k_cut |a_d| / (2 pi)
+        kmax = [int(np.ceil(k_cut * np.linalg.norm(cell[d]) / (2 * np.pi))) for d in range(3)]
+        hkl = np.array([(h, k, l) for h in range(0, kmax[0] + 1) for k in range(-kmax[1], kmax[1] + 1)
+                        for l in range(-kmax[2], kmax[2] + 1)
+                        if h > 0 or (h == 0 and (k > 0 or (k == 0 and l > 0)))], dtype=float)
+        kv = hkl @ recip
+        self.kvec = torch.as_tensor(kv[np.linalg.norm(kv, axis=1) <= k_cut])
+
+
+def ewald_energy(R: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor, setup: EwaldSetup) -> torch.Tensor:
+    """Ewald energy (eV, a 0-d tensor) of one periodic frame's Gaussian charges, the formulas of
+    cpp/src/electrostatics/ewald.hpp (real + reciprocal + self + neutralising background, tin-foil
+    boundary; E. Ewald, Ann. Phys. 369, 253 (1921)) on the frame's :class:`EwaldSetup`.
+
+    R (n, 3) Angstrom, q (n,) e, sigma (n,) Angstrom. Differentiable in R and q.
+    """
+    a, V = setup.alpha, setup.volume
+    i, j = setup.i, setup.j
+    d = R[j] + setup.shift.to(R.dtype) - R[i]
+    r = torch.sqrt((d * d).sum(dim=1))
+    gamma = torch.sqrt(2.0 * (sigma[i] ** 2 + sigma[j] ** 2))
+    smeared = gamma > 0
+    safe = torch.where(smeared, gamma, torch.ones_like(gamma))
+    corr = torch.where(smeared, torch.erfc(r / safe), torch.zeros_like(r))
+    e_real = 0.5 * COULOMB * (q[i] * q[j] * (torch.erfc(a * r) - corr) / r).sum()
+    k = setup.kvec.to(R.dtype)
+    k2 = (k * k).sum(dim=1)
+    phase = R @ k.T  # (n, K)
+    C = (q[:, None] * torch.cos(phase)).sum(dim=0)
+    S = (q[:, None] * torch.sin(phase)).sum(dim=0)
+    e_recip = (4 * np.pi * COULOMB / V) * (torch.exp(-k2 / (4 * a * a)) / k2 * (C * C + S * S)).sum()
+    e_self = -COULOMB * a / np.sqrt(np.pi) * (q * q).sum()
+    Q = q.sum()
+    e_bg = -COULOMB * np.pi / (2 * V * a * a) * Q * Q + COULOMB * 2 * np.pi / V * Q * (q * sigma * sigma).sum()
+    return e_real + e_recip + e_self + e_bg
+
+
+class TorchPinn(nn.Module):
+    """Short-range atomic networks plus Coulomb energy of network charges (module docstring).
+
+    Args:
+        sf: the descriptor (both networks read it). hidden, activation, shift, scale,
+        reference_energies, energy_scale, shared: as :class:`TorchBPNN` (one member).
+        charge_hidden, charge_scheme ("uniform" | "weighted"), weight_hidden, charge_reference
+        (n_elements,) e, charge_scale (e): as :class:`TorchDipole` (one member, same scaling).
+        sigma: (n_elements,) Gaussian widths, Angstrom (>= 0). accuracy: the Ewald accuracy
+        written to the model file (the core's periodic sums). seed: initialisation.
+
+    Raises ValueError for a bad sigma or accuracy and what TorchBPNN / TorchDipole raise.
+    """
+
+    def __init__(self, sf: Descriptor, hidden=(64, 64), activation="tanh", shift=None, scale=None,
+                 reference_energies=None, energy_scale=1.0, charge_hidden=(16, 16), charge_scheme="uniform",
+                 weight_hidden=(16,), charge_reference=None, charge_scale=1.0, sigma=None, accuracy=1e-8, seed=0,
+                 shared=False):
+        super().__init__()
+        ne = len(sf.elements)
+        s = np.ones(ne) if sigma is None else np.asarray(sigma, dtype=float)
+        if s.shape != (ne,) or not np.all(np.isfinite(s)) or np.any(s < 0):
+            raise ValueError(f"sigma needs {ne} finite widths >= 0 (Angstrom, one per element {sf.elements}), got {sigma!r}")
+        if not (1e-15 <= float(accuracy) <= 1e-1):
+            raise ValueError(f"accuracy must be in [1e-15, 0.1], got {accuracy!r}")
+        self.short = TorchBPNN(sf, hidden, activation, 1, shift, scale, reference_energies, energy_scale, seed=seed,
+                               shared=shared)
+        self.charge = TorchDipole(sf, charge_hidden, activation, 1, shift, scale, charge_reference, charge_scale,
+                                  charge_scheme, weight_hidden, seed=seed + 1, shared=shared)
+        self.register_buffer("sigma", torch.as_tensor(s, dtype=torch.float64))
+        self.accuracy = float(accuracy)
+        self.sf = sf
+
+    @property
+    def energy_scale(self):
+        return self.short.energy_scale
+
+    def charges(self, G, species, frame, n_frames, total_charge) -> torch.Tensor:
+        """Charges (N,) e with sum over each frame equal to total_charge (n_frames,) exactly."""
+        qt, w = self.charge.partials(G, species)
+        qt, w = qt[:, 0], w[:, 0]
+        Sq = torch.zeros(n_frames, dtype=qt.dtype).index_add(0, frame, qt)
+        Sw = torch.zeros(n_frames, dtype=qt.dtype).index_add(0, frame, w)
+        return qt - w * ((Sq - total_charge) / Sw)[frame]
+
+    def forward(self, batch, forces: bool = True, create_graph: bool = False):
+        """Energies (B,) eV, forces (N, 3) eV/Angstrom (None unless ``forces``), charges (N,) e
+        and dipoles (B, 3) e*Angstrom of a batch: a :class:`~atomforge.train.bpnn.Batch` with
+        ``positions`` (N, 3) Angstrom and ``total_charge`` (B,) e set (and the Jacobian for
+        forces). Periodic frames are listed in ``batch.ewald``: (frame, first atom, atom count,
+        :class:`EwaldSetup`) each; every other frame is a molecule (open boundaries)."""
+        with torch.enable_grad():  # forces by autograd, also when called under no_grad (validation)
+            return self._forward(batch, forces, create_graph)
+
+    def _forward(self, batch, forces, create_graph):
+        B = batch.n_frames
+        periodic = list(getattr(batch, "ewald", None) or [])
+        G = batch.G.detach().requires_grad_(forces)
+        R = batch.positions.detach().to(G.dtype).requires_grad_(forces)
+        Ea = self.short.atomic_energies(G, batch.species)
+        q = self.charges(G, batch.species, batch.frame, B, batch.total_charge.to(G.dtype))
+        pairs = getattr(batch, "pairs", None)
+        if pairs is None:
+            skip = np.zeros(B, dtype=bool)
+            skip[[p[0] for p in periodic]] = True
+            pairs = pair_indices(batch.n_atoms.long().numpy(), skip)
+        sig = self.sigma.to(G.dtype)[batch.species]
+        E = torch.zeros(B, dtype=Ea.dtype).index_add(0, batch.frame, Ea) + \
+            coulomb_energy(R, q, sig, batch.frame, B, pairs).to(Ea.dtype)
+        if periodic:
+            e_per = torch.stack([ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
+            E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per.to(E.dtype))
+        mu = torch.zeros((B, 3), dtype=G.dtype).index_add(0, batch.frame, q[:, None] * R)
+        if not forces:
+            return E, None, q, mu
+        dEdG, dEdR = torch.autograd.grad(E.sum(), (G, R), create_graph=create_graph)
+        g = torch.einsum("ef,efk->ek", dEdG[batch.centre], batch.values)
+        F = -torch.zeros((G.shape[0], 3), dtype=G.dtype).index_add(0, batch.atom, g) - dEdR
+        return E, F, q, mu
+
+    def to_parameters(self, metadata=None) -> PinnParameters:
+        """Export for the model file (float64), evaluated identically by the C++ core."""
+        return PinnParameters(self.short.to_parameters(), self.charge.to_parameters(),
+                              self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}))
+
+
+class PinnTrainer(Trainer):
+    """``model: pinn`` training (configuration: :mod:`atomforge.train.config`, section ``pinn``):
+    the energy-model trainer's data handling, split, schedule, checkpoints and run folder, with a
+    :class:`TorchPinn` model; loss = w_E mean((dE/N/s)^2) + w_F mean((dF/s)^2) + w_mu
+    mean((dmu / 0.1 e*Angstrom)^2) (s: the energy scale; dipoles only when the data have them and
+    ``pinn.dipole_weight`` > 0). Each frame's total charge comes from the data (0 when absent).
+    Periodic frames use the PyTorch Ewald sum (:class:`EwaldSetup` built once per frame).
+
+    Raises ValueError for frames periodic along one or two directions, before training starts.
+    """
+
+    allow_dense_layout = False  # TorchPinn needs rows in frame order (positions) and the sparse Jacobian
+
+    def _prepare(self):
+        super()._prepare()
+        for name, ds in (("training", self.train_ds), ("validation", self.valid_ds), ("test", self.test_ds)):
+            mixed = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any() and not np.asarray(ds.pbc[i]).all()]
+            if mixed:
+                raise ValueError(f"model: pinn: {len(mixed)} {name} frame(s) are periodic along one or two directions "
+                                 f"only (first: {mixed[0]}); the electrostatics needs all three periodic (Ewald sum) "
+                                 f"or none (molecules)")
+        self._ewald = {}
+        pc = self.cfg["pinn"]
+        self.use_dipoles = pc["dipole_weight"] > 0 and self.train_ds.dipole is not None
+        if pc["dipole_weight"] > 0 and self.train_ds.dipole is None:
+            self.log("pinn.dipole_weight > 0 but the training data have no dipoles: trained on energies and forces")
+
+    def _make_model(self):
+        cfg, net, pc = self.cfg, self.cfg["network"], self.cfg["pinn"]
+        ne = len(self.sf.elements)
+        return TorchPinn(self.sf, net["hidden"], net["activation"], self.stats["shift"], self.stats["scale"],
+                         self.stats["reference"], self.stats["energy_scale"], charge_hidden=pc["charge_hidden"],
+                         charge_scheme=pc["charge_scheme"], weight_hidden=pc["weight_hidden"],
+                         charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
+                         sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
+                         shared=net["shared"])
+
+    def _batch(self, ds, feats, idx, with_forces):
+        b = super()._batch(ds, feats, idx, with_forces)
+        idx = np.asarray(idx, dtype=np.int64)
+        b.positions = torch.as_tensor(np.concatenate([ds.positions[i] for i in idx]), dtype=self.dtype)
+        Q = np.zeros(len(idx)) if ds.total_charge is None else np.asarray(ds.total_charge, dtype=float)[idx]
+        b.total_charge = torch.as_tensor(Q, dtype=self.dtype)
+        b.dipole = None if ds.dipole is None else torch.as_tensor(np.asarray(ds.dipole)[idx], dtype=self.dtype)
+        n = [len(ds.positions[i]) for i in idx]
+        per = np.array([bool(np.asarray(ds.pbc[i]).all()) for i in idx])
+        b.pairs = pair_indices(n, per)
+        start = np.concatenate([[0], np.cumsum(n)])
+        b.ewald = []
+        pc = self.cfg["pinn"]
+        for f in np.flatnonzero(per):
+            key = (id(ds), int(idx[f]))
+            if key not in self._ewald:  # the frame's image pairs and k vectors, once
+                self._ewald[key] = EwaldSetup(ds.positions[idx[f]], ds.cells[idx[f]], np.full(n[f], float(pc["sigma"])),
+                                              pc["accuracy"])
+            b.ewald.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
+        return b
+
+    def _loss(self, model, b, create_graph, frames=None):
+        tr = self.cfg["training"]
+        s = model.energy_scale
+        E, F, _, mu = model(b, forces=self.has_forces, create_graph=create_graph)
+        loss = tr["energy_weight"] * torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
+        if self.has_forces:
+            loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
+        if self.use_dipoles and b.dipole is not None:
+            loss = loss + self.cfg["pinn"]["dipole_weight"] * torch.mean(((mu - b.dipole) / 0.1) ** 2)
+        return loss, E, F

@@ -1,0 +1,527 @@
+"""Model type pinn (E = E_short + E_elec of network charges): exact forces and virial by finite
+differences (molecule, cubic and triclinic cells), the charge-derivative force term, C++ against
+PyTorch, total charge, E_elec against atomforge.electrostatics.ewald, ASE, model-file round
+trip, bad input, engines refusing the model, and training (``model: pinn``)."""
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import molecule
+
+import atomforge
+from atomforge import ModelFileError, load, read_model, save_model
+from atomforge.descriptors import SymmetryFunctions
+from atomforge.electrostatics import ewald
+from atomforge.model_file import read_records, write_records
+from atomforge.train.bpnn import collate, featurize
+from atomforge.train.pinn import EwaldSetup, TorchPinn
+from structures import skewed_triclinic, small_periodic
+
+ELEMENTS = ["H", "C", "O"]
+
+
+def torch_model(scheme="weighted", seed=1, sigma=(0.5, 0.8, 0.7), accuracy=1e-12):
+    sf = SymmetryFunctions.standard(ELEMENTS, r_c=4.0, n_radial=4, n_angular=2)
+    rng = np.random.default_rng(seed)
+    F = sf.n_features
+    m = TorchPinn(sf, hidden=(8, 6), activation="tanh", shift=rng.normal(size=(3, F)) * 0.1,
+                  scale=rng.uniform(0.5, 1.5, size=(3, F)), reference_energies=np.array([-13.6, -1030.0, -2040.0]),
+                  energy_scale=0.5, charge_hidden=(6,), charge_scheme=scheme, weight_hidden=(5,),
+                  charge_reference=np.array([0.4, 0.1, -0.8]), charge_scale=0.3, sigma=np.array(sigma),
+                  accuracy=accuracy, seed=seed)
+    with torch.no_grad():  # non-trivial charge and weight networks (not the near-constant initialisation)
+        gen = torch.Generator().manual_seed(seed)
+        for p in m.charge.parameters():
+            p.add_(torch.randn(p.shape, dtype=p.dtype, generator=gen) * 0.3)
+    return m
+
+
+def model_file(tmp_path, scheme="weighted", **kw):
+    path = tmp_path / f"pinn_{scheme}.afm"
+    save_model(path, torch_model(scheme, **kw).to_parameters())
+    return path
+
+
+def protonated_cluster(seed=0):
+    """A distorted H5O2+ with a methane nearby (12 atoms), away from the origin."""
+    rng = np.random.default_rng(seed)
+    w = molecule("H2O")
+    b = w.copy()
+    b.rotate(100, "z")
+    b.translate([2.6, 0.3, 0.2])
+    c = molecule("CH4")
+    c.translate([1.0, 3.2, -0.5])
+    a = w + b + c
+    a += Atoms("H", positions=[a.positions[0] + [1.2, 0.1, 0.0]])
+    a.translate([3.0, -1.0, 2.0])
+    a.positions += rng.normal(scale=0.05, size=a.positions.shape)
+    return a
+
+
+def periodic(kind):
+    pos, num, cell, pbc = small_periodic() if kind == "cubic" else skewed_triclinic()
+    return Atoms(numbers=num, positions=pos, cell=cell, pbc=pbc)
+
+
+def systems():
+    return {"molecule": (protonated_cluster(), 1.0), "cubic": (periodic("cubic"), 0.0),
+            "triclinic": (periodic("triclinic"), -1.0)}
+
+
+def fd_forces(pot, atoms, Q, h=1e-5):
+    F = np.zeros((len(atoms), 3))
+    for i in range(len(atoms)):
+        for d in range(3):
+            e = []
+            for s in (1, -1):
+                a = atoms.copy()
+                a.positions[i, d] += s * h
+                e.append(pot.compute(a, charge=Q, forces=False).energy)
+            F[i, d] = -(e[0] - e[1]) / (2 * h)
+    return F
+
+
+def fd_virial(pot, atoms, Q, h=1e-5):
+    """W_ab = -dE/d(eps_ab) by a symmetric strain of cell and positions."""
+    W = np.zeros((3, 3))
+    for a_ in range(3):
+        for b_ in range(3):
+            e = []
+            for s in (1, -1):
+                eps = np.eye(3)
+                eps[a_, b_] += s * h / 2
+                eps[b_, a_] += s * h / 2
+                at = atoms.copy()
+                at.set_cell(atoms.cell.array @ eps, scale_atoms=False)
+                at.positions = atoms.positions @ eps
+                e.append(pot.compute(at, charge=Q, forces=False).energy)
+            W[a_, b_] = -(e[0] - e[1]) / (2 * h)
+    return W
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+def test_finite_difference_forces_and_virial(tmp_path, kind):
+    pot = load(model_file(tmp_path))
+    atoms, Q = systems()[kind]
+    r = pot.compute(atoms, charge=Q)
+    Ffd = fd_forces(pot, atoms, Q)
+    assert np.abs(r.forces - Ffd).max() < 1e-6 * max(1.0, np.abs(Ffd).max())
+    if kind != "molecule":
+        Wfd = fd_virial(pot, atoms, Q)
+        assert np.abs(r.virial - Wfd).max() < 1e-6 * max(1.0, np.abs(Wfd).max())
+        assert np.allclose(r.virial, r.virial.T, atol=1e-9)
+    # the charge-derivative term -sum_i phi_i dq_i/dr is present and far above the tolerance:
+    # forces at fixed charges (short range + electrostatics) differ from the exact ones
+    p = read_model(model_file(tmp_path))
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    short = load(tmp_path / "short.afm").compute(atoms)
+    el = ewald(atoms.positions, r.charges, atoms.cell.array if kind != "molecule" else None,
+               atoms.pbc if kind != "molecule" else None, sigma=np.asarray(p.sigma)[
+                   [ELEMENTS.index(s) for s in atoms.get_chemical_symbols()]], accuracy=1e-12)
+    fixed_q = short.forces + el["forces"]
+    assert np.abs(fixed_q - Ffd).max() > 1e-3
+
+
+@pytest.mark.parametrize("scheme", ["weighted", "uniform"])
+@pytest.mark.parametrize("Q", [0.0, 1.0])
+def test_cpp_matches_pytorch(tmp_path, scheme, Q):
+    m = torch_model(scheme)
+    save_model(tmp_path / "m.afm", m.to_parameters())
+    pot = load(tmp_path / "m.afm")
+    mols = [protonated_cluster(0), protonated_cluster(1)[:9]]
+    fr = [featurize(m.sf, a.positions, a.numbers, None, None) for a in mols]
+    b = collate(fr)
+    b.positions = torch.as_tensor(np.concatenate([a.positions for a in mols]))
+    b.total_charge = torch.tensor([Q, Q], dtype=torch.float64)
+    E, F, q, mu = m(b)
+    off = np.cumsum([0] + [len(a) for a in mols])
+    _compare(pot, mols, Q, E, F, q, mu, off)
+
+
+def _compare(pot, frames, Q, E, F, q, mu, off, tol=1e-10):
+    for k, a in enumerate(frames):
+        r = pot.compute(a, charge=Q[k] if np.ndim(Q) else Q)
+        assert abs(r.energy - E[k].item()) < tol * max(1.0, abs(r.energy))
+        assert np.abs(r.forces - F[off[k]:off[k + 1]].detach().numpy()).max() < tol
+        assert np.abs(r.charges - q[off[k]:off[k + 1]].detach().numpy()).max() < 1e-12
+        assert np.abs(r.dipole - mu[k].detach().numpy()).max() < 1e-11
+
+
+@pytest.mark.parametrize("scheme", ["weighted", "uniform"])
+def test_cpp_matches_pytorch_periodic(tmp_path, scheme):
+    """A batch of a molecule, a cubic cell and a charged triclinic cell: the PyTorch Ewald sum
+    (EwaldSetup with the core's parameters) and the core agree."""
+    m = torch_model(scheme)
+    save_model(tmp_path / "m.afm", m.to_parameters())
+    pot = load(tmp_path / "m.afm")
+    sy = systems()
+    frames, Q = [sy[k][0] for k in ("molecule", "cubic", "triclinic")], [sy[k][1] for k in ("molecule", "cubic",
+                                                                                            "triclinic")]
+    fr = [featurize(m.sf, a.positions, a.numbers, a.cell.array if a.pbc.any() else None,
+                    a.pbc if a.pbc.any() else None) for a in frames]
+    b = collate(fr)
+    b.positions = torch.as_tensor(np.concatenate([a.positions for a in frames]))
+    b.total_charge = torch.tensor(Q, dtype=torch.float64)
+    off = np.cumsum([0] + [len(a) for a in frames])
+    sig = np.asarray(m.sigma)
+    b.ewald = [(k, int(off[k]), len(frames[k]), EwaldSetup(frames[k].positions, frames[k].cell.array,
+                                                          sig[[ELEMENTS.index(s) for s in frames[k].get_chemical_symbols()]],
+                                                          m.accuracy)) for k in (1, 2)]
+    E, F, q, mu = m(b)
+    _compare(pot, frames[:1], Q, E, F, q, mu, off)
+    for k in (1, 2):  # the dipole of a cell is q . r with the positions as given: compared above for the molecule
+        r = pot.compute(frames[k], charge=Q[k])
+        assert abs(r.energy - E[k].item()) < 1e-10 * max(1.0, abs(r.energy))
+        assert np.abs(r.forces - F[off[k]:off[k + 1]].detach().numpy()).max() < 1e-9
+        assert np.abs(r.charges - q[off[k]:off[k + 1]].detach().numpy()).max() < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+@pytest.mark.parametrize("Q", [0.0, 1.0, -2.0])
+def test_total_charge_conserved(tmp_path, kind, Q):
+    pot = load(model_file(tmp_path))
+    atoms = systems()[kind][0]
+    r = pot.compute(atoms, charge=Q)
+    assert abs(r.charges.sum() - Q) < 1e-12
+    assert np.std(r.charges) > 0.01  # environment-dependent, not uniform
+
+
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+def test_electrostatic_energy_matches_ewald(tmp_path, kind):
+    """E_pinn - E_short (the same networks as a bpnn model) is the Ewald energy of the predicted
+    charges; atomic energies sum to the energy."""
+    path = model_file(tmp_path)
+    p = read_model(path)
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    atoms, Q = systems()[kind]
+    r = load(path).compute(atoms, charge=Q)
+    e_short = load(tmp_path / "short.afm").compute(atoms).energy
+    sig = np.asarray(p.sigma)[[ELEMENTS.index(s) for s in atoms.get_chemical_symbols()]]
+    per = kind != "molecule"
+    el = ewald(atoms.positions, r.charges, atoms.cell.array if per else None, atoms.pbc if per else None,
+               sigma=sig, accuracy=1e-12)
+    assert abs(el["energy"]) > 0.1
+    assert abs((r.energy - e_short) - el["energy"]) < 1e-9 * max(1.0, abs(r.energy))
+    assert abs(r.atomic_energies.sum() - r.energy) < 1e-9 * abs(r.energy)
+
+
+def test_ase_calculator(tmp_path):
+    from atomforge.ase import AtomForgeCalculator
+
+    atoms = periodic("triclinic")
+    atoms.info["charge"] = 1.0
+    atoms.calc = AtomForgeCalculator(str(model_file(tmp_path)))
+    pot = load(model_file(tmp_path))
+    r = pot.compute(atoms, charge=1.0)
+    assert atoms.get_potential_energy() == pytest.approx(r.energy, abs=1e-10)
+    assert np.allclose(atoms.get_forces(), r.forces, atol=1e-12)
+    assert np.allclose(atoms.get_charges(), r.charges, atol=1e-14)
+    assert atoms.get_charges().sum() == pytest.approx(1.0, abs=1e-12)
+    s = atoms.get_stress(voigt=False)
+    assert np.allclose(s, -r.virial / atoms.get_volume(), atol=1e-12)
+    mol = protonated_cluster()
+    mol.calc = AtomForgeCalculator(str(model_file(tmp_path)))
+    assert np.allclose(mol.get_dipole_moment(), pot.compute(mol).charges @ mol.positions, atol=1e-12)
+
+
+def test_model_file_round_trip_and_describe(tmp_path):
+    path = model_file(tmp_path)
+    p = read_model(path)
+    assert p.model_type == "pinn" and p.elements == ELEMENTS
+    save_model(tmp_path / "again.afm", p)
+    _, a = read_records(path)
+    _, b = read_records(tmp_path / "again.afm")
+    assert set(a) == set(b)
+    for k in a:
+        if not k.startswith("metadata.created"):
+            assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
+    atoms, Q = systems()["cubic"]
+    assert load(path).compute(atoms, charge=Q).energy == load(tmp_path / "again.afm").compute(atoms, charge=Q).energy
+    pot = load(path)
+    assert pot.model_type == "pinn"
+    assert set(pot.capabilities) >= {"energy", "charges", "dipole", "long_range"}
+    d = dict(pot.describe())
+    assert "Ewald" in d["energy"] and "ewald accuracy" in d
+    assert dict(p.describe())["sigma"].startswith("H 0.5 A")
+
+
+def _edit(tmp_path, **changes):
+    _, rec = read_records(model_file(tmp_path))
+    rec.update(changes)
+    path = tmp_path / "edited.afm"
+    write_records(path, rec)
+    return path
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"electrostatics.sigma": np.array([0.5, -0.1, 0.7])}, "sigma"),
+    ({"electrostatics.sigma": np.array([0.5, 0.7])}, "sigma"),
+    ({"electrostatics.accuracy": 0.5}, "accuracy"),
+    ({"committee_size": np.int64(2)}, "committee"),
+    ({"units.charge": "C"}, "units.charge"),
+])
+def test_bad_model_files(tmp_path, changes, match):
+    path = _edit(tmp_path, **changes)
+    with pytest.raises(ModelFileError, match=match):
+        read_model(path)
+    with pytest.raises(ValueError, match=match):
+        load(path)
+
+
+def test_missing_electrostatics_record(tmp_path):
+    _, rec = read_records(model_file(tmp_path))
+    del rec["electrostatics.sigma"]
+    write_records(tmp_path / "m.afm", rec)
+    with pytest.raises(ValueError, match="electrostatics.sigma"):
+        load(tmp_path / "m.afm")
+    with pytest.raises(ModelFileError, match="electrostatics.sigma"):
+        read_model(tmp_path / "m.afm")
+
+
+def test_bad_input(tmp_path):
+    pot = load(model_file(tmp_path))
+    atoms = periodic("cubic")
+    with pytest.raises(ValueError, match="periodic along some directions only"):
+        pot.compute(atoms.positions, atoms.numbers, atoms.cell.array, [True, True, False])
+    with pytest.raises(ValueError, match="per-atom virials"):
+        pot.compute(atoms, per_atom_virial=True)
+    with pytest.raises(ValueError, match="total charge"):
+        pot.compute(atoms, charge=float("nan"))
+    with pytest.raises(ValueError, match="sigma"):
+        torch_model(sigma=(0.5, -1.0, 0.7))
+    with pytest.raises(ValueError, match="accuracy"):
+        torch_model(accuracy=1.0)
+
+
+def test_engines_refuse_the_model(tmp_path):
+    """LAMMPS (domain decomposition, no kspace coupling) and OpenMM (local adapter) cannot
+    evaluate the long-range part: both refuse a pinn model by name."""
+    from lammps_helpers import lammps_available
+
+    path = model_file(tmp_path)
+    tested = False
+    if lammps_available():
+        import atomforge.lammps  # noqa: F401
+        from lammps import lammps
+
+        lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+        try:
+            for c in ["units metal", "atom_style atomic", "region b block 0 5 0 5 0 5", "create_box 3 b",
+                      "mass * 1.0", "pair_style atomforge"]:
+                lmp.command(c)
+            with pytest.raises(Exception, match="pair_style atomforge cannot evaluate .*'pinn' model with long-range"):
+                lmp.command(f"pair_coeff * * {path} H C O")
+        finally:
+            lmp.close()
+        tested = True
+    try:
+        import openmm
+        from atomforge.openmm import AtomForgeForce
+    except ImportError:
+        openmm = None
+    if openmm is not None:
+        with pytest.raises(Exception, match="AtomForgeForce cannot evaluate .*'pinn' model with long-range"):
+            f = AtomForgeForce(str(path), [8, 1, 1])
+            system = openmm.System()
+            for _ in range(3):
+                system.addParticle(1.0)
+            system.addForce(f)
+            ctx = openmm.Context(system, openmm.VerletIntegrator(0.001),
+                                 openmm.Platform.getPlatformByName("Reference"))
+            ctx.setPositions(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]))
+            ctx.getState(getEnergy=True)
+        tested = True
+    if not tested:
+        pytest.skip("neither the LAMMPS nor the OpenMM plugin is available")
+
+
+def _dimers(tmp_path, n=40, seed=0, periodic=False, name="train.xyz"):
+    """Distorted water dimers labelled by a random pinn model (energies, forces, dipoles), extxyz."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    rng = np.random.default_rng(seed)
+    teacher = load(model_file(tmp_path, seed=3))
+    frames = []
+    for _ in range(n):
+        a = molecule("H2O")
+        b = molecule("H2O")
+        b.rotate(rng.uniform(0, 360), rng.normal(size=3))
+        b.translate([rng.uniform(2.6, 3.6), 0.2, 0.1])
+        d = a + b
+        d.positions += rng.normal(scale=0.04, size=d.positions.shape)
+        if periodic:
+            d.cell = np.eye(3) * 9.0
+            d.pbc = periodic
+        # slabs (refused by pinn models) are labelled as molecules: only the refusal is tested
+        r = teacher.compute(d) if d.pbc.all() or not d.pbc.any() else teacher.compute(d.positions, d.numbers)
+        d.calc = SinglePointCalculator(d, energy=r.energy, forces=r.forces, dipole=r.charges @ d.positions)
+        frames.append(d)
+    path = tmp_path / name
+    write(path, frames, format="extxyz")
+    return path
+
+
+def _cfg(data, **pinn):
+    return {"model": "pinn", "data": str(data), "length_unit": "angstrom", "energy_unit": "ev",
+            "test_fraction": 0.2, "validation_fraction": 0.1,
+            "descriptor": {"r_c": 4.0, "n_radial": 4, "n_angular": 1}, "network": {"hidden": [8]},
+            "pinn": {"charge_hidden": [6], "sigma": 0.7, **pinn},
+            "training": {"epochs": 4, "batch_size": 8, "threads": 1}}
+
+
+def test_training_run_and_cli(tmp_path):
+    from atomforge.cli import main
+    from atomforge.train import train
+
+    data = _dimers(tmp_path)
+    m = train(_cfg(data, charge_scheme="weighted", weight_hidden=[4]), tmp_path / "run", progress=False,
+              log=lambda s: None)
+    for f in ("config.yaml", "model.afm", "metrics.json", "history.csv", "checkpoint.pt"):
+        assert (tmp_path / "run" / f).is_file(), f
+    p = read_model(tmp_path / "run" / "model.afm")
+    assert p.model_type == "pinn" and p.elements == ["H", "O"] and p.charges.scheme == "weighted"
+    assert np.allclose(p.sigma, 0.7)
+    pot = load(tmp_path / "run" / "model.afm")
+    mol = protonated_cluster()[[0, 1, 2, 3, 4, 5]]
+    r = pot.compute(mol)
+    assert abs(r.charges.sum()) < 1e-12 and np.isfinite(r.energy)
+    assert np.isfinite(m["test"]["forces_mae"]) and m["evaluated_by"].startswith("atomforge C++")
+    rc = main(["train", "--model", "pinn", "--data", str(data), "--length-unit", "angstrom", "--energy-unit", "ev",
+               "--epochs", "1", "-o", str(tmp_path / "cli"), "--quiet"])
+    assert rc == 0 and read_model(tmp_path / "cli" / "model.afm").model_type == "pinn"
+
+
+def test_training_periodic_frames(tmp_path):
+    """Dimers in a periodic 9 A box train through the PyTorch Ewald sum; slabs are refused."""
+    from atomforge.train import train
+
+    data = _dimers(tmp_path, n=24, periodic=True, name="periodic.xyz")
+    m = train(_cfg(data, accuracy=1e-10), tmp_path / "run", progress=False, log=lambda s: None)
+    assert np.isfinite(m["test"]["forces_mae"])
+    p = read_model(tmp_path / "run" / "model.afm")
+    assert p.accuracy == 1e-10
+    slab = _dimers(tmp_path, n=12, periodic=(True, True, False), name="slab.xyz")
+    with pytest.raises(ValueError, match="periodic along one or two directions"):
+        train(_cfg(slab), tmp_path / "run2", progress=False, log=lambda s: None)
+
+
+def test_training_bad_config(tmp_path):
+    from atomforge.train import train
+    from atomforge.train.config import ConfigError
+    mol = _dimers(tmp_path, n=12)
+    with pytest.raises(ConfigError, match="pinn.charge_scheme"):
+        train(_cfg(mol, charge_scheme="qeq"), tmp_path / "r1", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="pinn.sigma"):
+        train(_cfg(mol, sigma=-1.0), tmp_path / "r2", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="pinn.accuracy"):
+        train(_cfg(mol, accuracy=0.5), tmp_path / "r3", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="unknown configuration key 'pinn.nope'"):
+        train(_cfg(mol, nope=1), tmp_path / "r4", progress=False, log=lambda s: None)
+    c = _cfg(mol)
+    c["network"]["committee"] = 2
+    with pytest.raises(ConfigError, match="committees"):
+        train(c, tmp_path / "r5", progress=False, log=lambda s: None)
+    c = _cfg(mol)
+    c["model"] = "bpnn"
+    with pytest.raises(ConfigError, match="unknown configuration key 'pinn'"):
+        train(c, tmp_path / "r6", progress=False, log=lambda s: None)
+
+
+def test_training_learns(tmp_path):
+    """30 epochs on 60 dimers labelled by another pinn model cut the validation loss tenfold."""
+    import csv
+
+    from atomforge.train import train
+
+    c = _cfg(_dimers(tmp_path, n=60))
+    c["training"]["epochs"] = 30
+    train(c, tmp_path / "run", progress=False, log=lambda s: None)
+    rows = list(csv.DictReader(open(tmp_path / "run" / "history.csv")))
+    assert float(rows[-1]["valid_loss"]) < 0.1 * float(rows[0]["valid_loss"])
+
+
+def test_external_lists_and_inspect_refuse_nothing_silently(tmp_path, capsys):
+    """compute_csr (an external list without the cell) refuses the model; atomforge inspect shows it."""
+    from atomforge.cli import main
+
+    path = model_file(tmp_path)
+    pot = load(path)
+    atoms = protonated_cluster()
+    nl = pot.neighbor_list(atoms)
+    with pytest.raises(ValueError, match="compute_csr cannot evaluate a 'pinn' model"):
+        pot._core.compute_csr(np.asarray(nl.positions), pot.species_indices(atoms.numbers).astype(np.int32),
+                              np.asarray(nl.offsets), np.asarray(nl.neighbors))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "pinn" in out and "sigma" in out
+
+
+def test_mutated_pinn_model_files_give_clear_errors(tmp_path):
+    """300 seeded mutations of a pinn model file (tests/model_fuzz.py): both readers give the
+    documented error or load, agree on which files they accept, and what loads evaluates."""
+    import model_fuzz
+
+    seed = model_file(tmp_path).read_bytes()
+    assert model_fuzz.run_case(seed) == {"python": "ok", "core": "ok", "compute": "ok"}
+    findings, caught = [], 0
+    for i, base, what, data in model_fuzz.cases(300, seed=14, seeds={"pinn": seed}):
+        r = model_fuzz.run_case(data)
+        if any(v.startswith("unexpected") for v in r.values()):
+            findings.append((i, what, r))
+        elif (r["python"] == "ok") != (r["core"] == "ok"):
+            findings.append((i, what, r, "the readers disagree"))
+        caught += r["python"] == "clear" and r["core"] == "clear"
+    assert not findings, findings[:10]
+    assert caught > 100
+
+
+def test_threads_newton_and_nve_energy_conservation(tmp_path):
+    """Results do not depend on the thread count; forces on a molecule sum to zero; the energy
+    error of NVE runs (ASE velocity Verlet) is small and shrinks as dt^2."""
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from atomforge.ase import AtomForgeCalculator
+
+    pot = load(model_file(tmp_path))
+    for atoms, Q in systems().values():
+        r1, r2 = pot.compute(atoms, charge=Q, threads=1), pot.compute(atoms, charge=Q, threads=2)
+        assert r1.energy == r2.energy and np.array_equal(r1.forces, r2.forces)
+        assert np.array_equal(r1.charges, r2.charges) and np.array_equal(r1.virial, r2.virial)
+    mol = protonated_cluster()
+    assert np.abs(pot.compute(mol, charge=1.0).forces.sum(axis=0)).max() < 1e-10
+    # velocity Verlet over 5 fs at two time steps: the energy error is the integrator's, O(dt^2)
+    # (a force that is not -dE/dr would leave an error that does not shrink with the step)
+    errors = []
+    for dt in (0.1, 0.05):
+        mol = protonated_cluster()
+        mol.info["charge"] = 1.0
+        mol.calc = AtomForgeCalculator(pot)
+        m = mol.get_masses()[:, None]  # momenta of ~100 K
+        mol.set_momenta(np.random.default_rng(0).normal(size=(len(mol), 3)) * np.sqrt(m * units.kB * 100))
+        e0 = mol.get_total_energy()
+        dyn = VelocityVerlet(mol, timestep=dt * units.fs)
+        err = []
+        for _ in range(int(round(5 / dt))):
+            dyn.run(1)
+            err.append(mol.get_total_energy() - e0)
+        errors.append(np.abs(err).max())
+    assert errors[0] < 1e-5  # eV, 12 atoms
+    assert 3.5 < errors[0] / errors[1] < 4.5
+
+
+def test_training_with_dipoles(tmp_path):
+    """pinn.dipole_weight > 0 adds the dipoles of the data to the loss (the loss is larger than
+    without them, on the same run otherwise)."""
+    import csv
+
+    from atomforge.train import train
+
+    data = _dimers(tmp_path, n=20)
+    losses = []
+    for w in (0.0, 10.0):
+        train(_cfg(data, dipole_weight=w), tmp_path / f"run{w}", progress=False, log=lambda s: None)
+        rows = list(csv.DictReader(open(tmp_path / f"run{w}" / "history.csv")))
+        losses.append(float(rows[0]["train_loss"]))
+    assert losses[1] > losses[0]
