@@ -115,8 +115,16 @@ def cmd_quickstart(args) -> int:
         print("  WARNING: this model is under-trained; MD with it may be unstable (atoms lost, temperature "
               "blowing up). Train longer (--epochs, no --max-minutes) before using it for MD.")
     print("  3/3 NVE molecular dynamics with the exported model through ASE (0.5 fs, 1000 steps)")
-    drift = _nve_demo(load(out / "model.afm"), data, out / "md.traj", steps=1000)
+    pot = load(out / "model.afm")
+    pot.warn_extrapolation = False  # summarised in one line below instead of ExtrapolationWarnings
+    drift = _nve_demo(pot, data, out / "md.traj", steps=1000)
     print(f"      total-energy drift {drift * 1000:.3f} meV/atom/ps, trajectory {out / 'md.traj'}")
+    st = pot.extrapolation_stats
+    if st["extrapolating_evaluations"]:
+        print(f"      extrapolation: {st['extrapolating_evaluations']} of {st['evaluations']} force evaluations had "
+              f"descriptor features outside the training range ({st['features']} values on {st['atoms']} atoms "
+              f"in all): {metrics['training']['n_train']} training frames do not span every feature's range; "
+              "more data (atomforge adaptive-sampling, docs/uncertainty.md) widens it")
     print(f"done in {time.time() - t0:.0f} s. Files in {out}:")
     for name in ("model.afm", "metrics.json", "config.yaml", "split.json", "learning_curve.png", "parity.png",
                  "checkpoint.pt", "md.traj"):
