@@ -109,8 +109,8 @@ def main(argv=None) -> int:
     best = {k: min(v) for k, v in res.items()}
     lines = ["# Committee cost in LAMMPS: K = 4 against K = 1 (issue 12)", "",
              f"- date: {datetime.date.today().isoformat()}; machine: {platform.node()} ({os.cpu_count()} cores), "
-             f"shared with other sessions' jobs: 1-minute load average {min(load):.1f}-{max(load):.1f} during the "
-             f"runs, so single timings vary by up to 2x; the fastest of {args.repeats} interleaved repeats is shown",
+             f"shared with other jobs: 1-minute load average {min(load):.1f}-{max(load):.1f} during the "
+             f"runs; the repeats of one row differ by up to {max(max(v) / min(v) for v in res.values()):.2f}x; the fastest of {args.repeats} interleaved repeats is shown",
              "- water, 1536 atoms (deepmd_water frame 0, 2x2x2), units metal, fix nve, 0.5 fs, 1 rank, 1 thread; "
              f"{args.steps} timed steps per repeat", "",
              "| model | s/step (best) | all repeats | K=4 / K=1 |", "|---|---|---|---|"]
