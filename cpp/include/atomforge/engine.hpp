@@ -87,8 +87,11 @@ class EngineModel {
   /// does not cover it.
   int32_t species_of_number(int z, const std::string& what) const;
   /// Throws InvalidInput when the model lacks a capability an engine feature needs, naming the
-  /// feature and the model type (e.g. a dipole-only model used as a pair style).
-  void require(unsigned capability, const std::string& feature) const;
+  /// feature and the model type (e.g. a dipole-only model used as a pair style). Long-range models
+  /// (kLongRange) are refused unless `whole_system` is true: the engine opts in by promising that
+  /// it evaluates every atom of the system in one call (compute_positions) and passes the cell
+  /// and periodicity (OpenMM does; LAMMPS, with its per-rank neighbour lists, does not).
+  void require(unsigned capability, const std::string& feature, bool whole_system = false) const;
 
   /// Evaluate on a neighbour view with positions in engine length units (LAMMPS full lists).
   /// Outputs are per position (ghosts included), in engine units. request.min_distance is in
@@ -103,7 +106,9 @@ class EngineModel {
   /// have n rows. With request.uncertainty on a committee, member_forces (M, n, 3) are folded too
   /// and forces_uncertainty (n) is their deviation times the calibration factor
   /// (atomforge/uncertainty.hpp). AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM
-  /// and by tests.
+  /// and by tests. Long-range models (kLongRange) get the cell (converted to Angstrom) and pbc as
+  /// ComputeRequest::cell/pbc: all three periodic is an Ewald sum in the cell, none is open
+  /// boundaries; the n atoms must then be the whole system.
   void compute_positions(const double* positions, int64_t n, const double* cell, const std::array<bool, 3>& pbc,
                          const int32_t* species, const ComputeRequest& request, EngineOutput& out) const;
 

@@ -27,7 +27,8 @@ enum Capability : unsigned {
   kFeatureRange = 1u << 4, // stores the training range of its features: counts extrapolation
   kLongRange = 1u << 5,    // energy terms over the whole system (Ewald electrostatics): the view's
                            // centres must be every atom, and ComputeRequest::cell/pbc must be set;
-                           // engine adapters refuse such models (EngineModel::require)
+                           // engine adapters refuse such models unless the engine evaluates the
+                           // whole system at once (EngineModel::require, whole_system: OpenMM)
 };
 
 /// What one evaluation should produce beyond energy and forces.

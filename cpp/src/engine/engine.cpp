@@ -53,13 +53,14 @@ int32_t EngineModel::species_of_symbol(const std::string& symbol, const std::str
   return species_of_number(z, what);
 }
 
-void EngineModel::require(unsigned capability, const std::string& feature) const {
-  if (model_->capabilities() & kLongRange)
+void EngineModel::require(unsigned capability, const std::string& feature, bool whole_system) const {
+  if ((model_->capabilities() & kLongRange) && !whole_system)
     throw InvalidInput(feature + " cannot evaluate " + where_ + ": it is a '" + model_->model_type() +
                        "' model with long-range electrostatics (charges interacting over the whole system), "
-                       "which the engine plugins do not support yet (a periodic system split over MPI ranks "
+                       "which this engine adapter does not support (a periodic system split over MPI ranks "
                        "would need a kspace coupling, and this adapter sees only a local neighbour list); "
-                       "evaluate it with the Python API or the ASE calculator (docs/pinn.md)");
+                       "evaluate it with the Python API, the ASE calculator or OpenMM's AtomForgeForce "
+                       "(docs/pinn.md)");
   if ((model_->capabilities() & capability) == capability) return;
   throw InvalidInput(feature + " needs a model that provides " +
                      std::string(capability & kEnergy ? "energies and forces" :
@@ -135,7 +136,11 @@ void EngineModel::compute_positions(const double* positions, int64_t n, const do
   for (double& x : pos) x *= s;
   if (cell)
     for (int k = 0; k < 9; ++k) c[k] = cell[k] * s;
-  const ComputeRequest req = in_angstrom(request);
+  ComputeRequest req = in_angstrom(request);
+  if (model_->capabilities() & kLongRange) {  // the whole system: the Ewald cell (Angstrom) or open boundaries
+    req.cell = cell ? c : nullptr;
+    for (int d = 0; d < 3; ++d) req.pbc[d] = pbc[d];
+  }
   NeighborList nl = build_neighbor_list(pos.data(), n, c, pbc, model_->cutoff(), req.min_distance, req.n_threads);
   nl.set_species(species);
   ModelOutput o;

@@ -34,7 +34,9 @@ AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomF
   try {
     model = std::make_unique<atomforge::EngineModel>(force.getModelBytes(), force.getModelSource(),
                                                      atomforge::engine_units("openmm"));
-    model->require(atomforge::kEnergy, "AtomForgeForce");
+    // OpenMM evaluates every covered particle in one call and passes the periodic box: long-range
+    // models (pinn) are evaluated whole (Ewald in the box, or open boundaries without one)
+    model->require(atomforge::kEnergy, "AtomForgeForce", true);
   } catch (const std::exception& e) {
     throw OpenMMException(std::string("AtomForgeForce: invalid model: ") + e.what());
   }
@@ -57,6 +59,16 @@ AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomF
       throw OpenMMException(std::string("AtomForgeForce: ") + e.what());
     }
   }
+  // A long-range model on a subset of a periodic System would be a different physical model (an
+  // Ewald sum of the subset's charges alone, periodically repeated, blind to the rest): refused.
+  // Without periodic boundaries a subset is evaluated as an isolated molecule (open boundaries,
+  // its charges interacting only with each other), like the short-range models' ML/MM subsets.
+  if (periodic && (model->model().capabilities() & atomforge::kLongRange) && static_cast<int>(particles.size()) != n)
+    throw OpenMMException("AtomForgeForce: model " + force.getModelSource() + " is a '" + model->model().model_type() +
+                          "' model with long-range electrostatics, which in a periodic System must cover every "
+                          "particle (it covers " + std::to_string(particles.size()) + " of " + std::to_string(n) +
+                          "): an Ewald sum over a subset's charges alone would be a different physical model; "
+                          "cover the whole System, or use periodic=False for an isolated ML region");
   // Periodicity must agree with the rest of the System.
   for (int i = 0; i < system.getNumForces(); i++) {
     const OpenMM::Force& f = system.getForce(i);
@@ -131,7 +143,7 @@ void AtomForgeEvaluator::evaluate(const double* cell, atomforge::ComputeRequest&
 AtomForgeUncertainty AtomForgeEvaluator::uncertainty(const std::vector<OpenMM::Vec3>& positions,
                                                      const OpenMM::Vec3* box, int nThreads) const {
   try {
-    model->require(atomforge::kUncertainty, "AtomForgeForce.getUncertainty");
+    model->require(atomforge::kUncertainty, "AtomForgeForce.getUncertainty", true);
   } catch (const std::exception& e) {
     throw OpenMMException(std::string(e.what()) + " (a committee: train with network: {committee: 4})");
   }

@@ -43,7 +43,7 @@ AtomForgeForce::AtomForgeForce(const std::string& model, const std::vector<int>&
   }
   try {
     atomforge::EngineModel m(modelBytes, modelSource, atomforge::engine_units("openmm"));
-    m.require(atomforge::kEnergy, "AtomForgeForce");
+    m.require(atomforge::kEnergy, "AtomForgeForce", true);  // whole-system evaluation: long-range models too
     modelElements = m.model().species();
     cutoffNm = m.cutoff();
     modelType = m.model().model_type();
