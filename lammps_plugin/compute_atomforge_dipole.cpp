@@ -9,6 +9,7 @@
 #include "atom.h"
 #include "atomforge/charges.hpp"
 #include "atomforge/engine.hpp"
+#include "atomforge_lammps_common.h"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
@@ -37,34 +38,7 @@ ComputeAtomForgeDipole::ComputeAtomForgeDipole(LAMMPS *lmp, int narg, char **arg
   model_path_ = arg[3];
 
   // the model file is read on rank 0 and its bytes broadcast; every rank parses them
-  std::string bytes, message;
-  int status = 0;
-  if (comm->me == 0) {
-    std::ifstream in(model_path_, std::ios::binary);
-    if (!in) {
-      status = 1;
-      message = "cannot open model file " + model_path_;
-    } else {
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      bytes = ss.str();
-    }
-  }
-  MPI_Bcast(&status, 1, MPI_INT, 0, world);
-  if (status) {
-    int len = static_cast<int>(message.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, world);
-    message.resize(len);
-    MPI_Bcast(&message[0], len, MPI_CHAR, 0, world);
-    error->all(FLERR, "compute atomforge/dipole: {}", message);
-  }
-  long long size = static_cast<long long>(bytes.size());
-  MPI_Bcast(&size, 1, MPI_LONG_LONG, 0, world);
-  bytes.resize(size);
-  for (long long off = 0; off < size; off += (1LL << 30)) {
-    const int chunk = static_cast<int>(std::min<long long>(1LL << 30, size - off));
-    MPI_Bcast(&bytes[off], chunk, MPI_CHAR, 0, world);
-  }
+  const std::string bytes = atomforge_lammps::broadcast_model_file(lmp, model_path_, "compute atomforge/dipole");
   try {
     model_ = std::make_unique<atomforge::EngineModel>(bytes, model_path_, atomforge::engine_units("metal"));
     model_->require(atomforge::kCharges | atomforge::kDipole, "compute atomforge/dipole");

@@ -8,6 +8,7 @@
 
 #include "atom.h"
 #include "atomforge/engine.hpp"
+#include "atomforge_lammps_common.h"
 #include "atomforge/uncertainty.hpp"
 #include "comm.h"
 #include "error.h"
@@ -67,31 +68,10 @@ void ComputeAtomForgeUncertainty::evaluate()
   const int nall = nlocal + atom->nghost;
 
   // CSR list from the pair style's full list, skipping NULL-typed atoms (as the pair style does)
-  species_.resize(nall);
-  for (int p = 0; p < nall; ++p) species_[p] = tsp[type[p]] >= 0 ? tsp[type[p]] : 0;
   NeighList *list = pair_->list;
-  centres_.clear();
-  neighbors_.clear();
-  offsets_.assign(1, 0);
-  for (int ii = 0; ii < list->inum; ++ii) {
-    const int i = list->ilist[ii];
-    if (tsp[type[i]] < 0) continue;
-    centres_.push_back(i);
-    const int *jlist = list->firstneigh[i];
-    for (int jj = 0; jj < list->numneigh[i]; ++jj) {
-      const int j = jlist[jj] & NEIGHMASK;
-      if (tsp[type[j]] >= 0) neighbors_.push_back(j);
-    }
-    offsets_.push_back(static_cast<long long>(neighbors_.size()));
-  }
-  atomforge::NeighborView view;
-  view.positions = nall ? &x[0][0] : nullptr;
-  view.species = species_.data();
-  view.n_total = nall;
-  view.centres = reinterpret_cast<const int64_t *>(centres_.data());
-  view.n_centres = static_cast<int64_t>(centres_.size());
-  view.offsets = reinterpret_cast<const int64_t *>(offsets_.data());
-  view.neighbors = reinterpret_cast<const int64_t *>(neighbors_.data());
+  const atomforge::NeighborView view =
+      atomforge_lammps::gather_neighbors(list->ilist, list->inum, type, tsp, list->firstneigh, list->numneigh, x,
+                                         nall, species_, centres_, offsets_, neighbors_);
   atomforge::ComputeRequest request;
   request.uncertainty = true;
   request.n_threads = pair_->n_threads();

@@ -9,6 +9,7 @@
 
 #include "atom.h"
 #include "atomforge/engine.hpp"
+#include "atomforge_lammps_common.h"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
@@ -92,34 +93,7 @@ void PairAtomForge::coeff(int narg, char **arg)
 
   // Read the model file on rank 0 and broadcast its bytes; parse on every rank.
   model_path_ = arg[2];
-  std::string bytes, message;
-  int status = 0;
-  if (comm->me == 0) {
-    std::ifstream in(model_path_, std::ios::binary);
-    if (!in) {
-      status = 1;
-      message = "cannot open model file " + model_path_;
-    } else {
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      bytes = ss.str();
-    }
-  }
-  MPI_Bcast(&status, 1, MPI_INT, 0, world);
-  if (status) {
-    int len = static_cast<int>(message.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, world);
-    message.resize(len);
-    MPI_Bcast(&message[0], len, MPI_CHAR, 0, world);
-    error->all(FLERR, "pair_style atomforge: {}", message);
-  }
-  long long size = static_cast<long long>(bytes.size());
-  MPI_Bcast(&size, 1, MPI_LONG_LONG, 0, world);
-  bytes.resize(size);
-  for (long long off = 0; off < size; off += (1LL << 30)) {
-    const int chunk = static_cast<int>(std::min<long long>(1LL << 30, size - off));
-    MPI_Bcast(&bytes[off], chunk, MPI_CHAR, 0, world);
-  }
+  const std::string bytes = atomforge_lammps::broadcast_model_file(lmp, model_path_, "pair_style atomforge");
   try {
     model_ = std::make_unique<atomforge::EngineModel>(bytes, model_path_, atomforge::engine_units("metal"));
     model_->require(atomforge::kEnergy, "pair_style atomforge");
@@ -198,18 +172,11 @@ void PairAtomForge::compute(int eflag, int vflag)
   const int nall = nlocal + atom->nghost;
   const bool newton = force->newton_pair != 0;
 
-  // Element index of every position (NULL types get a placeholder and are never referenced).
-  species_.resize(nall);
-  for (int p = 0; p < nall; ++p) species_[p] = type_species_[type[p]] >= 0 ? type_species_[type[p]] : 0;
-
   // CSR list from LAMMPS's full list, skipping NULL-typed atoms.
   const int inum = list->inum;
   const int *ilist = list->ilist;
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
-  centres_.clear();
-  neighbors_.clear();
-  offsets_.assign(1, 0);
   // Global models (sGDML) need the molecule's atoms in their training order: sort by atom ID.
   order_.resize(inum);
   for (int ii = 0; ii < inum; ++ii) order_[ii] = ilist[ii];
@@ -217,26 +184,10 @@ void PairAtomForge::compute(int eflag, int vflag)
     const tagint *tag = atom->tag;
     std::sort(order_.begin(), order_.end(), [tag](int a, int b) { return tag[a] < tag[b]; });
   }
-  for (int ii = 0; ii < inum; ++ii) {
-    const int i = order_[ii];
-    if (type_species_[type[i]] < 0) continue;
-    centres_.push_back(i);
-    const int *jlist = firstneigh[i];
-    for (int jj = 0; jj < numneigh[i]; ++jj) {
-      const int j = jlist[jj] & NEIGHMASK;
-      if (type_species_[type[j]] >= 0) neighbors_.push_back(j);
-    }
-    offsets_.push_back(static_cast<long long>(neighbors_.size()));
-  }
-
-  atomforge::NeighborView view;
-  view.positions = nall ? &x[0][0] : nullptr;
-  view.species = species_.data();
-  view.n_total = nall;
-  view.centres = reinterpret_cast<const int64_t *>(centres_.data());
-  view.n_centres = static_cast<int64_t>(centres_.size());
-  view.offsets = reinterpret_cast<const int64_t *>(offsets_.data());
-  view.neighbors = reinterpret_cast<const int64_t *>(neighbors_.data());
+  // CSR list in that order, skipping NULL-typed atoms (they get a placeholder species, never referenced)
+  const atomforge::NeighborView view =
+      atomforge_lammps::gather_neighbors(order_.data(), inum, type, type_species_, firstneigh, numneigh, x, nall,
+                                         species_, centres_, offsets_, neighbors_);
 
   atomforge::ComputeRequest request;
   request.per_atom_virial = vflag_atom != 0;

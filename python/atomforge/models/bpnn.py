@@ -20,8 +20,43 @@ from ..model_file import ModelFileError, Value, check_header, check_species, get
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "softplus", "silu", "gaussian")
 
 
+class DescriptorNetworkModel:
+    """What the model types built from a descriptor and atomic networks share (``species``,
+    ``descriptor``, ``shared`` attributes): element symbols, the descriptor object, the network
+    index of an element, and the checks of species and descriptor that open ``validate``."""
+
+    @property
+    def elements(self) -> List[str]:
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in self.species]
+
+    def descriptor_object(self):
+        """The descriptor (:class:`atomforge.descriptors.Descriptor`) of ``descriptor``."""
+        from ..descriptors import descriptor_from_dict
+
+        return descriptor_from_dict(self.descriptor)
+
+    def network_index(self, k: int) -> int:
+        return 0 if self.shared else k
+
+    def _check_species_and_descriptor(self) -> Tuple[List[str], Dict[str, int]]:
+        """Raise ModelFileError for no species, descriptor elements other than the species, or a
+        descriptor that cannot be built; return (element symbols, features per element)."""
+        if len(self.species) == 0:
+            raise ModelFileError("model has no species")
+        syms = self.elements
+        if list(self.descriptor.get("elements", [])) != syms:
+            raise ModelFileError(f"descriptor elements {self.descriptor.get('elements')} != species {syms}")
+        try:
+            d = self.descriptor_object()
+        except (ValueError, TypeError) as exc:
+            raise ModelFileError(f"descriptor: {exc}") from None
+        return syms, d.n_features_per_element
+
+
 @dataclass
-class BPNNParameters:
+class BPNNParameters(DescriptorNetworkModel):
     """Everything inference needs for an atomic neural-network potential (or a committee).
 
     Atomic energy of atom i of element k (index into ``species``), for committee member m::
@@ -72,34 +107,10 @@ class BPNNParameters:
     def committee_size(self) -> int:
         return len(self.networks)
 
-    @property
-    def elements(self) -> List[str]:
-        from ase.data import chemical_symbols
-
-        return [chemical_symbols[z] for z in self.species]
-
-    def descriptor_object(self):
-        """The descriptor (:class:`atomforge.descriptors.Descriptor`) of ``descriptor``."""
-        from ..descriptors import descriptor_from_dict
-
-        return descriptor_from_dict(self.descriptor)
-
-    def network_index(self, k: int) -> int:
-        return 0 if self.shared else k
-
     def validate(self) -> None:
         """Raise ModelFileError naming the first inconsistency."""
-        ne = len(self.species)
-        if ne == 0:
-            raise ModelFileError("model has no species")
-        syms = self.elements
-        if list(self.descriptor.get("elements", [])) != syms:
-            raise ModelFileError(f"descriptor elements {self.descriptor.get('elements')} != species {syms}")
-        try:
-            d = self.descriptor_object()
-        except (ValueError, TypeError) as exc:
-            raise ModelFileError(f"descriptor: {exc}") from None
-        n_feat = d.n_features_per_element
+        syms, n_feat = self._check_species_and_descriptor()
+        ne = len(syms)
         n_nets = 1 if self.shared else ne
         if len(self.scaling) != ne or len(self.reference_energies) != ne:
             raise ModelFileError("scaling and reference energies need one entry per species")

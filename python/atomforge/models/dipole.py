@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..model_file import ModelFileError, Value, check_header, get_record, get_scalar
-from .bpnn import ACTIVATIONS, _act, _count
+from .bpnn import ACTIVATIONS, DescriptorNetworkModel, _act, _count
 
 SCHEMES = ("uniform", "weighted")
 #: Lower bound added to the softplus weights (as DipoleModel::kWeightFloor in the core).
@@ -42,7 +42,7 @@ def softplus(z: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class DipoleParameters:
+class DipoleParameters(DescriptorNetworkModel):
     """Everything inference needs for a charge/dipole model (or a committee of them).
 
     Attributes:
@@ -77,35 +77,11 @@ class DipoleParameters:
     def committee_size(self) -> int:
         return len(self.charge_networks)
 
-    @property
-    def elements(self) -> List[str]:
-        from ase.data import chemical_symbols
-
-        return [chemical_symbols[z] for z in self.species]
-
-    def descriptor_object(self):
-        """The descriptor (:class:`atomforge.descriptors.Descriptor`)."""
-        from ..descriptors import descriptor_from_dict
-
-        return descriptor_from_dict(self.descriptor)
-
-    def network_index(self, k: int) -> int:
-        return 0 if self.shared else k
-
     # -------------------------------------------------------------- checks
     def validate(self) -> None:
         """Raise ModelFileError naming the first inconsistency."""
-        ne = len(self.species)
-        if ne == 0:
-            raise ModelFileError("model has no species")
-        syms = self.elements
-        if list(self.descriptor.get("elements", [])) != syms:
-            raise ModelFileError(f"descriptor elements {self.descriptor.get('elements')} != species {syms}")
-        try:
-            d = self.descriptor_object()
-        except (ValueError, TypeError) as exc:
-            raise ModelFileError(f"descriptor: {exc}") from None
-        n_feat = d.n_features_per_element
+        syms, n_feat = self._check_species_and_descriptor()
+        ne = len(syms)
         if self.scheme not in SCHEMES:
             raise ModelFileError(f"charge scheme {self.scheme!r} is not one of {SCHEMES}")
         if len(self.scaling) != ne or len(np.atleast_1d(self.charge_reference)) != ne:

@@ -1,0 +1,94 @@
+/* What pair_style atomforge and its computes share: reading a model file on rank 0 and
+   broadcasting its bytes, and the core's NeighborView built from a LAMMPS full neighbour list. */
+#ifndef LMP_ATOMFORGE_LAMMPS_COMMON_H
+#define LMP_ATOMFORGE_LAMMPS_COMMON_H
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "atomforge/neighbor_list.hpp"
+#include "comm.h"
+#include "error.h"
+#include "lammps.h"
+#include "neighbor.h"
+
+namespace atomforge_lammps {
+
+/// The bytes of the model file at `path`, read on rank 0 and broadcast to every rank (chunks of
+/// 1 GiB). A file rank 0 cannot open stops every rank with "<who>: cannot open model file <path>".
+inline std::string broadcast_model_file(LAMMPS_NS::LAMMPS *lmp, const std::string &path, const char *who) {
+  MPI_Comm world = lmp->world;
+  std::string bytes, message;
+  int status = 0;
+  if (lmp->comm->me == 0) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      status = 1;
+      message = "cannot open model file " + path;
+    } else {
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      bytes = ss.str();
+    }
+  }
+  MPI_Bcast(&status, 1, MPI_INT, 0, world);
+  if (status) {
+    int len = static_cast<int>(message.size());
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    message.resize(len);
+    MPI_Bcast(&message[0], len, MPI_CHAR, 0, world);
+    lmp->error->all(FLERR, "{}: {}", who, message);
+  }
+  long long size = static_cast<long long>(bytes.size());
+  MPI_Bcast(&size, 1, MPI_LONG_LONG, 0, world);
+  bytes.resize(size);
+  for (long long off = 0; off < size; off += (1LL << 30)) {
+    const int chunk = static_cast<int>(std::min<long long>(1LL << 30, size - off));
+    MPI_Bcast(&bytes[off], chunk, MPI_CHAR, 0, world);
+  }
+  return bytes;
+}
+
+/// The core's view of a LAMMPS full neighbour list: centres `order[0..n)` (atom indices) and their
+/// neighbours, skipping atoms whose type maps to no species (type_species[type] < 0). Fills the
+/// CSR arrays (kept by the caller across steps) and species (nall entries; unmapped atoms get 0,
+/// never referenced). Positions in LAMMPS's units; the engine adapter converts them.
+inline atomforge::NeighborView gather_neighbors(const int *order, int n, const int *type,
+                                                const std::vector<int> &type_species, int **firstneigh,
+                                                const int *numneigh, double **x, int nall,
+                                                std::vector<int> &species, std::vector<long long> &centres,
+                                                std::vector<long long> &offsets,
+                                                std::vector<long long> &neighbors) {
+  species.resize(nall);
+  for (int p = 0; p < nall; ++p) species[p] = type_species[type[p]] >= 0 ? type_species[type[p]] : 0;
+  centres.clear();
+  neighbors.clear();
+  offsets.assign(1, 0);
+  for (int ii = 0; ii < n; ++ii) {
+    const int i = order[ii];
+    if (type_species[type[i]] < 0) continue;
+    centres.push_back(i);
+    const int *jlist = firstneigh[i];
+    for (int jj = 0; jj < numneigh[i]; ++jj) {
+      const int j = jlist[jj] & NEIGHMASK;
+      if (type_species[type[j]] >= 0) neighbors.push_back(j);
+    }
+    offsets.push_back(static_cast<long long>(neighbors.size()));
+  }
+  atomforge::NeighborView view;
+  view.positions = nall ? &x[0][0] : nullptr;
+  view.species = species.data();
+  view.n_total = nall;
+  view.centres = reinterpret_cast<const int64_t *>(centres.data());
+  view.n_centres = static_cast<int64_t>(centres.size());
+  view.offsets = reinterpret_cast<const int64_t *>(offsets.data());
+  view.neighbors = reinterpret_cast<const int64_t *>(neighbors.data());
+  return view;
+}
+
+}  // namespace atomforge_lammps
+
+#endif
