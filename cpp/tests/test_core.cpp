@@ -9,33 +9,14 @@
 #include "atomforge/model_file.hpp"
 #include "atomforge/units.hpp"
 #include "common/threads.hpp"
+#include "fixtures.hpp"
 #include "harness.hpp"
 
 using namespace atomforge;
 
 namespace {
 // A one-element network potential: E_i = ref + scale * (w . G_i + b), G = one G2 function.
-std::string tiny_model(double weight = 0.7) {
-  ModelFileWriter w;
-  w.string("model_type", "bpnn")
-      .string("units.energy", "eV")
-      .string("units.length", "Angstrom")
-      .i64("species", {1}, {1})
-      .string("descriptor.type", "acsf")
-      .string("descriptor.cutoff_function", "cos")
-      .f64("descriptor.functions", {1, 9}, {2, 0, 0, -1, 0.5, 0, 3.0, 1, 1})
-      .f64("energy.reference", {1}, {-13.6})
-      .f64("energy.scale", 2.0)
-      .i64("committee_size", 1)
-      .f64("scaling.0.shift", {1}, {0.0})
-      .f64("scaling.0.scale", {1}, {1.0})
-      .f64("scaling.0.offset", 0.0)
-      .string("network.0.activations", "linear")
-      .i64("network.0.0.n_layers", 1)
-      .f64("network.0.0.0.weight", {1, 1}, {weight})
-      .f64("network.0.0.0.bias", {1}, {0.1});
-  return w.bytes();
-}
+std::string tiny_model(double weight = 0.7) { return aftest::tiny_bpnn({weight}).bytes(); }
 }  // namespace
 
 AF_TEST(core, model_file_round_trip_and_corruption) {

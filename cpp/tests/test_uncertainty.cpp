@@ -10,36 +10,14 @@
 #include "atomforge/model.hpp"
 #include "atomforge/model_file.hpp"
 #include "atomforge/uncertainty.hpp"
+#include "fixtures.hpp"
 #include "harness.hpp"
 
 using namespace atomforge;
 
 namespace {
 // One element (H), one G2 feature, members E_i^m = ref + scale * (w_m G_i + b).
-ModelFileWriter committee(double w0, double w1) {
-  ModelFileWriter w;
-  w.string("model_type", "bpnn")
-      .string("units.energy", "eV")
-      .string("units.length", "Angstrom")
-      .i64("species", {1}, {1})
-      .string("descriptor.type", "acsf")
-      .string("descriptor.cutoff_function", "cos")
-      .f64("descriptor.functions", {1, 9}, {2, 0, 0, -1, 0.5, 0, 3.0, 1, 1})
-      .f64("energy.reference", {1}, {-13.6})
-      .f64("energy.scale", 2.0)
-      .i64("committee_size", 2)
-      .f64("scaling.0.shift", {1}, {0.0})
-      .f64("scaling.0.scale", {1}, {1.0})
-      .f64("scaling.0.offset", 0.0)
-      .string("network.0.activations", "linear")
-      .i64("network.0.0.n_layers", 1)
-      .f64("network.0.0.0.weight", {1, 1}, {w0})
-      .f64("network.0.0.0.bias", {1}, {0.1})
-      .i64("network.1.0.n_layers", 1)
-      .f64("network.1.0.0.weight", {1, 1}, {w1})
-      .f64("network.1.0.0.bias", {1}, {0.1});
-  return w;
-}
+ModelFileWriter committee(double w0, double w1) { return aftest::tiny_bpnn({w0, w1}); }
 }  // namespace
 
 AF_TEST(uncertainty, force_deviation_formula) {
