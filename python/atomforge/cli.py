@@ -237,19 +237,27 @@ def cmd_train(args) -> int:
         raise ValueError("--sigmas/--memory-gb/--solver apply to --model sgdml")
     overrides = {"data": args.data, "test_data": args.test_data, "model": args.model, "seed": args.seed,
                  "length_unit": args.length_unit, "energy_unit": args.energy_unit, "data_format": args.format}
-    training = {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes)) if v}
-    if training:
-        overrides["training"] = training
-    if args.descriptor:
-        overrides["descriptor"] = {"type": args.descriptor}
-    if args.shared:
-        overrides["network"] = {"shared": True}
+    overrides.update(_network_overrides(args))
     metrics = train(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
     t = metrics["test"]
     print(f"test: energy MAE {1000 * t['energy_mae']:.2f} meV ({1000 * t['energy_mae_per_atom']:.2f} meV/atom)"
           + (f", forces MAE {1000 * t['forces_mae']:.2f} meV/A" if "forces_mae" in t else ""))
     print(f"run folder: {args.output}")
     return 0
+
+
+def _network_overrides(args) -> dict:
+    """Config overrides from the train options that network models share (--epochs, --max-minutes,
+    --descriptor, --shared)."""
+    o = {}
+    training = {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes)) if v}
+    if training:
+        o["training"] = training
+    if args.descriptor:
+        o["descriptor"] = {"type": args.descriptor}
+    if args.shared:
+        o["network"] = {"shared": True}
+    return o
 
 
 def _train_dipole(args) -> int:
@@ -263,13 +271,7 @@ def _train_dipole(args) -> int:
                          "e*a0, set dipole_unit in a config file for other units")
     overrides = {"data": args.data, "test_data": args.test_data, "seed": args.seed, "length_unit": args.length_unit,
                  "data_format": args.format}
-    training = {k: v for k, v in (("epochs", args.epochs), ("max_minutes", args.max_minutes)) if v}
-    if training:
-        overrides["training"] = training
-    if args.descriptor:
-        overrides["descriptor"] = {"type": args.descriptor}
-    if args.shared:
-        overrides["network"] = {"shared": True}
+    overrides.update(_network_overrides(args))
     metrics = train_dipole(args.config, args.output, resume=args.resume, progress=not args.quiet, **overrides)
     t = metrics["test"]
     print(f"test: dipole RMSE {t['dipole_rmse']:.5f} e*A = {t['dipole_rmse_e_bohr']:.5f} e*a0 = "
