@@ -33,6 +33,8 @@ def frame_dict(atoms, **extra) -> Dict:
 
 
 def frame_atoms(d: Dict):
+    """ase.Atoms from a frame dict: numbers (N,) int, positions (N, 3) Angstrom, cell (3, 3)
+    Angstrom, pbc (3,) bool (the plain-data form frames travel in between workers)."""
     from ase import Atoms
 
     return Atoms(numbers=d["numbers"], positions=d["positions"], cell=d["cell"], pbc=d["pbc"])
