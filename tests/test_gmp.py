@@ -113,29 +113,47 @@ def test_equals_numpy_reference(cutoff_function, square):
         np.testing.assert_allclose(g.compute(atoms), ref, rtol=1e-10, atol=1e-13)
 
 
-def test_equals_gmp_featurizer_reference():
+def test_equals_gmp_featurizer_reference(data_dir):
     """With cutoff_function=None and r_c = 24 A, the features equal those of the public reference
     implementation (GMP-featurizer, run outside the repo by benchmarks/gmp_reference/ with the
-    density table stored in the file) on rMD17 ethanol and aspirin and periodic DeePMD water."""
+    density table stored in the file) on rMD17 ethanol and aspirin and periodic DeePMD water. The
+    structures are rebuilt from $ATOMFORGE_DATA exactly as make_reference.py built them."""
+    import hashlib
+    import importlib.util
     import json
     from pathlib import Path
 
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_gmp_reference",
+                                                  root / "benchmarks" / "gmp_reference" / "make_reference.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
     ref = np.load(Path(__file__).parent / "reference" / "gmp_featurizer_reference.npz", allow_pickle=False)
+    for entry in ref["source_md5"]:
+        name, digest = str(entry).rsplit(":", 1)
+        if name.endswith(".json"):
+            continue
+        f = data_dir / name
+        if not f.is_file():
+            pytest.skip(f"{f} not found")
+        assert hashlib.md5(f.read_bytes()).hexdigest() == digest, f"{f} differs from the file the reference used"
+    systems, _ = mk.load_systems(data_dir)
+    assert [s["name"] for s in systems] == [str(x) for x in ref["system"]]
     dens = {int(z): v for z, v in json.loads(str(ref["density_table"])).items()}
     from ase.data import chemical_symbols
     start = 0
     worst = 0.0
-    for k, n in enumerate(ref["natoms"]):
+    for s, n in zip(systems, ref["natoms"]):
+        assert len(s["numbers"]) == n
         sl = slice(start, start + n)
         start += n
-        numbers = ref["numbers"][sl]
+        numbers = s["numbers"]
         els = sorted(set(int(z) for z in numbers))
         g = GaussianMultipoles(orders=ref["orders"].tolist(), sigmas=ref["sigmas"].tolist(), r_c=float(ref["r_c"]),
                                cutoff_function=None, elements=els,
                                densities={chemical_symbols[z]: dens[z] for z in els})
-        pbc = ref["pbc"][k]
-        a = Atoms(numbers=numbers, positions=ref["positions"][sl], cell=ref["cell"][k] if pbc.any() else None,
-                  pbc=pbc)
+        pbc = s["pbc"]
+        a = Atoms(numbers=numbers, positions=s["positions"], cell=s["cell"] if pbc.any() else None, pbc=pbc)
         G = g.compute(a)
         worst = max(worst, float(np.max(np.abs(G - ref["features"][sl]) / np.abs(ref["features"][sl]))))
     assert worst < 1e-8, worst

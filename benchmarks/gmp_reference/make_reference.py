@@ -28,13 +28,14 @@ Steps:
    periodic), positions wrapped into the cell (GMP-featurizer requires scaled coordinates in
    [0, 1]).
 4. Output .npz (float64 unless noted; per-system arrays concatenated in system order):
-   ``system`` (S,) str, ``natoms`` (S,) int64, ``positions`` (sum N, 3) A, ``numbers``
-   (sum N,) int64, ``cell`` (S, 3, 3) A (rows), ``pbc`` (S, 3) bool, ``orders`` (5,) int64,
+   ``system`` (S,) str, ``natoms`` (S,) int64, ``orders`` (5,) int64,
    ``sigmas`` (5,) A, ``r_c`` () A, ``features`` (sum N, 25) in atomforge's column order
    [(n, s) for n in orders for s in sigmas] (GMP-featurizer's order is the same),
    ``density_table`` () str (the JSON {Z: [[c, alpha], ...]} used), ``density_table_key`` () str,
    ``gpsp`` () str (the file GMP-featurizer read), ``gmp_featurizer_commit`` () str,
    ``gmp_featurizer_version`` () str, ``source_md5`` (k,) str (``file:md5`` of the data files).
+   No structures: the data stay in $ATOMFORGE_DATA; tests/test_gmp.py rebuilds the systems with
+   :func:`load_systems` and checks the data files' md5 first.
 5. --check: recompute every system with tests/reference_gmp.py (cutoff_function=None, same
    r_c) and print the maximum relative deviation per system.
 """
@@ -86,6 +87,8 @@ def write_gpsp(table: dict, path: Path, note: str) -> str:
 
 
 def load_systems(root: Path):
+    """The reference systems from the data folder ``root``: (list of dicts with name, positions
+    (N, 3) A, numbers (N,), cell (3, 3) A, pbc (3,) bool; the data files read)."""
     systems, sources = [], []
     for mol, frames in (("ethanol", (0, 1, 2)), ("aspirin", (0, 1))):
         f = root / "rmd17" / f"rmd17_{mol}_train_01.npz"
@@ -182,10 +185,6 @@ def main(argv=None):
         args.output,
         system=np.array([s["name"] for s in systems]),
         natoms=np.array([len(s["numbers"]) for s in systems], dtype=np.int64),
-        positions=np.concatenate([s["positions"] for s in systems]),
-        numbers=np.concatenate([s["numbers"] for s in systems]).astype(np.int64),
-        cell=np.array([s["cell"] for s in systems]),
-        pbc=np.array([s["pbc"] for s in systems], dtype=bool),
         orders=np.array(ORDERS, dtype=np.int64),
         sigmas=np.array(SIGMAS, dtype=np.float64),
         r_c=np.array(args.r_c),
