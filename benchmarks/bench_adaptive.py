@@ -98,6 +98,10 @@ def main(argv=None) -> int:
     ap.add_argument("--restart", default="continue", choices=["continue", "start"],
                     help="md.restart of the adaptive runs (continue: replicas go on from their last structure)")
     ap.add_argument("--tag", default="", help="suffix of the output files (several variants side by side)")
+    ap.add_argument("--temperatures", type=float, nargs="+", default=[300.0],
+                    help="md.temperature of the adaptive runs, K (replica r runs at temperatures[r %% len])")
+    ap.add_argument("--seed-n", type=int, default=16, help="seed_set.n of the adaptive runs")
+    ap.add_argument("--seed-rattle", type=float, default=0.05, help="seed_set.rattle of the adaptive runs, Angstrom")
     args = ap.parse_args(argv)
     import ase.io
     from ase.build import molecule
@@ -116,7 +120,11 @@ def main(argv=None) -> int:
     ase.io.write(start, molecule("CH3CH2OH"))
 
     runs = {}
+    SETTINGS["seed_set"] = {"n": args.seed_n, "rattle": args.seed_rattle}
+    SETTINGS["md"]["temperature"] = list(args.temperatures)
     for R, n in ((4, args.max_labels), (1, args.one_replica_labels)):
+        if n <= 0:
+            continue
         run = work / f"adaptive_R{R}"
         cfg = json.loads(json.dumps(SETTINGS))
         cfg.update(max_labels=n)
@@ -164,6 +172,7 @@ def main(argv=None) -> int:
     reach = [N for N, e in zip(sizes, ad) if e <= final_random]
     n_reach = reach[0] if reach else None
     target_met = n_reach is not None and n_reach <= args.sizes[-1] / 2
+    inloop_reach = next((n for n, e in inloop if e <= final_random), None)
 
     def per_label(R, max_n=None):
         h = runs[R]["state"]["history"]
@@ -174,8 +183,8 @@ def main(argv=None) -> int:
         return labels, secs, secs / max(labels, 1), len(md), parts
 
     # the same range of training-set sizes for both (retraining costs grow with the labels)
-    n1 = runs[1]["state"]["n_ok"]
-    wl = {1: per_label(1), 4: per_label(4, n1)}
+    n1 = runs[1]["state"]["n_ok"] if 1 in runs else None
+    wl = {1: per_label(1), 4: per_label(4, n1)} if 1 in runs else {}
     wl_all4 = per_label(4)
 
     import matplotlib
@@ -205,7 +214,8 @@ def main(argv=None) -> int:
     res = {"date": datetime.date.today().isoformat(), "machine": f"{platform.node()} ({os.cpu_count()} cores), shared",
            "settings": SETTINGS, "curve_epochs": CURVE_EPOCHS, "sizes": args.sizes, "adaptive_mae": dict(zip(map(str, sizes), ad.tolist())),
            "random_mae_mean": dict(zip(map(str, args.sizes), rnd.tolist())), "random_mae_std": rnd_sd.tolist(),
-           "inloop": inloop, "n_reach_random_final": n_reach, "target_met": bool(target_met),
+           "inloop": inloop, "n_reach_random_final": n_reach, "inloop_reach_random_final": inloop_reach,
+           "temperatures": list(args.temperatures), "target_met": bool(target_met),
            "wall_per_label": {str(R): {"labels": v[0], "seconds": v[1], "seconds_per_label": v[2], "iterations": v[3],
                                        "parts": v[4]} for R, v in wl.items()},
            "wall_per_label_R4_all": {"labels": wl_all4[0], "seconds": wl_all4[1], "seconds_per_label": wl_all4[2]},
@@ -226,14 +236,17 @@ def main(argv=None) -> int:
         f"- data: GFN2-xTB (tblite) Langevin MD of ethanol, 300 K pool (1000 frames, every 5th step of 0.5 fs, "
         f"seed 1) and 500 K test trajectory (500 frames, every 10th step, seed 2), "
         f"`atomforge.quickstart_data.generate_xtb_dataset`",
-        f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at 300 K (md.restart: {args.restart}), "
-        f"GFN2-xTB labels, seed set 16 "
-        f"(rattled 0.05 A), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
+        f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at "
+        f"{'/'.join(f'{t:g}' for t in args.temperatures)} K (md.restart: {args.restart}), "
+        f"GFN2-xTB labels, seed set {args.seed_n} "
+        f"(rattled {args.seed_rattle:g} A), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
         f"{st4['stop_reason']}; {st4['total_md_fs'] / 1000:.1f} ps of committee MD",
         f"- learning curves: a committee of 4 ({SETTINGS['network']['hidden']}, bootstrap) trained from scratch for "
         f"{CURVE_EPOCHS} epochs on N structures, force MAE of the committee mean on all 500 test frames (C++ core)",
         f"- command: `python benchmarks/bench_adaptive.py --restart {args.restart} --max-labels {args.max_labels} --sizes "
-        f"{' '.join(map(str, args.sizes))}`",
+        f"{' '.join(map(str, args.sizes))} --temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
+        f"--seed-n {args.seed_n} --seed-rattle {args.seed_rattle:g} --one-replica-labels {args.one_replica_labels}"
+        + (f" --tag {args.tag}" if args.tag else "") + "`",
         "",
         "| N labels | random (300 K MD), meV/A | adaptive, meV/A |",
         "|---|---|---|",
@@ -245,14 +258,18 @@ def main(argv=None) -> int:
            (f"**missed**: adaptive first reaches it at N = {n_reach}." if n_reach else
             "**missed**: adaptive does not reach it within the sizes run.")),
         "",
-        f"Wall time per label (MD + labelling + retraining of the MD iterations, seed set excluded; both up to "
-        f"{n1} labels, since retraining costs grow with the training set):",
+        (f"The in-loop (warm-started) committees of the 4-replica run first reach it at {inloop_reach} labels "
+         f"({inloop_reach / args.sizes[-1]:.2f} x random's {args.sizes[-1]})." if inloop_reach else
+         "The in-loop (warm-started) committees of the 4-replica run do not reach it."),
         "",
-        "| replicas | labels | iterations | wall s (MD / labels / training) | s per label |",
-        "|---|---|---|---|---|",
-        *[f"| {R} | {wl[R][0]} | {wl[R][3]} | {wl[R][1]:.0f} ({wl[R][4]['md_seconds']:.0f} / "
-          f"{wl[R][4]['label_seconds']:.0f} / {wl[R][4]['train_seconds']:.0f}) | {wl[R][2]:.1f} |" for R in (1, 4)],
-        "",
+        *([f"Wall time per label (MD + labelling + retraining of the MD iterations, seed set excluded; both up to "
+           f"{n1} labels, since retraining costs grow with the training set):",
+           "",
+           "| replicas | labels | iterations | wall s (MD / labels / training) | s per label |",
+           "|---|---|---|---|---|",
+           *[f"| {R} | {wl[R][0]} | {wl[R][3]} | {wl[R][1]:.0f} ({wl[R][4]['md_seconds']:.0f} / "
+             f"{wl[R][4]['label_seconds']:.0f} / {wl[R][4]['train_seconds']:.0f}) | {wl[R][2]:.1f} |" for R in (1, 4)],
+           ""] if wl else ["(no 1-replica run here: see adaptive_walltime.md for wall time per label, 1 vs 4 replicas)", ""]),
         f"The whole 4-replica run: {wl_all4[0]} MD labels in {wl_all4[1]:.0f} s, {wl_all4[2]:.1f} s per label.",
         "",
         "With 4 replicas each iteration labels up to 4 structures for one retraining, and the replicas' MD "
