@@ -31,6 +31,7 @@ PairAtomForge::PairAtomForge(LAMMPS *lmp) : Pair(lmp)
   centroidstressflag = CENTROID_NOTAVAIL;
   no_virial_fdotr_compute = 1;  // full list: the virial is tallied explicitly from the core
   comm_reverse_off = 9;         // newton off: 3 force + 6 virial components of ghost atoms
+  comm_forward = 1;             // long-range models with atom_style charge: q of ghost atoms
 }
 
 PairAtomForge::~PairAtomForge()
@@ -53,21 +54,30 @@ void PairAtomForge::allocate()
 
 void PairAtomForge::settings(int narg, char **arg)
 {
-  // pair_style atomforge [min_distance D] [extrapolation_summary N]
-  //   D in the units style's length unit (Angstrom); N in steps (0 = no extrapolation warnings)
+  // pair_style atomforge [min_distance D] [extrapolation_summary N] [charge Q]
+  //   D in the units style's length unit (Angstrom); N in steps (0 = no extrapolation warnings);
+  //   Q the total charge in e (long-range models)
   min_distance_ = atomforge::kDefaultMinDistance;
+  total_charge_ = 0.0;
+  charge_given_ = false;
   for (int k = 0; k < narg; k += 2) {
     const bool is_min = strcmp(arg[k], "min_distance") == 0;
     const bool is_summary = strcmp(arg[k], "extrapolation_summary") == 0;
-    if (!is_min && !is_summary)
+    const bool is_charge = strcmp(arg[k], "charge") == 0;
+    if (!is_min && !is_summary && !is_charge)
       error->all(FLERR,
-                 "pair_style atomforge: unknown keyword '{}' (the keywords are min_distance D and "
-                 "extrapolation_summary N; model and elements go in pair_coeff)",
+                 "pair_style atomforge: unknown keyword '{}' (the keywords are min_distance D, "
+                 "extrapolation_summary N and charge Q; model and elements go in pair_coeff)",
                  arg[k]);
     if (k + 1 >= narg)
       error->all(FLERR, "pair_style atomforge: {} needs a value ({})", arg[k],
-                 is_min ? "a length, e.g. 0.1" : "a number of steps, e.g. 100");
-    if (is_min) {
+                 is_min ? "a length, e.g. 0.1" : is_charge ? "a total charge in e, e.g. 0" : "a number of steps, e.g. 100");
+    if (is_charge) {
+      total_charge_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
+      if (!std::isfinite(total_charge_))
+        error->all(FLERR, "pair_style atomforge: charge must be a finite total charge in e, got {}", arg[k + 1]);
+      charge_given_ = true;
+    } else if (is_min) {
       min_distance_ = utils::numeric(FLERR, arg[k + 1], false, lmp);
       if (!(min_distance_ >= 0.0) || !std::isfinite(min_distance_))
         error->all(FLERR, "pair_style atomforge: min_distance must be a finite length >= 0, got {}", arg[k + 1]);
@@ -96,7 +106,14 @@ void PairAtomForge::coeff(int narg, char **arg)
   const std::string bytes = atomforge_lammps::broadcast_model_file(lmp, model_path_, "pair_style atomforge");
   try {
     model_ = std::make_unique<atomforge::EngineModel>(bytes, model_path_, atomforge::engine_units("metal"));
-    model_->require(atomforge::kEnergy, "pair_style atomforge");
+    // Long-range models are evaluated whole (compute_whole_system: every atom on every rank, the
+    // periodic cell or open boundaries), which is the engine adapter's opt-in.
+    model_->require(atomforge::kEnergy, "pair_style atomforge", true);
+    long_range_ = (model_->model().capabilities() & atomforge::kLongRange) != 0;
+    // kspace styles check these flags, then ask the pair style for its Coulomb cutoff (extract
+    // "cut_coul"), before the pair style's own init: that question is where a long-range model
+    // refuses a kspace_style by name (extract in pair_atomforge_long_range.cpp)
+    ewaldflag = pppmflag = msmflag = long_range_ ? 1 : 0;
   } catch (const std::exception &e) {
     error->all(FLERR, "pair_style atomforge: {}", e.what());
   }
@@ -120,9 +137,15 @@ void PairAtomForge::coeff(int narg, char **arg)
       count += setflag[i][j];
     }
   if (count == 0) error->all(FLERR, "pair_coeff for atomforge: every atom type is NULL");
-  if (comm->me == 0)
+  if (comm->me == 0) {
     utils::logmesg(lmp, "pair_style atomforge: model {} ({}; elements {}; cutoff {} A); types{}\n", model_path_,
                    model_->model().model_type(), model_->element_list(), model_->model().cutoff(), mapping);
+    if (long_range_)
+      utils::logmesg(lmp,
+                     "pair_style atomforge: long-range model: every rank evaluates the whole system (all atoms "
+                     "gathered each step; Ewald sum in the periodic cell or open boundaries), total charge {} e\n",
+                     total_charge_);
+  }
 }
 
 void PairAtomForge::init_style()
@@ -143,7 +166,17 @@ void PairAtomForge::init_style()
                "the model's cutoff {} A, more than the {} the core accepts: the atoms are packed far denser than "
                "any material (check the box and the units)",
                atom->natoms, volume, per_atom, rc, atomforge::kMaxNeighbors);
-  neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (long_range_) {
+    init_long_range();          // boundaries, kspace, tags, NULL types (pair_atomforge_long_range.cpp)
+    neighbor->add_request(this);  // not used: LAMMPS needs a request; the cutoff keeps comm sized
+  } else {
+    if (charge_given_)
+      error->all(FLERR,
+                 "pair_style atomforge: the keyword charge applies to long-range models only (total charge of "
+                 "network charges), and {} is a '{}' model",
+                 model_path_, model_->model().model_type());
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+  }
   nthreads_ = comm->nthreads > 0 ? comm->nthreads : 1;
   const int available = atomforge::available_threads();
   if (nthreads_ > available) {
@@ -165,6 +198,10 @@ double PairAtomForge::init_one(int i, int j)
 void PairAtomForge::compute(int eflag, int vflag)
 {
   ev_init(eflag, vflag);
+  if (long_range_) {
+    compute_whole_system();
+    return;
+  }
   double **x = atom->x;
   double **f = atom->f;
   const int *type = atom->type;
@@ -276,5 +313,9 @@ void PairAtomForge::unpack_reverse_comm(int n, int *list, double *buf)
 double PairAtomForge::memory_usage()
 {
   return static_cast<double>((centres_.capacity() + offsets_.capacity() + neighbors_.capacity()) * sizeof(long long) +
-                             species_.capacity() * sizeof(int) + ghost_buffer_.capacity() * sizeof(double));
+                             species_.capacity() * sizeof(int) + ghost_buffer_.capacity() * sizeof(double) +
+                             (lr_send_.capacity() + lr_all_.capacity() + lr_pos_.capacity()) * sizeof(double) +
+                             (lr_order_.capacity() + lr_rank_of_sorted_.capacity()) * sizeof(int64_t) +
+                             (lr_counts_.capacity() + lr_displs_.capacity() + lr_local_.capacity()) * sizeof(int) +
+                             lr_species_.capacity() * sizeof(int32_t) + lr_tags_.capacity() * sizeof(tagint));
 }

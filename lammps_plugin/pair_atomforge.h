@@ -1,6 +1,6 @@
 /* pair_style atomforge: machine-learned potentials from atomforge model files.
 
-   pair_style atomforge [min_distance D] [extrapolation_summary N]
+   pair_style atomforge [min_distance D] [extrapolation_summary N] [charge Q]
    pair_coeff * * model.afm O H NULL ...     (one element or NULL per atom type)
 
    min_distance D (length units, default 0.1 A): two atoms closer than D stop the run with an
@@ -19,7 +19,19 @@
    extrapolation.*) count the features outside it at every evaluation; rank 0 logs a warning
    with the counts summed over ranks at the first such step and then at most once every N steps
    (default 100; 0 = no warnings), and a summary at the end of the run
-   (pair_atomforge_extrapolation.cpp). Committee uncertainties: compute atomforge/uncertainty. */
+   (pair_atomforge_extrapolation.cpp). Committee uncertainties: compute atomforge/uncertainty.
+
+   Long-range models (capability kLongRange, model type pinn: network charges with an Ewald sum)
+   are evaluated whole, not from the neighbour list (pair_atomforge_long_range.cpp): every
+   compute() gathers all owned atoms of every rank (MPI_Allgatherv), every rank evaluates the
+   whole system once (Ewald sum in LAMMPS's periodic cell, or open boundaries when no direction
+   is periodic), and each rank adds the forces and per-atom energies of its own atoms; rank 0 adds
+   the total energy and the global virial. O(N) communication and the full long-range work on
+   every rank: meant for systems up to ~10^4 atoms. charge Q (e, default 0): the total charge the
+   model's charges are made to sum to (long-range models only). With atom_style charge (or full),
+   the per-atom charges q are set to the model's charges (e) at every force evaluation. Refused:
+   kspace_style (it would count the electrostatics twice), per-atom virials (the Ewald sum has no
+   per-atom split), periodicity along some directions only, NULL types in a periodic box. */
 #ifndef LMP_PAIR_ATOMFORGE_H
 #define LMP_PAIR_ATOMFORGE_H
 
@@ -47,6 +59,9 @@ class PairAtomForge : public Pair {
   double init_one(int, int) override;
   int pack_reverse_comm(int, int, double *) override;
   void unpack_reverse_comm(int, int *, double *) override;
+  int pack_forward_comm(int, int *, double *, int, int *) override;  // atom->q of ghosts (long range)
+  void unpack_forward_comm(int, int, double *) override;
+  void *extract(const char *, int &) override;  // long range: refuses a kspace_style (its cut_coul query)
   double memory_usage() override;
   void finish() override;  // end-of-run extrapolation summary
 
@@ -68,6 +83,20 @@ class PairAtomForge : public Pair {
   std::vector<int> species_, order_;
   std::vector<double> ghost_buffer_;  // newton off: forces (3) + per-atom virial (6) per atom
   void allocate();
+  // long-range models: the whole system on every rank (pair_atomforge_long_range.cpp)
+  bool long_range_ = false;   // the model has kLongRange
+  double total_charge_ = 0.0;  // pair_style charge Q, e
+  bool charge_given_ = false;
+  std::vector<double> lr_send_, lr_all_;   // (tag, species, x, y, z) per atom: this rank's, everyone's
+  std::vector<int> lr_counts_, lr_displs_, lr_local_;  // doubles per rank, offsets; local index of sent atoms
+  std::vector<int64_t> lr_order_;          // gathered atoms sorted by tag
+  std::vector<int64_t> lr_rank_of_sorted_; // sorted position of each gathered atom
+  std::vector<double> lr_pos_;             // (N, 3) positions in tag order, length units
+  std::vector<int32_t> lr_species_;        // (N) model species in tag order
+  std::vector<tagint> lr_tags_;            // (N) atom IDs in tag order
+  void init_long_range();
+  void refuse_kspace();  // error->all naming the model and the kspace style
+  void compute_whole_system();
   // extrapolation warnings (pair_atomforge_extrapolation.cpp)
   void count_extrapolation(const atomforge::EngineOutput &out);
   int extrapolation_summary_ = 100;  // steps between warning lines; 0: none

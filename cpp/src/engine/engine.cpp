@@ -57,10 +57,10 @@ void EngineModel::require(unsigned capability, const std::string& feature, bool 
   if ((model_->capabilities() & kLongRange) && !whole_system)
     throw InvalidInput(feature + " cannot evaluate " + where_ + ": it is a '" + model_->model_type() +
                        "' model with long-range electrostatics (charges interacting over the whole system), "
-                       "which this engine adapter does not support (a periodic system split over MPI ranks "
-                       "would need a kspace coupling, and this adapter sees only a local neighbour list); "
-                       "evaluate it with the Python API, the ASE calculator or OpenMM's AtomForgeForce "
-                       "(docs/pinn.md)");
+                       "which this feature does not support (it sees only a local neighbour list); evaluate it "
+                       "with LAMMPS's pair_style atomforge (the whole system on every rank; atom_style charge "
+                       "gets the model's charges), OpenMM's AtomForgeForce, the Python API or the ASE "
+                       "calculator (docs/pinn.md)");
   if ((model_->capabilities() & capability) == capability) return;
   throw InvalidInput(feature + " needs a model that provides " +
                      std::string(capability & kEnergy ? "energies and forces" :
