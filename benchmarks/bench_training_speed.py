@@ -16,7 +16,9 @@ of the machine before and after each run is recorded beside it.
 
 Variants: ``--variant 'LABEL|PYTHON|PYTHONPATH|JSON'``: PYTHON the interpreter (default this one),
 PYTHONPATH prepended to its path (empty: none; e.g. a checkout of another commit of the Python
-package), JSON extra training keys (e.g. {"dtype": "float32"}). Without --variant the current
+package), JSON extra training keys (e.g. {"dtype": "float32"}; the benchmark-only key
+``"torch_compile": "forward"`` or ``"network"`` wraps the model's forward or its per-element network
+in ``torch.compile`` (an experiment: see benchmarks/results/torch_compile.md)). Without --variant the current
 interpreter is measured in float64 and float32.
 
 Usage:
@@ -71,6 +73,23 @@ def worker(args) -> int:
 
     tmod.Trainer._evaluate_torch = stamped
     cfg = json.loads(args.worker_config)
+    compile_what = cfg["training"].pop("torch_compile", None)
+    if compile_what:
+        import torch
+
+        make = tmod.Trainer._make_model
+
+        def compiled(self):
+            m = make(self)
+            if compile_what == "forward":
+                m.forward = torch.compile(m.forward, dynamic=False)
+            elif compile_what == "network":
+                m._mlp_value_and_gradient = torch.compile(m._mlp_value_and_gradient, dynamic=False)
+            else:
+                raise ValueError(f"torch_compile must be 'forward' or 'network', got {compile_what!r}")
+            return m
+
+        tmod.Trainer._make_model = compiled
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
         train(cfg, Path(tmp) / "run", progress=False, log=lambda *a, **k: None)
