@@ -39,6 +39,58 @@ inline void activate(Activation a, double z, double& y, double& dy) {
   }
 }
 
+// Register-blocked dense layers. Each output keeps the summation order of the plain loops (terms
+// added one input at a time, in order, starting from the bias or zero), so results are bitwise
+// those of the unblocked loops; blocking only keeps kBlock partial sums in vector registers
+// instead of re-loading and storing them for every input (2 loads + 1 store per FMA -> 1 load).
+constexpr int64_t kBlock = 32;
+
+// z[o] = b[o] + sum_i WT[i, o] h[i], o in [o0, o0 + B): WT (n_in, n_out) row-major.
+template <int64_t B>
+inline void affine_block(const double* WT, const double* b, const double* h, int64_t n_in, int64_t n_out,
+                         int64_t o0, double* z) {
+  double acc[B];
+  for (int64_t t = 0; t < B; ++t) acc[t] = b[o0 + t];
+  for (int64_t i = 0; i < n_in; ++i) {
+    const double hi = h[i];
+    const double* col = WT + i * n_out + o0;
+#pragma omp simd
+    for (int64_t t = 0; t < B; ++t) acc[t] += col[t] * hi;
+  }
+  for (int64_t t = 0; t < B; ++t) z[o0 + t] = acc[t];
+}
+
+// z = b + W h for a layer with W^T (n_in, n_out) row-major; z, b (n_out), h (n_in).
+inline void affine(const double* WT, const double* b, const double* h, int64_t n_in, int64_t n_out, double* z) {
+  int64_t o0 = 0;
+  for (; o0 + kBlock <= n_out; o0 += kBlock) affine_block<kBlock>(WT, b, h, n_in, n_out, o0, z);
+  for (; o0 + 8 <= n_out; o0 += 8) affine_block<8>(WT, b, h, n_in, n_out, o0, z);
+  for (; o0 < n_out; ++o0) affine_block<1>(WT, b, h, n_in, n_out, o0, z);
+}
+
+// g[i] = sum_o go[o] W[o, i], i in [i0, i0 + B): W (n_out, n_in) row-major.
+template <int64_t B>
+inline void transposed_block(const double* W, const double* go, int64_t n_in, int64_t n_out, int64_t i0,
+                             double* g) {
+  double acc[B];
+  for (int64_t t = 0; t < B; ++t) acc[t] = 0.0;
+  for (int64_t o = 0; o < n_out; ++o) {
+    const double a = go[o];
+    const double* row = W + o * n_in + i0;
+#pragma omp simd
+    for (int64_t t = 0; t < B; ++t) acc[t] += a * row[t];
+  }
+  for (int64_t t = 0; t < B; ++t) g[i0 + t] = acc[t];
+}
+
+// g = W^T go for W (n_out, n_in) row-major; g (n_in), go (n_out).
+inline void transposed_affine(const double* W, const double* go, int64_t n_in, int64_t n_out, double* g) {
+  int64_t i0 = 0;
+  for (; i0 + kBlock <= n_in; i0 += kBlock) transposed_block<kBlock>(W, go, n_in, n_out, i0, g);
+  for (; i0 + 8 <= n_in; i0 += 8) transposed_block<8>(W, go, n_in, n_out, i0, g);
+  for (; i0 < n_in; ++i0) transposed_block<1>(W, go, n_in, n_out, i0, g);
+}
+
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out(1);
   for (char c : s) {
@@ -189,18 +241,9 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       double* dh = ws.dh.data() + l * W;
       const double* WT = transposed_.data() + ly.wt;
       const double* b = params_.data() + ly.b;
-      // z = b + W h, accumulated over inputs i in order (as a dot product would), one contiguous
-      // column of W^T at a time so that the loop over outputs vectorises
       double* z = ws.z.data();
-      const int64_t no = ly.n_out;
-      for (int64_t o = 0; o < no; ++o) z[o] = b[o];
-      for (int64_t i = 0; i < ly.n_in; ++i) {
-        const double hi = hin[i];
-        const double* col = WT + i * no;
-#pragma omp simd
-        for (int64_t o = 0; o < no; ++o) z[o] += col[o] * hi;
-      }
-      for (int64_t o = 0; o < no; ++o) activate(ly.act, z[o], hout[o], dh[o]);
+      affine(WT, b, hin, ly.n_in, ly.n_out, z);
+      for (int64_t o = 0, no = ly.n_out; o < no; ++o) activate(ly.act, z[o], hout[o], dh[o]);
     }
     member_out[m] = ws.h[L * W];
     if (!grad && !member_grads) continue;
@@ -213,12 +256,9 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       const Layer& ly = layers[l];
       const double* Wt = params_.data() + ly.w;
       const double* dh = ws.dh.data() + l * W;
-      std::fill(g2, g2 + ly.n_in, 0.0);
-      for (int64_t o = 0; o < ly.n_out; ++o) {
-        const double go = g[o] * dh[o];
-        const double* wr = Wt + o * ly.n_in;
-        for (int64_t i = 0; i < ly.n_in; ++i) g2[i] += go * wr[i];
-      }
+      double* go = ws.z.data();  // the forward pass's scratch is free here
+      for (int64_t o = 0; o < ly.n_out; ++o) go[o] = g[o] * dh[o];
+      transposed_affine(Wt, go, ly.n_in, ly.n_out, g2);
       std::swap(g, g2);
     }
     if (member_grads) {
