@@ -322,3 +322,26 @@ def test_nve_energy_conservation(pinn, water, tmp_path):
             lmp.close()
     assert errors[0] < 0.05, errors  # eV over 192 atoms (measured 0.016 at 0.4 fs)
     assert 3.0 < errors[0] / errors[1] < 5.0, errors
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="mpich wheel not installed")
+@pytest.mark.parametrize("case", ["triclinic", "molecule_fff"])
+def test_dispersion_matches_python(tmp_path, case):
+    """A pinn model with the dispersion term (tests/test_pinn_dispersion.py, r_cut 8 A beyond the
+    descriptor cutoff and the 9 A cell's half width): LAMMPS on 1 and 2 ranks equals Python to 1e-8."""
+    from test_pinn_dispersion import disp_file
+
+    model = disp_file(tmp_path)
+    Q, boundary = 0.0, "p p p"
+    if case == "triclinic":
+        atoms = triclinic()
+    else:
+        atoms, Q, boundary = protonated_cluster(), 1.0, "f f f"
+    write_data(tmp_path / "in.data", atoms)
+    pot = atomforge.load(model)
+    ref = pot.compute(atoms, charge=Q) if atoms.pbc.all() else pot.compute(atoms.positions, atoms.numbers, charge=Q)
+    cmds = commands(tmp_path / "in.data", model, boundary=boundary, pair_extra=f"charge {Q}" if Q else "")
+    for n in (1, 2):
+        d = check_against_python(run_mpi(tmp_path, n, cmds), ref, 1.0, atoms.pbc.all())
+        print(f"dispersion {case}, {n} rank(s): max relative difference energy {d[0]:.1e} forces {d[1]:.1e} "
+              f"virial {d[2]:.1e} per-atom energies {d[3]:.1e}")

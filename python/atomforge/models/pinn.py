@@ -12,19 +12,32 @@ Gaussian charges, as in PhysNet (O. T. Unke, M. Meuwly, J. Chem. Theory Comput. 
 
 with Gaussian charge widths ``sigma`` per element (Angstrom; 0 = point charges); Ewald sum for
 periodic cells, direct sum for molecules; no Gaussian self-energy. Forces include the dependence
-of the charges on the positions (exactly conservative). Not in this model (yet): polarisation
-(induced dipoles) and dispersion terms, committees.
+of the charges on the positions (exactly conservative).
+
+Optional dispersion term (records ``dispersion.*``, ``dispersion_network.*``,
+``dispersion_scaling.*``; absent: E_disp = 0 and the model is unchanged), Becke-Johnson rational
+damping (Grimme, Ehrlich, Goerigk, J. Comput. Chem. 32, 1456 (2011)) of environment-scaled C6
+coefficients (Tkatchenko, Scheffler, Phys. Rev. Lett. 102, 073005 (2009))::
+
+    c_i     = softplus(NN_c(x_i)) + 1e-3                                  (dispersion networks)
+    C6_ij   = sqrt(c6[k_i] c_i c6[k_j] c_j),  R0_ij = r0[k_i] + r0[k_j]
+    E_disp  = - sum_{i<j, images, r_ij < r_cut} f(r_ij) C6_ij / (r_ij^6 + R0_ij^6)
+    f(r)    = 1 - 10x^3 + 15x^4 - 6x^5,  x = (r - r_on) / (r_cut - r_on) clipped to [0, 1]
+
+Not in this model (yet): polarisation (induced dipoles), committees.
 
 The parameters are held as a :class:`~atomforge.models.bpnn.BPNNParameters` (short-range part,
 records ``energy.*``, ``network.*``, ``scaling.*``) and a
 :class:`~atomforge.models.dipole.DipoleParameters` (charges, records ``charge.*``,
 ``charge_network.*``, ``charge_scaling.*``, ``weight_network.*``) on the same descriptor, plus
-``electrostatics.sigma`` and ``electrostatics.accuracy`` (docs/model_file.md).
+``electrostatics.sigma`` and ``electrostatics.accuracy`` (docs/model_file.md), and optionally a
+:class:`DispersionParameters`.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -37,6 +50,110 @@ ACCURACY_RANGE = (1e-15, 1e-1)
 
 _CHARGE_PREFIXES = ("charge.", "charge_network.", "charge_scaling.", "weight_network.")
 _SHORT_PREFIXES = ("energy.", "network.", "scaling.")
+_DISPERSION_PREFIXES = ("dispersion.", "dispersion_network.", "dispersion_scaling.")
+#: Largest dispersion cutoff, Angstrom (as every descriptor cutoff; kMaxDispersionCutoff in pinn.cpp).
+MAX_DISPERSION_CUTOFF = 25.0
+#: c_i = softplus(NN_c) + DISPERSION_FLOOR (kDispersionFloor in pinn.cpp).
+DISPERSION_FLOOR = 1e-3
+
+
+def dispersion_reference(elements) -> Tuple[np.ndarray, np.ndarray]:
+    """Reference C6 (eV*Angstrom^6) and damping radii r0 (Angstrom) per element, from ASE's tables:
+    C6 of the free atoms (``ase.calculators.vdwcorrection.vdWDB_alphaC6``: X. Chu, A. Dalgarno,
+    J. Chem. Phys. 121, 4083 (2004), the values ASE's Tkatchenko-Scheffler correction uses; Hartree
+    Bohr^6 converted) and the van der Waals radii of Grimme's D2 (``vdWDB_Grimme06jcc``: S. Grimme,
+    J. Comput. Chem. 27, 1787 (2006), Angstrom), so that R0_ij = r0_i + r0_j is D2's damping
+    radius. Raises ValueError for an element that is not in both tables."""
+    from ase.calculators.vdwcorrection import vdWDB_alphaC6, vdWDB_Grimme06jcc
+    from ase.units import Bohr, Hartree
+
+    c6, r0 = [], []
+    for s in elements:
+        if s not in vdWDB_alphaC6 or s not in vdWDB_Grimme06jcc:
+            raise ValueError(f"no reference C6 / vdW radius for element {s!r} in ASE's tables; give "
+                             f"dispersion.c6 and dispersion.r0 yourself")
+        c6.append(vdWDB_alphaC6[s][1] * Hartree * Bohr ** 6)
+        r0.append(vdWDB_Grimme06jcc[s][1])
+    return np.array(c6, dtype=float), np.array(r0, dtype=float)
+
+
+@dataclass
+class DispersionParameters:
+    """The optional dispersion term of a ``pinn`` model (module docstring).
+
+    Attributes:
+        network: the dispersion networks as a :class:`BPNNParameters` on the model's descriptor
+            (its ``network.*`` / ``scaling.*`` records are written as ``dispersion_network.*`` /
+            ``dispersion_scaling.*``; its reference energies and scale are not used: NN_c is the
+            raw network output).
+        c6: (n_elements,) reference C6, eV*Angstrom^6 (>= 0).
+        r0: (n_elements,) damping radii, Angstrom (> 0); R0_ij = r0_i + r0_j.
+        r_on, r_cut: the switch to zero, Angstrom, 0 <= r_on < r_cut <= 25.
+    """
+
+    network: BPNNParameters
+    c6: np.ndarray
+    r0: np.ndarray
+    r_on: float = 8.0
+    r_cut: float = 10.0
+
+    def validate(self, n_elements: int) -> None:
+        self.network.validate()
+        for name, v, ok, what in (("dispersion.c6", self.c6, lambda x: x >= 0, ">= 0 (eV*Angstrom^6)"),
+                                  ("dispersion.r0", self.r0, lambda x: x > 0, "> 0 (Angstrom)")):
+            a = np.asarray(v, dtype=float)
+            if a.shape != (n_elements,):
+                raise ModelFileError(f"record '{name}' needs one value per species ({n_elements}), got shape {a.shape}")
+            if not np.all(np.isfinite(a)) or not np.all(ok(a)):
+                raise ModelFileError(f"record '{name}' must be finite and {what}, got {a.tolist()}")
+        rc, ro = float(self.r_cut), float(self.r_on)
+        if not (0 < rc <= MAX_DISPERSION_CUTOFF):
+            raise ModelFileError(f"record 'dispersion.r_cut' is {rc!r} A, outside (0, {MAX_DISPERSION_CUTOFF:g}]")
+        if not (0 <= ro < rc):
+            raise ModelFileError(f"record 'dispersion.r_on' is {ro!r} A; it must be in [0, dispersion.r_cut = {rc:g} A)")
+        if self.network.committee_size != 1:
+            raise ModelFileError("pinn models do not support committees yet (one dispersion network set)")
+
+    def to_records(self) -> Dict[str, Value]:
+        rec: Dict[str, Value] = {}
+        for key, v in self.network.to_records().items():
+            if key.startswith("network."):
+                rec["dispersion_network." + key[len("network."):]] = v
+            elif key.startswith("scaling."):
+                rec["dispersion_scaling." + key[len("scaling."):]] = v
+        rec["dispersion.c6"] = np.asarray(self.c6, dtype=np.float64)
+        rec["dispersion.r0"] = np.asarray(self.r0, dtype=np.float64)
+        rec["dispersion.r_on"] = float(self.r_on)
+        rec["dispersion.r_cut"] = float(self.r_cut)
+        return rec
+
+    @classmethod
+    def from_records(cls, rec: Dict[str, Value], where: str) -> "DispersionParameters":
+        for name in ("dispersion.c6", "dispersion.r0", "dispersion.r_on", "dispersion.r_cut"):
+            if name not in rec:
+                raise ModelFileError(f"{where}: record '{name}' is missing (a dispersion term needs dispersion.c6, "
+                                     f"dispersion.r0, dispersion.r_on, dispersion.r_cut and the dispersion networks)")
+        c6 = get_vector(rec, "dispersion.c6", "f64", where)
+        r0 = get_vector(rec, "dispersion.r0", "f64", where)
+        r_on = float(get_scalar(rec, "dispersion.r_on", "f64", where))
+        r_cut = float(get_scalar(rec, "dispersion.r_cut", "f64", where))
+        species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
+        sub = {k: v for k, v in rec.items()
+               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES)}
+        for k, v in rec.items():
+            if k.startswith("dispersion_network."):
+                sub["network." + k[len("dispersion_network."):]] = v
+            elif k.startswith("dispersion_scaling."):
+                sub["scaling." + k[len("dispersion_scaling."):]] = v
+        sub["model_type"] = "bpnn"
+        sub["energy.reference"] = np.zeros(len(species))
+        sub["energy.scale"] = 1.0
+        try:
+            network = BPNNParameters.from_records(sub, where)
+        except ModelFileError as exc:  # name the records as they are in the file
+            msg = re.sub(r"(?<![\w.])network\.", "dispersion_network.", str(exc))
+            raise ModelFileError(re.sub(r"(?<![\w.])scaling\.", "dispersion_scaling.", msg)) from None
+        return cls(network, c6, r0, r_on, r_cut)
 
 
 @dataclass
@@ -50,6 +167,7 @@ class PinnParameters:
         sigma: (n_elements,) Gaussian charge widths, Angstrom (>= 0; 0 = point charges).
         accuracy: Ewald error control (relative energy accuracy, in [1e-15, 0.1]).
         metadata: provenance strings (``metadata.*`` records).
+        dispersion: the optional dispersion term (None: no ``dispersion*`` records, E_disp = 0).
     """
 
     short: BPNNParameters
@@ -57,6 +175,7 @@ class PinnParameters:
     sigma: np.ndarray
     accuracy: float = 1e-8
     metadata: Dict[str, str] = field(default_factory=dict)
+    dispersion: Optional[DispersionParameters] = None
 
     model_type = "pinn"
 
@@ -96,6 +215,14 @@ class PinnParameters:
         a = float(self.accuracy)
         if not (ACCURACY_RANGE[0] <= a <= ACCURACY_RANGE[1]):
             raise ModelFileError(f"accuracy {a!r} is outside [{ACCURACY_RANGE[0]:g}, {ACCURACY_RANGE[1]:g}]")
+        if self.dispersion is not None:
+            d = self.dispersion
+            d.validate(len(self.species))
+            if list(d.network.species) != list(self.short.species):
+                raise ModelFileError(f"dispersion species {d.network.species} != short-range species {self.short.species}")
+            rd = d.network.descriptor_object().records()
+            if rs.keys() != rd.keys() or any(not np.array_equal(np.asarray(rs[k]), np.asarray(rd[k])) for k in rs):
+                raise ModelFileError("the short-range and dispersion networks must use the same descriptor")
 
     def to_records(self) -> Dict[str, Value]:
         """Model-file records (docs/model_file.md): the bpnn and dipole records on one descriptor
@@ -109,6 +236,8 @@ class PinnParameters:
         rec["units.charge"] = "e"
         rec["electrostatics.sigma"] = np.asarray(self.sigma, dtype=np.float64)
         rec["electrostatics.accuracy"] = float(self.accuracy)
+        if self.dispersion is not None:
+            rec.update(self.dispersion.to_records())
         for key, v in self.metadata.items():
             rec[f"metadata.{key}"] = str(v)
         return rec
@@ -125,14 +254,18 @@ class PinnParameters:
             raise ModelFileError(f"{where}: record 'committee_size' is {M.tolist()}; pinn models do not support "
                                  f"committees yet (it must be 1)")
         get_vector(rec, "charge.reference", "f64", where)  # the core reads a list (rank <= 1)
-        short = BPNNParameters.from_records({**{k: v for k, v in rec.items() if not k.startswith(_CHARGE_PREFIXES)},
-                                             "model_type": "bpnn"}, where)
+        short = BPNNParameters.from_records(
+            {**{k: v for k, v in rec.items() if not k.startswith(_CHARGE_PREFIXES + _DISPERSION_PREFIXES)},
+             "model_type": "bpnn"}, where)
         charges = DipoleParameters.from_records(
-            {**{k: v for k, v in rec.items() if not k.startswith(_SHORT_PREFIXES)}, "model_type": "dipole"}, where)
+            {**{k: v for k, v in rec.items() if not k.startswith(_SHORT_PREFIXES + _DISPERSION_PREFIXES)},
+             "model_type": "dipole"}, where)
         sigma = get_vector(rec, "electrostatics.sigma", "f64", where)
         acc = get_scalar(rec, "electrostatics.accuracy", "f64", where)
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
-        p = cls(short, charges, sigma, float(acc), meta)
+        disp = (DispersionParameters.from_records(rec, where)
+                if any(k.startswith(_DISPERSION_PREFIXES) for k in rec) else None)
+        p = cls(short, charges, sigma, float(acc), meta, disp)
         try:
             p.validate()
         except ModelFileError as exc:
@@ -147,6 +280,14 @@ class PinnParameters:
                   if k in ("charge scheme",) or k in self.elements]
         lines += [("sigma", ", ".join(f"{s} {w:g} A" for s, w in zip(self.elements, np.asarray(self.sigma)))),
                   ("ewald accuracy", f"{self.accuracy:g}")]
+        d = self.dispersion
+        if d is None:
+            lines.append(("dispersion", "none"))
+        else:
+            lines.append(("dispersion", f"BJ-damped C6 scaled by networks, switched off between {d.r_on:g} and "
+                                        f"{d.r_cut:g} A; " + "; ".join(
+                                            f"{s} C6 {c:g} eV*A^6, r0 {r:g} A"
+                                            for s, c, r in zip(self.elements, np.asarray(d.c6), np.asarray(d.r0)))))
         return lines
 
     def short_range_model(self) -> BPNNParameters:

@@ -125,6 +125,10 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "charge_scale": 0.5,       # e per charge-network output
     "accuracy": 1.0e-8,        # Ewald accuracy the model file carries (periodic evaluation by the core)
     "dipole_weight": 0.0,      # loss weight of dipoles (data with dipoles only): w_mu mean((dmu / 0.1 e*A)^2)
+    "dispersion": False,       # add E_disp: BJ-damped C6 (ASE's free-atom tables) scaled by dispersion networks
+    "dispersion_hidden": [16],  # hidden widths of the dispersion networks
+    "dispersion_r_on": 8.0,    # Angstrom: the dispersion pair energy is switched off smoothly from r_on ...
+    "dispersion_r_cut": 10.0,  # ... to r_cut (Angstrom, <= 25)
 }
 
 
@@ -147,12 +151,12 @@ _CHOICES = {
     "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
 }
-_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
+_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
 #: Integer keys with an upper bound (seeds feed int64 / torch generators).
 _MAXIMUM = {"seed": 2 ** 63 - 1}
-_NONNEG = {"pinn.sigma", "pinn.dipole_weight", "descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
+_NONNEG = {"pinn.sigma", "pinn.dipole_weight", "pinn.dispersion_r_on", "descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
            "training.min_learning_rate", "seed"}
 
 
@@ -235,6 +239,13 @@ def validate(cfg: dict) -> dict:
             raise ConfigError(f"configuration key 'pinn.accuracy' must be in [1e-15, 0.1], got {cfg['pinn']['accuracy']!r}")
         if cfg["network"]["committee"] != 1:
             raise ConfigError("configuration key 'network.committee': pinn models do not support committees yet (1)")
+        pc = cfg["pinn"]
+        if not pc["dispersion_r_cut"] <= 25.0:
+            raise ConfigError(f"configuration key 'pinn.dispersion_r_cut' must be at most 25 Angstrom, got "
+                              f"{pc['dispersion_r_cut']!r}")
+        if not pc["dispersion_r_on"] < pc["dispersion_r_cut"]:
+            raise ConfigError(f"configuration key 'pinn.dispersion_r_on' ({pc['dispersion_r_on']!r}) must be below "
+                              f"pinn.dispersion_r_cut ({pc['dispersion_r_cut']!r})")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):

@@ -17,6 +17,11 @@ Molecules use the direct sum above; periodic frames (all three directions period
 sum of cpp/src/electrostatics/ewald.hpp (:func:`ewald_energy`) with the core's parameters for the
 model's accuracy (:class:`EwaldSetup`, fixed per frame); both are the sums the exported model
 evaluates. Slabs and wires (mixed periodicity) are refused.
+
+Optional dispersion term (``dispersion=True``; :mod:`atomforge.models.pinn` for the formula):
+E_disp = -sum_{pairs, r < r_cut} f(r) sqrt(C6_i C6_j) / (r^6 + (r0_i + r0_j)^6), C6_i = c6[k_i]
+(softplus(NN_c(x_i)) + 1e-3), over all pairs of a molecule and over the image pairs within r_cut
+of a periodic frame (:class:`DispersionSetup`, fixed per frame), :func:`dispersion_energy`.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ import torch
 from torch import nn
 
 from ..descriptors import Descriptor
-from ..models.pinn import PinnParameters
+from ..models.pinn import DISPERSION_FLOOR, DispersionParameters, PinnParameters, dispersion_reference
 from ..units import COULOMB
 from .bpnn import TorchBPNN
 from .dipole import TorchDipole
@@ -68,6 +73,64 @@ def coulomb_energy(positions: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor
     return torch.zeros(n_frames, dtype=positions.dtype).index_add(0, frame[i], e)
 
 
+def image_pairs(positions, cell, r_cut) -> tuple:
+    """Ordered image pairs of one periodic frame within r_cut (a full list: (i, j) and (j, i),
+    i = j included for lattice translations n != 0). positions (n, 3), cell (3, 3) rows, Angstrom.
+    Returns numpy arrays i, j (P,) int64 and shift (P, 3) Angstrom with r_ij = r_j + shift - r_i."""
+    pos = np.asarray(positions, dtype=float)
+    cell = np.asarray(cell, dtype=float)
+    volume = abs(float(np.linalg.det(cell)))
+    # lattice translations that can hold an image within r_cut (plane spacings V / |a x b|)
+    spacing = [volume / np.linalg.norm(np.cross(cell[(d + 1) % 3], cell[(d + 2) % 3])) for d in range(3)]
+    span = [int(np.ceil(r_cut / h)) + 1 for h in spacing]
+    ii, jj, ss = [], [], []
+    d0 = pos[None, :, :] - pos[:, None, :]  # r_j - r_i
+    for n1 in range(-span[0], span[0] + 1):
+        for n2 in range(-span[1], span[1] + 1):
+            for n3 in range(-span[2], span[2] + 1):
+                t = np.array([n1, n2, n3], dtype=float) @ cell
+                r = np.linalg.norm(d0 + t, axis=2)
+                ok = r < r_cut
+                if n1 == n2 == n3 == 0:
+                    np.fill_diagonal(ok, False)
+                a, b = np.nonzero(ok)
+                ii.append(a)
+                jj.append(b)
+                ss.append(np.repeat(t[None, :], len(a), axis=0))
+    return np.concatenate(ii), np.concatenate(jj), np.concatenate(ss)
+
+
+class DispersionSetup:
+    """The dispersion image pairs of one periodic frame within r_cut (:func:`image_pairs`), fixed
+    for that frame. Attributes: i, j (P,) int64, shift (P, 3) Angstrom."""
+
+    def __init__(self, positions, cell, r_cut):
+        i, j, sh = image_pairs(positions, cell, float(r_cut))
+        self.i = torch.as_tensor(i, dtype=torch.long)
+        self.j = torch.as_tensor(j, dtype=torch.long)
+        self.shift = torch.as_tensor(sh)
+
+
+def dispersion_switch(r: torch.Tensor, r_on: float, r_cut: float) -> torch.Tensor:
+    """f(r) = 1 - 10x^3 + 15x^4 - 6x^5, x = (r - r_on) / (r_cut - r_on) clipped to [0, 1]: 1 up to
+    r_on, 0 from r_cut on, value and first two derivatives continuous."""
+    x = torch.clamp((r - r_on) / (r_cut - r_on), 0.0, 1.0)
+    return 1.0 - x ** 3 * (10.0 - 15.0 * x + 6.0 * x * x)
+
+
+def dispersion_energy(R: torch.Tensor, c6: torch.Tensor, r0: torch.Tensor, i, j, shift, weight, frame: torch.Tensor,
+                      n_frames: int, r_on: float, r_cut: float) -> torch.Tensor:
+    """Dispersion energies (n_frames,) eV: -sum_p weight_p f(r_p) sqrt(c6_i c6_j) / (r_p^6 +
+    (r0_i + r0_j)^6) over the pairs p = (i, j, shift) (r_p = |R_j + shift - R_i|; weight 1 for
+    each pair i < j of a molecule, 1/2 for the ordered image pairs of a periodic frame).
+    c6 (N,) eV*Angstrom^6 (the network-scaled C6_i), r0 (N,) Angstrom. Differentiable in R, c6."""
+    d = R[j] + shift.to(R.dtype) - R[i]
+    r = torch.sqrt((d * d).sum(dim=1))
+    R0 = r0[i] + r0[j]
+    e = -weight * dispersion_switch(r, r_on, r_cut) * torch.sqrt(c6[i] * c6[j]) / (r ** 6 + R0 ** 6)
+    return torch.zeros(n_frames, dtype=R.dtype).index_add(0, frame[i], e)
+
+
 class EwaldSetup:
     """What the PyTorch Ewald sum of one periodic frame needs, fixed for that frame: the core's
     parameters (alpha, r_cut, k_cut for the model's accuracy: :func:`atomforge.electrostatics.ewald`),
@@ -90,26 +153,10 @@ class EwaldSetup:
                     accuracy=accuracy)["parameters"]
         self.alpha, r_cut, k_cut = float(par["alpha"]), float(par["r_cut"]), float(par["k_cut"])
         self.volume = abs(float(np.linalg.det(cell)))
-        # lattice translations that can hold an image within r_cut (plane spacings V / |a x b|)
-        spacing = [self.volume / np.linalg.norm(np.cross(cell[(d + 1) % 3], cell[(d + 2) % 3])) for d in range(3)]
-        span = [int(np.ceil(r_cut / h)) + 1 for h in spacing]
-        ii, jj, ss = [], [], []
-        d0 = pos[None, :, :] - pos[:, None, :]  # r_j - r_i
-        for n1 in range(-span[0], span[0] + 1):
-            for n2 in range(-span[1], span[1] + 1):
-                for n3 in range(-span[2], span[2] + 1):
-                    t = np.array([n1, n2, n3], dtype=float) @ cell
-                    r = np.linalg.norm(d0 + t, axis=2)
-                    ok = r < r_cut
-                    if n1 == n2 == n3 == 0:
-                        np.fill_diagonal(ok, False)
-                    a, b = np.nonzero(ok)
-                    ii.append(a)
-                    jj.append(b)
-                    ss.append(np.repeat(t[None, :], len(a), axis=0))
-        self.i = torch.as_tensor(np.concatenate(ii), dtype=torch.long)
-        self.j = torch.as_tensor(np.concatenate(jj), dtype=torch.long)
-        self.shift = torch.as_tensor(np.concatenate(ss))
+        i, j, sh = image_pairs(pos, cell, r_cut)
+        self.i = torch.as_tensor(i, dtype=torch.long)
+        self.j = torch.as_tensor(j, dtype=torch.long)
+        self.shift = torch.as_tensor(sh)
         recip = 2 * np.pi * np.linalg.inv(cell).T  # rows b_d with a_c . b_d = 2 pi delta_cd
         # h_d = k . a_d / (2 pi), so |h_d| <= k_cut |a_d| / (2 pi)
         kmax = [int(np.ceil(k_cut * np.linalg.norm(cell[d]) / (2 * np.pi))) for d in range(3)]
@@ -158,6 +205,10 @@ class TorchPinn(nn.Module):
         (n_elements,) e, charge_scale (e): as :class:`TorchDipole` (one member, same scaling).
         sigma: (n_elements,) Gaussian widths, Angstrom (>= 0). accuracy: the Ewald accuracy
         written to the model file (the core's periodic sums). seed: initialisation.
+        dispersion: add the dispersion term, with dispersion networks of ``dispersion_hidden``
+        (initialised so that c_i is about 1), reference ``c6`` (eV*Angstrom^6) and damping radii
+        ``r0`` (Angstrom) per element (default: :func:`~atomforge.models.pinn.dispersion_reference`)
+        and the switch from ``r_on`` to ``r_cut`` (Angstrom).
 
     Raises ValueError for a bad sigma or accuracy and what TorchBPNN / TorchDipole raise.
     """
@@ -165,7 +216,7 @@ class TorchPinn(nn.Module):
     def __init__(self, sf: Descriptor, hidden=(64, 64), activation="tanh", shift=None, scale=None,
                  reference_energies=None, energy_scale=1.0, charge_hidden=(16, 16), charge_scheme="uniform",
                  weight_hidden=(16,), charge_reference=None, charge_scale=1.0, sigma=None, accuracy=1e-8, seed=0,
-                 shared=False):
+                 shared=False, dispersion=False, dispersion_hidden=(16,), c6=None, r0=None, r_on=8.0, r_cut=10.0):
         super().__init__()
         ne = len(sf.elements)
         s = np.ones(ne) if sigma is None else np.asarray(sigma, dtype=float)
@@ -180,6 +231,26 @@ class TorchPinn(nn.Module):
         self.register_buffer("sigma", torch.as_tensor(s, dtype=torch.float64))
         self.accuracy = float(accuracy)
         self.sf = sf
+        self.disp = None
+        if dispersion:
+            ref_c6, ref_r0 = (None, None) if c6 is not None and r0 is not None else dispersion_reference(sf.elements)
+            c6 = ref_c6 if c6 is None else np.asarray(c6, dtype=float)
+            r0 = ref_r0 if r0 is None else np.asarray(r0, dtype=float)
+            if c6.shape != (ne,) or not np.all(np.isfinite(c6)) or np.any(c6 < 0):
+                raise ValueError(f"c6 needs {ne} finite values >= 0 (eV*Angstrom^6), got {c6!r}")
+            if r0.shape != (ne,) or not np.all(np.isfinite(r0)) or np.any(r0 <= 0):
+                raise ValueError(f"r0 needs {ne} finite values > 0 (Angstrom), got {r0!r}")
+            if not (0 <= float(r_on) < float(r_cut) <= 25.0):
+                raise ValueError(f"the dispersion switch needs 0 <= r_on < r_cut <= 25 Angstrom, got {r_on!r}, {r_cut!r}")
+            self.disp = TorchBPNN(sf, dispersion_hidden, activation, 1, shift, scale, np.zeros(ne), 1.0,
+                                  seed=seed + 2, shared=shared)
+            with torch.no_grad():  # last bias b with softplus(b) + 1e-3 = 1: start near the reference C6
+                b0 = float(np.log(np.expm1(1.0 - DISPERSION_FLOOR)))
+                for net in self.disp.members[0]:
+                    [l for l in net if isinstance(l, nn.Linear)][-1].bias.fill_(b0)
+            self.register_buffer("c6", torch.as_tensor(c6, dtype=torch.float64))
+            self.register_buffer("r0", torch.as_tensor(r0, dtype=torch.float64))
+            self.r_on, self.r_cut = float(r_on), float(r_cut)
 
     @property
     def energy_scale(self):
@@ -220,6 +291,8 @@ class TorchPinn(nn.Module):
         if periodic:
             e_per = torch.stack([ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
             E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per.to(E.dtype))
+        if self.disp is not None:
+            E = E + self._dispersion(batch, G, R, pairs, periodic, B).to(E.dtype)
         mu = torch.zeros((B, 3), dtype=G.dtype).index_add(0, batch.frame, q[:, None] * R)
         if not forces:
             return E, None, q, mu
@@ -228,10 +301,37 @@ class TorchPinn(nn.Module):
         F = -torch.zeros((G.shape[0], 3), dtype=G.dtype).index_add(0, batch.atom, g) - dEdR
         return E, F, q, mu
 
+    def dispersion_scaling(self, G, species) -> torch.Tensor:
+        """c_i = softplus(NN_c(x_i)) + 1e-3 (N,), the scaling of the reference C6."""
+        return torch.nn.functional.softplus(self.disp.atomic_energies(G, species)) + DISPERSION_FLOOR
+
+    def _dispersion(self, batch, G, R, pairs, periodic, B):
+        setups = list(getattr(batch, "dispersion", None) or [])
+        if sorted(p[0] for p in setups) != sorted(p[0] for p in periodic):
+            raise ValueError("TorchPinn with dispersion: every periodic frame of the batch needs its DispersionSetup "
+                             "in batch.dispersion (frame, first atom, atom count, setup)")
+        c6 = self.c6.to(G.dtype)[batch.species] * self.dispersion_scaling(G, batch.species).to(G.dtype)
+        r0 = self.r0.to(G.dtype)[batch.species]
+        i, j = pairs
+        ii, jj = [i], [j]
+        ss = [torch.zeros((len(i), 3), dtype=G.dtype)]
+        ww = [torch.ones(len(i), dtype=G.dtype)]
+        for _, a, n, st in setups:
+            ii.append(st.i + a)
+            jj.append(st.j + a)
+            ss.append(st.shift.to(G.dtype))
+            ww.append(torch.full((len(st.i),), 0.5, dtype=G.dtype))
+        return dispersion_energy(R, c6, r0, torch.cat(ii), torch.cat(jj), torch.cat(ss), torch.cat(ww), batch.frame,
+                                 B, self.r_on, self.r_cut)
+
     def to_parameters(self, metadata=None) -> PinnParameters:
         """Export for the model file (float64), evaluated identically by the C++ core."""
+        disp = None
+        if self.disp is not None:
+            disp = DispersionParameters(self.disp.to_parameters(), self.c6.double().numpy().copy(),
+                                        self.r0.double().numpy().copy(), self.r_on, self.r_cut)
         return PinnParameters(self.short.to_parameters(), self.charge.to_parameters(),
-                              self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}))
+                              self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}), disp)
 
 
 class PinnTrainer(Trainer):
@@ -269,7 +369,8 @@ class PinnTrainer(Trainer):
                          charge_scheme=pc["charge_scheme"], weight_hidden=pc["weight_hidden"],
                          charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
                          sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
-                         shared=net["shared"])
+                         shared=net["shared"], dispersion=pc["dispersion"], dispersion_hidden=pc["dispersion_hidden"],
+                         r_on=pc["dispersion_r_on"], r_cut=pc["dispersion_r_cut"])
 
     def _batch(self, ds, feats, idx, with_forces):
         b = super()._batch(ds, feats, idx, with_forces)
@@ -290,6 +391,13 @@ class PinnTrainer(Trainer):
                 self._ewald[key] = EwaldSetup(ds.positions[idx[f]], ds.cells[idx[f]], np.full(n[f], float(pc["sigma"])),
                                               pc["accuracy"])
             b.ewald.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
+        if pc["dispersion"]:
+            b.dispersion = []
+            for f in np.flatnonzero(per):
+                key = ("dispersion", id(ds), int(idx[f]))
+                if key not in self._ewald:  # the frame's dispersion image pairs, once
+                    self._ewald[key] = DispersionSetup(ds.positions[idx[f]], ds.cells[idx[f]], pc["dispersion_r_cut"])
+                b.dispersion.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
         return b
 
     def _loss(self, model, b, create_graph, frames=None):

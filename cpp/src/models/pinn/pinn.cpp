@@ -7,6 +7,7 @@
 #include "atomforge/charges.hpp"
 #include "atomforge/elements.hpp"
 #include "atomforge/errors.hpp"
+#include "atomforge/neighbor_list.hpp"
 #include "common/threads.hpp"
 #include "electrostatics/ewald.hpp"
 
@@ -23,6 +24,35 @@ inline double sigmoid(double z) {
   return z >= 0.0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z));
 }
 constexpr double kWeightFloor = 1e-3;  // as DipoleModel::kWeightFloor
+constexpr double kDispersionFloor = 1e-3;      // c_i = softplus(NN_c) + floor
+constexpr double kMaxDispersionCutoff = 25.0;  // Angstrom, as every descriptor cutoff (kMaxCutoff)
+
+// Smooth switch (header comment): 1 for r <= r_on, 0 for r >= r_cut, 1 - 10x^3 + 15x^4 - 6x^5 with
+// x = (r - r_on) / (r_cut - r_on) between (value, first and second derivatives continuous).
+inline void dispersion_switch(double r, double r_on, double r_cut, double& s, double& ds) {
+  if (r <= r_on) {
+    s = 1.0;
+    ds = 0.0;
+  } else if (r >= r_cut) {
+    s = 0.0;
+    ds = 0.0;
+  } else {
+    const double L = r_cut - r_on, x = (r - r_on) / L, x2 = x * x;
+    s = 1.0 - x2 * x * (10.0 - 15.0 * x + 6.0 * x2);
+    ds = -30.0 * x2 * (1.0 - 2.0 * x + x2) / L;
+  }
+}
+
+// True if any record of the dispersion term is present (then all of them are required).
+bool has_dispersion_records(const ModelFile& f) {
+  for (const auto& kv : f.records()) {
+    const std::string& k = kv.first;
+    if (k.rfind("dispersion.", 0) == 0 || k.rfind("dispersion_network.", 0) == 0 ||
+        k.rfind("dispersion_scaling.", 0) == 0)
+      return true;
+  }
+  return false;
+}
 }  // namespace
 
 PinnModel::PinnModel(const ModelFile& f) {
@@ -82,6 +112,39 @@ PinnModel::PinnModel(const ModelFile& f) {
   if (energy_networks_.committee_size() != 1 || charge_networks_.committee_size() != 1 ||
       (weighted_ && weight_networks_.committee_size() != 1))
     throw InvalidInput(w + ": pinn models do not support committees yet (one network set each)");
+  dispersion_ = has_dispersion_records(f);
+  if (dispersion_) {
+    for (const char* name : {"dispersion.c6", "dispersion.r0", "dispersion.r_on", "dispersion.r_cut"})
+      if (!f.has(name))
+        throw InvalidInput(w + ": record '" + name + "' is missing (a dispersion term needs dispersion.c6, "
+                           "dispersion.r0, dispersion.r_on, dispersion.r_cut and the dispersion networks)");
+    c6_ = per_species("dispersion.c6");
+    r0_ = per_species("dispersion.r0");
+    for (int32_t k = 0; k < ne; ++k) {
+      if (!(c6_[k] >= 0.0))
+        throw InvalidInput(w + ": record 'dispersion.c6' of " + element_symbol(species_[k]) +
+                           " is negative (reference C6 coefficients in eV*Angstrom^6, >= 0)");
+      if (!(r0_[k] > 0.0))
+        throw InvalidInput(w + ": record 'dispersion.r0' of " + element_symbol(species_[k]) +
+                           " is not positive (damping radii in Angstrom, > 0)");
+    }
+    r_on_ = finite_scalar("dispersion.r_on");
+    r_disp_ = finite_scalar("dispersion.r_cut");
+    if (!(r_disp_ > 0.0 && r_disp_ <= kMaxDispersionCutoff)) {
+      std::ostringstream m;
+      m << w << ": record 'dispersion.r_cut' is " << r_disp_ << " A, outside (0, " << kMaxDispersionCutoff << "]";
+      throw InvalidInput(m.str());
+    }
+    if (!(r_on_ >= 0.0 && r_on_ < r_disp_)) {
+      std::ostringstream m;
+      m << w << ": record 'dispersion.r_on' is " << r_on_ << " A; it must be in [0, dispersion.r_cut = " << r_disp_
+        << " A)";
+      throw InvalidInput(m.str());
+    }
+    dispersion_networks_ = AtomicNetworks::from_file(f, "dispersion_network.", "dispersion_scaling.", n_inputs, 1);
+    if (dispersion_networks_.committee_size() != 1)
+      throw InvalidInput(w + ": pinn models do not support committees yet (one dispersion network set)");
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
@@ -109,6 +172,16 @@ std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
   std::ostringstream ac;
   ac << accuracy_;
   d.emplace_back("ewald accuracy", ac.str());
+  if (dispersion_) {
+    std::ostringstream ds;
+    ds << "E_disp = -sum_pairs f(r) sqrt(C6_i C6_j) / (r^6 + (R0_i + R0_j)^6), C6_i = C6_k (softplus(NN_c) + "
+       << kDispersionFloor << "), switched off between " << r_on_ << " and " << r_disp_ << " A; C6_k, R0_k:";
+    for (int32_t k = 0; k < static_cast<int32_t>(species_.size()); ++k)
+      ds << " " << element_symbol(species_[k]) << " " << c6_[k] << " eV*A^6, " << r0_[k] << " A;";
+    d.emplace_back("dispersion", ds.str());
+  } else {
+    d.emplace_back("dispersion", "none");
+  }
   return d;
 }
 
@@ -133,7 +206,8 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   // per centre: short-range energy, raw charge, weight, and the network gradients
   std::vector<double> es(nc), partials(2 * nc), dw(nc, 0.0);
   std::vector<double> gE(forces ? nc * nf : 0, 0.0), gq(forces ? nc * nf : 0, 0.0),
-      gw(forces && weighted_ ? nc * nf : 0, 0.0);
+      gw(forces && weighted_ ? nc * nf : 0, 0.0), gd(forces && dispersion_ ? nc * nf : 0, 0.0);
+  std::vector<double> cdisp(dispersion_ ? nc : 0), dcdisp(dispersion_ ? nc : 0);  // c_i, dc_i/dNN_c
   const int nt_threads = resolve_threads(req.n_threads);
   {
     WorkspacePool<AtomicNetworks::Workspace>::Lease lease(pool_, nt_threads);
@@ -141,6 +215,7 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
       energy_networks_.prepare(lease[k]);
       charge_networks_.prepare(lease[k]);
       if (weighted_) weight_networks_.prepare(lease[k]);
+      if (dispersion_) dispersion_networks_.prepare(lease[k]);
     }
 #pragma omp parallel num_threads(nt_threads)
     {
@@ -161,6 +236,12 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
         partials[2 * c] = charge_reference_[k] + charge_scale_ * yq;
         partials[2 * c + 1] = weighted_ ? softplus(yw) + kWeightFloor : 1.0;
         dw[c] = weighted_ ? sigmoid(yw) : 0.0;
+        if (dispersion_) {
+          double yd = 0.0;
+          dispersion_networks_.evaluate(k, g, &yd, nullptr, forces ? &gd[c * nf] : nullptr, ws);
+          cdisp[c] = softplus(yd) + kDispersionFloor;
+          dcdisp[c] = sigmoid(yd);
+        }
       }
     }
   }
@@ -186,6 +267,52 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   opt.min_distance = req.min_distance;
   opt.n_threads = req.n_threads;
   const ElectrostaticsResult el = electrostatics(pos.data(), q.data(), sig.data(), nc, req.cell, periodic, opt);
+  for (int64_t c = 0; c < nc && dispersion_; ++c)
+    if (!std::isfinite(cdisp[c]))
+      throw InvalidInput("pinn model: non-finite dispersion scaling for centre " + std::to_string(c));
+  // dispersion: per centre energy E_i^disp = 1/2 sum_j e_ij (full list), forces, virial (header comment)
+  std::vector<double> edisp(dispersion_ ? nc : 0, 0.0), fdisp(dispersion_ ? 3 * nc : 0, 0.0);
+  double wdisp[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (dispersion_ && nc > 0) {
+    static const double kUnitCell[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1};  // ignored along open directions
+    const NeighborList dl = build_neighbor_list(pos.data(), nc, periodic ? req.cell : kUnitCell,
+                                                {periodic, periodic, periodic}, r_disp_, req.min_distance,
+                                                req.n_threads);
+    std::vector<double> c6(nc), wa(9 * nc, 0.0);
+    std::vector<int32_t> kk(nc);
+    for (int64_t c = 0; c < nc; ++c) {
+      kk[c] = nl.species[nl.centre(c)];
+      c6[c] = c6_[kk[c]] * cdisp[c];
+    }
+    const double* p = dl.positions.data();
+#pragma omp parallel for num_threads(nt_threads) schedule(dynamic, 16)
+    for (int64_t i = 0; i < nc; ++i) {
+      double e = 0.0, f[3] = {0, 0, 0}, wv[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+      for (int64_t m = dl.offsets[i]; m < dl.offsets[i + 1]; ++m) {
+        const int64_t pj = dl.neighbors[m];
+        const int64_t j = dl.owner[pj];
+        const double d[3] = {p[3 * pj] - p[3 * i], p[3 * pj + 1] - p[3 * i + 1], p[3 * pj + 2] - p[3 * i + 2]};
+        const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], r = std::sqrt(r2);
+        if (r >= r_disp_) continue;
+        double s, ds;
+        dispersion_switch(r, r_on_, r_disp_, s, ds);
+        const double R0 = r0_[kk[i]] + r0_[kk[j]], R03 = R0 * R0 * R0, r4 = r2 * r2;
+        const double D = r4 * r2 + R03 * R03, C = std::sqrt(c6[i] * c6[j]);
+        e += -C * s / D;
+        const double de = -C * (ds / D - s * 6.0 * r4 * r / (D * D));  // d e_ij / dr
+        const double cc = de / r;
+        for (int a = 0; a < 3; ++a) {
+          f[a] += cc * d[a];
+          for (int b = 0; b < 3; ++b) wv[3 * a + b] -= 0.5 * cc * d[a] * d[b];
+        }
+      }
+      edisp[i] = 0.5 * e;
+      for (int a = 0; a < 3; ++a) fdisp[3 * i + a] = f[a];
+      for (int k = 0; k < 9; ++k) wa[9 * i + k] = wv[k];
+    }
+    for (int64_t i = 0; i < nc; ++i)
+      for (int k = 0; k < 9; ++k) wdisp[k] += wa[9 * i + k];
+  }
 
   out.energy = el.energy;
   out.atomic_energies.assign(nc, 0.0);
@@ -193,6 +320,11 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
     out.atomic_energies[c] = es[c] + 0.5 * q[c] * el.potential[c];
     out.energy += es[c];
   }
+  if (dispersion_)
+    for (int64_t c = 0; c < nc; ++c) {
+      out.atomic_energies[c] += edisp[c];
+      out.energy += edisp[c];
+    }
   if (!std::isfinite(out.energy)) throw InvalidInput("pinn model: the energy is not finite");
   out.committee_energies.assign(1, out.energy);
   out.energy_uncertainty = 0.0;
@@ -212,14 +344,22 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
         if (weighted_) v += aw * gw[c * nf + j];
         dEdG[c * nf + j] = v;
       }
+      if (dispersion_) {  // dE/dc_i = sum_j e_ij / (2 c_i) = E_i^disp / c_i; dc_i/dNN_c = sigmoid(NN_c)
+        const double ad = edisp[c] / cdisp[c] * dcdisp[c];
+        for (int64_t j = 0; j < nf; ++j) dEdG[c * nf + j] += ad * gd[c * nf + j];
+      }
     }
     out.forces.assign(3 * nt, 0.0);
     descriptor_->vjp(nl, dEdG.data(), out.forces.data(), out.virial, nullptr, req.n_threads);
     for (int64_t c = 0; c < nc; ++c) {
       const int64_t p = nl.centre(c);
       for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += el.forces[3 * c + d];
+      if (dispersion_)
+        for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += fdisp[3 * c + d];
     }
     for (int k = 0; k < 9; ++k) out.virial[k] += el.virial[k];
+    if (dispersion_)
+      for (int k = 0; k < 9; ++k) out.virial[k] += wdisp[k];
     for (double x : out.forces)
       if (!std::isfinite(x)) throw InvalidInput("pinn model: non-finite forces");
   }

@@ -1,4 +1,4 @@
-// Model type "pinn": physics-embedded potential, E = E_short + E_elec (internal header).
+// Model type "pinn": physics-embedded potential, E = E_short + E_elec [+ E_disp] (internal header).
 //
 //   O. T. Unke, M. Meuwly, J. Chem. Theory Comput. 15, 3678 (2019) (PhysNet: a local energy
 //   network plus the Coulomb energy of network-predicted charges, total charge conserved);
@@ -14,7 +14,31 @@
 //   E_elec    = electrostatics(r, q, sigma) of electrostatics/ewald.hpp (Gaussian charges of
 //               width sigma_k = electrostatics.sigma[k]; Ewald sum for periodic cells, direct
 //               sum for open boundaries; no Gaussian self-energy)
-//   E         = sum_i E_i^short + E_elec
+//   E         = sum_i E_i^short + E_elec + E_disp
+//
+// Optional dispersion term (all records dispersion.*, dispersion_network.*, dispersion_scaling.*
+// present, or none: then E_disp = 0 and every output is as without the term, bit for bit):
+// Becke-Johnson rational damping (S. Grimme, S. Ehrlich, L. Goerigk, J. Comput. Chem. 32, 1456
+// (2011), D3(BJ)) of C6 coefficients scaled by the environment (as the Hirshfeld-volume scaling of
+// A. Tkatchenko, M. Scheffler, Phys. Rev. Lett. 102, 073005 (2009), here by networks):
+//
+//   c_i     = softplus(NN_c(x''_i)) + 1e-3,  x''_i from dispersion_scaling.*    (> 0)
+//   C6_i    = dispersion.c6[k] c_i (eV A^6),  C6_ij = sqrt(C6_i C6_j)            (geometric mean)
+//   R0_ij   = dispersion.r0[k_i] + dispersion.r0[k_j]                            (A)
+//   e_ij(r) = -f(r) C6_ij / (r^6 + R0_ij^6)
+//   f(r)    = 1 for r <= r_on, 0 for r >= r_cut, 1 - 10x^3 + 15x^4 - 6x^5 between,
+//             x = (r - r_on) / (r_cut - r_on)  (dispersion.r_on, dispersion.r_cut; f, f', f''
+//             continuous, so energy and forces are continuous at r_cut)
+//   E_disp  = sum over pairs i<j and their periodic images within r_cut of e_ij (real-space sum
+//             only: no tail correction beyond r_cut; open boundaries: every pair within r_cut)
+//
+// The pairs come from the core's neighbour list over the centres (build_neighbor_list with
+// cutoff r_cut, which may exceed the descriptor cutoff and the cell). Forces: the explicit pair
+// term plus, since c_i depends on the positions through G_i, dE/dc_i dc_i/dG_i in the same
+// descriptor VJP: dE/dc_i = sum_j e_ij / (2 c_i) = E_i^disp / c_i and dc_i/dNN_c = sigmoid(NN_c),
+// so dE/dG_i gains (E_i^disp / c_i) sigmoid(NN_c) dNN_c/dG_i. Virial: the pair virial
+// -1/2 sum_ij r_ij (x) de_ij/dr_ij plus the descriptor virial of that dE/dG. The atomic energies
+// gain E_i^disp = 1/2 sum_j e_ij.
 //
 // Forces, exact for the total energy (the charges depend on the positions through G):
 //
@@ -29,8 +53,8 @@
 //
 // Atomic energies: E_i^short + q_i phi_i / 2 (they sum to E, since E_elec = sum_i q_i phi_i / 2).
 // Charges (e), the dipole about the origin (e*Angstrom) and charge_partials are filled as by the
-// dipole model. Committees are not supported (committee_size must be 1). Polarisation and
-// dispersion terms are not part of this model (yet).
+// dipole model. Committees are not supported (committee_size must be 1). Polarisation is not
+// part of this model (yet).
 //
 // Capabilities kEnergy | kCharges | kDipole | kLongRange: the electrostatic sum runs over the
 // view's centres, so they must be every atom of the system (the core's own lists); the cell and
@@ -40,7 +64,10 @@
 // units.charge "e", species, descriptor.*, committee_size (1), energy.reference, energy.scale,
 // network.*, scaling.* (as bpnn), charge.scheme, charge.reference, charge.scale,
 // charge_network.*, charge_scaling.*, weight_network.* (as dipole), electrostatics.sigma
-// (n_elements, Angstrom, >= 0), electrostatics.accuracy (Ewald error control, [1e-15, 0.1]).
+// (n_elements, Angstrom, >= 0), electrostatics.accuracy (Ewald error control, [1e-15, 0.1]);
+// optional: dispersion.c6 (n_elements, eV*Angstrom^6, >= 0), dispersion.r0 (n_elements,
+// Angstrom, > 0), dispersion.r_on, dispersion.r_cut (Angstrom, 0 <= r_on < r_cut <= 25),
+// dispersion_network.*, dispersion_scaling.* (as network.*, scaling.*; one member).
 #pragma once
 #include <memory>
 #include <string>
@@ -77,6 +104,11 @@ class PinnModel : public Model {
   bool weighted_ = false;
   std::vector<double> energy_reference_, charge_reference_, sigma_;
   double energy_scale_ = 1.0, charge_scale_ = 1.0, accuracy_ = 1e-8;
+  // optional dispersion term (records dispersion.*, dispersion_network.*, dispersion_scaling.*)
+  bool dispersion_ = false;
+  AtomicNetworks dispersion_networks_;
+  std::vector<double> c6_, r0_;  // per element: eV*Angstrom^6, Angstrom
+  double r_on_ = 0.0, r_disp_ = 0.0;
   mutable WorkspacePool<AtomicNetworks::Workspace> pool_;
 };
 
