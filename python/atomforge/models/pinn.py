@@ -24,7 +24,20 @@ coefficients (Tkatchenko, Scheffler, Phys. Rev. Lett. 102, 073005 (2009))::
     E_disp  = - sum_{i<j, images, r_ij < r_cut} f(r_ij) C6_ij / (r_ij^6 + R0_ij^6)
     f(r)    = 1 - 10x^3 + 15x^4 - 6x^5,  x = (r - r_on) / (r_cut - r_on) clipped to [0, 1]
 
-Not in this model (yet): polarisation (induced dipoles), committees.
+Optional polarisation term, open boundaries only (records ``polarisation.*``,
+``polarisation_network.*``, ``polarisation_scaling.*``; absent: E_pol = 0 and the model is
+unchanged): induced point dipoles with Thole damping (B. T. Thole, Chem. Phys. 59, 341 (1981);
+the AMOEBA form of P. Ren, J. W. Ponder, J. Phys. Chem. B 107, 5933 (2003)), k_e from
+:data:`atomforge.units.COULOMB`::
+
+    alpha_i = alpha[k_i] (softplus(NN_a(x_i)) + 1e-3)                   (Angstrom^3, > 0)
+    s_ij    = thole r_ij^3 / sqrt(alpha_i alpha_j),  l3 = 1 - e^-s,  l5 = 1 - (1 + s) e^-s
+    E_i^q   = sum_{j != i} q_j l3 (r_i - r_j) / r_ij^3                   (point charges, damped)
+    T_ij    = 3 l5 d d^T / r^5 - l3 I / r^3,   d = r_i - r_j
+    mu      = alpha (E^q + T mu)       (solved exactly: dense 3N x 3N, Cholesky)
+    E_pol   = -k_e / 2 sum_i mu_i . E_i^q
+
+Not in this model (yet): periodic polarisation (dipolar Ewald), committees.
 
 The parameters are held as a :class:`~atomforge.models.bpnn.BPNNParameters` (short-range part,
 records ``energy.*``, ``network.*``, ``scaling.*``) and a
@@ -55,6 +68,33 @@ _DISPERSION_PREFIXES = ("dispersion.", "dispersion_network.", "dispersion_scalin
 MAX_DISPERSION_CUTOFF = 25.0
 #: c_i = softplus(NN_c) + DISPERSION_FLOOR (kDispersionFloor in pinn.cpp).
 DISPERSION_FLOOR = 1e-3
+_POLARISATION_PREFIXES = ("polarisation.", "polarisation_network.", "polarisation_scaling.")
+#: alpha_i = alpha_k (softplus(NN_a) + POLARISATION_FLOOR) (kPolarisationFloor in pinn.cpp).
+POLARISATION_FLOOR = 1e-3
+#: Thole damping a of AMOEBA (Ren & Ponder 2003), the default.
+THOLE_AMOEBA = 0.39
+#: Largest Thole a accepted by both readers.
+MAX_THOLE = 100.0
+#: Most atoms the core's dense induced-dipole solve accepts (kMaxPolarisableAtoms in pinn.cpp).
+MAX_POLARISABLE_ATOMS = 2000
+
+
+def polarisation_reference(elements) -> np.ndarray:
+    """Reference free-atom static dipole polarisabilities (Angstrom^3) per element from ASE's
+    table ``ase.calculators.vdwcorrection.vdWDB_alphaC6`` (X. Chu, A. Dalgarno, J. Chem. Phys.
+    121, 4083 (2004); Bohr^3 converted with :data:`atomforge.units.BOHR`): H 0.667, C 1.76, N 1.10,
+    O 0.802 Angstrom^3. Raises ValueError for an element not in the table."""
+    from ase.calculators.vdwcorrection import vdWDB_alphaC6
+
+    from ..units import BOHR
+
+    out = []
+    for s in elements:
+        if s not in vdWDB_alphaC6:
+            raise ValueError(f"no reference polarisability for element {s!r} in ASE's table; give "
+                             f"polarisation.alpha yourself")
+        out.append(vdWDB_alphaC6[s][0] * BOHR ** 3)
+    return np.array(out, dtype=float)
 
 
 def dispersion_reference(elements) -> Tuple[np.ndarray, np.ndarray]:
@@ -139,7 +179,7 @@ class DispersionParameters:
         r_cut = float(get_scalar(rec, "dispersion.r_cut", "f64", where))
         species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
         sub = {k: v for k, v in rec.items()
-               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES)}
+               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)}
         for k, v in rec.items():
             if k.startswith("dispersion_network."):
                 sub["network." + k[len("dispersion_network."):]] = v
@@ -157,6 +197,75 @@ class DispersionParameters:
 
 
 @dataclass
+class PolarisationParameters:
+    """The optional polarisation term of a ``pinn`` model (module docstring; open boundaries only).
+
+    Attributes:
+        network: the polarisability networks as a :class:`BPNNParameters` on the model's
+            descriptor (written as ``polarisation_network.*`` / ``polarisation_scaling.*``; NN_a
+            is the raw network output).
+        alpha: (n_elements,) reference polarisabilities, Angstrom^3 (> 0).
+        thole: the Thole damping a (dimensionless, in (0, 100]; AMOEBA 0.39).
+    """
+
+    network: BPNNParameters
+    alpha: np.ndarray
+    thole: float = THOLE_AMOEBA
+
+    def validate(self, n_elements: int) -> None:
+        self.network.validate()
+        a = np.asarray(self.alpha, dtype=float)
+        if a.shape != (n_elements,):
+            raise ModelFileError(f"record 'polarisation.alpha' needs one value per species ({n_elements}), got "
+                                 f"shape {a.shape}")
+        if not np.all(np.isfinite(a)) or not np.all(a > 0):
+            raise ModelFileError(f"record 'polarisation.alpha' must be finite and > 0 (Angstrom^3), got {a.tolist()}")
+        t = float(self.thole)
+        if not (0 < t <= MAX_THOLE):
+            raise ModelFileError(f"record 'polarisation.thole' is {t!r}, outside (0, {MAX_THOLE:g}] (Thole damping a, "
+                                 f"AMOEBA 0.39)")
+        if self.network.committee_size != 1:
+            raise ModelFileError("pinn models do not support committees yet (one polarisation network set)")
+
+    def to_records(self) -> Dict[str, Value]:
+        rec: Dict[str, Value] = {}
+        for key, v in self.network.to_records().items():
+            if key.startswith("network."):
+                rec["polarisation_network." + key[len("network."):]] = v
+            elif key.startswith("scaling."):
+                rec["polarisation_scaling." + key[len("scaling."):]] = v
+        rec["polarisation.alpha"] = np.asarray(self.alpha, dtype=np.float64)
+        rec["polarisation.thole"] = float(self.thole)
+        return rec
+
+    @classmethod
+    def from_records(cls, rec: Dict[str, Value], where: str) -> "PolarisationParameters":
+        for name in ("polarisation.alpha", "polarisation.thole"):
+            if name not in rec:
+                raise ModelFileError(f"{where}: record '{name}' is missing (a polarisation term needs "
+                                     f"polarisation.alpha, polarisation.thole and the polarisation networks)")
+        alpha = get_vector(rec, "polarisation.alpha", "f64", where)
+        thole = float(get_scalar(rec, "polarisation.thole", "f64", where))
+        species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
+        sub = {k: v for k, v in rec.items()
+               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)}
+        for k, v in rec.items():
+            if k.startswith("polarisation_network."):
+                sub["network." + k[len("polarisation_network."):]] = v
+            elif k.startswith("polarisation_scaling."):
+                sub["scaling." + k[len("polarisation_scaling."):]] = v
+        sub["model_type"] = "bpnn"
+        sub["energy.reference"] = np.zeros(len(species))
+        sub["energy.scale"] = 1.0
+        try:
+            network = BPNNParameters.from_records(sub, where)
+        except ModelFileError as exc:  # name the records as they are in the file
+            msg = re.sub(r"(?<![\w.])network\.", "polarisation_network.", str(exc))
+            raise ModelFileError(re.sub(r"(?<![\w.])scaling\.", "polarisation_scaling.", msg)) from None
+        return cls(network, alpha, thole)
+
+
+@dataclass
 class PinnParameters:
     """Everything inference needs for a ``pinn`` model.
 
@@ -168,6 +277,7 @@ class PinnParameters:
         accuracy: Ewald error control (relative energy accuracy, in [1e-15, 0.1]).
         metadata: provenance strings (``metadata.*`` records).
         dispersion: the optional dispersion term (None: no ``dispersion*`` records, E_disp = 0).
+        polarisation: the optional polarisation term (None: no ``polarisation*`` records, E_pol = 0).
     """
 
     short: BPNNParameters
@@ -176,6 +286,7 @@ class PinnParameters:
     accuracy: float = 1e-8
     metadata: Dict[str, str] = field(default_factory=dict)
     dispersion: Optional[DispersionParameters] = None
+    polarisation: Optional[PolarisationParameters] = None
 
     model_type = "pinn"
 
@@ -223,6 +334,15 @@ class PinnParameters:
             rd = d.network.descriptor_object().records()
             if rs.keys() != rd.keys() or any(not np.array_equal(np.asarray(rs[k]), np.asarray(rd[k])) for k in rs):
                 raise ModelFileError("the short-range and dispersion networks must use the same descriptor")
+        if self.polarisation is not None:
+            pp = self.polarisation
+            pp.validate(len(self.species))
+            if list(pp.network.species) != list(self.short.species):
+                raise ModelFileError(f"polarisation species {pp.network.species} != short-range species "
+                                     f"{self.short.species}")
+            rp = pp.network.descriptor_object().records()
+            if rs.keys() != rp.keys() or any(not np.array_equal(np.asarray(rs[k]), np.asarray(rp[k])) for k in rs):
+                raise ModelFileError("the short-range and polarisation networks must use the same descriptor")
 
     def to_records(self) -> Dict[str, Value]:
         """Model-file records (docs/model_file.md): the bpnn and dipole records on one descriptor
@@ -238,6 +358,8 @@ class PinnParameters:
         rec["electrostatics.accuracy"] = float(self.accuracy)
         if self.dispersion is not None:
             rec.update(self.dispersion.to_records())
+        if self.polarisation is not None:
+            rec.update(self.polarisation.to_records())
         for key, v in self.metadata.items():
             rec[f"metadata.{key}"] = str(v)
         return rec
@@ -255,17 +377,19 @@ class PinnParameters:
                                  f"committees yet (it must be 1)")
         get_vector(rec, "charge.reference", "f64", where)  # the core reads a list (rank <= 1)
         short = BPNNParameters.from_records(
-            {**{k: v for k, v in rec.items() if not k.startswith(_CHARGE_PREFIXES + _DISPERSION_PREFIXES)},
+            {**{k: v for k, v in rec.items() if not k.startswith(_CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)},
              "model_type": "bpnn"}, where)
         charges = DipoleParameters.from_records(
-            {**{k: v for k, v in rec.items() if not k.startswith(_SHORT_PREFIXES + _DISPERSION_PREFIXES)},
+            {**{k: v for k, v in rec.items() if not k.startswith(_SHORT_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)},
              "model_type": "dipole"}, where)
         sigma = get_vector(rec, "electrostatics.sigma", "f64", where)
         acc = get_scalar(rec, "electrostatics.accuracy", "f64", where)
         meta = {key[len("metadata."):]: v for key, v in rec.items() if key.startswith("metadata.")}
         disp = (DispersionParameters.from_records(rec, where)
                 if any(k.startswith(_DISPERSION_PREFIXES) for k in rec) else None)
-        p = cls(short, charges, sigma, float(acc), meta, disp)
+        pol = (PolarisationParameters.from_records(rec, where)
+               if any(k.startswith(_POLARISATION_PREFIXES) for k in rec) else None)
+        p = cls(short, charges, sigma, float(acc), meta, disp, pol)
         try:
             p.validate()
         except ModelFileError as exc:
@@ -288,6 +412,13 @@ class PinnParameters:
                                         f"{d.r_cut:g} A; " + "; ".join(
                                             f"{s} C6 {c:g} eV*A^6, r0 {r:g} A"
                                             for s, c, r in zip(self.elements, np.asarray(d.c6), np.asarray(d.r0)))))
+        pp = self.polarisation
+        if pp is None:
+            lines.append(("polarisation", "none"))
+        else:
+            lines.append(("polarisation", f"Thole-damped induced dipoles (a = {pp.thole:g}), open boundaries only; "
+                                          + "; ".join(f"{s} alpha {a:g} A^3"
+                                                      for s, a in zip(self.elements, np.asarray(pp.alpha)))))
         return lines
 
     def short_range_model(self) -> BPNNParameters:

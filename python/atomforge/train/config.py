@@ -129,6 +129,9 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "dispersion_hidden": [16],  # hidden widths of the dispersion networks
     "dispersion_r_on": 8.0,    # Angstrom: the dispersion pair energy is switched off smoothly from r_on ...
     "dispersion_r_cut": 10.0,  # ... to r_cut (Angstrom, <= 25)
+    "polarisation": False,     # add E_pol: Thole-damped induced dipoles, alpha from networks (molecules only)
+    "polarisation_hidden": [16],  # hidden widths of the polarisability networks
+    "thole": 0.39,             # Thole damping a (AMOEBA), in (0, 100]
 }
 
 
@@ -151,7 +154,7 @@ _CHOICES = {
     "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
 }
-_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
+_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "pinn.thole", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
 #: Integer keys with an upper bound (seeds feed int64 / torch generators).
@@ -246,6 +249,8 @@ def validate(cfg: dict) -> dict:
         if not pc["dispersion_r_on"] < pc["dispersion_r_cut"]:
             raise ConfigError(f"configuration key 'pinn.dispersion_r_on' ({pc['dispersion_r_on']!r}) must be below "
                               f"pinn.dispersion_r_cut ({pc['dispersion_r_cut']!r})")
+        if not pc["thole"] <= 100.0:
+            raise ConfigError(f"configuration key 'pinn.thole' must be in (0, 100], got {pc['thole']!r}")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):

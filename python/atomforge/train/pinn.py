@@ -22,6 +22,12 @@ Optional dispersion term (``dispersion=True``; :mod:`atomforge.models.pinn` for 
 E_disp = -sum_{pairs, r < r_cut} f(r) sqrt(C6_i C6_j) / (r^6 + (r0_i + r0_j)^6), C6_i = c6[k_i]
 (softplus(NN_c(x_i)) + 1e-3), over all pairs of a molecule and over the image pairs within r_cut
 of a periodic frame (:class:`DispersionSetup`, fixed per frame), :func:`dispersion_energy`.
+
+Optional polarisation term (``polarisation=True``; molecules only, periodic frames refused):
+Thole-damped induced point dipoles mu = alpha (E^q + T mu) with alpha_i = alpha[k_i]
+(softplus(NN_a(x_i)) + 1e-3), solved exactly per frame by ``torch.linalg.solve``
+(:func:`induced_dipoles`), E_pol = -k_e/2 sum_i mu_i . E_i^q; differentiable, so forces and
+training see every dependence of q and alpha on the positions.
 """
 from __future__ import annotations
 
@@ -30,7 +36,8 @@ import torch
 from torch import nn
 
 from ..descriptors import Descriptor
-from ..models.pinn import DISPERSION_FLOOR, DispersionParameters, PinnParameters, dispersion_reference
+from ..models.pinn import (DISPERSION_FLOOR, MAX_THOLE, POLARISATION_FLOOR, THOLE_AMOEBA, DispersionParameters,
+                           PinnParameters, PolarisationParameters, dispersion_reference, polarisation_reference)
 from ..units import COULOMB
 from .bpnn import TorchBPNN
 from .dipole import TorchDipole
@@ -131,6 +138,42 @@ def dispersion_energy(R: torch.Tensor, c6: torch.Tensor, r0: torch.Tensor, i, j,
     return torch.zeros(n_frames, dtype=R.dtype).index_add(0, frame[i], e)
 
 
+def induced_dipoles(R: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor, thole: float):
+    """Induced dipoles of one molecule (open boundaries), the core's formula (cpp/src/models/pinn):
+    point polarisabilities alpha (n,) Angstrom^3 at R (n, 3) Angstrom in the Thole-damped field of
+    the point charges q (n,) e (AMOEBA damping, s = thole r^3 / sqrt(alpha_i alpha_j),
+    l3 = 1 - e^-s, l5 = 1 - (1 + s) e^-s, for the charge-dipole and dipole-dipole terms)::
+
+        E_i^q = sum_{j != i} q_j l3 d_ij / r^3,   T_ij = 3 l5 d d^T / r^5 - l3 I / r^3,  d_ij = R_i - R_j
+        mu    = alpha (E^q + T mu)   (torch.linalg.solve of (1 - S T S) nu = S E^q, S = sqrt(alpha), mu = S nu)
+        E_pol = -k_e / 2 sum_i mu_i . E_i^q
+
+    Returns (E_pol (0-d, eV), mu (n, 3) e*Angstrom, E^q (n, 3) e/Angstrom^2, T (3n, 3n) 1/Angstrom^3).
+    Differentiable in R, q and alpha."""
+    n = R.shape[0]
+    dt = R.dtype
+    d = R[:, None, :] - R[None, :, :]
+    eye = torch.eye(n, dtype=torch.bool)
+    r2 = torch.where(eye, torch.ones((), dtype=dt), (d * d).sum(-1))
+    r = torch.sqrt(r2)
+    s = thole * r ** 3 / torch.sqrt(alpha[:, None] * alpha[None, :])
+    es = torch.exp(-s)
+    l3 = -torch.expm1(-s)
+    l5 = l3 - s * es
+    zero = torch.zeros((), dtype=dt)
+    A3 = torch.where(eye, zero, l3 / (r2 * r))
+    A5 = torch.where(eye, zero, l5 / (r2 * r2 * r))
+    Eq = (q[None, :, None] * A3[:, :, None] * d).sum(1)
+    I3 = torch.eye(3, dtype=dt)
+    T = 3.0 * A5[:, :, None, None] * d[:, :, :, None] * d[:, :, None, :] - A3[:, :, None, None] * I3
+    T = T.permute(0, 2, 1, 3).reshape(3 * n, 3 * n)
+    sa = torch.sqrt(alpha).repeat_interleave(3)
+    M = torch.eye(3 * n, dtype=dt) - sa[:, None] * T * sa[None, :]
+    nu = torch.linalg.solve(M, sa * Eq.reshape(-1))
+    mu = (sa * nu).reshape(n, 3)
+    return -0.5 * COULOMB * (mu * Eq).sum(), mu, Eq, T
+
+
 class EwaldSetup:
     """What the PyTorch Ewald sum of one periodic frame needs, fixed for that frame: the core's
     parameters (alpha, r_cut, k_cut for the model's accuracy: :func:`atomforge.electrostatics.ewald`),
@@ -209,6 +252,10 @@ class TorchPinn(nn.Module):
         (initialised so that c_i is about 1), reference ``c6`` (eV*Angstrom^6) and damping radii
         ``r0`` (Angstrom) per element (default: :func:`~atomforge.models.pinn.dispersion_reference`)
         and the switch from ``r_on`` to ``r_cut`` (Angstrom).
+        polarisation: add the polarisation term (molecules only), with polarisability networks of
+        ``polarisation_hidden`` (initialised so that alpha_i is about the reference), reference
+        polarisabilities ``alpha`` (Angstrom^3; default
+        :func:`~atomforge.models.pinn.polarisation_reference`) and Thole damping ``thole``.
 
     Raises ValueError for a bad sigma or accuracy and what TorchBPNN / TorchDipole raise.
     """
@@ -216,7 +263,8 @@ class TorchPinn(nn.Module):
     def __init__(self, sf: Descriptor, hidden=(64, 64), activation="tanh", shift=None, scale=None,
                  reference_energies=None, energy_scale=1.0, charge_hidden=(16, 16), charge_scheme="uniform",
                  weight_hidden=(16,), charge_reference=None, charge_scale=1.0, sigma=None, accuracy=1e-8, seed=0,
-                 shared=False, dispersion=False, dispersion_hidden=(16,), c6=None, r0=None, r_on=8.0, r_cut=10.0):
+                 shared=False, dispersion=False, dispersion_hidden=(16,), c6=None, r0=None, r_on=8.0, r_cut=10.0,
+                 polarisation=False, polarisation_hidden=(16,), alpha=None, thole=THOLE_AMOEBA):
         super().__init__()
         ne = len(sf.elements)
         s = np.ones(ne) if sigma is None else np.asarray(sigma, dtype=float)
@@ -251,6 +299,21 @@ class TorchPinn(nn.Module):
             self.register_buffer("c6", torch.as_tensor(c6, dtype=torch.float64))
             self.register_buffer("r0", torch.as_tensor(r0, dtype=torch.float64))
             self.r_on, self.r_cut = float(r_on), float(r_cut)
+        self.pol = None
+        if polarisation:
+            alpha = polarisation_reference(sf.elements) if alpha is None else np.asarray(alpha, dtype=float)
+            if alpha.shape != (ne,) or not np.all(np.isfinite(alpha)) or np.any(alpha <= 0):
+                raise ValueError(f"alpha needs {ne} finite values > 0 (Angstrom^3), got {alpha!r}")
+            if not (0 < float(thole) <= MAX_THOLE):
+                raise ValueError(f"thole must be in (0, {MAX_THOLE:g}], got {thole!r}")
+            self.pol = TorchBPNN(sf, polarisation_hidden, activation, 1, shift, scale, np.zeros(ne), 1.0,
+                                 seed=seed + 3, shared=shared)
+            with torch.no_grad():  # last bias b with softplus(b) + 1e-3 = 1: start at the reference alpha
+                b0 = float(np.log(np.expm1(1.0 - POLARISATION_FLOOR)))
+                for net in self.pol.members[0]:
+                    [l for l in net if isinstance(l, nn.Linear)][-1].bias.fill_(b0)
+            self.register_buffer("alpha_ref", torch.as_tensor(alpha, dtype=torch.float64))
+            self.thole = float(thole)
 
     @property
     def energy_scale(self):
@@ -294,12 +357,38 @@ class TorchPinn(nn.Module):
         if self.disp is not None:
             E = E + self._dispersion(batch, G, R, pairs, periodic, B).to(E.dtype)
         mu = torch.zeros((B, 3), dtype=G.dtype).index_add(0, batch.frame, q[:, None] * R)
+        if self.pol is not None:
+            e_pol, mu_ind = self._polarisation(batch, G, R, q, periodic)
+            E = E + e_pol.to(E.dtype)
+            mu = mu + mu_ind
         if not forces:
             return E, None, q, mu
         dEdG, dEdR = torch.autograd.grad(E.sum(), (G, R), create_graph=create_graph)
         g = torch.einsum("ef,efk->ek", dEdG[batch.centre], batch.values)
         F = -torch.zeros((G.shape[0], 3), dtype=G.dtype).index_add(0, batch.atom, g) - dEdR
         return E, F, q, mu
+
+    def polarisabilities(self, G, species) -> torch.Tensor:
+        """alpha_i = alpha[k_i] (softplus(NN_a(x_i)) + 1e-3) (N,), Angstrom^3."""
+        y = torch.nn.functional.softplus(self.pol.atomic_energies(G, species)) + POLARISATION_FLOOR
+        return self.alpha_ref.to(G.dtype)[species] * y.to(G.dtype)
+
+    def _polarisation(self, batch, G, R, q, periodic):
+        """E_pol (B,) and the summed induced dipoles (B, 3) of the batch's molecules."""
+        if periodic:
+            raise ValueError("polarisation is implemented for open boundaries only; periodic dipolar Ewald is not "
+                             "implemented")
+        B = batch.n_frames
+        alpha = self.polarisabilities(G, batch.species)
+        n = [int(x) for x in batch.n_atoms]
+        off = np.concatenate([[0], np.cumsum(n)]).astype(int)
+        es, ms = [], []
+        for b in range(B):
+            a, e = off[b], off[b + 1]
+            E_b, mu_b, _, _ = induced_dipoles(R[a:e], q[a:e], alpha[a:e], self.thole)
+            es.append(E_b)
+            ms.append(mu_b.sum(0))
+        return torch.stack(es), torch.stack(ms)
 
     def dispersion_scaling(self, G, species) -> torch.Tensor:
         """c_i = softplus(NN_c(x_i)) + 1e-3 (N,), the scaling of the reference C6."""
@@ -330,8 +419,11 @@ class TorchPinn(nn.Module):
         if self.disp is not None:
             disp = DispersionParameters(self.disp.to_parameters(), self.c6.double().numpy().copy(),
                                         self.r0.double().numpy().copy(), self.r_on, self.r_cut)
+        pol = None
+        if self.pol is not None:
+            pol = PolarisationParameters(self.pol.to_parameters(), self.alpha_ref.double().numpy().copy(), self.thole)
         return PinnParameters(self.short.to_parameters(), self.charge.to_parameters(),
-                              self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}), disp)
+                              self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}), disp, pol)
 
 
 class PinnTrainer(Trainer):
@@ -357,6 +449,13 @@ class PinnTrainer(Trainer):
                                  f"or none (molecules)")
         self._ewald = {}
         pc = self.cfg["pinn"]
+        if pc["polarisation"]:
+            for name, ds in (("training", self.train_ds), ("validation", self.valid_ds), ("test", self.test_ds)):
+                per = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any()]
+                if per:
+                    raise ValueError(f"model: pinn: pinn.polarisation is implemented for open boundaries only; "
+                                     f"{len(per)} {name} frame(s) are periodic (first: {per[0]}); periodic dipolar "
+                                     f"Ewald is not implemented")
         self.use_dipoles = pc["dipole_weight"] > 0 and self.train_ds.dipole is not None
         if pc["dipole_weight"] > 0 and self.train_ds.dipole is None:
             self.log("pinn.dipole_weight > 0 but the training data have no dipoles: trained on energies and forces")
@@ -370,7 +469,8 @@ class PinnTrainer(Trainer):
                          charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
                          sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
                          shared=net["shared"], dispersion=pc["dispersion"], dispersion_hidden=pc["dispersion_hidden"],
-                         r_on=pc["dispersion_r_on"], r_cut=pc["dispersion_r_cut"])
+                         r_on=pc["dispersion_r_on"], r_cut=pc["dispersion_r_cut"], polarisation=pc["polarisation"],
+                         polarisation_hidden=pc["polarisation_hidden"], thole=pc["thole"])
 
     def _batch(self, ds, feats, idx, with_forces):
         b = super()._batch(ds, feats, idx, with_forces)

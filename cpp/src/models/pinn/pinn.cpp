@@ -8,6 +8,7 @@
 #include "atomforge/elements.hpp"
 #include "atomforge/errors.hpp"
 #include "atomforge/neighbor_list.hpp"
+#include "atomforge/units.hpp"
 #include "common/threads.hpp"
 #include "electrostatics/ewald.hpp"
 
@@ -52,6 +53,154 @@ bool has_dispersion_records(const ModelFile& f) {
       return true;
   }
   return false;
+}
+
+// True if any record of the polarisation term is present (then all of them are required).
+bool has_polarisation_records(const ModelFile& f) {
+  for (const auto& kv : f.records()) {
+    const std::string& k = kv.first;
+    if (k.rfind("polarisation.", 0) == 0 || k.rfind("polarisation_network.", 0) == 0 ||
+        k.rfind("polarisation_scaling.", 0) == 0)
+      return true;
+  }
+  return false;
+}
+
+constexpr double kPolarisationFloor = 1e-3;  // alpha_i = alpha_k (softplus(NN_a) + floor)
+constexpr int64_t kMaxPolarisableAtoms = 2000;  // dense 3N x 3N solve (N = 2000: 288 MB, ~1 min)
+
+// Thole damping (header comment): s = a r^3 / sqrt(alpha_i alpha_j), l3 = 1 - e^-s,
+// l5 = 1 - (1 + s) e^-s.
+struct Thole {
+  double es, s, l3, l5;
+};
+inline Thole thole(double r, double a, double ai, double aj) {
+  Thole t;
+  t.s = a * r * r * r / std::sqrt(ai * aj);
+  t.es = std::exp(-t.s);
+  t.l3 = -std::expm1(-t.s);
+  t.l5 = t.l3 - t.s * t.es;
+  return t;
+}
+
+struct Polarisation {
+  double energy = 0.0;
+  std::vector<double> mu, efield, eatom, dq, dalpha, forces;  // (3n), (3n), (n), (n), (n), (3n)
+  double virial[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+};
+
+// Induced dipoles of point polarisabilities alpha (Angstrom^3) in the Thole-damped field of the
+// point charges q, solved exactly (header comment), and the derivatives of E_pol at fixed mu.
+Polarisation induced_dipoles(const double* pos, const double* q, const double* alpha, int64_t n, double a,
+                             int n_threads) {
+  const double ke = units::kCoulombInEVAngstrom;
+  Polarisation P;
+  P.mu.assign(3 * n, 0.0);
+  P.efield.assign(3 * n, 0.0);
+  P.eatom.assign(n, 0.0);
+  P.dq.assign(n, 0.0);
+  P.dalpha.assign(n, 0.0);
+  P.forces.assign(3 * n, 0.0);
+  if (n == 0) return P;
+  const int64_t m3 = 3 * n;
+  // permanent field (e / Angstrom^2) and M = 1 - S T S, S = diag(sqrt(alpha)), row-major (3n x 3n)
+  std::vector<double> M(static_cast<size_t>(m3) * m3, 0.0);
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 8)
+  for (int64_t i = 0; i < n; ++i) {
+    double E[3] = {0, 0, 0};
+    for (int64_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      const double d[3] = {pos[3 * i] - pos[3 * j], pos[3 * i + 1] - pos[3 * j + 1], pos[3 * i + 2] - pos[3 * j + 2]};
+      const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], r = std::sqrt(r2);
+      const Thole t = thole(r, a, alpha[i], alpha[j]);
+      const double ir3 = 1.0 / (r2 * r), A3 = t.l3 * ir3, A5 = t.l5 * ir3 / r2;
+      for (int x = 0; x < 3; ++x) E[x] += q[j] * A3 * d[x];
+      const double sij = std::sqrt(alpha[i] * alpha[j]);
+      for (int x = 0; x < 3; ++x)
+        for (int y = 0; y < 3; ++y)
+          M[(3 * i + x) * m3 + 3 * j + y] = -sij * (3.0 * A5 * d[x] * d[y] - (x == y ? A3 : 0.0));
+    }
+    for (int x = 0; x < 3; ++x) {
+      P.efield[3 * i + x] = E[x];
+      M[(3 * i + x) * m3 + 3 * i + x] = 1.0;
+    }
+  }
+  // Cholesky M = L L^T in place (lower triangle; left-looking, rows contiguous)
+  for (int64_t j = 0; j < m3; ++j) {
+    double* Lj = &M[j * m3];
+    double dsum = Lj[j];
+    for (int64_t k = 0; k < j; ++k) dsum -= Lj[k] * Lj[k];
+    if (!(dsum > 0.0))
+      throw InvalidInput("pinn model: the induced-dipole equations have no stable solution (polarisation "
+                         "catastrophe: 1 - alpha^1/2 T alpha^1/2 is not positive definite); polarisabilities "
+                         "too large for the Thole damping at these distances");
+    const double ljj = std::sqrt(dsum);
+    Lj[j] = ljj;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t i = j + 1; i < m3; ++i) {
+      double* Li = &M[i * m3];
+      double v = Li[j];
+      for (int64_t k = 0; k < j; ++k) v -= Li[k] * Lj[k];
+      Li[j] = v / ljj;
+    }
+  }
+  std::vector<double> y(m3);
+  for (int64_t i = 0; i < m3; ++i) {  // L y = S E
+    const double* Li = &M[i * m3];
+    double v = std::sqrt(alpha[i / 3]) * P.efield[i];
+    for (int64_t k = 0; k < i; ++k) v -= Li[k] * y[k];
+    y[i] = v / Li[i];
+  }
+  for (int64_t i = m3 - 1; i >= 0; --i) {  // L^T nu = y
+    double v = y[i];
+    for (int64_t k = i + 1; k < m3; ++k) v -= M[k * m3 + i] * y[k];
+    y[i] = v / M[i * m3 + i];
+  }
+  for (int64_t i = 0; i < m3; ++i) P.mu[i] = std::sqrt(alpha[i / 3]) * y[i];
+  for (int64_t i = 0; i < n; ++i) {
+    double e = 0.0;
+    for (int x = 0; x < 3; ++x) e += P.mu[3 * i + x] * P.efield[3 * i + x];
+    P.eatom[i] = -0.5 * ke * e;
+    P.energy += P.eatom[i];
+  }
+  // derivatives at fixed mu (E_pol is stationary in mu): forces, dE/dq_i, dE/dalpha_i, virial
+  std::vector<double> wa(9 * n, 0.0);
+  const double* mu = P.mu.data();
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 8)
+  for (int64_t i = 0; i < n; ++i) {
+    const double* mi = &mu[3 * i];
+    double f[3] = {0, 0, 0}, dq = 0.0, da = -0.5 * (mi[0] * mi[0] + mi[1] * mi[1] + mi[2] * mi[2]) /
+                                             (alpha[i] * alpha[i]);
+    double wv[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      const double* mj = &mu[3 * j];
+      const double d[3] = {pos[3 * i] - pos[3 * j], pos[3 * i + 1] - pos[3 * j + 1], pos[3 * i + 2] - pos[3 * j + 2]};
+      const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], r = std::sqrt(r2);
+      const Thole t = thole(r, a, alpha[i], alpha[j]);
+      const double ir3 = 1.0 / (r2 * r), ir5 = ir3 / r2, A3 = t.l3 * ir3, A5 = t.l5 * ir5;
+      const double dA3 = 3.0 * ir3 * (t.s * t.es - t.l3) / r, dA5 = ir5 * (3.0 * t.s * t.s * t.es - 5.0 * t.l5) / r;
+      const double p = mi[0] * d[0] + mi[1] * d[1] + mi[2] * d[2], pj = mj[0] * d[0] + mj[1] * d[1] + mj[2] * d[2];
+      const double mm = mi[0] * mj[0] + mi[1] * mj[1] + mi[2] * mj[2], c = q[j] * p - q[i] * pj;
+      double g[3];
+      for (int x = 0; x < 3; ++x)
+        g[x] = ((c - mm) * dA3 + 3.0 * p * pj * dA5) * d[x] / r + A3 * (q[j] * mi[x] - q[i] * mj[x]) +
+               3.0 * A5 * (pj * mi[x] + p * mj[x]);
+      for (int x = 0; x < 3; ++x) {
+        f[x] += ke * g[x];
+        for (int z = 0; z < 3; ++z) wv[3 * x + z] += 0.5 * ke * d[x] * g[z];
+      }
+      dq += A3 * pj;
+      da += t.s / (2.0 * alpha[i]) * t.es * ((c - mm) * ir3 + 3.0 * t.s * p * pj * ir5);
+    }
+    for (int x = 0; x < 3; ++x) P.forces[3 * i + x] = f[x];
+    P.dq[i] = ke * dq;
+    P.dalpha[i] = ke * da;
+    for (int k = 0; k < 9; ++k) wa[9 * i + k] = wv[k];
+  }
+  for (int64_t i = 0; i < n; ++i)
+    for (int k = 0; k < 9; ++k) P.virial[k] += wa[9 * i + k];
+  return P;
 }
 }  // namespace
 
@@ -145,6 +294,28 @@ PinnModel::PinnModel(const ModelFile& f) {
     if (dispersion_networks_.committee_size() != 1)
       throw InvalidInput(w + ": pinn models do not support committees yet (one dispersion network set)");
   }
+  polarisation_ = has_polarisation_records(f);
+  if (polarisation_) {
+    for (const char* name : {"polarisation.alpha", "polarisation.thole"})
+      if (!f.has(name))
+        throw InvalidInput(w + ": record '" + name + "' is missing (a polarisation term needs polarisation.alpha, "
+                           "polarisation.thole and the polarisation networks)");
+    alpha_ = per_species("polarisation.alpha");
+    for (int32_t k = 0; k < ne; ++k)
+      if (!(alpha_[k] > 0.0))
+        throw InvalidInput(w + ": record 'polarisation.alpha' of " + element_symbol(species_[k]) +
+                           " is not positive (reference polarisabilities in Angstrom^3, > 0)");
+    thole_ = finite_scalar("polarisation.thole");
+    if (!(thole_ > 0.0 && thole_ <= 100.0)) {
+      std::ostringstream m;
+      m << w << ": record 'polarisation.thole' is " << thole_ << ", outside (0, 100] (Thole damping a, AMOEBA 0.39)";
+      throw InvalidInput(m.str());
+    }
+    polarisation_networks_ =
+        AtomicNetworks::from_file(f, "polarisation_network.", "polarisation_scaling.", n_inputs, 1);
+    if (polarisation_networks_.committee_size() != 1)
+      throw InvalidInput(w + ": pinn models do not support committees yet (one polarisation network set)");
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
@@ -182,6 +353,17 @@ std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
   } else {
     d.emplace_back("dispersion", "none");
   }
+  if (polarisation_) {
+    std::ostringstream ps;
+    ps << "induced point dipoles mu = alpha (E_q + T mu), Thole damping a = " << thole_
+       << " (charge-dipole and dipole-dipole), solved exactly; open boundaries only; alpha_i = alpha_k (softplus(NN_a) + "
+       << kPolarisationFloor << "), alpha_k:";
+    for (int32_t k = 0; k < static_cast<int32_t>(species_.size()); ++k)
+      ps << " " << element_symbol(species_[k]) << " " << alpha_[k] << " A^3;";
+    d.emplace_back("polarisation", ps.str());
+  } else {
+    d.emplace_back("polarisation", "none");
+  }
   return d;
 }
 
@@ -193,6 +375,9 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
     throw InvalidInput("pinn model: the cell is periodic along some directions only; its electrostatics needs "
                        "all three periodic (Ewald sum) or none (open boundaries)");
   const bool periodic = n_periodic == 3;
+  if (periodic && polarisation_)
+    throw InvalidInput("pinn model: polarisation is implemented for open boundaries only; periodic dipolar Ewald is "
+                       "not implemented");
   if (periodic && req.cell == nullptr)
     throw InvalidInput("pinn model: a periodic system needs the cell (ComputeRequest::cell)");
   if (req.per_atom_virial)
@@ -200,6 +385,9 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   if (!std::isfinite(req.total_charge))
     throw InvalidInput("pinn model: the total charge " + std::to_string(req.total_charge) + " is not finite");
   const int64_t nc = nl.n_centres, nt = nl.n_total, nf = descriptor_->n_features();
+  if (polarisation_ && nc > kMaxPolarisableAtoms)
+    throw InvalidInput("pinn model: polarisation solves a dense 3N x 3N system; " + std::to_string(nc) +
+                       " atoms exceed the limit of " + std::to_string(kMaxPolarisableAtoms));
   std::vector<double> G(nc * nf);
   descriptor_->compute(nl, G.data(), req.n_threads);  // validates the list
   const bool forces = req.forces;
@@ -208,6 +396,8 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   std::vector<double> gE(forces ? nc * nf : 0, 0.0), gq(forces ? nc * nf : 0, 0.0),
       gw(forces && weighted_ ? nc * nf : 0, 0.0), gd(forces && dispersion_ ? nc * nf : 0, 0.0);
   std::vector<double> cdisp(dispersion_ ? nc : 0), dcdisp(dispersion_ ? nc : 0);  // c_i, dc_i/dNN_c
+  std::vector<double> gp(forces && polarisation_ ? nc * nf : 0, 0.0);
+  std::vector<double> apol(polarisation_ ? nc : 0), dapol(polarisation_ ? nc : 0);  // alpha_i, dalpha_i/dNN_a
   const int nt_threads = resolve_threads(req.n_threads);
   {
     WorkspacePool<AtomicNetworks::Workspace>::Lease lease(pool_, nt_threads);
@@ -216,6 +406,7 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
       charge_networks_.prepare(lease[k]);
       if (weighted_) weight_networks_.prepare(lease[k]);
       if (dispersion_) dispersion_networks_.prepare(lease[k]);
+      if (polarisation_) polarisation_networks_.prepare(lease[k]);
     }
 #pragma omp parallel num_threads(nt_threads)
     {
@@ -242,6 +433,12 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
           cdisp[c] = softplus(yd) + kDispersionFloor;
           dcdisp[c] = sigmoid(yd);
         }
+        if (polarisation_) {
+          double ya = 0.0;
+          polarisation_networks_.evaluate(k, g, &ya, nullptr, forces ? &gp[c * nf] : nullptr, ws);
+          apol[c] = alpha_[k] * (softplus(ya) + kPolarisationFloor);
+          dapol[c] = alpha_[k] * sigmoid(ya);
+        }
       }
     }
   }
@@ -267,6 +464,17 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   opt.min_distance = req.min_distance;
   opt.n_threads = req.n_threads;
   const ElectrostaticsResult el = electrostatics(pos.data(), q.data(), sig.data(), nc, req.cell, periodic, opt);
+  Polarisation pol;
+  if (polarisation_) {
+    for (int64_t c = 0; c < nc; ++c)
+      if (!std::isfinite(apol[c]))
+        throw InvalidInput("pinn model: non-finite polarisability for centre " + std::to_string(c));
+    pol = induced_dipoles(pos.data(), q.data(), apol.data(), nc, thole_, nt_threads);
+  }
+  // dE/dq_i: the electrostatic potential plus the polarisation term's charge derivative
+  std::vector<double> phi(el.potential.begin(), el.potential.end());
+  if (polarisation_)
+    for (int64_t c = 0; c < nc; ++c) phi[c] += pol.dq[c];
   for (int64_t c = 0; c < nc && dispersion_; ++c)
     if (!std::isfinite(cdisp[c]))
       throw InvalidInput("pinn model: non-finite dispersion scaling for centre " + std::to_string(c));
@@ -325,6 +533,11 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
       out.atomic_energies[c] += edisp[c];
       out.energy += edisp[c];
     }
+  if (polarisation_)
+    for (int64_t c = 0; c < nc; ++c) {
+      out.atomic_energies[c] += pol.eatom[c];
+      out.energy += pol.eatom[c];
+    }
   if (!std::isfinite(out.energy)) throw InvalidInput("pinn model: the energy is not finite");
   out.committee_energies.assign(1, out.energy);
   out.energy_uncertainty = 0.0;
@@ -333,11 +546,11 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
     // dE/dG: short-range part plus the charge-derivative part (header comment)
     const double W = sums[1], lambda = nc > 0 ? (sums[0] - req.total_charge) / W : 0.0;
     double phibar = 0.0;
-    for (int64_t c = 0; c < nc; ++c) phibar += partials[2 * c + 1] * el.potential[c];
+    for (int64_t c = 0; c < nc; ++c) phibar += partials[2 * c + 1] * phi[c];
     if (nc > 0) phibar /= W;
     std::vector<double> dEdG(nc * nf, 0.0);
     for (int64_t c = 0; c < nc; ++c) {
-      const double u = el.potential[c] - phibar;
+      const double u = phi[c] - phibar;
       const double aq = u * charge_scale_, aw = -lambda * u * dw[c];
       for (int64_t j = 0; j < nf; ++j) {
         double v = energy_scale_ * gE[c * nf + j] + aq * gq[c * nf + j];
@@ -348,6 +561,10 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
         const double ad = edisp[c] / cdisp[c] * dcdisp[c];
         for (int64_t j = 0; j < nf; ++j) dEdG[c * nf + j] += ad * gd[c * nf + j];
       }
+      if (polarisation_) {  // dE/dalpha_i at fixed mu; dalpha_i/dNN_a = alpha_k sigmoid(NN_a)
+        const double ap = pol.dalpha[c] * dapol[c];
+        for (int64_t j = 0; j < nf; ++j) dEdG[c * nf + j] += ap * gp[c * nf + j];
+      }
     }
     out.forces.assign(3 * nt, 0.0);
     descriptor_->vjp(nl, dEdG.data(), out.forces.data(), out.virial, nullptr, req.n_threads);
@@ -356,10 +573,14 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
       for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += el.forces[3 * c + d];
       if (dispersion_)
         for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += fdisp[3 * c + d];
+      if (polarisation_)
+        for (int d = 0; d < 3; ++d) out.forces[3 * p + d] += pol.forces[3 * c + d];
     }
     for (int k = 0; k < 9; ++k) out.virial[k] += el.virial[k];
     if (dispersion_)
       for (int k = 0; k < 9; ++k) out.virial[k] += wdisp[k];
+    if (polarisation_)
+      for (int k = 0; k < 9; ++k) out.virial[k] += pol.virial[k];
     for (double x : out.forces)
       if (!std::isfinite(x)) throw InvalidInput("pinn model: non-finite forces");
   }
@@ -368,6 +589,9 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
   out.dipole.assign(3, 0.0);
   for (int64_t c = 0; c < nc; ++c)
     for (int d = 0; d < 3; ++d) out.dipole[d] += q[c] * pos[3 * c + d];
+  if (polarisation_)  // plus the induced dipoles
+    for (int64_t c = 0; c < nc; ++c)
+      for (int d = 0; d < 3; ++d) out.dipole[d] += pol.mu[3 * c + d];
 }
 
 /// Registry entry (src/models/list.def).

@@ -1,4 +1,5 @@
-// Model type "pinn": physics-embedded potential, E = E_short + E_elec [+ E_disp] (internal header).
+// Model type "pinn": physics-embedded potential, E = E_short + E_elec [+ E_disp] [+ E_pol]
+// (internal header).
 //
 //   O. T. Unke, M. Meuwly, J. Chem. Theory Comput. 15, 3678 (2019) (PhysNet: a local energy
 //   network plus the Coulomb energy of network-predicted charges, total charge conserved);
@@ -14,7 +15,7 @@
 //   E_elec    = electrostatics(r, q, sigma) of electrostatics/ewald.hpp (Gaussian charges of
 //               width sigma_k = electrostatics.sigma[k]; Ewald sum for periodic cells, direct
 //               sum for open boundaries; no Gaussian self-energy)
-//   E         = sum_i E_i^short + E_elec + E_disp
+//   E         = sum_i E_i^short + E_elec + E_disp + E_pol
 //
 // Optional dispersion term (all records dispersion.*, dispersion_network.*, dispersion_scaling.*
 // present, or none: then E_disp = 0 and every output is as without the term, bit for bit):
@@ -40,6 +41,40 @@
 // -1/2 sum_ij r_ij (x) de_ij/dr_ij plus the descriptor virial of that dE/dG. The atomic energies
 // gain E_i^disp = 1/2 sum_j e_ij.
 //
+// Optional polarisation term, OPEN BOUNDARIES ONLY (all records polarisation.*,
+// polarisation_network.*, polarisation_scaling.* present, or none: then E_pol = 0 and every output
+// is as without the term, bit for bit; a periodic request with the term throws InvalidInput
+// "polarisation is implemented for open boundaries only; periodic dipolar Ewald is not
+// implemented", which LAMMPS and OpenMM pass on). Induced point dipoles with Thole damping
+// (B. T. Thole, Chem. Phys. 59, 341 (1981); the AMOEBA exponential form of P. Ren, J. W. Ponder,
+// J. Phys. Chem. B 107, 5933 (2003)); k_e = units::kCoulombInEVAngstrom; fields in e/A^2:
+//
+//   alpha_i = polarisation.alpha[k] (softplus(NN_a(x_i)) + 1e-3)   (A^3, > 0; x_i from
+//             polarisation_scaling.*)
+//   s_ij    = a r_ij^3 / sqrt(alpha_i alpha_j)   (a = polarisation.thole, AMOEBA 0.39)
+//   l3      = 1 - exp(-s),  l5 = 1 - (1 + s) exp(-s)
+//   E_i^q   = sum_{j != i} q_j l3 d_ij / r^3,   d_ij = r_i - r_j       (permanent field)
+//   T_ij    = 3 l5 d d^T / r^5 - l3 I / r^3                            (dipole field tensor)
+//   mu      = alpha (E^q + T mu),   E_pol = -k_e/2 sum_i mu_i . E_i^q
+//
+// Damping: the same Thole functions damp the charge-dipole (l3) and dipole-dipole (l3, l5)
+// interactions, as in AMOEBA; the permanent charges enter E_pol as point charges (their Gaussian
+// widths sigma apply to E_elec only); every pair counts (no topology, so no intramolecular
+// exclusions). Solve: (1 - S T S) nu = S E^q, S = diag(sqrt(alpha)), mu = S nu, dense Cholesky
+// of the 3N x 3N matrix (N <= 2000 centres, else InvalidInput; a matrix that is not positive
+// definite, a polarisation catastrophe, throws InvalidInput). E_pol equals the minimum of
+// U(mu) = k_e [sum mu_i^2 / (2 alpha_i) - sum mu_i . E_i^q - 1/2 sum_{i != j} mu_i T_ij mu_j],
+// so forces need no dmu/dr: with U_ij = -k_e [l3/r^3 (q_j mu_i.d - q_i mu_j.d - mu_i.mu_j)
+// + 3 l5/r^5 (mu_i.d)(mu_j.d)] per pair at fixed mu,
+//   F_i        -= dU_ij/dr_i (explicit, Thole functions included),
+//   dE/dq_i     = k_e sum_j l3 (mu_j . d_ij) / r^3   (added to phi_i in the charge chain rule below),
+//   dE/dalpha_i = -k_e |mu_i|^2 / (2 alpha_i^2) + sum_j (s / (2 alpha_i)) e^-s k_e
+//                 [(q_j mu_i.d - q_i mu_j.d - mu_i.mu_j) / r^3 + 3 s (mu_i.d)(mu_j.d) / r^5],
+// and dE/dG_i gains dE/dalpha_i polarisation.alpha[k] sigmoid(NN_a) dNN_a/dG_i in the same
+// descriptor VJP. Virial: the pair virial sum_{i<j} d_ij (x) F_i^(ij) plus the descriptor
+// virial. The atomic energies gain -k_e/2 mu_i . E_i^q; the dipole gains sum_i mu_i. Cost
+// O(N^2) for the fields and O((3N)^3 / 3) for the solve (threaded).
+//
 // Forces, exact for the total energy (the charges depend on the positions through G):
 //
 //   F = -dE_short/dr - dE_elec/dr|_q - sum_i phi_i dq_i/dr,   phi_i = dE_elec/dq_i
@@ -53,8 +88,8 @@
 //
 // Atomic energies: E_i^short + q_i phi_i / 2 (they sum to E, since E_elec = sum_i q_i phi_i / 2).
 // Charges (e), the dipole about the origin (e*Angstrom) and charge_partials are filled as by the
-// dipole model. Committees are not supported (committee_size must be 1). Polarisation is not
-// part of this model (yet).
+// dipole model. Committees are not supported (committee_size must be 1). With the polarisation
+// term, phi_i above is phi_i + dE_pol/dq_i.
 //
 // Capabilities kEnergy | kCharges | kDipole | kLongRange: the electrostatic sum runs over the
 // view's centres, so they must be every atom of the system (the core's own lists); the cell and
@@ -67,7 +102,9 @@
 // (n_elements, Angstrom, >= 0), electrostatics.accuracy (Ewald error control, [1e-15, 0.1]);
 // optional: dispersion.c6 (n_elements, eV*Angstrom^6, >= 0), dispersion.r0 (n_elements,
 // Angstrom, > 0), dispersion.r_on, dispersion.r_cut (Angstrom, 0 <= r_on < r_cut <= 25),
-// dispersion_network.*, dispersion_scaling.* (as network.*, scaling.*; one member).
+// dispersion_network.*, dispersion_scaling.* (as network.*, scaling.*; one member);
+// optional: polarisation.alpha (n_elements, Angstrom^3, > 0), polarisation.thole (scalar,
+// (0, 100]), polarisation_network.*, polarisation_scaling.* (one member).
 #pragma once
 #include <memory>
 #include <string>
@@ -109,6 +146,11 @@ class PinnModel : public Model {
   AtomicNetworks dispersion_networks_;
   std::vector<double> c6_, r0_;  // per element: eV*Angstrom^6, Angstrom
   double r_on_ = 0.0, r_disp_ = 0.0;
+  // optional polarisation term (records polarisation.*, polarisation_network.*, polarisation_scaling.*)
+  bool polarisation_ = false;
+  AtomicNetworks polarisation_networks_;
+  std::vector<double> alpha_;  // per element: Angstrom^3
+  double thole_ = 0.39;
   mutable WorkspacePool<AtomicNetworks::Workspace> pool_;
 };
 
