@@ -345,3 +345,25 @@ def test_dispersion_matches_python(tmp_path, case):
         d = check_against_python(run_mpi(tmp_path, n, cmds), ref, 1.0, atoms.pbc.all())
         print(f"dispersion {case}, {n} rank(s): max relative difference energy {d[0]:.1e} forces {d[1]:.1e} "
               f"virial {d[2]:.1e} per-atom energies {d[3]:.1e}")
+
+
+@pytest.mark.skipif(mpiexec() is None, reason="mpich wheel not installed")
+def test_polarisation_matches_python_and_periodic_refused(tmp_path):
+    """A pinn model with the polarisation term (tests/test_pinn_polarisation.py): a molecule
+    (boundary f f f, total charge +1) on 1 and 2 ranks equals Python to 1e-8; a periodic box gets
+    the core's refusal (open boundaries only)."""
+    from test_pinn_polarisation import pol_file
+
+    model = pol_file(tmp_path)
+    atoms = protonated_cluster()
+    write_data(tmp_path / "in.data", atoms)
+    pot = atomforge.load(model)
+    ref = pot.compute(atoms.positions, atoms.numbers, charge=1.0)
+    cmds = commands(tmp_path / "in.data", model, boundary="f f f", pair_extra="charge 1.0")
+    for n in (1, 2):
+        d = check_against_python(run_mpi(tmp_path, n, cmds), ref, 1.0, False)
+        print(f"polarisation molecule, {n} rank(s): max relative difference energy {d[0]:.1e} forces {d[1]:.1e} "
+              f"per-atom energies {d[3]:.1e}")
+    write_data(tmp_path / "per.data", triclinic())
+    _fails(tmp_path / "per.data", commands(tmp_path / "per.data", model), "polarisation is implemented for open "
+                                                                          "boundaries only")

@@ -419,3 +419,15 @@ def test_openmm_molecule_and_periodic_refusal(tmp_path):
     with pytest.raises(Exception, match="open boundaries only"):
         tp._openmm_evaluate(openmm, afo.AtomForgeForce(str(path), num, periodic=True), len(num), pos, "Reference",
                             cell)
+
+
+def test_too_many_atoms_refused(tmp_path):
+    """The dense solve is limited to 2000 atoms (MAX_POLARISABLE_ATOMS); beyond, a clear error."""
+    from atomforge.models.pinn import MAX_POLARISABLE_ATOMS
+
+    pot = load(pol_file(tmp_path))
+    n = MAX_POLARISABLE_ATOMS + 1
+    g = np.stack(np.meshgrid(*[np.arange(13)] * 3, indexing="ij"), -1).reshape(-1, 3)[:n] * 2.0
+    atoms = Atoms(numbers=np.full(n, 1), positions=g)
+    with pytest.raises(ValueError, match="2001 atoms exceed the limit of 2000"):
+        pot.compute(atoms, charge=0.0)

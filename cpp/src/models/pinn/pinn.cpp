@@ -125,25 +125,58 @@ Polarisation induced_dipoles(const double* pos, const double* q, const double* a
       M[(3 * i + x) * m3 + 3 * i + x] = 1.0;
     }
   }
-  // Cholesky M = L L^T in place (lower triangle; left-looking, rows contiguous)
-  for (int64_t j = 0; j < m3; ++j) {
-    double* Lj = &M[j * m3];
-    double dsum = Lj[j];
-    for (int64_t k = 0; k < j; ++k) dsum -= Lj[k] * Lj[k];
-    if (!(dsum > 0.0))
-      throw InvalidInput("pinn model: the induced-dipole equations have no stable solution (polarisation "
-                         "catastrophe: 1 - alpha^1/2 T alpha^1/2 is not positive definite); polarisabilities "
-                         "too large for the Thole damping at these distances");
-    const double ljj = std::sqrt(dsum);
-    Lj[j] = ljj;
-#pragma omp parallel for num_threads(n_threads) schedule(static)
-    for (int64_t i = j + 1; i < m3; ++i) {
-      double* Li = &M[i * m3];
-      double v = Li[j];
-      for (int64_t k = 0; k < j; ++k) v -= Li[k] * Lj[k];
-      Li[j] = v / ljj;
+  // Cholesky M = L L^T in place (lower triangle), blocked right-looking with row-contiguous dot
+  // products: two parallel loops per block of kBlock columns (few synchronisations on a loaded
+  // machine); every entry is updated in the same order for any thread count.
+  constexpr int64_t kBlock = 64;
+  bool positive = true;
+  for (int64_t kb = 0; kb < m3 && positive; kb += kBlock) {
+    const int64_t ke = std::min(kb + kBlock, m3);
+    for (int64_t j = kb; j < ke && positive; ++j) {  // diagonal block
+      double* Lj = &M[j * m3];
+      double dsum = Lj[j];
+      for (int64_t k = kb; k < j; ++k) dsum -= Lj[k] * Lj[k];
+      if (!(dsum > 0.0)) {
+        positive = false;
+        break;
+      }
+      Lj[j] = std::sqrt(dsum);
+      for (int64_t i = j + 1; i < ke; ++i) {
+        double* Li = &M[i * m3];
+        double v = Li[j];
+        for (int64_t k = kb; k < j; ++k) v -= Li[k] * Lj[k];
+        Li[j] = v / Lj[j];
+      }
+    }
+    if (!positive || ke == m3) break;
+#pragma omp parallel num_threads(n_threads)
+    {
+#pragma omp for schedule(static)
+      for (int64_t i = ke; i < m3; ++i) {  // panel below the diagonal block
+        double* Li = &M[i * m3];
+        for (int64_t j = kb; j < ke; ++j) {
+          const double* Lj = &M[j * m3];
+          double v = Li[j];
+          for (int64_t k = kb; k < j; ++k) v -= Li[k] * Lj[k];
+          Li[j] = v / Lj[j];
+        }
+      }
+#pragma omp for schedule(dynamic, 16)
+      for (int64_t i = ke; i < m3; ++i) {  // trailing update of the lower triangle
+        double* Li = &M[i * m3];
+        for (int64_t j = ke; j <= i; ++j) {
+          const double* Lj = &M[j * m3];
+          double v = 0.0;
+          for (int64_t k = kb; k < ke; ++k) v += Li[k] * Lj[k];
+          Li[j] -= v;
+        }
+      }
     }
   }
+  if (!positive)
+    throw InvalidInput("pinn model: the induced-dipole equations have no stable solution (polarisation "
+                       "catastrophe: 1 - alpha^1/2 T alpha^1/2 is not positive definite); polarisabilities "
+                       "too large for the Thole damping at these distances");
   std::vector<double> y(m3);
   for (int64_t i = 0; i < m3; ++i) {  // L y = S E
     const double* Li = &M[i * m3];
