@@ -185,13 +185,15 @@ def mutate(seed: bytes, rng: np.random.Generator) -> Tuple[bytes, str]:
 # ----------------------------------------------------------------------------- the oracle
 def _structure_for(pot):
     """A small structure the loaded model can evaluate: its molecule (sGDML) or a few atoms of
-    each of its elements in a periodic box."""
+    each of its elements in a periodic box (as a molecule for a pinn model with polarisation)."""
     if pot.model_type == "sgdml":
         from ase.build import molecule
         return molecule("H2O").positions, molecule("H2O").numbers, None, None
     rng = np.random.default_rng(0)
     numbers = np.repeat(pot.species, 2)[:6]
     pos = rng.uniform(0, 5.0, (len(numbers), 3))
+    if pot.model_type == "pinn" and dict(pot.describe()).get("polarisation", "none") != "none":
+        return pos, numbers, None, None  # the polarisation term is for open boundaries only
     return pos, numbers, np.eye(3) * 6.0, True
 
 

@@ -431,3 +431,23 @@ def test_too_many_atoms_refused(tmp_path):
     atoms = Atoms(numbers=np.full(n, 1), positions=g)
     with pytest.raises(ValueError, match="2001 atoms exceed the limit of 2000"):
         pot.compute(atoms, charge=0.0)
+
+
+def test_mutated_polarisation_model_files_give_clear_errors(tmp_path):
+    """200 seeded mutations of a pinn model file with the polarisation records
+    (tests/model_fuzz.py): both readers give the documented error or load, agree on which files
+    they accept, and what loads evaluates."""
+    import model_fuzz
+
+    seed = pol_file(tmp_path).read_bytes()
+    assert model_fuzz.run_case(seed) == {"python": "ok", "core": "ok", "compute": "ok"}
+    findings, caught = [], 0
+    for i, base, what, data in model_fuzz.cases(200, seed=16, seeds={"pinn": seed}):
+        r = model_fuzz.run_case(data)
+        if any(v.startswith("unexpected") for v in r.values()):
+            findings.append((i, what, r))
+        elif (r["python"] == "ok") != (r["core"] == "ok"):
+            findings.append((i, what, r, "the readers disagree"))
+        caught += r["python"] == "clear" and r["core"] == "clear"
+    assert not findings, findings[:10]
+    assert caught > 50
