@@ -254,8 +254,8 @@ class TorchPinn(nn.Module):
         and the switch from ``r_on`` to ``r_cut`` (Angstrom).
         polarisation: add the polarisation term (molecules only), with polarisability networks of
         ``polarisation_hidden`` (initialised so that alpha_i is about the reference), reference
-        polarisabilities ``alpha`` (Angstrom^3; default
-        :func:`~atomforge.models.pinn.polarisation_reference`) and Thole damping ``thole``.
+        ``alpha`` (Angstrom^3) per element (default: :func:`~atomforge.models.pinn.polarisation_reference`)
+        and the Thole damping ``thole``.
 
     Raises ValueError for a bad sigma or accuracy and what TorchBPNN / TorchDipole raise.
     """
