@@ -474,3 +474,21 @@ def test_blocked_solve_larger_cluster(tmp_path):
     assert abs(r1.energy - E[0].item()) < 1e-10 * abs(r1.energy)
     assert np.abs(r1.forces - F.detach().numpy()).max() < 1e-10
     assert np.abs(r1.dipole - mu[0].detach().numpy()).max() < 1e-10
+
+
+def test_ase_calculator(tmp_path):
+    """ASE: energy, forces and the dipole (permanent plus induced) of the core; charge from
+    atoms.info."""
+    from atomforge.ase import AtomForgeCalculator
+
+    path = pol_file(tmp_path)
+    atoms, Q = molecules()[0]
+    atoms = atoms.copy()
+    atoms.info["charge"] = Q
+    atoms.calc = AtomForgeCalculator(str(path))
+    r = load(path).compute(atoms, charge=Q)
+    assert atoms.get_potential_energy() == pytest.approx(r.energy, rel=1e-14)
+    assert np.allclose(atoms.get_forces(), r.forces, rtol=0, atol=1e-12)
+    mu = atoms.get_dipole_moment()
+    assert np.allclose(mu, r.dipole, rtol=0, atol=1e-12)
+    assert np.abs(mu - r.charges @ atoms.positions).max() > 1e-3  # the induced dipoles are in it
