@@ -29,6 +29,10 @@ Protocol:
    a ``bpnn`` model with the same ACSF descriptor (r_c 4.5 A, 8 radial, 2 angular), the same
    short-range networks (32, 32, tanh) and the same schedule; the ``pinn`` adds the charge
    networks (16, 16) and Gaussian charges of width sigma = 1 A (``atomforge train`` defaults).
+   A third model, ``pinn+dipoles``, is the same pinn trained on the same frames with the GFN2-xTB
+   dipoles added to the loss (``pinn.dipole_weight`` DIPOLE_WEIGHT): energies and forces of near-
+   contact frames alone need not fix the charges (the short-range networks can absorb the
+   electrostatics inside r_c), the dipoles do.
 3. Scans: fragment B is translated rigidly along the heavy-atom axis of the optimised complex,
    d from d_eq - 0.3 A to 15 A. Energies are relative to the separated limit: for GFN2-xTB the sum
    of the fragments computed alone (charges +1 / 0 e or 0 / 0 e), for the models the complex at
@@ -55,6 +59,7 @@ ROOT = Path(__file__).resolve().parents[1]
 R_C = 4.5            # descriptor cutoff, Angstrom
 TABLE_D = [3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0, 15.0]  # Angstrom
 FAR = 1000.0         # "separated" distance for the models, Angstrom
+DIPOLE_WEIGHT = 2.0  # pinn.dipole_weight of the "pinn+dipoles" model
 
 
 def xtb(atoms, charge):
@@ -136,7 +141,9 @@ def min_inter(pos, nA):
 
 
 def training_frames(eq, nA, heavy, Q, n, d_lo, d_hi, seed):
-    """n labelled ase.Atoms (energy, forces; info charge) near contact (module docstring)."""
+    """n labelled ase.Atoms (energy eV, forces eV/A, dipole e*A about the coordinate origin as
+    GFN2-xTB gives it; info charge e) near contact (module docstring); also the number of frames
+    whose fragments are beyond each other's cutoff."""
     from ase import Atoms
     from ase.calculators.singlepoint import SinglePointCalculator
 
@@ -153,10 +160,10 @@ def training_frames(eq, nA, heavy, Q, n, d_lo, d_hi, seed):
         pos = pos + rng.normal(scale=0.03, size=pos.shape)
         a = Atoms(numbers=eq.numbers, positions=pos)
         try:
-            e, f, _, _ = xtb(a, Q)
+            e, f, _, mu = xtb(a, Q)
         except Exception:  # SCF failure: skip the structure
             continue
-        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        a.calc = SinglePointCalculator(a, energy=e, forces=f, dipole=mu)
         a.info["charge"] = float(Q)
         a.info["separation"] = float(d)
         n_far += min_inter(pos, nA) > R_C
@@ -164,26 +171,32 @@ def training_frames(eq, nA, heavy, Q, n, d_lo, d_hi, seed):
     return frames, n_far
 
 
-def train_both(xyz, work, epochs, max_minutes, seed=0, reuse=False):
-    """Train bpnn and pinn on the same frames; returns {model: (model path, metrics dict, seconds)}.
+#: the models trained on each system's frames: name -> (model type, pinn section or None)
+MODELS = {"bpnn": ("bpnn", None),
+          "pinn": ("pinn", {"sigma": 1.0, "charge_hidden": [16, 16]}),
+          "pinn+dipoles": ("pinn", {"sigma": 1.0, "charge_hidden": [16, 16], "dipole_weight": DIPOLE_WEIGHT})}
+
+
+def train_all(xyz, work, epochs, max_minutes, seed=0, reuse=False):
+    """Train every model of MODELS on the same frames; returns {name: (model path, metrics dict, seconds)}.
     reuse: keep a finished run (model.afm and metrics.json in its folder) instead of training again."""
     from atomforge.train import train
 
     out = {}
-    for model in ("bpnn", "pinn"):
-        run = Path(work) / f"{Path(xyz).stem}_{model}"
+    for model, (mtype, pinn) in MODELS.items():
+        run = Path(work) / f"{Path(xyz).stem}_{model.replace('+', '_')}"
         if reuse and (run / "model.afm").is_file() and (run / "metrics.json").is_file():
             m = json.loads((run / "metrics.json").read_text())
             out[model] = (run / "model.afm", m, m["training"]["wall_seconds"])
             continue
-        cfg = {"model": model, "data": str(xyz), "length_unit": "angstrom", "energy_unit": "ev",
+        cfg = {"model": mtype, "data": str(xyz), "length_unit": "angstrom", "energy_unit": "ev",
                "validation_fraction": 0.1, "test_fraction": 0.1, "seed": seed,
                "descriptor": {"type": "acsf", "r_c": R_C, "n_radial": 8, "n_angular": 2},
                "network": {"hidden": [32, 32], "activation": "tanh"},
                "training": {"epochs": epochs, "batch_size": 8, "threads": 1, "max_minutes": max_minutes,
                             "learning_rate": 0.002}}
-        if model == "pinn":
-            cfg["pinn"] = {"sigma": 1.0, "charge_hidden": [16, 16]}
+        if pinn is not None:
+            cfg["pinn"] = dict(pinn)
         t = time.time()
         m = train(cfg, run, progress=False, log=lambda s: None)
         out[model] = (run / "model.afm", m, time.time() - t)
@@ -223,7 +236,7 @@ def run_system(name, args, work):
         t_label = time.time() - t
         write(xyz, frames, format="extxyz")
         side.write_text(json.dumps({"frames_with_fragments_beyond_r_c": int(n_far), "labelling_s": t_label}))
-    models = train_both(xyz, work, args.epochs, args.max_minutes, reuse=args.reuse)
+    models = train_all(xyz, work, args.epochs, args.max_minutes, reuse=args.reuse)
     pots = {k: atomforge.load(v[0]) for k, v in models.items()}
     for p in pots.values():
         p.warn_extrapolation = False  # the scan leaves the training range on purpose (d > r_c + 1.5 A)
@@ -232,7 +245,7 @@ def run_system(name, args, work):
     from atomforge.electrostatics import ewald
 
     ref, pred, qfrag_xtb, coul_xtb = [], {k: [] for k in pots}, [], []
-    qfrag_pinn, mu_pinn = [], []
+    qfrag, mu_frag = {k: [] for k in pots if k != "bpnn"}, {k: [] for k in pots if k != "bpnn"}
     for d in list(grid) + [FAR]:
         a = Atoms(numbers=eq.numbers, positions=place(eq, nA, heavy, d))
         if d != FAR:
@@ -243,15 +256,14 @@ def run_system(name, args, work):
             coul_xtb.append(ewald(a.positions, q)["energy"] - ewald(a.positions[:nA], q[:nA])["energy"]
                             - ewald(a.positions[nA:], q[nA:])["energy"])
         for k, p in pots.items():
-            r = p.compute(a, charge=Q) if k == "pinn" else p.compute(a)
+            r = p.compute(a, charge=Q) if k != "bpnn" else p.compute(a)
             pred[k].append(r.energy)
-            if k == "pinn":
-                qfrag_pinn.append((float(r.charges[:nA].sum()), float(r.charges[nA:].sum())))
-                qB = r.charges[nA:]
-                mu_pinn.append(float(np.linalg.norm(qB @ (a.positions[nA:] - a.positions[heavy[1]]))))
+            if k != "bpnn":
+                qfrag[k].append((float(r.charges[:nA].sum()), float(r.charges[nA:].sum())))
+                qB = r.charges[nA:]  # dipole of the acceptor water about its O
+                mu_frag[k].append(float(np.linalg.norm(qB @ (a.positions[nA:] - a.positions[heavy[1]]))))
     ref = np.array(ref)
     curves = {k: np.array(v[:-1]) - v[-1] for k, v in pred.items()}  # relative to d = 1000 A
-    # pinn's Coulomb energy between the fragments along the scan, from its own charges (point/Gaussian)
     tail = {}
     for label, sel in (("d > r_c", grid > R_C), ("d > training range", grid > d_hi)):
         tail[label] = {}
@@ -272,8 +284,8 @@ def run_system(name, args, work):
         if d < grid[0]:
             continue
         i = int(np.argmin(np.abs(grid - d)))
-        table.append({"d": float(grid[i]), "xtb": float(ref[i]), "pinn": float(curves["pinn"][i]),
-                      "bpnn": float(curves["bpnn"][i]), "xtb_charges_coulomb": float(coul_xtb[i])})
+        table.append({"d": float(grid[i]), "xtb": float(ref[i]), **{k: float(c[i]) for k, c in curves.items()},
+                      "xtb_charges_coulomb": float(coul_xtb[i])})
     i15 = int(np.argmin(np.abs(grid - 15.0)))
     res = {
         "name": name, "total_charge_e": Q, "n_atoms": len(eq), "fragment_A_atoms": nA, "d_eq_A": d_eq,
@@ -287,15 +299,20 @@ def run_system(name, args, work):
                    for k, v in models.items()},
         "bpnn_flat_from_d_A": d_flat, "fragments_beyond_r_c_from_d_A": d_out,
         "xtb_fragment_charges_at_15A": qfrag_xtb[i15], "xtb_water_dipole_eA": mu_w_rel,
-        "pinn_fragment_charges_at_15A": qfrag_pinn[i15], "pinn_fragment_charges_at_d_eq": qfrag_pinn[0],
-        "pinn_water_dipole_at_15A_eA": mu_pinn[i15],
+        "fragment_charges_at_15A": {k: v[i15] for k, v in qfrag.items()},
+        "fragment_charges_at_d_eq": {k: v[int(np.argmin(np.abs(grid - d_eq)))] for k, v in qfrag.items()},
+        "water_dipole_at_15A_eA": {k: v[i15] for k, v in mu_frag.items()},
         "tail_errors": tail, "table": table,
-        "scan": {"d_A": grid.tolist(), "xtb_eV": ref.tolist(), "pinn_eV": curves["pinn"].tolist(),
-                 "bpnn_eV": curves["bpnn"].tolist(), "xtb_charges_coulomb_eV": coul_xtb,
-                 "xtb_fragment_charges": qfrag_xtb, "pinn_fragment_charges": qfrag_pinn[:-1],
-                 "pinn_water_dipole_eA": mu_pinn[:-1]},
+        "scan": {"d_A": grid.tolist(), "xtb_eV": ref.tolist(), **{f"{k}_eV": c.tolist() for k, c in curves.items()},
+                 "xtb_charges_coulomb_eV": coul_xtb, "xtb_fragment_charges": qfrag_xtb,
+                 **{f"{k}_fragment_charges": v[:-1] for k, v in qfrag.items()},
+                 **{f"{k}_water_dipole_eA": v[:-1] for k, v in mu_frag.items()}},
     }
     return res
+
+
+STYLE = {"bpnn": "C3-.", "pinn": "C0--", "pinn+dipoles": "C2:"}
+LABEL = {"bpnn": "bpnn (short range)", "pinn": "pinn (E, F)", "pinn+dipoles": "pinn (E, F, dipoles)"}
 
 
 def plot(results, path):
@@ -315,17 +332,18 @@ def plot(results, path):
             a.axvspan(*r["training"]["d_range_A"], color="0.92", label="training range" if a is ax[0, c] else None)
             a.axvline(R_C, color="0.5", ls=":", lw=1)
         ax[0, c].plot(d, 1000 * x, "k-", lw=2, label="GFN2-xTB")
-        ax[0, c].plot(d, 1000 * np.array(s["pinn_eV"]), "C0--", label="pinn")
-        ax[0, c].plot(d, 1000 * np.array(s["bpnn_eV"]), "C3-.", label="bpnn (short range)")
+        for k, st in STYLE.items():
+            ax[0, c].plot(d, 1000 * np.array(s[f"{k}_eV"]), st, label=LABEL[k])
         ax[0, c].plot(d, 1000 * np.array(s["xtb_charges_coulomb_eV"]), color="0.6", lw=1,
                       label="Coulomb of xTB Mulliken charges")
-        lo = 1000 * min(x.min(), min(s["pinn_eV"]), min(s["bpnn_eV"]))
-        ax[0, c].set_ylim(1.15 * lo, 0.35 * abs(lo))
+        lo = 1000 * min([x.min()] + [min(s[f"{k}_eV"]) for k in STYLE])
+        ax[0, c].set_ylim(1.15 * lo, 0.3 * abs(lo))
+        ax[1, c].set_ylim(-0.4 * abs(lo), 0.4 * abs(lo))
         ax[0, c].set_ylabel("E - E(separated) (meV)")
         ax[0, c].set_title(titles.get(r["name"], r["name"]))
         ax[0, c].legend(fontsize=8)
-        ax[1, c].plot(d, 1000 * (np.array(s["pinn_eV"]) - x), "C0--", label="pinn - xTB")
-        ax[1, c].plot(d, 1000 * (np.array(s["bpnn_eV"]) - x), "C3-.", label="bpnn - xTB")
+        for k, st in STYLE.items():
+            ax[1, c].plot(d, 1000 * (np.array(s[f"{k}_eV"]) - x), st, label=f"{LABEL[k]} - xTB")
         ax[1, c].axhline(0, color="k", lw=0.8)
         ax[1, c].set_xlabel("heavy-atom separation d (A); dotted: descriptor cutoff r_c")
         ax[1, c].set_ylabel("error (meV)")
@@ -383,27 +401,32 @@ def write_md(results, meta, path):
               "|---|---|---|---|---|"]
         for k, m in r["models"].items():
             t = m["test"]
-            L.append(f"| {k} | {1000 * t.get('energy_mae', float('nan')):.2f} | "
+            L.append(f"| {LABEL[k]} | {1000 * t.get('energy_mae', float('nan')):.2f} | "
                      f"{1000 * t.get('forces_mae', float('nan')):.1f} | {m['epochs']} ({m['stop_reason']}) | "
                      f"{m['train_s']:.0f} |")
         L += ["", "E - E(separated), meV (last column: the Coulomb energy between the fragments' GFN2-xTB Mulliken "
               "charges at that geometry as point charges, i.e. the part of the reference a charge model can represent):",
-              "", "| d (Å) | GFN2-xTB | pinn | bpnn | xTB charges, Coulomb |", "|---|---|---|---|---|"]
+              "", "| d (Å) | GFN2-xTB | " + " | ".join(LABEL[k] for k in STYLE) + " | xTB charges, Coulomb |",
+              "|---|---|" + "---|" * len(STYLE) + "---|"]
         for row in r["table"]:
-            L.append(f"| {row['d']:.2f} | {1000 * row['xtb']:.2f} | {1000 * row['pinn']:.2f} | {1000 * row['bpnn']:.2f} | "
-                     f"{1000 * row['xtb_charges_coulomb']:.2f} |")
+            L.append(f"| {row['d']:.2f} | {1000 * row['xtb']:.2f} | " +
+                     " | ".join(f"{1000 * row[k]:.2f}" for k in STYLE) + f" | {1000 * row['xtb_charges_coulomb']:.2f} |")
         L += ["", "Tail errors (meV; *vs 15 Å*: both curves shifted to 0 at 15 Å, i.e. the shape of the tail):", "",
               "| region | model | RMSE | max abs | RMSE vs 15 Å | max abs vs 15 Å | points |", "|---|---|---|---|---|---|---|"]
         for reg, mm in r["tail_errors"].items():
             for k, e in mm.items():
                 L.append(f"| {reg} | {k} | {1000 * e['rmse_eV']:.2f} | {1000 * e['max_abs_eV']:.2f} | "
                          f"{1000 * e['rmse_vs_15A_eV']:.2f} | {1000 * e['max_abs_vs_15A_eV']:.2f} | {e['points']} |")
-        qx, qp = r["xtb_fragment_charges_at_15A"], r["pinn_fragment_charges_at_15A"]
-        L += ["", f"Fragment charges at 15 Å (A, B), e: GFN2-xTB Mulliken ({qx[0]:+.3f}, {qx[1]:+.3f}); pinn "
-              f"({qp[0]:+.3f}, {qp[1]:+.3f}) (at d_eq: ({r['pinn_fragment_charges_at_d_eq'][0]:+.3f}, "
-              f"{r['pinn_fragment_charges_at_d_eq'][1]:+.3f})). Dipole of the acceptor water about its O at 15 Å: "
-              f"pinn {r['pinn_water_dipole_at_15A_eA']:.3f} e·Å, GFN2-xTB water monomer "
-              f"{r['xtb_water_dipole_eA']:.3f} e·Å.", ""]
+        qx = r["xtb_fragment_charges_at_15A"]
+        L += ["", f"Fragment charges (A, B) in e and the dipole of the acceptor water about its O (point charges; "
+              f"GFN2-xTB: the isolated water's dipole, {r['xtb_water_dipole_eA']:.3f} e·Å): GFN2-xTB Mulliken charges at "
+              f"15 Å ({qx[0]:+.3f}, {qx[1]:+.3f})"]
+        for k in r["fragment_charges_at_15A"]:
+            q15, qeq = r["fragment_charges_at_15A"][k], r["fragment_charges_at_d_eq"][k]
+            L[-1] += (f"; {LABEL[k]}: ({q15[0]:+.3f}, {q15[1]:+.3f}) at 15 Å, ({qeq[0]:+.3f}, {qeq[1]:+.3f}) at d_eq, "
+                      f"water dipole {r['water_dipole_at_15A_eA'][k]:.3f} e·Å")
+        L[-1] += "."
+        L.append("")
     L += ["![dissociation curves](pinn_dissociation.png)", ""]
     mu = results[0]["xtb_water_dipole_eA"]
     dnh = next((r["d_eq_A"] for r in results if r["name"] == "nh4_water"), float("nan"))
