@@ -3,8 +3,11 @@
 GFN2-xTB against a ``pinn`` model and a short-range ``bpnn`` model trained on the same near-contact
 frames.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_pinn_dissociation.py [--frames 400] [--epochs 400]
-        [--max-minutes 5] [--work DIR] [--results DIR]
+    OMP_NUM_THREADS=1 python benchmarks/bench_pinn_dissociation.py [--frames 1500] [--epochs 1500]
+        [--max-minutes 6] [--work DIR] [--reuse] [--results DIR]
+
+(the defaults are the committed run: about 40 minutes on one shared core, nearly all of it training;
+``--reuse`` with the same --work redoes only the scans and the report).
 
 Systems (both labelled with GFN2-xTB, tblite's ASE calculator, one fresh calculator per structure):
 
@@ -98,6 +101,7 @@ def complex_guess(name):
 
 
 def optimise(atoms, charge, fmax=0.005):
+    """GFN2-xTB minimum (ase.Atoms, no calculator) from ``atoms``: BFGS to fmax eV/A, total charge in e."""
     from ase.optimize import BFGS
     from tblite.ase import TBLite
 
@@ -137,6 +141,7 @@ def place(eq, nA, heavy, d, rotA=None, rotB=None):
 
 
 def min_inter(pos, nA):
+    """Shortest distance (A) between an atom of fragment A (the first nA rows of pos, A) and one of B."""
     return float(np.min(np.linalg.norm(pos[:nA, None, :] - pos[None, nA:, :], axis=2)))
 
 
@@ -204,12 +209,14 @@ def train_all(xyz, work, epochs, max_minutes, seed=0, reuse=False):
 
 
 def scan_grid(d_eq):
+    """Scan separations (A): d_eq - 0.3 to 7 A in 0.1 A steps, then to 15 A in 0.25 A, plus TABLE_D."""
     g = np.r_[np.arange(d_eq - 0.3, 7.0, 0.1), np.arange(7.0, 15.001, 0.25), TABLE_D]
     g = np.unique(np.round(g[g >= d_eq - 0.3 - 1e-9], 4))
     return g
 
 
 def run_system(name, args, work):
+    """Optimise, label, train (or reuse) and scan one system; returns its JSON record (eV, A, e, e*A)."""
     from ase import Atoms
 
     import atomforge
@@ -316,6 +323,7 @@ LABEL = {"bpnn": "bpnn (short range)", "pinn": "pinn (E, F)", "pinn+dipoles": "p
 
 
 def plot(results, path):
+    """Curves E - E(separated) (meV) against d (A) and the models' errors, one column per system."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -380,6 +388,7 @@ damped). What this means for the check:
 
 
 def write_md(results, meta, path):
+    """The Markdown report (energies in meV, distances in A, charges in e, dipoles in e*A)."""
     L = ["# Dissociation curves to 15 Å: pinn against a short-range bpnn (GFN2-xTB reference)", "",
          f"`{meta['command']}` on {meta['machine']}; {meta['date']}; labelling "
          f"{sum(r['training']['labelling_s'] for r in results):.0f} s, training "
@@ -450,9 +459,9 @@ def write_md(results, meta, path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, default=400, help="training frames per system (10 %% validation, 10 %% test)")
-    ap.add_argument("--epochs", type=int, default=400)
-    ap.add_argument("--max-minutes", type=float, default=5.0, help="wall-time limit of each training run")
+    ap.add_argument("--frames", type=int, default=1500, help="training frames per system (10 %% validation, 10 %% test)")
+    ap.add_argument("--epochs", type=int, default=1500)
+    ap.add_argument("--max-minutes", type=float, default=6.0, help="wall-time limit of each training run")
     ap.add_argument("--systems", default="water_dimer,nh4_water")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=None, help="folder for the data and training runs (default: temporary)")
