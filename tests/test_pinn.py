@@ -582,3 +582,33 @@ def test_training_with_dipoles(tmp_path):
         rows = list(csv.DictReader(open(tmp_path / f"run{w}" / "history.csv")))
         losses.append(float(rows[0]["train_loss"]))
     assert losses[1] > losses[0]
+
+
+def test_energy_beyond_the_cutoff_follows_coulomb_and_bpnn_is_flat(tmp_path):
+    """Two fragments (H3O+ and CH4, total charge +1 e) moved apart rigidly beyond the descriptor
+    cutoff (4 A): the short-range part (the same networks as a bpnn model) is exactly constant, the
+    charges do not change (each atom's environment is its own fragment), and the pinn energy changes
+    exactly as the Coulomb energy of those charges (the long-range check of issue 14, in small)."""
+    path = model_file(tmp_path)
+    p = read_model(path)
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    pinn, bpnn = load(path), load(tmp_path / "short.afm")
+    h3o = molecule("H2O") + Atoms("H", positions=[[0.0, 0.0, 1.0]])
+    ch4 = molecule("CH4")
+    E, Eb, Ec, Q = [], [], [], []
+    for d in (6.0, 8.0, 11.0, 15.0):  # closest inter-fragment pair > 4 A at each distance
+        b = ch4.copy()
+        b.translate([d, 0.0, 0.0])
+        a = h3o + b
+        assert np.min(np.linalg.norm(a.positions[:4, None] - a.positions[None, 4:], axis=2)) > 4.0
+        r = pinn.compute(a, charge=1.0)
+        sig = np.asarray(p.sigma)[[ELEMENTS.index(s) for s in a.get_chemical_symbols()]]
+        E.append(r.energy)
+        Ec.append(ewald(a.positions, r.charges, sigma=sig)["energy"])
+        Q.append(r.charges)
+        Eb.append(bpnn.compute(a).energy)
+    E, Eb, Ec = np.array(E), np.array(Eb), np.array(Ec)
+    assert np.ptp(Eb) < 1e-10                                  # short range: flat beyond the cutoff
+    assert np.abs(np.array(Q) - Q[0]).max() < 1e-12            # charges fixed by the fragments
+    assert np.abs((E - E[-1]) - (Ec - Ec[-1])).max() < 1e-9    # pinn: changes as the Coulomb energy
+    assert abs(E[0] - E[-1]) > 1e-2                            # ... and that change is not small
