@@ -128,14 +128,24 @@ def make_data(tmp: Path, sizes, seed: int) -> tuple:
     return folders, stats, frames
 
 
-def config(model: str, n: int, folder: Path, epochs: int, accuracy: float) -> dict:
+def config(model: str, n: int, folder: Path, epochs: int, accuracy: float, charge_reference=None) -> dict:
     cfg = copy.deepcopy(COMMON)
     cfg.update(model=model, data=str(folder), test_data=str(ROOT / TEST), data_format="deepmd",
                validation_fraction=N_VALID / (n + N_VALID))
     cfg["training"]["epochs"] = epochs
     if model == "pinn":
         cfg["pinn"] = dict(PINN, accuracy=accuracy)
+        if charge_reference:
+            cfg["pinn"]["charge_reference"] = charge_reference
     return cfg
+
+
+def label(cfg: dict) -> str:
+    """The model column of the table: the model type, and the charge reference if one is set."""
+    cr = cfg.get("pinn", {}).get("charge_reference")
+    if not cr:
+        return cfg["model"]
+    return f"{cfg['model']}, charge reference " + ", ".join(f"{k} {v:+g} e" for k, v in cr.items())
 
 
 def charge_stats(model_path: Path) -> dict:
@@ -213,7 +223,7 @@ def time_epochs(models, sizes, folders, n_epochs, accuracy, runs: Path) -> dict:
     return out
 
 
-def report(results: dict, stats: dict, frames: dict, args, argv) -> str:
+def report(results: dict, stats: dict, frames: dict, args, commands) -> str:
     import atomforge
     import torch
 
@@ -226,7 +236,7 @@ def report(results: dict, stats: dict, frames: dict, args, argv) -> str:
         f"and ends of the runs (times below are wall times under that load; the errors do not depend on it: "
         f"fixed epoch counts, no time limit)",
         f"- atomforge {atomforge.__version__}, torch {torch.__version__}, Python {platform.python_version()}",
-        f"- command: `python benchmarks/bench_pinn_water.py {' '.join(argv)}`",
+        "- command(s): " + "; ".join(f"`python benchmarks/bench_pinn_water.py {' '.join(a)}`" for a in commands),
         f"- data: `$ATOMFORGE_DATA/deepmd_water/energy_force` (DeePMD-kit example water, 64 H2O = 192 atoms, "
         f"cubic cell {stats[TEST]['box_A']:.4f} A; DeePMD units checked: Å, eV, eV/Å, type_map O H). "
         f"Training pool {', '.join(POOL)} (320 frames); **test set {TEST}** (80 frames), one whole system held "
@@ -241,17 +251,17 @@ def report(results: dict, stats: dict, frames: dict, args, argv) -> str:
         "|---|---|---|---|---|---|---|---|"]
     for key, m in results.items():
         te, tr = m["test"], m["training"]
-        lines.append(f"| {m['config']['model']} | {tr['n_train']} | {tr['epochs_run']} ({tr['best_epoch']}) "
+        lines.append(f"| {label(m['config'])} | {tr['n_train']} | {tr['epochs_run']} ({tr['best_epoch']}) "
                      f"| {tr['wall_seconds'] / 60:.1f} min | {1000 * te['energy_mae_per_atom']:.3f} "
                      f"| {1000 * te['energy_rmse_per_atom']:.3f} | {1000 * te['forces_mae']:.1f} "
                      f"| {1000 * te['forces_rmse']:.1f} |")
     lines += ["", "## pinn charges (C++ core, the 80 test frames)", "",
-              "| N train | O mean (std) e | H mean (std) e | O range e | H range e | max abs frame total e |",
-              "|---|---|---|---|---|---|"]
+              "| model | N train | O mean (std) e | H mean (std) e | O range e | H range e | max abs frame total e |",
+              "|---|---|---|---|---|---|---|"]
     for key, m in results.items():
         if "charges" in m:
             c = m["charges"]
-            lines.append(f"| {m['training']['n_train']} | {c['O_mean_e']:+.4f} ({c['O_std_e']:.4f}) "
+            lines.append(f"| {label(m['config'])} | {m['training']['n_train']} | {c['O_mean_e']:+.4f} ({c['O_std_e']:.4f}) "
                          f"| {c['H_mean_e']:+.4f} ({c['H_std_e']:.4f}) | [{c['O_min_e']:+.3f}, {c['O_max_e']:+.3f}] "
                          f"| [{c['H_min_e']:+.3f}, {c['H_max_e']:+.3f}] | {c['max_abs_total_charge_e']:.1e} |")
     lines += ["", "## Data statistics per system", "",
@@ -264,7 +274,8 @@ def report(results: dict, stats: dict, frames: dict, args, argv) -> str:
     lines += ["", "## Settings (identical for both models unless noted)", "", "```json",
               json.dumps({k: c0[k] for k in ("seed", "descriptor", "network", "training")}), "```", "",
               "pinn only (`pinn:` section):", "", "```json",
-              json.dumps(next((m["config"]["pinn"] for m in results.values() if "pinn" in m["config"]), {})), "```"]
+              "\n".join(dict.fromkeys(json.dumps(m["config"]["pinn"]) for m in results.values() if "pinn" in m["config"])),
+              "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -279,6 +290,10 @@ def main(argv=None) -> int:
     ap.add_argument("--runs-dir", default="/tmp/atomforge_pinn_water")
     ap.add_argument("--time-epochs", type=int, default=0, help="only time this many epochs per run")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pinn_water"))
+    ap.add_argument("--charge-reference", default=None,
+                    help="pinn.charge_reference for the pinn runs, e.g. O=-0.8,H=0.4 (default: none, 0 e)")
+    ap.add_argument("--append", action="store_true",
+                    help="add these runs to the results already in --out (.json) instead of replacing them")
     args = ap.parse_args(argv)
     import torch
 
@@ -292,19 +307,26 @@ def main(argv=None) -> int:
     if args.time_epochs:
         time_epochs(models, sizes, folders, args.time_epochs, args.accuracy, runs)
         return 0
-    results = {}
+    cr = None if not args.charge_reference else {k: float(v) for k, v in
+                                                 (x.split("=") for x in args.charge_reference.split(","))}
+    out = Path(args.out)
+    results, commands = {}, [argv]
+    if args.append and out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text())
+        results, commands = old["results"], old.get("commands", [old.get("command")]) + [argv]
     partial = runs / "results.json"
     for n in sizes:
         for model in models:
-            results[f"{model}_{n}"] = run_one(model, n, config(model, n, folders[n], args.epochs, args.accuracy),
-                                              runs / f"{model}_{n}")
+            cfg = config(model, n, folders[n], args.epochs, args.accuracy, cr if model == "pinn" else None)
+            tag = f"{model}{'_ref' if 'charge_reference' in cfg.get('pinn', {}) else ''}_{n}"
+            results[tag] = run_one(model, n, cfg, runs / tag)
             partial.write_text(json.dumps(results, indent=1, default=str))
-            out = Path(args.out)  # written after every run (a partial table if the series is cut short)
+            # written after every run (a partial table if the series is cut short)
             payload = {"results": results, "data_statistics": stats,
-                       "training_frames": {str(n): f for n, f in frames.items()}, "command": argv,
+                       "training_frames": {str(n): f for n, f in frames.items()}, "commands": commands,
                        "machine": cpu_model(), "test_system": TEST, "pool": POOL}
             out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str))
-            out.with_suffix(".md").write_text(report(results, stats, frames, args, argv))
+            out.with_suffix(".md").write_text(report(results, stats, frames, args, commands))
     print(out.with_suffix(".md").read_text())
     return 0
 

@@ -502,6 +502,24 @@ def test_training_periodic_frames(tmp_path):
         train(_cfg(slab), tmp_path / "run2", progress=False, log=lambda s: None)
 
 
+def test_training_charge_reference(tmp_path):
+    """pinn.charge_reference: the charges' per-element offsets (here of physical sign) reach the
+    exported model; bad mappings and unknown elements are refused naming the key."""
+    from atomforge.train import train
+    from atomforge.train.config import ConfigError
+
+    data = _dimers(tmp_path)
+    train(_cfg(data, charge_reference={"O": -0.8, "H": 0.4}), tmp_path / "run", progress=False, log=lambda s: None)
+    mol = protonated_cluster()[[0, 1, 2, 3, 4, 5]]
+    q = load(tmp_path / "run" / "model.afm").compute(mol).charges
+    z = mol.get_atomic_numbers()
+    assert q[z == 8].mean() < -0.3 and q[z == 1].mean() > 0.15 and abs(q.sum()) < 1e-12
+    with pytest.raises(ConfigError, match="pinn.charge_reference"):
+        train(_cfg(data, charge_reference={"O": "minus"}), tmp_path / "r1", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="pinn.charge_reference.*Xe"):
+        train(_cfg(data, charge_reference={"Xe": 1.0}), tmp_path / "r2", progress=False, log=lambda s: None)
+
+
 def test_training_bad_config(tmp_path):
     from atomforge.train import train
     from atomforge.train.config import ConfigError

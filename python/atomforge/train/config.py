@@ -125,6 +125,10 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "charge_scale": 0.5,       # e per charge-network output
     "accuracy": 1.0e-8,        # Ewald accuracy the model file carries (periodic evaluation by the core)
     "dipole_weight": 0.0,      # loss weight of dipoles (data with dipoles only): w_mu mean((dmu / 0.1 e*A)^2)
+    "charge_reference": None,  # optional {element: e}, the charges' offsets (q~ = reference + scale * NN);
+                               #   null: 0 for every element. Energies and forces cannot fix the charges'
+                               #   sign (E_elec(q) = E_elec(-q)); a reference of physical sign (e.g.
+                               #   {O: -0.8, H: 0.4}) starts training on that side
 }
 
 
@@ -235,6 +239,14 @@ def validate(cfg: dict) -> dict:
             raise ConfigError(f"configuration key 'pinn.accuracy' must be in [1e-15, 0.1], got {cfg['pinn']['accuracy']!r}")
         if cfg["network"]["committee"] != 1:
             raise ConfigError("configuration key 'network.committee': pinn models do not support committees yet (1)")
+        cr = cfg["pinn"].get("charge_reference")
+        if cr is not None:
+            import math
+            if not isinstance(cr, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for k, v in cr.items()):
+                raise ConfigError(f"configuration key 'pinn.charge_reference': {cr!r} must map element symbols to "
+                                  f"finite charges in e (e.g. {{O: -0.8, H: 0.4}}) or be null")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):

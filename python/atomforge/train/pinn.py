@@ -350,10 +350,16 @@ class PinnTrainer(Trainer):
     def _make_model(self):
         cfg, net, pc = self.cfg, self.cfg["network"], self.cfg["pinn"]
         ne = len(self.sf.elements)
+        cr = pc.get("charge_reference") or {}
+        unknown = sorted(set(cr) - set(self.sf.elements))
+        if unknown:
+            from .config import ConfigError
+            raise ConfigError(f"configuration key 'pinn.charge_reference': element(s) {', '.join(unknown)} are not "
+                              f"among the model's elements {list(self.sf.elements)}")
         return TorchPinn(self.sf, net["hidden"], net["activation"], self.stats["shift"], self.stats["scale"],
                          self.stats["reference"], self.stats["energy_scale"], charge_hidden=pc["charge_hidden"],
                          charge_scheme=pc["charge_scheme"], weight_hidden=pc["weight_hidden"],
-                         charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
+                         charge_reference=np.array([float(cr.get(e, 0.0)) for e in self.sf.elements]), charge_scale=pc["charge_scale"],
                          sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
                          shared=net["shared"])
 
