@@ -264,6 +264,11 @@ def report(results: dict, stats: dict, frames: dict, args, commands) -> str:
             lines.append(f"| {label(m['config'])} | {m['training']['n_train']} | {c['O_mean_e']:+.4f} ({c['O_std_e']:.4f}) "
                          f"| {c['H_mean_e']:+.4f} ({c['H_std_e']:.4f}) | [{c['O_min_e']:+.3f}, {c['O_max_e']:+.3f}] "
                          f"| [{c['H_min_e']:+.3f}, {c['H_max_e']:+.3f}] | {c['max_abs_total_charge_e']:.1e} |")
+    lines += ["", "Energies and forces cannot fix the sign of the charges: the electrostatic energy is a quadratic "
+              "form of the charges, E_elec(q) = E_elec(-q), and the neutrality constraint is symmetric as well, so "
+              "without dipoles (these data have none) the side is set by the initialisation; a model and its mirror "
+              "(-q) have the same energies and forces. `pinn.charge_reference` (rows with a charge reference) gives "
+              "the charges per-element offsets of physical sign and starts training on that side."]
     lines += ["", "## Data statistics per system", "",
               "| system | frames | energy per H2O mean (eV) | energy per atom std (meV) | force RMS (eV/Å) |",
               "|---|---|---|---|---|"]
