@@ -36,6 +36,8 @@ import platform
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +190,9 @@ def load_avg() -> list:
 
 
 def run_one(model: str, n: int, cfg: dict, run_dir: Path) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
     from atomforge.train import train
 
     if run_dir.exists():
@@ -324,7 +329,13 @@ def main(argv=None) -> int:
         for model in models:
             cfg = config(model, n, folders[n], args.epochs, args.accuracy, cr if model == "pinn" else None)
             tag = f"{model}{'_ref' if 'charge_reference' in cfg.get('pinn', {}) else ''}_{n}"
-            results[tag] = run_one(model, n, cfg, runs / tag)
+            if args.append and tag in results:
+                print(f"[{tag}] already in {out.with_suffix('.json')}: skipped", flush=True)
+                continue
+            # each training in its own process: the memory of one (cached Jacobians, ~6 GB at 300
+            # frames) is returned before the next starts (in one process the series ran out of memory)
+            with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as ex:
+                results[tag] = ex.submit(run_one, model, n, cfg, runs / tag).result()
             partial.write_text(json.dumps(results, indent=1, default=str))
             # written after every run (a partial table if the series is cut short)
             payload = {"results": results, "data_statistics": stats,
