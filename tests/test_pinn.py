@@ -178,6 +178,48 @@ def test_cpp_matches_pytorch_periodic(tmp_path, scheme):
         assert np.abs(r.charges - q[off[k]:off[k + 1]].detach().numpy()).max() < 1e-12
 
 
+@pytest.mark.parametrize("scheme", ["weighted", "uniform"])
+def test_frozen_ewald_matches_ewald_energy(scheme):
+    """FrozenEwald (the trainer's Ewald sum at fixed positions, a quadratic form of the charges)
+    gives the energies, forces, charges and the gradients of an energy + force loss with respect to
+    every weight of ewald_energy (EwaldSetup), for a molecule, a cubic cell and a charged
+    triclinic cell with per-element widths (one of them 0: point charges); and it refuses other
+    positions."""
+    from atomforge.train.pinn import FrozenEwald
+
+    sy = systems()
+    frames, Q = [sy[k][0] for k in ("molecule", "cubic", "triclinic")], [sy[k][1] for k in ("molecule", "cubic",
+                                                                                            "triclinic")]
+    out = {}
+    for frozen in (False, True):
+        m = torch_model(scheme, sigma=(0.5, 0.0, 0.7))
+        fr = [featurize(m.sf, a.positions, a.numbers, a.cell.array if a.pbc.any() else None,
+                        a.pbc if a.pbc.any() else None) for a in frames]
+        b = collate(fr)
+        b.positions = torch.as_tensor(np.concatenate([a.positions for a in frames]))
+        b.total_charge = torch.tensor(Q, dtype=torch.float64)
+        off = np.cumsum([0] + [len(a) for a in frames])
+        sig = np.asarray(m.sigma)
+        b.ewald = []
+        for k in (1, 2):
+            s = sig[[ELEMENTS.index(x) for x in frames[k].get_chemical_symbols()]]
+            st = EwaldSetup(frames[k].positions, frames[k].cell.array, s, m.accuracy)
+            b.ewald.append((k, int(off[k]), len(frames[k]), FrozenEwald(frames[k].positions, st, s) if frozen else st))
+        E, F, q, mu = m(b, create_graph=True)
+        loss = (E ** 2).sum() * 1e-3 + (F ** 2).sum()
+        grads = torch.autograd.grad(loss, list(m.parameters()))
+        out[frozen] = (E.detach(), F.detach(), q.detach(), [g.detach() for g in grads])
+    (E0, F0, q0, g0), (E1, F1, q1, g1) = out[False], out[True]
+    assert torch.allclose(E1, E0, rtol=1e-12, atol=1e-10)
+    assert (F1 - F0).abs().max() < 1e-10 and (q1 - q0).abs().max() < 1e-13
+    assert (F0[off[1]:]).abs().max() > 0.1  # the periodic frames' forces are not trivial
+    for a, c in zip(g0, g1):
+        assert (a - c).abs().max() <= 1e-9 * max(1.0, a.abs().max().item())
+    fe = b.ewald[0][3]
+    with pytest.raises(ValueError, match="positions differ"):
+        fe.energy(fe.R0 + 1e-3, torch.zeros(len(fe.R0), dtype=torch.float64))
+
+
 @pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
 @pytest.mark.parametrize("Q", [0.0, 1.0, -2.0])
 def test_total_charge_conserved(tmp_path, kind, Q):
@@ -461,6 +503,24 @@ def test_training_periodic_frames(tmp_path):
     slab = _dimers(tmp_path, n=12, periodic=(True, True, False), name="slab.xyz")
     with pytest.raises(ValueError, match="periodic along one or two directions"):
         train(_cfg(slab), tmp_path / "run2", progress=False, log=lambda s: None)
+
+
+def test_training_charge_reference(tmp_path):
+    """pinn.charge_reference: the charges' per-element offsets (here of physical sign) reach the
+    exported model; bad mappings and unknown elements are refused naming the key."""
+    from atomforge.train import train
+    from atomforge.train.config import ConfigError
+
+    data = _dimers(tmp_path)
+    train(_cfg(data, charge_reference={"O": -0.8, "H": 0.4}), tmp_path / "run", progress=False, log=lambda s: None)
+    mol = protonated_cluster()[[0, 1, 2, 3, 4, 5]]
+    q = load(tmp_path / "run" / "model.afm").compute(mol).charges
+    z = mol.get_atomic_numbers()
+    assert q[z == 8].mean() < -0.3 and q[z == 1].mean() > 0.15 and abs(q.sum()) < 1e-12
+    with pytest.raises(ConfigError, match="pinn.charge_reference"):
+        train(_cfg(data, charge_reference={"O": "minus"}), tmp_path / "r1", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="pinn.charge_reference.*Xe"):
+        train(_cfg(data, charge_reference={"Xe": 1.0}), tmp_path / "r2", progress=False, log=lambda s: None)
 
 
 def test_training_bad_config(tmp_path):

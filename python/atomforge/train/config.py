@@ -129,6 +129,10 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "dispersion_hidden": [16],  # hidden widths of the dispersion networks
     "dispersion_r_on": 8.0,    # Angstrom: the dispersion pair energy is switched off smoothly from r_on ...
     "dispersion_r_cut": 10.0,  # ... to r_cut (Angstrom, <= 25)
+    "charge_reference": None,  # optional {element: e}, the charges' offsets (q~ = reference + scale * NN);
+                               #   null: 0 for every element. Energies and forces cannot fix the charges'
+                               #   sign (E_elec(q) = E_elec(-q)); a reference of physical sign (e.g.
+                               #   {O: -0.8, H: 0.4}) starts training on that side
 }
 
 
@@ -246,6 +250,14 @@ def validate(cfg: dict) -> dict:
         if not pc["dispersion_r_on"] < pc["dispersion_r_cut"]:
             raise ConfigError(f"configuration key 'pinn.dispersion_r_on' ({pc['dispersion_r_on']!r}) must be below "
                               f"pinn.dispersion_r_cut ({pc['dispersion_r_cut']!r})")
+        cr = cfg["pinn"].get("charge_reference")
+        if cr is not None:
+            import math
+            if not isinstance(cr, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for k, v in cr.items()):
+                raise ConfigError(f"configuration key 'pinn.charge_reference': {cr!r} must map element symbols to "
+                                  f"finite charges in e (e.g. {{O: -0.8, H: 0.4}}) or be null")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):
