@@ -100,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--tag", default="", help="suffix of the output files (several variants side by side)")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[300.0],
                     help="md.temperature of the adaptive runs, K (replica r runs at temperatures[r %% len])")
+    ap.add_argument("--assemble-only", action="store_true",
+                    help="do not run (or resume) the adaptive runs: take their state as it is in the work folder "
+                         "(a run stopped before its label budget) and compute/assemble the learning curves")
     ap.add_argument("--seed-n", type=int, default=16, help="seed_set.n of the adaptive runs")
     ap.add_argument("--seed-rattle", type=float, default=0.05, help="seed_set.rattle of the adaptive runs, Angstrom")
     args = ap.parse_args(argv)
@@ -131,8 +134,14 @@ def main(argv=None) -> int:
         cfg["md"]["replicas"] = R
         cfg["md"]["restart"] = args.restart
         t0 = time.time()
-        st = adaptive_sampling(start, run, cfg, resume=(run / "state.json").exists(), progress=False,
-                               log=lambda m: print(m, flush=True))
+        if args.assemble_only:
+            if not (run / "state.json").exists():
+                continue
+            st = json.loads((run / "state.json").read_text())
+            st["stop_reason"] = st.get("stop_reason") or f"stopped for time at {st['n_ok']} labels (budget {n})"
+        else:
+            st = adaptive_sampling(start, run, cfg, resume=(run / "state.json").exists(), progress=False,
+                                   log=lambda m: print(m, flush=True))
         runs[R] = {"state": st, "seconds_this_call": time.time() - t0}
     st4 = runs[4]["state"]
     labelled = ase.io.read(work / "adaptive_R4" / "labelled.extxyz", index=":")

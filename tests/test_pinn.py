@@ -178,6 +178,48 @@ def test_cpp_matches_pytorch_periodic(tmp_path, scheme):
         assert np.abs(r.charges - q[off[k]:off[k + 1]].detach().numpy()).max() < 1e-12
 
 
+@pytest.mark.parametrize("scheme", ["weighted", "uniform"])
+def test_frozen_ewald_matches_ewald_energy(scheme):
+    """FrozenEwald (the trainer's Ewald sum at fixed positions, a quadratic form of the charges)
+    gives the energies, forces, charges and the gradients of an energy + force loss with respect to
+    every weight of ewald_energy (EwaldSetup), for a molecule, a cubic cell and a charged
+    triclinic cell with per-element widths (one of them 0: point charges); and it refuses other
+    positions."""
+    from atomforge.train.pinn import FrozenEwald
+
+    sy = systems()
+    frames, Q = [sy[k][0] for k in ("molecule", "cubic", "triclinic")], [sy[k][1] for k in ("molecule", "cubic",
+                                                                                            "triclinic")]
+    out = {}
+    for frozen in (False, True):
+        m = torch_model(scheme, sigma=(0.5, 0.0, 0.7))
+        fr = [featurize(m.sf, a.positions, a.numbers, a.cell.array if a.pbc.any() else None,
+                        a.pbc if a.pbc.any() else None) for a in frames]
+        b = collate(fr)
+        b.positions = torch.as_tensor(np.concatenate([a.positions for a in frames]))
+        b.total_charge = torch.tensor(Q, dtype=torch.float64)
+        off = np.cumsum([0] + [len(a) for a in frames])
+        sig = np.asarray(m.sigma)
+        b.ewald = []
+        for k in (1, 2):
+            s = sig[[ELEMENTS.index(x) for x in frames[k].get_chemical_symbols()]]
+            st = EwaldSetup(frames[k].positions, frames[k].cell.array, s, m.accuracy)
+            b.ewald.append((k, int(off[k]), len(frames[k]), FrozenEwald(frames[k].positions, st, s) if frozen else st))
+        E, F, q, mu = m(b, create_graph=True)
+        loss = (E ** 2).sum() * 1e-3 + (F ** 2).sum()
+        grads = torch.autograd.grad(loss, list(m.parameters()))
+        out[frozen] = (E.detach(), F.detach(), q.detach(), [g.detach() for g in grads])
+    (E0, F0, q0, g0), (E1, F1, q1, g1) = out[False], out[True]
+    assert torch.allclose(E1, E0, rtol=1e-12, atol=1e-10)
+    assert (F1 - F0).abs().max() < 1e-10 and (q1 - q0).abs().max() < 1e-13
+    assert (F0[off[1]:]).abs().max() > 0.1  # the periodic frames' forces are not trivial
+    for a, c in zip(g0, g1):
+        assert (a - c).abs().max() <= 1e-9 * max(1.0, a.abs().max().item())
+    fe = b.ewald[0][3]
+    with pytest.raises(ValueError, match="positions differ"):
+        fe.energy(fe.R0 + 1e-3, torch.zeros(len(fe.R0), dtype=torch.float64))
+
+
 @pytest.mark.parametrize("kind", ["molecule", "cubic", "triclinic"])
 @pytest.mark.parametrize("Q", [0.0, 1.0, -2.0])
 def test_total_charge_conserved(tmp_path, kind, Q):
@@ -463,6 +505,24 @@ def test_training_periodic_frames(tmp_path):
         train(_cfg(slab), tmp_path / "run2", progress=False, log=lambda s: None)
 
 
+def test_training_charge_reference(tmp_path):
+    """pinn.charge_reference: the charges' per-element offsets (here of physical sign) reach the
+    exported model; bad mappings and unknown elements are refused naming the key."""
+    from atomforge.train import train
+    from atomforge.train.config import ConfigError
+
+    data = _dimers(tmp_path)
+    train(_cfg(data, charge_reference={"O": -0.8, "H": 0.4}), tmp_path / "run", progress=False, log=lambda s: None)
+    mol = protonated_cluster()[[0, 1, 2, 3, 4, 5]]
+    q = load(tmp_path / "run" / "model.afm").compute(mol).charges
+    z = mol.get_atomic_numbers()
+    assert q[z == 8].mean() < -0.3 and q[z == 1].mean() > 0.15 and abs(q.sum()) < 1e-12
+    with pytest.raises(ConfigError, match="pinn.charge_reference"):
+        train(_cfg(data, charge_reference={"O": "minus"}), tmp_path / "r1", progress=False, log=lambda s: None)
+    with pytest.raises(ConfigError, match="pinn.charge_reference.*Xe"):
+        train(_cfg(data, charge_reference={"Xe": 1.0}), tmp_path / "r2", progress=False, log=lambda s: None)
+
+
 def test_training_bad_config(tmp_path):
     from atomforge.train import train
     from atomforge.train.config import ConfigError
@@ -582,3 +642,33 @@ def test_training_with_dipoles(tmp_path):
         rows = list(csv.DictReader(open(tmp_path / f"run{w}" / "history.csv")))
         losses.append(float(rows[0]["train_loss"]))
     assert losses[1] > losses[0]
+
+
+def test_energy_beyond_the_cutoff_follows_coulomb_and_bpnn_is_flat(tmp_path):
+    """Two fragments (H3O+ and CH4, total charge +1 e) moved apart rigidly beyond the descriptor
+    cutoff (4 A): the short-range part (the same networks as a bpnn model) is exactly constant, the
+    charges do not change (each atom's environment is its own fragment), and the pinn energy changes
+    exactly as the Coulomb energy of those charges (the long-range check of issue 14, in small)."""
+    path = model_file(tmp_path)
+    p = read_model(path)
+    save_model(tmp_path / "short.afm", p.short_range_model())
+    pinn, bpnn = load(path), load(tmp_path / "short.afm")
+    h3o = molecule("H2O") + Atoms("H", positions=[[0.0, 0.0, 1.0]])
+    ch4 = molecule("CH4")
+    E, Eb, Ec, Q = [], [], [], []
+    for d in (6.0, 8.0, 11.0, 15.0):  # closest inter-fragment pair > 4 A at each distance
+        b = ch4.copy()
+        b.translate([d, 0.0, 0.0])
+        a = h3o + b
+        assert np.min(np.linalg.norm(a.positions[:4, None] - a.positions[None, 4:], axis=2)) > 4.0
+        r = pinn.compute(a, charge=1.0)
+        sig = np.asarray(p.sigma)[[ELEMENTS.index(s) for s in a.get_chemical_symbols()]]
+        E.append(r.energy)
+        Ec.append(ewald(a.positions, r.charges, sigma=sig)["energy"])
+        Q.append(r.charges)
+        Eb.append(bpnn.compute(a).energy)
+    E, Eb, Ec = np.array(E), np.array(Eb), np.array(Ec)
+    assert np.ptp(Eb) < 1e-10                                  # short range: flat beyond the cutoff
+    assert np.abs(np.array(Q) - Q[0]).max() < 1e-12            # charges fixed by the fragments
+    assert np.abs((E - E[-1]) - (Ec - Ec[-1])).max() < 1e-9    # pinn: changes as the Coulomb energy
+    assert abs(E[0] - E[-1]) > 1e-2                            # ... and that change is not small

@@ -132,6 +132,10 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "polarisation": False,     # add E_pol: Thole-damped induced dipoles, alpha from networks (molecules only)
     "polarisation_hidden": [16],  # hidden widths of the polarisability networks
     "thole": 0.39,             # Thole damping a (AMOEBA), in (0, 100]
+    "charge_reference": None,  # optional {element: e}, the charges' offsets (q~ = reference + scale * NN);
+                               #   null: 0 for every element. Energies and forces cannot fix the charges'
+                               #   sign (E_elec(q) = E_elec(-q)); a reference of physical sign (e.g.
+                               #   {O: -0.8, H: 0.4}) starts training on that side
 }
 
 
@@ -251,6 +255,14 @@ def validate(cfg: dict) -> dict:
                               f"pinn.dispersion_r_cut ({pc['dispersion_r_cut']!r})")
         if not pc["thole"] <= 100.0:
             raise ConfigError(f"configuration key 'pinn.thole' must be in (0, 100], got {pc['thole']!r}")
+        cr = cfg["pinn"].get("charge_reference")
+        if cr is not None:
+            import math
+            if not isinstance(cr, dict) or not all(
+                    isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for k, v in cr.items()):
+                raise ConfigError(f"configuration key 'pinn.charge_reference': {cr!r} must map element symbols to "
+                                  f"finite charges in e (e.g. {{O: -0.8, H: 0.4}}) or be null")
     if cfg["data"] is None:
         raise ConfigError("configuration key 'data' (training data path) is required")
     for key in ("data", "test_data"):

@@ -238,6 +238,75 @@ def ewald_energy(R: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor, setup: E
     return e_real + e_recip + e_self + e_bg
 
 
+class FrozenEwald:
+    """The Ewald energy of one periodic frame **at fixed positions** R0, as a quadratic form of the
+    charges, for training (where the positions are data and only the charges change):
+
+        E(q) = 1/2 q^T M q,        dE/dR_j = q_j sum_i T[:, j, i] q_i
+
+    with M (n, n) and T (3, n, n) summed once from the frame's :class:`EwaldSetup` (the same image
+    pairs, k vectors, alpha and background terms as :func:`ewald_energy`, so the same energy,
+    forces and charge derivatives up to the summation order, ~1e-13 relative):
+
+        M_ij = k_e sum_n f(|r_j + n - r_i|) + (8 pi k_e / V) sum_k g_k cos(k.(r_i - r_j))
+               - delta_ij 2 k_e alpha / sqrt(pi) - k_e pi / (V alpha^2) + (2 pi k_e / V)(sigma_i^2 + sigma_j^2)
+        f(r) = (erfc(alpha r) - erfc(r / gamma_ij)) / r,   g_k = exp(-k^2 / 4 alpha^2) / k^2
+        T[:, j, i] = k_e sum_n f'(r) d / r  (d = r_j + n - r_i)
+                     + (8 pi k_e / V) sum_k g_k k (cos(k.r_j) sin(k.r_i) - sin(k.r_j) cos(k.r_i))
+
+    :meth:`energy` returns 1/2 q^T M q + sum((R - R0) * dE/dR): its value is the Ewald energy
+    (R equals R0), its gradient in R is the exact dE/dR at R0 and both are differentiable in q, so
+    forces and their derivatives with respect to the weights (force training) are exact. Second
+    derivatives in R are not (the geometry is frozen), and R must equal R0 (checked). Per step this
+    costs two (n, n) products instead of the (n, K) structure factors and their double backward.
+
+    Args: positions (n, 3) Angstrom, setup: the frame's :class:`EwaldSetup`, sigma (n,) Angstrom.
+    """
+
+    def __init__(self, positions, setup: EwaldSetup, sigma):
+        R0 = torch.as_tensor(np.asarray(positions, dtype=float))
+        s = torch.as_tensor(np.asarray(sigma, dtype=float))
+        n = len(R0)
+        a, V = setup.alpha, setup.volume
+        i, j = setup.i, setup.j
+        d = R0[j] + setup.shift.double() - R0[i]
+        r = torch.sqrt((d * d).sum(dim=1))
+        gamma = torch.sqrt(2.0 * (s[i] ** 2 + s[j] ** 2))
+        smeared = gamma > 0
+        safe = torch.where(smeared, gamma, torch.ones_like(gamma))
+        corr = torch.where(smeared, torch.erfc(r / safe), torch.zeros_like(r))
+        f = (torch.erfc(a * r) - corr) / r
+        dcorr = torch.where(smeared, -2.0 / (np.sqrt(np.pi) * safe) * torch.exp(-(r / safe) ** 2), torch.zeros_like(r))
+        df = (-2.0 * a / np.sqrt(np.pi) * torch.exp(-(a * r) ** 2) - dcorr) / r - f / r
+        M = torch.zeros((n, n), dtype=torch.float64).index_put_((i, j), COULOMB * f, accumulate=True)
+        T = torch.zeros((3, n, n), dtype=torch.float64)
+        for x in range(3):
+            T[x].index_put_((j, i), COULOMB * df * d[:, x] / r, accumulate=True)
+        k = setup.kvec.double()
+        g = torch.exp(-(k * k).sum(dim=1) / (4 * a * a)) / (k * k).sum(dim=1)
+        phase = R0 @ k.T
+        c, sn = torch.cos(phase), torch.sin(phase)
+        pref = 8 * np.pi * COULOMB / V
+        M += pref * ((c * g) @ c.T + (sn * g) @ sn.T)
+        for x in range(3):
+            gk = g * k[:, x]
+            T[x] += pref * ((c * gk) @ sn.T - (sn * gk) @ c.T)
+        M -= torch.eye(n, dtype=torch.float64) * (2 * COULOMB * a / np.sqrt(np.pi))
+        M -= COULOMB * np.pi / (V * a * a)
+        s2 = s * s
+        M += (2 * np.pi * COULOMB / V) * (s2[:, None] + s2[None, :])
+        self.R0, self.M, self.T = R0, M, T
+
+    def energy(self, R: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Ewald energy (eV, 0-d) of charges q (n,) e at R (n, 3) Angstrom (must equal R0)."""
+        R0 = self.R0.to(R.dtype)
+        if not torch.equal(R.detach(), R0):
+            raise ValueError("FrozenEwald: the positions differ from those it was built for")
+        M, T = self.M.to(q.dtype), self.T.to(q.dtype)
+        dEdR = q[:, None] * torch.einsum("xji,i->jx", T, q)
+        return 0.5 * (q @ (M @ q)) + ((R - R0) * dEdR).sum()
+
+
 class TorchPinn(nn.Module):
     """Short-range atomic networks plus Coulomb energy of network charges (module docstring).
 
@@ -332,7 +401,8 @@ class TorchPinn(nn.Module):
         and dipoles (B, 3) e*Angstrom of a batch: a :class:`~atomforge.train.bpnn.Batch` with
         ``positions`` (N, 3) Angstrom and ``total_charge`` (B,) e set (and the Jacobian for
         forces). Periodic frames are listed in ``batch.ewald``: (frame, first atom, atom count,
-        :class:`EwaldSetup`) each; every other frame is a molecule (open boundaries)."""
+        :class:`EwaldSetup` or :class:`FrozenEwald`) each; every other frame is a molecule (open
+        boundaries)."""
         with torch.enable_grad():  # forces by autograd, also when called under no_grad (validation)
             return self._forward(batch, forces, create_graph)
 
@@ -352,7 +422,8 @@ class TorchPinn(nn.Module):
         E = torch.zeros(B, dtype=Ea.dtype).index_add(0, batch.frame, Ea) + \
             coulomb_energy(R, q, sig, batch.frame, B, pairs).to(Ea.dtype)
         if periodic:
-            e_per = torch.stack([ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
+            e_per = torch.stack([st.energy(R[a:a + n], q[a:a + n]) if isinstance(st, FrozenEwald) else
+                                 ewald_energy(R[a:a + n], q[a:a + n], sig[a:a + n], st) for _, a, n, st in periodic])
             E = E.index_add(0, torch.as_tensor([p[0] for p in periodic], dtype=torch.long), e_per.to(E.dtype))
         if self.disp is not None:
             E = E + self._dispersion(batch, G, R, pairs, periodic, B).to(E.dtype)
@@ -426,13 +497,28 @@ class TorchPinn(nn.Module):
                               self.sigma.double().numpy().copy(), self.accuracy, dict(metadata or {}), disp, pol)
 
 
+#: FrozenEwald of the periodic frames seen in this process, by content (positions, cell, widths,
+#: accuracy): trainings on overlapping frames (e.g. nested training sets) build each only once.
+_FROZEN_CACHE: dict = {}
+
+
+def frozen_ewald(positions, cell, sigma, accuracy) -> FrozenEwald:
+    """The :class:`FrozenEwald` of one periodic frame (cached per process by content)."""
+    pos, cell, sigma = (np.ascontiguousarray(x, dtype=float) for x in (positions, cell, sigma))
+    key = (pos.tobytes(), cell.tobytes(), sigma.tobytes(), float(accuracy))
+    if key not in _FROZEN_CACHE:
+        _FROZEN_CACHE[key] = FrozenEwald(pos, EwaldSetup(pos, cell, sigma, accuracy), sigma)
+    return _FROZEN_CACHE[key]
+
+
 class PinnTrainer(Trainer):
     """``model: pinn`` training (configuration: :mod:`atomforge.train.config`, section ``pinn``):
     the energy-model trainer's data handling, split, schedule, checkpoints and run folder, with a
     :class:`TorchPinn` model; loss = w_E mean((dE/N/s)^2) + w_F mean((dF/s)^2) + w_mu
     mean((dmu / 0.1 e*Angstrom)^2) (s: the energy scale; dipoles only when the data have them and
     ``pinn.dipole_weight`` > 0). Each frame's total charge comes from the data (0 when absent).
-    Periodic frames use the PyTorch Ewald sum (:class:`EwaldSetup` built once per frame).
+    Periodic frames use the PyTorch Ewald sum at the frame's fixed positions (:class:`FrozenEwald`,
+    built once per frame and process: the same energies and forces as :func:`ewald_energy`).
 
     Raises ValueError for frames periodic along one or two directions, before training starts.
     """
@@ -463,10 +549,16 @@ class PinnTrainer(Trainer):
     def _make_model(self):
         cfg, net, pc = self.cfg, self.cfg["network"], self.cfg["pinn"]
         ne = len(self.sf.elements)
+        cr = pc.get("charge_reference") or {}
+        unknown = sorted(set(cr) - set(self.sf.elements))
+        if unknown:
+            from .config import ConfigError
+            raise ConfigError(f"configuration key 'pinn.charge_reference': element(s) {', '.join(unknown)} are not "
+                              f"among the model's elements {list(self.sf.elements)}")
         return TorchPinn(self.sf, net["hidden"], net["activation"], self.stats["shift"], self.stats["scale"],
                          self.stats["reference"], self.stats["energy_scale"], charge_hidden=pc["charge_hidden"],
                          charge_scheme=pc["charge_scheme"], weight_hidden=pc["weight_hidden"],
-                         charge_reference=np.zeros(ne), charge_scale=pc["charge_scale"],
+                         charge_reference=np.array([float(cr.get(e, 0.0)) for e in self.sf.elements]), charge_scale=pc["charge_scale"],
                          sigma=np.full(ne, float(pc["sigma"])), accuracy=pc["accuracy"], seed=cfg["seed"],
                          shared=net["shared"], dispersion=pc["dispersion"], dispersion_hidden=pc["dispersion_hidden"],
                          r_on=pc["dispersion_r_on"], r_cut=pc["dispersion_r_cut"], polarisation=pc["polarisation"],
@@ -487,9 +579,9 @@ class PinnTrainer(Trainer):
         pc = self.cfg["pinn"]
         for f in np.flatnonzero(per):
             key = (id(ds), int(idx[f]))
-            if key not in self._ewald:  # the frame's image pairs and k vectors, once
-                self._ewald[key] = EwaldSetup(ds.positions[idx[f]], ds.cells[idx[f]], np.full(n[f], float(pc["sigma"])),
-                                              pc["accuracy"])
+            if key not in self._ewald:  # the frame's Ewald sum at its fixed positions, once
+                self._ewald[key] = frozen_ewald(ds.positions[idx[f]], ds.cells[idx[f]],
+                                                np.full(n[f], float(pc["sigma"])), pc["accuracy"])
             b.ewald.append((int(f), int(start[f]), int(n[f]), self._ewald[key]))
         if pc["dispersion"]:
             b.dispersion = []
