@@ -422,6 +422,34 @@ def test_openmm_matches_python(tmp_path, kind, platform):
     np.testing.assert_allclose(F, fr, rtol=0, atol=1e-8 * np.abs(fr).max())
 
 
+@pytest.mark.parametrize("kind", ["molecule", "cubic"])
+def test_openmm_total_charge(tmp_path, kind):
+    """AtomForgeForce.setTotalCharge: the pinn charges sum to it, so energy and forces equal
+    atomforge.load(...).compute(charge=+1) and differ from the neutral ones; it survives XML
+    serialisation; a non-finite charge is refused."""
+    openmm, afo = _openmm()
+    path = model_file(tmp_path)
+    pos, num, cell = _openmm_cases()[kind]
+    pbc = cell is not None
+    ref = load(path).compute(pos, num, cell, [pbc] * 3 if pbc else None, charge=1.0)
+    neutral = load(path).compute(pos, num, cell, [pbc] * 3 if pbc else None)
+    assert ref.charges.sum() == pytest.approx(1.0, abs=1e-10)
+    f = afo.AtomForgeForce(str(path), num, periodic=pbc)
+    assert f.getTotalCharge() == 0.0
+    f.setTotalCharge(1.0)
+    f2 = afo.AtomForgeForce.cast(openmm.XmlSerializer.deserialize(openmm.XmlSerializer.serialize(f)))
+    assert f2.getTotalCharge() == 1.0
+    ev = 96.48533212331002  # kJ/mol per eV
+    for force in (f, f2):
+        e, F = _openmm_evaluate(openmm, force, len(num), pos, "Reference", cell)
+        assert e == pytest.approx(ref.energy * ev, rel=1e-8, abs=0)
+        assert abs(e - neutral.energy * ev) > 1e-3 * abs(e - ref.energy * ev) + 1e-6
+        fr = ref.forces * ev * 10.0
+        np.testing.assert_allclose(F, fr, rtol=0, atol=1e-8 * np.abs(fr).max())
+    with pytest.raises(Exception, match="total charge must be a finite"):
+        f.setTotalCharge(float("nan"))
+
+
 def test_openmm_refuses_a_periodic_subset(tmp_path):
     """A pinn model covering only some particles of a periodic System would be an Ewald sum of the
     subset's charges alone: refused, naming the model type and the counts."""

@@ -121,6 +121,8 @@ class AtomForgeForce : public OpenMM::Force {
   double getMinimumDistance() const;
   void setMinimumDistance(double distanceNm);
   static double defaultMinimumDistance();
+  double getTotalCharge() const;
+  void setTotalCharge(double charge);
 };
 
 }  // namespace AtomForgeOpenMM

@@ -81,6 +81,12 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
   /// The default minimum distance, nm.
   static double defaultMinimumDistance();
 
+  /// Total charge of the covered particles in elementary charges (default 0), for models with
+  /// network charges (pinn: the charges are shifted so that they sum to exactly this value; other
+  /// model types ignore it). Throws OpenMMException for a non-finite value.
+  double getTotalCharge() const { return totalCharge; }
+  void setTotalCharge(double charge);
+
   /// Nothing of this Force can change in a live Context (the model, particles and elements are
   /// fixed when the Context is created): after changing them, call Context.reinitialize().
   /// Positions and box vectors are read at every evaluation, as for any Force.
@@ -93,6 +99,7 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeForce : public OpenMM::Force {
   std::vector<int> modelElements, particles, atomicNumbers;
   double cutoffNm = 0.0;
   double minDistanceNm;
+  double totalCharge = 0.0;  // e
   bool periodic = false;
 };
 

@@ -30,7 +30,8 @@ bool explicitlyNonPeriodic(const OpenMM::Force& f) {
 }  // namespace
 
 AtomForgeEvaluator::AtomForgeEvaluator(const OpenMM::System& system, const AtomForgeForce& force)
-    : periodic(force.usesPeriodicBoundaryConditions()), minDistanceNm(force.getMinimumDistance()) {
+    : periodic(force.usesPeriodicBoundaryConditions()), minDistanceNm(force.getMinimumDistance()),
+      totalCharge(force.getTotalCharge()) {
   try {
     model = std::make_unique<atomforge::EngineModel>(force.getModelBytes(), force.getModelSource(),
                                                      atomforge::engine_units("openmm"));
@@ -127,6 +128,7 @@ void AtomForgeEvaluator::evaluate(const double* cell, atomforge::ComputeRequest&
   const int64_t n = static_cast<int64_t>(particles.size());
   const bool p = periodic;
   request.min_distance = minDistanceNm;  // engine (nm) units, converted by the core's adapter
+  request.total_charge = totalCharge;    // e (models with network charges)
   try {
     model->compute_positions(pos.data(), n, cell, std::array<bool, 3>{p, p, p}, species.data(), request, out);
   } catch (const atomforge::AtomsTooClose& e) {

@@ -89,6 +89,13 @@ void AtomForgeForce::setMinimumDistance(double distanceNm) {
   minDistanceNm = distanceNm;
 }
 
+void AtomForgeForce::setTotalCharge(double charge) {
+  if (!std::isfinite(charge))
+    throw OpenMMException("AtomForgeForce: the total charge must be a finite number of elementary charges, got " +
+                          std::to_string(charge));
+  totalCharge = charge;
+}
+
 OpenMM::ForceImpl* AtomForgeForce::createImpl() const { return new AtomForgeForceImpl(*this); }
 
 namespace {

@@ -63,6 +63,7 @@ void AtomForgeForceProxy::serialize(const void* object, SerializationNode& node)
   node.setBoolProperty("usesPeriodic", force.usesPeriodicBoundaryConditions());
   // optional (absent: the default), so version 1 readers without it still read the System
   node.setDoubleProperty("minDistance", force.getMinimumDistance());
+  node.setDoubleProperty("totalCharge", force.getTotalCharge());
   node.setStringProperty("modelSource", force.getModelSource());
   node.setStringProperty("model", base64Encode(force.getModelBytes()));
   SerializationNode& parts = node.createChildNode("Particles");
@@ -96,6 +97,7 @@ void* AtomForgeForceProxy::deserialize(const SerializationNode& node) const {
     force->setForceGroup(node.getIntProperty("forceGroup", 0));
     force->setName(node.getStringProperty("name", force->getName()));
     if (node.hasProperty("minDistance")) force->setMinimumDistance(node.getDoubleProperty("minDistance"));
+    if (node.hasProperty("totalCharge")) force->setTotalCharge(node.getDoubleProperty("totalCharge"));
   } catch (...) {
     delete force;
     throw;

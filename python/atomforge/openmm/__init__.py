@@ -94,12 +94,14 @@ def _atomic_numbers(topology, atoms: Optional[Sequence[int]] = None):
 
 
 def create_system(topology, model, *, removeCMMotion: bool = True, periodic: Optional[bool] = None,
-                  force_group: int = 0) -> openmm.System:
+                  force_group: int = 0, total_charge: float = 0.0) -> openmm.System:
     """An openmm.System where the model gives all interactions (pure ML).
 
     Masses come from the topology's elements; the System is periodic (with the topology's box
     vectors, triclinic allowed) when the topology has box vectors, unless ``periodic`` says
-    otherwise. ``model``: a path or the model file's bytes.
+    otherwise. ``model``: a path or the model file's bytes. ``total_charge``: the system's charge
+    in e (models with network charges, e.g. pinn, impose it exactly; others ignore it);
+    OpenMMException for a non-finite value.
     """
     system = openmm.System()
     for atom in topology.atoms():
@@ -116,6 +118,7 @@ def create_system(topology, model, *, removeCMMotion: bool = True, periodic: Opt
             raise ValueError("periodic=True but the topology has no periodic box vectors")
         system.setDefaultPeriodicBoxVectors(*box)
     force = AtomForgeForce(_model_arg(model), _atomic_numbers(topology), [], bool(periodic))
+    force.setTotalCharge(float(total_charge))
     force.setForceGroup(force_group)
     system.addForce(force)
     if removeCMMotion:
@@ -124,7 +127,7 @@ def create_system(topology, model, *, removeCMMotion: bool = True, periodic: Opt
 
 
 def add_to_system(system: openmm.System, topology, model, atoms: Iterable[int], remove_classical: bool = True,
-                  force_group: int = 0) -> AtomForgeForce:
+                  force_group: int = 0, total_charge: float = 0.0) -> AtomForgeForce:
     """Add an AtomForgeForce for the particles ``atoms`` to a classical ``system`` (in place).
 
     With ``remove_classical`` (default), the classical interactions *within* that region are
@@ -133,7 +136,8 @@ def add_to_system(system: openmm.System, topology, model, atoms: Iterable[int], 
     constants; every pair of region atoms becomes a zeroed exception of each NonbondedForce and an
     exclusion of each CustomNonbondedForce. Interactions between the region and the rest stay
     classical (mechanical embedding). Custom bonded forces cannot be zeroed generically and are
-    left as they are (a warning names them). Periodicity follows the System. Returns the Force.
+    left as they are (a warning names them). Periodicity follows the System. ``total_charge``: the
+    region's charge in e (models with network charges impose it; others ignore it). Returns the Force.
     """
     atoms = [int(a) for a in atoms]
     region = set(atoms)
@@ -147,6 +151,7 @@ def add_to_system(system: openmm.System, topology, model, atoms: Iterable[int], 
     if remove_classical:
         _remove_classical(system, sorted(region))
     force = AtomForgeForce(_model_arg(model), z, atoms, bool(system.usesPeriodicBoundaryConditions()))
+    force.setTotalCharge(float(total_charge))
     force.setForceGroup(force_group)
     system.addForce(force)
     return force

@@ -40,6 +40,7 @@ class ATOMFORGE_OPENMM_EXPORT AtomForgeEvaluator {
   std::vector<int32_t> species;      // model element index of each covered particle
   bool periodic = false;
   double minDistanceNm = 0.01;       // AtomForgeForce::getMinimumDistance()
+  double totalCharge = 0.0;          // AtomForgeForce::getTotalCharge(), e
   mutable std::vector<double> pos;   // scratch (nm)
   mutable AtomForgeExtrapolation counts;
   void gather(const std::vector<OpenMM::Vec3>& positions, const OpenMM::Vec3* box, double* cell) const;
