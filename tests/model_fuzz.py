@@ -243,4 +243,21 @@ def cases(n: int, seed: int = 0, seeds: Dict[str, bytes] = None):
         yield i, base, what, data
 
 
+def fuzz_seed_file(seed: bytes, n: int, rng_seed: int) -> Tuple[list, int]:
+    """Run n seeded mutations of one model file through :func:`run_case`.
+
+    Returns (findings, caught): findings lists the cases with an unexpected outcome or where the
+    two readers disagree on whether the file loads (empty when all is well); caught counts the
+    cases both readers refused with their documented error."""
+    findings, caught = [], 0
+    for i, base, what, data in cases(n, seed=rng_seed, seeds={"seed": seed}):
+        r = run_case(data)
+        if any(v.startswith("unexpected") for v in r.values()):
+            findings.append((i, what, r))
+        elif (r["python"] == "ok") != (r["core"] == "ok"):
+            findings.append((i, what, r, "the readers disagree"))
+        caught += r["python"] == "clear" and r["core"] == "clear"
+    return findings, caught
+
+
 Oracle = Callable[[bytes], Dict[str, str]]

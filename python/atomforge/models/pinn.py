@@ -79,6 +79,40 @@ MAX_THOLE = 100.0
 MAX_POLARISABLE_ATOMS = 2000
 
 
+def _network_set_records(network: BPNNParameters, name: str) -> Dict[str, Value]:
+    """The ``network.*`` / ``scaling.*`` records of an extra network set, written as
+    ``{name}_network.*`` / ``{name}_scaling.*`` (its reference energies and scale are not used)."""
+    rec: Dict[str, Value] = {}
+    for key, v in network.to_records().items():
+        if key.startswith("network."):
+            rec[f"{name}_network." + key[len("network."):]] = v
+        elif key.startswith("scaling."):
+            rec[f"{name}_scaling." + key[len("scaling."):]] = v
+    return rec
+
+
+def _network_set_from_records(rec: Dict[str, Value], name: str, where: str) -> BPNNParameters:
+    """Read the extra network set ``{name}_network.*`` / ``{name}_scaling.*`` of a pinn model file
+    as a :class:`BPNNParameters` on the model's descriptor. Raises ModelFileError naming the
+    records as they are in the file."""
+    species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
+    sub = {k: v for k, v in rec.items()
+           if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)}
+    for k, v in rec.items():
+        if k.startswith(f"{name}_network."):
+            sub["network." + k[len(f"{name}_network."):]] = v
+        elif k.startswith(f"{name}_scaling."):
+            sub["scaling." + k[len(f"{name}_scaling."):]] = v
+    sub["model_type"] = "bpnn"
+    sub["energy.reference"] = np.zeros(len(species))
+    sub["energy.scale"] = 1.0
+    try:
+        return BPNNParameters.from_records(sub, where)
+    except ModelFileError as exc:  # name the records as they are in the file
+        msg = re.sub(r"(?<![\w.])network\.", f"{name}_network.", str(exc))
+        raise ModelFileError(re.sub(r"(?<![\w.])scaling\.", f"{name}_scaling.", msg)) from None
+
+
 def polarisation_reference(elements) -> np.ndarray:
     """Reference free-atom static dipole polarisabilities (Angstrom^3) per element from ASE's
     table ``ase.calculators.vdwcorrection.vdWDB_alphaC6`` (X. Chu, A. Dalgarno, J. Chem. Phys.
@@ -155,12 +189,7 @@ class DispersionParameters:
             raise ModelFileError("pinn models do not support committees yet (one dispersion network set)")
 
     def to_records(self) -> Dict[str, Value]:
-        rec: Dict[str, Value] = {}
-        for key, v in self.network.to_records().items():
-            if key.startswith("network."):
-                rec["dispersion_network." + key[len("network."):]] = v
-            elif key.startswith("scaling."):
-                rec["dispersion_scaling." + key[len("scaling."):]] = v
+        rec = _network_set_records(self.network, "dispersion")
         rec["dispersion.c6"] = np.asarray(self.c6, dtype=np.float64)
         rec["dispersion.r0"] = np.asarray(self.r0, dtype=np.float64)
         rec["dispersion.r_on"] = float(self.r_on)
@@ -177,22 +206,7 @@ class DispersionParameters:
         r0 = get_vector(rec, "dispersion.r0", "f64", where)
         r_on = float(get_scalar(rec, "dispersion.r_on", "f64", where))
         r_cut = float(get_scalar(rec, "dispersion.r_cut", "f64", where))
-        species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
-        sub = {k: v for k, v in rec.items()
-               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)}
-        for k, v in rec.items():
-            if k.startswith("dispersion_network."):
-                sub["network." + k[len("dispersion_network."):]] = v
-            elif k.startswith("dispersion_scaling."):
-                sub["scaling." + k[len("dispersion_scaling."):]] = v
-        sub["model_type"] = "bpnn"
-        sub["energy.reference"] = np.zeros(len(species))
-        sub["energy.scale"] = 1.0
-        try:
-            network = BPNNParameters.from_records(sub, where)
-        except ModelFileError as exc:  # name the records as they are in the file
-            msg = re.sub(r"(?<![\w.])network\.", "dispersion_network.", str(exc))
-            raise ModelFileError(re.sub(r"(?<![\w.])scaling\.", "dispersion_scaling.", msg)) from None
+        network = _network_set_from_records(rec, "dispersion", where)
         return cls(network, c6, r0, r_on, r_cut)
 
 
@@ -228,12 +242,7 @@ class PolarisationParameters:
             raise ModelFileError("pinn models do not support committees yet (one polarisation network set)")
 
     def to_records(self) -> Dict[str, Value]:
-        rec: Dict[str, Value] = {}
-        for key, v in self.network.to_records().items():
-            if key.startswith("network."):
-                rec["polarisation_network." + key[len("network."):]] = v
-            elif key.startswith("scaling."):
-                rec["polarisation_scaling." + key[len("scaling."):]] = v
+        rec = _network_set_records(self.network, "polarisation")
         rec["polarisation.alpha"] = np.asarray(self.alpha, dtype=np.float64)
         rec["polarisation.thole"] = float(self.thole)
         return rec
@@ -246,22 +255,7 @@ class PolarisationParameters:
                                      f"polarisation.alpha, polarisation.thole and the polarisation networks)")
         alpha = get_vector(rec, "polarisation.alpha", "f64", where)
         thole = float(get_scalar(rec, "polarisation.thole", "f64", where))
-        species = np.asarray(get_record(rec, "species", "i64", where)).reshape(-1)
-        sub = {k: v for k, v in rec.items()
-               if not k.startswith(_SHORT_PREFIXES + _CHARGE_PREFIXES + _DISPERSION_PREFIXES + _POLARISATION_PREFIXES)}
-        for k, v in rec.items():
-            if k.startswith("polarisation_network."):
-                sub["network." + k[len("polarisation_network."):]] = v
-            elif k.startswith("polarisation_scaling."):
-                sub["scaling." + k[len("polarisation_scaling."):]] = v
-        sub["model_type"] = "bpnn"
-        sub["energy.reference"] = np.zeros(len(species))
-        sub["energy.scale"] = 1.0
-        try:
-            network = BPNNParameters.from_records(sub, where)
-        except ModelFileError as exc:  # name the records as they are in the file
-            msg = re.sub(r"(?<![\w.])network\.", "polarisation_network.", str(exc))
-            raise ModelFileError(re.sub(r"(?<![\w.])scaling\.", "polarisation_scaling.", msg)) from None
+        network = _network_set_from_records(rec, "polarisation", where)
         return cls(network, alpha, thole)
 
 

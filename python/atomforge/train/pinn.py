@@ -307,6 +307,20 @@ class FrozenEwald:
         return 0.5 * (q @ (M @ q)) + ((R - R0) * dEdR).sum()
 
 
+
+def _unit_scaling_network(sf, hidden, activation, shift, scale, seed: int, shared: bool, floor: float) -> TorchBPNN:
+    """Per-element networks NN(x) for a positive scaling factor softplus(NN) + floor (dispersion C6,
+    polarisabilities), with the last bias b set so that softplus(b) + floor = 1: training starts
+    from the reference values."""
+    net = TorchBPNN(sf, hidden, activation, 1, shift, scale, np.zeros(len(sf.elements)), 1.0, seed=seed,
+                    shared=shared)
+    with torch.no_grad():
+        b0 = float(np.log(np.expm1(1.0 - floor)))
+        for n in net.members[0]:
+            [lin for lin in n if isinstance(lin, nn.Linear)][-1].bias.fill_(b0)
+    return net
+
+
 class TorchPinn(nn.Module):
     """Short-range atomic networks plus Coulomb energy of network charges (module docstring).
 
@@ -359,12 +373,8 @@ class TorchPinn(nn.Module):
                 raise ValueError(f"r0 needs {ne} finite values > 0 (Angstrom), got {r0!r}")
             if not (0 <= float(r_on) < float(r_cut) <= 25.0):
                 raise ValueError(f"the dispersion switch needs 0 <= r_on < r_cut <= 25 Angstrom, got {r_on!r}, {r_cut!r}")
-            self.disp = TorchBPNN(sf, dispersion_hidden, activation, 1, shift, scale, np.zeros(ne), 1.0,
-                                  seed=seed + 2, shared=shared)
-            with torch.no_grad():  # last bias b with softplus(b) + 1e-3 = 1: start near the reference C6
-                b0 = float(np.log(np.expm1(1.0 - DISPERSION_FLOOR)))
-                for net in self.disp.members[0]:
-                    [l for l in net if isinstance(l, nn.Linear)][-1].bias.fill_(b0)
+            self.disp = _unit_scaling_network(sf, dispersion_hidden, activation, shift, scale, seed + 2, shared,
+                                              DISPERSION_FLOOR)  # starts near the reference C6
             self.register_buffer("c6", torch.as_tensor(c6, dtype=torch.float64))
             self.register_buffer("r0", torch.as_tensor(r0, dtype=torch.float64))
             self.r_on, self.r_cut = float(r_on), float(r_cut)
@@ -375,12 +385,8 @@ class TorchPinn(nn.Module):
                 raise ValueError(f"alpha needs {ne} finite values > 0 (Angstrom^3), got {alpha!r}")
             if not (0 < float(thole) <= MAX_THOLE):
                 raise ValueError(f"thole must be in (0, {MAX_THOLE:g}], got {thole!r}")
-            self.pol = TorchBPNN(sf, polarisation_hidden, activation, 1, shift, scale, np.zeros(ne), 1.0,
-                                 seed=seed + 3, shared=shared)
-            with torch.no_grad():  # last bias b with softplus(b) + 1e-3 = 1: start at the reference alpha
-                b0 = float(np.log(np.expm1(1.0 - POLARISATION_FLOOR)))
-                for net in self.pol.members[0]:
-                    [l for l in net if isinstance(l, nn.Linear)][-1].bias.fill_(b0)
+            self.pol = _unit_scaling_network(sf, polarisation_hidden, activation, shift, scale, seed + 3, shared,
+                                             POLARISATION_FLOOR)  # starts at the reference alpha
             self.register_buffer("alpha_ref", torch.as_tensor(alpha, dtype=torch.float64))
             self.thole = float(thole)
 

@@ -44,25 +44,13 @@ inline void dispersion_switch(double r, double r_on, double r_cut, double& s, do
   }
 }
 
-// True if any record of the dispersion term is present (then all of them are required).
-bool has_dispersion_records(const ModelFile& f) {
-  for (const auto& kv : f.records()) {
-    const std::string& k = kv.first;
-    if (k.rfind("dispersion.", 0) == 0 || k.rfind("dispersion_network.", 0) == 0 ||
-        k.rfind("dispersion_scaling.", 0) == 0)
-      return true;
-  }
-  return false;
-}
-
-// True if any record of the polarisation term is present (then all of them are required).
-bool has_polarisation_records(const ModelFile& f) {
-  for (const auto& kv : f.records()) {
-    const std::string& k = kv.first;
-    if (k.rfind("polarisation.", 0) == 0 || k.rfind("polarisation_network.", 0) == 0 ||
-        k.rfind("polarisation_scaling.", 0) == 0)
-      return true;
-  }
+// True if any record of the optional term `name` (name., name_network., name_scaling.) is present
+// (then all of them are required).
+bool has_term_records(const ModelFile& f, const std::string& name) {
+  const std::string prefixes[3] = {name + ".", name + "_network.", name + "_scaling."};
+  for (const auto& kv : f.records())
+    for (const auto& p : prefixes)
+      if (kv.first.rfind(p, 0) == 0) return true;
   return false;
 }
 
@@ -294,7 +282,7 @@ PinnModel::PinnModel(const ModelFile& f) {
   if (energy_networks_.committee_size() != 1 || charge_networks_.committee_size() != 1 ||
       (weighted_ && weight_networks_.committee_size() != 1))
     throw InvalidInput(w + ": pinn models do not support committees yet (one network set each)");
-  dispersion_ = has_dispersion_records(f);
+  dispersion_ = has_term_records(f, "dispersion");
   if (dispersion_) {
     for (const char* name : {"dispersion.c6", "dispersion.r0", "dispersion.r_on", "dispersion.r_cut"})
       if (!f.has(name))
@@ -327,7 +315,7 @@ PinnModel::PinnModel(const ModelFile& f) {
     if (dispersion_networks_.committee_size() != 1)
       throw InvalidInput(w + ": pinn models do not support committees yet (one dispersion network set)");
   }
-  polarisation_ = has_polarisation_records(f);
+  polarisation_ = has_term_records(f, "polarisation");
   if (polarisation_) {
     for (const char* name : {"polarisation.alpha", "polarisation.thole"})
       if (!f.has(name))
