@@ -105,6 +105,9 @@ def main(argv=None) -> int:
                          "(a run stopped before its label budget) and compute/assemble the learning curves")
     ap.add_argument("--seed-n", type=int, default=16, help="seed_set.n of the adaptive runs")
     ap.add_argument("--seed-rattle", type=float, default=0.05, help="seed_set.rattle of the adaptive runs, Angstrom")
+    ap.add_argument("--seed-from-pool", action="store_true",
+                    help="seed set: the random curve's own --seed-n frames of the 300 K pool (seed_set.structures; "
+                         "both methods then start from the same labels) instead of rattled start geometries")
     args = ap.parse_args(argv)
     import ase.io
     from ase.build import molecule
@@ -124,6 +127,12 @@ def main(argv=None) -> int:
 
     runs = {}
     SETTINGS["seed_set"] = {"n": args.seed_n, "rattle": args.seed_rattle}
+    if args.seed_from_pool:  # the same frames as the random curve's first draw at N = seed_n
+        seed_idx = np.random.default_rng([0, args.seed_n]).choice(len(pool), size=args.seed_n, replace=False)
+        seed_path = work / f"seed_pool_{args.seed_n}.extxyz"
+        ase.io.write(seed_path, [ase.Atoms(numbers=pool[i]["numbers"], positions=pool[i]["positions"])
+                                 for i in seed_idx])
+        SETTINGS["seed_set"]["structures"] = str(seed_path)
     SETTINGS["md"]["temperature"] = list(args.temperatures)
     for R, n in ((4, args.max_labels), (1, args.one_replica_labels)):
         if n <= 0:
@@ -248,13 +257,14 @@ def main(argv=None) -> int:
         f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at "
         f"{'/'.join(f'{t:g}' for t in args.temperatures)} K (md.restart: {args.restart}), "
         f"GFN2-xTB labels, seed set {args.seed_n} "
-        f"(rattled {args.seed_rattle:g} A), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
+        f"({'the random curve' + chr(39) + 's own frames of the 300 K pool (seed_set.structures)' if args.seed_from_pool else f'rattled {args.seed_rattle:g} A'}), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
         f"{st4['stop_reason']}; {st4['total_md_fs'] / 1000:.1f} ps of committee MD",
         f"- learning curves: a committee of 4 ({SETTINGS['network']['hidden']}, bootstrap) trained from scratch for "
         f"{CURVE_EPOCHS} epochs on N structures, force MAE of the committee mean on all 500 test frames (C++ core)",
         f"- command: `python benchmarks/bench_adaptive.py --restart {args.restart} --max-labels {args.max_labels} --sizes "
         f"{' '.join(map(str, args.sizes))} --temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
         f"--seed-n {args.seed_n} --seed-rattle {args.seed_rattle:g} --one-replica-labels {args.one_replica_labels}"
+        f"{' --seed-from-pool' if args.seed_from_pool else ''}"
         + (f" --tag {args.tag}" if args.tag else "") + "`",
         "",
         "| N labels | random (300 K MD), meV/A | adaptive, meV/A |",

@@ -206,3 +206,51 @@ def test_resume_run_from_before_a_new_key(reference, tmp_path):
     (old / "config.json").write_text(json.dumps(c))
     st = adaptive_sampling(None, old, None, resume=True, progress=False, log=lambda *_: None)
     assert st["done"] and summary(old)[0] == summary(run)[0]
+
+
+def test_seed_structures_from_a_file(start, tmp_path):
+    """seed_set.structures: the first seed_set.n frames of a file are the seed set, labelled by the
+    labeller (the file's own energies are not used); a copy in the run folder serves --resume."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    a0 = ase.io.read(start)
+    frames = []
+    rng = np.random.default_rng(3)
+    for k in range(5):
+        a = a0.copy()
+        a.positions += rng.normal(scale=0.03, size=a.positions.shape)
+        a.calc = SinglePointCalculator(a, energy=1234.0 + k, forces=np.zeros((len(a), 3)))
+        frames.append(a)
+    seed_file = tmp_path / "md.extxyz"
+    ase.io.write(seed_file, frames)
+    run = tmp_path / "run"
+    cfg = tiny_yaml(tmp_path / "c.yaml", max_labels=3)
+    st = adaptive_sampling(start, run, str(cfg), seed_set={"n": 3, "structures": str(seed_file)},
+                           trigger={"threshold": 0.01}, workers=0, progress=False, log=lambda *_: None)
+    assert st["done"]
+    got = ase.io.read(run / "labelled.extxyz", index=":")
+    assert len(got) == 3
+    for a, ref in zip(got, frames[:3]):
+        np.testing.assert_allclose(a.positions, ref.positions, atol=1e-8)
+        assert abs(a.get_potential_energy() - 1234.0) > 100  # relabelled (GFN2-xTB), not the file's energy
+    assert len(ase.io.read(run / "seed_structures.extxyz", index=":")) == 3
+    seed_file.unlink()  # the run folder's copy is enough to resume
+    st = adaptive_sampling(None, run, None, resume=True, max_labels=4, workers=0, progress=False,
+                           log=lambda *_: None)
+    assert st["n_ok"] == 4 and len(ase.io.read(run / "labelled.extxyz", index=":")) == 4
+    # bad seed files: missing, and an element the start structures do not have
+    with pytest.raises(ValueError, match="seed_set.structures: cannot read"):
+        adaptive_sampling(start, tmp_path / "b1", str(cfg), seed_set={"structures": str(tmp_path / "none.xyz")},
+                          progress=False, log=lambda *_: None)
+    bad = tmp_path / "bad.xyz"
+    na = a0.copy()
+    na.symbols[0] = "Na"
+    ase.io.write(bad, [a0, na])
+    with pytest.raises(ValueError, match="frame 1: element.*Na"):
+        adaptive_sampling(start, tmp_path / "b2", str(cfg), seed_set={"structures": str(bad)}, progress=False,
+                          log=lambda *_: None)
+    with pytest.raises(AdaptiveConfigError, match="seed_set.structures"):
+        adaptive_sampling(start, tmp_path / "b3", str(cfg), seed_set={"structures": 5}, progress=False)
+    r = cli(["--start", start, "-o", tmp_path / "b4", "--seed-structures", tmp_path / "none.xyz"], check=False)
+    assert r.returncode == 2 and "seed_set.structures: cannot read" in r.stderr

@@ -445,6 +445,8 @@ def cmd_adaptive_sampling(args) -> int:
         over["md"] = md
     if args.threshold is not None:
         over["trigger"] = {"threshold": args.threshold}
+    if args.seed_structures is not None:
+        over["seed_set"] = {"structures": args.seed_structures}
     st = adaptive_sampling(args.start, args.output, args.config, resume=args.resume, progress=not args.quiet,
                            **over)
     print(f"{st['stop_reason']}; run folder: {args.output} (model.afm, labelled.extxyz, history.csv)")
@@ -662,6 +664,9 @@ def main(argv=None) -> int:
     a.add_argument("--threshold", type=float, default=None,
                    help="eV/A: calibrated max per-atom force uncertainty that triggers a label (default: "
                         "from the calibration: the median over the validation labels)")
+    a.add_argument("--seed-structures", default=None,
+                   help="structure file (any format ASE reads) whose first seed_set.n frames are labelled as the "
+                        "seed set, e.g. frames of a short MD (default: rattled copies of the start structures)")
     a.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) to run on")
     a.add_argument("--workers", type=int, default=None, help="local worker processes (0: in-process)")
     a.add_argument("--seed", type=int, default=None)

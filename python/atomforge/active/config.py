@@ -17,6 +17,9 @@ mol.xyz -o RUN`` runs with GFN2-xTB labels, 4 replicas at 300 K.
     seed_set:
       n: 16                    # labelled structures to train the first committee on (per start structure)
       rattle: 0.05             # Angstrom: Gaussian displacements of the start structure(s)
+      structures: null         # a structure file ASE reads: its first n frames are the seed set
+                               #   (labelled by the labeller; energies/forces in the file are not
+                               #   used), e.g. frames of a short MD; null: rattled start structures
     md:
       replicas: 4
       temperature: [300.0]     # K; replica r runs at temperature[r % len(temperature)]
@@ -67,7 +70,7 @@ DEFAULTS: Dict[str, Any] = {
     "labeller_kwargs": {},
     "max_label_force": 50.0,
     "model": None,
-    "seed_set": {"n": 16, "rattle": 0.05},
+    "seed_set": {"n": 16, "rattle": 0.05, "structures": None},
     "md": {"replicas": 4, "temperature": [300.0], "timestep_fs": 0.5, "friction_per_fs": 0.02,
            "max_time_fs": 5000.0, "min_time_fs": 100.0, "check_every": 1,
            "restart": "continue"},
@@ -131,6 +134,11 @@ def validate(cfg: dict) -> dict:
     for p in ("trigger.hard_factor", "max_label_force", "md.timestep_fs", "md.max_time_fs", "trigger.threshold_factor", "training.learning_rate"):
         _num(cfg, p, positive=True)
     _num(cfg, "seed", nonneg=True, integer=True)
+    ss = cfg["seed_set"]["structures"]
+    if ss is not None and (not isinstance(ss, (str, Path)) or not str(ss).strip()):
+        raise AdaptiveConfigError(f"configuration key 'seed_set.structures': {ss!r} must be a structure file path")
+    if ss is not None:
+        cfg["seed_set"]["structures"] = str(ss)
     if cfg["md"]["restart"] not in ("continue", "start"):
         raise AdaptiveConfigError("configuration key 'md.restart' must be 'continue' or 'start'")
     if cfg["md"]["min_time_fs"] >= cfg["md"]["max_time_fs"]:

@@ -5,8 +5,9 @@ Method (M. Gastegger, J. Behler, P. Marquetand, Chem. Sci. 8, 6924 (2017); J. Be
 Quantum Chem. 115, 1032 (2015); DP-GEN's model deviation, L. Zhang et al., Phys. Rev. Materials
 3, 023804 (2019)):
 
-0. Seed: ``seed_set.n`` copies of each start structure with Gaussian displacements are labelled
-   and a committee is trained on them (or on top of ``model``, warm start).
+0. Seed: ``seed_set.n`` copies of each start structure with Gaussian displacements (or the first
+   ``seed_set.n`` frames of the file ``seed_set.structures``, e.g. a short MD) are labelled and a
+   committee is trained on them (or on top of ``model``, warm start).
 1. MD: R replicas run Langevin dynamics (ASE, the C++ core with per-member forces) at their
    temperatures from where they stopped; a replica stops at the first structure whose calibrated
    max per-atom force deviation max_i c_F eps_i exceeds the threshold (given, or
@@ -145,14 +146,44 @@ class AdaptiveSampler:
         import ase.io
         import yaml
 
+        seed_structures = self._read_seed_structures()
         buf = io.StringIO()
         ase.io.write(buf, self.start, format="extxyz")
         atomic_write_bytes(r / "start.extxyz", buf.getvalue().encode())
+        if seed_structures is not None:  # the run folder keeps its own copy (resume needs no outside file)
+            buf = io.StringIO()
+            ase.io.write(buf, seed_structures, format="extxyz")
+            atomic_write_bytes(r / "seed_structures.extxyz", buf.getvalue().encode())
         atomic_write_bytes(r / "config.yaml", yaml.safe_dump(self.cfg, sort_keys=False).encode())
         _write_json(r / "config.json", self.cfg)
         self.state = {"version": STATE_VERSION, "iteration": -1, "label_order": [], "replicas": None,
                       "total_md_fs": 0.0, "wall_seconds": 0.0, "history": [], "done": False, "stop_reason": None}
         _write_json(r / "state.json", self.state)
+
+    def _read_seed_structures(self) -> Optional[List]:
+        """The first seed_set.n frames of seed_set.structures (None when not set), positions only.
+        Raises ValueError naming the file (unreadable, empty) or the frame and element (an element
+        the start structures do not have: the committee covers the start structures' elements)."""
+        path = self.cfg["seed_set"]["structures"]
+        if path is None:
+            return None
+        import ase.io
+
+        try:
+            frames = ase.io.read(path, index=f":{int(self.cfg['seed_set']['n'])}")
+        except Exception as exc:
+            raise ValueError(f"seed_set.structures: cannot read {path}: {exc}") from None
+        if not frames:
+            raise ValueError(f"seed_set.structures: no structures in {path}")
+        out = []
+        for k, a in enumerate(frames):
+            extra = sorted(set(a.get_chemical_symbols()) - set(self.elements))
+            if extra:
+                raise ValueError(f"seed_set.structures: {path}, frame {k}: element(s) {', '.join(extra)} not in the "
+                                 f"start structures ({', '.join(self.elements)})")
+            b = ase.Atoms(numbers=a.numbers, positions=a.positions, cell=a.cell, pbc=a.pbc)
+            out.append(b)
+        return out
 
     def n_ok(self) -> int:
         return int(self.state.get("n_ok", 0))
@@ -271,7 +302,12 @@ class AdaptiveSampler:
         cfg = self.cfg
         n = int(cfg["seed_set"]["n"])
         items = []
-        for s, a in enumerate(self.start):
+        if cfg["seed_set"]["structures"] is not None:
+            import ase.io
+
+            for j, b in enumerate(ase.io.read(self.run / "seed_structures.extxyz", index=":")):
+                items.append(frame_dict(b, id=f"s00_{j:04d}", replica=-1, md_time_fs=0.0))
+        for s, a in enumerate(self.start if not items else []):
             for j in range(n):
                 rng = np.random.default_rng([cfg["seed"], 5, s, j])
                 b = a.copy()
