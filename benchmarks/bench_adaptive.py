@@ -105,6 +105,9 @@ def main(argv=None) -> int:
                          "(a run stopped before its label budget) and compute/assemble the learning curves")
     ap.add_argument("--seed-n", type=int, default=16, help="seed_set.n of the adaptive runs")
     ap.add_argument("--seed-rattle", type=float, default=0.05, help="seed_set.rattle of the adaptive runs, Angstrom")
+    ap.add_argument("--threshold-factor", type=float, default=1.0,
+                    help="trigger.threshold_factor: the trigger is this factor x the median calibrated max force "
+                         "deviation over the validation labels")
     ap.add_argument("--seed-from-pool", action="store_true",
                     help="seed set: the random curve's own --seed-n frames of the 300 K pool (seed_set.structures; "
                          "both methods then start from the same labels) instead of rattled start geometries")
@@ -142,6 +145,7 @@ def main(argv=None) -> int:
         cfg.update(max_labels=n)
         cfg["md"]["replicas"] = R
         cfg["md"]["restart"] = args.restart
+        cfg["trigger"] = {"threshold_factor": args.threshold_factor}
         t0 = time.time()
         if args.assemble_only:
             if not (run / "state.json").exists():
@@ -257,7 +261,7 @@ def main(argv=None) -> int:
         f"- adaptive: `atomforge.active.adaptive_sampling`, 4 replicas at "
         f"{'/'.join(f'{t:g}' for t in args.temperatures)} K (md.restart: {args.restart}), "
         f"GFN2-xTB labels, seed set {args.seed_n} "
-        f"({'the random curve' + chr(39) + 's own frames of the 300 K pool (seed_set.structures)' if args.seed_from_pool else f'rattled {args.seed_rattle:g} A'}), trigger: calibrated max force deviation above its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
+        f"({'the random curve' + chr(39) + 's own frames of the 300 K pool (seed_set.structures)' if args.seed_from_pool else f'rattled {args.seed_rattle:g} A'}), trigger: calibrated max force deviation above {args.threshold_factor:g} x its median over the validation labels, at least 100 fs after the previous label of the replica (at once above twice the threshold); stop: "
         f"{st4['stop_reason']}; {st4['total_md_fs'] / 1000:.1f} ps of committee MD",
         f"- learning curves: a committee of 4 ({SETTINGS['network']['hidden']}, bootstrap) trained from scratch for "
         f"{CURVE_EPOCHS} epochs on N structures, force MAE of the committee mean on all 500 test frames (C++ core)",
@@ -265,6 +269,7 @@ def main(argv=None) -> int:
         f"{' '.join(map(str, args.sizes))} --temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
         f"--seed-n {args.seed_n} --seed-rattle {args.seed_rattle:g} --one-replica-labels {args.one_replica_labels}"
         f"{' --seed-from-pool' if args.seed_from_pool else ''}"
+        f"{f' --threshold-factor {args.threshold_factor:g}' if args.threshold_factor != 1.0 else ''}"
         + (f" --tag {args.tag}" if args.tag else "") + "`",
         "",
         "| N labels | random (300 K MD), meV/A | adaptive, meV/A |",

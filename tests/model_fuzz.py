@@ -192,8 +192,6 @@ def _structure_for(pot):
     rng = np.random.default_rng(0)
     numbers = np.repeat(pot.species, 2)[:6]
     pos = rng.uniform(0, 5.0, (len(numbers), 3))
-    if pot.model_type == "pinn" and dict(pot.describe()).get("polarisation", "none") != "none":
-        return pos, numbers, None, None  # the polarisation term is for open boundaries only
     return pos, numbers, np.eye(3) * 6.0, True
 
 

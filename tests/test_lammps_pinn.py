@@ -348,10 +348,10 @@ def test_dispersion_matches_python(tmp_path, case):
 
 
 @pytest.mark.skipif(mpiexec() is None, reason="mpich wheel not installed")
-def test_polarisation_matches_python_and_periodic_refused(tmp_path):
+def test_polarisation_matches_python(tmp_path):
     """A pinn model with the polarisation term (tests/test_pinn_polarisation.py): a molecule
-    (boundary f f f, total charge +1) on 1 and 2 ranks equals Python to 1e-8; a periodic box gets
-    the core's refusal (open boundaries only)."""
+    (boundary f f f, total charge +1) and a triclinic periodic cell (dipolar Ewald sum) on 1 and 2
+    ranks equal Python to 1e-8 (energy, forces, per-atom energies; virial for the cell)."""
     from test_pinn_polarisation import pol_file
 
     model = pol_file(tmp_path)
@@ -364,6 +364,10 @@ def test_polarisation_matches_python_and_periodic_refused(tmp_path):
         d = check_against_python(run_mpi(tmp_path, n, cmds), ref, 1.0, False)
         print(f"polarisation molecule, {n} rank(s): max relative difference energy {d[0]:.1e} forces {d[1]:.1e} "
               f"per-atom energies {d[3]:.1e}")
-    write_data(tmp_path / "per.data", triclinic())
-    _fails(tmp_path / "per.data", commands(tmp_path / "per.data", model), "polarisation is implemented for open "
-                                                                          "boundaries only")
+    atoms = triclinic()
+    write_data(tmp_path / "per.data", atoms)
+    ref = pot.compute(atoms)
+    for n in (1, 2):
+        d = check_against_python(run_mpi(tmp_path, n, commands(tmp_path / "per.data", model)), ref, 1.0, True)
+        print(f"polarisation triclinic cell, {n} rank(s): max relative difference energy {d[0]:.1e} forces "
+              f"{d[1]:.1e} virial {d[2]:.1e} per-atom energies {d[3]:.1e}")

@@ -1,8 +1,9 @@
 """The optional polarisation term of the pinn model (E_pol: Thole-damped induced point dipoles
-with network polarisabilities, solved exactly, open boundaries only): C++ against PyTorch (with and
-without the dispersion term, total charge 0 and +1), finite-difference forces, the chain-rule term
-through alpha_i(G_i), the SCF equations, a two-atom analytic check, a water dimer, models without
-the records unchanged, model-file round trip and bad records, periodic cells refused, training."""
+with network polarisabilities, solved exactly; molecules and periodic cells, dipolar Ewald sum):
+C++ against PyTorch (with and without the dispersion term, total charge 0 and +1; cubic and
+triclinic cells), finite-difference forces and virials, the large-box limit of the periodic sum,
+the chain-rule term through alpha_i(G_i), the SCF equations, a two-atom analytic check, a water
+dimer, models without the records unchanged, model-file round trip and bad records, training."""
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,7 @@ from atomforge import ModelFileError, load, read_model, save_model
 from atomforge.model_file import read_records, write_records
 from atomforge.models.pinn import dispersion_reference, polarisation_reference
 from atomforge.train.bpnn import collate, featurize
-from atomforge.train.pinn import EwaldSetup, TorchPinn, induced_dipoles
+from atomforge.train.pinn import EwaldSetup, FrozenEwald, TorchPinn, induced_dipoles
 from atomforge.units import BOHR, COULOMB
 
 import test_pinn as tp
@@ -334,24 +335,68 @@ def test_lone_polarisation_record_refused(tmp_path):
         load(tmp_path / "m.afm")
 
 
-def test_periodic_refused(tmp_path):
-    """Core (hence LAMMPS and OpenMM), PyTorch and the trainer refuse periodic cells."""
+@pytest.mark.parametrize("kind", ["cubic", "triclinic"])
+def test_periodic_cpp_matches_pytorch(tmp_path, kind):
+    """Periodic cells (dipolar Ewald sum): the core equals PyTorch's induced_dipoles_periodic (with
+    the frame's EwaldSetup and with the training-time FrozenEwald) for energy (1e-10 relative),
+    forces (1e-10 eV/A) and dipole (sum q_i r_i + sum mu_i, positions as given); the term is sizeable."""
     m = pol_model()
-    save_model(tmp_path / "m.afm", m.to_parameters())
-    pot = load(tmp_path / "m.afm")
-    for kind in ("cubic", "triclinic"):
-        atoms, Q = tp.systems()[kind]
-        with pytest.raises(ValueError, match="polarisation is implemented for open boundaries only; periodic "
-                                             "dipolar Ewald is not implemented"):
-            pot.compute(atoms, charge=Q)
-    atoms, Q = tp.systems()["cubic"]
+    path = tmp_path / "m.afm"
+    save_model(path, m.to_parameters())
+    pot, nop = load(path), load(without_polarisation(tmp_path, path))
+    atoms, Q = tp.systems()[kind]
+    r, rn = pot.compute(atoms, charge=Q), nop.compute(atoms, charge=Q)
+    assert r.energy - rn.energy < -0.05
+    assert np.abs(r.dipole - rn.dipole).max() > 1e-3  # induced dipoles added
     b = collate([featurize(m.sf, atoms.positions, atoms.numbers, atoms.cell.array, atoms.pbc)])
     b.positions = torch.as_tensor(atoms.positions)
     b.total_charge = torch.tensor([Q], dtype=torch.float64)
     sig = np.asarray(m.sigma)[[ELEMENTS.index(s) for s in atoms.get_chemical_symbols()]]
-    b.ewald = [(0, 0, len(atoms), EwaldSetup(atoms.positions, atoms.cell.array, sig, m.accuracy))]
-    with pytest.raises(ValueError, match="open boundaries only"):
-        m(b)
+    setup = EwaldSetup(atoms.positions, atoms.cell.array, sig, m.accuracy)
+    for st in (setup, FrozenEwald(atoms.positions, setup, sig)):
+        b.ewald = [(0, 0, len(atoms), st)]
+        E, F, q, mu = m(b)
+        assert abs(r.energy - E[0].item()) < 1e-10 * abs(r.energy)
+        assert np.abs(r.forces - F.detach().numpy()).max() < 1e-10
+        assert np.abs(r.dipole - mu[0].detach().numpy()).max() < 1e-10
+
+
+@pytest.mark.parametrize("kind", ["cubic", "triclinic"])
+def test_periodic_finite_differences(tmp_path, kind):
+    """Forces and the virial (symmetric strain of cell and positions) of the periodic sum against
+    central finite differences; the virial is symmetric (rotational invariance at fixed mu)."""
+    pot = load(pol_file(tmp_path))
+    atoms, Q = tp.systems()[kind]
+    r = pot.compute(atoms, charge=Q)
+    Ffd = tp.fd_forces(pot, atoms, Q)
+    assert np.abs(r.forces - Ffd).max() < 1e-6 * max(1.0, np.abs(Ffd).max())
+    Wfd = tp.fd_virial(pot, atoms, Q)
+    assert np.abs(r.virial - Wfd).max() < 1e-6 * max(1.0, np.abs(Wfd).max())
+    assert np.abs(r.virial - r.virial.T).max() < 1e-10 * max(1.0, np.abs(Wfd).max())
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_periodic_large_box_limit(tmp_path, which):
+    """A molecule (charged +1 and neutral) in cubic boxes of 15-40 A: the periodic E_pol tends to
+    the open-boundary one with the 1/L^3 of the images' dipolar fields (L^3 (E_per - E_open)
+    converges; the Ewald splitting parameter changes with L), so the periodic sum is neither
+    missing images nor counting them twice."""
+    path = pol_file(tmp_path)
+    pot, nop = load(path), load(without_polarisation(tmp_path, path))
+    a, Q = molecules()[which]
+    scaled = []
+    for L in (15.0, 20.0, 30.0, 40.0):
+        b = a.copy()
+        b.set_cell([L, L, L])
+        b.pbc = True
+        b.center()
+        e_per = pot.compute(b, charge=Q).energy - nop.compute(b, charge=Q).energy
+        e_open = pot.compute(b.positions, b.numbers, charge=Q).energy - \
+            nop.compute(b.positions, b.numbers, charge=Q).energy
+        assert e_open < -0.1
+        scaled.append((e_per - e_open) * L ** 3)
+    assert abs(scaled[-1]) > 1.0  # the images' interaction is there
+    assert abs(scaled[-1] / scaled[-2] - 1.0) < 0.01 and abs(scaled[-2] / scaled[-3] - 1.0) < 0.03
 
 
 def test_threads_and_bad_torch_arguments(tmp_path):
@@ -377,8 +422,8 @@ def test_polarisation_catastrophe_refused(tmp_path):
 
 def test_training_with_polarisation(tmp_path):
     """``pinn: {polarisation: true}`` trains on molecules, writes the records (ASE reference
-    alpha, the configured Thole a), and the core evaluates the written model; periodic data and
-    bad keys are refused by name."""
+    alpha, the configured Thole a), and the core evaluates the written model; periodic data train
+    too (dipolar Ewald sum); bad keys are refused by name."""
     from atomforge.train import train
     from atomforge.train.config import ConfigError
 
@@ -392,18 +437,20 @@ def test_training_with_polarisation(tmp_path):
     assert p.polarisation is not None and p.polarisation.thole == 0.5
     assert np.array_equal(p.polarisation.alpha, polarisation_reference(["H", "O"]))
     per = tp._dimers(tmp_path, n=12, periodic=True, name="per.xyz")
-    with pytest.raises(ValueError, match="open boundaries only"):
-        train(tp._cfg(per, polarisation=True), tmp_path / "bad", progress=False, log=lambda s: None)
+    cfg = tp._cfg(per, polarisation=True, polarisation_hidden=[4])
+    cfg["training"]["epochs"] = 2
+    m = train(cfg, tmp_path / "per", progress=False, log=lambda s: None)
+    assert np.isfinite(m["test"]["forces_mae"]) and m["evaluated_by"].startswith("atomforge C++")
+    assert read_model(tmp_path / "per" / "model.afm").polarisation is not None
     for kw, match in (({"thole": 0.0}, "pinn.thole"), ({"thole": 200.0}, "pinn.thole"),
                       ({"polarisation": 1}, "pinn.polarisation")):
         with pytest.raises(ConfigError, match=match):
             train(tp._cfg(data, **kw), tmp_path / "bad2", progress=False, log=lambda s: None)
 
 
-def test_openmm_molecule_and_periodic_refusal(tmp_path):
+def test_openmm_molecule_and_periodic(tmp_path):
     """OpenMM's AtomForgeForce evaluates the model with the polarisation term for a non-periodic
-    System (energy and forces equal the Python API to 1e-8 relative), and a periodic System gets
-    the core's refusal."""
+    and a periodic System: energy and forces equal the Python API to 1e-8 relative."""
     openmm, afo = tp._openmm()
     path = pol_file(tmp_path)
     pos, num, _ = tp._openmm_cases()["molecule"]
@@ -416,9 +463,12 @@ def test_openmm_molecule_and_periodic_refusal(tmp_path):
     fr = ref.forces * ev * 10.0
     np.testing.assert_allclose(F, fr, rtol=0, atol=1e-8 * np.abs(fr).max())
     pos, num, cell = tp._openmm_cases()["cubic"]
-    with pytest.raises(Exception, match="open boundaries only"):
-        tp._openmm_evaluate(openmm, afo.AtomForgeForce(str(path), num, periodic=True), len(num), pos, "Reference",
-                            cell)
+    ref = load(path).compute(pos, num, cell, [True] * 3)
+    e, F = tp._openmm_evaluate(openmm, afo.AtomForgeForce(str(path), num, periodic=True), len(num), pos, "Reference",
+                               cell)
+    assert e == pytest.approx(ref.energy * ev, rel=1e-8, abs=0)
+    fr = ref.forces * ev * 10.0
+    np.testing.assert_allclose(F, fr, rtol=0, atol=1e-8 * np.abs(fr).max())
 
 
 def test_too_many_atoms_refused(tmp_path):

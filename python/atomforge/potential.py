@@ -184,7 +184,9 @@ class Potential:
         if dipole is not None and bool(np.any(s.pbc)):
             # the core's list wraps positions into the cell: the dipole about the origin is formed
             # with the positions as given, so that it is continuous along an unwrapped trajectory
-            dipole = np.asarray(d["charges"]) @ np.asarray(s.positions)
+            # (the core's sum_i q_i r_i moved by each atom's lattice translation; induced dipoles kept)
+            q = np.asarray(d["charges"])
+            dipole = np.asarray(dipole) + q @ (np.asarray(s.positions) - np.asarray(nl.positions)[:len(q)])
         energy = float(d["energy"]) if "energy" in self.capabilities else float("nan")
         return Result(energy, nl.fold(d["forces"]) if d["forces"] is not None else None,
                       np.array(d["virial"]), np.array(d["atomic_energies"]), pav,

@@ -62,6 +62,14 @@ void bind_electrostatics(py::module_& m) {
       py::arg("accuracy"), py::arg("alpha"), py::arg("min_distance"), py::arg("threads"),
       "Core electrostatics (atomforge.electrostatics.ewald is the documented API).");
   m.def("ewald_s", &af::ewald_s, py::arg("accuracy"));
+  m.def(
+      "dipole_ewald_alpha",
+      [](py::array_t<double, py::array::c_style | py::array::forcecast> cell, int64_t n, double accuracy) {
+        if (cell.size() != 9) throw py::value_error("cell must be (3, 3)");
+        return af::dipole_ewald_alpha(cell.data(), n, accuracy);
+      },
+      py::arg("cell"), py::arg("n"), py::arg("accuracy"),
+      "Ewald splitting parameter (1/Angstrom) of the pinn model's dense dipole sums (src/electrostatics/ewald.hpp).");
   m.attr("EWALD_MIN_ACCURACY") = af::kEwaldMinAccuracy;
   m.attr("EWALD_MAX_ACCURACY") = af::kEwaldMaxAccuracy;
 }

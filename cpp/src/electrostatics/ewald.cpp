@@ -360,6 +360,29 @@ void reciprocal_sum(const double* x, const double* q, int64_t n, const Cell& c, 
 
 }  // namespace
 
+double dipole_ewald_alpha(const double* cell, int64_t n, double accuracy) {
+  EwaldOptions o;
+  o.accuracy = accuracy;
+  check_options(o);
+  const Cell c = make_cell(cell);
+  const double s = ewald_s(accuracy), V = c.volume, nn = static_cast<double>(std::max<int64_t>(n, 1));
+  double alpha = std::pow(kDipoleEwaldCostRatio * 2.0 * kPi * kPi * kPi / (V * V), 1.0 / 6.0);
+  // pairs = nn^2 (4 pi / 3) (s / alpha)^3 / V <= kDipoleEwaldMaxPairs
+  const double alpha_min = s * std::cbrt(nn * nn * 4.0 * kPi / (3.0 * V * kDipoleEwaldMaxPairs));
+  return std::max(alpha, alpha_min);
+}
+
+std::vector<double> ewald_kvectors(const double* cell, const EwaldParameters& p) {
+  const std::vector<KVec> kv = kvectors(make_cell(cell), p);
+  std::vector<double> out(3 * kv.size());
+  for (size_t m = 0; m < kv.size(); ++m) {
+    out[3 * m] = kv[m].kx;
+    out[3 * m + 1] = kv[m].ky;
+    out[3 * m + 2] = kv[m].kz;
+  }
+  return out;
+}
+
 double ewald_s(double accuracy) {
   if (!(accuracy >= kEwaldMinAccuracy && accuracy <= kEwaldMaxAccuracy)) {
     throw InvalidInput("electrostatics: accuracy must be in [" + num(kEwaldMinAccuracy) + ", " +

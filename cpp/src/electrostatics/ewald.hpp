@@ -126,6 +126,31 @@ double ewald_s(double accuracy);
 /// for a bad accuracy or alpha, a singular or non-finite cell, or more than kEwaldMaxKVectors.
 EwaldParameters ewald_parameters(const double* cell, int64_t n, double sigma_max, const EwaldOptions& options);
 
+/// Cost ratio w of one real-space pair term of a dense dipole-tensor build (erf, two exp, the
+/// field, tensor and derivative passes) to one (atom pair, k vector) term of its reciprocal part;
+/// sets dipole_ewald_alpha (speed only, never the accuracy). Chosen by timing the pinn model with
+/// polarisation on the 192- and 384-atom DeePMD water boxes (w = 1, 6, 30, 150, 200, 600: 0.62,
+/// 0.34, 0.24, 0.16, 0.10, 0.13 s and 2.61, -, 0.76, 0.40, 0.42, 0.52 s per evaluation, one run
+/// each on a shared 2-core machine): the reciprocal tensor is summed per pair and k vector while
+/// the real-space terms run once per pair, so larger real-space cutoffs pay.
+constexpr double kDipoleEwaldCostRatio = 200.0;
+/// Bound on the real-space image pairs (atoms x partners) of a dense dipole-tensor build.
+constexpr double kDipoleEwaldMaxPairs = 2e7;
+
+/// Splitting parameter (1/Angstrom) for the dense dipole sums of n point dipoles in `cell` at the
+/// given accuracy (the induced-dipole tensor of the pinn model: both parts cost ~N^2, real space
+/// N * (4 pi / 3) r_c^3 N / V pair terms and reciprocal space N^2 K with K = k_c^3 V / (12 pi^2)),
+/// minimising c_r pairs + c_k N^2 K with r_c = s / alpha, k_c = 2 alpha s:
+///     alpha = (kDipoleEwaldCostRatio 2 pi^3 / V^2)^(1/6),
+/// raised where needed so that the real-space pairs stay below kDipoleEwaldMaxPairs. Throws
+/// InvalidInput for a bad accuracy or cell.
+double dipole_ewald_alpha(const double* cell, int64_t n, double accuracy);
+
+/// The half-space reciprocal vectors k (k != 0, |k| <= p.k_cut; one of each pair +-k) of `cell`
+/// (3x3 row-major lattice vectors, Angstrom) for the parameters p, as rows (kx, ky, kz) in
+/// 1/Angstrom, in the order the Ewald sum uses. Throws InvalidInput for a singular cell.
+std::vector<double> ewald_kvectors(const double* cell, const EwaldParameters& p);
+
 /// Electrostatic energy, forces, virial and potentials of n charges, Eq. (2).
 ///
 /// positions (n, 3) Angstrom, charges (n) e, sigma (n) Angstrom or nullptr (point charges);

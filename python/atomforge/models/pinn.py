@@ -24,7 +24,7 @@ coefficients (Tkatchenko, Scheffler, Phys. Rev. Lett. 102, 073005 (2009))::
     E_disp  = - sum_{i<j, images, r_ij < r_cut} f(r_ij) C6_ij / (r_ij^6 + R0_ij^6)
     f(r)    = 1 - 10x^3 + 15x^4 - 6x^5,  x = (r - r_on) / (r_cut - r_on) clipped to [0, 1]
 
-Optional polarisation term, open boundaries only (records ``polarisation.*``,
+Optional polarisation term, molecules and periodic cells (records ``polarisation.*``,
 ``polarisation_network.*``, ``polarisation_scaling.*``; absent: E_pol = 0 and the model is
 unchanged): induced point dipoles with Thole damping (B. T. Thole, Chem. Phys. 59, 341 (1981);
 the AMOEBA form of P. Ren, J. W. Ponder, J. Phys. Chem. B 107, 5933 (2003)), k_e from
@@ -37,7 +37,9 @@ the AMOEBA form of P. Ren, J. W. Ponder, J. Phys. Chem. B 107, 5933 (2003)), k_e
     mu      = alpha (E^q + T mu)       (solved exactly: dense 3N x 3N, Cholesky)
     E_pol   = -k_e / 2 sum_i mu_i . E_i^q
 
-Not in this model (yet): periodic polarisation (dipolar Ewald), committees.
+Periodic cells: the same sums over every lattice image by a dipolar Ewald sum (tin foil; the
+splitting parameter and reciprocal vectors of E_elec's Ewald sum; docs/pinn.md, Eqs. P1-P8 of
+cpp/src/models/pinn/pinn.hpp). Not in this model (yet): committees.
 
 The parameters are held as a :class:`~atomforge.models.bpnn.BPNNParameters` (short-range part,
 records ``energy.*``, ``network.*``, ``scaling.*``) and a
@@ -212,7 +214,7 @@ class DispersionParameters:
 
 @dataclass
 class PolarisationParameters:
-    """The optional polarisation term of a ``pinn`` model (module docstring; open boundaries only).
+    """The optional polarisation term of a ``pinn`` model (module docstring; molecules and periodic cells).
 
     Attributes:
         network: the polarisability networks as a :class:`BPNNParameters` on the model's
@@ -410,7 +412,7 @@ class PinnParameters:
         if pp is None:
             lines.append(("polarisation", "none"))
         else:
-            lines.append(("polarisation", f"Thole-damped induced dipoles (a = {pp.thole:g}), open boundaries only; "
+            lines.append(("polarisation", f"Thole-damped induced dipoles (a = {pp.thole:g}), dipolar Ewald for periodic cells; "
                                           + "; ".join(f"{s} alpha {a:g} A^3"
                                                       for s, a in zip(self.elements, np.asarray(pp.alpha)))))
         return lines

@@ -129,7 +129,7 @@ PINN_DEFAULTS: Dict[str, Any] = {
     "dispersion_hidden": [16],  # hidden widths of the dispersion networks
     "dispersion_r_on": 8.0,    # Angstrom: the dispersion pair energy is switched off smoothly from r_on ...
     "dispersion_r_cut": 10.0,  # ... to r_cut (Angstrom, <= 25)
-    "polarisation": False,     # add E_pol: Thole-damped induced dipoles, alpha from networks (molecules only)
+    "polarisation": False,     # add E_pol: Thole-damped induced dipoles, alpha from networks
     "polarisation_hidden": [16],  # hidden widths of the polarisability networks
     "thole": 0.39,             # Thole damping a (AMOEBA), in (0, 100]
     "charge_reference": None,  # optional {element: e}, the charges' offsets (q~ = reference + scale * NN);

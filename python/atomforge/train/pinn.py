@@ -23,10 +23,11 @@ E_disp = -sum_{pairs, r < r_cut} f(r) sqrt(C6_i C6_j) / (r^6 + (r0_i + r0_j)^6),
 (softplus(NN_c(x_i)) + 1e-3), over all pairs of a molecule and over the image pairs within r_cut
 of a periodic frame (:class:`DispersionSetup`, fixed per frame), :func:`dispersion_energy`.
 
-Optional polarisation term (``polarisation=True``; molecules only, periodic frames refused):
+Optional polarisation term (``polarisation=True``; molecules and periodic frames):
 Thole-damped induced point dipoles mu = alpha (E^q + T mu) with alpha_i = alpha[k_i]
 (softplus(NN_a(x_i)) + 1e-3), solved exactly per frame by ``torch.linalg.solve``
-(:func:`induced_dipoles`), E_pol = -k_e/2 sum_i mu_i . E_i^q; differentiable, so forces and
+(:func:`induced_dipoles`; periodic frames: the dipolar Ewald sum of
+:func:`induced_dipoles_periodic`), E_pol = -k_e/2 sum_i mu_i . E_i^q; differentiable, so forces and
 training see every dependence of q and alpha on the positions.
 """
 from __future__ import annotations
@@ -174,6 +175,71 @@ def induced_dipoles(R: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor, thole
     return -0.5 * COULOMB * (mu * Eq).sum(), mu, Eq, T
 
 
+#: s = a r^3 / sqrt(alpha_i alpha_j) beyond which the Thole corrections e^-s are below 1e-16 (the core's
+#: kTholeNegligible): periodic real-space dipole sums extend at least that far.
+THOLE_NEGLIGIBLE = 37.0
+
+
+def induced_dipoles_periodic(R: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor, thole: float, setup):
+    """Induced dipoles of one periodic frame: :func:`induced_dipoles` with every lattice image,
+    summed by Ewald for point charges and point dipoles (tin-foil boundary; T. M. Nymand,
+    P. Linse, J. Chem. Phys. 112, 6152 (2000)), the core's Eqs. P1-P5 (cpp/src/models/pinn/pinn.hpp)
+    with the splitting parameter, reciprocal vectors and cell of ``setup``, the frame's
+    :meth:`EwaldSetup.dipole_setup` (the core's splitting for dense dipole sums):
+
+        real space (images within max(r_cut, r at s = 37), i's own images included), x = beta r:
+            A3 = [l3 - erf(x) + c r e^{-x^2}] / r^3,  A5 = [l5 - erf(x) + c r (1 + 2x^2/3) e^{-x^2}] / r^5
+            E_i^q += q_j A3 d,  T_ij += 3 A5 d d^T - A3 I,   d = r_i - r_j - shift,  c = 2 beta / sqrt(pi)
+        reciprocal (half space, g_k = exp(-k^2 / 4 beta^2) / k^2, p = 8 pi / V, A0 + i B0 = sum q e^{ik.r}):
+            E_i^q += -p sum_k g_k k (B0 cos k.r_i - A0 sin k.r_i)
+            T_ij  += -p sum_k g_k k k^T cos(k.(r_i - r_j)),   T_ii += 4 beta^3 / (3 sqrt(pi)) I
+
+    R (n, 3) Angstrom, q (n,) e, alpha (n,) Angstrom^3. Returns (E_pol (0-d, eV), mu (n, 3)
+    e*Angstrom). Differentiable in R, q and alpha (the pair list is fixed per call)."""
+    n = R.shape[0]
+    dt = R.dtype
+    beta, V = float(setup.alpha), float(setup.volume)
+    r_pol = max(float(setup.r_cut), float(np.cbrt(THOLE_NEGLIGIBLE * float(alpha.detach().max()) / thole)))
+    if r_pol > setup.r_cut:
+        i, j, sh = image_pairs(R.detach().double().numpy(), setup.cell, r_pol)
+        i, j, sh = torch.as_tensor(i), torch.as_tensor(j), torch.as_tensor(sh)
+    else:
+        i, j, sh = setup.i, setup.j, setup.shift
+    d = R[i] - R[j] - sh.to(dt)
+    r = torch.sqrt((d * d).sum(-1))
+    s = thole * r ** 3 / torch.sqrt(alpha[i] * alpha[j])
+    es = torch.exp(-s)
+    l3 = -torch.expm1(-s)
+    l5 = l3 - s * es
+    x = beta * r
+    ex = torch.exp(-x * x)
+    c = 2.0 * beta / np.sqrt(np.pi)
+    A3 = (l3 - torch.erf(x) + c * r * ex) / r ** 3
+    A5 = (l5 - torch.erf(x) + c * r * (1.0 + 2.0 * x * x / 3.0) * ex) / r ** 5
+    I3 = torch.eye(3, dtype=dt)
+    Eq = torch.zeros((n, 3), dtype=dt).index_add(0, i, q[j, None] * A3[:, None] * d)
+    blocks = 3.0 * A5[:, None, None] * d[:, :, None] * d[:, None, :] - A3[:, None, None] * I3
+    T = torch.zeros((n, n, 3, 3), dtype=dt).index_put((i, j), blocks, accumulate=True)
+    k = setup.kvec.to(dt)
+    k2 = (k * k).sum(-1)
+    g = torch.exp(-k2 / (4.0 * beta * beta)) / k2
+    phase = R @ k.T
+    cs, sn = torch.cos(phase), torch.sin(phase)
+    pk = 8.0 * np.pi / V
+    A0, B0 = q @ cs, q @ sn
+    Eq = Eq - pk * ((cs * B0 - sn * A0) * g) @ k
+    Ck = cs[:, :, None] * k[None] * torch.sqrt(g)[None, :, None]
+    Sk = sn[:, :, None] * k[None] * torch.sqrt(g)[None, :, None]
+    T = T - pk * (torch.einsum("ikx,jky->ijxy", Ck, Ck) + torch.einsum("ikx,jky->ijxy", Sk, Sk))
+    T = T + torch.eye(n, dtype=dt)[:, :, None, None] * (4.0 * beta ** 3 / (3.0 * np.sqrt(np.pi))) * I3
+    T = T.permute(0, 2, 1, 3).reshape(3 * n, 3 * n)
+    sa = torch.sqrt(alpha).repeat_interleave(3)
+    M = torch.eye(3 * n, dtype=dt) - sa[:, None] * T * sa[None, :]
+    nu = torch.linalg.solve(M, sa * Eq.reshape(-1))
+    mu = (sa * nu).reshape(n, 3)
+    return -0.5 * COULOMB * (mu * Eq).sum(), mu
+
+
 class EwaldSetup:
     """What the PyTorch Ewald sum of one periodic frame needs, fixed for that frame: the core's
     parameters (alpha, r_cut, k_cut for the model's accuracy: :func:`atomforge.electrostatics.ewald`),
@@ -182,19 +248,22 @@ class EwaldSetup:
 
     Args: positions (n, 3) Angstrom, cell (3, 3) rows in Angstrom, sigma (n,) Angstrom, accuracy.
     Attributes: i, j (P,) int64; shift (P, 3) Angstrom (r_ij = r_j + shift - r_i); kvec (K, 3)
-    1/Angstrom; alpha (1/Angstrom); volume (Angstrom^3).
+    1/Angstrom; alpha (1/Angstrom); r_cut (Angstrom); cell (3, 3) Angstrom; volume (Angstrom^3).
     Raises ValueError for what :func:`~atomforge.electrostatics.ewald` refuses.
     """
 
-    def __init__(self, positions, cell, sigma, accuracy):
+    def __init__(self, positions, cell, sigma, accuracy, alpha=None):
         from ..electrostatics import ewald
 
         pos = np.asarray(positions, dtype=float)
         cell = np.asarray(cell, dtype=float)
         n = len(pos)
         par = ewald(pos, np.zeros(n), cell, [True] * 3, sigma=np.asarray(sigma, dtype=float),
-                    accuracy=accuracy)["parameters"]
+                    accuracy=accuracy, alpha=alpha)["parameters"]
+        self.positions, self.accuracy = pos, float(accuracy)
+        self._dipole_setup = None
         self.alpha, r_cut, k_cut = float(par["alpha"]), float(par["r_cut"]), float(par["k_cut"])
+        self.r_cut, self.cell = r_cut, cell
         self.volume = abs(float(np.linalg.det(cell)))
         i, j, sh = image_pairs(pos, cell, r_cut)
         self.i = torch.as_tensor(i, dtype=torch.long)
@@ -208,6 +277,18 @@ class EwaldSetup:
                         if h > 0 or (h == 0 and (k > 0 or (k == 0 and l > 0)))], dtype=float)
         kv = hkl @ recip
         self.kvec = torch.as_tensor(kv[np.linalg.norm(kv, axis=1) <= k_cut])
+
+    def dipole_setup(self) -> "EwaldSetup":
+        """The setup of the frame's dense dipole sums (polarisation): point dipoles, the core's
+        splitting parameter for them (:func:`atomforge._core.dipole_ewald_alpha`), same accuracy;
+        built once per frame."""
+        if self._dipole_setup is None:
+            from .. import _core
+
+            a = _core.dipole_ewald_alpha(np.ascontiguousarray(self.cell), len(self.positions), self.accuracy)
+            self._dipole_setup = EwaldSetup(self.positions, self.cell, np.zeros(len(self.positions)),
+                                            self.accuracy, alpha=a)
+        return self._dipole_setup
 
 
 def ewald_energy(R: torch.Tensor, q: torch.Tensor, sigma: torch.Tensor, setup: EwaldSetup) -> torch.Tensor:
@@ -296,6 +377,7 @@ class FrozenEwald:
         s2 = s * s
         M += (2 * np.pi * COULOMB / V) * (s2[:, None] + s2[None, :])
         self.R0, self.M, self.T = R0, M, T
+        self.setup = setup  # for terms that need the frame's Ewald geometry (periodic polarisation)
 
     def energy(self, R: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Ewald energy (eV, 0-d) of charges q (n,) e at R (n, 3) Angstrom (must equal R0)."""
@@ -335,7 +417,7 @@ class TorchPinn(nn.Module):
         (initialised so that c_i is about 1), reference ``c6`` (eV*Angstrom^6) and damping radii
         ``r0`` (Angstrom) per element (default: :func:`~atomforge.models.pinn.dispersion_reference`)
         and the switch from ``r_on`` to ``r_cut`` (Angstrom).
-        polarisation: add the polarisation term (molecules only), with polarisability networks of
+        polarisation: add the polarisation term (molecules and periodic frames), with polarisability networks of
         ``polarisation_hidden`` (initialised so that alpha_i is about the reference), reference
         ``alpha`` (Angstrom^3) per element (default: :func:`~atomforge.models.pinn.polarisation_reference`)
         and the Thole damping ``thole``.
@@ -451,18 +533,20 @@ class TorchPinn(nn.Module):
         return self.alpha_ref.to(G.dtype)[species] * y.to(G.dtype)
 
     def _polarisation(self, batch, G, R, q, periodic):
-        """E_pol (B,) and the summed induced dipoles (B, 3) of the batch's molecules."""
-        if periodic:
-            raise ValueError("polarisation is implemented for open boundaries only; periodic dipolar Ewald is not "
-                             "implemented")
+        """E_pol (B,) and the summed induced dipoles (B, 3) of the batch's frames (periodic frames:
+        :func:`induced_dipoles_periodic` on their Ewald setup)."""
         B = batch.n_frames
+        per = {f: (st.setup if isinstance(st, FrozenEwald) else st).dipole_setup() for f, _, _, st in periodic}
         alpha = self.polarisabilities(G, batch.species)
         n = [int(x) for x in batch.n_atoms]
         off = np.concatenate([[0], np.cumsum(n)]).astype(int)
         es, ms = [], []
         for b in range(B):
             a, e = off[b], off[b + 1]
-            E_b, mu_b, _, _ = induced_dipoles(R[a:e], q[a:e], alpha[a:e], self.thole)
+            if b in per:
+                E_b, mu_b = induced_dipoles_periodic(R[a:e], q[a:e], alpha[a:e], self.thole, per[b])
+            else:
+                E_b, mu_b, _, _ = induced_dipoles(R[a:e], q[a:e], alpha[a:e], self.thole)
             es.append(E_b)
             ms.append(mu_b.sum(0))
         return torch.stack(es), torch.stack(ms)
@@ -541,13 +625,6 @@ class PinnTrainer(Trainer):
                                  f"or none (molecules)")
         self._ewald = {}
         pc = self.cfg["pinn"]
-        if pc["polarisation"]:
-            for name, ds in (("training", self.train_ds), ("validation", self.valid_ds), ("test", self.test_ds)):
-                per = [i for i in range(len(ds)) if np.asarray(ds.pbc[i]).any()]
-                if per:
-                    raise ValueError(f"model: pinn: pinn.polarisation is implemented for open boundaries only; "
-                                     f"{len(per)} {name} frame(s) are periodic (first: {per[0]}); periodic dipolar "
-                                     f"Ewald is not implemented")
         self.use_dipoles = pc["dipole_weight"] > 0 and self.train_ds.dipole is not None
         if pc["dipole_weight"] > 0 and self.train_ds.dipole is None:
             self.log("pinn.dipole_weight > 0 but the training data have no dipoles: trained on energies and forces")

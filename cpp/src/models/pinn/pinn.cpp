@@ -56,6 +56,8 @@ bool has_term_records(const ModelFile& f, const std::string& name) {
 
 constexpr double kPolarisationFloor = 1e-3;  // alpha_i = alpha_k (softplus(NN_a) + floor)
 constexpr int64_t kMaxPolarisableAtoms = 2000;  // dense 3N x 3N solve (N = 2000: 288 MB, ~1 min)
+constexpr double kTholeNegligible = 37.0;  // s = a r^3 / sqrt(alpha_i alpha_j) beyond which e^-s < 1e-16
+constexpr double kMaxPolarisationKTable = 2e7;  // atoms x reciprocal vectors of the periodic dipole sums
 
 // Thole damping (header comment): s = a r^3 / sqrt(alpha_i alpha_j), l3 = 1 - e^-s,
 // l5 = 1 - (1 + s) e^-s.
@@ -77,11 +79,69 @@ struct Polarisation {
   double virial[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
 };
 
+// Where the dipoles interact: for each atom i its partners j with d = r_i - (r_j + image shift)
+// (open boundaries: every j != i, no shift; periodic: every image within the real-space cutoff,
+// i's own images included), and for periodic cells the Ewald splitting parameter beta and the
+// half-space reciprocal vectors (header comment).
+struct PolGeometry {
+  std::vector<int64_t> offsets, partner;  // (n + 1), (pairs)
+  std::vector<double> d;                  // (pairs, 3) Angstrom
+  double beta = 0.0;                      // 1/Angstrom; 0: open boundaries (bare Thole-damped tensors)
+  double volume = 0.0;                    // Angstrom^3 (periodic)
+  std::vector<double> kvec;               // (K, 3) 1/Angstrom, half space (periodic)
+};
+
+PolGeometry open_geometry(const double* pos, int64_t n) {
+  PolGeometry g;
+  g.offsets.assign(n + 1, 0);
+  g.partner.reserve(n > 0 ? n * (n - 1) : 0);
+  g.d.reserve(n > 0 ? 3 * n * (n - 1) : 0);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      if (j == i) continue;
+      g.partner.push_back(j);
+      for (int x = 0; x < 3; ++x) g.d.push_back(pos[3 * i + x] - pos[3 * j + x]);
+    }
+    g.offsets[i + 1] = static_cast<int64_t>(g.partner.size());
+  }
+  return g;
+}
+
+// Real-space radial functions of one pair (header comment, Eqs. P1-P2): the Thole-damped tensors
+// with the Ewald screening of the periodic sum,
+//   A3 = [l3 - erf(x) + c r e^{-x^2}] / r^3,   A5 = [l5 - erf(x) + c r (1 + 2x^2/3) e^{-x^2}] / r^5,
+// x = beta r, c = 2 beta / sqrt(pi) (beta = 0: l3 / r^3, l5 / r^5), and their r-derivatives.
+struct PairTerms {
+  double A3, A5, dA3, dA5, s, es;
+};
+inline PairTerms pair_terms(double r, double a, double ai, double aj, double beta) {
+  const Thole t = thole(r, a, ai, aj);
+  PairTerms p;
+  p.s = t.s;
+  p.es = t.es;
+  const double r2 = r * r, ir3 = 1.0 / (r2 * r), ir5 = ir3 / r2;
+  double U3 = t.l3, U5 = t.l5;
+  double dU3 = 3.0 * t.s * t.es / r, dU5 = 3.0 * t.s * t.s * t.es / r;
+  if (beta > 0.0) {
+    const double x = beta * r, x2 = x * x, E = std::exp(-x2), c = 1.12837916709551257390 * beta;
+    U3 += -std::erf(x) + c * r * E;
+    U5 += -std::erf(x) + c * r * (1.0 + 2.0 * x2 / 3.0) * E;
+    dU3 += -2.0 * c * x2 * E;
+    dU5 += -(4.0 / 3.0) * c * x2 * x2 * E;
+  }
+  p.A3 = U3 * ir3;
+  p.A5 = U5 * ir5;
+  p.dA3 = dU3 * ir3 - 3.0 * p.A3 / r;
+  p.dA5 = dU5 * ir5 - 5.0 * p.A5 / r;
+  return p;
+}
+
 // Induced dipoles of point polarisabilities alpha (Angstrom^3) in the Thole-damped field of the
 // point charges q, solved exactly (header comment), and the derivatives of E_pol at fixed mu.
 Polarisation induced_dipoles(const double* pos, const double* q, const double* alpha, int64_t n, double a,
-                             int n_threads) {
+                             const PolGeometry& geo, int n_threads) {
   const double ke = units::kCoulombInEVAngstrom;
+  constexpr double kPi = 3.14159265358979323846;
   Polarisation P;
   P.mu.assign(3 * n, 0.0);
   P.efield.assign(3 * n, 0.0);
@@ -91,26 +151,84 @@ Polarisation induced_dipoles(const double* pos, const double* q, const double* a
   P.forces.assign(3 * n, 0.0);
   if (n == 0) return P;
   const int64_t m3 = 3 * n;
+  const double beta = geo.beta;
+  const int64_t nk = static_cast<int64_t>(geo.kvec.size() / 3);
+  // reciprocal space (periodic): g_k = exp(-k^2 / 4 beta^2) / k^2, cos/sin(k . r_i), the charges'
+  // structure factor A0 + i B0 (header comment, Eqs. P3-P5)
+  std::vector<double> gk(nk), cs(nk * n), sn(nk * n), A0(nk, 0.0), B0(nk, 0.0);
+  const double pk = geo.volume > 0.0 ? 8.0 * kPi / geo.volume : 0.0;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+  for (int64_t t = 0; t < nk; ++t) {
+    const double* k = &geo.kvec[3 * t];
+    const double k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
+    gk[t] = std::exp(-k2 / (4.0 * beta * beta)) / k2;
+    double a0 = 0.0, b0 = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double th = k[0] * pos[3 * i] + k[1] * pos[3 * i + 1] + k[2] * pos[3 * i + 2];
+      cs[t * n + i] = std::cos(th);
+      sn[t * n + i] = std::sin(th);
+      a0 += q[i] * cs[t * n + i];
+      b0 += q[i] * sn[t * n + i];
+    }
+    A0[t] = a0;
+    B0[t] = b0;
+  }
   // permanent field (e / Angstrom^2) and M = 1 - S T S, S = diag(sqrt(alpha)), row-major (3n x 3n)
   std::vector<double> M(static_cast<size_t>(m3) * m3, 0.0);
+  const double self = 4.0 * beta * beta * beta / (3.0 * std::sqrt(kPi));  // T_ii of the Ewald self term
 #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 8)
   for (int64_t i = 0; i < n; ++i) {
     double E[3] = {0, 0, 0};
-    for (int64_t j = 0; j < n; ++j) {
-      if (j == i) continue;
-      const double d[3] = {pos[3 * i] - pos[3 * j], pos[3 * i + 1] - pos[3 * j + 1], pos[3 * i + 2] - pos[3 * j + 2]};
-      const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], r = std::sqrt(r2);
-      const Thole t = thole(r, a, alpha[i], alpha[j]);
-      const double ir3 = 1.0 / (r2 * r), A3 = t.l3 * ir3, A5 = t.l5 * ir3 / r2;
-      for (int x = 0; x < 3; ++x) E[x] += q[j] * A3 * d[x];
+    for (int64_t m = geo.offsets[i]; m < geo.offsets[i + 1]; ++m) {
+      const int64_t j = geo.partner[m];
+      const double* d = &geo.d[3 * m];
+      const double r = std::sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2]);
+      const PairTerms t = pair_terms(r, a, alpha[i], alpha[j], beta);
+      for (int x = 0; x < 3; ++x) E[x] += q[j] * t.A3 * d[x];
       const double sij = std::sqrt(alpha[i] * alpha[j]);
       for (int x = 0; x < 3; ++x)
         for (int y = 0; y < 3; ++y)
-          M[(3 * i + x) * m3 + 3 * j + y] = -sij * (3.0 * A5 * d[x] * d[y] - (x == y ? A3 : 0.0));
+          M[(3 * i + x) * m3 + 3 * j + y] -= sij * (3.0 * t.A5 * d[x] * d[y] - (x == y ? t.A3 : 0.0));
+    }
+    // reciprocal field and tensor: t6[c][j] = sum_k g_k cos(k.(r_i - r_j)) (k k^T)_c, the six
+    // components xx yy zz xy xz yz, vectorised over j
+    std::vector<double> t6(nk > 0 ? 6 * n : 0, 0.0);
+    for (int64_t t = 0; t < nk; ++t) {
+      const double* k = &geo.kvec[3 * t];
+      const double ci = gk[t] * cs[t * n + i], si = gk[t] * sn[t * n + i];
+      const double fe = -pk * gk[t] * (B0[t] * cs[t * n + i] - A0[t] * sn[t * n + i]);
+      for (int x = 0; x < 3; ++x) E[x] += fe * k[x];
+      const double kk[6] = {k[0] * k[0], k[1] * k[1], k[2] * k[2], k[0] * k[1], k[0] * k[2], k[1] * k[2]};
+      const double* __restrict cj = &cs[t * n];
+      const double* __restrict sj = &sn[t * n];
+      double* __restrict t0 = &t6[0];
+      double* __restrict t1 = &t6[n];
+      double* __restrict t2 = &t6[2 * n];
+      double* __restrict t3 = &t6[3 * n];
+      double* __restrict t4 = &t6[4 * n];
+      double* __restrict t5 = &t6[5 * n];
+      for (int64_t j = 0; j < n; ++j) {
+        const double w = ci * cj[j] + si * sj[j];
+        t0[j] += w * kk[0];
+        t1[j] += w * kk[1];
+        t2[j] += w * kk[2];
+        t3[j] += w * kk[3];
+        t4[j] += w * kk[4];
+        t5[j] += w * kk[5];
+      }
+    }
+    if (nk > 0) {
+      static const int comp[3][3] = {{0, 3, 4}, {3, 1, 5}, {4, 5, 2}};
+      for (int64_t j = 0; j < n; ++j) {
+        const double w = pk * std::sqrt(alpha[i] * alpha[j]);
+        double* row = &M[(3 * i) * m3 + 3 * j];
+        for (int x = 0; x < 3; ++x)
+          for (int y = 0; y < 3; ++y) row[x * m3 + y] += w * t6[comp[x][y] * n + j];
+      }
     }
     for (int x = 0; x < 3; ++x) {
       P.efield[3 * i + x] = E[x];
-      M[(3 * i + x) * m3 + 3 * i + x] = 1.0;
+      M[(3 * i + x) * m3 + 3 * i + x] += 1.0 - alpha[i] * self;
     }
   }
   // Cholesky M = L L^T in place (lower triangle), blocked right-looking with row-contiguous dot
@@ -193,25 +311,24 @@ Polarisation induced_dipoles(const double* pos, const double* q, const double* a
     double f[3] = {0, 0, 0}, dq = 0.0, da = -0.5 * (mi[0] * mi[0] + mi[1] * mi[1] + mi[2] * mi[2]) /
                                              (alpha[i] * alpha[i]);
     double wv[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t j = 0; j < n; ++j) {
-      if (j == i) continue;
+    for (int64_t m = geo.offsets[i]; m < geo.offsets[i + 1]; ++m) {
+      const int64_t j = geo.partner[m];
       const double* mj = &mu[3 * j];
-      const double d[3] = {pos[3 * i] - pos[3 * j], pos[3 * i + 1] - pos[3 * j + 1], pos[3 * i + 2] - pos[3 * j + 2]};
+      const double* d = &geo.d[3 * m];
       const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2], r = std::sqrt(r2);
-      const Thole t = thole(r, a, alpha[i], alpha[j]);
-      const double ir3 = 1.0 / (r2 * r), ir5 = ir3 / r2, A3 = t.l3 * ir3, A5 = t.l5 * ir5;
-      const double dA3 = 3.0 * ir3 * (t.s * t.es - t.l3) / r, dA5 = ir5 * (3.0 * t.s * t.s * t.es - 5.0 * t.l5) / r;
+      const PairTerms t = pair_terms(r, a, alpha[i], alpha[j], beta);
+      const double ir3 = 1.0 / (r2 * r), ir5 = ir3 / r2;
       const double p = mi[0] * d[0] + mi[1] * d[1] + mi[2] * d[2], pj = mj[0] * d[0] + mj[1] * d[1] + mj[2] * d[2];
       const double mm = mi[0] * mj[0] + mi[1] * mj[1] + mi[2] * mj[2], c = q[j] * p - q[i] * pj;
       double g[3];
       for (int x = 0; x < 3; ++x)
-        g[x] = ((c - mm) * dA3 + 3.0 * p * pj * dA5) * d[x] / r + A3 * (q[j] * mi[x] - q[i] * mj[x]) +
-               3.0 * A5 * (pj * mi[x] + p * mj[x]);
+        g[x] = ((c - mm) * t.dA3 + 3.0 * p * pj * t.dA5) * d[x] / r + t.A3 * (q[j] * mi[x] - q[i] * mj[x]) +
+               3.0 * t.A5 * (pj * mi[x] + p * mj[x]);
       for (int x = 0; x < 3; ++x) {
         f[x] += ke * g[x];
         for (int z = 0; z < 3; ++z) wv[3 * x + z] += 0.5 * ke * d[x] * g[z];
       }
-      dq += A3 * pj;
+      dq += t.A3 * pj;
       da += t.s / (2.0 * alpha[i]) * t.es * ((c - mm) * ir3 + 3.0 * t.s * p * pj * ir5);
     }
     for (int x = 0; x < 3; ++x) P.forces[3 * i + x] = f[x];
@@ -221,6 +338,57 @@ Polarisation induced_dipoles(const double* pos, const double* q, const double* a
   }
   for (int64_t i = 0; i < n; ++i)
     for (int k = 0; k < 9; ++k) P.virial[k] += wa[9 * i + k];
+  if (nk > 0) {
+    // reciprocal part at fixed mu (header comment, Eqs. P6-P8): with m_j = k . mu_j,
+    // A_mu = -sum_j m_j sin, B_mu = sum_j m_j cos, A = A0 + A_mu, B = B0 + B_mu,
+    //   E_k = (pk k_e / 2) g_k (A^2 + B^2 - A0^2 - B0^2)
+    //   dE/dr_j = pk k_e sum_k g_k k [q_j (B_mu c_j - A_mu s_j) - m_j (A c_j + B s_j)]
+    //   dE/dq_j = pk k_e sum_k g_k (A_mu c_j + B_mu s_j)
+    //   W = sum_k E_k [1 - 2 (1 + k^2/4 beta^2) k k^T / k^2] + pk k_e sum_k g_k sum_j (B c_j - A s_j) k (x) mu_j
+    std::vector<double> Am(nk, 0.0), Bm(nk, 0.0);
+    for (int64_t t = 0; t < nk; ++t) {
+      const double* k = &geo.kvec[3 * t];
+      double am = 0.0, bm = 0.0;
+      for (int64_t j = 0; j < n; ++j) {
+        const double mj = k[0] * mu[3 * j] + k[1] * mu[3 * j + 1] + k[2] * mu[3 * j + 2];
+        am -= mj * sn[t * n + j];
+        bm += mj * cs[t * n + j];
+      }
+      Am[t] = am;
+      Bm[t] = bm;
+    }
+    const double pe = pk * ke;
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+    for (int64_t j = 0; j < n; ++j) {
+      double f[3] = {0, 0, 0}, dq = 0.0;
+      for (int64_t t = 0; t < nk; ++t) {
+        const double* k = &geo.kvec[3 * t];
+        const double c = cs[t * n + j], s = sn[t * n + j];
+        const double mj = k[0] * mu[3 * j] + k[1] * mu[3 * j + 1] + k[2] * mu[3 * j + 2];
+        const double A = A0[t] + Am[t], B = B0[t] + Bm[t];
+        const double gr = gk[t] * (q[j] * (Bm[t] * c - Am[t] * s) - mj * (A * c + B * s));
+        for (int x = 0; x < 3; ++x) f[x] -= pe * gr * k[x];
+        dq += gk[t] * (Am[t] * c + Bm[t] * s);
+      }
+      for (int x = 0; x < 3; ++x) P.forces[3 * j + x] += f[x];
+      P.dq[j] += pe * dq;
+    }
+    for (int64_t t = 0; t < nk; ++t) {
+      const double* k = &geo.kvec[3 * t];
+      const double k2 = k[0] * k[0] + k[1] * k[1] + k[2] * k[2];
+      const double A = A0[t] + Am[t], B = B0[t] + Bm[t];
+      const double ek = 0.5 * pe * gk[t] * (A * A + B * B - A0[t] * A0[t] - B0[t] * B0[t]);
+      const double w = 2.0 * (1.0 + k2 / (4.0 * beta * beta)) / k2;
+      double v[3] = {0, 0, 0};  // sum_j (B c_j - A s_j) mu_j
+      for (int64_t j = 0; j < n; ++j) {
+        const double h = B * cs[t * n + j] - A * sn[t * n + j];
+        for (int x = 0; x < 3; ++x) v[x] += h * mu[3 * j + x];
+      }
+      for (int x = 0; x < 3; ++x)
+        for (int z = 0; z < 3; ++z)
+          P.virial[3 * x + z] += ek * ((x == z ? 1.0 : 0.0) - w * k[x] * k[z]) + pe * gk[t] * v[x] * k[z];
+    }
+  }
   return P;
 }
 }  // namespace
@@ -377,7 +545,7 @@ std::vector<std::pair<std::string, std::string>> PinnModel::describe() const {
   if (polarisation_) {
     std::ostringstream ps;
     ps << "induced point dipoles mu = alpha (E_q + T mu), Thole damping a = " << thole_
-       << " (charge-dipole and dipole-dipole), solved exactly; open boundaries only; alpha_i = alpha_k (softplus(NN_a) + "
+       << " (charge-dipole and dipole-dipole), solved exactly; periodic cells: dipolar Ewald sum (tin foil); alpha_i = alpha_k (softplus(NN_a) + "
        << kPolarisationFloor << "), alpha_k:";
     for (int32_t k = 0; k < static_cast<int32_t>(species_.size()); ++k)
       ps << " " << element_symbol(species_[k]) << " " << alpha_[k] << " A^3;";
@@ -396,9 +564,6 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
     throw InvalidInput("pinn model: the cell is periodic along some directions only; its electrostatics needs "
                        "all three periodic (Ewald sum) or none (open boundaries)");
   const bool periodic = n_periodic == 3;
-  if (periodic && polarisation_)
-    throw InvalidInput("pinn model: polarisation is implemented for open boundaries only; periodic dipolar Ewald is "
-                       "not implemented");
   if (periodic && req.cell == nullptr)
     throw InvalidInput("pinn model: a periodic system needs the cell (ComputeRequest::cell)");
   if (req.per_atom_virial)
@@ -490,7 +655,49 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
     for (int64_t c = 0; c < nc; ++c)
       if (!std::isfinite(apol[c]))
         throw InvalidInput("pinn model: non-finite polarisability for centre " + std::to_string(c));
-    pol = induced_dipoles(pos.data(), q.data(), apol.data(), nc, thole_, nt_threads);
+    PolGeometry geo;
+    if (periodic) {  // real-space images within the Ewald cutoff (and where Thole damping is not yet negligible)
+      double amax = 0.0;
+      for (int64_t c = 0; c < nc; ++c) amax = std::max(amax, apol[c]);
+      const double r_thole = std::cbrt(kTholeNegligible * amax / thole_);  // e^-s < 1e-16 beyond
+      // the dipole sums' own splitting (both parts of the dense tensor cost ~N^2; ewald.hpp)
+      EwaldOptions dopt;
+      dopt.accuracy = accuracy_;
+      dopt.alpha = dipole_ewald_alpha(req.cell, nc, accuracy_);
+      dopt.min_distance = req.min_distance;
+      const EwaldParameters dpar = ewald_parameters(req.cell, nc, 0.0, dopt);
+      const double r_pol = std::max(dpar.r_cut, r_thole);
+      const NeighborList pl = build_neighbor_list(pos.data(), nc, req.cell, {true, true, true}, r_pol,
+                                                  req.min_distance, req.n_threads);
+      geo.offsets.assign(nc + 1, 0);
+      for (int64_t i = 0; i < nc; ++i) {
+        for (int64_t m = pl.offsets[i]; m < pl.offsets[i + 1]; ++m) {
+          const int64_t pj = pl.neighbors[m];
+          double d[3], r2 = 0.0;
+          for (int x = 0; x < 3; ++x) {
+            d[x] = pos[3 * i + x] - pl.positions[3 * pj + x];
+            r2 += d[x] * d[x];
+          }
+          if (r2 >= r_pol * r_pol || r2 == 0.0) continue;
+          geo.partner.push_back(pl.owner[pj]);
+          for (int x = 0; x < 3; ++x) geo.d.push_back(d[x]);
+        }
+        geo.offsets[i + 1] = static_cast<int64_t>(geo.partner.size());
+      }
+      geo.beta = dpar.alpha;
+      geo.kvec = ewald_kvectors(req.cell, dpar);
+      const double* h = req.cell;
+      geo.volume = std::fabs(h[0] * (h[4] * h[8] - h[5] * h[7]) - h[1] * (h[3] * h[8] - h[5] * h[6]) +
+                             h[2] * (h[3] * h[7] - h[4] * h[6]));
+      if (static_cast<double>(geo.kvec.size() / 3) * static_cast<double>(nc) > kMaxPolarisationKTable)
+        throw InvalidInput("pinn model: periodic polarisation needs " + std::to_string(geo.kvec.size() / 3) +
+                           " reciprocal vectors for " + std::to_string(nc) + " atoms, above the table bound " +
+                           std::to_string(static_cast<int64_t>(kMaxPolarisationKTable)) +
+                           " (lower the Ewald accuracy or the system size)");
+    } else {
+      geo = open_geometry(pos.data(), nc);
+    }
+    pol = induced_dipoles(pos.data(), q.data(), apol.data(), nc, thole_, geo, nt_threads);
   }
   // dE/dq_i: the electrostatic potential plus the polarisation term's charge derivative
   std::vector<double> phi(el.potential.begin(), el.potential.end());

@@ -41,11 +41,10 @@
 // -1/2 sum_ij r_ij (x) de_ij/dr_ij plus the descriptor virial of that dE/dG. The atomic energies
 // gain E_i^disp = 1/2 sum_j e_ij.
 //
-// Optional polarisation term, OPEN BOUNDARIES ONLY (all records polarisation.*,
-// polarisation_network.*, polarisation_scaling.* present, or none: then E_pol = 0 and every output
-// is as without the term, bit for bit; a periodic request with the term throws InvalidInput
-// "polarisation is implemented for open boundaries only; periodic dipolar Ewald is not
-// implemented", which LAMMPS and OpenMM pass on). Induced point dipoles with Thole damping
+// Optional polarisation term (all records polarisation.*, polarisation_network.*,
+// polarisation_scaling.* present, or none: then E_pol = 0 and every output is as without the
+// term, bit for bit); molecules and periodic cells (dipolar Ewald sum, below). Induced point
+// dipoles with Thole damping
 // (B. T. Thole, Chem. Phys. 59, 341 (1981); the AMOEBA exponential form of P. Ren, J. W. Ponder,
 // J. Phys. Chem. B 107, 5933 (2003)); k_e = units::kCoulombInEVAngstrom; fields in e/A^2:
 //
@@ -74,6 +73,28 @@
 // descriptor VJP. Virial: the pair virial sum_{i<j} d_ij (x) F_i^(ij) plus the descriptor
 // virial. The atomic energies gain -k_e/2 mu_i . E_i^q; the dipole gains sum_i mu_i. Cost
 // O(N^2) for the fields and O((3N)^3 / 3) for the solve (threaded).
+//
+// Periodic cells: the same U(mu) with every lattice image, summed by Ewald for point charges and
+// point dipoles (tin-foil boundary; T. M. Nymand, P. Linse, J. Chem. Phys. 112, 6152 (2000);
+// A. Y. Toukmaji et al., J. Chem. Phys. 113, 10913 (2000)) with the splitting parameter beta,
+// real-space cutoff and reciprocal vectors of E_elec's Ewald sum (its accuracy). Real space: the
+// pair list of every image within max(r_cut, r where s = 37) (own images of i included) with
+//   A3 = [l3 - erf(x) + c r e^{-x^2}] / r^3,  A5 = [l5 - erf(x) + c r (1 + 2x^2/3) e^{-x^2}] / r^5  (P1)
+//   x = beta r, c = 2 beta / sqrt(pi),  E^q_i = sum q_j A3 d,  T_ij = 3 A5 d d^T - A3 I             (P2)
+// in place of l3/r^3, l5/r^5 (the Ewald-screened bare tensors minus the Thole corrections (1 - l3),
+// (1 - l5), which decay as e^-s). Reciprocal space, half-space k with g_k = e^{-k^2/4beta^2}/k^2,
+// theta_i = k . r_i, A0 + i B0 = sum_j q_j e^{i theta_j}, p_k = 8 pi / V:
+//   E^q_i += -p_k sum_k g_k k (B0 cos theta_i - A0 sin theta_i)                                     (P3)
+//   T_ij  += -p_k sum_k g_k k k^T (cos theta_i cos theta_j + sin theta_i sin theta_j)                (P4)
+//   T_ii  += 4 beta^3 / (3 sqrt(pi)) I   (self term)                                               (P5)
+// At fixed mu (m_j = k . mu_j, A = A0 - sum m_j sin theta_j, B = B0 + sum m_j cos theta_j; the
+// dipole part of |S(k)|^2 with S(k) = sum_j (q_j + i m_j) e^{i theta_j}):
+//   dE/dr_j = p_k k_e sum_k g_k k [q_j ((B - B0) cos - (A - A0) sin) - m_j (A cos + B sin)]        (P6)
+//   dE/dq_j = p_k k_e sum_k g_k ((A - A0) cos theta_j + (B - B0) sin theta_j)                       (P7)
+//   W      += sum_k E_k [1 - 2 (1 + k^2/4beta^2) k k^T / k^2] + p_k k_e sum_k g_k sum_j
+//             (B cos theta_j - A sin theta_j) mu_j (x) k,   E_k = p_k k_e g_k (|A + iB|^2 - |A0 + iB0|^2) / 2   (P8)
+// (the last virial term: k . mu changes under strain at fixed mu). Cost O(N^2 K) for the
+// reciprocal tensor (atoms x k vectors <= 2e7, else InvalidInput) besides the solve.
 //
 // Forces, exact for the total energy (the charges depend on the positions through G):
 //
