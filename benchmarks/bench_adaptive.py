@@ -108,6 +108,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threshold-factor", type=float, default=1.0,
                     help="trigger.threshold_factor: the trigger is this factor x the median calibrated max force "
                          "deviation over the validation labels")
+    ap.add_argument("--retrain-epochs", type=int, default=60,
+                    help="training.epochs of each warm-started retraining in the adaptive runs")
     ap.add_argument("--seed-from-pool", action="store_true",
                     help="seed set: the random curve's own --seed-n frames of the 300 K pool (seed_set.structures; "
                          "both methods then start from the same labels) instead of rattled start geometries")
@@ -146,6 +148,7 @@ def main(argv=None) -> int:
         cfg["md"]["replicas"] = R
         cfg["md"]["restart"] = args.restart
         cfg["trigger"] = {"threshold_factor": args.threshold_factor}
+        cfg["training"]["epochs"] = args.retrain_epochs
         t0 = time.time()
         if args.assemble_only:
             if not (run / "state.json").exists():
@@ -270,6 +273,7 @@ def main(argv=None) -> int:
         f"--seed-n {args.seed_n} --seed-rattle {args.seed_rattle:g} --one-replica-labels {args.one_replica_labels}"
         f"{' --seed-from-pool' if args.seed_from_pool else ''}"
         f"{f' --threshold-factor {args.threshold_factor:g}' if args.threshold_factor != 1.0 else ''}"
+        f"{f' --retrain-epochs {args.retrain_epochs}' if args.retrain_epochs != 60 else ''}"
         + (f" --tag {args.tag}" if args.tag else "") + "`",
         "",
         "| N labels | random (300 K MD), meV/A | adaptive, meV/A |",

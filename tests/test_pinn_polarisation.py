@@ -401,9 +401,10 @@ def test_periodic_large_box_limit(tmp_path, which):
 
 def test_threads_and_bad_torch_arguments(tmp_path):
     pot = load(pol_file(tmp_path))
-    for atoms, Q in molecules():
+    for atoms, Q in molecules() + [tp.systems()["triclinic"]]:
         r1, r2 = pot.compute(atoms, charge=Q, threads=1), pot.compute(atoms, charge=Q, threads=2)
         assert r1.energy == r2.energy and np.array_equal(r1.forces, r2.forces)
+        assert np.array_equal(r1.virial, r2.virial)
     with pytest.raises(ValueError, match="alpha"):
         pol_model(alpha_factor=-1.0)
     with pytest.raises(ValueError, match="thole"):
