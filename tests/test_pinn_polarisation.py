@@ -375,6 +375,20 @@ def test_periodic_finite_differences(tmp_path, kind):
     assert np.abs(r.virial - r.virial.T).max() < 1e-10 * max(1.0, np.abs(Wfd).max())
 
 
+def test_periodic_atoms_outside_the_cell(tmp_path):
+    """Atoms moved by lattice vectors (outside the cell, as between LAMMPS re-neighbourings) give
+    the same energy, forces and virial as the wrapped cell."""
+    pot = load(pol_file(tmp_path))
+    atoms, Q = tp.systems()["triclinic"]
+    moved = atoms.copy()
+    moved.positions[::2] += atoms.cell.array[0] - 2 * atoms.cell.array[2]
+    moved.positions[1::3] -= atoms.cell.array[1]
+    r, rm = pot.compute(atoms, charge=Q), pot.compute(moved, charge=Q)
+    assert abs(r.energy - rm.energy) < 1e-10 * abs(r.energy)
+    assert np.abs(r.forces - rm.forces).max() < 1e-9
+    assert np.abs(r.virial - rm.virial).max() < 1e-9
+
+
 @pytest.mark.parametrize("which", [0, 1])
 def test_periodic_large_box_limit(tmp_path, which):
     """A molecule (charged +1 and neutral) in cubic boxes of 15-40 A: the periodic E_pol tends to

@@ -675,7 +675,7 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
           const int64_t pj = pl.neighbors[m];
           double d[3], r2 = 0.0;
           for (int x = 0; x < 3; ++x) {
-            d[x] = pos[3 * i + x] - pl.positions[3 * pj + x];
+            d[x] = pl.positions[3 * i + x] - pl.positions[3 * pj + x];  // both wrapped by the list
             r2 += d[x] * d[x];
           }
           if (r2 >= r_pol * r_pol || r2 == 0.0) continue;
