@@ -550,3 +550,15 @@ def test_ase_calculator(tmp_path):
     mu = atoms.get_dipole_moment()
     assert np.allclose(mu, r.dipole, rtol=0, atol=1e-12)
     assert np.abs(mu - r.charges @ atoms.positions).max() > 1e-3  # the induced dipoles are in it
+    # periodic cell: the stress includes the polarisation term (-W / V, W checked by finite differences above)
+    per, Qp = tp.systems()["triclinic"]
+    per = per.copy()
+    per.info["charge"] = Qp
+    per.calc = AtomForgeCalculator(str(path))
+    rp = load(path).compute(per, charge=Qp)
+    nop = load(without_polarisation(tmp_path, path)).compute(per, charge=Qp)
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    s = full_3x3_to_voigt_6_stress(-rp.virial / per.get_volume())
+    assert np.allclose(per.get_stress(), s, rtol=0, atol=1e-12)
+    assert np.abs(rp.virial - nop.virial).max() > 1e-3  # the term contributes to the stress
