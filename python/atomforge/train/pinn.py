@@ -246,7 +246,8 @@ class EwaldSetup:
     the real-space image pairs (ordered, i = j included for n != 0) within r_cut, and the
     half-space reciprocal vectors with |k| <= k_cut.
 
-    Args: positions (n, 3) Angstrom, cell (3, 3) rows in Angstrom, sigma (n,) Angstrom, accuracy.
+    Args: positions (n, 3) Angstrom, cell (3, 3) rows in Angstrom, sigma (n,) Angstrom, accuracy;
+    alpha (1/Angstrom) or None: the core's choice for the charges' sum.
     Attributes: i, j (P,) int64; shift (P, 3) Angstrom (r_ij = r_j + shift - r_i); kvec (K, 3)
     1/Angstrom; alpha (1/Angstrom); r_cut (Angstrom); cell (3, 3) Angstrom; volume (Angstrom^3).
     Raises ValueError for what :func:`~atomforge.electrostatics.ewald` refuses.
