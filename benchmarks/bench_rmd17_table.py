@@ -119,9 +119,11 @@ def write_table(results: Path, out: Path) -> str:
              "(split by the trainer) of `rmd17_<mol>_train_01.npz`, test `rmd17_<mol>_test_01.npz` (1000 frames); "
              "every setting the CLI default (stops on epochs or early stopping, never on wall time). References: "
              "force MAE of ANI / ACE, Kovacs et al., JCTC 17, 7696 (2021), via Batatia et al., NeurIPS 2022, "
-             "Table 2. Energy MAE meV, force MAE meV/A; time = wall minutes of the training (threads as listed).",
+             "Table 2. Energy MAE meV, force MAE meV/A; times: wall and CPU minutes of the whole CLI run (data "
+             "loading, featurisation, training, evaluation), threads as listed; on a shared machine the CPU time "
+             "is the better measure of the run's cost (load averages before/after are in the JSON).",
              "",
-             "| molecule | ANI F | ACE F | " + " | ".join(f"{LABELS[m]} E / F (time, threads)" for m in MODELS) +
+             "| molecule | ANI F | ACE F | " + " | ".join(f"{LABELS[m]} E / F (times, threads)" for m in MODELS) +
              " | best F / ANI | best F / ACE |",
              "|---|---:|---:|" + "---|" * len(MODELS) + "---:|---:|"]
     done = n_at_ani = 0
@@ -139,7 +141,8 @@ def write_table(results: Path, out: Path) -> str:
             n_at_ani += f <= ani
             best = f if best is None else min(best, f)
             flag = " (<= ANI)" if f <= ani else ""
-            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({e['train_minutes']:.0f} min, {e['threads']})")
+            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({e['wall_minutes']:.0f} min wall, "
+                         f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''})")
         for g in ("gmp", "gmp-shared"):
             a, b = res.get(f"{mol}/acsf"), res.get(f"{mol}/{g}")
             if a and b:
