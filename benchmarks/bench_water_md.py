@@ -107,7 +107,9 @@ def nvt_analysis(d: np.ndarray, eta=ETA_WATER_298K) -> dict:
     Tm = float(T[len(T) // 5:].mean())
     box = float(L[-1]) * 1e-10
     corr = KB * Tm * XI_CUBIC / (6 * np.pi * eta * box)
+    P = d[:, 3]
     return {"t_ps": float(t_end), "fit_window_ps": (float(lo), float(hi)), "D_pbc": float(D_pbc),
+            "P_mean_bar": float(P[len(P) // 5:].mean()),
             "D_pbc_se": float(abs(halves[0] - halves[1]) / 2), "yeh_hummer": float(corr),
             "D": float(D_pbc + corr), "T_mean": Tm, "L_A": float(L[-1])}
 
@@ -173,17 +175,17 @@ def main(argv=None) -> int:
          "error; D: O-atom MSD slope / 6 from 20 % to 80 % of NVT, Yeh-Hummer with eta = 0.89 mPa s)", ""]
     if args.note:
         L += [args.note, ""]
-    L += ["| model | NPT (ps) | density (g/cm^3) | <P> (bar) | NVT (ps) | D_PBC (1e-9 m^2/s) | + Yeh-Hummer | "
-          "D (1e-9 m^2/s) | atom-steps/s |",
-          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    L += ["| model | NPT (ps) | density (g/cm^3) | <P> (bar) | NVT (ps) | <P> at the data density (bar) | "
+          "D_PBC (1e-9 m^2/s) | + Yeh-Hummer | D (1e-9 m^2/s) | atom-steps/s |",
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         n, v = r.get("npt"), r.get("nvt")
         L.append(f"| {r['label']} | {n['t_ps']:.1f} | {n['density']:.3f} ± {n['density_se']:.3f} | "
                  f"{n['P_mean_bar']:.0f} | " if n else f"| {r['label']} | - | - | - | ")
-        L[-1] += (f"{v['t_ps']:.1f} | {v['D_pbc'] * 1e9:.2f} ± {v['D_pbc_se'] * 1e9:.2f} | "
+        L[-1] += (f"{v['t_ps']:.1f} | {v['P_mean_bar']:.0f} | {v['D_pbc'] * 1e9:.2f} ± {v['D_pbc_se'] * 1e9:.2f} | "
                   f"{v['yeh_hummer'] * 1e9:.2f} | {v['D'] * 1e9:.2f} | "
-                  f"{(v or n)['atom_steps_per_s']:,.0f} |" if v else f"- | - | - | - | {n['atom_steps_per_s']:,.0f} |")
-    L.append(f"| experiment (298 K) | | {EXPERIMENT['density']} | 1 | | | | {EXPERIMENT['D'] * 1e9:.2f} | |")
+                  f"{(v or n)['atom_steps_per_s']:,.0f} |" if v else f"- | - | - | - | - | {n['atom_steps_per_s']:,.0f} |")
+    L.append(f"| experiment (298 K) | | {EXPERIMENT['density']} | 1 | | 1 | | | {EXPERIMENT['D'] * 1e9:.2f} | |")
     text = "\n".join(L) + "\n"
     print(text)
     if args.output:
