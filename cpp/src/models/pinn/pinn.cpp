@@ -57,7 +57,7 @@ bool has_term_records(const ModelFile& f, const std::string& name) {
 constexpr double kPolarisationFloor = 1e-3;  // alpha_i = alpha_k (softplus(NN_a) + floor)
 constexpr int64_t kMaxPolarisableAtoms = 2000;  // dense 3N x 3N solve (N = 2000: 288 MB, ~1 min)
 constexpr double kTholeNegligible = 37.0;  // s = a r^3 / sqrt(alpha_i alpha_j) beyond which e^-s < 1e-16
-constexpr double kMaxPolarisationKTable = 2e7;  // atoms x reciprocal vectors of the periodic dipole sums
+constexpr double kMaxPolarisationKTable = 1e7;  // atoms x reciprocal vectors of the periodic dipole sums (two tables of 8 bytes each)
 
 // Thole damping (header comment): s = a r^3 / sqrt(alpha_i alpha_j), l3 = 1 - e^-s,
 // l5 = 1 - (1 + s) e^-s.

@@ -94,7 +94,7 @@
 //   W      += sum_k E_k [1 - 2 (1 + k^2/4beta^2) k k^T / k^2] + p_k k_e sum_k g_k sum_j
 //             (B cos theta_j - A sin theta_j) mu_j (x) k,   E_k = p_k k_e g_k (|A + iB|^2 - |A0 + iB0|^2) / 2   (P8)
 // (the last virial term: k . mu changes under strain at fixed mu). Cost O(N^2 K) for the
-// reciprocal tensor (atoms x k vectors <= 2e7, else InvalidInput) besides the solve.
+// reciprocal tensor (atoms x k vectors <= 1e7, else InvalidInput) besides the solve.
 //
 // Forces, exact for the total energy (the charges depend on the positions through G):
 //
