@@ -302,6 +302,22 @@ run {steps}
 _SECTIONS = ("Pair", "Neigh", "Comm", "Output", "Modify", "Other")
 
 
+def log(msg):
+    """A time-stamped progress line on stderr."""
+    print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def work_folder(path, prefix: str):
+    """(folder, TemporaryDirectory or None): `path` (created) if given, else a temporary folder that
+    the caller cleans up."""
+    if path:
+        folder = Path(path).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder, None
+    tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    return Path(tmp.name), tmp
+
+
 def parse_log(text: str) -> dict:
     loops = list(re.finditer(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps with (\d+) atoms", text))
     if not loops:
@@ -584,16 +600,7 @@ def main(argv=None):
     ap.add_argument("--nve-threads", type=int, default=2)
     args = ap.parse_args(argv)
 
-    def log(msg):
-        print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-    tmp = None
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="bench_lammps_")
-        workdir = Path(tmp.name)
+    workdir, tmp = work_folder(args.workdir, "bench_lammps_")
     lmp, mpiexec, libmpi_dir = lammps_env()
     ctx = {"workdir": workdir, "lmp": lmp, "mpiexec": mpiexec, "libmpi_dir": libmpi_dir,
            "plugin_dir": stage_atomforge_plugin(workdir), "data": workdir / "water192.data",

@@ -34,7 +34,6 @@ import argparse
 import datetime
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -127,16 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--note", default="", help="a line added to the report")
     args = ap.parse_args(argv)
 
-    def log(msg):
-        print(f"[{datetime.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-    tmp = None
-    if args.workdir:
-        workdir = Path(args.workdir).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="bench_water_md_")
-        workdir = Path(tmp.name)
+    log = bl.log
+    workdir, tmp = bl.work_folder(args.workdir, "bench_water_md_")
     bl.WATER_DIR = bl.Path(bl.os.environ.get("ATOMFORGE_DATA", "/work/shared/data")) / "deepmd_water" / \
         "energy_force" / "data_0"
     lmp, mpiexec, libmpi_dir = bl.lammps_env()
