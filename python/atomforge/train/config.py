@@ -56,7 +56,16 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       min_learning_rate: 1.0e-5
       energy_weight: 100.0      # loss = w_E mean((dE/N)^2) + w_F mean(dF^2), in units of energy_scale
       forces_weight: 10.0
-      early_stopping_patience: 1000
+      early_stopping_patience: null  # epochs without a better selection score before stopping; null:
+                                #   none under cosine/exponential (the schedule ends the run: its
+                                #   low-learning-rate end is where the errors fall most), 200 under plateau
+      ema_decay: 0.99           # exponential moving average of the weights, per optimiser step
+                                #   (warm-up min(d, (1 + n) / (10 + n))); each epoch, the better of the
+                                #   weights and their average on the validation frames is the candidate
+                                #   for model.afm; 0: off
+      selection: mae            # mae: keep the epoch with the lowest sqrt(w_E) MAE(E/N) + sqrt(w_F) MAE(F)
+                                #   on the validation frames; loss: the lowest validation loss (MSE:
+                                #   one outlier frame can decide it)
       dtype: float64            # float64 | float32
       threads: 0                # torch/OpenMP threads (0: default; more than the machine has: clamped, warning)
       max_minutes: null         # optional wall-time limit (> 0; stop, keeping the best model); null: none,
@@ -67,7 +76,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size
 
 Training stops for one of four reasons, printed and recorded in metrics.json as
-``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better validation loss for
+``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better selection score for
 early_stopping_patience epochs), ``time limit`` (max_minutes) or ``interrupted`` (Ctrl-C; the
 best model so far is still written, and ``--resume`` continues from the checkpoint).
 
@@ -97,8 +106,8 @@ DEFAULTS: Dict[str, Any] = {
                 "committee_data": "bootstrap"},
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
-                 "forces_weight": 10.0, "early_stopping_patience": 1000, "dtype": "float64", "threads": 0,
-                 "max_minutes": None, "jacobian_cache_mb": 2000},
+                 "forces_weight": 10.0, "early_stopping_patience": None, "ema_decay": 0.99, "selection": "mae",
+                 "dtype": "float64", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
 }
 
 def descriptor_defaults(type_: str) -> dict:
@@ -157,6 +166,7 @@ _CHOICES = {
     "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
     "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
+    "training.selection": ("mae", "loss"),
 }
 _POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "pinn.thole", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
@@ -238,6 +248,13 @@ def validate(cfg: dict) -> dict:
     mm = cfg.get("training", {}).get("max_minutes")
     if mm is not None and (isinstance(mm, bool) or not isinstance(mm, (int, float))):
         raise ConfigError(f"configuration key 'training.max_minutes': {mm!r} must be a number of minutes or null")
+    pat = cfg.get("training", {}).get("early_stopping_patience")
+    if pat is not None and (isinstance(pat, bool) or not isinstance(pat, int)):
+        raise ConfigError(f"configuration key 'training.early_stopping_patience': {pat!r} must be a whole number "
+                          f"of epochs or null")
+    ema = cfg.get("training", {}).get("ema_decay", 0.0)
+    if isinstance(ema, bool) or not isinstance(ema, (int, float)) or not 0.0 <= ema < 1.0:
+        raise ConfigError(f"configuration key 'training.ema_decay': {ema!r} must be a number in [0, 1) (0: off)")
     walk(cfg, defaults_for(cfg.get("model")))
     if cfg.get("model") == "pinn":
         if "pinn" not in cfg:

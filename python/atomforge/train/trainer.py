@@ -9,7 +9,9 @@ Run folder contents::
                           history, RNG state, best weights); --resume continues from it to the
                           same result as an uninterrupted run, reading it with
                           torch.load(weights_only=True): no code runs from a run folder
-    model.afm             the best model (validation loss), in the atomforge model file format
+    model.afm             the best model (training.selection: validation MAE score or loss; with
+                          training.ema_decay the moving-average weights), in the atomforge model
+                          file format
     metrics.json          test (and validation) errors of model.afm evaluated by the C++ core; why
                           training stopped (training.stop_reason); the format, units and
                           plausibility warnings of each data file (data)
@@ -62,7 +64,72 @@ STOP_REASONS = ("epochs reached", "early stopping", "time limit", "interrupted")
 #: What a checkpoint holds (checkpoint.pt, torch.save of plain containers and tensors, read back with
 #: torch.load(weights_only=True): a run folder cannot execute code).
 _CHECKPOINT_KEYS = {"config": dict, "epoch": int, "model": dict, "optimizer": dict, "scheduler": dict,
-                    "history": list, "best": dict, "torch_rng": "tensor"}
+                    "history": list, "best": dict, "torch_rng": "tensor", "ema": dict}
+
+#: Early-stopping patience (epochs) under the plateau schedule when training.early_stopping_patience
+#: is null (cosine and exponential schedules end the run themselves).
+PLATEAU_PATIENCE = 200
+
+
+def early_stopping_patience(tr: dict):
+    """The early-stopping patience in epochs for the training section ``tr``, or None (no early
+    stopping): the configured value, else PLATEAU_PATIENCE under ``lr_schedule: plateau``."""
+    if tr["early_stopping_patience"] is not None:
+        return int(tr["early_stopping_patience"])
+    return PLATEAU_PATIENCE if tr["lr_schedule"] == "plateau" else None
+
+
+def selection_score(tr: dict, valid_loss: float, metrics: dict, energy_scale: float) -> float:
+    """The model-selection score of one epoch (lower is better).
+
+    ``selection: loss``: the validation loss (the training objective, mean squared errors).
+    ``selection: mae`` (default): sqrt(w_E) MAE(E/N) + sqrt(w_F) MAE(F), in units of the model's
+    energy_scale (eV), i.e. the loss's relative weighting carried over to mean absolute errors.
+    Squared errors let one outlier frame decide which epoch is kept: on rMD17 uracil (50
+    validation frames) the lowest validation loss was at epoch 384 with a validation force MAE of
+    29.5 meV/A, where epoch 1296 had 19.5 (benchmarks/results/rmd17_table_notes.md).
+    ``metrics``: error_metrics of the validation frames (eV per atom, eV/A).
+    """
+    if tr["selection"] == "loss":
+        return float(valid_loss)
+    score = tr["energy_weight"] ** 0.5 * metrics["energy_mae_per_atom"] / energy_scale
+    if "forces_mae" in metrics:
+        score += tr["forces_weight"] ** 0.5 * metrics["forces_mae"] / energy_scale
+    return float(score)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's floating-point parameters and buffers, updated after
+    every optimiser step: a <- a + (1 - d_n) (w - a) with d_n = min(decay, (1 + n) / (10 + n)) after
+    the n-th update (the warm-up keeps the start from weighing the initialisation; as in
+    Polyak & Juditsky, SIAM J. Control Optim. 30, 838 (1992), with the decay of
+    tf.train.ExponentialMovingAverage). ``averaged`` is a deep copy of the model holding the average."""
+
+    def __init__(self, model, decay: float):
+        import copy
+
+        self.decay, self.updates = float(decay), 0
+        self.averaged = copy.deepcopy(model)
+        for p in self.averaged.parameters():
+            p.requires_grad_(False)
+        self._src = [t for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()]
+        self._dst = [t for t in list(self.averaged.parameters()) + list(self.averaged.buffers())
+                     if t.is_floating_point()]
+
+    def update(self) -> None:
+        import torch
+
+        self.updates += 1
+        d = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._dst, self._src, 1.0 - d)
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "model": self.averaged.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.updates = int(state["updates"])
+        self.averaged.load_state_dict(state["model"])
 
 
 def _load_checkpoint(path: Path) -> dict:
@@ -358,8 +425,11 @@ class Trainer:
         # third on to the epochs that fit in the time left, so that the decay completes in time
         n_sched, fitted = tr["epochs"], False
         history: List[dict] = []
+        # best["loss"] holds the selection score (selection_score; the validation loss with selection: loss)
         best = {"loss": float("inf"), "state": None, "epoch": -1}
         start_epoch = 0
+        ema = WeightAverage(model, tr["ema_decay"]) if tr["ema_decay"] > 0 else None
+        patience = early_stopping_patience(tr)
         if resume and ckpt_path.exists():
             ck = _load_checkpoint(ckpt_path)
             if ck["config"] != cfg:
@@ -372,6 +442,8 @@ class Trainer:
                     model.load_state_dict(best["state"])  # checked now (restored after training)
                 model.load_state_dict(ck["model"])
                 opt.load_state_dict(ck["optimizer"])
+                if ema is not None:
+                    ema.load_state_dict(ck["ema"])
                 if plateau:
                     sched.load_state_dict(ck["scheduler"])
                 else:
@@ -411,9 +483,20 @@ class Trainer:
                     loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
                     loss.backward()
                     opt.step()
+                    if ema is not None:
+                        ema.update()
                     tot += loss.item() * len(idx)
                 model.eval()
+                # the candidates for model.afm: the weights and their moving average (which is better
+                # once the average spans many steps; in the first epochs it lags behind the weights)
+                judged, weights = model, "raw"
                 vloss, vm = self._evaluate_torch(model, self.valid_ds, self.valid_f)
+                score = selection_score(tr, vloss, vm, float(model.energy_scale))
+                if ema is not None:
+                    ema_loss, ema_m = self._evaluate_torch(ema.averaged, self.valid_ds, self.valid_f)
+                    ema_score = selection_score(tr, ema_loss, ema_m, float(model.energy_scale))
+                    if ema_score <= score:
+                        judged, weights, vloss, vm, score = ema.averaged, "average", ema_loss, ema_m, ema_score
                 if plateau:
                     sched.step(vloss)
                 elif tr["max_minutes"] and epoch - start_epoch >= 2:
@@ -432,12 +515,14 @@ class Trainer:
                        "seconds": round(time.time() - t_start, 2)}
                 if "forces_mae" in vm:
                     rec["valid_forces_mae"] = vm["forces_mae"]
+                rec["selection_score"] = score
+                rec["weights"] = weights  # raw | average: the better of the two on the validation frames
                 history.append(rec)
-                if vloss < best["loss"]:
-                    best = {"loss": vloss, "epoch": epoch,
-                            "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                if score < best["loss"]:
+                    best = {"loss": score, "epoch": epoch,
+                            "state": {k: v.detach().clone() for k, v in judged.state_dict().items()}}
                 stop = None
-                if epoch - best["epoch"] >= tr["early_stopping_patience"]:
+                if patience is not None and epoch - best["epoch"] >= patience:
                     stop = "early stopping"
                 elif not plateau and epoch + 1 >= n_sched:
                     stop = "time limit" if fitted and n_sched < tr["epochs"] else "epochs reached"
@@ -451,7 +536,8 @@ class Trainer:
                                         "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict() if plateau else
                                         {"schedule_epochs": n_sched, "fitted": fitted},
-                                        "history": history, "best": best, "torch_rng": torch.get_rng_state()},
+                                        "history": history, "best": best, "torch_rng": torch.get_rng_state(),
+                                        "ema": ema.state_dict() if ema is not None else {}},
                                        ckpt_path)
                     last_checkpoint = time.time()
                 if bar is not None:
@@ -482,14 +568,20 @@ class Trainer:
     def _stop_message(self, reason: str, history, best, seconds: float) -> str:
         tr = self.cfg["training"]
         why = {"epochs reached": f"the epoch limit ({tr['epochs']}) was reached",
-               "early stopping": f"early stopping: no better validation loss for "
-                                 f"{tr['early_stopping_patience']} epochs",
+               "early stopping": f"early stopping: no better validation {self._selection_name()} for "
+                                 f"{early_stopping_patience(tr)} epochs",
                "time limit": f"the time limit (max_minutes {tr['max_minutes']:g}) was reached; the model may be "
                              f"under-trained and the result depends on machine load" if tr["max_minutes"] else
                              "the time limit was reached",
                "interrupted": "interrupted"}[reason]
+        which = ""
+        if tr["ema_decay"] > 0 and 0 <= best["epoch"] < len(history):
+            which = {"average": ", moving-average weights", "raw": ", raw weights"}[history[best["epoch"]]["weights"]]
         return (f"training stopped after {len(history)} epochs ({seconds:.0f} s): {why}. model.afm holds the "
-                f"best epoch ({best['epoch']}, lowest validation loss)")
+                f"best epoch ({best['epoch']}, lowest validation {self._selection_name()}{which})")
+
+    def _selection_name(self) -> str:
+        return "loss" if self.cfg["training"]["selection"] == "loss" else "MAE score"
 
     def _finish(self, model, history, best, stop_reason, train_seconds) -> dict:
         from .. import load, save_model
@@ -519,7 +611,8 @@ class Trainer:
         metrics = {"units": UNITS, "test": test_m, "validation": valid_m,
                    "training": {"epochs_run": len(history), "best_epoch": best["epoch"], "stop_reason": stop_reason,
                                 "stop_message": message, "epochs_limit": tr["epochs"],
-                                "early_stopping_patience": tr["early_stopping_patience"],
+                                "early_stopping_patience": early_stopping_patience(tr),
+                                "selection": tr["selection"], "ema_decay": tr["ema_decay"],
                                 "max_minutes": tr["max_minutes"],
                                 "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
                                 "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
