@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -88,12 +87,17 @@ def run_one(mol: str, model: str, runs_dir: Path, threads: int, results: Path) -
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     load0 = os.getloadavg()
     t0 = time.time()
-    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # the CPU time of this child alone (wait4), not RUSAGE_CHILDREN, which would also count a
+    # parallel job's training that ended meanwhile
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read()
     wall = time.time() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{mol} {model}: training failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{mol} {model}: training failed:\n{stderr[-3000:]}")
     m = json.loads((run / "metrics.json").read_text())
     t, tr = m["test"], m["training"]
     entry = {"molecule": mol, "model": model, "command": " ".join(["atomforge", *cmd[3:]]),
@@ -101,7 +105,7 @@ def run_one(mol: str, model: str, runs_dir: Path, threads: int, results: Path) -
              "forces_rmse_meV_A": 1000 * t["forces_rmse"], "epochs": tr.get("epochs_run"),
              "best_epoch": tr.get("best_epoch"), "stop_reason": tr.get("stop_reason"),
              "train_minutes": tr.get("wall_seconds", wall) / 60, "wall_minutes": wall / 60,
-             "cpu_minutes": ((c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)) / 60,
+             "cpu_minutes": (usage.ru_utime + usage.ru_stime) / 60,
              "threads": threads, "load_before": list(load0), "load_after": list(os.getloadavg()),
              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _git_commit(),
              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
@@ -117,7 +121,10 @@ def write_table(results: Path, out: Path) -> str:
              "Written by `benchmarks/bench_rmd17_table.py` from `rmd17_table.json` (filled in pieces; each entry "
              "names its date, machine, threads, load and commit). Split 01: 950 training / 50 validation frames "
              "(split by the trainer) of `rmd17_<mol>_train_01.npz`, test `rmd17_<mol>_test_01.npz` (1000 frames); "
-             "every setting the CLI default (stops on epochs or early stopping, never on wall time). References: "
+             "every setting the CLI default of the entry's commit (never a wall-time limit; since 880f7d7 the defaults "
+             "keep the epoch with the lowest validation MAE score, average the weights and have no early stopping "
+             "under the cosine schedule; before it, the lowest validation loss with a 1000-epoch early-stopping "
+             "patience). References: "
              "force MAE of ANI / ACE, Kovacs et al., JCTC 17, 7696 (2021), via Batatia et al., NeurIPS 2022, "
              "Table 2. Energy MAE meV, force MAE meV/A; times: wall and CPU minutes of the whole CLI run (data "
              "loading, featurisation, training, evaluation), threads as listed; on a shared machine the CPU time "
@@ -142,7 +149,8 @@ def write_table(results: Path, out: Path) -> str:
             best = f if best is None else min(best, f)
             flag = " (<= ANI)" if f <= ani else ""
             cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({e['wall_minutes']:.0f} min wall, "
-                         f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''})")
+                         f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''}, "
+                         f"{e.get('commit', '?')})")
         for g in ("gmp", "gmp-shared"):
             a, b = res.get(f"{mol}/acsf"), res.get(f"{mol}/{g}")
             if a and b:
@@ -168,6 +176,9 @@ def main(argv=None) -> int:
                     help="run folders (kept: an interrupted training resumes from its checkpoint)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--output", default=str(TABLE))
+    ap.add_argument("--rerun", action="store_true",
+                    help="train the listed molecules/models again and replace their stored entries (e.g. after a "
+                         "change of the defaults; the entry's commit says which defaults it used)")
     ap.add_argument("--table-only", action="store_true", help="only rewrite the table from the results file")
     args = ap.parse_args(argv)
     results = Path(args.results)
@@ -175,7 +186,12 @@ def main(argv=None) -> int:
         runs = Path(args.runs_dir)
         runs.mkdir(parents=True, exist_ok=True)
         have = _load_results(results)
-        todo = [(mol, m) for mol in args.molecules for m in args.models if f"{mol}/{m}" not in have]
+        todo = [(mol, m) for mol in args.molecules for m in args.models if args.rerun or f"{mol}/{m}" not in have]
+        if args.rerun:  # start the run folders over (a finished run would only be re-evaluated)
+            import shutil
+            for mol, m in todo:
+                if (runs / f"{mol}_{m}" / "metrics.json").exists():
+                    shutil.rmtree(runs / f"{mol}_{m}")
         print(f"{len(todo)} training(s) to run ({args.jobs} at a time, {args.threads} thread(s) each)", flush=True)
         with ThreadPoolExecutor(args.jobs) as ex:
             futs = [ex.submit(run_one, mol, m, runs, args.threads, results) for mol, m in todo]
