@@ -515,3 +515,20 @@ def test_model_file_holds_the_selected_weights(ethanol_small, tmp_path):
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     scale = atomforge.read_model(run / "model.afm").energy_scale
     assert selection_score(cfg["training"], 0.0, v, scale) == pytest.approx(scores[best], rel=1e-8)
+
+
+def test_weight_decay_shrinks_the_weights(ethanol_small, tmp_path):
+    """training.weight_decay > 0 is AdamW's decoupled decay: a strong decay leaves much smaller weights
+    than the same run without it; a negative value is refused."""
+    def norm(run):
+        p = atomforge.read_model(run / "model.afm")
+        return sum(float(np.sum(np.asarray(w) ** 2)) for layers in p.networks[0] for w, _ in layers) ** 0.5
+
+    cfg0 = tiny(*ethanol_small, epochs=2, ema_decay=0.0)
+    cfg1 = tiny(*ethanol_small, epochs=2, ema_decay=0.0, weight_decay=200.0)
+    train(cfg0, tmp_path / "a", progress=False, log=lambda *_: None)
+    train(cfg1, tmp_path / "b", progress=False, log=lambda *_: None)
+    assert norm(tmp_path / "b") < 0.5 * norm(tmp_path / "a")
+    from atomforge.train.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="training.weight_decay.*>= 0"):
+        load_config(None, {"data": "x.npz", "training": {"weight_decay": -1e-3}})

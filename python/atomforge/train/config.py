@@ -63,6 +63,8 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
                                 #   (warm-up min(d, (1 + n) / (10 + n))); each epoch, the better of the
                                 #   weights and their average on the validation frames is the candidate
                                 #   for model.afm; 0: off
+      weight_decay: 0.0         # decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019) of all
+                                #   weights and biases, per step lr * weight_decay; 0: Adam
       selection: mae            # mae: keep the epoch with the lowest sqrt(w_E) MAE(E/N) + sqrt(w_F) MAE(F)
                                 #   on the validation frames; loss: the lowest validation loss (MSE:
                                 #   one outlier frame can decide it)
@@ -107,6 +109,7 @@ DEFAULTS: Dict[str, Any] = {
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": None, "ema_decay": 0.99, "selection": "mae",
+                 "weight_decay": 0.0,
                  "dtype": "float64", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
 }
 
@@ -173,7 +176,7 @@ _POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "pin
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
 #: Integer keys with an upper bound (seeds feed int64 / torch generators).
 _MAXIMUM = {"seed": 2 ** 63 - 1}
-_NONNEG = {"pinn.sigma", "pinn.dipole_weight", "pinn.dispersion_r_on", "descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
+_NONNEG = {"training.weight_decay", "pinn.sigma", "pinn.dipole_weight", "pinn.dispersion_r_on", "descriptor.n_angular", "training.energy_weight", "training.forces_weight", "training.threads",
            "training.min_learning_rate", "seed"}
 
 

@@ -417,7 +417,11 @@ class Trainer:
         model = self._make_model().to(self.dtype)
         # fused: one vectorised kernel for all parameters (~4x faster per step than the default
         # per-tensor loop on CPU for these small networks)
-        opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"], fused=True)
+        if tr["weight_decay"] > 0:  # decoupled weight decay (Loshchilov & Hutter, ICLR 2019)
+            opt = torch.optim.AdamW(model.parameters(), lr=tr["learning_rate"], weight_decay=tr["weight_decay"],
+                                    fused=True)
+        else:
+            opt = torch.optim.Adam(model.parameters(), lr=tr["learning_rate"], fused=True)
         plateau = tr["lr_schedule"] == "plateau"
         sched = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=tr["lr_factor"], patience=tr["lr_patience"],
                                                             min_lr=tr["min_learning_rate"]) if plateau else None)
