@@ -92,11 +92,10 @@ def run_one(mol: str, model: str, runs_dir: Path, threads: int, results: Path) -
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr = err.read()
     wall = time.time() - t0
-    if proc.returncode != 0:
+    if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{mol} {model}: training failed:\n{stderr[-3000:]}")
     m = json.loads((run / "metrics.json").read_text())
     t, tr = m["test"], m["training"]
@@ -128,7 +127,9 @@ def write_table(results: Path, out: Path) -> str:
              "force MAE of ANI / ACE, Kovacs et al., JCTC 17, 7696 (2021), via Batatia et al., NeurIPS 2022, "
              "Table 2. Energy MAE meV, force MAE meV/A; times: wall and CPU minutes of the whole CLI run (data "
              "loading, featurisation, training, evaluation), threads as listed; on a shared machine the CPU time "
-             "is the better measure of the run's cost (load averages before/after are in the JSON).",
+             "is the better measure of the run's cost (load averages before/after are in the JSON). One training per "
+             "entry (seed 0): the seed-to-seed spread is not measured here; two uracil trainings differing only in "
+             "the weight average gave 17.4 and 17.35 meV/A (rmd17_table_notes.md).",
              "",
              "| molecule | ANI F | ACE F | " + " | ".join(f"{LABELS[m]} E / F (times, threads)" for m in MODELS) +
              " | best F / ANI | best F / ACE |",
