@@ -524,7 +524,7 @@ def test_weight_decay_shrinks_the_weights(ethanol_small, tmp_path):
         p = atomforge.read_model(run / "model.afm")
         return sum(float(np.sum(np.asarray(w) ** 2)) for layers in p.networks[0] for w, _ in layers) ** 0.5
 
-    cfg0 = tiny(*ethanol_small, epochs=2, ema_decay=0.0)
+    cfg0 = tiny(*ethanol_small, epochs=2, ema_decay=0.0, weight_decay=0.0)
     cfg1 = tiny(*ethanol_small, epochs=2, ema_decay=0.0, weight_decay=200.0)
     train(cfg0, tmp_path / "a", progress=False, log=lambda *_: None)
     train(cfg1, tmp_path / "b", progress=False, log=lambda *_: None)

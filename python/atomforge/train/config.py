@@ -63,8 +63,9 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
                                 #   (warm-up min(d, (1 + n) / (10 + n))); each epoch, the better of the
                                 #   weights and their average on the validation frames is the candidate
                                 #   for model.afm; 0: off
-      weight_decay: 0.0         # decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019) of all
-                                #   weights and biases, per step lr * weight_decay; 0: Adam
+      weight_decay: 0.1         # decoupled weight decay (AdamW, Loshchilov & Hutter, ICLR 2019) of all
+                                #   weights and biases, per step lr * weight_decay; 0: Adam. 0.1 from
+                                #   the rMD17 side-by-side runs (benchmarks/results/rmd17_table_notes.md)
       selection: mae            # mae: keep the epoch with the lowest sqrt(w_E) MAE(E/N) + sqrt(w_F) MAE(F)
                                 #   on the validation frames; loss: the lowest validation loss (MSE:
                                 #   one outlier frame can decide it)
@@ -109,7 +110,7 @@ DEFAULTS: Dict[str, Any] = {
     "training": {"epochs": 2000, "batch_size": 16, "learning_rate": 0.001, "lr_schedule": "cosine",
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": None, "ema_decay": 0.99, "selection": "mae",
-                 "weight_decay": 0.0,
+                 "weight_decay": 0.1,
                  "dtype": "float64", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
 }
 
