@@ -496,13 +496,15 @@ def test_weight_average_matches_its_recursion():
     assert again.updates == 40 and torch.equal(again.averaged.weight, ema.averaged.weight)
 
 
-def test_model_file_holds_the_selected_weights(ethanol_small, tmp_path):
+@pytest.mark.parametrize("dtype, rel", [("float64", 1e-8), ("float32", 1e-4)])
+def test_model_file_holds_the_selected_weights(ethanol_small, tmp_path, dtype, rel):
     """model.afm holds the epoch with the lowest selection score, raw or averaged weights as history.csv
-    records; its C++ validation errors reproduce that epoch's score; metrics.json names the settings."""
+    records; its C++ validation errors (float64) reproduce that epoch's score (computed in the training
+    dtype: to 1e-8 in float64, to float32 rounding in float32); metrics.json names the settings."""
     from atomforge.train.trainer import selection_score
 
     run = tmp_path / "run"
-    m = train(tiny(*ethanol_small, epochs=12), run, progress=False, log=lambda *_: None)
+    m = train(tiny(*ethanol_small, epochs=12, dtype=dtype), run, progress=False, log=lambda *_: None)
     hist = list(csv.DictReader(open(run / "history.csv")))
     scores = [float(r["selection_score"]) for r in hist]
     best = m["training"]["best_epoch"]
@@ -514,7 +516,23 @@ def test_model_file_holds_the_selected_weights(ethanol_small, tmp_path):
     import yaml
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     scale = atomforge.read_model(run / "model.afm").energy_scale
-    assert selection_score(cfg["training"], 0.0, v, scale) == pytest.approx(scores[best], rel=1e-8)
+    assert cfg["training"]["dtype"] == dtype
+    assert selection_score(cfg["training"], 0.0, v, scale) == pytest.approx(scores[best], rel=rel)
+
+
+def test_training_defaults_float32_and_weight_decay_pinn_float64(tmp_path):
+    """Defaults: float32 training with AdamW weight decay 0.1 for atomic networks (bpnn, committees);
+    model: pinn trains in float64 unless asked otherwise."""
+    from atomforge.train.config import load_config
+
+    data = tmp_path / "x.npz"
+    data.write_bytes(b"")
+    cfg = load_config(None, {"data": str(data)})
+    assert cfg["training"]["dtype"] == "float32" and cfg["training"]["weight_decay"] == 0.1
+    pinn = load_config(None, {"data": str(data), "model": "pinn"})
+    assert pinn["training"]["dtype"] == "float64"
+    pinn32 = load_config(None, {"data": str(data), "model": "pinn", "training": {"dtype": "float32"}})
+    assert pinn32["training"]["dtype"] == "float32"
 
 
 def test_weight_decay_shrinks_the_weights(ethanol_small, tmp_path):

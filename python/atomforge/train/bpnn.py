@@ -398,7 +398,7 @@ class TorchBPNN(nn.Module):
         with torch.enable_grad():  # forces need dE/dG even when evaluated under no_grad (validation)
             G = batch.G.detach().unsqueeze(0).repeat(M, 1, 1).requires_grad_(forces)
             Ea = self.member_atomic_energies(G, batch.species)  # (M, N)
-            E = torch.zeros((M, batch.n_frames), dtype=G.dtype).index_add(1, batch.frame, Ea)
+            E = torch.zeros((M, batch.n_frames), dtype=Ea.dtype).index_add(1, batch.frame, Ea)  # float64 (reference energies)
             if not forces:
                 return (E if outer_grad else E.detach()), None
             (dEdG,) = torch.autograd.grad(Ea.sum(), G, create_graph=create_graph and outer_grad)  # (M, N, F)

@@ -69,7 +69,12 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       selection: mae            # mae: keep the epoch with the lowest sqrt(w_E) MAE(E/N) + sqrt(w_F) MAE(F)
                                 #   on the validation frames; loss: the lowest validation loss (MSE:
                                 #   one outlier frame can decide it)
-      dtype: float64            # float64 | float32
+      dtype: float32            # float32 | float64: the precision of training (features, Jacobians,
+                                #   networks); model.afm is float64 and evaluated in float64 by the
+                                #   core. float32 trains 1.6x faster at the same test errors (rMD17
+                                #   ethanol 14.9 vs 14.8 meV/A, malonaldehyde 21.2 vs 20.5;
+                                #   benchmarks/results/training_speed.md). model: pinn defaults to
+                                #   float64 (its Ewald sums and polarisation solves need it)
       threads: 0                # torch/OpenMP threads (0: default; more than the machine has: clamped, warning)
       max_minutes: null         # optional wall-time limit (> 0; stop, keeping the best model); null: none,
                                 #   so a run stops on epochs or early stopping and does not depend on
@@ -111,7 +116,7 @@ DEFAULTS: Dict[str, Any] = {
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": None, "ema_decay": 0.99, "selection": "mae",
                  "weight_decay": 0.1,
-                 "dtype": "float64", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
+                 "dtype": "float32", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
 }
 
 def descriptor_defaults(type_: str) -> dict:
@@ -154,11 +159,12 @@ PINN_DEFAULTS: Dict[str, Any] = {
 
 def defaults_for(model) -> Dict[str, Any]:
     """The defaults of a model type's configuration: DEFAULTS, plus the ``pinn`` section for
-    ``model: pinn``."""
+    ``model: pinn`` (whose training dtype defaults to float64)."""
     d = copy.deepcopy(DEFAULTS)
     if model == "pinn":
         d["model"] = "pinn"
         d["pinn"] = copy.deepcopy(PINN_DEFAULTS)
+        d["training"]["dtype"] = "float64"  # Ewald sums and polarisation solves in float64
     return d
 
 
