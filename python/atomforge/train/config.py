@@ -81,7 +81,9 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
                                 #   machine load. With a limit and cosine/exponential, the schedule
                                 #   length is refitted each epoch to the epochs that fit in the time
                                 #   left; such a run is reproducible only if the limit is not binding
-      jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size
+      jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size (stored in the
+                                #   training dtype; featurisation holds them once in float64 first);
+                                #   above it they are recomputed per batch (several times slower)
 
 Training stops for one of four reasons, printed and recorded in metrics.json as
 ``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better selection score for
