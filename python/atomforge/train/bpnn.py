@@ -391,7 +391,8 @@ class TorchBPNN(nn.Module):
         return torch.stack(out)
 
     def forward_members(self, batch: Batch, forces: bool = True, create_graph: bool = False):
-        """Each member's energies (M, B) eV and, if asked, forces (M, N, 3) eV/Angstrom: the
+        """Each member's energies (M, B) eV, float64 whatever the model's dtype (reference energies are added
+        in float64), and, if asked, forces (M, N, 3) eV/Angstrom in the model's dtype: the
         members as independent models on the same descriptor rows (committee training)."""
         M = len(self.members)
         outer_grad = torch.is_grad_enabled()

@@ -278,7 +278,7 @@ class Trainer:
         # Jacobians are cached when they fit the budget, recomputed per batch otherwise
         # entries per frame: each atom and its neighbours (at most the other atoms of a molecule)
         est = sum(len(p) * (40 if pb.any() else min(len(p), 40)) for p, pb in zip(data.positions, data.pbc))
-        est *= self.sf.n_features * 3 * (4 if tr["dtype"] == "float32" else 8) / 2**20  # stored in the training dtype
+        est *= self.sf.n_features * 3 * self.dtype.itemsize / 2**20  # stored in the training dtype
         self.cache_jacobians = est <= tr["jacobian_cache_mb"]
         self.log(f"descriptor: {self.sf}")
         self.log(f"data: {len(self.train_ds)} train / {len(self.valid_ds)} validation / {len(self.test_ds)} test "
