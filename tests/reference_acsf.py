@@ -2,7 +2,9 @@
 
 Written directly from the formulas of J. Behler, J. Chem. Phys. 134, 074106 (2011), Eqs. 4, 6,
 8, 9 (with each unordered neighbour pair counted once and an optional shift r_s, as in n2p2), and
-the cutoff functions listed in atomforge's docs. Periodic images are enumerated by brute force.
+the cutoff functions listed in atomforge's docs; G5s (G5 with the angular factor of ANI's modified
+angular function, Smith et al., Chem. Sci. 8, 3192 (2017), Eq. 4, with TorchANI's 0.95 on cos) as
+(1 + cos(arccos(0.95 cos theta) - theta_s))^zeta, written with arccos and cos. Periodic images are enumerated by brute force.
 No neighbour lists, no caching, no vectorisation tricks: loops over atoms, images and pairs.
 """
 import itertools
@@ -77,7 +79,7 @@ def symmetry_functions(positions, numbers, cell, pbc, params):
                         r = np.linalg.norm(v)
                         total += math.exp(-eta * (r - rs) ** 2) * cutoff(kind, r, rc)
             else:
-                lam, zeta = f["lambda"], f["zeta"]
+                lam, zeta = f.get("lambda", 1.0), f["zeta"]
                 e1, e2 = f["neighbors"]
                 for a in range(len(nb)):
                     for b in range(a + 1, len(nb)):
@@ -87,7 +89,10 @@ def symmetry_functions(positions, numbers, cell, pbc, params):
                         rij, rik = np.linalg.norm(vj), np.linalg.norm(vk)
                         rjk = np.linalg.norm(vk - vj)
                         cos = np.dot(vj, vk) / (rij * rik)
-                        base = 1.0 + lam * cos
+                        if f["type"] == "G5s":
+                            base = 1.0 + math.cos(math.acos(0.95 * cos) - f["theta_s"])
+                        else:
+                            base = 1.0 + lam * cos
                         if base <= 0:
                             continue
                         ang = 2.0 ** (1 - zeta) * base**zeta

@@ -48,8 +48,8 @@ STRUCTURES = {"molecule": ethanol, "small_periodic": small_periodic,
 
 
 def mixed_parameters(cutoff_function="cos"):
-    """G2 with and without shifts, G4 and G5 with lambda +-1, integer and non-integer zeta,
-    two different cutoff radii, all element pairs of H, C, O."""
+    """G2 with and without shifts, G4 and G5 with lambda +-1, G5s with two angle shifts, integer
+    and non-integer zeta, two different cutoff radii, all element pairs of H, C, O."""
     els = ["H", "C", "O"]
     funcs = {}
     for c in els:
@@ -63,6 +63,9 @@ def mixed_parameters(cutoff_function="cos"):
                        "r_s": 0.5})
             fl.append({"type": "G5", "neighbors": [a, b], "eta": 0.1, "lambda": -1, "zeta": 3.5, "r_c": 5.0})
             fl.append({"type": "G5", "neighbors": [b, a], "eta": 0.1, "lambda": 1, "zeta": 4, "r_c": 4.5,
+                       "r_s": 0.3})
+            fl.append({"type": "G5s", "neighbors": [a, b], "eta": 0.1, "theta_s": 1.9, "zeta": 8, "r_c": 5.0})
+            fl.append({"type": "G5s", "neighbors": [b, a], "eta": 0.3, "theta_s": 0.4, "zeta": 3.5, "r_c": 4.5,
                        "r_s": 0.3})
         funcs[c] = fl
     # make the per-element counts differ (zero-padding path)

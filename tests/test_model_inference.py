@@ -13,9 +13,11 @@ from atomforge.model_file import FORMAT_VERSION, read_records, write_records
 from structures import STRUCTURES
 
 
-def random_model(seed=0, committee=1, acts=("tanh", "silu", "linear")):
+def random_model(seed=0, committee=1, acts=("tanh", "silu", "linear"), angular="G4"):
     rng = np.random.default_rng(seed)
-    sf = SymmetryFunctions.standard(["H", "C", "O"], r_c=4.5, n_radial=5, n_angular=2)
+    sf = SymmetryFunctions.standard(["H", "C", "O"], r_c=4.5, n_radial=5, n_angular=2, angular=angular,
+                                    n_theta_s=4, angular_grid="shifted" if angular == "G5s" else "centered",
+                                    n_angular_radial=2 if angular == "G5s" else 1)
     d = sf.to_dict()
     species = [1, 6, 8]
     scaling, activations = [], []
@@ -49,8 +51,20 @@ def test_roundtrip_python(model_path):
     assert p.metadata["atomforge_version"] == atomforge.__version__
 
 
+@pytest.fixture(scope="module")
+def model_path_g5s(tmp_path_factory):
+    p = tmp_path_factory.mktemp("m") / "random_g5s.afm"
+    save_model(p, random_model(seed=1, committee=3, angular="G5s"))
+    return p
+
+
+@pytest.mark.parametrize("angular", ["G4", "G5s"])
 @pytest.mark.parametrize("name", list(STRUCTURES))
-def test_cpp_matches_numpy_reference(model_path, name):
+def test_cpp_matches_numpy_reference(model_path, model_path_g5s, name, angular):
+    """The core's fused pass (descriptor, networks, dE/dG, VJP from the triplet cache) against
+    the descriptor's own values and VJP with NumPy networks; G5s (ANI angle shifts) included."""
+    if angular == "G5s":
+        model_path = model_path_g5s
     pos, num, cell, pbc = STRUCTURES[name]()
     pot = load(model_path)
     r = pot.compute(pos, num, cell, pbc)

@@ -272,3 +272,93 @@ def test_standard_set_zetas():
     cfg = {**SymmetryFunctions.config_defaults, "zetas": [1, 8]}  # the training-configuration route
     sf = SymmetryFunctions.from_config(cfg, ["O", "H"])
     assert sorted({f["zeta"] for f in sf.functions["O"] if f["type"] != "G2"}) == [1.0, 8.0]
+
+
+# ----------------------------------------------------------------------------- G5s (angle shifts)
+
+
+def _g5s_only(theta_s, zeta=32.0):
+    return SymmetryFunctions(["H", "O"], {
+        "O": [{"type": "G5s", "neighbors": ["H", "H"], "eta": 0.5, "theta_s": t, "zeta": zeta, "r_c": 4.0}
+              for t in theta_s],
+        "H": [{"type": "G2", "neighbors": ["O"], "eta": 0.5, "r_c": 4.0}]})
+
+
+def test_g5s_peaks_at_its_angle_shift():
+    """An H-O-H triplet: the G5s function whose theta_s is nearest the angle is the largest, and
+    the values are ANI's (1 + cos(theta~ - theta_s))^zeta (Smith et al. 2017, Eq. 4) times the
+    radial factor, with theta~ = arccos(0.95 cos theta)."""
+    shifts = [(k + 0.5) * np.pi / 8 for k in range(8)]
+    sf = _g5s_only(shifts)
+    for angle_deg in (60.0, 104.5, 150.0):
+        t = np.radians(angle_deg)
+        pos = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [0.96 * np.cos(t), 0.96 * np.sin(t), 0.0]])
+        G = sf.compute(pos, np.array([8, 1, 1]))[0]
+        tt = np.arccos(0.95 * np.cos(t))
+        radial = np.exp(-0.5 * 2 * 0.96**2) * (0.5 * (np.cos(np.pi * 0.96 / 4.0) + 1)) ** 2
+        expect = [2.0 ** (1 - 32) * (1 + np.cos(tt - s)) ** 32 * radial for s in shifts]
+        np.testing.assert_allclose(G, expect, rtol=1e-12)
+        assert int(np.argmax(G)) == int(np.argmin(np.abs(np.array(shifts) - tt)))
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 180.0])
+def test_g5s_forces_finite_for_collinear_triplets(angle_deg):
+    """At 0 and 180 degrees d/dcos sqrt(1 - cos^2) diverges; the 0.95 keeps G5s smooth there:
+    finite forces equal to central differences."""
+    sf = _g5s_only([0.3, 1.2, 2.9], zeta=4.0)
+    t = np.radians(angle_deg)
+    r2 = 1.3 if angle_deg == 0.0 else 0.96  # distinct neighbours at 0 degrees
+    pos = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [r2 * np.cos(t), r2 * np.sin(t), 0.0]])
+    num = np.array([8, 1, 1])
+    w = np.array([[1.0, -0.7, 0.4], [0.3, 0, 0], [-0.2, 0, 0]])
+    res = sf.vjp(w, pos, num)
+    assert np.isfinite(res.forces).all()
+    F = fd_forces(sf, w, pos, num, None, None, h=1e-6)
+    assert np.abs(F).max() > 1e-3
+    np.testing.assert_allclose(res.forces, F, rtol=1e-6, atol=1e-7 * np.abs(F).max())
+
+
+def test_g5s_model_file_records_round_trip():
+    """theta_s travels in the lambda column of type-6 rows; the core rebuilds the same features."""
+    sf = SymmetryFunctions.standard(["C", "H", "O"], r_c=4.5, n_radial=4, angular="G5s", n_angular_radial=2,
+                                    n_theta_s=4, zetas=[8, 32])
+    rec = sf.descriptor_records()
+    rows = rec["descriptor.functions"]
+    assert set(rows[:, 0].astype(int)) == {2, 6}
+    assert sorted(set(np.round(rows[rows[:, 0] == 6, 7], 12))) == sorted(np.round([(k + 0.5) * np.pi / 4
+                                                                                    for k in range(4)], 12))
+    back = SymmetryFunctions.from_records(rec, sf.elements)
+    assert back.to_dict() == sf.to_dict()
+    assert sf.n_features_per_element["C"] == 3 * 4 + 6 * 4 * 2 * 2
+    labels = sf.feature_labels("C")
+    assert any(lab.startswith("G5s[H,O]") and "theta_s=" in lab for lab in labels)
+    pos, num, cell, pbc = STRUCTURES["small_periodic"]()
+    G = sf.compute(pos, num, cell, pbc)
+    np.testing.assert_allclose(G, reference_G(pos, num, cell, pbc, sf.to_dict()), rtol=1e-12, atol=1e-12)
+    assert (G.std(axis=0) > 0).sum() > sf.n_features // 2
+
+
+def test_g5s_bad_parameters_are_refused_by_name():
+    base = {"type": "G5s", "neighbors": ["H", "H"], "eta": 0.5, "theta_s": 1.0, "zeta": 8, "r_c": 4.0}
+    for bad, match in [({"theta_s": -0.1}, "theta_s must be in"), ({"theta_s": 3.2}, "theta_s must be in"),
+                       ({"theta_s": float("nan")}, "theta_s.*finite"), ({"lambda": -1}, "unknown key"),
+                       ({"zeta": 0.5}, "zeta must be"), ({"theta_s": None}, "theta_s")]:
+        f = {**base, **bad}
+        if bad.get("theta_s", 0) is None:
+            del f["theta_s"]
+        with pytest.raises(ValueError, match=match):
+            SymmetryFunctions(["H"], {"H": [f]})
+    with pytest.raises(ValueError, match="unknown key.*theta_s"):
+        SymmetryFunctions(["H"], {"H": [{"type": "G5", "neighbors": ["H", "H"], "eta": 0.5, "lambda": 1,
+                                         "zeta": 1, "theta_s": 1.0, "r_c": 4.0}]})
+    with pytest.raises(ValueError, match="n_theta_s"):
+        SymmetryFunctions.standard(["H"], angular="G5s", n_theta_s=0)
+    with pytest.raises(ValueError, match="angular must be"):
+        SymmetryFunctions.standard(["H"], angular="G6")
+    # a model file whose type-6 row holds theta_s out of range: refused by the reader, naming the record
+    from atomforge.model_file import ModelFileError
+    rec = _g5s_only([1.0]).descriptor_records()
+    rows = rec["descriptor.functions"].copy()
+    rows[rows[:, 0] == 6, 7] = 4.0
+    with pytest.raises((ModelFileError, ValueError), match="theta_s"):
+        SymmetryFunctions.from_records({**rec, "descriptor.functions": rows}, ["H", "O"])

@@ -116,3 +116,47 @@ AF_TEST(acsf, bad_input_throws) {
   const double nan_x[3] = {NAN, 0, 0};
   CHECK_THROWS(build_neighbor_list(nan_x, 1, cell, {false, false, false}, 3.0), "not finite");
 }
+
+AF_TEST(acsf, g5s_parameters_are_checked) {
+  std::vector<SymmetryFunctionSpec> specs(1);
+  specs[0].type = SymmetryFunctionType::G5s;
+  specs[0].neighbor2 = 0;
+  specs[0].r_c = 3.0;
+  specs[0].zeta = 8.0;
+  specs[0].theta_s = 4.0;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "theta_s must be in [0, pi]");
+  specs[0].theta_s = 1.0;
+  specs[0].lambda = -1.0;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "G5s takes no lambda");
+  specs[0].type = SymmetryFunctionType::G5;
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "theta_s is a parameter of G5s only");
+  specs[0].type = static_cast<SymmetryFunctionType>(7);
+  CHECK_THROWS(SymmetryFunctions(1, specs, CutoffType::Cosine), "unknown type (use G2, G4, G5 or G5s)");
+}
+
+AF_TEST(acsf, g5s_closed_form_for_one_triplet) {
+  // O at the origin, two H at 0.96 A and 104.5 degrees; one G5s function on the H-H pair
+  std::vector<SymmetryFunctionSpec> specs(1);
+  specs[0].type = SymmetryFunctionType::G5s;
+  specs[0].centre = 0;
+  specs[0].neighbor1 = 1;
+  specs[0].neighbor2 = 1;
+  specs[0].eta = 0.5;
+  specs[0].r_c = 4.0;
+  specs[0].zeta = 32.0;
+  specs[0].theta_s = 1.9635;
+  SymmetryFunctions sf(2, specs, CutoffType::Cosine);
+  const double t = 104.5 * kPi / 180.0;
+  const double x[9] = {0, 0, 0, 0.96, 0, 0, 0.96 * std::cos(t), 0.96 * std::sin(t), 0};
+  const double cell[9] = {0};
+  NeighborList nl = build_neighbor_list(x, 3, cell, {false, false, false}, sf.cutoff());
+  const int32_t species[3] = {0, 1, 1};
+  nl.set_species(species);
+  std::vector<double> G(3 * sf.n_features(), 0.0);
+  sf.compute(nl.view(), G.data(), 1);
+  const double tt = std::acos(0.95 * std::cos(t));
+  const double fc = 0.5 * (std::cos(kPi * 0.96 / 4.0) + 1.0);
+  const double expect = std::pow(2.0, -31.0) * std::pow(1.0 + std::cos(tt - 1.9635), 32.0) *
+                        std::exp(-0.5 * 2.0 * 0.96 * 0.96) * fc * fc;
+  CHECK_NEAR(G[0], expect, 1e-13 * expect);
+}

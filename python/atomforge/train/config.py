@@ -22,15 +22,19 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       # --- type acsf: Behler-Parrinello symmetry functions
       r_c: 5.0                  # Angstrom
       n_radial: 16              # radial G2 per neighbour element
-      n_angular: 4              # zeta in (1, 2, 4, 16)[:n_angular], lambda = +-1
-      angular: G5               # G4 | G5
+      n_angular: 4              # G4/G5: zeta in (1, 2, 4, 16)[:n_angular], lambda = +-1 (G5s: 0 = none)
+      angular: G5s              # G4 | G5 | G5s (G5 with ANI's angle shifts theta_s, Smith et al.
+                                #   2017): G5s 12.7 vs G5 14.9 meV/A on rMD17 ethanol
+                                #   (benchmarks/results/rmd17_table_notes.md)
       radial_grid: shifted      # shifted | centered
       r_min: 0.7                # Angstrom
       cutoff_function: cos
       n_angular_radial: 4       # radial channels of the angular functions (1: one wide eta, r_s = 0)
       angular_grid: shifted     # shifted (r_s grid, as ANI) | centered (r_s = 0, several eta)
       r_c_angular: null         # cutoff of the angular functions (null: r_c)
-      zetas: null               # zeta set of the angular functions (null: (1, 2, 4, 16)[:n_angular])
+      zetas: null               # zeta set of the angular functions (null: (1, 2, 4, 16)[:n_angular];
+                                #   G5s: (32,))
+      n_theta_s: 8              # G5s only: angle shifts theta_s = (k + 1/2) pi / n_theta_s (ANI)
       # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
       # r_c: 6.0                # Angstrom
       # orders: [0, 1, 2, 3]    # MCSH orders (0..6)
@@ -173,14 +177,14 @@ def defaults_for(model) -> Dict[str, Any]:
 _CHOICES = {
     "model": ("bpnn", "pinn"),
     "pinn.charge_scheme": ("uniform", "weighted"),
-    "descriptor.angular": ("G4", "G5"),
+    "descriptor.angular": ("G4", "G5", "G5s"),
     "descriptor.radial_grid": ("shifted", "centered"),
     "network.activation": ("tanh", "silu", "softplus", "sigmoid"),
     "network.committee_data": ("bootstrap", "subset", "all"),
     "training.dtype": ("float64", "float32"),
     "training.selection": ("mae", "loss"),
 }
-_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "pinn.thole", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "network.committee", "training.epochs",
+_POSITIVE = {"pinn.charge_scale", "pinn.accuracy", "pinn.dispersion_r_cut", "pinn.thole", "descriptor.r_c", "descriptor.r_min", "descriptor.n_radial", "descriptor.n_theta_s", "network.committee", "training.epochs",
              "training.batch_size", "training.learning_rate", "training.early_stopping_patience",
              "training.lr_patience", "training.jacobian_cache_mb", "training.max_minutes"}
 #: Integer keys with an upper bound (seeds feed int64 / torch generators).

@@ -49,9 +49,11 @@ struct Workspace {
 namespace {
 // Intermediate per-central-element tables, flattened at the end of the constructor.
 struct GroupT { double eta, r_s, r_c; int32_t rc_slot; };
-struct AngFnT { int64_t feature; double lambda, zeta, pref; int zeta_int; };
+struct AngFnT { int64_t feature; double zeta, pref; int zeta_int; };
 struct AngGroupT { int32_t group; bool narrow; int32_t rc_slot; std::vector<int32_t> fns, pows; std::vector<double> prefs; };
-struct PowT { double lambda, zeta; int zeta_int; };
+// one angular factor (1 + a cos + b sqrt(1 - (0.95 cos)^2))^zeta: G4/G5 a = lambda, b = 0;
+// G5s a = 0.95 cos theta_s, b = sin theta_s
+struct PowT { double a, b, zeta; int zeta_int; };
 struct PairT { std::vector<AngGroupT> groups; std::vector<double> rcs; std::vector<PowT> pows; };
 struct RadialT { int64_t feature; int32_t group, neighbor; };
 struct ElementT {
@@ -101,13 +103,14 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
       s << "symmetry function " << idx << ": " << what;
       throw InvalidInput(s.str());
     };
-    const bool angular = f.type == SymmetryFunctionType::G4 || f.type == SymmetryFunctionType::G5;
-    if (!angular && f.type != SymmetryFunctionType::G2) fail("unknown type (use G2, G4 or G5)");
+    const bool shifted = f.type == SymmetryFunctionType::G5s;
+    const bool angular = f.type == SymmetryFunctionType::G4 || f.type == SymmetryFunctionType::G5 || shifted;
+    if (!angular && f.type != SymmetryFunctionType::G2) fail("unknown type (use G2, G4, G5 or G5s)");
     if (f.centre < 0 || f.centre >= ne) fail("central element index out of range");
     if (f.neighbor1 < 0 || f.neighbor1 >= ne) fail("neighbour element index out of range");
     if (angular && (f.neighbor2 < 0 || f.neighbor2 >= ne)) fail("angular function needs a second neighbour element in range");
     if (!angular && f.neighbor2 != -1) fail("G2 takes one neighbour element");
-    for (double v : {f.eta, f.r_s, f.r_c, f.lambda, f.zeta})
+    for (double v : {f.eta, f.r_s, f.r_c, f.lambda, f.zeta, f.theta_s})
       if (!std::isfinite(v)) fail("parameters must be finite");
     if (!(f.r_c > 0.0)) fail("cutoff radius r_c must be positive");
     if (f.r_c > kMaxCutoff)
@@ -115,6 +118,9 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     if (f.eta < 0.0) fail("eta must be >= 0");
     if (f.r_s < 0.0 || f.r_s >= f.r_c) fail("r_s must satisfy 0 <= r_s < r_c");
     if (angular && !(f.lambda == 1.0 || f.lambda == -1.0)) fail("lambda must be +1 or -1");
+    if (shifted && f.lambda != 1.0) fail("G5s takes no lambda (it must be +1; the angle shift is theta_s)");
+    if (shifted && !(f.theta_s >= 0.0 && f.theta_s <= 3.14159265358979323846)) fail("theta_s must be in [0, pi] radians");
+    if (!shifted && f.theta_s != 0.0) fail("theta_s is a parameter of G5s only");
     if (angular && !(f.zeta >= 1.0)) fail("zeta must be >= 1");
 
     ElementT& t = el[f.centre];
@@ -133,15 +139,17 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
       t.radial.push_back({feature, g, f.neighbor1});
       continue;
     }
-    AngFnT fn{feature, f.lambda, f.zeta, std::pow(2.0, 1.0 - f.zeta),
+    AngFnT fn{feature, f.zeta, std::pow(2.0, 1.0 - f.zeta),
               (f.zeta == std::floor(f.zeta) && f.zeta <= 64.0) ? static_cast<int>(f.zeta) : -1};
+    const double pa = shifted ? kG5sCosScale * std::cos(f.theta_s) : f.lambda;
+    const double pb = shifted ? std::sin(f.theta_s) : 0.0;
     const int32_t a = std::min(f.neighbor1, f.neighbor2), b = std::max(f.neighbor1, f.neighbor2);
     PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];
     int32_t pow_slot = -1;
     for (size_t k = 0; k < pt.pows.size(); ++k)
-      if (pt.pows[k].lambda == fn.lambda && pt.pows[k].zeta == fn.zeta) pow_slot = static_cast<int32_t>(k);
+      if (pt.pows[k].a == pa && pt.pows[k].b == pb && pt.pows[k].zeta == fn.zeta) pow_slot = static_cast<int32_t>(k);
     if (pow_slot < 0) {
-      pt.pows.push_back({fn.lambda, fn.zeta, fn.zeta_int});
+      pt.pows.push_back({pa, pb, fn.zeta, fn.zeta_int});
       pow_slot = static_cast<int32_t>(pt.pows.size() - 1);
     }
     t.angular.push_back(fn);
@@ -185,7 +193,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     }
     F.radial_begin.push_back(i32(F.radial_feature.size()));
     for (const AngFnT& a : t.angular) {
-      F.angular_feature.push_back(a.feature); F.angular_lambda.push_back(a.lambda);
+      F.angular_feature.push_back(a.feature);
       F.angular_zeta.push_back(a.zeta); F.angular_pref.push_back(a.pref);
     }
     F.angular_begin.push_back(i32(F.angular_feature.size()));
@@ -230,7 +238,8 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
             F.ag_fn_begin.push_back(i32(F.agf_fn.size()));
           }
           for (const PowT& pw : pt.pows) {
-            F.pow_lambda.push_back(pw.lambda); F.pow_zeta.push_back(pw.zeta); F.pow_zeta_int.push_back(pw.zeta_int);
+            F.pow_a.push_back(pw.a); F.pow_b.push_back(pw.b); F.pow_zeta.push_back(pw.zeta);
+            F.pow_zeta_int.push_back(pw.zeta_int);
           }
           F.pair_rc.insert(F.pair_rc.end(), pt.rcs.begin(), pt.rcs.end());
           T.max_pair_groups = std::max(T.max_pair_groups, i32(pt.groups.size()));
@@ -239,7 +248,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
         }
         F.pair_eta_base.push_back(pair_base);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
-        F.pair_pow_begin.push_back(i32(F.pow_lambda.size()));
+        F.pair_pow_begin.push_back(i32(F.pow_a.size()));
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
       }
     }
@@ -265,7 +274,12 @@ std::unique_ptr<Descriptor> SymmetryFunctions::from_file(const ModelFile& f, int
     specs[r].eta = v[4];
     specs[r].r_s = v[5];
     specs[r].r_c = v[6];
-    specs[r].lambda = v[7];
+    if (specs[r].type == SymmetryFunctionType::G5s) {
+      specs[r].lambda = 1.0;
+      specs[r].theta_s = v[7];  // column 7 holds theta_s (radians) for G5s
+    } else {
+      specs[r].lambda = v[7];
+    }
     specs[r].zeta = v[8];
   }
   CutoffType cutoff{};
@@ -292,10 +306,14 @@ std::vector<std::string> SymmetryFunctions::feature_labels(int32_t element) cons
   for (const auto& f : functions_) {
     if (f.centre != element) continue;
     std::ostringstream s;
-    s << "G" << static_cast<int>(f.type) << "[" << f.neighbor1;
+    s << (f.type == SymmetryFunctionType::G5s ? std::string("G5s") : "G" + std::to_string(static_cast<int>(f.type)))
+      << "[" << f.neighbor1;
     if (f.neighbor2 >= 0) s << "," << f.neighbor2;
     s << "] eta=" << f.eta << " r_s=" << f.r_s << " r_c=" << f.r_c;
-    if (f.type != SymmetryFunctionType::G2) s << " lambda=" << f.lambda << " zeta=" << f.zeta;
+    if (f.type == SymmetryFunctionType::G5s)
+      s << " theta_s=" << f.theta_s << " zeta=" << f.zeta;
+    else if (f.type != SymmetryFunctionType::G2)
+      s << " lambda=" << f.lambda << " zeta=" << f.zeta;
     out.push_back(s.str());
   }
   return out;

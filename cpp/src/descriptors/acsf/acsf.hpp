@@ -6,6 +6,9 @@
 //   [B15] J. Behler, Int. J. Quantum Chem. 115, 1032 (2015): element-resolved functions.
 //   [S19] A. Singraber, T. Morawietz, J. Behler, C. Dellago, J. Chem. Theory Comput. 15, 3075
 //         (2019) (n2p2): polynomial and tanh cutoffs, single counting of neighbour pairs.
+//   [S17] J. S. Smith, O. Isayev, A. E. Roitberg, Chem. Sci. 8, 3192 (2017) (ANI-1), Eq. 4: the
+//         modified angular function with an angle shift theta_s; the factor 0.95 on cos theta
+//         is that of TorchANI's angular terms (keeps the derivative finite at 0 and 180 degrees).
 //
 // Definitions (r_ij = |r_j - r_i|, theta_ijk the angle at i, fc the cutoff function):
 //   G2_i = sum_{j in e1}            exp(-eta (r_ij - r_s)^2) fc(r_ij)
@@ -13,6 +16,10 @@
 //          exp(-eta [(r_ij-r_s)^2 + (r_ik-r_s)^2 + (r_jk-r_s)^2]) fc(r_ij) fc(r_ik) fc(r_jk)
 //   G5_i = 2^(1-zeta) sum_{pairs {j,k}} (1 + lambda cos theta_ijk)^zeta
 //          exp(-eta [(r_ij-r_s)^2 + (r_ik-r_s)^2]) fc(r_ij) fc(r_ik)
+//   G5s_i = 2^(1-zeta) sum_{pairs {j,k}} (1 + cos(theta~_ijk - theta_s))^zeta
+//          exp(-eta [(r_ij-r_s)^2 + (r_ik-r_s)^2]) fc(r_ij) fc(r_ik),  theta~ = acos(0.95 cos theta)
+//          (G5 with the angular factor of [S17] Eq. 4: resolves the angle around theta_s; the
+//          radial factor stays G5's product, not [S17]'s exp(-eta ((r_ij + r_ik)/2 - r_s)^2))
 // The pair sums run over unordered pairs {j, k} with one neighbour of element e1 and the other
 // of element e2 (each pair counted once, as in n2p2 [S19]; [B11] Eq. 8 sums over ordered pairs,
 // which is exactly twice this). r_s = 0 gives the functions of [B11].
@@ -30,19 +37,24 @@
 
 namespace atomforge {
 
-enum class SymmetryFunctionType : int32_t { G2 = 2, G4 = 4, G5 = 5 };
+/// Model-file type codes: G2 = 2, G4 = 4, G5 = 5, G5s = 6 (G5 with an angle shift theta_s).
+enum class SymmetryFunctionType : int32_t { G2 = 2, G4 = 4, G5 = 5, G5s = 6 };
+
+/// The factor on cos theta inside G5s's angle (TorchANI): theta~ = acos(kG5sCosScale cos theta).
+constexpr double kG5sCosScale = 0.95;
 
 /// One symmetry function. Elements are indices 0 .. n_elements-1 into the descriptor's species.
 struct SymmetryFunctionSpec {
   SymmetryFunctionType type = SymmetryFunctionType::G2;
   int32_t centre = 0;       // element of the central atom
   int32_t neighbor1 = 0;    // element of neighbour j
-  int32_t neighbor2 = -1;   // element of neighbour k (G4/G5 only; order irrelevant)
+  int32_t neighbor2 = -1;   // element of neighbour k (G4/G5/G5s only; order irrelevant)
   double eta = 0.0;         // 1/Angstrom^2, >= 0
   double r_s = 0.0;         // Angstrom, 0 <= r_s < r_c
   double r_c = 0.0;         // Angstrom, > 0
   double lambda = 1.0;      // G4/G5: +1 or -1
-  double zeta = 1.0;        // G4/G5: >= 1
+  double zeta = 1.0;        // G4/G5/G5s: >= 1
+  double theta_s = 0.0;     // G5s: angle shift in radians, 0 <= theta_s <= pi (lambda must be +1)
 };
 
 namespace acsf {
@@ -51,13 +63,15 @@ struct Workspace;
 }  // namespace acsf
 
 /// Model-file records (prefix "descriptor."): type = "acsf", cutoff_function (string),
-/// functions (n, 9) float64 rows [type 2|4|5, centre, neighbour1, neighbour2 (-1 for G2), eta,
-/// r_s, r_c, lambda, zeta] with element indices into `species` (docs/model_file.md).
+/// functions (n, 9) float64 rows [type 2|4|5|6, centre, neighbour1, neighbour2 (-1 for G2), eta,
+/// r_s, r_c, lambda (theta_s in radians for G5s, type 6), zeta] with element indices into
+/// `species` (docs/model_file.md).
 class SymmetryFunctions : public Descriptor {
  public:
   /// Throws InvalidInput naming the function index for: n_elements < 1, element indices out of
-  /// range, G2 with neighbor2 set or G4/G5 without it, eta < 0, r_c <= 0, r_s outside [0, r_c),
-  /// lambda not +-1, zeta < 1, or any non-finite parameter.
+  /// range, G2 with neighbor2 set or G4/G5/G5s without it, eta < 0, r_c <= 0, r_s outside [0, r_c),
+  /// lambda not +-1 (G5s: +1), theta_s outside [0, pi] or set on another type, zeta < 1, or any
+  /// non-finite parameter.
   SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFunctionSpec> functions, CutoffType cutoff);
   ~SymmetryFunctions() override;
   SymmetryFunctions(const SymmetryFunctions&);

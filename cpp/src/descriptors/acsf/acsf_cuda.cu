@@ -59,12 +59,12 @@ acsf::Tables device_tables(const SymmetryFunctions::Flat& F, DeviceArrays& d) {
   t.radial_begin = d.copy(F.radial_begin); t.radial_feature = d.copy(F.radial_feature);
   t.radial_group = d.copy(F.radial_group); t.radial_neighbor = d.copy(F.radial_neighbor);
   t.angular_begin = d.copy(F.angular_begin); t.angular_feature = d.copy(F.angular_feature);
-  t.angular_lambda = d.copy(F.angular_lambda); t.angular_zeta = d.copy(F.angular_zeta);
+  t.angular_zeta = d.copy(F.angular_zeta);
   t.angular_pref = d.copy(F.angular_pref); t.pair_group_begin = d.copy(F.pair_group_begin);
   t.pair_pow_begin = d.copy(F.pair_pow_begin); t.pair_rc_begin = d.copy(F.pair_rc_begin);
   t.ag_group = d.copy(F.ag_group); t.ag_narrow = d.copy(F.ag_narrow); t.ag_rc_slot = d.copy(F.ag_rc_slot);
   t.ag_fn_begin = d.copy(F.ag_fn_begin); t.agf_fn = d.copy(F.agf_fn); t.agf_pow = d.copy(F.agf_pow);
-  t.agf_pref = d.copy(F.agf_pref); t.pow_lambda = d.copy(F.pow_lambda); t.pow_zeta = d.copy(F.pow_zeta);
+  t.agf_pref = d.copy(F.agf_pref); t.pow_a = d.copy(F.pow_a); t.pow_b = d.copy(F.pow_b); t.pow_zeta = d.copy(F.pow_zeta);
   t.pow_zeta_int = d.copy(F.pow_zeta_int); t.pair_rc = d.copy(F.pair_rc);
   t.pair_eta_base = d.copy(F.pair_eta_base); t.ag_eta_power = d.copy(F.ag_eta_power);
   return t;

@@ -52,15 +52,14 @@ struct Tables {
   const int64_t* radial_feature = nullptr;
   const int32_t* radial_group = nullptr;  // local group
   const int32_t* radial_neighbor = nullptr;
-  // angular functions (G4/G5) of central element e in [angular_begin[e], angular_begin[e+1])
+  // angular functions (G4/G5/G5s) of central element e in [angular_begin[e], angular_begin[e+1])
   const int32_t* angular_begin = nullptr;  // (ne + 1)
   const int64_t* angular_feature = nullptr;
-  const double* angular_lambda = nullptr;
   const double* angular_zeta = nullptr;
   const double* angular_pref = nullptr;    // 2^(1 - zeta)
   // unordered neighbour-element pair (a <= b) of central element e: p = (e * ne + a) * ne + b
   const int32_t* pair_group_begin = nullptr;  // (ne^3 + 1) -> angular groups
-  const int32_t* pair_pow_begin = nullptr;    // (ne^3 + 1) -> (lambda, zeta) slots
+  const int32_t* pair_pow_begin = nullptr;    // (ne^3 + 1) -> angular-factor slots
   const int32_t* pair_rc_begin = nullptr;     // (ne^3 + 1) -> distinct r_c of G4 groups
   // angular groups: the functions of one pair sharing a radial group and type
   const int32_t* ag_group = nullptr;    // local group of the central element
@@ -68,10 +67,13 @@ struct Tables {
   const int32_t* ag_rc_slot = nullptr;  // local index into the pair's r_c list (G4 only)
   const int32_t* ag_fn_begin = nullptr;  // (n_groups + 1) -> entries below
   const int32_t* agf_fn = nullptr;      // local angular function
-  const int32_t* agf_pow = nullptr;     // local (lambda, zeta) slot of the pair
+  const int32_t* agf_pow = nullptr;     // local angular-factor slot of the pair
   const double* agf_pref = nullptr;     // 2^(1 - zeta)
-  // (lambda, zeta) slots: (1 + lambda cos)^zeta is computed once per slot
-  const double* pow_lambda = nullptr;
+  // angular-factor slots: P = (1 + u)^zeta with u = a cos + b sqrt(1 - (0.95 cos)^2), computed
+  // once per slot (G4/G5: a = lambda, b = 0; G5s: u = cos(theta~ - theta_s), a = 0.95 cos
+  // theta_s, b = sin theta_s), and P1 = (1 + u)^(zeta - 1) du/dcos
+  const double* pow_a = nullptr;
+  const double* pow_b = nullptr;
   const double* pow_zeta = nullptr;
   const int32_t* pow_zeta_int = nullptr;  // zeta when integral (1..64), else -1
   const double* pair_rc = nullptr;
@@ -114,6 +116,19 @@ struct TripletCache {
   int64_t i_cap = 0, i_used = 0;
   bool overflow = false;
 };
+
+/// u = a cos + b sqrt(1 - (0.95 cos)^2) of an angular-factor slot and du/dcos (see Tables).
+AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du) {
+  if (b == 0.0) {
+    *u = a * cs;
+    *du = a;
+  } else {
+    const double c = 0.95 * cs;  // kG5sCosScale (acsf.hpp)
+    const double sn = ::sqrt(1.0 - c * c);
+    *u = a * cs + b * sn;
+    *du = a - b * 0.95 * c / sn;
+  }
+}
 
 /// Arrays of one candidate record: geometry (9), S and dS per G4 group, P and P1 per slot.
 AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 9 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
@@ -291,7 +306,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
     for (int64_t m = 0; m < np; ++m) { s.gr[m] = 0.0; s.gx[m] = 0.0; s.gy[m] = 0.0; s.gz[m] = 0.0; }
     for (int32_t f = 0; f < nang; ++f) {
       s.wq[f] = w[t.angular_feature[a0 + f]] * t.angular_pref[a0 + f];
-      s.wc[f] = s.wq[f] * t.angular_zeta[a0 + f] * t.angular_lambda[a0 + f];
+      s.wc[f] = s.wq[f] * t.angular_zeta[a0 + f];  // du/dcos is in P1
     }
   }
 
@@ -320,7 +335,8 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
   }
 
   // G4 / G5 over unordered neighbour pairs {j, k}, one element block pair at a time.
-  //   T_f(j,k) = pref_f (1 + lambda cos)^zeta R_g(r_j) R_g(r_k) S_g(r_jk),
+  //   T_f(j,k) = pref_f (1 + u_f(cos))^zeta R_g(r_j) R_g(r_k) S_g(r_jk), u_f = lambda cos (G4/G5)
+  //   or cos(theta~ - theta_s) (G5s, a "wide" function as G5),
   //   S_g = exp(-eta (r_jk - r_s)^2) fc(r_jk) for G4 ("narrow"), 1 for G5.
   for (int a = 0; a < ne; ++a) {
     for (int b = a; b < ne; ++b) {
@@ -375,15 +391,18 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               const double base = Rj * Rk * S;
               for (int32_t u = t.ag_fn_begin[ag]; u < t.ag_fn_begin[ag + 1]; ++u) {
                 const int32_t fi = a0 + t.agf_fn[u];
-                const double lambda = t.angular_lambda[fi], zeta = t.angular_zeta[fi];
+                const double zeta = t.angular_zeta[fi];
                 const double pref = t.angular_pref[fi];
-                const int32_t zi = t.pow_zeta_int[pw0 + t.agf_pow[u]];
-                const double pl = 1.0 + lambda * cos_t;
+                const int32_t sl = pw0 + t.agf_pow[u];
+                const int32_t zi = t.pow_zeta_int[sl];
+                double uu, du;
+                angular_u(t.pow_a[sl], t.pow_b[sl], cos_t, &uu, &du);
+                const double pl = 1.0 + uu;
                 if (pl <= 0.0) continue;  // as n2p2: the term vanishes (and guards pow)
                 const double pz1 = zi > 0 ? ipow(pl, zi - 1) : ::pow(pl, zeta - 1.0);
                 const double P = pz1 * pl;
                 // dT/dd_j = pref [dP/dcos base dcos/dd_j + P (dRj Rk S u_j - Rj Rk dS e_jk)]
-                const double cb = pref * zeta * lambda * pz1 * base;
+                const double cb = pref * zeta * du * pz1 * base;
                 const double pj = pref * P * s.dR[g * np + j] * Rk * S;
                 const double pk = pref * P * Rj * s.dR[g * np + k] * S;
                 const double pjk = (narrow && rjk > 0.0) ? pref * P * Rj * Rk * dS / rjk : 0.0;
@@ -552,15 +571,26 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
           const double* __restrict ukz = base + 7 * stride + c0;
           const double* __restrict irk = base + 8 * stride + c0;
           if (!reading) {
-            // (1 + lambda cos)^zeta and ^(zeta - 1), 0 where 1 + lambda cos <= 0 (as n2p2).
+            // (1 + u)^zeta and (1 + u)^(zeta - 1) du/dcos, 0 where 1 + u <= 0 (as n2p2);
+            // u = lambda cos (G4/G5) or cos(theta~ - theta_s) (G5s), see angular_u.
             for (int32_t pp = 0; pp < npw; ++pp) {
-              const double lambda = t.pow_lambda[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
+              const double pa = t.pow_a[pw0 + pp], pb = t.pow_b[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
               const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
               double* __restrict P = const_cast<double*>(rec_P) + pp * stride + c0;
               double* __restrict P1 = const_cast<double*>(rec_P) + (npw + pp) * stride + c0;
-              alignas(64) double pl[kW], p1[kW];
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) pl[l] = 1.0 + lambda * cs[l];
+              alignas(64) double pl[kW], p1[kW], du[kW];
+              if (pb == 0.0) {
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) { pl[l] = 1.0 + pa * cs[l]; du[l] = pa; }
+              } else {
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) {
+                  const double c = 0.95 * cs[l];
+                  const double sn = ::sqrt(1.0 - c * c);
+                  pl[l] = 1.0 + (pa * cs[l] + pb * sn);
+                  du[l] = pa - pb * 0.95 * c / sn;
+                }
+              }
               if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
                 alignas(64) double xx[kW];
                 AF_SIMD
@@ -580,7 +610,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               for (int64_t l = 0; l < kW; ++l) {
                 const bool pos = pl[l] > 0.0;
                 P[l] = pos ? p1[l] * pl[l] : 0.0;
-                P1[l] = pos ? p1[l] : 0.0;
+                P1[l] = pos ? du[l] * p1[l] : 0.0;
               }
             }
             // S_g = exp(-eta (r_jk - r_s)^2) fc(r_jk) and dS_g/dr_jk of the G4 groups; with
