@@ -128,13 +128,17 @@ def compare_gmp(d: Path, water_cell, water_acsf, args, out) -> None:
     asp_frames = [Atoms(numbers=asp["nuclear_charges"], positions=r) for r in asp["coords"][:200]]
     cases = {
         "water (1536 atoms)": [("ACSF n2p2 RPBE-D3 set", water_acsf),
-                               ("GMP orders 0-3, 5 sigmas, r_c 6", GaussianMultipoles(elements=["H", "O"])),
+                               ("GMP orders 0-3, 5 sigmas, r_c 6", GaussianMultipoles(orders=[0, 1, 2, 3], sigmas=[0.4, 0.8, 1.2, 1.6, 2.0],
+                                                                                  elements=["H", "O"])),
                                ("GMP orders 0-4, 5 sigmas, r_c 6",
-                                GaussianMultipoles(orders=(0, 1, 2, 3, 4), elements=["H", "O"]))],
+                                GaussianMultipoles(orders=(0, 1, 2, 3, 4), sigmas=[0.4, 0.8, 1.2, 1.6, 2.0],
+                                                   elements=["H", "O"]))],
         "aspirin (21 atoms x 200 frames)": [
             ("ACSF training default", SymmetryFunctions.from_config(SymmetryFunctions.config_defaults, ["H", "C", "O"])),
-            ("GMP orders 0-3, 5 sigmas, r_c 6", GaussianMultipoles(elements=["H", "C", "O"])),
-            ("GMP orders 0-4, 5 sigmas, r_c 6", GaussianMultipoles(orders=(0, 1, 2, 3, 4), elements=["H", "C", "O"]))],
+            ("GMP orders 0-3, 5 sigmas, r_c 6",
+             GaussianMultipoles(orders=[0, 1, 2, 3], sigmas=[0.4, 0.8, 1.2, 1.6, 2.0], elements=["H", "C", "O"])),
+            ("GMP orders 0-4, 5 sigmas, r_c 6", GaussianMultipoles(orders=(0, 1, 2, 3, 4), sigmas=[0.4, 0.8, 1.2, 1.6, 2.0],
+                                                 elements=["H", "C", "O"]))],
     }
     out()
     out("## GMP beside ACSF (values + VJP)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Roofline of the force kernels: how far atomforge's MD step is from this CPU's floating-point
 peak, for ACSF (the n2p2 RPBE-D3 water potential) and GMP (a shared network of the same size on
-the default GMP descriptor), liquid water.
+GMP orders 0-3 x 5 widths, the GMP default until the issue-11 study), liquid water.
 
 Columns:
   * measured peak: double-precision FMA throughput of one core, from a micro-kernel compiled here
@@ -131,7 +131,7 @@ def acsf_flops(desc, atoms) -> float:
             rc_pair = max(f["r_c"] for f in pf)
             cand = float(np.sum(rjk < rc_pair)) if all(f["type"] == "G4" for f in pf) else float(rjk.size)
             groups = {(f["eta"], f["r_s"]) for f in pf}
-            slots = {(f["lambda"], f["zeta"]) for f in pf}
+            slots = {(f.get("lambda", f.get("theta_s")), f["zeta"]) for f in pf}  # G5s: theta_s
             etas = sorted({f["eta"] for f in pf})
             ratios = [e / etas[0] for e in etas] if etas[0] > 0 else []
             shared = ratios and all(abs(m - round(m)) < 1e-9 and round(m) <= 64 for m in ratios)
@@ -188,7 +188,7 @@ def gmp_water_model(path: Path, n2p2_params):
     from atomforge.descriptors import GaussianMultipoles
     from atomforge.models import BPNNParameters, save_model
 
-    g = GaussianMultipoles(elements=["H", "O"])
+    g = GaussianMultipoles(orders=[0, 1, 2, 3], sigmas=[0.4, 0.8, 1.2, 1.6, 2.0], elements=["H", "O"])
     rng = np.random.default_rng(0)
     widths = [g.n_features] + [W.shape[0] for W, _ in n2p2_params.networks[0][0]]
     net = [(rng.normal(size=(w1, w0)) / np.sqrt(w0), rng.normal(size=w1) * 0.1) for w0, w1 in zip(widths, widths[1:])]
