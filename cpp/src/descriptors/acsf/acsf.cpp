@@ -141,7 +141,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     }
     AngFnT fn{feature, f.zeta, std::pow(2.0, 1.0 - f.zeta),
               (f.zeta == std::floor(f.zeta) && f.zeta <= 64.0) ? static_cast<int>(f.zeta) : -1};
-    const double pa = shifted ? kG5sCosScale * std::cos(f.theta_s) : f.lambda;
+    const double pa = shifted ? acsf::kG5sCosScale * std::cos(f.theta_s) : f.lambda;
     const double pb = shifted ? std::sin(f.theta_s) : 0.0;
     const int32_t a = std::min(f.neighbor1, f.neighbor2), b = std::max(f.neighbor1, f.neighbor2);
     PairT& pt = t.pairs[static_cast<size_t>(a) * ne + b];

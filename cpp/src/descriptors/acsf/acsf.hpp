@@ -37,11 +37,9 @@
 
 namespace atomforge {
 
-/// Model-file type codes: G2 = 2, G4 = 4, G5 = 5, G5s = 6 (G5 with an angle shift theta_s).
+/// Model-file type codes: G2 = 2, G4 = 4, G5 = 5, G5s = 6 (G5 with an angle shift theta_s; the 0.95
+/// of theta~ is acsf::kG5sCosScale in acsf_kernels.hpp).
 enum class SymmetryFunctionType : int32_t { G2 = 2, G4 = 4, G5 = 5, G5s = 6 };
-
-/// The factor on cos theta inside G5s's angle (TorchANI): theta~ = acos(kG5sCosScale cos theta).
-constexpr double kG5sCosScale = 0.95;
 
 /// One symmetry function. Elements are indices 0 .. n_elements-1 into the descriptor's species.
 struct SymmetryFunctionSpec {

@@ -117,16 +117,19 @@ struct TripletCache {
   bool overflow = false;
 };
 
+/// The factor on cos theta inside G5s's angle (TorchANI): theta~ = acos(kG5sCosScale cos theta).
+constexpr double kG5sCosScale = 0.95;
+
 /// u = a cos + b sqrt(1 - (0.95 cos)^2) of an angular-factor slot and du/dcos (see Tables).
 AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du) {
   if (b == 0.0) {
     *u = a * cs;
     *du = a;
   } else {
-    const double c = 0.95 * cs;  // kG5sCosScale (acsf.hpp)
+    const double c = kG5sCosScale * cs;
     const double sn = ::sqrt(1.0 - c * c);
     *u = a * cs + b * sn;
-    *du = a - b * 0.95 * c / sn;
+    *du = a - b * kG5sCosScale * c / sn;
   }
 }
 
@@ -585,10 +588,10 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               } else {
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) {
-                  const double c = 0.95 * cs[l];
+                  const double c = kG5sCosScale * cs[l];
                   const double sn = ::sqrt(1.0 - c * c);
                   pl[l] = 1.0 + (pa * cs[l] + pb * sn);
-                  du[l] = pa - pb * 0.95 * c / sn;
+                  du[l] = pa - pb * kG5sCosScale * c / sn;
                 }
               }
               if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
