@@ -492,7 +492,9 @@ def _dimers(tmp_path, n=40, seed=0, periodic=False, name="train.xyz"):
 def _cfg(data, **pinn):
     return {"model": "pinn", "data": str(data), "length_unit": "angstrom", "energy_unit": "ev",
             "test_fraction": 0.2, "validation_fraction": 0.1,
-            "descriptor": {"r_c": 4.0, "n_radial": 4, "n_angular": 1}, "network": {"hidden": [8]},
+            # a small fixed G5 set (24 angular features): these tests train for a few epochs on 40-60
+            # dimers and must not depend on the ACSF default (G5s: 96 angular features here)
+            "descriptor": {"r_c": 4.0, "n_radial": 4, "n_angular": 1, "angular": "G5"}, "network": {"hidden": [8]},
             "pinn": {"charge_hidden": [6], "sigma": 0.7, **pinn},
             "training": {"epochs": 4, "batch_size": 8, "threads": 1}}
 
