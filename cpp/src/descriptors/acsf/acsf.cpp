@@ -119,7 +119,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     if (f.r_s < 0.0 || f.r_s >= f.r_c) fail("r_s must satisfy 0 <= r_s < r_c");
     if (angular && !(f.lambda == 1.0 || f.lambda == -1.0)) fail("lambda must be +1 or -1");
     if (shifted && f.lambda != 1.0) fail("G5s takes no lambda (it must be +1; the angle shift is theta_s)");
-    if (shifted && !(f.theta_s >= 0.0 && f.theta_s <= 3.14159265358979323846)) fail("theta_s must be in [0, pi] radians");
+    if (shifted && !(f.theta_s >= 0.0 && f.theta_s <= detail::kPi)) fail("theta_s must be in [0, pi] radians");
     if (!shifted && f.theta_s != 0.0) fail("theta_s is a parameter of G5s only");
     if (angular && !(f.zeta >= 1.0)) fail("zeta must be >= 1");
 

@@ -582,17 +582,11 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               double* __restrict P = const_cast<double*>(rec_P) + pp * stride + c0;
               double* __restrict P1 = const_cast<double*>(rec_P) + (npw + pp) * stride + c0;
               alignas(64) double pl[kW], p1[kW], du[kW];
-              if (pb == 0.0) {
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) { pl[l] = 1.0 + pa * cs[l]; du[l] = pa; }
-              } else {
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) {
-                  const double c = kG5sCosScale * cs[l];
-                  const double sn = ::sqrt(1.0 - c * c);
-                  pl[l] = 1.0 + (pa * cs[l] + pb * sn);
-                  du[l] = pa - pb * kG5sCosScale * c / sn;
-                }
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {  // pb is loop-invariant: the branch is unswitched
+                double uu;
+                angular_u(pa, pb, cs[l], &uu, &du[l]);
+                pl[l] = 1.0 + uu;
               }
               if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
                 alignas(64) double xx[kW];
