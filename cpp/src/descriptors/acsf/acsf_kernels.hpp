@@ -95,6 +95,7 @@ struct Scratch {
   int32_t* telem;                                             // (cap)
   double *d, *td;                                             // (3 cap)
   double *tr, *dx, *dy, *dz, *r, *inv_r;                      // (cap)
+  double *ux, *uy, *uz;                                       // (cap) unit vectors d / r
   double *fc, *dfc;                                           // (max_rcs, cap)
   double *R, *dR;                                             // (max_groups, cap)
   double *gr, *gx, *gy, *gz;                                  // (cap) VJP accumulators
@@ -102,7 +103,7 @@ struct Scratch {
   double *wq, *wc;                                            // (max_angular)
   double *rj, *drj;                                           // (max_pair_groups)
   double *pfc, *pdfc;                                         // (max(max_pair_rcs, 2), cap)
-  double *crjk, *r2;                                          // (cap) r_jk and r_jk^2 of the candidates
+  double *crjk, *r2, *ccs;                                    // (cap) r_jk, r_jk^2, cos of the candidates
   double* cand;  // (rec_arrays_max, cap): per-candidate arrays of one j when not cached (see centre_terms)
 };
 
@@ -133,8 +134,9 @@ AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du
   }
 }
 
-/// Arrays of one candidate record: geometry (9), S and dS per G4 group, P and P1 per slot.
-AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 9 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
+/// Arrays of one candidate record: 1/r_jk, S and dS per G4 group, P and P1 per slot. (The rest
+/// of the triplet's geometry is recomputed from per-neighbour arrays: cheaper than storing it.)
+AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -142,8 +144,8 @@ AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, in
   const int64_t prc = t.max_pair_rcs > 2 ? t.max_pair_rcs : 2;
   *n_int64 = 5 * cap + 2 * (ne + 1);
   *n_int32 = cap;
-  *n_double = 6 * cap + 6 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
-              t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 2 * cap +
+  *n_double = 6 * cap + 9 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
+              t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 3 * cap +
               rec_arrays_max(t) * cap;
 }
 
@@ -160,7 +162,8 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.block = ibuf; ibuf += ne + 1;
   s.count = ibuf; ibuf += ne + 1;
   s.telem = i32buf;
-  double** per_cap[] = {&s.tr, &s.dx, &s.dy, &s.dz, &s.r, &s.inv_r, &s.gr, &s.gx, &s.gy, &s.gz, &s.crjk, &s.r2};
+  double** per_cap[] = {&s.tr, &s.dx, &s.dy, &s.dz, &s.r, &s.inv_r, &s.ux, &s.uy, &s.uz,
+                        &s.gr, &s.gx, &s.gy, &s.gz, &s.crjk, &s.r2, &s.ccs};
   s.d = dbuf; dbuf += 3 * cap;
   s.td = dbuf; dbuf += 3 * cap;
   for (double** p : per_cap) { *p = dbuf; dbuf += cap; }
@@ -232,6 +235,7 @@ AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, 
   const double r_pad = 2.0 * rcm + 1.0;
   for (int64_t m = 0; m < npad; ++m) {
     s.dx[m] = 0.0; s.dy[m] = 0.0; s.dz[m] = 0.0; s.inv_r[m] = 0.0;
+    s.ux[m] = 0.0; s.uy[m] = 0.0; s.uz[m] = 0.0;
     s.r[m] = r_pad;
   }
   for (int k = 0; k < ne; ++k) s.count[k] = s.block[k];  // fill pointers
@@ -245,6 +249,11 @@ AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, 
     s.dx[p] = s.td[3 * m];
     s.dy[p] = s.td[3 * m + 1];
     s.dz[p] = s.td[3 * m + 2];
+  }
+  for (int64_t m = 0; m < n; ++m) {
+    s.ux[m] = s.dx[m] * s.inv_r[m];
+    s.uy[m] = s.dy[m] * s.inv_r[m];
+    s.uz[m] = s.dz[m] * s.inv_r[m];
   }
   *np = npad;
   return n;
@@ -437,8 +446,10 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       // gradient needs (1/r_jk, dS, d(1 + lambda cos)^zeta) and stores, per j, the candidate
       // list and per-candidate arrays in `cache`; the VJP pass (Mode 1 with a cache) reads them
       // back in the same order instead of recomputing geometry, cutoffs, exponentials and powers.
-      // Records per j: int cache [cnt, idx (cntp)]; double cache [cs, ex, ey, ez, irjk, ukx,
-      // uky, ukz, irk, (S, dS) per G4 group, (P, P1) per (lambda, zeta) slot], each cntp long.
+      // Records per j: int cache [cnt, idx (cntp)]; double cache [irjk, (S, dS) per G4 group,
+      // (P, P1) per (lambda, zeta) slot], each cntp long. The rest of the geometry (cos, e_jk,
+      // u_k, 1/r_k) is gathered again from the per-neighbour arrays: cheaper than a round trip
+      // through the cache.
       const bool reading = Mode == 1 && cache != nullptr;
       const bool writing = Mode == 0 && cache != nullptr && cache_write;
       const bool need_grad = Mode == 1 || writing;  // compute irjk, dS, P1
@@ -451,12 +462,15 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       }
       for (int32_t q = 0; q < nrc; ++q) thr = thr > t.pair_rc[pr0 + q] ? thr : t.pair_rc[pr0 + q];
       const double thr2 = wide ? simd::detail::bits_to_double(0x7FF0000000000000ull) : thr * thr;
-      const int32_t rec_arrays = 9 + 2 * n_narrow + 2 * npw;  // per-candidate arrays of a record
+      const int32_t rec_arrays = 1 + 2 * n_narrow + 2 * npw;  // per-candidate arrays of a record
       const double eta_base = t.pair_eta_base[p];             // > 0: narrow exps shared
       const double* __restrict Dx = s.dx;
       const double* __restrict Dy = s.dy;
       const double* __restrict Dz = s.dz;
       const double* __restrict IR = s.inv_r;
+      const double* __restrict UX = s.ux;
+      const double* __restrict UY = s.uy;
+      const double* __restrict UZ = s.uz;
       for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
         bool any = false;
         for (int32_t q = 0; q < ngp; ++q) {
@@ -468,7 +482,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         if (!any) continue;  // r_j beyond every cutoff of this pair's functions (both passes)
         const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
         const double irj = IR[j];
-        const double ujx = djx * irj, ujy = djy * irj, ujz = djz * irj;
+        const double ujx = UX[j], ujy = UY[j], ujz = UZ[j];
         int64_t cnt = 0;
         const int64_t* __restrict idx = s.idx;
         double* base = nullptr;  // the record's arrays (cache or scratch)
@@ -519,25 +533,15 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
           }
           // Pair geometry and fc(r_jk) of all candidates in long loops (independent iterations,
           // so the latency of gathers, sqrt and the cutoff's exp and division overlaps).
-          double* __restrict cs = base;
-          double* __restrict ex = base + stride;
-          double* __restrict ey = base + 2 * stride;
-          double* __restrict ez = base + 3 * stride;
-          double* __restrict irjk = base + 4 * stride;
-          double* __restrict ukx = base + 5 * stride;
-          double* __restrict uky = base + 6 * stride;
-          double* __restrict ukz = base + 7 * stride;
-          double* __restrict irk = base + 8 * stride;
+          double* __restrict cs = s.ccs;
+          double* __restrict irjk = base;
           double* __restrict rjk = s.crjk;
           AF_SIMD
           for (int64_t cc = 0; cc < cntp; ++cc) {
             const int64_t m = ix[cc];
-            const double dkx = Dx[m], dky = Dy[m], dkz = Dz[m];
-            irk[cc] = IR[m];
-            ukx[cc] = dkx * irk[cc]; uky[cc] = dky * irk[cc]; ukz[cc] = dkz * irk[cc];
-            cs[cc] = ujx * ukx[cc] + ujy * uky[cc] + ujz * ukz[cc];
-            ex[cc] = dkx - djx; ey[cc] = dky - djy; ez[cc] = dkz - djz;
-            rjk[cc] = ::sqrt(ex[cc] * ex[cc] + ey[cc] * ey[cc] + ez[cc] * ez[cc]);
+            cs[cc] = ujx * UX[m] + ujy * UY[m] + ujz * UZ[m];
+            const double ex = Dx[m] - djx, ey = Dy[m] - djy, ez = Dz[m] - djz;
+            rjk[cc] = ::sqrt(ex * ex + ey * ey + ez * ez);
             if (need_grad) irjk[cc] = rjk[cc] > 0.0 ? 1.0 / rjk[cc] : 0.0;
           }
           // fc(r_jk) for each distinct narrow r_c; zero outside r_c.
@@ -560,19 +564,26 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         }
         // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
         alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
-        const double* __restrict rec_S = base + 9 * stride;               // (n_narrow, stride) S, then dS
-        const double* __restrict rec_P = base + (9 + 2 * n_narrow) * stride;  // (npw, stride) P, then P1
+        const double* __restrict rec_S = base + stride;                   // (n_narrow, stride) S, then dS
+        const double* __restrict rec_P = base + (1 + 2 * n_narrow) * stride;  // (npw, stride) P, then P1
         for (int64_t c0 = 0; c0 < cnt; c0 += kW) {
           const int64_t* __restrict id = idx + c0;
-          const double* __restrict cs = base + c0;
-          const double* __restrict ex = base + stride + c0;
-          const double* __restrict ey = base + 2 * stride + c0;
-          const double* __restrict ez = base + 3 * stride + c0;
-          const double* __restrict irjk = base + 4 * stride + c0;
-          const double* __restrict ukx = base + 5 * stride + c0;
-          const double* __restrict uky = base + 6 * stride + c0;
-          const double* __restrict ukz = base + 7 * stride + c0;
-          const double* __restrict irk = base + 8 * stride + c0;
+          const double* __restrict irjk = base + c0;
+          // the triplet's geometry: cos (values pass: from the candidate loop above), and for
+          // the gradient e_jk = d_k - d_j, u_k and 1/r_k gathered again (same arithmetic)
+          alignas(64) double cs_g[kW], ex[kW], ey[kW], ez[kW], ukx[kW], uky[kW], ukz[kW], irk[kW];
+          const double* __restrict cs = s.ccs + c0;
+          if (Mode == 1) {
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              const int64_t m = id[l];
+              ukx[l] = UX[m]; uky[l] = UY[m]; ukz[l] = UZ[m];
+              irk[l] = IR[m];
+              ex[l] = Dx[m] - djx; ey[l] = Dy[m] - djy; ez[l] = Dz[m] - djz;
+              cs_g[l] = ujx * ukx[l] + ujy * uky[l] + ujz * ukz[l];
+            }
+            cs = cs_g;
+          }
           if (!reading) {
             // (1 + u)^zeta and (1 + u)^(zeta - 1) du/dcos, 0 where 1 + u <= 0 (as n2p2);
             // u = lambda cos (G4/G5) or cos(theta~ - theta_s) (G5s), see angular_u.
