@@ -71,3 +71,24 @@ def mixed_parameters(cutoff_function="cos"):
     # make the per-element counts differ (zero-padding path)
     funcs["C"] = funcs["C"][:-3]
     return {"elements": els, "cutoff_function": cutoff_function, "functions": funcs}
+
+
+def n2p2_style_parameters(cutoff_function="tanhu"):
+    """Angular functions as in n2p2 potentials: G4 with r_s = 0, lambda +-1, eta integer multiples
+    of the smallest and one r_c per element pair. The core evaluates such pairs with one
+    exponential per triplet (factorised pairs, acsf_kernels.hpp); the pair (C, C) mixes in a G5
+    and the pair (C, O) a second r_c, so the shared-exponential and general paths run beside it."""
+    els = ["H", "C", "O"]
+    funcs = {}
+    for c in els:
+        fl = [{"type": "G2", "neighbors": [nb], "eta": eta, "r_s": 0.0, "r_c": 5.0}
+              for nb in els for eta in (0.05, 0.4)]
+        for a, b in [("H", "H"), ("H", "O"), ("O", "O"), ("C", "H"), ("C", "C"), ("C", "O")]:
+            for eta, zeta in ((0.02, 1.0), (0.06, 4.0), (0.14, 1.0), (0.4, 16.0)):
+                for lam in (1.0, -1.0):
+                    fl.append({"type": "G4", "neighbors": [a, b], "eta": eta, "lambda": lam, "zeta": zeta,
+                               "r_c": 4.5})
+        fl.append({"type": "G5", "neighbors": ["C", "C"], "eta": 0.06, "lambda": 1.0, "zeta": 2.0, "r_c": 4.5})
+        fl.append({"type": "G4", "neighbors": ["C", "O"], "eta": 0.02, "lambda": 1.0, "zeta": 2.0, "r_c": 4.0})
+        funcs[c] = fl
+    return {"elements": els, "cutoff_function": cutoff_function, "functions": funcs}

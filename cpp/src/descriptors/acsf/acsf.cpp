@@ -203,6 +203,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
     for (int32_t a = 0; a < ne; ++a) {
       for (int32_t b = 0; b < ne; ++b) {
         double pair_base = 0.0;  // shared-exponential base of this pair (0: none)
+        int32_t fact_slot = -1;  // factorised pair: the common r_c's local slot (-1: no)
         if (b >= a) {
           static const PairT none{};
           const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
@@ -229,6 +230,12 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
               }
           }
           pair_base = share ? base : 0.0;
+          // factorised (acsf::Tables::pair_fact_slot): shared exponentials, G4 groups only, one r_c
+          if (share && !pt.groups.empty()) {
+            fact_slot = t.groups[pt.groups.front().group].rc_slot;
+            for (const AngGroupT& ag : pt.groups)
+              if (!ag.narrow || t.groups[ag.group].rc_slot != fact_slot) fact_slot = -1;
+          }
           for (const AngGroupT& ag : pt.groups) {
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
             F.ag_eta_power.push_back(share && ag.narrow ? static_cast<int32_t>(std::round(t.groups[ag.group].eta / base)) : 0);
@@ -247,6 +254,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
         }
         F.pair_eta_base.push_back(pair_base);
+        F.pair_fact_slot.push_back(fact_slot);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
         F.pair_pow_begin.push_back(i32(F.pow_a.size()));
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));

@@ -67,6 +67,7 @@ acsf::Tables device_tables(const SymmetryFunctions::Flat& F, DeviceArrays& d) {
   t.agf_pref = d.copy(F.agf_pref); t.pow_a = d.copy(F.pow_a); t.pow_b = d.copy(F.pow_b); t.pow_zeta = d.copy(F.pow_zeta);
   t.pow_zeta_int = d.copy(F.pow_zeta_int); t.pair_rc = d.copy(F.pair_rc);
   t.pair_eta_base = d.copy(F.pair_eta_base); t.ag_eta_power = d.copy(F.ag_eta_power);
+  t.pair_fact_slot = d.copy(F.pair_fact_slot);
   return t;
 }
 

@@ -81,6 +81,11 @@ struct Tables {
   // integer multiple ag_eta_power (1..64) of this base; exp(-eta r^2) = exp(-base r^2)^power
   const double* pair_eta_base = nullptr;  // (ne^3)
   const int32_t* ag_eta_power = nullptr;  // (n angular groups)
+  // factorised pairs: >= 0 when, besides the shared exponentials, every group of the pair is G4
+  // with one common r_c; the value is that r_c's local slot in the central element's r_c list.
+  // Then R_g(r_j) R_g(r_k) S_g(r_jk) = E^m_g fc(r_j) fc(r_k) fc(r_jk) with one exponential
+  // E = exp(-base (r_j^2 + r_k^2 + r_jk^2)) per triplet, and no per-group gathers.
+  const int32_t* pair_fact_slot = nullptr;  // (ne^3)
   // largest ranges, for sizing the scratch
   int32_t max_groups = 0, max_rcs = 0, max_angular = 0, max_pair_groups = 0, max_pair_pows = 0,
           max_pair_rcs = 0;
@@ -134,9 +139,12 @@ AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du
   }
 }
 
-/// Arrays of one candidate record: 1/r_jk, S and dS per G4 group, P and P1 per slot. (The rest
-/// of the triplet's geometry is recomputed from per-neighbour arrays: cheaper than storing it.)
-AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
+/// Arrays of one candidate record: 1/r_jk, S and dS per G4 group (factorised pairs: E, fc(r_jk),
+/// dfc(r_jk)), P and P1 per slot. (The rest of the triplet's geometry is recomputed from
+/// per-neighbour arrays: cheaper than storing it.)
+AF_INLINE int64_t rec_arrays_max(const Tables& t) {
+  return 1 + (2 * t.max_pair_groups > 3 ? 2 * t.max_pair_groups : 3) + 2 * t.max_pair_pows;
+}
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -462,8 +470,14 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       }
       for (int32_t q = 0; q < nrc; ++q) thr = thr > t.pair_rc[pr0 + q] ? thr : t.pair_rc[pr0 + q];
       const double thr2 = wide ? simd::detail::bits_to_double(0x7FF0000000000000ull) : thr * thr;
-      const int32_t rec_arrays = 1 + 2 * n_narrow + 2 * npw;  // per-candidate arrays of a record
       const double eta_base = t.pair_eta_base[p];             // > 0: narrow exps shared
+      const int32_t fslot = t.pair_fact_slot[p];              // >= 0: factorised (see Tables)
+      const bool fact = fslot >= 0;
+      const int32_t n_s = fact ? 3 : 2 * n_narrow;             // arrays of S/dS (or E, fc, dfc)
+      const int32_t rec_arrays = 1 + n_s + 2 * npw;           // per-candidate arrays of a record
+      const double* __restrict FCe = s.fc + (fact ? fslot : 0) * np;   // fc(r_m), dfc(r_m): common r_c
+      const double* __restrict DFCe = s.dfc + (fact ? fslot : 0) * np;
+      const double* __restrict RR = s.r;
       const double* __restrict Dx = s.dx;
       const double* __restrict Dy = s.dy;
       const double* __restrict Dz = s.dz;
@@ -483,6 +497,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
         const double irj = IR[j];
         const double ujx = UX[j], ujy = UY[j], ujz = UZ[j];
+        const double rj = RR[j], fcj = FCe[j], dfcj = DFCe[j];
         int64_t cnt = 0;
         const int64_t* __restrict idx = s.idx;
         double* base = nullptr;  // the record's arrays (cache or scratch)
@@ -564,8 +579,8 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         }
         // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
         alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
-        const double* __restrict rec_S = base + stride;                   // (n_narrow, stride) S, then dS
-        const double* __restrict rec_P = base + (1 + 2 * n_narrow) * stride;  // (npw, stride) P, then P1
+        const double* __restrict rec_S = base + stride;  // (n_narrow, stride) S, then dS; or E, fc, dfc
+        const double* __restrict rec_P = base + (1 + n_s) * stride;  // (npw, stride) P, then P1
         for (int64_t c0 = 0; c0 < cnt; c0 += kW) {
           const int64_t* __restrict id = idx + c0;
           const double* __restrict irjk = base + c0;
@@ -625,12 +640,26 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             // integer ratios between the etas (r_s = 0) one exponential serves all groups.
             const double* __restrict rjk = s.crjk + c0;
             alignas(64) double eb[kW];
-            if (eta_base > 0.0) {
+            if (fact) {  // E = exp(-base (r_j^2 + r_k^2 + r_jk^2)), fc(r_jk), dfc(r_jk)
+              double* __restrict Ev = const_cast<double*>(rec_S) + c0;
+              double* __restrict fjk = const_cast<double*>(rec_S) + stride + c0;
+              double* __restrict dfjk = const_cast<double*>(rec_S) + 2 * stride + c0;
+              const double* f = s.pfc + c0;
+              const double* df = s.pdfc + c0;
+              const double rj2 = rj * rj;
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                const double rk = RR[id[l]];
+                Ev[l] = simd::exp(-eta_base * (rj2 + rk * rk + rjk[l] * rjk[l]));
+                fjk[l] = f[l];
+                if (need_grad) dfjk[l] = df[l];
+              }
+            } else if (eta_base > 0.0) {
               AF_SIMD
               for (int64_t l = 0; l < kW; ++l) eb[l] = simd::exp(-eta_base * rjk[l] * rjk[l]);
             }
             int32_t qn = 0;
-            for (int32_t q = 0; q < ngp; ++q) {
+            for (int32_t q = 0; q < (fact ? 0 : ngp); ++q) {
               const int32_t ag = q0 + q;
               if (!t.ag_narrow[ag]) continue;
               const int32_t g = t.ag_group[ag];
@@ -669,59 +698,137 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               ++qn;
             }
           }
-          // accumulation over the groups of this pair
-          alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {};
-          int32_t qn = 0;
-          for (int32_t q = 0; q < ngp; ++q) {
-            const int32_t ag = q0 + q;
-            const bool narrow = t.ag_narrow[ag] != 0;
-            const double* __restrict S = narrow ? rec_S + qn * stride + c0 : nullptr;
-            const double* __restrict dS = narrow ? rec_S + (n_narrow + qn) * stride + c0 : nullptr;
-            qn += narrow ? 1 : 0;
-            const double Rj = s.rj[q];
-            if (Rj == 0.0) continue;
-            const int32_t g = t.ag_group[ag];
-            const double* __restrict Rg = s.R + g * np;
-            alignas(64) double Rk[kW], base_t[kW], Sv[kW];
+          // accumulation over the groups of this pair; EE = (dT/dr_jk) / r_jk
+          alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {}, EE[kW];
+          if (fact) {
+            // T_g = E^m_g F, F = fc(r_j) fc(r_k) fc(r_jk): with X = sum_g Q_g E^m_g,
+            // Y = sum_g eta_g Q_g E^m_g, Z = sum_g Qc_g E^m_g (Q, Qc as below),
+            //   dT/dcos = Z F, dT/dr_j = X dfc_j fc_k fc_jk - 2 r_j Y F (same for r_k),
+            //   dT/dr_jk / r_jk = X fc_j fc_k dfc_jk / r_jk - 2 Y F.
+            const double* __restrict Ev = rec_S + c0;
+            const double* __restrict fjk = rec_S + stride + c0;
+            const double* __restrict dfjk = rec_S + 2 * stride + c0;
+            alignas(64) double Fv[kW], fck[kW], X[kW] = {}, Y[kW] = {}, Z[kW] = {};
             AF_SIMD
             for (int64_t l = 0; l < kW; ++l) {
-              Sv[l] = narrow ? S[l] : 1.0;
-              Rk[l] = Rg[id[l]];
-              base_t[l] = Rj * Rk[l] * Sv[l];
+              fck[l] = FCe[id[l]];
+              Fv[l] = fcj * fck[l] * fjk[l];
             }
-            const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
-            if (Mode != 1) {
-              for (int32_t u = u0; u < u1; ++u) {
-                const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                double* __restrict acc = s.accG + t.agf_fn[u] * kW;
-                const double pref = t.agf_pref[u];
+            for (int32_t q = 0; q < ngp; ++q) {
+              const int32_t ag = q0 + q;
+              alignas(64) double Eg[kW], xx[kW];
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) { Eg[l] = 1.0; xx[l] = Ev[l]; }
+              for (int e2 = t.ag_eta_power[ag]; e2 > 0; e2 >>= 1) {
+                if (e2 & 1) {
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) Eg[l] *= xx[l];
+                }
                 AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
+                for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
               }
-            } else {
-              // Q = sum_f w_f pref_f P_f, Qc = sum_f w_f pref_f dP_f/dcos
-              alignas(64) double Q[kW] = {}, Qc[kW] = {};
-              for (int32_t u = u0; u < u1; ++u) {
-                const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
-                const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
+              const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+              if (Mode != 1) {
+                alignas(64) double base_t[kW];
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) base_t[l] = Eg[l] * Fv[l];
+                for (int32_t u = u0; u < u1; ++u) {
+                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+                  double* __restrict acc = s.accG + t.agf_fn[u] * kW;
+                  const double pref = t.agf_pref[u];
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
+                }
+              } else {
+                alignas(64) double Q[kW] = {}, Qc[kW] = {};
+                for (int32_t u = u0; u < u1; ++u) {
+                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+                  const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
+                  const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) {
+                    Q[l] += wq * P[l];
+                    Qc[l] += wc * P1[l];
+                  }
+                }
+                const double eta = t.group_eta[g0 + t.ag_group[ag]];
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) {
-                  Q[l] += wq * P[l];
-                  Qc[l] += wc * P1[l];
+                  const double qe = Q[l] * Eg[l];
+                  X[l] += qe;
+                  Y[l] += eta * qe;
+                  Z[l] += Qc[l] * Eg[l];
                 }
               }
-              const double dRj = s.drj[q];
-              const double* __restrict dRg = s.dR + g * np;
+            }
+            if (Mode == 1) {
               AF_SIMD
               for (int64_t l = 0; l < kW; ++l) {
-                const double dRk = dRg[id[l]];
-                const double dSv = narrow ? dS[l] : 0.0;
-                A_c[l] += Qc[l] * base_t[l];
-                A_rj[l] += Q[l] * dRj * Rk[l] * Sv[l];
-                A_rk[l] += Q[l] * Rj * dRk * Sv[l];
-                A_rjk[l] += Q[l] * Rj * Rk[l] * dSv;
+                const int64_t m = id[l];
+                const double yf = 2.0 * Y[l] * Fv[l];
+                A_c[l] = Z[l] * Fv[l];
+                A_rj[l] = X[l] * dfcj * fck[l] * fjk[l] - rj * yf;
+                A_rk[l] = X[l] * fcj * DFCe[m] * fjk[l] - RR[m] * yf;
+                EE[l] = X[l] * fcj * fck[l] * dfjk[l] * irjk[l] - yf;
               }
+            }
+          } else {
+            int32_t qn = 0;
+            for (int32_t q = 0; q < ngp; ++q) {
+              const int32_t ag = q0 + q;
+              const bool narrow = t.ag_narrow[ag] != 0;
+              const double* __restrict S = narrow ? rec_S + qn * stride + c0 : nullptr;
+              const double* __restrict dS = narrow ? rec_S + (n_narrow + qn) * stride + c0 : nullptr;
+              qn += narrow ? 1 : 0;
+              const double Rj = s.rj[q];
+              if (Rj == 0.0) continue;
+              const int32_t g = t.ag_group[ag];
+              const double* __restrict Rg = s.R + g * np;
+              alignas(64) double Rk[kW], base_t[kW], Sv[kW];
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) {
+                Sv[l] = narrow ? S[l] : 1.0;
+                Rk[l] = Rg[id[l]];
+                base_t[l] = Rj * Rk[l] * Sv[l];
+              }
+              const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+              if (Mode != 1) {
+                for (int32_t u = u0; u < u1; ++u) {
+                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+                  double* __restrict acc = s.accG + t.agf_fn[u] * kW;
+                  const double pref = t.agf_pref[u];
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
+                }
+              } else {
+                // Q = sum_f w_f pref_f P_f, Qc = sum_f w_f pref_f dP_f/dcos
+                alignas(64) double Q[kW] = {}, Qc[kW] = {};
+                for (int32_t u = u0; u < u1; ++u) {
+                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+                  const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
+                  const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
+                  AF_SIMD
+                  for (int64_t l = 0; l < kW; ++l) {
+                    Q[l] += wq * P[l];
+                    Qc[l] += wc * P1[l];
+                  }
+                }
+                const double dRj = s.drj[q];
+                const double* __restrict dRg = s.dR + g * np;
+                AF_SIMD
+                for (int64_t l = 0; l < kW; ++l) {
+                  const double dRk = dRg[id[l]];
+                  const double dSv = narrow ? dS[l] : 0.0;
+                  A_c[l] += Qc[l] * base_t[l];
+                  A_rj[l] += Q[l] * dRj * Rk[l] * Sv[l];
+                  A_rk[l] += Q[l] * Rj * dRk * Sv[l];
+                  A_rjk[l] += Q[l] * Rj * Rk[l] * dSv;
+                }
+              }
+            }
+            if (Mode == 1) {
+              AF_SIMD
+              for (int64_t l = 0; l < kW; ++l) EE[l] = A_rjk[l] * irjk[l];
             }
           }
           if (Mode == 1) {
@@ -735,7 +842,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             for (int64_t l = 0; l < kW; ++l) {
               const int64_t m = id[l];
               const double cj = A_c[l] * irj, ck = A_c[l] * irk[l];
-              const double ee = A_rjk[l] * irjk[l];
+              const double ee = EE[l];
               jr[l] += A_rj[l];
               jx[l] += cj * (ukx[l] - cs[l] * ujx) - ee * ex[l];
               jy[l] += cj * (uky[l] - cs[l] * ujy) - ee * ey[l];

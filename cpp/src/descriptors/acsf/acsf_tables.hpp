@@ -15,7 +15,7 @@ struct SymmetryFunctions::Flat {
       pow_a, pow_b, pow_zeta, pair_rc, pair_eta_base;
   std::vector<int32_t> group_begin, group_rc_slot, rc_begin, radial_begin, radial_group, radial_neighbor,
       angular_begin, pair_group_begin, pair_pow_begin, pair_rc_begin, ag_group, ag_narrow, ag_rc_slot, ag_fn_begin,
-      agf_fn, agf_pow, pow_zeta_int, ag_eta_power;
+      agf_fn, agf_pow, pow_zeta_int, ag_eta_power, pair_fact_slot;
   acsf::Tables t;
 
   void bind() {  // point the view at the vectors (after construction or copy)
@@ -33,6 +33,7 @@ struct SymmetryFunctions::Flat {
     t.agf_pref = agf_pref.data(); t.pow_a = pow_a.data(); t.pow_b = pow_b.data(); t.pow_zeta = pow_zeta.data();
     t.pow_zeta_int = pow_zeta_int.data(); t.pair_rc = pair_rc.data();
     t.pair_eta_base = pair_eta_base.data(); t.ag_eta_power = ag_eta_power.data();
+    t.pair_fact_slot = pair_fact_slot.data();
   }
 };
 
