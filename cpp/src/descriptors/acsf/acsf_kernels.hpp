@@ -192,6 +192,21 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
 /// Capacity a centre with `count` listed neighbours needs.
 AF_INLINE int64_t capacity_for(int64_t count) { return (count + kW - 1) / kW * kW + kW; }
 
+/// out[l] = x[l]^n for kW lanes, n >= 0, by binary powering (the same products as ipow).
+AF_HD inline void lanes_ipow(const double* __restrict x, int n, double* __restrict out) {
+  alignas(64) double xx[kW];
+  AF_SIMD
+  for (int64_t l = 0; l < kW; ++l) { out[l] = 1.0; xx[l] = x[l]; }
+  for (; n > 0; n >>= 1) {
+    if (n & 1) {
+      AF_SIMD
+      for (int64_t l = 0; l < kW; ++l) out[l] *= xx[l];
+    }
+    AF_SIMD
+    for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
+  }
+}
+
 AF_INLINE double ipow(double x, int n) {
   double r = 1.0;
   while (n > 0) {
@@ -298,6 +313,37 @@ AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& 
       const double ex = simd::exp(-eta * sh * sh);
       R[m] = ex * f[m];
       dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+    }
+  }
+}
+
+/// One angular group's functions u0 .. u1 on a chunk of kW candidates (record arrays P of the
+/// pair's angular-factor slots, stride apart, from c0): values acc_f += pref_f P_f base.
+AF_HD inline void group_values(const Tables& t, int32_t u0, int32_t u1, const double* __restrict rec_P,
+                               int64_t stride, int64_t c0, const double* __restrict base_t, double* accG) {
+  for (int32_t u = u0; u < u1; ++u) {
+    const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+    double* __restrict acc = accG + t.agf_fn[u] * kW;
+    const double pref = t.agf_pref[u];
+    AF_SIMD
+    for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
+  }
+}
+
+/// The same for the gradient: Q = sum_f w_f pref_f P_f and Qc = sum_f w_f pref_f zeta_f dP_f/dcos
+/// (wq, wc: per-function weights of the centre, see centre_terms; P1 follows the npw P arrays).
+AF_HD inline void group_weights(const Tables& t, int32_t u0, int32_t u1, const double* __restrict rec_P,
+                                int64_t stride, int64_t c0, int32_t npw, const double* __restrict wq,
+                                const double* __restrict wc, double* __restrict Q, double* __restrict Qc) {
+  for (int64_t l = 0; l < kW; ++l) { Q[l] = 0.0; Qc[l] = 0.0; }
+  for (int32_t u = u0; u < u1; ++u) {
+    const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
+    const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
+    const double w = wq[t.agf_fn[u]], w1 = wc[t.agf_fn[u]];
+    AF_SIMD
+    for (int64_t l = 0; l < kW; ++l) {
+      Q[l] += w * P[l];
+      Qc[l] += w1 * P1[l];
     }
   }
 }
@@ -615,17 +661,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
                 pl[l] = 1.0 + uu;
               }
               if (zeta_int > 0) {  // pl^(zeta - 1) by binary powering, as ipow()
-                alignas(64) double xx[kW];
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) { p1[l] = 1.0; xx[l] = pl[l]; }
-                for (int ee = zeta_int - 1; ee > 0; ee >>= 1) {
-                  if (ee & 1) {
-                    AF_SIMD
-                    for (int64_t l = 0; l < kW; ++l) p1[l] *= xx[l];
-                  }
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
-                }
+                lanes_ipow(pl, zeta_int - 1, p1);
               } else {  // non-integer zeta: scalar libm pow
                 for (int64_t l = 0; l < kW; ++l) p1[l] = pl[l] > 0.0 ? ::pow(pl[l], zeta - 1.0) : 0.0;
               }
@@ -670,18 +706,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               double* __restrict dS = const_cast<double*>(rec_S) + (n_narrow + qn) * stride + c0;
               alignas(64) double ee[kW];
               if (eta_base > 0.0) {
-                const int m = t.ag_eta_power[ag];
-                alignas(64) double xx[kW];
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) { ee[l] = 1.0; xx[l] = eb[l]; }
-                for (int e2 = m; e2 > 0; e2 >>= 1) {
-                  if (e2 & 1) {
-                    AF_SIMD
-                    for (int64_t l = 0; l < kW; ++l) ee[l] *= xx[l];
-                  }
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
-                }
+                lanes_ipow(eb, t.ag_eta_power[ag], ee);
               } else {
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) {
@@ -716,41 +741,17 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             }
             for (int32_t q = 0; q < ngp; ++q) {
               const int32_t ag = q0 + q;
-              alignas(64) double Eg[kW], xx[kW];
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) { Eg[l] = 1.0; xx[l] = Ev[l]; }
-              for (int e2 = t.ag_eta_power[ag]; e2 > 0; e2 >>= 1) {
-                if (e2 & 1) {
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) Eg[l] *= xx[l];
-                }
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) xx[l] *= xx[l];
-              }
+              alignas(64) double Eg[kW];
+              lanes_ipow(Ev, t.ag_eta_power[ag], Eg);
               const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
               if (Mode != 1) {
                 alignas(64) double base_t[kW];
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) base_t[l] = Eg[l] * Fv[l];
-                for (int32_t u = u0; u < u1; ++u) {
-                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                  double* __restrict acc = s.accG + t.agf_fn[u] * kW;
-                  const double pref = t.agf_pref[u];
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
-                }
+                group_values(t, u0, u1, rec_P, stride, c0, base_t, s.accG);
               } else {
-                alignas(64) double Q[kW] = {}, Qc[kW] = {};
-                for (int32_t u = u0; u < u1; ++u) {
-                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                  const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
-                  const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) {
-                    Q[l] += wq * P[l];
-                    Qc[l] += wc * P1[l];
-                  }
-                }
+                alignas(64) double Q[kW], Qc[kW];
+                group_weights(t, u0, u1, rec_P, stride, c0, npw, s.wq, s.wc, Q, Qc);
                 const double eta = t.group_eta[g0 + t.ag_group[ag]];
                 AF_SIMD
                 for (int64_t l = 0; l < kW; ++l) {
@@ -793,26 +794,10 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               }
               const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
               if (Mode != 1) {
-                for (int32_t u = u0; u < u1; ++u) {
-                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                  double* __restrict acc = s.accG + t.agf_fn[u] * kW;
-                  const double pref = t.agf_pref[u];
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) acc[l] += pref * P[l] * base_t[l];
-                }
+                group_values(t, u0, u1, rec_P, stride, c0, base_t, s.accG);
               } else {
-                // Q = sum_f w_f pref_f P_f, Qc = sum_f w_f pref_f dP_f/dcos
-                alignas(64) double Q[kW] = {}, Qc[kW] = {};
-                for (int32_t u = u0; u < u1; ++u) {
-                  const double* __restrict P = rec_P + t.agf_pow[u] * stride + c0;
-                  const double* __restrict P1 = rec_P + (npw + t.agf_pow[u]) * stride + c0;
-                  const double wq = s.wq[t.agf_fn[u]], wc = s.wc[t.agf_fn[u]];
-                  AF_SIMD
-                  for (int64_t l = 0; l < kW; ++l) {
-                    Q[l] += wq * P[l];
-                    Qc[l] += wc * P1[l];
-                  }
-                }
+                alignas(64) double Q[kW], Qc[kW];
+                group_weights(t, u0, u1, rec_P, stride, c0, npw, s.wq, s.wc, Q, Qc);
                 const double dRj = s.drj[q];
                 const double* __restrict dRg = s.dR + g * np;
                 AF_SIMD
