@@ -330,8 +330,9 @@ AF_HD inline void group_values(const Tables& t, int32_t u0, int32_t u1, const do
   }
 }
 
-/// The same for the gradient: Q = sum_f w_f pref_f P_f and Qc = sum_f w_f pref_f zeta_f dP_f/dcos
-/// (wq, wc: per-function weights of the centre, see centre_terms; P1 follows the npw P arrays).
+/// The same for the gradient: Q = sum_f w_f pref_f P_f and Qc = sum_f w_f pref_f dP_f/dcos, with
+/// dP_f/dcos = zeta_f P1_f (wq = w pref and wc = w pref zeta per function of the centre, see
+/// centre_terms; the P1 arrays follow the npw P arrays).
 AF_HD inline void group_weights(const Tables& t, int32_t u0, int32_t u1, const double* __restrict rec_P,
                                 int64_t stride, int64_t c0, int32_t npw, const double* __restrict wq,
                                 const double* __restrict wc, double* __restrict Q, double* __restrict Qc) {
