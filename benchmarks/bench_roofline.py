@@ -205,6 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--replicate", type=int, default=2, help="water cell replication (2 -> 1536 atoms)")
     ap.add_argument("--no-lammps", action="store_true")
+    ap.add_argument("--lammps-seconds", type=float, default=10.0, help="approximate length of each timed LAMMPS run")
     ap.add_argument("--output")
     args = ap.parse_args(argv)
 
@@ -232,8 +233,12 @@ def main(argv=None) -> int:
         for th in (1, 2):
             wall, cpu = core_rate(path, atoms, th, args.repeats)
             rows.append((name, f"core, {th} thread(s)", th, count, wall, cpu))
+            if th == 1:
+                rate_1 = wall[len(wall) // 2]
         if not args.no_lammps:
-            rows += lammps_rows(name, path, atoms, args, count, work)
+            # MD (fix nve) with the trained n2p2 potential; the GMP network has random weights, so
+            # its atoms are held in place (no integrator: the force call per step is the same)
+            rows += lammps_rows(name, path, atoms, args, count, work, rate_1, md=desc.type == "acsf")
     lines = []
     out = lambda s="": (print(s), lines.append(s))
     out("# Roofline: force kernels against this CPU's floating-point peak (liquid water)")
@@ -264,8 +269,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def lammps_rows(name, model_path, atoms, args, count, work):
-    """pair_style atomforge in LAMMPS: 1 rank, 2 ranks, 1 rank x 2 threads (atom-steps/s)."""
+def lammps_rows(name, model_path, atoms, args, count, work, rate_1, md=True):
+    """pair_style atomforge in LAMMPS: 1 rank, 2 ranks, 1 rank x 2 threads (atom-steps/s). Each
+    timed run lasts about --lammps-seconds (steps from the core's one-thread rate rate_1, at least
+    20); md: NVE at 300 K, else the atoms stay where they are (a model with random weights)."""
     try:
         import bench_lammps as bl
     except ImportError:
@@ -287,13 +294,11 @@ def lammps_rows(name, model_path, atoms, args, count, work):
                                   ("LAMMPS, 1 rank x 2 threads", 1, 2)):
         rates, cpu_rates = [], []
         for _ in range(max(2, args.repeats // 2)):
-            # 20 steps: this box (the DeePMD frame under the n2p2 RPBE-D3 potential, 300 K) brings
-            # two atoms within 0.1 A at step ~55 with any build of the core (checked 2026-12-01),
-            # so longer runs are not possible with it
-            steps = 20
+            steps = max(20, int(args.lammps_seconds * rate_1 * ranks * threads / len(atoms)))
+            dyn = "velocity all create 300 1 loop geom\nfix 1 all nve\n" if md else ""
             inp = (f"units metal\natom_style atomic\nboundary p p p\nread_data {data}\n"
                    f"pair_style atomforge\npair_coeff * * {model_path} O H\n"
-                   f"velocity all create 300 1 loop geom\nneighbor 1.0 bin\ntimestep 0.0005\nfix 1 all nve\n"
+                   f"neighbor 1.0 bin\ntimestep 0.0005\n{dyn}"
                    f"run 5\nrun {steps}\n")
             out, info = bl.run_lammps(inp, ranks, threads, ctx)
             loop = [float(x) for x in re.findall(r"Loop time of ([0-9.eE+-]+)", out)][-1]
