@@ -33,6 +33,11 @@ Definitions (lengths in Angstrom):
 Columns are ordered [(n, s) for n in orders for s in sigmas] (order-major, sigma-minor), the
 same order GMP-featurizer uses when orders and sigmas are given sorted.
 
+Density channels (atomforge's option; not in the paper): with channels = [[Z, ...], ...], the
+features above are computed once per channel from the partial density of the channel's elements
+only (neighbours and the centre's own density counted when their element is in the channel),
+columns [(h, n, s) for h in channels for n in orders for s in sigmas].
+
 Cutoff functions fc(r), x = r / r_c, fc = 0 for r >= r_c, same list as atomforge's
 cpp/src/common/cutoff.hpp: None (fc = 1 for r < r_c), 'cos', 'tanhu', 'tanh', 'poly1'..'poly4'.
 
@@ -197,8 +202,10 @@ def gmp_moments(d, weights, numbers, densities, order, sigma):
 
 
 def gmp_reference(positions, numbers, cell, pbc, orders, sigmas, r_c, densities,
-                  cutoff_function=None, square=False):
-    """GMP features (N, len(orders) * len(sigmas)), columns [(n, s) for n in orders for s in sigmas].
+                  cutoff_function=None, square=False, channels=None):
+    """GMP features (N, len(channels) * len(orders) * len(sigmas)), columns
+    [(h, n, s) for h in channels for n in orders for s in sigmas]; channels None: one channel of
+    every element.
 
     positions (N, 3) Angstrom; numbers (N,) atomic numbers; cell (3, 3) rows or None; pbc 3 bools;
     densities {Z: [(c, alpha), ...]} with c in e/Angstrom^3 and alpha in 1/Angstrom^2.
@@ -214,19 +221,23 @@ def gmp_reference(positions, numbers, cell, pbc, orders, sigmas, r_c, densities,
     for n in orders:
         if not 0 <= n <= MAX_ORDER:
             raise ValueError(f"order {n} outside 0..{MAX_ORDER}")
-    out = np.zeros((len(positions), len(orders) * len(sigmas)))
+    if channels is None:
+        channels = [sorted(set(numbers.tolist()))]
+    out = np.zeros((len(positions), len(channels) * len(orders) * len(sigmas)))
     for i in range(len(positions)):
         js, d, is_centre = environment(positions, cell, pbc, i, r_c)
         r = np.linalg.norm(d, axis=1)
         fc = np.where(is_centre, 1.0, cutoff(cutoff_function, r, r_c))
         col = 0
-        for n in orders:
-            for s in sigmas:
-                mu = gmp_moments(d, fc, numbers[js], densities, n, s)
-                weight = {comp: w for w, comp, _ in mcsh_components(n, 0.0, 0.0, 0.0)}
-                q = sum(weight[comp] * v * v for comp, v in mu.items())
-                out[i, col] = q if square else math.sqrt(q)
-                col += 1
+        for channel in channels:
+            keep = np.isin(numbers[js], channel)
+            for n in orders:
+                for s in sigmas:
+                    mu = gmp_moments(d[keep], fc[keep], numbers[js][keep], densities, n, s)
+                    weight = {comp: w for w, comp, _ in mcsh_components(n, 0.0, 0.0, 0.0)}
+                    q = sum(weight[comp] * v * v for comp, v in mu.items())
+                    out[i, col] = q if square else math.sqrt(q)
+                    col += 1
     return out
 
 

@@ -113,6 +113,40 @@ def test_equals_numpy_reference(cutoff_function, square):
         np.testing.assert_allclose(g.compute(atoms), ref, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.parametrize("channels", ["elements", "element_pairs", [["H", "O"], ["C"], ["H", "C", "O"]]])
+def test_density_channels_equal_numpy_reference(channels):
+    """Density channels: each channel's features from the partial density of its elements, as
+    the slow reference computes them (it sums only the channel's neighbours)."""
+    from reference_gmp import gmp_reference
+
+    z = {"H": 1, "C": 6, "O": 8}
+    dens = {z[k]: v for k, v in DENS.items()}
+    for atoms in (random_cluster(8, 2), triclinic_cell()):
+        g = gmp(orders=(0, 1, 2, 3), channels=channels)
+        zch = [[z[e] for e in h] for h in g.channels]
+        ref = gmp_reference(atoms.positions, atoms.numbers, atoms.cell.array if atoms.pbc.any() else None,
+                            atoms.pbc, g.orders, g.sigmas, g.r_c, dens, cutoff_function="poly2", channels=zch)
+        G = g.compute(atoms)
+        assert G.shape == (len(atoms), len(zch) * 4 * 3) == ref.shape
+        np.testing.assert_allclose(G, ref, rtol=1e-10, atol=1e-13)
+    assert len(g.feature_labels()) == g.n_features
+
+
+def test_density_channel_layouts_and_the_total_channel():
+    g = gmp(channels="element_pairs")
+    assert g.channels == [["H"], ["C"], ["O"], ["H", "C"], ["H", "O"], ["C", "O"]]
+    assert g.n_features == 6 * 15 and g.labels[15] == (("C",), 0, 0.5)
+    assert g.feature_labels()[-1] == "GMP channel=C+O order=4 sigma=1.5"
+    a = random_cluster(7, 1)
+    # one explicit channel of every element is the published GMP
+    np.testing.assert_array_equal(gmp(channels=[["O", "C", "H"]]).compute(a), gmp().compute(a))
+    assert gmp(channels=[["O", "C", "H"]]).descriptor_records().keys() == gmp().descriptor_records().keys()
+    # square=True: |mu_a + mu_b|^2 - |mu_a|^2 - |mu_b|^2 = 2 mu_a . mu_b, so the order-0 pair
+    # channel equals (sqrt(Q_a) + sqrt(Q_b))^2 (scalar moments of one sign)
+    G = gmp(channels="element_pairs", square=True).compute(a).reshape(len(a), 6, 5, 3)
+    np.testing.assert_allclose(G[:, 5, 0], (np.sqrt(G[:, 1, 0]) + np.sqrt(G[:, 2, 0])) ** 2, rtol=1e-12)
+
+
 def test_equals_gmp_featurizer_reference(data_dir):
     """With cutoff_function=None and r_c = 24 A, the features equal those of the public reference
     implementation (GMP-featurizer, run outside the repo by benchmarks/gmp_reference/ with the
@@ -160,10 +194,12 @@ def test_equals_gmp_featurizer_reference(data_dir):
 
 
 @pytest.mark.parametrize("atoms_fn", [lambda: random_cluster(6, 3), triclinic_cell])
-@pytest.mark.parametrize("cutoff_function, square", [("poly2", False), (None, True)])
-def test_forces_and_virial_match_finite_differences(atoms_fn, cutoff_function, square):
+@pytest.mark.parametrize("cutoff_function, square, channels", [("poly2", False, "total"), (None, True, "total"),
+                                                               ("poly2", False, "element_pairs"),
+                                                               ("cos", True, [["H", "C"], ["O"], ["C"]])])
+def test_forces_and_virial_match_finite_differences(atoms_fn, cutoff_function, square, channels):
     atoms = atoms_fn()
-    g = gmp(cutoff_function=cutoff_function, square=square)
+    g = gmp(cutoff_function=cutoff_function, square=square, channels=channels)
     G = g.compute(atoms)
     w = np.random.default_rng(4).normal(size=G.shape)
     res = g.vjp(w, atoms)
@@ -219,6 +255,13 @@ def test_smooth_cutoff_goes_to_zero_at_r_c_and_none_jumps():
     ({"r_c": 0.0}, "r_c"), ({"r_c": 100.0}, "r_c"), ({"cutoff_function": "gauss"}, "cutoff_function"),
     ({"elements": ["H", "U"], "densities": {"H": [(1.0, 1.0)]}}, "no pseudo-density for \\['U'\\]"),
     ({"densities": {"H": [(1.0, -1.0)], "C": [(1, 1)], "O": [(1, 1)]}}, "positive exponents"),
+    ({"channels": "pairs"}, "channels: unknown mode 'pairs'"),
+    ({"channels": [["H"], ["C"]]}, "\\['O'\\] in no channel"),
+    ({"channels": [["H", "C", "O"], ["N"]]}, "channels\\[1\\]: \\['N'\\] not among"),
+    ({"channels": [["H", "C", "O"], ["O", "C", "H"]]}, "channels\\[1\\]: repeats channel 0"),
+    ({"channels": [["H", "H"], ["C", "O"]]}, "channels\\[0\\]: repeated"),
+    ({"channels": [["H", "C", "O"], []]}, "channels\\[1\\]"),
+    ({"channels": [["H", "Xx"], ["C", "O"]]}, "channels\\[0\\]"),
 ])
 def test_bad_parameters_are_named(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -237,9 +280,9 @@ def test_bad_structures_give_clear_errors():
 
 # ----------------------------------------------------------------------------- models on GMP
 
-def random_gmp_model(shared=True, committee=1, seed=0):
+def random_gmp_model(shared=True, committee=1, seed=0, channels="total"):
     rng = np.random.default_rng(seed)
-    g = gmp(orders=(0, 1, 2), sigmas=(0.6, 1.2), r_c=4.0)
+    g = gmp(orders=(0, 1, 2), sigmas=(0.6, 1.2), r_c=4.0, channels=channels)
     nf = g.n_features
     n_nets = 1 if shared else 3
     scaling = [{"shift": rng.normal(size=nf) * 0.1, "scale": rng.uniform(0.5, 2, size=nf), "offset": 0.0}
@@ -251,16 +294,19 @@ def random_gmp_model(shared=True, committee=1, seed=0):
                           energy_scale=0.8, shared=shared)
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["shared", "per-element"])
+@pytest.fixture(scope="module", params=[(True, "total"), (False, "total"), (False, "element_pairs")],
+                ids=["shared", "per-element", "per-element-channels"])
 def gmp_model(request, tmp_path_factory):
     p = tmp_path_factory.mktemp("gmp") / "model.afm"
-    atomforge.save_model(p, random_gmp_model(shared=request.param, committee=2))
+    shared, channels = request.param
+    atomforge.save_model(p, random_gmp_model(shared=shared, committee=2, channels=channels))
     return p
 
 
 def test_model_file_round_trip_and_numpy_reference(gmp_model):
     params = atomforge.read_model(gmp_model)
     assert params.descriptor["type"] == "gmp"
+    assert params.descriptor_object().to_dict() == params.descriptor  # channels survive the file
     pot = atomforge.load(gmp_model)
     a = molecule("CH3CH2OH")
     res = pot.compute(a)
@@ -346,3 +392,25 @@ def test_nve_conserves_energy_with_a_gmp_model(tmp_path):
     dyn.run(400)
     etot = np.array(etot)
     assert np.ptp(etot) < 2e-4 * len(a), np.ptp(etot)  # eV, over 100 fs
+
+
+@pytest.mark.parametrize("channels, match", [
+    (np.array([[1, 1, 2]]), r"descriptor\.channels"),
+    (np.array([1, 1, 1]), r"descriptor\.channels"),
+    (np.array([[1, 0], [0, 1]]), r"descriptor\.channels"),
+    (np.array([[1, 1, 0]]), r"(element 2|\['O'\]) .*in no (density )?channel"),
+    (np.array([[1, 1, 1], [1, 1, 1]]), r"repeats channel 0"),
+])
+def test_bad_channel_records_are_named_by_both_readers(tmp_path, channels, match):
+    """A model file whose descriptor.channels record is malformed or leaves an element out is
+    refused by the Python reader and by the core, each naming the record or the element."""
+    from atomforge.model_file import ModelFileError, encode_records
+
+    rec = random_gmp_model(shared=False, channels="elements").to_records()
+    rec["descriptor.channels"] = channels
+    p = tmp_path / "bad.afm"
+    p.write_bytes(encode_records(rec))
+    with pytest.raises(ModelFileError, match=match):
+        atomforge.read_model(p)
+    with pytest.raises((ValueError, ModelFileError), match=match):
+        atomforge.load(p)

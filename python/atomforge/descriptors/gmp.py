@@ -24,6 +24,14 @@ and periodic images. Columns are ordered by order, then width: ``labels[f] = (or
 Element-agnostic: the features of every element are the same functions of the environment, and
 an element the training data never had is described as soon as its density is in the table.
 
+Density channels (an atomforge option; the published GMP is ``channels="total"``, the default):
+a channel is a set of elements, and its features are those of the partial density of its
+elements only. ``"elements"``: one channel per element (neighbour elements resolved, as ACSF
+does); ``"element_pairs"``: those plus one channel per pair of elements, whose features add the
+cross terms mu_a . mu_b through |mu_a + mu_b|^2 = |mu_a|^2 + |mu_b|^2 + 2 mu_a . mu_b. Both
+multiply the feature count (n_elements, n_elements (n_elements + 1) / 2) and give up the
+element-agnostic property: an element outside the channels cannot be described.
+
 Cutoff: each neighbour's contribution is multiplied by a smooth fc(r_ij / r_c) (default
 ``"poly2"``, C2-continuous, so that MD conserves energy). ``cutoff_function=None`` gives the
 untruncated definition: every pair inside r_c counted in full, as the public reference
@@ -98,11 +106,17 @@ class GaussianMultipoles(Descriptor):
         densities: element -> [(c, alpha)] overriding (or extending) the built-in table.
         density_table: which built-in fit to start from: ``"signed"`` (default) or
             ``"positive"`` (see :func:`default_densities`).
+        channels: the density channels: ``"total"`` (default: the published GMP, one channel of
+            all elements), ``"elements"``, ``"element_pairs"`` (see the module docstring), or an
+            explicit list of element lists, e.g. ``[["C"], ["O"], ["C", "O"]]``. Columns are
+            ordered channel, order, width.
 
     Raises:
         ValueError: naming the argument for orders outside 0..6 or repeated, non-positive or
             repeated sigmas, r_c outside (0, 25], an unknown cutoff function, an element without
-            a density, or a density with non-finite coefficients or non-positive exponents.
+            a density, a density with non-finite coefficients or non-positive exponents, an
+            unknown channel mode, or channels that are empty, repeated, name an element not
+            described, or leave an element out.
     """
 
     type = "gmp"
@@ -113,7 +127,8 @@ class GaussianMultipoles(Descriptor):
     #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default).
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
-                       "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed"}
+                       "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed",
+                       "channels": "total"}
 
     @classmethod
     def from_config(cls, cfg: dict, elements) -> "GaussianMultipoles":
@@ -127,13 +142,13 @@ class GaussianMultipoles(Descriptor):
         cf = cfg["cutoff_function"]
         return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
                    cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms,
-                   density_table=cfg.get("density_table", "signed"))
+                   density_table=cfg.get("density_table", "signed"), channels=cfg.get("channels", "total"))
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3, 4, 5, 6),
                  sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0),
                  r_c: float = 6.0, cutoff_function: Optional[str] = "poly2", square: bool = False,
                  elements: Optional[Sequence] = None, densities: Optional[dict] = None,
-                 density_table: str = "signed"):
+                 density_table: str = "signed", channels="total"):
         try:
             self.orders = [int(o) for o in orders]
         except (TypeError, ValueError):
@@ -176,16 +191,24 @@ class GaussianMultipoles(Descriptor):
         for e, gs in self.densities.items():
             if not gs or any(not math.isfinite(c) or not (math.isfinite(a) and a > 0) for c, a in gs):
                 raise ValueError(f"densities[{e!r}]: Gaussians need finite coefficients and positive exponents")
+        self.channels = _channels(channels, self.elements)
 
     # ------------------------------------------------------------------ description
     @property
-    def labels(self) -> List[Tuple[int, float]]:
-        """(order, sigma) of each column."""
-        return [(o, s) for o in self.orders for s in self.sigmas]
+    def is_total(self) -> bool:
+        """True for the published GMP: one channel holding every element."""
+        return len(self.channels) == 1 and len(self.channels[0]) == len(self.elements)
+
+    @property
+    def labels(self) -> list:
+        """(order, sigma) of each column; (channel elements, order, sigma) with channels."""
+        if self.is_total:
+            return [(o, s) for o in self.orders for s in self.sigmas]
+        return [(tuple(h), o, s) for h in self.channels for o in self.orders for s in self.sigmas]
 
     @property
     def n_features(self) -> int:
-        return len(self.orders) * len(self.sigmas)
+        return len(self.channels) * len(self.orders) * len(self.sigmas)
 
     @property
     def n_features_per_element(self) -> Dict[str, int]:
@@ -196,37 +219,44 @@ class GaussianMultipoles(Descriptor):
         return self.r_c
 
     def feature_labels(self, element=None) -> List[str]:
-        return [f"GMP order={o} sigma={s:g}" for o, s in self.labels]
+        if self.is_total:
+            return [f"GMP order={o} sigma={s:g}" for o, s in self.labels]
+        return [f"GMP channel={'+'.join(h)} order={o} sigma={s:g}" for h, o, s in self.labels]
 
     def __repr__(self) -> str:
         el = self.elements if len(self.elements) <= 8 else f"{len(self.elements)} elements"
         return (f"GaussianMultipoles(orders={self.orders}, sigmas={self.sigmas}, r_c={self.r_c:g} A, "
                 f"cutoff_function={self.cutoff_function!r}, square={self.square}, elements={el}, "
-                f"features={self.n_features})")
+                + ("" if self.is_total else f"channels={self.channels}, ") + f"features={self.n_features})")
 
     def to_dict(self) -> dict:
         return {"type": "gmp", "elements": list(self.elements), "orders": list(self.orders),
                 "sigmas": list(self.sigmas), "r_c": self.r_c, "cutoff_function": self.cutoff_function,
-                "square": self.square, "densities": {e: [list(g) for g in gs] for e, gs in self.densities.items()}}
+                "square": self.square, "densities": {e: [list(g) for g in gs] for e, gs in self.densities.items()},
+                "channels": "total" if self.is_total else [list(h) for h in self.channels]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GaussianMultipoles":
         if d.get("type", "gmp") != "gmp":
             raise ValueError(f"GMP parameters: type {d.get('type')!r} is not 'gmp'")
-        unknown = set(d) - {"type", "elements", "orders", "sigmas", "r_c", "cutoff_function", "square", "densities"}
+        keys = ("orders", "sigmas", "r_c", "cutoff_function", "square", "elements", "densities", "channels")
+        unknown = set(d) - {"type", *keys}
         if unknown:
             raise ValueError(f"GMP parameters: unknown key(s) {sorted(unknown)}")
-        kw = {k: d[k] for k in ("orders", "sigmas", "r_c", "cutoff_function", "square", "elements", "densities")
-              if k in d}
+        kw = {k: d[k] for k in keys if k in d}
         return cls(**kw)
 
     # ------------------------------------------------------------------ model-file records
     def descriptor_records(self) -> dict:
         """``descriptor.orders``, ``.sigmas``, ``.r_c``, ``.cutoff_function`` ("none" when
         untruncated), ``.square``, ``.density.counts`` and ``.density.gaussians`` (rows [c, alpha]
-        in element order): the model file carries the densities it was trained with."""
+        in element order): the model file carries the densities it was trained with; with density
+        channels also ``descriptor.channels`` (n_channels, n_elements), 1 where the element belongs
+        to the channel."""
         rows = [g for e in self.elements for g in self.densities[e]]
-        return {"descriptor.orders": np.asarray(self.orders, dtype=np.int64),
+        rec = {} if self.is_total else {"descriptor.channels": np.asarray(
+            [[int(e in h) for e in self.elements] for h in self.channels], dtype=np.int64)}
+        return rec | {"descriptor.orders": np.asarray(self.orders, dtype=np.int64),
                 "descriptor.sigmas": np.asarray(self.sigmas, dtype=np.float64),
                 "descriptor.r_c": float(self.r_c),
                 "descriptor.cutoff_function": self.cutoff_function or "none",
@@ -260,10 +290,17 @@ class GaussianMultipoles(Descriptor):
         if sq not in (0, 1):
             raise ModelFileError(f"{where}: descriptor.square must be 0 or 1")
         r_c = get_scalar(rec, "descriptor.r_c", "f64", where)
+        channels = "total"
+        if "descriptor.channels" in rec:
+            ch = np.asarray(get("descriptor.channels", "i64"))
+            if ch.ndim != 2 or ch.shape[1] != len(elements) or not 1 <= len(ch) <= 256 or not np.isin(ch, (0, 1)).all():
+                raise ModelFileError(f"{where}: descriptor.channels must be (n_channels, n_elements) of 0 and 1 "
+                                     f"with 1 to 256 channels")
+            channels = [[e for e, m in zip(elements, row) if m] for row in ch]
         try:
             return cls(orders=orders.tolist(), sigmas=sigmas.tolist(), r_c=r_c,
                        cutoff_function=None if cf == "none" else cf, square=bool(sq), elements=elements,
-                       densities=dens)
+                       densities=dens, channels=channels)
         except (ValueError, TypeError) as exc:
             raise ModelFileError(f"{where}: {exc}") from None
 
@@ -278,4 +315,45 @@ def _norm_densities(densities: dict) -> Dict[str, List[Tuple[float, float]]]:
             out[sym] = [(float(c), float(a)) for c, a in gs]
         except (TypeError, ValueError):
             raise ValueError(f"densities[{key!r}]: expected a list of (coefficient, exponent) pairs") from None
+    return out
+
+
+#: Named channel layouts (see the module docstring).
+CHANNEL_MODES = ("total", "elements", "element_pairs")
+
+
+def _channels(channels, elements: List[str]) -> List[List[str]]:
+    """The density channels as lists of element symbols in element order; raises ValueError
+    naming the problem."""
+    if isinstance(channels, str):
+        if channels == "total":
+            return [list(elements)]
+        if channels == "elements":
+            return [[e] for e in elements]
+        if channels == "element_pairs":
+            return [[e] for e in elements] + [[a, b] for k, a in enumerate(elements) for b in elements[k + 1:]]
+        raise ValueError(f"channels: unknown mode {channels!r}; use one of {CHANNEL_MODES} or a list of element lists")
+    try:
+        raw = [[h] if isinstance(h, (str, int, np.integer)) else list(h) for h in channels]
+    except TypeError:
+        raise ValueError(f"channels: expected a mode or a list of element lists, got {channels!r}") from None
+    if not 1 <= len(raw) <= 256:
+        raise ValueError(f"channels: 1 to 256 channels are needed, got {len(raw)}")
+    out = []
+    for k, h in enumerate(raw):
+        syms = element_symbols(h, where=f"channels[{k}]") if h else []
+        if not syms:
+            raise ValueError(f"channels[{k}]: a channel needs at least one element")
+        if len(set(syms)) != len(syms):
+            raise ValueError(f"channels[{k}]: repeated element in {syms}")
+        unknown = [e for e in syms if e not in elements]
+        if unknown:
+            raise ValueError(f"channels[{k}]: {unknown} not among the described elements {list(elements)}")
+        ordered = [e for e in elements if e in syms]
+        if ordered in out:
+            raise ValueError(f"channels[{k}]: repeats channel {out.index(ordered)} ({ordered})")
+        out.append(ordered)
+    left = [e for e in elements if not any(e in h for h in out)]
+    if left:
+        raise ValueError(f"channels: {left} in no channel (their atoms would be ignored); add them to a channel")
     return out

@@ -43,6 +43,8 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
       # square: false           # features Q instead of sqrt(Q)
       # elements: null          # elements to cover besides the data's (shared networks)
+      # channels: total         # density channels: total (the published GMP) | elements |
+      #                         #   element_pairs | [[C], [O], [C, O]] (docs/descriptors.md)
     network:
       hidden: [128, 128]        # hidden-layer widths of each element's MLP
       activation: silu          # tanh | silu | softplus | sigmoid

@@ -81,9 +81,10 @@ Poly mcsh(int a, int b, int c) {
 }  // namespace
 
 GaussianMultipoles::GaussianMultipoles(std::vector<int32_t> orders, std::vector<double> sigmas, double r_c,
-                                       int32_t cutoff, bool square, std::vector<std::vector<Gaussian>> densities)
+                                       int32_t cutoff, bool square, std::vector<std::vector<Gaussian>> densities,
+                                       std::vector<std::vector<int32_t>> channels)
     : orders_(std::move(orders)), sigmas_(std::move(sigmas)), r_c_(r_c), cutoff_(cutoff), square_(square),
-      densities_(std::move(densities)) {
+      densities_(std::move(densities)), channels_(std::move(channels)) {
   const int32_t ne = static_cast<int32_t>(densities_.size());
   if (ne < 1 || ne > kMaxElements) throw InvalidInput("GMP: 1 to 118 elements are needed");
   if (orders_.empty()) throw InvalidInput("GMP: no orders given");
@@ -111,6 +112,28 @@ GaussianMultipoles::GaussianMultipoles(std::vector<int32_t> orders, std::vector<
         throw InvalidInput("GMP: element " + std::to_string(e) +
                            " has a density Gaussian with a non-finite coefficient or a non-positive exponent");
   }
+  if (channels_.empty()) {  // the published GMP: the total density
+    channels_.emplace_back();
+    for (int32_t e = 0; e < ne; ++e) channels_[0].push_back(e);
+  }
+  if (channels_.size() > 256) throw InvalidInput("GMP: more than 256 density channels");
+  std::vector<int> covered(ne, 0);
+  for (size_t h = 0; h < channels_.size(); ++h) {
+    const std::string name = "GMP: density channel " + std::to_string(h);
+    if (channels_[h].empty()) throw InvalidInput(name + " has no element");
+    std::vector<int> in(ne, 0);
+    for (int32_t e : channels_[h]) {
+      if (e < 0 || e >= ne) throw InvalidInput(name + ": element index " + std::to_string(e) + " out of range");
+      if (in[e]++) throw InvalidInput(name + ": element index " + std::to_string(e) + " is repeated");
+      covered[e] = 1;
+    }
+    std::sort(channels_[h].begin(), channels_[h].end());
+    for (size_t q = 0; q < h; ++q)
+      if (channels_[q] == channels_[h]) throw InvalidInput(name + " repeats channel " + std::to_string(q));
+  }
+  for (int32_t e = 0; e < ne; ++e)
+    if (!covered[e])
+      throw InvalidInput("GMP: element " + std::to_string(e) + " is in no density channel (its atoms would be ignored)");
   build_tables();
 }
 
@@ -213,6 +236,36 @@ void GaussianMultipoles::build_tables() {
   t_.n_mono = n_mono;
   t_.mono_parent = mono_parent_.data();
   t_.mono_axis = mono_axis_.data();
+  // density slots: elements that belong to the same channels add to one set of moments
+  const int32_t nh = static_cast<int32_t>(channels_.size());
+  std::vector<std::vector<int32_t>> column(ne, std::vector<int32_t>(nh, 0));
+  for (int32_t h = 0; h < nh; ++h)
+    for (int32_t e : channels_[h]) column[e][h] = 1;
+  std::vector<std::vector<int32_t>> slot_column;
+  slot_of_.assign(ne, 0);
+  for (int32_t e = 0; e < ne; ++e) {
+    const auto it = std::find(slot_column.begin(), slot_column.end(), column[e]);
+    slot_of_[e] = static_cast<int32_t>(it - slot_column.begin());
+    if (it == slot_column.end()) slot_column.push_back(column[e]);
+  }
+  const int32_t n_slots = static_cast<int32_t>(slot_column.size());
+  chan_begin_.assign(1, 0);
+  chan_slots_.clear();
+  chan_member_.assign(static_cast<size_t>(nh) * n_slots, 0);
+  for (int32_t h = 0; h < nh; ++h) {
+    for (int32_t sl = 0; sl < n_slots; ++sl)
+      if (slot_column[sl][h]) {
+        chan_slots_.push_back(sl);
+        chan_member_[h * n_slots + sl] = 1;
+      }
+    chan_begin_.push_back(static_cast<int32_t>(chan_slots_.size()));
+  }
+  t_.n_slots = n_slots;
+  t_.n_channels = nh;
+  t_.slot_of = slot_of_.data();
+  t_.chan_begin = chan_begin_.data();
+  t_.chan_slots = chan_slots_.data();
+  t_.chan_member = chan_member_.data();
 }
 
 std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, int32_t n_elements) {
@@ -249,7 +302,23 @@ std::unique_ptr<Descriptor> GaussianMultipoles::from_file(const ModelFile& f, in
     size_t row = 0;
     for (int32_t e = 0; e < n_elements; ++e)
       for (int64_t k = 0; k < counts[e]; ++k, ++row) dens[e].push_back({gauss[2 * row], gauss[2 * row + 1]});
-    return std::make_unique<GaussianMultipoles>(orders, sig, r_c, cutoff, square == 1, dens);
+    std::vector<std::vector<int32_t>> channels;
+    if (f.has("descriptor.channels")) {
+      const ModelRecord& rec = f.records().at("descriptor.channels");
+      if (rec.type != ModelRecord::I64 || rec.shape.size() != 2 || rec.shape[1] != static_cast<uint64_t>(n_elements) ||
+          rec.shape[0] < 1 || rec.shape[0] > 256)
+        throw InvalidInput("descriptor.channels must be int64 (n_channels, n_elements) with 1 to 256 channels");
+      channels.resize(rec.shape[0]);
+      for (uint64_t h = 0; h < rec.shape[0]; ++h)
+        for (int32_t e = 0; e < n_elements; ++e) {
+          const int64_t v = rec.i64[h * n_elements + e];
+          if (v != 0 && v != 1)
+            throw InvalidInput("descriptor.channels: entry (" + std::to_string(h) + ", " + std::to_string(e) +
+                               ") must be 0 or 1");
+          if (v) channels[h].push_back(e);
+        }
+    }
+    return std::make_unique<GaussianMultipoles>(orders, sig, r_c, cutoff, square == 1, dens, channels);
   } catch (const InvalidInput& e) {
     throw InvalidInput(w + ": " + e.what());
   }
@@ -263,12 +332,20 @@ int64_t GaussianMultipoles::n_features(int32_t element) const {
 std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) const {
   (void)n_features(element);
   std::vector<std::string> out;
-  for (int32_t o : orders_)
-    for (double s : sigmas_) {
-      std::ostringstream l;
-      l << "GMP order=" << o << " sigma=" << s;
-      out.push_back(l.str());
-    }
+  const bool total = channels_.size() == 1 && static_cast<int32_t>(channels_[0].size()) == n_elements();
+  for (const auto& ch : channels_)
+    for (int32_t o : orders_)
+      for (double s : sigmas_) {
+        std::ostringstream l;
+        l << "GMP ";
+        if (!total) {
+          l << "channel=";
+          for (size_t k = 0; k < ch.size(); ++k) l << (k ? "+" : "") << ch[k];
+          l << " ";
+        }
+        l << "order=" << o << " sigma=" << s;
+        out.push_back(l.str());
+      }
   return out;
 }
 

@@ -22,8 +22,14 @@
 //   a = 1/(2 sigma^2), gamma = a + alpha_k (k over the Gaussians of atom j's element).
 // The invariant feature of order n and width sigma ([LM22] Eq. 9):
 //   G_{n,sigma} = sqrt( sum_c  n!/(a! b! c!)  mu_{n,sigma,c}^2 )   (square=1: without sqrt),
-// the norm of the traceless moment tensor, invariant under rotation. Columns: f = o * n_sigmas + s
-// for order index o and width index s. fc is a smooth cutoff function of r_ij/r_c (any of
+// the norm of the traceless moment tensor, invariant under rotation.
+// Density channels (an atomforge option, not in [LM22]): a channel h is a set of elements, and its
+// features are those of the partial density of its elements only (mu_h: the sum over j restricted
+// to e_j in h, the own density counted when e_i is in h). The published GMP is the single channel
+// of all elements (the default). Channels of one element each resolve the neighbours' elements as
+// ACSF does; channels of element pairs add their cross terms, since
+// |mu_a + mu_b|^2 = |mu_a|^2 + |mu_b|^2 + 2 mu_a . mu_b.
+// Columns: f = (h * n_orders + o) * n_sigmas + s for channel h, order index o, width index s. fc is a smooth cutoff function of r_ij/r_c (any of
 // common/cutoff.hpp) or none: every pair inside r_c counted in full (the untruncated
 // definition). Units: Angstrom; sigma in Angstrom; features in the density's units.
 //
@@ -31,7 +37,9 @@
 //   type "gmp"; orders int64 (n_orders); sigmas float64 (n_sigmas); r_c float64;
 //   cutoff_function string ("none" or a name of common/cutoff.hpp); square int64 0/1;
 //   density.counts int64 (n_elements): Gaussians per element; density.gaussians float64
-//   (sum counts, 2): rows [c_k, alpha_k (1/Angstrom^2)] of the elements in species order.
+//   (sum counts, 2): rows [c_k, alpha_k (1/Angstrom^2)] of the elements in species order;
+//   optional channels int64 (n_channels, n_elements): 1 where the element belongs to the channel
+//   (absent: one channel of every element).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -57,17 +65,23 @@ class GaussianMultipoles : public Descriptor {
   struct Gaussian {
     double coefficient, exponent;  // c_k, alpha_k (1/Angstrom^2)
   };
+  /// channels: element indices of each density channel (empty: one channel of all elements).
   /// Throws InvalidInput for: no element or more than 118, orders outside 0..6 or repeated,
   /// sigmas not positive and finite or repeated, r_c not in (0, 25] A, an unknown cutoff
-  /// function, an element without Gaussians, a non-finite coefficient or a non-positive exponent.
+  /// function, an element without Gaussians, a non-finite coefficient or a non-positive exponent,
+  /// more than 256 channels, an empty or repeated channel, an element index out of range or
+  /// repeated within a channel, an element in no channel.
   GaussianMultipoles(std::vector<int32_t> orders, std::vector<double> sigmas, double r_c, int32_t cutoff,
-                     bool square, std::vector<std::vector<Gaussian>> densities);
+                     bool square, std::vector<std::vector<Gaussian>> densities,
+                     std::vector<std::vector<int32_t>> channels = {});
 
   static std::unique_ptr<Descriptor> from_file(const ModelFile& file, int32_t n_elements);
 
   std::string type() const override { return "gmp"; }
   int32_t n_elements() const override { return static_cast<int32_t>(densities_.size()); }
-  int64_t n_features() const override { return static_cast<int64_t>(orders_.size() * sigmas_.size()); }
+  int64_t n_features() const override {
+    return static_cast<int64_t>(channels_.size() * orders_.size() * sigmas_.size());
+  }
   int64_t n_features(int32_t element) const override;
   double cutoff() const override { return r_c_; }
   std::vector<std::string> feature_labels(int32_t element) const override;
@@ -92,9 +106,10 @@ class GaussianMultipoles : public Descriptor {
   int32_t cutoff_;
   bool square_;
   std::vector<std::vector<Gaussian>> densities_;
+  std::vector<std::vector<int32_t>> channels_;
   // flat tables behind gmp::Tables
   std::vector<int32_t> gauss_begin_, comp_begin_, term_begin_, term_mono_, grad_begin_, grad_mono_, mono_parent_,
-      mono_axis_;
+      mono_axis_, slot_of_, chan_begin_, chan_slots_, chan_member_;
   std::vector<double> A_, b_, self0_, comp_weight_, term_coef_, grad_coef_;
   gmp::Tables t_;
   mutable WorkspacePool<gmp::Workspace> pool_;

@@ -10,9 +10,13 @@
 //   S_{n,c}(d)   = sum_t coef_t d_x^a_t d_y^b_t d_z^c_t        (Maxwell-Cartesian harmonic)
 // Stages for one centre:
 //   1. pair_terms   per neighbour: fc, monomials of d up to the largest order, R and dR/dr;
-//   2. moments      mu accumulated over neighbours (+ the centre's own density, order 0);
-//   3. invariants   G_{n,s} = sqrt(sum_c w_c mu_{n,s,c}^2) (or the square);
-//   4. vjp / jac    dE/dmu from dE/dG, then per neighbour dE/dd_j (or dG/dd_j).
+//   2. moments      mu accumulated over neighbours (+ the centre's own density, order 0), one
+//                   set per density slot (elements that belong to the same channels share one);
+//   3. invariants   per channel h (a set of elements): mu_h = sum of its slots' moments,
+//                   G_{h,n,s} = sqrt(sum_c w_c mu_{h,n,s,c}^2) (or the square);
+//   4. vjp / jac    dE/dmu_h from dE/dG, summed onto the slots, then per neighbour dE/dd_j (or
+//                   dG/dd_j) with the weights of neighbour j's slot.
+// The published GMP has one channel holding every element (one slot): the total density.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -63,6 +67,13 @@ struct Tables {
   const double* grad_coef = nullptr;
   const int32_t* grad_mono = nullptr;
   int32_t n_comp = 0;                    // total components over the orders
+  // density channels: element e adds to slot slot_of[e]; channel h holds the slots
+  // [chan_begin[h], chan_begin[h+1]) of chan_slots and chan_member[h * n_slots + slot] is 1 for them
+  int32_t n_slots = 1, n_channels = 1;
+  const int32_t* slot_of = nullptr;      // (ne)
+  const int32_t* chan_begin = nullptr;   // (n_channels + 1)
+  const int32_t* chan_slots = nullptr;
+  const int32_t* chan_member = nullptr;  // (n_channels, n_slots)
   int32_t max_gauss = 0;                 // largest Gaussian count of an element
   // monomials up to max_order: mono[m] = mono[mono_parent[m]] * d[mono_axis[m]] (m >= 1)
   int32_t n_mono = 1;
@@ -76,28 +87,38 @@ AF_INLINE int64_t pair_record_size(const Tables& t) {
   return 7 + t.n_mono + t.n_comp + 2 * static_cast<int64_t>(t.n_orders) * t.n_sigmas;
 }
 
+/// Features per centre: n_channels * n_orders * n_sigmas, f = (h * n_orders + o) * n_sigmas + s.
+AF_INLINE int64_t n_features(const Tables& t) {
+  return static_cast<int64_t>(t.n_channels) * t.n_orders * t.n_sigmas;
+}
+
 /// Per-thread scratch (sizes from scratch_size).
 struct Scratch {
-  double* mu;    // (n_sigmas, n_comp): moments of the centre
-  double* gmu;   // (n_sigmas, n_comp): dE/dmu (VJP) or dG_f/dmu for one feature (Jacobian)
+  double* mu;    // (n_slots, n_sigmas, n_comp): moments of the centre per density slot
+  double* muc;   // (n_channels, n_sigmas, n_comp): moments per channel
+  double* gmu;   // (n_slots, n_sigmas, n_comp): dE/dmu per slot (VJP)
+  double* gmuc;  // (n_sigmas, n_comp): dE/dmu_h of one channel, or dG_f/dmu for one feature
   double* R;     // (n_orders, n_sigmas) radial part of the current pair
   double* dR;    // (n_orders, n_sigmas) dR/dr
   double* E;     // (max_gauss, n_sigmas) exp(-b r^2) of the current pair
   double* mono;  // (kMaxMonomials)
   double* S;     // (n_comp) S_c(d) of the current pair
-  double* G;     // (n_orders * n_sigmas) feature row of the current centre
+  double* G;     // (n_features) feature row of the current centre
   double* pairs = nullptr;  // pair cache of the fused pass (set by the driver; not carved)
 };
 
 AF_INLINE int64_t scratch_size(const Tables& t) {
   const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  return 2 * ns * nc + 3 * no * ns + static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
+  return (2 * t.n_slots + t.n_channels + 1) * ns * nc + 2 * no * ns + n_features(t) +
+         static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
 }
 
 AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
   const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  s.mu = buf; buf += ns * nc;
-  s.gmu = buf; buf += ns * nc;
+  s.mu = buf; buf += t.n_slots * ns * nc;
+  s.muc = buf; buf += t.n_channels * ns * nc;
+  s.gmu = buf; buf += t.n_slots * ns * nc;
+  s.gmuc = buf; buf += ns * nc;
   s.R = buf; buf += no * ns;
   s.dR = buf; buf += no * ns;
   s.E = buf; buf += static_cast<int64_t>(t.max_gauss) * ns;
@@ -147,8 +168,8 @@ AF_HD inline void pair_terms(const Tables& t, int32_t e, const double* d, double
   }
 }
 
-/// Stages 1-3 for centre c: G (n_orders * n_sigmas, feature f = o * n_sigmas + s) overwritten;
-/// s.mu keeps the moments for a following VJP/Jacobian. Returns the number of neighbours inside
+/// Stages 1-3 for centre c: G (n_features, f = (h * n_orders + o) * n_sigmas + s) overwritten;
+/// s.muc keeps the channel moments for a following VJP/Jacobian. Returns the number of neighbours inside
 /// r_c; *overlap is set to the centre's position index if a neighbour sits at distance zero.
 AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, double* G,
                             int64_t* overlap, double* cache = nullptr) {
@@ -156,11 +177,13 @@ AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, 
   const double* x = nl.positions;
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
   const int32_t ei = nl.species[i];
-  for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.mu[k] = 0.0;
+  const int64_t slot_size = static_cast<int64_t>(ns) * nc;
+  for (int64_t k = 0; k < t.n_slots * slot_size; ++k) s.mu[k] = 0.0;
   // the centre's own density: order 0 only (S_n(0) = 0 for n >= 1)
   for (int32_t o = 0; o < no; ++o)
     if (t.orders[o] == 0)
-      for (int32_t sg = 0; sg < ns; ++sg) s.mu[sg * nc + t.comp_begin[o]] += t.self0[ei * ns + sg];
+      for (int32_t sg = 0; sg < ns; ++sg)
+        s.mu[t.slot_of[ei] * slot_size + sg * nc + t.comp_begin[o]] += t.self0[ei * ns + sg];
   const double rc2 = t.r_c * t.r_c;
   int64_t count = 0;
   for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
@@ -193,30 +216,41 @@ AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, 
       pair_terms(t, nl.species[j], d, r, &fc, &dfc, mono, S, R, dR, s.E);
     }
     ++count;
+    double* mu_slot = s.mu + t.slot_of[nl.species[j]] * slot_size;
     for (int32_t o = 0; o < no; ++o)
       for (int32_t sg = 0; sg < ns; ++sg) {
         const double w = fc * R[o * ns + sg];
-        double* mu = s.mu + sg * nc;
+        double* mu = mu_slot + sg * nc;
         for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) mu[cc] += w * S[cc];
       }
   }
-  for (int32_t o = 0; o < no; ++o)
-    for (int32_t sg = 0; sg < ns; ++sg) {
-      const double* mu = s.mu + sg * nc;
-      double Q = 0.0;
-      for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) Q += t.comp_weight[cc] * mu[cc] * mu[cc];
-      G[o * ns + sg] = t.square ? Q : ::sqrt(Q);
+  for (int32_t h = 0; h < t.n_channels; ++h) {
+    double* muh = s.muc + h * slot_size;
+    for (int64_t k = 0; k < slot_size; ++k) muh[k] = 0.0;
+    for (int32_t p = t.chan_begin[h]; p < t.chan_begin[h + 1]; ++p) {
+      const double* mu = s.mu + t.chan_slots[p] * slot_size;
+      for (int64_t k = 0; k < slot_size; ++k) muh[k] += mu[k];
     }
+    for (int32_t o = 0; o < no; ++o)
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        const double* mu = muh + sg * nc;
+        double Q = 0.0;
+        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) Q += t.comp_weight[cc] * mu[cc] * mu[cc];
+        G[(h * no + o) * ns + sg] = t.square ? Q : ::sqrt(Q);
+      }
+  }
   return count;
 }
 
-/// dG_{o,s}/dmu_{s,c} for the components c of order o, written into gmu[s * nc + c] scaled by
-/// `scale` (added). sqrt(Q) has the bounded gradient w mu / sqrt(Q) (|.| <= sqrt(w)); at Q = 0,
-/// where the norm is not differentiable, the zero subgradient is used.
-AF_HD inline void feature_gradient(const Tables& t, int32_t o, int32_t sg, double G, double scale, Scratch& s) {
+/// dG_{h,o,s}/dmu_{h,s,c} for the components c of order o, written into gm[s * nc + c] scaled by
+/// `scale` (added); muh: the moments of channel h (n_sigmas, n_comp). sqrt(Q) has the bounded
+/// gradient w mu / sqrt(Q) (|.| <= sqrt(w)); at Q = 0, where the norm is not differentiable, the
+/// zero subgradient is used.
+AF_HD inline void feature_gradient(const Tables& t, int32_t o, int32_t sg, double G, double scale, const double* muh,
+                                   double* gmh) {
   const int32_t nc = t.n_comp;
-  const double* mu = s.mu + sg * nc;
-  double* gm = s.gmu + sg * nc;
+  const double* mu = muh + sg * nc;
+  double* gm = gmh + sg * nc;
   if (t.square) {
     for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) gm[cc] += scale * 2.0 * t.comp_weight[cc] * mu[cc];
   } else if (G > 0.0) {
@@ -256,18 +290,34 @@ AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, doub
   out[2] = sr * d[2] + vz;
 }
 
-/// dE/dmu from dE/dG (w, the centre's row) into s.gmu; false when w is all zero.
+/// dE/dmu per slot from dE/dG (w, the centre's row) into s.gmu: each channel's dE/dmu_h is
+/// added to every slot of the channel (mu_h is their sum). False when w is all zero.
 AF_HD inline bool moment_weights(const Tables& t, const double* G, const double* w, Scratch& s) {
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
+  const int64_t slot_size = static_cast<int64_t>(ns) * nc;
+  for (int64_t k = 0; k < t.n_slots * slot_size; ++k) s.gmu[k] = 0.0;
   bool any = false;
-  for (int32_t o = 0; o < no; ++o)
-    for (int32_t sg = 0; sg < ns; ++sg) {
-      const double wf = w[o * ns + sg];
-      if (wf == 0.0) continue;
-      any = true;
-      feature_gradient(t, o, sg, G[o * ns + sg], wf, s);
-    }
+  for (int32_t h = 0; h < t.n_channels; ++h) {
+    bool any_h = false;
+    for (int32_t f = h * no * ns; f < (h + 1) * no * ns; ++f) any_h = any_h || w[f] != 0.0;
+    if (!any_h) continue;
+    any = true;
+    // one slot per channel (the published GMP, or channels of one element each): straight in
+    const bool direct = t.chan_begin[h + 1] - t.chan_begin[h] == 1;
+    double* gmh = direct ? s.gmu + t.chan_slots[t.chan_begin[h]] * slot_size : s.gmuc;
+    if (!direct)
+      for (int64_t k = 0; k < slot_size; ++k) gmh[k] = 0.0;
+    for (int32_t o = 0; o < no; ++o)
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        const int32_t f = (h * no + o) * ns + sg;
+        if (w[f] != 0.0) feature_gradient(t, o, sg, G[f], w[f], s.muc + h * slot_size, gmh);
+      }
+    if (!direct)
+      for (int32_t p = t.chan_begin[h]; p < t.chan_begin[h + 1]; ++p) {
+        double* gm = s.gmu + t.chan_slots[p] * slot_size;
+        for (int64_t k = 0; k < slot_size; ++k) gm[k] += gmh[k];
+      }
+  }
   return any;
 }
 
@@ -287,7 +337,8 @@ AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const 
       const double* S = mono + t.n_mono;
       const double* R = S + nc;
       const double* dR = R + no * ns;
-      pair_gradient(t, rec + 4, rec[1], rec[2], rec[3], mono, S, R, dR, s.gmu, pair_grad + 3 * q);
+      const double* gmu = s.gmu + t.slot_of[nl.species[nl.neighbors[q]]] * static_cast<int64_t>(ns) * nc;
+      pair_gradient(t, rec + 4, rec[1], rec[2], rec[3], mono, S, R, dR, gmu, pair_grad + 3 * q);
     }
     return;
   }
@@ -302,7 +353,8 @@ AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const 
     const double r = ::sqrt(r2);
     double fc, dfc;
     pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
-    pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmu, pair_grad + 3 * q);
+    const double* gmu = s.gmu + t.slot_of[nl.species[j]] * static_cast<int64_t>(ns) * nc;
+    pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, gmu, pair_grad + 3 * q);
   }
 }
 
@@ -323,20 +375,24 @@ AF_HD inline void jacobian(const Tables& t, const NeighborView& nl, int64_t c, c
     const double r = ::sqrt(r2);
     double fc, dfc;
     pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
-    for (int32_t o = 0; o < no; ++o)
-      for (int32_t sg = 0; sg < ns; ++sg) {
-        for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmu[k] = 0.0;
-        feature_gradient(t, o, sg, G[o * ns + sg], 1.0, s);
-        double g[3];
-        pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmu, g);
-        const int64_t f = o * ns + sg;
-        double* self = J + f * 3;
-        double* other = J + ((1 + m) * nf + f) * 3;
-        for (int k = 0; k < 3; ++k) {
-          other[k] += g[k];
-          self[k] -= g[k];
+    const int32_t slot = t.slot_of[nl.species[j]];
+    for (int32_t h = 0; h < t.n_channels; ++h) {
+      if (!t.chan_member[h * t.n_slots + slot]) continue;  // j is not in this channel's density
+      for (int32_t o = 0; o < no; ++o)
+        for (int32_t sg = 0; sg < ns; ++sg) {
+          const int64_t f = (h * no + o) * ns + sg;
+          for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmuc[k] = 0.0;
+          feature_gradient(t, o, sg, G[f], 1.0, s.muc + h * static_cast<int64_t>(ns) * nc, s.gmuc);
+          double g[3];
+          pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmuc, g);
+          double* self = J + f * 3;
+          double* other = J + ((1 + m) * nf + f) * 3;
+          for (int k = 0; k < 3; ++k) {
+            other[k] += g[k];
+            self[k] -= g[k];
+          }
         }
-      }
+    }
     ++m;
   }
 }
