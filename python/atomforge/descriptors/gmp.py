@@ -128,7 +128,7 @@ class GaussianMultipoles(Descriptor):
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
                        "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed",
-                       "channels": "total"}
+                       "channels": None}
 
     @classmethod
     def from_config(cls, cfg: dict, elements) -> "GaussianMultipoles":
@@ -142,7 +142,7 @@ class GaussianMultipoles(Descriptor):
         cf = cfg["cutoff_function"]
         return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
                    cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms,
-                   density_table=cfg.get("density_table", "signed"), channels=cfg.get("channels", "total"))
+                   density_table=cfg.get("density_table", "signed"), channels=cfg.get("channels") or "total")
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3, 4, 5, 6),
                  sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0),

@@ -43,7 +43,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
       # square: false           # features Q instead of sqrt(Q)
       # elements: null          # elements to cover besides the data's (shared networks)
-      # channels: total         # density channels: total (the published GMP) | elements |
+      # channels: null          # density channels: null or total (the published GMP) | elements |
       #                         #   element_pairs | [[C], [O], [C, O]] (docs/descriptors.md)
     network:
       hidden: [128, 128]        # hidden-layer widths of each element's MLP
@@ -88,9 +88,11 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
                                 #   machine load. With a limit and cosine/exponential, the schedule
                                 #   length is refitted each epoch to the epochs that fit in the time
                                 #   left; such a run is reproducible only if the limit is not binding
-      jacobian_cache_mb: 2000   # keep descriptor Jacobians in memory up to this size (stored in the
-                                #   training dtype; featurisation holds them once in float64 first);
-                                #   above it they are recomputed per batch (several times slower)
+      jacobian_cache_mb: null   # keep descriptor Jacobians in memory up to this size in MB (stored in
+                                #   the training dtype; featurisation holds them once in float64 first);
+                                #   above it they are recomputed per batch (several times slower).
+                                #   null: a quarter of the memory available at the start, at least 2000
+                                #   and at most 16000 (the log names the budget used)
 
 Training stops for one of four reasons, printed and recorded in metrics.json as
 ``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better selection score for
@@ -125,7 +127,7 @@ DEFAULTS: Dict[str, Any] = {
                  "lr_factor": 0.5, "lr_patience": 10, "min_learning_rate": 1.0e-5, "energy_weight": 100.0,
                  "forces_weight": 10.0, "early_stopping_patience": None, "ema_decay": 0.99, "selection": "mae",
                  "weight_decay": 0.1,
-                 "dtype": "float32", "threads": 0, "max_minutes": None, "jacobian_cache_mb": 2000},
+                 "dtype": "float32", "threads": 0, "max_minutes": None, "jacobian_cache_mb": None},
 }
 
 def descriptor_defaults(type_: str) -> dict:
@@ -264,6 +266,9 @@ def validate(cfg: dict) -> dict:
                 raise ConfigError(f"configuration key {name!r} must be >= 0, got {v!r}")
             if name in _MAXIMUM and v is not None and v > _MAXIMUM[name]:
                 raise ConfigError(f"configuration key {name!r} must be at most {_MAXIMUM[name]}, got {v!r}")
+    jc = cfg.get("training", {}).get("jacobian_cache_mb")
+    if jc is not None and (isinstance(jc, bool) or not isinstance(jc, (int, float))):
+        raise ConfigError(f"configuration key 'training.jacobian_cache_mb': {jc!r} must be a number of MB or null")
     mm = cfg.get("training", {}).get("max_minutes")
     if mm is not None and (isinstance(mm, bool) or not isinstance(mm, (int, float))):
         raise ConfigError(f"configuration key 'training.max_minutes': {mm!r} must be a number of minutes or null")

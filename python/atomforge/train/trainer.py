@@ -279,11 +279,15 @@ class Trainer:
         # entries per frame: each atom and its neighbours (at most the other atoms of a molecule)
         est = sum(len(p) * (40 if pb.any() else min(len(p), 40)) for p, pb in zip(data.positions, data.pbc))
         est *= self.sf.n_features * 3 * self.dtype.itemsize / 2**20  # stored in the training dtype
-        self.cache_jacobians = est <= tr["jacobian_cache_mb"]
+        budget = tr["jacobian_cache_mb"]
+        if budget is None:  # a quarter of the memory available now, 2000 to 16000 MB
+            from ..sgdml.train import available_memory_bytes
+            budget = min(16000.0, max(2000.0, available_memory_bytes() / 4 / 2**20))
+        self.cache_jacobians = est <= budget
         self.log(f"descriptor: {self.sf}")
         self.log(f"data: {len(self.train_ds)} train / {len(self.valid_ds)} validation / {len(self.test_ds)} test "
                  f"frames; Jacobians {'cached' if self.cache_jacobians else 'recomputed per batch'} "
-                 f"(~{est:.0f} MB)")
+                 f"(~{est:.0f} MB; budget {budget:.0f} MB)")
 
         def feats(ds, jac):
             return [featurize(self.sf, ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
