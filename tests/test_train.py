@@ -550,3 +550,41 @@ def test_weight_decay_shrinks_the_weights(ethanol_small, tmp_path):
     from atomforge.train.config import ConfigError, load_config
     with pytest.raises(ConfigError, match="training.weight_decay.*>= 0"):
         load_config(None, {"data": "x.npz", "training": {"weight_decay": -1e-3}})
+
+
+def test_gmp_density_channels_from_a_yaml_config(ethanol_small, tmp_path):
+    """An explicit channel list in a YAML config trains, is stored in the model file and gives the
+    same energies in the core as the network on the Python features."""
+    p = tmp_path / "c.yaml"
+    p.write_text(f"data: {ethanol_small[0]}\ntest_data: {ethanol_small[1]}\nvalidation_fraction: 0.2\n"
+                 "descriptor:\n  type: gmp\n  orders: [0, 1, 2]\n  sigmas: [0.5, 1.0]\n  r_c: 4.0\n"
+                 "  channels: [[C, O], [H], [H, C, O]]\n"
+                 "network:\n  hidden: [8]\ntraining:\n  epochs: 2\n  batch_size: 8\n  jacobian_cache_mb: 500\n")
+    train(load_config(p), tmp_path / "run", progress=False, log=lambda *_: None)
+    params = atomforge.read_model(tmp_path / "run" / "model.afm")
+    g = params.descriptor_object()
+    assert g.channels == [["C", "O"], ["H"], ["H", "C", "O"]] and g.n_features == 18
+    from ase import Atoms
+
+    src = np.load(ethanol_small[1])
+    a = Atoms(numbers=src["nuclear_charges"], positions=src["coords"][0])
+    E, _ = params.atomic_energies_numpy(g.compute(a), g.species_indices(a.numbers))
+    assert atomforge.load(tmp_path / "run" / "model.afm").compute(a).energy == pytest.approx(E.sum(), rel=1e-12)
+
+
+@pytest.mark.parametrize("value, match", [("lots", "number of MB or null"), (-5, "must be positive"),
+                                          (True, "number of MB or null")])
+def test_jacobian_cache_budget_config_errors(value, match):
+    from atomforge.train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"training.jacobian_cache_mb.*{match}"):
+        load_config(None, {"data": "x.npz", "training": {"jacobian_cache_mb": value}})
+
+
+@pytest.mark.parametrize("channels, match", [("pairs", "unknown mode 'pairs'"), ([["C"], ["C"]], "repeats channel 0"),
+                                             ([["C", "Xx"]], "Xx"), ([[]], "channels\\[0\\]")])
+def test_bad_gmp_channels_fail_before_training(ethanol_small, channels, match):
+    from atomforge.train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=f"'descriptor' \\(gmp\\).*{match}"):
+        load_config(None, {"data": str(ethanol_small[0]), "descriptor": {"type": "gmp", "channels": channels}})

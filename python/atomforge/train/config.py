@@ -198,6 +198,19 @@ _NONNEG = {"training.weight_decay", "pinn.sigma", "pinn.dipole_weight", "pinn.di
            "training.min_learning_rate", "seed"}
 
 
+def _probe_elements(d: dict) -> list:
+    """Elements for checking a descriptor section before the data is read: those an explicit GMP
+    channel list names (each must then be in a channel), else hydrogen."""
+    ch = d.get("channels")
+    out = []
+    if isinstance(ch, list):
+        for h in ch:
+            for e in [h] if isinstance(h, (str, int)) else h if isinstance(h, list) else []:
+                if isinstance(e, (str, int)) and not isinstance(e, bool) and e not in out:
+                    out.append(e)
+    return out or ["H"]
+
+
 class ConfigError(ValueError):
     """A configuration key is unknown, of the wrong type or out of range (the message names it)."""
 
@@ -322,7 +335,7 @@ def validate(cfg: dict) -> dict:
     from ..descriptors import descriptor_class
 
     try:  # the descriptor's own checks, before any data is read
-        descriptor_class(d["type"]).from_config(d, ["H"])
+        descriptor_class(d["type"]).from_config(d, _probe_elements(d))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"configuration key 'descriptor' ({d['type']}): {exc}") from None
     if cfg["network"]["shared"] and d["type"] == "acsf":
