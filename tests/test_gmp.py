@@ -400,14 +400,20 @@ def test_nve_conserves_energy_with_a_gmp_model(tmp_path):
     (np.array([[1, 0], [0, 1]]), r"descriptor\.channels"),
     (np.array([[1, 1, 0]]), r"(element 2|\['O'\]) .*in no (density )?channel"),
     (np.array([[1, 1, 1], [1, 1, 1]]), r"repeats channel 0"),
+    (None, r"scaling.*(expected \(6,\)|one entry per descriptor feature \(6\))"),  # as a reader without channels
 ])
 def test_bad_channel_records_are_named_by_both_readers(tmp_path, channels, match):
     """A model file whose descriptor.channels record is malformed or leaves an element out is
-    refused by the Python reader and by the core, each naming the record or the element."""
+    refused by the Python reader and by the core, each naming the record or the element; without
+    the record (what a reader that predates channels sees) the feature count no longer matches the
+    scaling records, so such a reader refuses the file instead of misreading it."""
     from atomforge.model_file import ModelFileError, encode_records
 
     rec = random_gmp_model(shared=False, channels="elements").to_records()
-    rec["descriptor.channels"] = channels
+    if channels is None:
+        del rec["descriptor.channels"]
+    else:
+        rec["descriptor.channels"] = channels
     p = tmp_path / "bad.afm"
     p.write_bytes(encode_records(rec))
     with pytest.raises(ModelFileError, match=match):
