@@ -48,7 +48,8 @@ class DipoleStore:
         n = np.array([len(g) for g in G], dtype=np.int64)
         self.n_atoms = n
         self.atom_off = np.concatenate([[0], np.cumsum(n)])[:-1]
-        self.G = torch.as_tensor(np.concatenate(G), dtype=dtype)
+        self.G64 = np.concatenate(G)  # float64 rows until centre() (small: no Jacobians)
+        self.G = torch.as_tensor(self.G64, dtype=dtype)
         self.species = torch.as_tensor(np.concatenate(sp), dtype=torch.long)
         self.positions = torch.as_tensor(np.concatenate(ds.positions), dtype=dtype)
         q = ds.total_charge if ds.total_charge is not None else np.zeros(len(ds))
@@ -59,6 +60,12 @@ class DipoleStore:
 
     def __len__(self):
         return len(self.n_atoms)
+
+    def centre(self, shift: np.ndarray) -> None:
+        """Subtract ``shift`` (n_elements, F) per row in float64, then cast to the store's dtype
+        (the trainer feeds centred features; see atomforge.train.trainer._prepare)."""
+        self.G = torch.as_tensor(self.G64 - shift[self.species.numpy()], dtype=self.dtype)
+        self.G64 = None
 
     def batch(self, idx) -> dict:
         from .bpnn import _ranges

@@ -53,6 +53,7 @@ from typing import Any, Dict, List
 import numpy as np
 
 from .config import ConfigError, _check_type, _merge, descriptor_defaults
+from .trainer import _clear_input_shift, _exported, split_shift
 
 DIPOLE_DEFAULTS: Dict[str, Any] = {
     "model": "dipole",
@@ -252,14 +253,19 @@ class DipoleTrainer:
         self.valid_f = DipoleStore(self.sf, self.valid_ds, self.dtype)
         ne, F = len(self.sf.elements), self.sf.n_features
         shift, scale = np.zeros((ne, F)), np.ones((ne, F))
-        G, sp = self.train_f.G.double().numpy(), self.train_f.species.numpy()
+        G, sp = self.train_f.G64, self.train_f.species.numpy()
         for k in range(ne):
             rows = G if cfg["network"]["shared"] else G[sp == k]
             if len(rows):
                 shift[k] = rows.mean(axis=0)
                 std = rows.std(axis=0)
                 scale[k] = np.where(std > 1e-12, 1.0 / np.where(std > 1e-12, std, 1.0), 1.0)
-        self.stats = {"shift": shift, "scale": scale, "reference": self._reference_charges(ne)}
+        # features far from 0 relative to their spread are centred in float64 before the cast to the
+        # training dtype (as the energy trainer does: atomforge.train.trainer.split_shift)
+        self.input_shift = split_shift(shift, scale)
+        self.train_f.centre(self.input_shift)
+        self.valid_f.centre(self.input_shift)
+        self.stats = {"shift": shift - self.input_shift, "scale": scale, "reference": self._reference_charges(ne)}
         self.sigma = float(np.std(self.train_ds.dipole - self.train_ds.dipole.mean(axis=0))) or 1.0
 
     def _reference_charges(self, ne: int) -> np.ndarray:
@@ -336,6 +342,7 @@ class DipoleTrainer:
                 raise ValueError(f"{ckpt_path}: the configuration differs from the checkpoint's; resume with the "
                                  f"same configuration (see {self.run / 'config.yaml'})")
             model.load_state_dict(ck["model"])
+            _clear_input_shift(model, self.input_shift)  # a checkpoint from before the centring
             opt.load_state_dict(ck["optimizer"])
             if plateau:
                 sched.load_state_dict(ck["scheduler"])
@@ -419,7 +426,7 @@ class DipoleTrainer:
                 "description": f"{self.cfg['charges']['scheme']} charge scheme, "
                                f"{'shared' if self.cfg['network']['shared'] else 'per-element'} networks on "
                                f"{self.sf.type}, trained {len(history)} epochs (best {best['epoch']})"}
-        save_model(self.run / "model.afm", model.to_parameters(meta))
+        save_model(self.run / "model.afm", _exported(model, self.input_shift).to_parameters(meta))
         pot = load(self.run / "model.afm")
         mu_t, q_t = predict_dipoles(pot, self.test_ds)
         mu_v, q_v = predict_dipoles(pot, self.valid_ds)

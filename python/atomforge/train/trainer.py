@@ -132,6 +132,48 @@ class WeightAverage:
         self.averaged.load_state_dict(state["model"])
 
 
+#: Features with |mean| above this many standard deviations are centred in float64 by the trainer.
+CENTRE_RATIO = 1e3
+
+
+def split_shift(shift: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The part of the feature shift (n_elements, F) the trainer subtracts in float64 before the
+    cast to the training dtype: the mean of every feature with |mean| > CENTRE_RATIO std
+    (scale = 1/std), 0 elsewhere (there the model subtracts it, as it always did)."""
+    return np.where(np.abs(shift) * scale > CENTRE_RATIO, shift, 0.0)
+
+
+def _shift_buffers(model, shape):
+    """The feature-scaling ``shift`` buffers of the model and its sub-networks (TorchBPNN,
+    TorchDipole and TorchPinn's networks all read the same features)."""
+    for mod in model.modules():
+        b = mod._buffers.get("shift")
+        if b is not None and tuple(b.shape) == tuple(shape):
+            yield b
+
+
+def _clear_input_shift(model, input_shift: np.ndarray) -> None:
+    """Zero the model's shift where the trainer centres the features (input_shift != 0)."""
+    import torch
+
+    mask = torch.as_tensor(input_shift != 0)
+    for b in _shift_buffers(model, input_shift.shape):
+        b.masked_fill_(mask, 0.0)
+
+
+def _exported(model, input_shift: np.ndarray):
+    """A float64 copy of a model trained on features centred by ``input_shift`` (split_shift), with
+    that part added back to its shift buffers in float64: what the model file holds."""
+    import copy
+
+    import torch
+
+    m = copy.deepcopy(model).double()
+    for b in _shift_buffers(m, input_shift.shape):
+        b.add_(torch.as_tensor(input_shift, dtype=torch.float64))
+    return m
+
+
 def _load_checkpoint(path: Path) -> dict:
     """The checkpoint at ``path``, read without unpickling arbitrary objects (weights_only=True:
     only containers, numbers, strings and tensors). Raises ValueError naming the file and what is
@@ -314,6 +356,16 @@ class Trainer:
         from .calibration import feature_range
         from .committee import frame_weights
         self.stats_range = feature_range(self.train_f, ne, [self.sf.n_features_per_element[e] for e in self.sf.elements])
+        # Features far from 0 relative to their spread are centred here, in float64, before the cast
+        # to the training dtype, and the model's shift for them is 0 (the model file gets the true
+        # shift: _exported). In float32 such a feature would otherwise be rounded to a few steps of
+        # its range before the model centres it, and the network would fit that rounding: GMP
+        # density channels have features with |mean| / std up to 5e10 (rMD17 uracil; rmd17_table_
+        # notes.md). Below 1e3 the rounding is < 1e-4 std and nothing changes.
+        self.input_shift = split_shift(shift, scale)
+        shift = shift - self.input_shift
+        for f in self.train_f + self.valid_f:
+            f.G = f.G - self.input_shift[f.species]
         self.frame_weights = frame_weights(len(self.train_ds), cfg["network"]["committee"],
                                            cfg["network"]["committee_data"], cfg["seed"])
         counts = np.array([[np.sum(f.species == k) for k in range(ne)] for f in self.train_f], dtype=float)
@@ -348,9 +400,11 @@ class Trainer:
             return feats.batch(idx, with_forces)
 
         fr = [feats[i] for i in idx]
-        if with_forces and fr[0].values is None:  # recompute Jacobians on the fly
+        if with_forces and fr[0].values is None:  # recompute Jacobians on the fly (centred as in _prepare)
             fr = [featurize(self.sf, ds.positions[i], ds.numbers[i], ds.cells[i] if ds.pbc[i].any() else None,
                             ds.pbc[i] if ds.pbc[i].any() else None) for i in idx]
+            for f in fr:
+                f.G = f.G - self.input_shift[f.species]
         forces = [ds.forces[i] for i in idx] if (with_forces and ds.forces is not None) else None
         return collate(fr, ds.energy[idx], forces, self.dtype)
 
@@ -452,6 +506,11 @@ class Trainer:
                 opt.load_state_dict(ck["optimizer"])
                 if ema is not None:
                     ema.load_state_dict(ck["ema"])
+                # a checkpoint written before the trainer centred features (split_shift) holds
+                # their mean in the model's shift buffers, which would be subtracted twice
+                for m in (model, ema.averaged if ema is not None else None):
+                    if m is not None:
+                        _clear_input_shift(m, self.input_shift)
                 if plateau:
                     sched.load_state_dict(ck["scheduler"])
                 else:
@@ -599,7 +658,7 @@ class Trainer:
                                f"{self.sf.type} trained {len(history)} epochs (best {best['epoch']})"}
         if self.untrained_elements:
             meta["untrained_elements"] = ",".join(self.untrained_elements)
-        params = model.to_parameters(meta)
+        params = _exported(model, self.input_shift).to_parameters(meta)
         params.feature_range = getattr(self, "stats_range", None)
         save_model(self.run / "model.afm", params)
         pot = load(self.run / "model.afm")
