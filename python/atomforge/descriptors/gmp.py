@@ -341,11 +341,7 @@ def _channels(channels, elements: List[str]) -> List[List[str]]:
         raise ValueError(f"channels: 1 to 256 channels are needed, got {len(raw)}")
     out = []
     for k, h in enumerate(raw):
-        syms = element_symbols(h, where=f"channels[{k}]") if h else []
-        if not syms:
-            raise ValueError(f"channels[{k}]: a channel needs at least one element")
-        if len(set(syms)) != len(syms):
-            raise ValueError(f"channels[{k}]: repeated element in {syms}")
+        syms = element_symbols(h, where=f"channels[{k}]")  # refuses an empty channel and repeats
         unknown = [e for e in syms if e not in elements]
         if unknown:
             raise ValueError(f"channels[{k}]: {unknown} not among the described elements {list(elements)}")

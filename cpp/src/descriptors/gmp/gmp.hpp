@@ -29,9 +29,9 @@
 // of all elements (the default). Channels of one element each resolve the neighbours' elements as
 // ACSF does; channels of element pairs add their cross terms, since
 // |mu_a + mu_b|^2 = |mu_a|^2 + |mu_b|^2 + 2 mu_a . mu_b.
-// Columns: f = (h * n_orders + o) * n_sigmas + s for channel h, order index o, width index s. fc is a smooth cutoff function of r_ij/r_c (any of
-// common/cutoff.hpp) or none: every pair inside r_c counted in full (the untruncated
-// definition). Units: Angstrom; sigma in Angstrom; features in the density's units.
+// Columns: f = (h * n_orders + o) * n_sigmas + s for channel h, order index o, width index s.
+// fc is a smooth cutoff function of r_ij/r_c (any of common/cutoff.hpp) or none: every pair
+// inside r_c counted in full (the untruncated definition). Units: Angstrom; sigma in Angstrom; features in the density's units.
 //
 // Model-file records (prefix "descriptor."):
 //   type "gmp"; orders int64 (n_orders); sigmas float64 (n_sigmas); r_c float64;
