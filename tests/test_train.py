@@ -129,6 +129,19 @@ def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c):
         (Es, Fs), (Ed, Fd) = m(bs), m(bd)
         assert torch.allclose(Es, Ed, rtol=1e-14, atol=0) and torch.allclose(Fs, Fd, rtol=0, atol=1e-14)
         assert torch.equal(bs.forces, bd.forces) and torch.equal(bs.energy, bd.energy)
+        # the gradient of a force loss with respect to the weights (the dense contraction's backward;
+        # the output biases get none)
+        grads = []
+        for b in (bs, bd):
+            m.zero_grad()
+            ((m(b)[1] - b.forces) ** 2).sum().backward()
+            grads.append(torch.cat([p.grad.ravel() for p in m.parameters() if p.grad is not None]))
+        assert len(grads[0]) == len(grads[1]) > 0
+        assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-12 * grads[0].abs().max())
+        # the off-diagonal blocks keep only features that depend on an atom of the block's element
+        # (here every element-resolved ACSF feature of another element is left out)
+        kept = sum(o[0].numel() for o in dense.offdiag)
+        assert (kept < 0.75 * (len(ds.positions[0]) ** 2 * F * 3)) if not shared else kept > 0
 
 
 def test_float32_model_keeps_float64_reference_energies():
