@@ -21,6 +21,10 @@ package), JSON extra training keys (e.g. {"dtype": "float32"}; the benchmark-onl
 in ``torch.compile`` (an experiment: see benchmarks/results/torch_compile.md)). Without --variant the current
 interpreter is measured in float64 and float32.
 
+``--molecule`` trains another rMD17 molecule (default ethanol) and ``--descriptor JSON`` replaces the
+descriptor section of the model (e.g. '{"type": "gmp", "channels": "element_pairs"}'); the rest of the
+model is the one below either way.
+
 Usage:
   python benchmarks/bench_training_speed.py --epochs 15 --repeats 3 \\
       --variant 'main 273ac7a|/work/venv11base/bin/python||{}' \\
@@ -106,10 +110,19 @@ def load() -> str:
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure(label: str, python: str, pythonpath: str, extra: dict, epochs: int) -> dict:
+def model_config(molecule: str = "ethanol", descriptor: dict = None) -> dict:
+    """BASE_CONFIG on rMD17 ``molecule`` (split 01), its descriptor section replaced by ``descriptor``."""
     cfg = json.loads(json.dumps(BASE_CONFIG))
-    cfg["data"] = str(DATA / "rmd17" / "rmd17_ethanol_train_01.npz")
-    cfg["test_data"] = str(DATA / "rmd17" / "rmd17_ethanol_test_01.npz")
+    if descriptor:
+        cfg["descriptor"] = dict(descriptor)
+    cfg["data"] = str(DATA / "rmd17" / f"rmd17_{molecule}_train_01.npz")
+    cfg["test_data"] = str(DATA / "rmd17" / f"rmd17_{molecule}_test_01.npz")
+    return cfg
+
+
+def measure(label: str, python: str, pythonpath: str, extra: dict, epochs: int, molecule: str = "ethanol",
+            descriptor: dict = None) -> dict:
+    cfg = model_config(molecule, descriptor)
     cfg["training"].update({"epochs": epochs, **extra})
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
@@ -139,6 +152,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--output", help="write the markdown report here")
     p.add_argument("--note", default="", help="a line added to the report")
+    p.add_argument("--molecule", default="ethanol", help="rMD17 molecule (split 01; default ethanol)")
+    p.add_argument("--descriptor", default="", help="JSON: replaces the model's descriptor section")
     args = p.parse_args(argv)
     if args.worker_config:
         return worker(args)
@@ -146,11 +161,13 @@ def main(argv=None) -> int:
     for v in args.variant or ['float64|||{"dtype": "float64"}', 'float32|||{"dtype": "float32"}']:
         parts = (v.split("|") + ["", "", "", ""])[:4]
         variants.append((parts[0], parts[1], parts[2], json.loads(parts[3] or "{}")))
+    descriptor = json.loads(args.descriptor) if args.descriptor else None
+    model = model_config(args.molecule, descriptor)
     runs = []
     t0 = time.time()
     for r in range(args.repeats):
         for label, py, pp, extra in variants:
-            m = measure(label, py, pp, extra, args.epochs)
+            m = measure(label, py, pp, extra, args.epochs, args.molecule, descriptor)
             m["repeat"] = r
             runs.append(m)
             print(f"repeat {r} {label}: {m['epochs_per_min']:.1f} epochs/min ({m['s_per_epoch']:.3f} s/epoch), "
@@ -167,10 +184,10 @@ def main(argv=None) -> int:
     out(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; total {(time.time() - t0) / 60:.1f} min")
     out(f"- machine: {cpu}, {os.cpu_count()} cores visible, {platform.machine()}, Linux; shared with other "
         f"work (load averages 1/5/15 min before -> after each run are listed)")
-    out(f"- data: rMD17 ethanol train_01 (950 train / 50 validation frames); {args.epochs} epochs per run, rate "
+    out(f"- data: rMD17 {args.molecule} train_01 (950 train / 50 validation frames); {args.epochs} epochs per run, rate "
         f"= (epochs - 1) / time from the end of the first epoch to the end of the last (featurisation and the "
         f"first epoch excluded); validation every epoch and checkpoints as each version writes them, as in a real run")
-    out(f"- same model for every variant: {json.dumps(BASE_CONFIG)}")
+    out(f"- same model for every variant: {json.dumps({k: model[k] for k in BASE_CONFIG})}")
     out(f"- command: `python benchmarks/{Path(__file__).name} {shlex.join(argv if argv is not None else sys.argv[1:])}`")
     if args.note:
         out(f"- {args.note}")
