@@ -207,7 +207,7 @@ class DenseFrameStore:
     neighbour element (ACSF's radial functions of another element, its angular functions of
     element pairs without e, GMP density channels without e) do not depend on an atom of e, so
     about half of a multi-element Jacobian is structural zeros (rMD17 paracetamol, GMP
-    element-pair channels: 2.3x less memory and time). Memory: 4 (float32) or 8 bytes x n_frames x
+    element-pair channels: 2.2x less memory). Memory: 4 (float32) or 8 bytes x n_frames x
     3 x (n F + sum_e L_e n_e) <= 3 n^2 F. The frames' Jacobian values are released as they are
     copied (their ``values`` become None).
     Raises ValueError if the frames differ in atoms or lack Jacobians."""
