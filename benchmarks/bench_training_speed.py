@@ -8,8 +8,9 @@ them alike.
 Each measurement is a fresh process that trains ``--epochs`` epochs through the public API (the real
 loop: batches, optimiser, validation, checkpoints as that version writes them: every epoch before
 issue 11, after the first and last epoch and at most every 20 s after it) and reads history.csv: the rate is
-(epochs - 1) / (wall time between the first and the last epoch's validation), so featurisation and
-the first epoch (warm-up) are excluded. The process's CPU time per epoch over the same epochs is reported
+(epochs - 1) / (wall time between the first and the last epoch's validation: the first validation
+pass of each epoch, since trainers with the weight average validate twice per epoch), so
+featurisation and the first epoch (warm-up) are excluded. The process's CPU time per epoch over the same epochs is reported
 too: on a shared machine it depends much less on the other work than the wall time does (the
 wall time of a process that gets a quarter of a core is four times its CPU time). The load average
 of the machine before and after each run is recorded beside it.
@@ -137,10 +138,19 @@ def measure(label: str, python: str, pythonpath: str, extra: dict, epochs: int, 
     if out.returncode or not line:
         raise RuntimeError(f"{label}: the worker failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     r = json.loads(line[0][7:])
-    (w0, c0), (w1, c1) = r["stamps"][0], r["stamps"][-1]
-    n = len(r["stamps"]) - 1
+    # one stamp per validation pass: one per epoch, or two since the weight average (880f7d7: the raw
+    # and the averaged weights are both validated). Only each epoch's first pass is an epoch boundary;
+    # counting every pass (as this script did before stop 27) doubled the rate of the trainers with
+    # the weight average.
+    per_epoch, left = divmod(len(r["stamps"]), len(r["seconds"]))
+    if left or per_epoch < 1:
+        raise RuntimeError(f"{label}: {len(r['stamps'])} validation passes for {len(r['seconds'])} epochs")
+    stamps = r["stamps"][::per_epoch]
+    (w0, c0), (w1, c1) = stamps[0], stamps[-1]
+    n = len(stamps) - 1
     rate = 60.0 * n / (w1 - w0)
     return {"label": label, "epochs_per_min": rate, "s_per_epoch": 60.0 / rate, "cpu_s_per_epoch": (c1 - c0) / n,
+            "validations_per_epoch": per_epoch,
             "load_before": before, "load_after": after, **r}
 
 
@@ -205,11 +215,12 @@ def main(argv=None) -> int:
         out(f"| {label} | {med:.1f} | {min(rates):.1f} - {max(rates):.1f} | {med / base:.2f}x | {cmed:.3f} | "
             f"{min(cpus):.3f} - {max(cpus):.3f} | {base_cpu / cmed:.2f}x |")
     out()
-    out("| repeat | variant | epochs/min (wall) | CPU s/epoch | load before | load after | torch threads |")
-    out("|---:|---|---:|---:|---|---|---:|")
+    out("| repeat | variant | epochs/min (wall) | CPU s/epoch | load before | load after | torch threads | "
+        "validation passes per epoch |")
+    out("|---:|---|---:|---:|---|---|---:|---:|")
     for m in runs:
         out(f"| {m['repeat']} | {m['label']} | {m['epochs_per_min']:.1f} | {m['cpu_s_per_epoch']:.3f} | "
-            f"{m['load_before']} | {m['load_after']} | {m['threads']} |")
+            f"{m['load_before']} | {m['load_after']} | {m['threads']} | {m['validations_per_epoch']} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

@@ -101,16 +101,21 @@ def test_explicit_force_gradient_equals_double_backward(data_dir, activation, sh
         assert (a - c).abs().max() <= 1e-12 * c.abs().max()
 
 
+@pytest.mark.parametrize("gather_limit", [None, 0])
 @pytest.mark.parametrize("molecule, r_c", [("ethanol", 5.0), ("aspirin", 3.0)])
-def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c):
+def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, gather_limit, monkeypatch):
     """DenseFrameStore batches (per-frame dense Jacobians, element-major rows) give the energies and
     forces of FrameStore batches (sparse entries), for per-element and shared networks, with
-    neighbours outside the cutoff (aspirin at 3 A) too."""
+    neighbours outside the cutoff (aspirin at 3 A) too; the Jacobian products gathered per batch
+    (small matrices, the default here) and per frame on views (gather_limit 0, as for large ones)."""
     from ase.data import chemical_symbols
 
     from atomforge.data import load_dataset
     from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
-    from atomforge.train.bpnn import DenseFrameStore, FrameStore, TorchBPNN, featurize
+    from atomforge.train.bpnn import DenseFrameStore, FrameStore, TorchBPNN, _FrameMatmul, featurize
+
+    if gather_limit is not None:
+        monkeypatch.setattr(_FrameMatmul, "GATHER_LIMIT", gather_limit)
 
     ds = load_dataset(data_dir / "rmd17" / f"rmd17_{molecule}_test_01.npz").subset([0, 1, 2, 3])
     els = [chemical_symbols[z] for z in sorted(set(ds.elements))]
