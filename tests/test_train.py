@@ -101,19 +101,22 @@ def test_explicit_force_gradient_equals_double_backward(data_dir, activation, sh
         assert (a - c).abs().max() <= 1e-12 * c.abs().max()
 
 
-@pytest.mark.parametrize("gather_limit", [None, 0])
+@pytest.mark.parametrize("whole_limit, gather_limit", [(None, None), (0, None), (0, 0)])
 @pytest.mark.parametrize("molecule, r_c", [("ethanol", 5.0), ("aspirin", 3.0)])
-def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, gather_limit, monkeypatch):
+def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, whole_limit, gather_limit, monkeypatch):
     """DenseFrameStore batches (per-frame dense Jacobians, element-major rows) give the energies and
     forces of FrameStore batches (sparse entries), for per-element and shared networks, with
-    neighbours outside the cutoff (aspirin at 3 A) too; the Jacobian products gathered per batch
-    (small matrices, the default here) and per frame on views (gather_limit 0, as for large ones)."""
+    neighbours outside the cutoff (aspirin at 3 A) too; in each layout: one whole matrix per frame
+    (small molecules: the default here), per-element blocks gathered per batch (whole_limit 0) and
+    per-element blocks multiplied per frame on views (both limits 0, as for large molecules)."""
     from ase.data import chemical_symbols
 
     from atomforge.data import load_dataset
     from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
     from atomforge.train.bpnn import DenseFrameStore, FrameStore, TorchBPNN, _FrameMatmul, featurize
 
+    if whole_limit is not None:
+        monkeypatch.setattr(DenseFrameStore, "WHOLE_LIMIT", whole_limit)
     if gather_limit is not None:
         monkeypatch.setattr(_FrameMatmul, "GATHER_LIMIT", gather_limit)
 
@@ -146,7 +149,9 @@ def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, gather_lim
         # the off-diagonal blocks keep only features that depend on an atom of the block's element
         # (here every element-resolved ACSF feature of another element is left out)
         kept = sum(o[0].numel() for o in dense.offdiag)
-        assert (kept < 0.75 * (len(ds.positions[0]) ** 2 * F * 3)) if not shared else kept > 0
+        assert dense.whole == (whole_limit is None)
+        assert kept == len(ds.positions[0]) ** 2 * F * 3 if dense.whole else \
+            (kept < 0.75 * (len(ds.positions[0]) ** 2 * F * 3)) if not shared else kept > 0
 
 
 def test_float32_model_keeps_float64_reference_energies():
