@@ -298,8 +298,8 @@ class DenseFrameStore:
         differentiable with respect to g."""
         B, n = g.shape[0], self.n
         flat = g.reshape(B, -1)
-        if self.whole:
-            return _FrameMatmul.apply(flat, self.offdiag[0], frames).view(B, n, 3)
+        if self.whole:  # the batch's matrices gathered, one batched product (autograd's own)
+            return torch.bmm(flat.unsqueeze(1), self.offdiag[0].index_select(0, frames)).view(B, n, 3)
         parts = [_FrameMatmul.apply(flat.index_select(1, r), m, frames).view(B, -1, 3)
                  for r, m in zip(self.rows, self.offdiag)]
         out = torch.cat(parts, dim=1).index_select(1, self._column_rank)
