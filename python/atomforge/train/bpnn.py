@@ -220,8 +220,10 @@ class DenseFrameStore:
     3 x (n F + sum_e L_e n_e) <= 3 n^2 F. The frames' Jacobian values are released as they are
     copied (their ``values`` become None).
     Small molecules (16 frames' whole Jacobians at most WHOLE_LIMIT numbers, e.g. rMD17 ethanol)
-    keep one matrix per frame instead (``whole``: ``offdiag[0]`` (n_frames, n F, 3 n), diagonal
-    included, ``diagonal`` None): there, fewer operations per batch beat the smaller copy.
+    keep one matrix per frame instead (``whole``: ``offdiag[0]`` (n_frames, n F, 3 n), rows
+    (centre in element-sorted order, feature), columns (atom in the frame's order, xyz), diagonal
+    included; ``diagonal`` None, ``rows`` and ``columns`` empty): there, fewer operations per batch
+    beat the smaller copy.
     Raises ValueError if the frames differ in atoms or lack Jacobians."""
 
     WHOLE_LIMIT = 1 << 20
@@ -244,43 +246,44 @@ class DenseFrameStore:
         rank = np.empty(n, dtype=np.int64)
         rank[self.order] = np.arange(n)                     # atom -> element-sorted position
         self.rank = torch.as_tensor(rank)
-        # features that are nonzero off the diagonal, per (element of the centre, element of the atom)
-        ne_all = int(sp0.max()) + 1
-        nonzero = np.zeros((ne_all, ne_all, F), dtype=bool)
-        for f in frames:
-            off = f.centre != f.atom
-            pair = sp0[f.centre[off]] * ne_all + sp0[f.atom[off]]
-            nz = np.any(f.values[off] != 0, axis=2)       # (E', F)
-            for p in np.unique(pair):
-                nonzero.reshape(-1, F)[p] |= nz[pair == p].any(axis=0)
-        self.rows, self.columns, self.offdiag = [], [], []
         # small molecules: one matrix per frame, the diagonal included (fewer operations per batch
         # beat the smaller copy: rMD17 ethanol, training_speed.md)
         self.whole = 16 * n * F * 3 * n <= DenseFrameStore.WHOLE_LIMIT
-        for e in ([] if self.whole else self.elements):
-            self.rows.append(torch.as_tensor(np.concatenate(
-                [rank[np.flatnonzero(sp0 == a)][:, None] * F + np.flatnonzero(nonzero[a, e])[None, :]
-                 for a in self.elements], axis=None).astype(np.int64)))
-            self.columns.append(torch.as_tensor(np.flatnonzero(sp0 == e)))
-            self.offdiag.append(torch.zeros((nf, len(self.rows[-1]), 3 * len(self.columns[-1])), dtype=dtype))
+        self.rows, self.columns, self.offdiag, self.diagonal = [], [], [], None
         if self.whole:
-            self.rows.append(torch.arange(n * F))
-            self.columns.append(torch.arange(n))
             self.offdiag.append(torch.zeros((nf, n * F, 3 * n), dtype=dtype))
-        self._column_rank = torch.argsort(torch.cat(self.columns))      # atom -> position in the cat of columns
-        self.diagonal = None if self.whole else torch.zeros((nf, n, F, 3), dtype=dtype)
+        else:
+            # features that are nonzero off the diagonal, per (element of the centre, element of the atom)
+            ne_all = int(sp0.max()) + 1
+            nonzero = np.zeros((ne_all, ne_all, F), dtype=bool)
+            for f in frames:
+                off = f.centre != f.atom
+                pair = sp0[f.centre[off]] * ne_all + sp0[f.atom[off]]
+                nz = np.any(f.values[off] != 0, axis=2)       # (E', F)
+                for p in np.unique(pair):
+                    nonzero.reshape(-1, F)[p] |= nz[pair == p].any(axis=0)
+            for e in self.elements:
+                self.rows.append(torch.as_tensor(np.concatenate(
+                    [rank[np.flatnonzero(sp0 == a)][:, None] * F + np.flatnonzero(nonzero[a, e])[None, :]
+                     for a in self.elements], axis=None).astype(np.int64)))
+                self.columns.append(torch.as_tensor(np.flatnonzero(sp0 == e)))
+                self.offdiag.append(torch.zeros((nf, len(self.rows[-1]), 3 * len(self.columns[-1])), dtype=dtype))
+            self._column_rank = torch.argsort(torch.cat(self.columns))  # atom -> position in the cat of columns
+            self.diagonal = torch.zeros((nf, n, F, 3), dtype=dtype)
         diag = (torch.arange(n), torch.as_tensor(self.order))            # (centre', atom) with atom = centre
         for t, f in enumerate(frames):
             v = torch.as_tensor(f.values, dtype=torch.float64)                 # (E, F, 3)
             pair = torch.as_tensor(rank[f.centre] * n + f.atom)
             J = torch.zeros((n * n, F, 3), dtype=torch.float64).index_add_(0, pair, v).view(n, n, F, 3)
-            if not self.whole:
+            if self.whole:  # (centre', atom, F, 3) -> (centre' F, atom xyz)
+                self.offdiag[0][t] = J.permute(0, 2, 1, 3).reshape(n * F, 3 * n).to(dtype)
+            else:
                 self.diagonal[t] = J[diag].to(dtype)                          # (n, F, 3)
                 J[diag] = 0.0
-            Jt = J.permute(0, 2, 1, 3).reshape(n * F, n, 3)                     # (centre' F, atom, 3)
-            for k in range(len(self.offdiag)):
-                self.offdiag[k][t] = Jt.index_select(0, self.rows[k]).index_select(1, self.columns[k]).reshape(
-                    len(self.rows[k]), -1).to(dtype)
+                Jt = J.permute(0, 2, 1, 3).reshape(n * F, n, 3)                 # (centre' F, atom, 3)
+                for k in range(len(self.offdiag)):
+                    self.offdiag[k][t] = Jt.index_select(0, self.rows[k]).index_select(1, self.columns[k]).reshape(
+                        len(self.rows[k]), -1).to(dtype)
             f.values = None
         self.energy = (None if energies is None else
                        torch.as_tensor(np.asarray(energies, dtype=float), dtype=torch.float64))
