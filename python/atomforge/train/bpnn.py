@@ -190,12 +190,44 @@ class _FrameMatmul(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy):
-        if ctx.gathered is not None:
-            return torch.bmm(ctx.gathered, gy.unsqueeze(2)).squeeze(2), None, None
+        if ctx.gathered is not None:  # as a (1, C) x (C, L) product: MKL's batched (L, C) x (C, 1) is 5x slower
+            return torch.bmm(gy.unsqueeze(1), ctx.gathered.transpose(1, 2)).squeeze(1), None, None
         gx = gy.new_empty((gy.shape[0], ctx.mats.shape[1]))
         for k, t in enumerate(ctx.frames.tolist()):
             torch.mv(ctx.mats[t], gy[k], out=gx[k])
         return gx, None, None
+
+
+class _FrameDiagonal(torch.autograd.Function):
+    """y[k, i] = D[frames[k], i] g[k, i] for the diagonal Jacobian blocks dG_i/dr_i of a batch of
+    frames: g (B, n, F), D (n_frames, n, 3, F) (constant: no gradient), frames (B,) int64;
+    y (B, n, 3). As in _FrameMatmul, the batch's blocks are gathered when they hold at most
+    _FrameMatmul.GATHER_LIMIT numbers, else read per frame on views."""
+
+    @staticmethod
+    def forward(ctx, g, D, frames):
+        # per centre a (1, F) x (F, 3) product with D's (3, F) block read transposed (the fastest of the
+        # forms measured: einsum on (F, 3) blocks, multiply-and-sum, (3, F) x (F, 1))
+        ctx.D, ctx.frames, ctx.gathered = D, frames, None
+        B, n, F = g.shape
+        if len(frames) * D[0].numel() <= _FrameMatmul.GATHER_LIMIT:
+            ctx.gathered = D.index_select(0, frames).view(B * n, 3, F)
+            return torch.bmm(g.reshape(B * n, 1, F), ctx.gathered.transpose(1, 2)).view(B, n, 3)
+        y = g.new_empty((B, n, 1, 3))
+        for k, t in enumerate(frames.tolist()):
+            torch.bmm(g[k].unsqueeze(1), D[t].transpose(1, 2), out=y[k])
+        return y.view(B, n, 3)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        B, n = gy.shape[:2]
+        if ctx.gathered is not None:
+            return torch.bmm(gy.reshape(B * n, 1, 3), ctx.gathered).view(B, n, -1), None, None
+        gx = gy.new_empty((B, n, 1, ctx.D.shape[3]))
+        for k, t in enumerate(ctx.frames.tolist()):
+            torch.bmm(gy[k].unsqueeze(1), ctx.D[t], out=gx[k])
+        return gx.view(B, n, -1), None, None
 
 
 class DenseFrameStore:
@@ -206,7 +238,7 @@ class DenseFrameStore:
 
     Storage: G_k (n_frames, n_k, F) per element k present. The Jacobian dG_i/dr_j (sparse entries
     summed per (centre, atom) pair, periodic images folded onto their atom) is split in
-      * the diagonal blocks i = j: ``diagonal`` (n_frames, n, F, 3), centres in element-sorted order;
+      * the diagonal blocks i = j: ``diagonal`` (n_frames, n, 3, F), centres in element-sorted order;
       * the off-diagonal blocks, one matrix per element e of the atom j: ``offdiag[e]``
         (n_frames, L_e, 3 n_e), rows (centre i in element-sorted order, feature f) for the features
         f that are nonzero for some centre of i's element and some atom of element e in some frame
@@ -269,7 +301,7 @@ class DenseFrameStore:
                 self.columns.append(torch.as_tensor(np.flatnonzero(sp0 == e)))
                 self.offdiag.append(torch.zeros((nf, len(self.rows[-1]), 3 * len(self.columns[-1])), dtype=dtype))
             self._column_rank = torch.argsort(torch.cat(self.columns))  # atom -> position in the cat of columns
-            self.diagonal = torch.zeros((nf, n, F, 3), dtype=dtype)
+            self.diagonal = torch.zeros((nf, n, 3, F), dtype=dtype)
         diag = (torch.arange(n), torch.as_tensor(self.order))            # (centre', atom) with atom = centre
         for t, f in enumerate(frames):
             v = torch.as_tensor(f.values, dtype=torch.float64)                 # (E, F, 3)
@@ -278,7 +310,7 @@ class DenseFrameStore:
             if self.whole:  # (centre', atom, F, 3) -> (centre' F, atom xyz)
                 self.offdiag[0][t] = J.permute(0, 2, 1, 3).reshape(n * F, 3 * n).to(dtype)
             else:
-                self.diagonal[t] = J[diag].to(dtype)                          # (n, F, 3)
+                self.diagonal[t] = J[diag].transpose(1, 2).to(dtype)          # (n, 3, F)
                 J[diag] = 0.0
                 Jt = J.permute(0, 2, 1, 3).reshape(n * F, n, 3)                 # (centre' F, atom, 3)
                 for k in range(len(self.offdiag)):
@@ -306,7 +338,7 @@ class DenseFrameStore:
         parts = [_FrameMatmul.apply(flat.index_select(1, r), m, frames).view(B, -1, 3)
                  for r, m in zip(self.rows, self.offdiag)]
         out = torch.cat(parts, dim=1).index_select(1, self._column_rank)
-        diag = torch.einsum("bnf,bnfk->bnk", g, self.diagonal.index_select(0, frames))
+        diag = _FrameDiagonal.apply(g, self.diagonal, frames)
         return out + diag.index_select(1, self.rank)
 
     def batch(self, idx, with_forces: bool = True) -> Batch:
