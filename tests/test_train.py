@@ -1,6 +1,7 @@
 """Training: run folder, C++ vs PyTorch agreement on real data, determinism, resume, bad config."""
 import csv
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -638,3 +639,20 @@ def test_float32_training_on_features_far_from_zero_is_what_the_model_file_holds
                                                                    rel=1e-2)
     assert (t.input_shift != 0).sum() >= 2  # the far-from-zero features exist and are centred
     assert np.array_equal(split_shift(np.array([[1e6, 1.0]]), np.array([[1.0, 1.0]])), [[1e6, 0.0]])
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 5), torch.float32), ((5, 300, 1000), torch.float32),
+                                          ((2, 700, 1001), torch.float64)])
+def test_store_zeros_are_zeros(shape, dtype):
+    """The Jacobian stores' allocator (huge pages where Linux offers them) gives independent, writable,
+    contiguous zero arrays of the asked shape and dtype, small (plain torch.zeros) and large alike."""
+    from atomforge.train.bpnn import _store_zeros
+
+    a, b = _store_zeros(shape, dtype), _store_zeros(shape, dtype)
+    assert a.shape == shape and a.dtype == dtype and a.is_contiguous()
+    assert not a.any() and not b.any()
+    a.view(-1)[-1] = 1.0
+    a[0] = 2.0
+    assert not b.any() and a.view(-1)[-1] == 1.0 and (a[0] == 2.0).all()
+    assert a.data_ptr() % (2 << 20 if a.numel() * a.element_size() >= 4 << 20 else a.element_size()) == 0 \
+        or not sys.platform.startswith("linux")

@@ -13,6 +13,7 @@ respect to the weights (force training).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -166,6 +167,38 @@ class FrameStore:
         return b
 
 
+_HUGE_PAGE = 2 << 20
+_libc = None
+
+
+def _store_zeros(shape, dtype) -> torch.Tensor:
+    """torch.zeros(shape, dtype) for a large, long-lived training array (the Jacobian stores, read in
+    random frame order every epoch), backed by transparent huge pages where the kernel offers them
+    (Linux, THP in 'madvise' or 'always' mode): madvise(MADV_HUGEPAGE) on the untouched allocation,
+    then the zero fill faults it in as 2 MB pages. With 4 kB pages a batch's reads of a 1.4 GB
+    store (rMD17 paracetamol, GMP element-pair channels) miss the TLB; huge pages made an epoch
+    about 7 % faster there. Arrays under 4 MB, other systems, or a refused madvise: plain zeros
+    (same values; only the page size differs)."""
+    global _libc
+    n = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    if n < 2 * _HUGE_PAGE or not sys.platform.startswith("linux"):
+        return torch.zeros(shape, dtype=dtype)
+    try:
+        import ctypes
+
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+            _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            _libc.madvise.restype = ctypes.c_int
+        buf = torch.empty(n + _HUGE_PAGE, dtype=torch.uint8)
+        start = -buf.data_ptr() % _HUGE_PAGE
+        _libc.madvise(ctypes.c_void_p(buf.data_ptr() + start), ctypes.c_size_t(n // _HUGE_PAGE * _HUGE_PAGE),
+                      14)  # MADV_HUGEPAGE; a refusal leaves ordinary pages
+        return buf[start:start + n].view(dtype).view(shape).zero_()
+    except (OSError, AttributeError, ValueError):
+        return torch.zeros(shape, dtype=dtype)
+
+
 class _FrameMatmul(torch.autograd.Function):
     """y[k] = x[k] @ mats[frames[k]] for a batch of frames. Large matrices are not gathered (a copy
     of every Jacobian once per epoch cost 60 % of a training epoch of rMD17 paracetamol with GMP
@@ -283,7 +316,7 @@ class DenseFrameStore:
         self.whole = 16 * n * F * 3 * n <= DenseFrameStore.WHOLE_LIMIT
         self.rows, self.columns, self.offdiag, self.diagonal = [], [], [], None
         if self.whole:
-            self.offdiag.append(torch.zeros((nf, n * F, 3 * n), dtype=dtype))
+            self.offdiag.append(_store_zeros((nf, n * F, 3 * n), dtype))
         else:
             # features that are nonzero off the diagonal, per (element of the centre, element of the atom)
             ne_all = int(sp0.max()) + 1
@@ -299,9 +332,9 @@ class DenseFrameStore:
                     [rank[np.flatnonzero(sp0 == a)][:, None] * F + np.flatnonzero(nonzero[a, e])[None, :]
                      for a in self.elements], axis=None).astype(np.int64)))
                 self.columns.append(torch.as_tensor(np.flatnonzero(sp0 == e)))
-                self.offdiag.append(torch.zeros((nf, len(self.rows[-1]), 3 * len(self.columns[-1])), dtype=dtype))
+                self.offdiag.append(_store_zeros((nf, len(self.rows[-1]), 3 * len(self.columns[-1])), dtype))
             self._column_rank = torch.argsort(torch.cat(self.columns))  # atom -> position in the cat of columns
-            self.diagonal = torch.zeros((nf, n, 3, F), dtype=dtype)
+            self.diagonal = _store_zeros((nf, n, 3, F), dtype)
         diag = (torch.arange(n), torch.as_tensor(self.order))            # (centre', atom) with atom = centre
         for t, f in enumerate(frames):
             v = torch.as_tensor(f.values, dtype=torch.float64)                 # (E, F, 3)
