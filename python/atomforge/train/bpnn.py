@@ -177,7 +177,7 @@ def _store_zeros(shape, dtype) -> torch.Tensor:
     (Linux, THP in 'madvise' or 'always' mode): madvise(MADV_HUGEPAGE) on the untouched allocation,
     then the zero fill faults it in as 2 MB pages. With 4 kB pages a batch's reads of a 1.4 GB
     store (rMD17 paracetamol, GMP element-pair channels) miss the TLB; huge pages made an epoch
-    about 7 % faster there. Arrays under 4 MB, other systems, or a refused madvise: plain zeros
+    about 4 % faster there (benchmarks/bench_training_layout.py). Arrays under 4 MB, other systems, or a refused madvise: plain zeros
     (same values; only the page size differs)."""
     global _libc
     n = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
