@@ -101,18 +101,8 @@ def main(argv=None) -> int:
     bs = tc["batch_size"]
     rng = np.random.default_rng(0)
 
-    def epoch():
-        order = rng.permutation(len(tr.train_ds))
-        for s in range(0, len(order), bs):
-            idx = order[s:s + bs]
-            b = tr._batch(tr.train_ds, store, idx, tr.has_forces)
-            opt.zero_grad()
-            loss, _, _ = tr._loss(model, b, create_graph=True, frames=idx)
-            loss.backward()
-            opt.step()
-            if ema is not None:
-                ema.update()
-            loss.item()
+    def epoch():  # the trainer's own epoch loop
+        tr._train_epoch(model, opt, ema, rng.permutation(len(tr.train_ds)))
 
     def use(v):
         store.offdiag[:], store.diagonal = layouts.get(v, layouts["default"])

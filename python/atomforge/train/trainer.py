@@ -425,6 +425,24 @@ class Trainer:
             loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
         return loss, E, F
 
+    def _train_epoch(self, model, opt, ema, order) -> float:
+        """One pass over the training frames in ``order`` (indices into the training set), one
+        optimiser step (and weight-average update, if ``ema``) per batch; returns the sum of the
+        batch losses weighted by their frame counts."""
+        bs = self.cfg["training"]["batch_size"]
+        tot = 0.0
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            b = self._batch(self.train_ds, self.train_f, idx, self.has_forces)
+            opt.zero_grad()
+            loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                ema.update()
+            tot += loss.item() * len(idx)
+        return tot
+
     def _evaluate_torch(self, model, ds, feats):
         import torch
 
@@ -542,17 +560,7 @@ class Trainer:
                 rng = np.random.default_rng([cfg["seed"], epoch])
                 order = rng.permutation(len(self.train_ds))
                 model.train()
-                tot = 0.0
-                for s in range(0, len(order), tr["batch_size"]):
-                    idx = order[s:s + tr["batch_size"]]
-                    b = self._batch(self.train_ds, self.train_f, idx, self.has_forces)
-                    opt.zero_grad()
-                    loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
-                    loss.backward()
-                    opt.step()
-                    if ema is not None:
-                        ema.update()
-                    tot += loss.item() * len(idx)
+                tot = self._train_epoch(model, opt, ema, order)
                 model.eval()
                 # the candidates for model.afm: the weights and their moving average (which is better
                 # once the average spans many steps; in the first epochs it lags behind the weights)
