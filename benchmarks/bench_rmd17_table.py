@@ -94,7 +94,8 @@ def run_one(mol: str, model: str, runs_dir: Path, threads: int, results: Path) -
         cfg = runs_dir / f"{model}.yaml"
         cfg.write_text(CONFIGS[model])
         cmd += ["-c", str(cfg)]
-    if (run / "state.json").exists() or (run / "checkpoint.pt").exists():
+    resumed = (run / "state.json").exists() or (run / "checkpoint.pt").exists()
+    if resumed:  # an interrupted training goes on; its entry says so (the times cover only this part)
         cmd.append("--resume")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     load0 = os.getloadavg()
@@ -118,7 +119,7 @@ def run_one(mol: str, model: str, runs_dir: Path, threads: int, results: Path) -
              "best_epoch": tr.get("best_epoch"), "stop_reason": tr.get("stop_reason"),
              "train_minutes": tr.get("wall_seconds", wall) / 60, "wall_minutes": wall / 60,
              "cpu_minutes": (usage.ru_utime + usage.ru_stime) / 60,
-             "threads": threads, "load_before": list(load0), "load_after": list(os.getloadavg()),
+             "threads": threads, "resumed": resumed, "load_before": list(load0), "load_after": list(os.getloadavg()),
              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": _git_commit(),
              "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
     _store(results, f"{mol}/{model}", entry)
@@ -168,10 +169,11 @@ def write_table(results: Path, out: Path) -> str:
             done += 1
             f = e["forces_mae_meV_A"]
             n_at_ani += f <= ani
-            n_in_time += e["wall_minutes"] <= 30
+            n_in_time += e["wall_minutes"] <= 30 and not e.get("resumed")
             best = f if best is None else min(best, f)
             flag = " (<= ANI)" if f <= ani else ""
-            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({e['wall_minutes']:.0f} min wall, "
+            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({'resumed run, times of the last part: ' if e.get('resumed') else ''}"
+                         f"{e['wall_minutes']:.0f} min wall, "
                          f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''}, "
                          f"{e.get('commit', '?')})")
         for g in (*PUBLISHED_GMP, "gmp-pairs"):
