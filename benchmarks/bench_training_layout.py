@@ -23,7 +23,7 @@ validation and checkpoints are left out. Each epoch uses its own shuffled order.
 Usage:
   python benchmarks/bench_training_layout.py --molecule paracetamol \\
       --descriptor '{"type": "gmp", "channels": "element_pairs"}' --rounds 5 --epochs 2 \\
-      --output benchmarks/results/training_layout_paracetamol_variants.md
+      --output benchmarks/results/training_layout_variants_paracetamol.md
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import platform
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +71,6 @@ def main(argv=None) -> int:
     cfg = load_config(None, overrides)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    import tempfile
     with tempfile.TemporaryDirectory() as run:
         tr = Trainer(cfg, run, progress=False, log=lambda *a, **k: None)
         tr._prepare()
