@@ -172,8 +172,8 @@ def write_table(results: Path, out: Path) -> str:
             n_in_time += e["wall_minutes"] <= 30 and not e.get("resumed")
             best = f if best is None else min(best, f)
             flag = " (<= ANI)" if f <= ani else ""
-            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({'resumed run, times of the last part: ' if e.get('resumed') else ''}"
-                         f"{e['wall_minutes']:.0f} min wall, "
+            part = "resumed run, times of the last part: " if e.get("resumed") else ""
+            cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({part}{e['wall_minutes']:.0f} min wall, "
                          f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''}, "
                          f"{e.get('commit', '?')})")
         for g in (*PUBLISHED_GMP, "gmp-pairs"):

@@ -67,7 +67,10 @@ def main(argv=None) -> int:
         sys.exit(f"{train} is missing (set ATOMFORGE_DATA)")
     overrides = {"data": str(train), "training": {"threads": args.threads}}
     if args.descriptor:
-        overrides["descriptor"] = json.loads(args.descriptor)
+        try:
+            overrides["descriptor"] = json.loads(args.descriptor)
+        except json.JSONDecodeError as exc:
+            ap.error(f"--descriptor is not JSON: {exc}")
     cfg = load_config(None, overrides)
     torch.set_num_threads(args.threads)
     t0 = time.time()

@@ -177,8 +177,8 @@ def _store_zeros(shape, dtype) -> torch.Tensor:
     (Linux, THP in 'madvise' or 'always' mode): madvise(MADV_HUGEPAGE) on the untouched allocation,
     then the zero fill faults it in as 2 MB pages. With 4 kB pages a batch's reads of a 1.4 GB
     store (rMD17 paracetamol, GMP element-pair channels) miss the TLB; huge pages made an epoch
-    about 4 % faster there (benchmarks/bench_training_layout.py). Arrays under 4 MB, other systems, or a refused madvise: plain zeros
-    (same values; only the page size differs)."""
+    about 4 % faster there (benchmarks/bench_training_layout.py). Arrays under 4 MB, other systems,
+    or a refused madvise: plain zeros (same values; only the page size differs)."""
     global _libc
     n = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
     if n < 2 * _HUGE_PAGE or not sys.platform.startswith("linux"):
