@@ -55,8 +55,9 @@ def neighbours(positions, cell, pbc, i, rc):
     return out
 
 
-def symmetry_functions(positions, numbers, cell, pbc, params):
-    """G (N, F) for the parameter dict form of atomforge.SymmetryFunctions.to_dict()."""
+def symmetry_functions(positions, numbers, cell, pbc, params, centres=None):
+    """G (N, F) for the parameter dict form of atomforge.SymmetryFunctions.to_dict(); with
+    `centres` (atom indices) only those rows are computed (the others stay zero)."""
     from ase.data import chemical_symbols
 
     positions = np.asarray(positions, float)
@@ -68,7 +69,7 @@ def symmetry_functions(positions, numbers, cell, pbc, params):
     rc_max = max(f["r_c"] for v in funcs.values() for f in v)
     sym = [chemical_symbols[z] for z in numbers]
     G = np.zeros((len(positions), nf))
-    for i in range(len(positions)):
+    for i in range(len(positions)) if centres is None else centres:
         nb = neighbours(positions, cell, pbc, i, rc_max)
         for k, f in enumerate(funcs.get(sym[i], [])):
             rc, eta, rs = f["r_c"], f["eta"], f.get("r_s", 0.0)

@@ -383,3 +383,39 @@ def test_g5s_bad_parameters_are_refused_by_name():
     rows[rows[:, 0] == 6, 7] = 4.0
     with pytest.raises((ModelFileError, ValueError), match="theta_s"):
         SymmetryFunctions.from_records({**rec, "descriptor.functions": rows}, ["H", "O"])
+
+
+def test_n2p2_water_triplet_blocks(water_dir, tmp_path):
+    """The real n2p2 RPBE-D3 water set on a 192-atom liquid frame, where every centre has
+    hundreds of candidate triplets per neighbour-element pair, so the factorised path splits them
+    into several blocks (acsf_kernels.hpp, kBlock = 128) and blocks span several j. Values against
+    the NumPy reference; the VJP without the triplet cache (vjp), with it (the engine's fused
+    pass) and the scalar Jacobian path (every group separately, libm) against each other."""
+    from atomforge.io.n2p2 import read_input_data
+    from atomforge.io.n2p2_import import import_n2p2
+
+    params = import_n2p2(water_dir / "potential", output=tmp_path / "water.afm")
+    sf = SymmetryFunctions.from_dict(params.descriptor)
+    a = read_input_data(water_dir / "input.data.H2O_RPBE-D3", length_unit="bohr", energy_unit="ha")[0]
+    pos, num, cell = a.positions, a.numbers, np.asarray(a.cell)
+    pbc = [True] * 3
+    # candidate pairs {j, k} of H neighbours of one centre with r_jk < r_c: more than one block
+    d = a.get_all_distances(mic=True)
+    rc = max(f["r_c"] for f in params.descriptor["functions"]["O"] if f["type"] == "G4")
+    h = np.flatnonzero((d[0] < rc) & (num == 1))
+    assert np.sum(np.triu(d[np.ix_(h, h)] < rc, 1)) > 2 * 128
+    G = sf.compute(pos, num, cell, pbc)
+    some = [0, 1, 2, 100, 191]  # the NumPy reference takes 0.2 s per centre here
+    assert set(num[some]) == {1, 8}
+    ref = reference_G(pos, num, cell, pbc, sf.to_dict(), centres=some)
+    np.testing.assert_allclose(G[some], ref[some], rtol=1e-12, atol=1e-12)
+    idx = sf.species_indices(num)
+    E_at, dEdG = params.atomic_energies_numpy(G, idx)
+    v = sf.vjp(dEdG, pos, num, cell, pbc)
+    F, W = sf.jacobian(pos, num, cell, pbc).forces_and_virial(dEdG)
+    np.testing.assert_allclose(v.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
+    np.testing.assert_allclose(v.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    r = atomforge.load(tmp_path / "water.afm").compute(pos, num, cell, pbc)  # fused pass, triplet cache
+    np.testing.assert_allclose(r.atomic_energies, E_at, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
+    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())

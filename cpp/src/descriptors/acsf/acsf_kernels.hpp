@@ -32,6 +32,10 @@ namespace acsf {
 // partial sums (and hence every result) are identical for every thread count.
 constexpr int64_t kW = 8;
 
+// Triplets per block of the factorised-pair path (fact_pair_terms): a block is flushed once it
+// holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW.
+constexpr int64_t kBlock = 128;
+
 /// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
 /// count from the start of their central element's (or pair's) range.
 struct Tables {
@@ -84,7 +88,8 @@ struct Tables {
   // factorised pairs: >= 0 when, besides the shared exponentials, every group of the pair is G4
   // with one common r_c; the value is that r_c's local slot in the central element's r_c list.
   // Then R_g(r_j) R_g(r_k) S_g(r_jk) = E^m_g fc(r_j) fc(r_k) fc(r_jk) with one exponential
-  // E = exp(-base (r_j^2 + r_k^2 + r_jk^2)) per triplet, and no per-group gathers.
+  // E = exp(-base (r_j^2 + r_k^2 + r_jk^2)) per triplet, and no per-group gathers; such pairs run
+  // in blocks of triplets (fact_pair_terms).
   const int32_t* pair_fact_slot = nullptr;  // (ne^3)
   // largest ranges, for sizing the scratch
   int32_t max_groups = 0, max_rcs = 0, max_angular = 0, max_pair_groups = 0, max_pair_pows = 0,
@@ -110,6 +115,10 @@ struct Scratch {
   double *pfc, *pdfc;                                         // (max(max_pair_rcs, 2), cap)
   double *crjk, *r2, *ccs;                                    // (cap) r_jk, r_jk^2, cos of the candidates
   double* cand;  // (rec_arrays_max, cap): per-candidate arrays of one j when not cached (see centre_terms)
+  // factorised-pair blocks (fact_pair_terms), every array bcap = kBlock + cap long
+  int64_t bcap = 0;
+  int64_t *btk, *bruns;  // (bcap) k of each triplet; (2 bcap) runs of equal j: j, end
+  double *bt, *brec;     // (kFactTemps, bcap) temporaries; (fact_rec_arrays_max, bcap) record if not cached
 };
 
 /// The triplet cache of the fused pass (see centre_terms): caller-owned buffers; the values pass
@@ -139,12 +148,18 @@ AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du
   }
 }
 
-/// Arrays of one candidate record: 1/r_jk, S and dS per G4 group (factorised pairs: E, fc(r_jk),
-/// dfc(r_jk)), P and P1 per slot. (The rest of the triplet's geometry is recomputed from
-/// per-neighbour arrays: cheaper than storing it.)
-AF_INLINE int64_t rec_arrays_max(const Tables& t) {
-  return 1 + (2 * t.max_pair_groups > 3 ? 2 * t.max_pair_groups : 3) + 2 * t.max_pair_pows;
-}
+/// Arrays of one candidate record of the general path: 1/r_jk, S and dS per G4 group, P and P1
+/// per slot. (The rest of the triplet's geometry is recomputed from per-neighbour arrays: cheaper
+/// than storing it.) Factorised pairs have their own block records (fact_rec_arrays).
+AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
+
+/// Per-triplet arrays of a factorised block record: E, F, P (npw), then for the gradient P1
+/// (npw) and the 18 components of the six geometry vectors V (see fact_pair_terms).
+AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + 18 : 0); }
+AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
+/// Temporary per-triplet arrays of fact_pair_terms.
+constexpr int64_t kFactTemps = 22;
+
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -154,7 +169,8 @@ AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, in
   *n_int32 = cap;
   *n_double = 6 * cap + 9 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
               t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 3 * cap +
-              rec_arrays_max(t) * cap;
+              rec_arrays_max(t) * cap + (kFactTemps + fact_rec_arrays_max(t)) * (kBlock + cap);
+  *n_int64 += 3 * (kBlock + cap);
 }
 
 /// Split caller-owned buffers (sizes from scratch_sizes) into the Scratch arrays.
@@ -186,7 +202,12 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.drj = dbuf; dbuf += t.max_pair_groups;
   s.pfc = dbuf; dbuf += prc * cap;
   s.pdfc = dbuf; dbuf += prc * cap;
-  s.cand = dbuf;
+  s.cand = dbuf; dbuf += rec_arrays_max(t) * cap;
+  s.bcap = kBlock + cap;
+  s.bt = dbuf; dbuf += kFactTemps * s.bcap;
+  s.brec = dbuf;
+  s.btk = ibuf; ibuf += s.bcap;
+  s.bruns = ibuf;
 }
 
 /// Capacity a centre with `count` listed neighbours needs.
@@ -349,6 +370,411 @@ AF_HD inline void group_weights(const Tables& t, int32_t u0, int32_t u1, const d
   }
 }
 
+/// out[l] = x[l]^n for l < len, n >= 0, by binary powering over whole arrays (the same products
+/// as ipow and lanes_ipow, so results are bit-identical to them); xx: scratch of length len.
+AF_HD inline void array_ipow(const double* __restrict x, int n, double* __restrict out, double* __restrict xx,
+                             int64_t len) {
+  AF_SIMD
+  for (int64_t l = 0; l < len; ++l) { out[l] = 1.0; xx[l] = x[l]; }
+  for (; n > 0; n >>= 1) {
+    if (n & 1) {
+      AF_SIMD
+      for (int64_t l = 0; l < len; ++l) out[l] *= xx[l];
+    }
+    if (n > 1) {
+      AF_SIMD
+      for (int64_t l = 0; l < len; ++l) xx[l] *= xx[l];
+    }
+  }
+}
+
+
+/// r x^N with the products of ipow (binary powering from r = 1), N known at compile time: the
+/// loop is unrolled, so a lane loop calling it vectorises without branches.
+template <int N>
+AF_HD inline double ipow_acc(double r, double x) {
+  if constexpr (N == 0) {
+    return r;
+  } else {
+    return ipow_acc<N / 2>((N & 1) ? r * x : r, x * x);
+  }
+}
+
+template <int N>
+struct IntC {
+  static constexpr int value = N;
+};
+
+/// Calls fn(IntC<n>{}) for 0 <= n <= kMaxCtPower and returns true; false (fn not called) otherwise.
+constexpr int kMaxCtPower = 32;
+template <int N = 0, class Fn>
+AF_HD inline bool with_ct_power(int n, Fn&& fn) {
+  if (n == N) {
+    fn(IntC<N>{});
+    return true;
+  }
+  if constexpr (N < kMaxCtPower) {
+    return with_ct_power<N + 1>(n, fn);
+  } else {
+    return false;
+  }
+}
+
+/// Stage 3 for one factorised neighbour-element pair (Tables::pair_fact_slot >= 0): the triplets
+/// {j, k} of centre element e with j in element block a, k in block b and r_jk < r_c, processed
+/// in blocks of about kBlock triplets that span several j. Every stage is a long vectorised
+/// loop over the whole block, so the per-group and per-function bookkeeping is paid once per
+/// block instead of once per 8 triplets.
+///
+/// With E = exp(-eta_0 (r_j^2 + r_k^2 + r_jk^2)), F = fc(r_j) fc(r_k) fc(r_jk) and
+/// P_s = (1 + lambda_s cos)^zeta_s, a function f of group g (eta_g = m_g eta_0) and slot s is
+///   G_f = sum_{j<k} pref_f P_s E^m_g F                                   (Behler 2011, eq. 9)
+/// and with w = dE/dG, X = sum_g Q_g E^m_g, Y = sum_g eta_g Q_g E^m_g, Z = sum_g Qc_g E^m_g
+/// (Q_g = sum_f w_f pref_f P_s, Qc_g = sum_f w_f pref_f zeta_f P1_s, P1_s = dP_s/dcos / zeta_s)
+/// the gradient with respect to the neighbour vectors d_j and d_k is
+///   dE/dd_j = X V_j1 + Y V_j2 + Z V_j3,   dE/dd_k = X V_k1 + Y V_k2 + Z V_k3,
+///   V_j1 = dfc_j fc_k fc_jk u_j - fc_j fc_k dfc_jk e / r_jk,  V_j2 = -2 r_j F u_j + 2 F e,
+///   V_j3 = F (u_k - cos u_j) / r_j  (V_k: j and k exchanged, e -> -e),  e = d_k - d_j.
+/// The V do not depend on w: the values pass stores them with E, F, P and P1 in the triplet
+/// cache, and each VJP pass (one per committee member) only forms X, Y, Z and the sums.
+///
+/// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
+/// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp. Padding triplets (cnt .. cntp)
+/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0 and every V = 0.
+template <int Mode>
+AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int64_t p, int64_t n, int64_t np,
+                                  Scratch& s, TripletCache* cache, bool cache_write) {
+  const CutoffType ct = static_cast<CutoffType>(t.cutoff);
+  const int32_t g0 = t.group_begin[e];
+  const int32_t q0 = t.pair_group_begin[p], ngp = t.pair_group_begin[p + 1] - q0;
+  const int32_t pw0 = t.pair_pow_begin[p], npw = t.pair_pow_begin[p + 1] - pw0;
+  const double rc = t.pair_rc[t.pair_rc_begin[p]];
+  const double rc2 = rc * rc;
+  const double eta0 = t.pair_eta_base[p];
+  const int32_t fslot = t.pair_fact_slot[p];
+  const bool reading = Mode == 1 && cache != nullptr;
+  const bool writing = Mode == 0 && cache != nullptr && cache_write;
+  const bool grad = Mode == 1 || writing;
+  const int64_t nrec = fact_rec_arrays(npw, grad);
+  const int64_t L = s.bcap;  // length of every block array
+  const double* __restrict FC = s.fc + fslot * np;
+  const double* __restrict DFC = s.dfc + fslot * np;
+  const double* __restrict RR = s.r;
+  const double* __restrict IR = s.inv_r;
+  const double* __restrict Dx = s.dx;
+  const double* __restrict Dy = s.dy;
+  const double* __restrict Dz = s.dz;
+  double* __restrict tmp = s.bt;  // kFactTemps arrays of L
+  auto T = [&](int i) { return tmp + i * L; };
+
+  // one block: geometry and record (unless read), then values or the VJP
+  auto process = [&](int64_t cnt, int64_t nruns, const int64_t* __restrict run_j, const int64_t* __restrict run_end,
+                     const int64_t* __restrict tk, const double* __restrict rec, int64_t cntp) {
+    const double* __restrict E = rec;
+    const double* __restrict F = rec + cntp;
+    const double* __restrict P = rec + 2 * cntp;
+    const double* __restrict P1 = rec + (2 + npw) * cntp;
+    const double* __restrict V = rec + (2 + 2 * npw) * cntp;
+    if (Mode != 1) {  // values: acc_f += pref_f P_s E^m_g F
+      double* __restrict xx = T(1);
+      double* __restrict base = T(2);
+      for (int32_t q = 0; q < ngp; ++q) {
+        const int32_t ag = q0 + q;
+        const int m = t.ag_eta_power[ag];
+        if (!with_ct_power(m, [&](auto M) {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) base[c] = ipow_acc<decltype(M)::value>(1.0, E[c]) * F[c];
+            })) {
+          array_ipow(E, m, base, xx, cntp);
+          AF_SIMD
+          for (int64_t c = 0; c < cntp; ++c) base[c] *= F[c];
+        }
+        for (int32_t u = t.ag_fn_begin[ag]; u < t.ag_fn_begin[ag + 1]; ++u) {
+          const double* __restrict Ps = P + t.agf_pow[u] * cntp;
+          double* __restrict acc = s.accG + t.agf_fn[u] * kW;
+          const double pref = t.agf_pref[u];
+          alignas(64) double al[kW];
+          for (int64_t l = 0; l < kW; ++l) al[l] = acc[l];
+          for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) al[l] += pref * Ps[c0 + l] * base[c0 + l];
+          }
+          for (int64_t l = 0; l < kW; ++l) acc[l] = al[l];
+        }
+      }
+    }
+    if (Mode == 1) {  // VJP: X, Y, Z, then dE/dd_j and dE/dd_k
+      double* __restrict Eg = T(0);
+      double* __restrict xx = T(1);
+      double* __restrict Q = T(2);
+      double* __restrict Qc = T(3);
+      double* __restrict X = T(4);
+      double* __restrict Y = T(5);
+      double* __restrict Z = T(6);
+      for (int32_t q = 0; q < ngp; ++q) {
+        const int32_t ag = q0 + q;
+        const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+        for (int32_t u = u0; u < u1; ++u) {  // Q, Qc (the first function assigns)
+          const double* __restrict Ps = P + t.agf_pow[u] * cntp;
+          const double* __restrict P1s = P1 + t.agf_pow[u] * cntp;
+          const double w = s.wq[t.agf_fn[u]], w1 = s.wc[t.agf_fn[u]];
+          if (u == u0) {
+            AF_SIMD
+            for (int64_t c = 0; c < cntp; ++c) {
+              Q[c] = w * Ps[c];
+              Qc[c] = w1 * P1s[c];
+            }
+          } else {
+            AF_SIMD
+            for (int64_t c = 0; c < cntp; ++c) {
+              Q[c] += w * Ps[c];
+              Qc[c] += w1 * P1s[c];
+            }
+          }
+        }
+        const double eta = t.group_eta[g0 + t.ag_group[ag]];
+        const int m = t.ag_eta_power[ag];
+        // X, Y, Z += (Q, eta Q, Qc) E^m (the first group assigns); M < 0: Eg_or_E holds E^m
+        auto accumulate = [&](const double* __restrict Eg_or_E, auto M) {
+          constexpr int kM = decltype(M)::value;
+          auto eg = [&](int64_t c) { return kM >= 0 ? ipow_acc<(kM >= 0 ? kM : 0)>(1.0, Eg_or_E[c]) : Eg_or_E[c]; };
+          if (q == 0) {
+            AF_SIMD
+            for (int64_t c = 0; c < cntp; ++c) {
+              const double e = eg(c), qe = Q[c] * e;
+              X[c] = qe;
+              Y[c] = eta * qe;
+              Z[c] = Qc[c] * e;
+            }
+          } else {
+            AF_SIMD
+            for (int64_t c = 0; c < cntp; ++c) {
+              const double e = eg(c), qe = Q[c] * e;
+              X[c] += qe;
+              Y[c] += eta * qe;
+              Z[c] += Qc[c] * e;
+            }
+          }
+        };
+        if (!with_ct_power(m, [&](auto M) { accumulate(E, M); })) {
+          array_ipow(E, m, Eg, xx, cntp);
+          accumulate(Eg, IntC<-1>{});
+        }
+      }
+      double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
+      for (int comp = 0; comp < 6; ++comp) {  // comp = side * 3 + axis; V layout [side][which][axis]
+        const int side = comp / 3, axis = comp % 3;
+        const double* __restrict Va = V + ((side * 3 + 0) * 3 + axis) * cntp;
+        const double* __restrict Vb = V + ((side * 3 + 1) * 3 + axis) * cntp;
+        const double* __restrict Vc = V + ((side * 3 + 2) * 3 + axis) * cntp;
+        double* __restrict o = out[comp];
+        AF_SIMD
+        for (int64_t c = 0; c < cntp; ++c) o[c] = X[c] * Va[c] + Y[c] * Vb[c] + Z[c] * Vc[c];
+      }
+      double* __restrict gx = s.gx;
+      double* __restrict gy = s.gy;
+      double* __restrict gz = s.gz;
+      int64_t c = 0;
+      for (int64_t r = 0; r < nruns; ++r) {  // j side: one sum per run of equal j, in order
+        double sx = 0.0, sy = 0.0, sz = 0.0;
+        for (; c < run_end[r]; ++c) { sx += out[0][c]; sy += out[1][c]; sz += out[2][c]; }
+        gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
+      }
+      for (int64_t c2 = 0; c2 < cnt; ++c2) {  // k side
+        const int64_t m = tk[c2];
+        gx[m] += out[3][c2]; gy[m] += out[4][c2]; gz[m] += out[5][c2];
+      }
+    }
+  };
+
+  if (reading) {
+    for (;;) {
+      const int64_t* hdr = cache->i + cache->i_used;
+      const int64_t cnt = hdr[0], last = hdr[1], nruns = hdr[2];
+      const int64_t cntp = (cnt + kW - 1) / kW * kW;
+      const int64_t* run_j = hdr + 3;
+      const int64_t* run_end = run_j + nruns;
+      const int64_t* tk = run_end + nruns;
+      cache->i_used += 3 + 2 * nruns + cntp;
+      const double* rec = cache->d + cache->d_used;
+      cache->d_used += nrec * cntp;
+      if (cnt > 0) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
+      if (last) break;
+    }
+    return;
+  }
+
+  // building blocks: candidates of each j appended (compacted k, broadcast j data)
+  int64_t* __restrict tk = s.btk;
+  int64_t* __restrict run_j = s.bruns;
+  int64_t* __restrict run_end = s.bruns + L;
+  double* __restrict jx = T(13);
+  double* __restrict jy = T(14);
+  double* __restrict jz = T(15);
+  double* __restrict jr = T(16);
+  double* __restrict jir = T(17);
+  double* __restrict jfc = T(18);
+  double* __restrict jdfc = T(19);
+  int64_t cnt = 0, nruns = 0;
+  const double r_pad = s.r[n];  // padding neighbours: d = 0, r beyond every cutoff, fc = dfc = 0
+
+  auto flush = [&](bool last) {
+    const int64_t cntp = (cnt + kW - 1) / kW * kW;
+    for (int64_t c = cnt; c < cntp; ++c) {  // padding triplets
+      tk[c] = n + (c - cnt);
+      jx[c] = 0.0; jy[c] = 0.0; jz[c] = 0.0; jr[c] = r_pad; jir[c] = 0.0; jfc[c] = 0.0; jdfc[c] = 0.0;
+    }
+    bool to_cache = writing && !cache->overflow;
+    if (to_cache && (cache->i_used + 3 + 2 * nruns + cntp > cache->i_cap || cache->d_used + nrec * cntp > cache->d_cap)) {
+      cache->overflow = true;  // the driver grows the cache for the next centres
+      to_cache = false;
+    }
+    double* __restrict rec = s.brec;
+    if (to_cache) {
+      int64_t* hdr = cache->i + cache->i_used;
+      hdr[0] = cnt; hdr[1] = last ? 1 : 0; hdr[2] = nruns;
+      for (int64_t r = 0; r < nruns; ++r) { hdr[3 + r] = run_j[r]; hdr[3 + nruns + r] = run_end[r]; }
+      for (int64_t c = 0; c < cntp; ++c) hdr[3 + 2 * nruns + c] = tk[c];
+      cache->i_used += 3 + 2 * nruns + cntp;
+      rec = cache->d + cache->d_used;
+      cache->d_used += nrec * cntp;
+    }
+    if (cnt > 0) {
+      double* __restrict E = rec;
+      double* __restrict Fv = rec + cntp;
+      double* __restrict P = rec + 2 * cntp;
+      double* __restrict cs = T(0);
+      double* __restrict rjk = T(1);
+      double* __restrict r2s = T(2);
+      double* __restrict fjk = T(3);
+      double* __restrict dfjk = T(4);
+      double* __restrict kx = T(5);
+      double* __restrict ky = T(6);
+      double* __restrict kz = T(7);
+      double* __restrict kr = T(8);
+      double* __restrict kir = T(9);
+      double* __restrict kfc = T(10);
+      double* __restrict kdfc = T(11);
+      AF_SIMD
+      for (int64_t c = 0; c < cntp; ++c) {  // gather k, geometry, E
+        const int64_t m = tk[c];
+        kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m];
+        kr[c] = RR[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
+        const double ex = kx[c] - jx[c], ey = ky[c] - jy[c], ez = kz[c] - jz[c];
+        const double r2 = ex * ex + ey * ey + ez * ez;
+        r2s[c] = r2;
+        rjk[c] = ::sqrt(r2);
+        cs[c] = (jx[c] * kx[c] + jy[c] * ky[c] + jz[c] * kz[c]) * jir[c] * kir[c];
+        E[c] = simd::exp(-eta0 * (jr[c] * jr[c] + kr[c] * kr[c] + r2));
+      }
+      if (grad)
+        detail::cutoff_fdf_lanes<true>(ct, cntp, rjk, rc, fjk, dfjk);
+      else
+        detail::cutoff_fdf_lanes<false>(ct, cntp, rjk, rc, fjk, dfjk);
+      AF_SIMD
+      for (int64_t c = 0; c < cntp; ++c) {
+        const bool in = rjk[c] < rc;
+        fjk[c] = in ? fjk[c] : 0.0;
+        if (grad) dfjk[c] = in ? dfjk[c] : 0.0;
+        Fv[c] = jfc[c] * kfc[c] * fjk[c];
+      }
+      // (1 + u)^zeta and (1 + u)^(zeta - 1) du/dcos per slot, 0 where 1 + u <= 0 (as n2p2)
+      double* __restrict pl = T(12);
+      double* __restrict du = T(20);
+      double* __restrict p1 = T(21);
+      double* __restrict xx = T(2);  // r2s no longer needed
+      for (int32_t pp = 0; pp < npw; ++pp) {
+        const double pa = t.pow_a[pw0 + pp], pb = t.pow_b[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
+        const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
+        double* __restrict Ps = P + pp * cntp;
+        double* __restrict P1s = rec + (2 + npw + pp) * cntp;
+        if (zeta_int > 0 && with_ct_power(zeta_int - 1, [&](auto Z1) {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) {  // one pass: u, (1 + u)^(zeta - 1), P, P1
+                double uu, d;
+                angular_u(pa, pb, cs[c], &uu, &d);
+                const double plc = 1.0 + uu;
+                const double p1c = ipow_acc<decltype(Z1)::value>(1.0, plc);
+                Ps[c] = plc > 0.0 ? p1c * plc : 0.0;
+                if (grad) P1s[c] = plc > 0.0 ? d * p1c : 0.0;
+              }
+            }))
+          continue;
+        AF_SIMD
+        for (int64_t c = 0; c < cntp; ++c) {
+          double uu;
+          angular_u(pa, pb, cs[c], &uu, &du[c]);
+          pl[c] = 1.0 + uu;
+        }
+        if (zeta_int > 0) {
+          array_ipow(pl, zeta_int - 1, p1, xx, cntp);
+        } else {
+          for (int64_t c = 0; c < cntp; ++c) p1[c] = pl[c] > 0.0 ? ::pow(pl[c], zeta - 1.0) : 0.0;
+        }
+        AF_SIMD
+        for (int64_t c = 0; c < cntp; ++c) Ps[c] = pl[c] > 0.0 ? p1[c] * pl[c] : 0.0;
+        if (grad) {
+          AF_SIMD
+          for (int64_t c = 0; c < cntp; ++c) P1s[c] = pl[c] > 0.0 ? du[c] * p1[c] : 0.0;
+        }
+      }
+      if (grad) {  // the six geometry vectors V (layout [side][which][axis])
+        double* __restrict V = rec + (2 + 2 * npw) * cntp;
+        AF_SIMD
+        for (int64_t c = 0; c < cntp; ++c) {
+          const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
+          const double F = Fv[c], F2 = 2.0 * F;
+          const double ujv[3] = {jx[c] * jir[c], jy[c] * jir[c], jz[c] * jir[c]};
+          const double ukv[3] = {kx[c] * kir[c], ky[c] * kir[c], kz[c] * kir[c]};
+          const double ev[3] = {kx[c] - jx[c], ky[c] - jy[c], kz[c] - jz[c]};
+          const double a1 = jdfc[c] * kfc[c] * fjk[c], a3 = jfc[c] * kdfc[c] * fjk[c];
+          const double a5 = jfc[c] * kfc[c] * dfjk[c] * irjk;
+          const double a2 = jr[c] * F2, a4 = kr[c] * F2;
+          const double fj = F * jir[c], fk = F * kir[c];
+          for (int x = 0; x < 3; ++x) {
+            V[(0 * 3 + x) * cntp + c] = a1 * ujv[x] - a5 * ev[x];
+            V[(1 * 3 + x) * cntp + c] = F2 * ev[x] - a2 * ujv[x];
+            V[(2 * 3 + x) * cntp + c] = fj * (ukv[x] - cs[c] * ujv[x]);
+            V[(3 * 3 + x) * cntp + c] = a3 * ukv[x] + a5 * ev[x];
+            V[(4 * 3 + x) * cntp + c] = -F2 * ev[x] - a4 * ukv[x];
+            V[(5 * 3 + x) * cntp + c] = fk * (ujv[x] - cs[c] * ukv[x]);
+          }
+        }
+      }
+      if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
+    }
+    cnt = 0;
+    nruns = 0;
+  };
+
+  for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
+    const double fcj = FC[j];
+    if (fcj == 0.0 && DFC[j] == 0.0) continue;  // r_j beyond r_c
+    const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
+    const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
+    const int64_t kend = s.block[b + 1];
+    double* __restrict r2 = s.r2;
+    AF_SIMD
+    for (int64_t k = kbeg; k < kend; ++k) {
+      const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
+      r2[k] = ex * ex + ey * ey + ez * ez;
+    }
+    const int64_t c = simd::compact_below(r2, kbeg, kend, rc2, tk + cnt);
+    if (c == 0) continue;
+    const double rj = RR[j], irj = IR[j], dfcj = DFC[j];
+    AF_SIMD
+    for (int64_t q = cnt; q < cnt + c; ++q) {
+      jx[q] = djx; jy[q] = djy; jz[q] = djz; jr[q] = rj; jir[q] = irj; jfc[q] = fcj; jdfc[q] = dfcj;
+    }
+    run_j[nruns] = j;
+    run_end[nruns] = cnt + c;
+    ++nruns;
+    cnt += c;
+    if (cnt >= kBlock) flush(false);
+  }
+  flush(true);
+}
+
 /// Stage 3. Mode 0: add the features of centre element e to G (row, n_features wide, zeroed by
 /// the caller). Mode 1: accumulate dE/dd_m in s.gr (along u_m) and s.gx/gy/gz given w = dE/dG
 /// (row). Mode 2: values as Mode 0 plus Jacobian rows J (entry 0 = centre, entry 1 + m = sorted
@@ -489,6 +915,11 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         }
       }
 
+      if (t.pair_fact_slot[p] >= 0) {  // factorised pair: blocks of triplets
+        fact_pair_terms<Mode>(t, e, a, b, p, n, np, s, cache, cache_write);
+        continue;
+      }
+
       // Values / VJP, vectorised. For each j, the partners k that can contribute (r_jk below
       // the largest narrow r_c; all k if the pair has G5 groups) are first compacted into an
       // index list (on water about 40% of the pairs), then processed kW at a time as a
@@ -518,12 +949,8 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       for (int32_t q = 0; q < nrc; ++q) thr = thr > t.pair_rc[pr0 + q] ? thr : t.pair_rc[pr0 + q];
       const double thr2 = wide ? simd::detail::bits_to_double(0x7FF0000000000000ull) : thr * thr;
       const double eta_base = t.pair_eta_base[p];             // > 0: narrow exps shared
-      const int32_t fslot = t.pair_fact_slot[p];              // >= 0: factorised (see Tables)
-      const bool fact = fslot >= 0;
-      const int32_t n_s = fact ? 3 : 2 * n_narrow;             // arrays of S/dS (or E, fc, dfc)
+      const int32_t n_s = 2 * n_narrow;                        // arrays of S/dS
       const int32_t rec_arrays = 1 + n_s + 2 * npw;           // per-candidate arrays of a record
-      const double* __restrict FCe = s.fc + (fact ? fslot : 0) * np;   // fc(r_m), dfc(r_m): common r_c
-      const double* __restrict DFCe = s.dfc + (fact ? fslot : 0) * np;
       const double* __restrict RR = s.r;
       const double* __restrict Dx = s.dx;
       const double* __restrict Dy = s.dy;
@@ -544,7 +971,6 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
         const double irj = IR[j];
         const double ujx = UX[j], ujy = UY[j], ujz = UZ[j];
-        const double rj = RR[j], fcj = FCe[j], dfcj = DFCe[j];
         int64_t cnt = 0;
         const int64_t* __restrict idx = s.idx;
         double* base = nullptr;  // the record's arrays (cache or scratch)
@@ -626,7 +1052,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
         }
         // VJP: lane partial sums of the gradient with respect to d_j (along u_j, and vector)
         alignas(64) double jr[kW] = {}, jx[kW] = {}, jy[kW] = {}, jz[kW] = {};
-        const double* __restrict rec_S = base + stride;  // (n_narrow, stride) S, then dS; or E, fc, dfc
+        const double* __restrict rec_S = base + stride;  // (n_narrow, stride) S, then dS
         const double* __restrict rec_P = base + (1 + n_s) * stride;  // (npw, stride) P, then P1
         for (int64_t c0 = 0; c0 < cnt; c0 += kW) {
           const int64_t* __restrict id = idx + c0;
@@ -677,26 +1103,12 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             // integer ratios between the etas (r_s = 0) one exponential serves all groups.
             const double* __restrict rjk = s.crjk + c0;
             alignas(64) double eb[kW];
-            if (fact) {  // E = exp(-base (r_j^2 + r_k^2 + r_jk^2)), fc(r_jk), dfc(r_jk)
-              double* __restrict Ev = const_cast<double*>(rec_S) + c0;
-              double* __restrict fjk = const_cast<double*>(rec_S) + stride + c0;
-              double* __restrict dfjk = const_cast<double*>(rec_S) + 2 * stride + c0;
-              const double* f = s.pfc + c0;
-              const double* df = s.pdfc + c0;
-              const double rj2 = rj * rj;
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) {
-                const double rk = RR[id[l]];
-                Ev[l] = simd::exp(-eta_base * (rj2 + rk * rk + rjk[l] * rjk[l]));
-                fjk[l] = f[l];
-                if (need_grad) dfjk[l] = df[l];
-              }
-            } else if (eta_base > 0.0) {
+            if (eta_base > 0.0) {
               AF_SIMD
               for (int64_t l = 0; l < kW; ++l) eb[l] = simd::exp(-eta_base * rjk[l] * rjk[l]);
             }
             int32_t qn = 0;
-            for (int32_t q = 0; q < (fact ? 0 : ngp); ++q) {
+            for (int32_t q = 0; q < ngp; ++q) {
               const int32_t ag = q0 + q;
               if (!t.ag_narrow[ag]) continue;
               const int32_t g = t.ag_group[ag];
@@ -726,55 +1138,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
           }
           // accumulation over the groups of this pair; EE = (dT/dr_jk) / r_jk
           alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {}, EE[kW];
-          if (fact) {
-            // T_g = E^m_g F, F = fc(r_j) fc(r_k) fc(r_jk): with X = sum_g Q_g E^m_g,
-            // Y = sum_g eta_g Q_g E^m_g, Z = sum_g Qc_g E^m_g (Q, Qc as below),
-            //   dT/dcos = Z F, dT/dr_j = X dfc_j fc_k fc_jk - 2 r_j Y F (same for r_k),
-            //   dT/dr_jk / r_jk = X fc_j fc_k dfc_jk / r_jk - 2 Y F.
-            const double* __restrict Ev = rec_S + c0;
-            const double* __restrict fjk = rec_S + stride + c0;
-            const double* __restrict dfjk = rec_S + 2 * stride + c0;
-            alignas(64) double Fv[kW], fck[kW], X[kW] = {}, Y[kW] = {}, Z[kW] = {};
-            AF_SIMD
-            for (int64_t l = 0; l < kW; ++l) {
-              fck[l] = FCe[id[l]];
-              Fv[l] = fcj * fck[l] * fjk[l];
-            }
-            for (int32_t q = 0; q < ngp; ++q) {
-              const int32_t ag = q0 + q;
-              alignas(64) double Eg[kW];
-              lanes_ipow(Ev, t.ag_eta_power[ag], Eg);
-              const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
-              if (Mode != 1) {
-                alignas(64) double base_t[kW];
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) base_t[l] = Eg[l] * Fv[l];
-                group_values(t, u0, u1, rec_P, stride, c0, base_t, s.accG);
-              } else {
-                alignas(64) double Q[kW], Qc[kW];
-                group_weights(t, u0, u1, rec_P, stride, c0, npw, s.wq, s.wc, Q, Qc);
-                const double eta = t.group_eta[g0 + t.ag_group[ag]];
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) {
-                  const double qe = Q[l] * Eg[l];
-                  X[l] += qe;
-                  Y[l] += eta * qe;
-                  Z[l] += Qc[l] * Eg[l];
-                }
-              }
-            }
-            if (Mode == 1) {
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) {
-                const int64_t m = id[l];
-                const double yf = 2.0 * Y[l] * Fv[l];
-                A_c[l] = Z[l] * Fv[l];
-                A_rj[l] = X[l] * dfcj * fck[l] * fjk[l] - rj * yf;
-                A_rk[l] = X[l] * fcj * DFCe[m] * fjk[l] - RR[m] * yf;
-                EE[l] = X[l] * fcj * fck[l] * dfjk[l] * irjk[l] - yf;
-              }
-            }
-          } else {
+          {
             int32_t qn = 0;
             for (int32_t q = 0; q < ngp; ++q) {
               const int32_t ag = q0 + q;
