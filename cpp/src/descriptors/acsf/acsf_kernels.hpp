@@ -562,14 +562,23 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         }
       }
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
-      for (int comp = 0; comp < 6; ++comp) {  // comp = side * 3 + axis; V layout [side][which][axis]
-        const int side = comp / 3, axis = comp % 3;
-        const double* __restrict Va = V + ((side * 3 + 0) * 3 + axis) * cntp;
-        const double* __restrict Vb = V + ((side * 3 + 1) * 3 + axis) * cntp;
-        const double* __restrict Vc = V + ((side * 3 + 2) * 3 + axis) * cntp;
-        double* __restrict o = out[comp];
+      {  // out = X V_1 + Y V_2 + Z V_3 per side and axis; V layout [side][which][axis]
+        double* __restrict o0 = out[0];
+        double* __restrict o1 = out[1];
+        double* __restrict o2 = out[2];
+        double* __restrict o3 = out[3];
+        double* __restrict o4 = out[4];
+        double* __restrict o5 = out[5];
         AF_SIMD
-        for (int64_t c = 0; c < cntp; ++c) o[c] = X[c] * Va[c] + Y[c] * Vb[c] + Z[c] * Vc[c];
+        for (int64_t c = 0; c < cntp; ++c) {
+          const double x = X[c], y = Y[c], z = Z[c];
+          o0[c] = x * V[0 * cntp + c] + y * V[3 * cntp + c] + z * V[6 * cntp + c];
+          o1[c] = x * V[1 * cntp + c] + y * V[4 * cntp + c] + z * V[7 * cntp + c];
+          o2[c] = x * V[2 * cntp + c] + y * V[5 * cntp + c] + z * V[8 * cntp + c];
+          o3[c] = x * V[9 * cntp + c] + y * V[12 * cntp + c] + z * V[15 * cntp + c];
+          o4[c] = x * V[10 * cntp + c] + y * V[13 * cntp + c] + z * V[16 * cntp + c];
+          o5[c] = x * V[11 * cntp + c] + y * V[14 * cntp + c] + z * V[17 * cntp + c];
+        }
       }
       double* __restrict gx = s.gx;
       double* __restrict gy = s.gy;
