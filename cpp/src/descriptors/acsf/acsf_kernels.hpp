@@ -428,7 +428,7 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 ///
 /// With E = exp(-eta_0 (r_j^2 + r_k^2 + r_jk^2)), F = fc(r_j) fc(r_k) fc(r_jk) and
 /// P_s = (1 + lambda_s cos)^zeta_s, a function f of group g (eta_g = m_g eta_0) and slot s is
-///   G_f = sum_{j<k} pref_f P_s E^m_g F                                   (Behler 2011, eq. 9)
+///   G_f = sum_{j<k} pref_f P_s E^m_g F                      (G4: [B11] Eq. 8, see acsf.hpp)
 /// and with w = dE/dG, X = sum_g Q_g E^m_g, Y = sum_g eta_g Q_g E^m_g, Z = sum_g Qc_g E^m_g
 /// (Q_g = sum_f w_f pref_f P_s, Qc_g = sum_f w_f pref_f zeta_f P1_s, P1_s = dP_s/dcos / zeta_s)
 /// the gradient with respect to the neighbour vectors d_j and d_k is
