@@ -419,3 +419,33 @@ def test_n2p2_water_triplet_blocks(water_dir, tmp_path):
     np.testing.assert_allclose(r.atomic_energies, E_at, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
     np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+
+
+@pytest.mark.parametrize("name", ["molecule", "small_periodic", "skewed_triclinic"])
+def test_factorised_pair_powers_beyond_the_unrolled_range(name):
+    """Factorised pairs whose eta ratios (40) and zeta - 1 (39) exceed the powers the block path
+    unrolls at compile time (kMaxCtPower = 32), and a non-integer zeta (2.5, libm pow): the
+    general power loops of fact_pair_terms against the NumPy reference, the Jacobian path and
+    finite differences."""
+    funcs = {}
+    for c in ("H", "C", "O"):
+        fl = [{"type": "G2", "neighbors": [nb], "eta": 0.05, "r_s": 0.0, "r_c": 5.0} for nb in ("H", "C", "O")]
+        for a, b in [("H", "H"), ("H", "O"), ("C", "H"), ("O", "O")]:
+            for eta, zeta in ((0.01, 1.0), (0.01, 2.5), (0.4, 40.0), (0.12, 4.0)):
+                for lam in (1.0, -1.0):
+                    fl.append({"type": "G4", "neighbors": [a, b], "eta": eta, "lambda": lam, "zeta": zeta,
+                               "r_c": 4.5})
+        funcs[c] = fl
+    sf = SymmetryFunctions.from_dict({"elements": ["H", "C", "O"], "cutoff_function": "poly2", "functions": funcs})
+    pos, num, cell, pbc = STRUCTURES[name]()
+    G = sf.compute(pos, num, cell, pbc)
+    ref = reference_G(pos, num, cell, pbc, sf.to_dict())
+    assert np.abs(ref).max() > 0.1
+    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12)
+    w = np.random.default_rng(5).normal(size=(len(pos), sf.n_features))
+    r = sf.vjp(w, pos, num, cell, pbc)
+    F, W = sf.jacobian(pos, num, cell, pbc).forces_and_virial(w)
+    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
+    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    Ffd = fd_forces(sf, w, pos, num, cell, pbc)
+    np.testing.assert_allclose(r.forces, Ffd, rtol=1e-6, atol=1e-7 * np.abs(Ffd).max())
