@@ -20,6 +20,23 @@ def energy(sf, w, pos, num, cell, pbc):
     return float(np.sum(w * sf.compute(pos, num, cell, pbc)))
 
 
+def check_reference_jacobian_fd(sf, pos, num, cell, pbc, seed):
+    """Values against the NumPy reference (1e-12); the VJP with random weights against the
+    Jacobian path (every group separately, 1e-12) and against finite differences."""
+    G = sf.compute(pos, num, cell, pbc)
+    ref = reference_G(pos, num, cell, pbc, sf.to_dict())
+    assert np.abs(ref).max() > 0.1
+    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12)
+    w = np.random.default_rng(seed).normal(size=(len(pos), sf.n_features))
+    r = sf.vjp(w, pos, num, cell, pbc)
+    F, W = sf.jacobian(pos, num, cell, pbc).forces_and_virial(w)
+    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
+    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
+    Ffd = fd_forces(sf, w, pos, num, cell, pbc)
+    assert np.abs(Ffd).max() > 0.1
+    np.testing.assert_allclose(r.forces, Ffd, rtol=1e-6, atol=1e-7 * np.abs(Ffd).max())
+
+
 # ----------------------------------------------------------------------------- reference
 
 
@@ -56,19 +73,7 @@ def test_n2p2_style_set_matches_reference_jacobian_and_finite_differences(name):
     gradient) against the NumPy reference, against the Jacobian (which evaluates every group
     separately) and against finite differences."""
     sf = SymmetryFunctions.from_dict(n2p2_style_parameters())
-    pos, num, cell, pbc = STRUCTURES[name]()
-    G = sf.compute(pos, num, cell, pbc)
-    ref = reference_G(pos, num, cell, pbc, sf.to_dict())
-    assert np.abs(ref).max() > 0.1
-    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12)
-    w = np.random.default_rng(17).normal(size=(len(pos), sf.n_features))
-    r = sf.vjp(w, pos, num, cell, pbc)
-    F, W = sf.jacobian(pos, num, cell, pbc).forces_and_virial(w)
-    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
-    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
-    Ffd = fd_forces(sf, w, pos, num, cell, pbc)
-    assert np.abs(Ffd).max() > 0.1
-    np.testing.assert_allclose(r.forces, Ffd, rtol=1e-6, atol=1e-7 * np.abs(Ffd).max())
+    check_reference_jacobian_fd(sf, *STRUCTURES[name](), seed=17)
 
 
 # ----------------------------------------------------------------------------- derivatives
@@ -437,15 +442,4 @@ def test_factorised_pair_powers_beyond_the_unrolled_range(name):
                                "r_c": 4.5})
         funcs[c] = fl
     sf = SymmetryFunctions.from_dict({"elements": ["H", "C", "O"], "cutoff_function": "poly2", "functions": funcs})
-    pos, num, cell, pbc = STRUCTURES[name]()
-    G = sf.compute(pos, num, cell, pbc)
-    ref = reference_G(pos, num, cell, pbc, sf.to_dict())
-    assert np.abs(ref).max() > 0.1
-    np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-12)
-    w = np.random.default_rng(5).normal(size=(len(pos), sf.n_features))
-    r = sf.vjp(w, pos, num, cell, pbc)
-    F, W = sf.jacobian(pos, num, cell, pbc).forces_and_virial(w)
-    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
-    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())
-    Ffd = fd_forces(sf, w, pos, num, cell, pbc)
-    np.testing.assert_allclose(r.forces, Ffd, rtol=1e-6, atol=1e-7 * np.abs(Ffd).max())
+    check_reference_jacobian_fd(sf, *STRUCTURES[name](), seed=5)
