@@ -654,7 +654,6 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict P = rec + 2 * cntp;
       double* __restrict cs = T(0);
       double* __restrict rjk = T(1);
-      double* __restrict r2s = T(2);
       double* __restrict fjk = T(3);
       double* __restrict dfjk = T(4);
       double* __restrict kx = T(5);
@@ -671,7 +670,6 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         kr[c] = RR[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
         const double ex = kx[c] - jx[c], ey = ky[c] - jy[c], ez = kz[c] - jz[c];
         const double r2 = ex * ex + ey * ey + ez * ez;
-        r2s[c] = r2;
         rjk[c] = ::sqrt(r2);
         cs[c] = (jx[c] * kx[c] + jy[c] * ky[c] + jz[c] * kz[c]) * jir[c] * kir[c];
         E[c] = simd::exp(-eta0 * (jr[c] * jr[c] + kr[c] * kr[c] + r2));
@@ -691,7 +689,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict pl = T(12);
       double* __restrict du = T(20);
       double* __restrict p1 = T(21);
-      double* __restrict xx = T(2);  // r2s no longer needed
+      double* __restrict xx = T(2);  // scratch of array_ipow
       for (int32_t pp = 0; pp < npw; ++pp) {
         const double pa = t.pow_a[pw0 + pp], pb = t.pow_b[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
         const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
