@@ -958,7 +958,6 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       const double eta_base = t.pair_eta_base[p];             // > 0: narrow exps shared
       const int32_t n_s = 2 * n_narrow;                        // arrays of S/dS
       const int32_t rec_arrays = 1 + n_s + 2 * npw;           // per-candidate arrays of a record
-      const double* __restrict RR = s.r;
       const double* __restrict Dx = s.dx;
       const double* __restrict Dy = s.dy;
       const double* __restrict Dz = s.dz;
@@ -1145,48 +1144,46 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
           }
           // accumulation over the groups of this pair; EE = (dT/dr_jk) / r_jk
           alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {}, EE[kW];
-          {
-            int32_t qn = 0;
-            for (int32_t q = 0; q < ngp; ++q) {
-              const int32_t ag = q0 + q;
-              const bool narrow = t.ag_narrow[ag] != 0;
-              const double* __restrict S = narrow ? rec_S + qn * stride + c0 : nullptr;
-              const double* __restrict dS = narrow ? rec_S + (n_narrow + qn) * stride + c0 : nullptr;
-              qn += narrow ? 1 : 0;
-              const double Rj = s.rj[q];
-              if (Rj == 0.0) continue;
-              const int32_t g = t.ag_group[ag];
-              const double* __restrict Rg = s.R + g * np;
-              alignas(64) double Rk[kW], base_t[kW], Sv[kW];
+          int32_t qn = 0;
+          for (int32_t q = 0; q < ngp; ++q) {
+            const int32_t ag = q0 + q;
+            const bool narrow = t.ag_narrow[ag] != 0;
+            const double* __restrict S = narrow ? rec_S + qn * stride + c0 : nullptr;
+            const double* __restrict dS = narrow ? rec_S + (n_narrow + qn) * stride + c0 : nullptr;
+            qn += narrow ? 1 : 0;
+            const double Rj = s.rj[q];
+            if (Rj == 0.0) continue;
+            const int32_t g = t.ag_group[ag];
+            const double* __restrict Rg = s.R + g * np;
+            alignas(64) double Rk[kW], base_t[kW], Sv[kW];
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              Sv[l] = narrow ? S[l] : 1.0;
+              Rk[l] = Rg[id[l]];
+              base_t[l] = Rj * Rk[l] * Sv[l];
+            }
+            const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+            if (Mode != 1) {
+              group_values(t, u0, u1, rec_P, stride, c0, base_t, s.accG);
+            } else {
+              alignas(64) double Q[kW], Qc[kW];
+              group_weights(t, u0, u1, rec_P, stride, c0, npw, s.wq, s.wc, Q, Qc);
+              const double dRj = s.drj[q];
+              const double* __restrict dRg = s.dR + g * np;
               AF_SIMD
               for (int64_t l = 0; l < kW; ++l) {
-                Sv[l] = narrow ? S[l] : 1.0;
-                Rk[l] = Rg[id[l]];
-                base_t[l] = Rj * Rk[l] * Sv[l];
-              }
-              const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
-              if (Mode != 1) {
-                group_values(t, u0, u1, rec_P, stride, c0, base_t, s.accG);
-              } else {
-                alignas(64) double Q[kW], Qc[kW];
-                group_weights(t, u0, u1, rec_P, stride, c0, npw, s.wq, s.wc, Q, Qc);
-                const double dRj = s.drj[q];
-                const double* __restrict dRg = s.dR + g * np;
-                AF_SIMD
-                for (int64_t l = 0; l < kW; ++l) {
-                  const double dRk = dRg[id[l]];
-                  const double dSv = narrow ? dS[l] : 0.0;
-                  A_c[l] += Qc[l] * base_t[l];
-                  A_rj[l] += Q[l] * dRj * Rk[l] * Sv[l];
-                  A_rk[l] += Q[l] * Rj * dRk * Sv[l];
-                  A_rjk[l] += Q[l] * Rj * Rk[l] * dSv;
-                }
+                const double dRk = dRg[id[l]];
+                const double dSv = narrow ? dS[l] : 0.0;
+                A_c[l] += Qc[l] * base_t[l];
+                A_rj[l] += Q[l] * dRj * Rk[l] * Sv[l];
+                A_rk[l] += Q[l] * Rj * dRk * Sv[l];
+                A_rjk[l] += Q[l] * Rj * Rk[l] * dSv;
               }
             }
-            if (Mode == 1) {
-              AF_SIMD
-              for (int64_t l = 0; l < kW; ++l) EE[l] = A_rjk[l] * irjk[l];
-            }
+          }
+          if (Mode == 1) {
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) EE[l] = A_rjk[l] * irjk[l];
           }
           if (Mode == 1) {
             // dcos/dd_j = (u_k - cos u_j) / r_j, dr_jk/dd_k = -dr_jk/dd_j = e_jk / r_jk.
