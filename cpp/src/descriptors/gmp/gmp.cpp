@@ -140,6 +140,7 @@ GaussianMultipoles::GaussianMultipoles(std::vector<int32_t> orders, std::vector<
 void GaussianMultipoles::build_tables() {
   const int32_t ne = static_cast<int32_t>(densities_.size());
   const int32_t no = static_cast<int32_t>(orders_.size()), ns = static_cast<int32_t>(sigmas_.size());
+  const int32_t no_pad = (no + gmp::kOrderBlock - 1) / gmp::kOrderBlock * gmp::kOrderBlock;
   // radial coefficients
   gauss_begin_.assign(1, 0);
   int32_t max_gauss = 0;
@@ -153,7 +154,7 @@ void GaussianMultipoles::build_tables() {
         const double gamma = a + g.exponent;
         const double base = N * g.coefficient * std::pow(kPi / gamma, 1.5);
         b_.push_back(a * g.exponent / gamma);
-        for (int32_t o = 0; o < no; ++o) A_.push_back(base * std::pow(g.exponent / gamma, orders_[o]));
+        for (int32_t o = 0; o < no_pad; ++o) A_.push_back(o < no ? base * std::pow(g.exponent / gamma, orders_[o]) : 0.0);
         self0_[e * ns + s] += base;
       }
     }
@@ -194,6 +195,7 @@ void GaussianMultipoles::build_tables() {
   }
   t_.n_elements = ne;
   t_.n_orders = no;
+  t_.n_orders_pad = no_pad;
   t_.n_sigmas = ns;
   t_.max_order = max_order;
   t_.cutoff = cutoff_;
@@ -350,21 +352,28 @@ std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) con
 }
 
 template <class Fn>
-void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model,
-                             bool pair_cache) const {
+void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model) const {
   const int nt = resolve_threads(n_threads);
   WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
   const int64_t size = gmp::scratch_size(t_);
   int64_t max_count = 0;
-  if (pair_cache)
-    for (int64_t c = 0; c < nl.n_centres; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
-  const size_t cache_size = static_cast<size_t>(std::max<int64_t>(1, max_count) * gmp::pair_record_size(t_));
+  for (int64_t c = 0; c < nl.n_centres; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
+  const int64_t cap = gmp::block_capacity(t_, max_count);
   for (int k = 0; k < nt; ++k) {
     gmp::Workspace& w = lease[k];
     if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
     gmp::carve(t_, w.buf.data(), w.s);
-    if (pair_cache && w.pairs.size() < cache_size) w.pairs.resize(cache_size);  // kept across steps
-    w.s.pairs = pair_cache ? w.pairs.data() : nullptr;
+    // the pair block: kept across steps, grown (never shrunk) when a centre has more neighbours
+    if (w.s.cap < cap || w.rows.size() < static_cast<size_t>(cap * gmp::block_rows(t_))) {
+      w.rows.assign(static_cast<size_t>(cap * gmp::block_rows(t_)), 0.0);
+      w.lanes.assign(static_cast<size_t>(2 * cap), 0);
+      w.s.cap = cap;
+    }
+    w.groups.assign(static_cast<size_t>(2 * n_elements()), 0);
+    w.s.rows = w.rows.data();
+    w.s.lane_q = w.lanes.data();
+    w.s.lane_m = w.lanes.data() + w.s.cap;
+    w.s.group = w.groups.data();
   }
   if (model) model->begin(nt);
   int64_t overlap = -1;
@@ -401,7 +410,7 @@ void GaussianMultipoles::vjp(const NeighborView& nl, const double* dE_dG, double
   run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     // values (for dG/dmu) then the VJP, one centre at a time while its data is in cache
     gmp::values(t_, nl, c, s, s.G, ov);
-    gmp::vjp(t_, nl, c, s.G, dE_dG + c * nf, s, pair_grad.data());
+    gmp::vjp(t_, s.G, dE_dG + c * nf, s, pair_grad.data());
   });
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, per_atom_virial);
 }
@@ -414,20 +423,19 @@ void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, do
   const int K = model.n_outputs();
   std::vector<double> pair_grad(forces ? 3 * n_pairs * K : 0, 0.0);
   std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(K * nf));
-  // the values pass keeps each pair's terms in the pair cache for the gradient pass(es)
+  // the values pass keeps each pair's terms in the pair block for the gradient pass(es)
   run(
       nl, n_threads,
       [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
-        double* cache = s.pairs;
-        const int64_t count = gmp::values(t_, nl, c, s, s.G, ov, cache);
+        gmp::values(t_, nl, c, s, s.G, ov);
         double* w = wrows[tid].data();
         std::fill(w, w + K * nf, 0.0);
         model.centre(tid, c, nl.species[nl.centre(c)], s.G, w);
         if (forces)
           for (int o = 0; o < K; ++o)
-            gmp::vjp(t_, nl, c, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o, cache, count);
+            gmp::vjp(t_, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o);
       },
-      &model, forces != nullptr);
+      &model);
   if (!forces) return;
   double W[9];
   for (int o = 0; o < K; ++o)
@@ -442,11 +450,12 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
   const std::vector<double> rc_by_element(n_elements(), r_c_);
   DescriptorJacobian jac = allocate_jacobian(nl, nf, rc_by_element.data());
   std::vector<double> Gtmp;
+  std::vector<std::vector<double>> onehot(resolve_threads(n_threads), std::vector<double>(nf, 0.0));
   if (!G) {
     Gtmp.assign(nc * nf, 0.0);
     G = Gtmp.data();
   }
-  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
     const int64_t i = nl.centre(c);
     const int64_t e0 = jac.entry_offsets[c];
     jac.position[e0] = i;
@@ -464,7 +473,7 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
       for (int k = 0; k < 3; ++k) jac.displacement[3 * (e0 + m) + k] = d[k];
     }
     gmp::values(t_, nl, c, s, G + c * nf, ov);
-    gmp::jacobian(t_, nl, c, G + c * nf, s, jac.values.data() + e0 * nf * 3, nf);
+    gmp::jacobian(t_, G + c * nf, s, jac.values.data() + e0 * nf * 3, nf, onehot[tid].data());
   });
   return jac;
 }

@@ -55,7 +55,9 @@ namespace atomforge {
 namespace gmp {
 struct Workspace {
   std::vector<double> buf;
-  std::vector<double> pairs;  // pair cache of the fused pass (max neighbours x record size)
+  std::vector<double> rows;     // the pair block (block_rows x cap), kept across steps
+  std::vector<int64_t> lanes;   // lane_q and lane_m (cap each)
+  std::vector<int32_t> groups;  // (2 n_elements)
   Scratch s{};
 };
 }  // namespace gmp
@@ -97,8 +99,7 @@ class GaussianMultipoles : public Descriptor {
  private:
   void build_tables();
   template <class Fn>
-  void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr,
-           bool pair_cache = false) const;
+  void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr) const;
 
   std::vector<int32_t> orders_;
   std::vector<double> sigmas_;

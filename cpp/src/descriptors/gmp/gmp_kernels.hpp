@@ -8,14 +8,18 @@
 // mu_{n,s,c}(i), with
 //   R_{e,n,s}(r) = sum_k A_{e,k,s,n} exp(-b_{e,k,s} r^2)       (radial part, tabulated A, b)
 //   S_{n,c}(d)   = sum_t coef_t d_x^a_t d_y^b_t d_z^c_t        (Maxwell-Cartesian harmonic)
-// Stages for one centre:
-//   1. pair_terms   per neighbour: fc, monomials of d up to the largest order, R and dR/dr;
-//   2. moments      mu accumulated over neighbours (+ the centre's own density, order 0), one
+// Stages for one centre, each a loop over the centre's neighbours held as a structure of arrays
+// (the pair block: neighbours grouped by element, kLanes at a time, so the per-order and
+// per-width bookkeeping is paid once per group, not once per neighbour):
+//   1. pair_block   r, fc, the monomials of d up to the largest order, S_c(d), and per element
+//                   group fc R and d(fc R)/dr (orders summed over the Gaussians in registers);
+//   2. moments      mu accumulated over the group (+ the centre's own density, order 0), one
 //                   set per density slot (elements that belong to the same channels share one);
 //   3. invariants   per channel h (a set of elements): mu_h = sum of its slots' moments,
 //                   G_{h,n,s} = sqrt(sum_c w_c mu_{h,n,s,c}^2) (or the square);
-//   4. vjp / jac    dE/dmu_h from dE/dG, summed onto the slots, then per neighbour dE/dd_j (or
-//                   dG/dd_j) with the weights of neighbour j's slot.
+//   4. vjp / jac    dE/dmu_h from dE/dG, summed onto the slots, then for every lane dE/dd_j (or
+//                   dG/dd_j) with the weights of neighbour j's slot (block_gradient), read from
+//                   the same pair block: the values stage's terms are never recomputed.
 // The published GMP has one channel holding every element (one slot): the total density.
 #pragma once
 #include <cmath>
@@ -31,6 +35,8 @@ namespace gmp {
 
 /// Largest supported order (monomial tables are sized for it).
 constexpr int kMaxOrder = 6;
+/// Orders whose radial parts are summed together (in registers) over an element's Gaussians.
+constexpr int kOrderBlock = 4;
 /// Monomials d_x^a d_y^b d_z^c with a + b + c <= kMaxOrder: index of (a, b, c).
 constexpr int kMaxMonomials = (kMaxOrder + 1) * (kMaxOrder + 2) * (kMaxOrder + 3) / 6;
 
@@ -46,13 +52,14 @@ AF_INLINE int mono_index(int a, int b, int c) {
 struct Tables {
   int32_t n_elements = 0;
   int32_t n_orders = 0, n_sigmas = 0, max_order = 0;
+  int32_t n_orders_pad = 0;   // n_orders rounded up to a multiple of kOrderBlock
   int32_t cutoff = -1;        // CutoffType, or -1: none (every pair inside r_c in full)
   int32_t square = 0;         // 1: G = Q, 0: G = sqrt(Q)
   double r_c = 0.0;
   const int32_t* orders = nullptr;       // (n_orders)
   // Gaussians of element e: [gauss_begin[e], gauss_begin[e+1])
   const int32_t* gauss_begin = nullptr;  // (ne + 1)
-  const double* A = nullptr;             // (n_gauss, n_sigmas, n_orders)
+  const double* A = nullptr;             // (n_gauss, n_sigmas, n_orders_pad), zero beyond n_orders
   const double* b = nullptr;             // (n_gauss, n_sigmas)
   const double* self0 = nullptr;         // (ne, n_sigmas): the centre's own density, order 0
   // components of order index o: [comp_begin[o], comp_begin[o+1]) (global component index)
@@ -81,10 +88,31 @@ struct Tables {
   const int32_t* mono_axis = nullptr;
 };
 
-/// Length (doubles) of one neighbour's record in the pair cache of the fused pass: CSR index q, r,
-/// fc, dfc, d (3), monomials, S (n_comp), R and dR (n_orders * n_sigmas each).
-AF_INLINE int64_t pair_record_size(const Tables& t) {
-  return 7 + t.n_mono + t.n_comp + 2 * static_cast<int64_t>(t.n_orders) * t.n_sigmas;
+/// Lanes of the short fixed-width loops over neighbours (one AVX-512 vector of doubles).
+constexpr int kLanes = 8;
+
+AF_INLINE int64_t round_lanes(int64_t n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+/// The pair block of one centre (structure of arrays): its neighbours inside r_c, grouped by
+/// element (each group starts at a multiple of kLanes and is padded to one), one row of `cap`
+/// doubles per quantity:
+///   kRowR r, kRowD + 0..2 d = r_j - r_i, kRowFc fc, kRowDfc dfc/dr, kRowOut + 0..2 the gradient
+///   of one pass, kRowE + g exp(-b_g r^2) of the element's Gaussian g for one width (temporary,
+///   max_gauss rows); then mono (n_mono rows), S (n_comp rows), Rf = fc R and dRf = d(fc R)/dr
+///   (n_orders * n_sigmas rows each, row o * n_sigmas + s).
+/// Padding lanes hold d = (r_c / 2, 0, 0) with fc = dfc = 0, so Rf = dRf = 0 there, and lane_q = -1.
+constexpr int kRowR = 0, kRowD = 1, kRowFc = 4, kRowDfc = 5, kRowOut = 6, kRowE = 9;
+
+AF_INLINE int64_t row_mono(const Tables& t) { return kRowE + t.max_gauss; }
+
+AF_INLINE int64_t block_rows(const Tables& t) {
+  return row_mono(t) + t.n_mono + t.n_comp + 2 * static_cast<int64_t>(t.n_orders) * t.n_sigmas;
+}
+
+/// Lanes a centre with at most n_neighbours neighbours can need (each element group padded).
+AF_INLINE int64_t block_capacity(const Tables& t, int64_t n_neighbours) {
+  const int64_t groups = n_neighbours < t.n_elements ? n_neighbours : t.n_elements;
+  return round_lanes(n_neighbours + (kLanes - 1) * groups) + kLanes;
 }
 
 /// Features per centre: n_channels * n_orders * n_sigmas, f = (h * n_orders + o) * n_sigmas + s.
@@ -92,89 +120,188 @@ AF_INLINE int64_t n_features(const Tables& t) {
   return static_cast<int64_t>(t.n_channels) * t.n_orders * t.n_sigmas;
 }
 
-/// Per-thread scratch (sizes from scratch_size).
+/// Per-thread scratch (sizes from scratch_size; the block arrays are set by the driver).
 struct Scratch {
   double* mu;    // (n_slots, n_sigmas, n_comp): moments of the centre per density slot
   double* muc;   // (n_channels, n_sigmas, n_comp): moments per channel
   double* gmu;   // (n_slots, n_sigmas, n_comp): dE/dmu per slot (VJP)
-  double* gmuc;  // (n_sigmas, n_comp): dE/dmu_h of one channel, or dG_f/dmu for one feature
-  double* R;     // (n_orders, n_sigmas) radial part of the current pair
-  double* dR;    // (n_orders, n_sigmas) dR/dr
-  double* E;     // (max_gauss, n_sigmas) exp(-b r^2) of the current pair
-  double* mono;  // (kMaxMonomials)
-  double* S;     // (n_comp) S_c(d) of the current pair
+  double* gmuc;  // (n_sigmas, n_comp): dE/dmu_h of one channel
   double* G;     // (n_features) feature row of the current centre
-  double* pairs = nullptr;  // pair cache of the fused pass (set by the driver; not carved)
+  // the pair block (set by the driver, kept across steps; see kRowR)
+  int64_t cap = 0;
+  double* rows = nullptr;     // (block_rows, cap)
+  int64_t* lane_q = nullptr;  // (cap) CSR index of the lane's neighbour, -1 on padding
+  int64_t* lane_m = nullptr;  // (cap) rank of the neighbour among those inside r_c, in CSR order
+  int32_t* group = nullptr;   // (2 n_elements): first lane, number of neighbours of each element
 };
 
 AF_INLINE int64_t scratch_size(const Tables& t) {
-  const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  return (2 * t.n_slots + t.n_channels + 1) * ns * nc + 2 * no * ns + n_features(t) +
-         static_cast<int64_t>(t.max_gauss) * ns + kMaxMonomials + nc;
+  const int64_t ns = t.n_sigmas, nc = t.n_comp;
+  return (2 * t.n_slots + t.n_channels + 1) * ns * nc + n_features(t);
 }
 
 AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
-  const int64_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
+  const int64_t ns = t.n_sigmas, nc = t.n_comp;
   s.mu = buf; buf += t.n_slots * ns * nc;
   s.muc = buf; buf += t.n_channels * ns * nc;
   s.gmu = buf; buf += t.n_slots * ns * nc;
   s.gmuc = buf; buf += ns * nc;
-  s.R = buf; buf += no * ns;
-  s.dR = buf; buf += no * ns;
-  s.E = buf; buf += static_cast<int64_t>(t.max_gauss) * ns;
-  s.mono = buf; buf += kMaxMonomials;
-  s.S = buf; buf += nc;
   s.G = buf;
 }
 
-/// Stage 1. Per-pair terms of neighbour element e at displacement d (r = |d| < r_c): returns
-/// fc and dfc/dr, fills mono (n_mono monomials up to max_order), S (n_comp: S_c(d)), R and dR
-/// ((n_orders, n_sigmas): radial parts and dR/dr). E: scratch of max_gauss * n_sigmas.
-AF_HD inline void pair_terms(const Tables& t, int32_t e, const double* d, double r, double* fc, double* dfc,
-                             double* mono, double* S, double* R, double* dR, double* E) {
-  if (t.cutoff < 0) {
-    *fc = 1.0;
-    *dfc = 0.0;
-  } else {
-    detail::cutoff_fdf(static_cast<CutoffType>(t.cutoff), r, t.r_c, *fc, *dfc);
+/// Stage 1. The pair block of centre c (see kRowR): neighbours gathered by element, then per
+/// stage one loop over the lanes: r and the cutoff, the monomials of d (each one of lower degree
+/// times x, y or z), S_c(d), and per element group the radial parts fc R and d(fc R)/dr from
+/// exp(-b r^2) of each (Gaussian, width). Returns the number of neighbours inside r_c; *overlap is
+/// set to the centre's position index if a neighbour sits at distance zero.
+AF_HD inline int64_t pair_block(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, int64_t* overlap) {
+  const int64_t i = nl.centre(c);
+  const double* x = nl.positions;
+  const int64_t cap = s.cap;
+  double* __restrict rows = s.rows;
+  const double rc2 = t.r_c * t.r_c;
+  const double xi = x[3 * i], yi = x[3 * i + 1], zi = x[3 * i + 2];
+  // count the neighbours inside r_c per element, then place each group at a multiple of kLanes
+  for (int32_t e = 0; e < t.n_elements; ++e) s.group[2 * e + 1] = 0;
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
+    const double r2 = dx * dx + dy * dy + dz * dz;
+    if (r2 >= rc2) continue;
+    if (r2 == 0.0) {
+      *overlap = i;
+      continue;
+    }
+    ++s.group[2 * nl.species[j] + 1];
   }
-  mono[0] = 1.0;  // each monomial from one of lower degree times x, y or z (table built once)
-  for (int32_t m = 1; m < t.n_mono; ++m) mono[m] = mono[t.mono_parent[m]] * d[t.mono_axis[m]];
-  for (int32_t c = 0; c < t.n_comp; ++c) {
-    double v = 0.0;
-    for (int32_t q = t.term_begin[c]; q < t.term_begin[c + 1]; ++q) v += t.term_coef[q] * mono[t.term_mono[q]];
-    S[c] = v;
+  int64_t lanes = 0;
+  for (int32_t e = 0; e < t.n_elements; ++e) {
+    s.group[2 * e] = static_cast<int32_t>(lanes);
+    lanes += round_lanes(s.group[2 * e + 1]);
   }
-  const int32_t ns = t.n_sigmas, no = t.n_orders;
-  const double r2 = r * r;
-  for (int32_t k = 0; k < ns * no; ++k) {
-    R[k] = 0.0;
-    dR[k] = 0.0;
+  double* r = rows + kRowR * cap;
+  double* dx_ = rows + kRowD * cap;
+  double* dy_ = dx_ + cap;
+  double* dz_ = dy_ + cap;
+  int64_t count = 0;
+  for (int32_t e = 0; e < t.n_elements; ++e) s.group[2 * e + 1] = 0;  // fill cursors
+  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+    const int64_t j = nl.neighbors[q];
+    const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
+    const double r2 = dx * dx + dy * dy + dz * dz;
+    if (r2 >= rc2 || r2 == 0.0) continue;
+    const int32_t e = nl.species[j];
+    const int64_t p = s.group[2 * e] + s.group[2 * e + 1]++;
+    r[p] = r2;
+    dx_[p] = dx;
+    dy_[p] = dy;
+    dz_[p] = dz;
+    s.lane_q[p] = q;
+    s.lane_m[p] = count++;
   }
-  // exp(-b r^2) for every (Gaussian, width) of the element in one vectorisable loop
-  const int32_t k0 = t.gauss_begin[e] * ns, nk = (t.gauss_begin[e + 1] - t.gauss_begin[e]) * ns;
-  const double* __restrict bb = t.b + k0;
+  for (int32_t e = 0; e < t.n_elements; ++e)  // padding lanes: a harmless point, weight 0 below
+    for (int64_t p = s.group[2 * e] + s.group[2 * e + 1]; p < s.group[2 * e] + round_lanes(s.group[2 * e + 1]); ++p) {
+      r[p] = 0.25 * rc2;
+      dx_[p] = 0.5 * t.r_c;
+      dy_[p] = 0.0;
+      dz_[p] = 0.0;
+      s.lane_q[p] = -1;
+      s.lane_m[p] = -1;
+    }
+  if (lanes == 0) return 0;
   AF_SIMD
-  for (int32_t k = 0; k < nk; ++k) E[k] = simd::exp(-bb[k] * r2);
-  for (int32_t k = 0; k < nk; ++k) {
-    const int32_t sg = k % ns;
-    const double* A = t.A + static_cast<int64_t>(k0 + k) * no;
-    const double ex = E[k], db = -2.0 * bb[k] * r;
-    for (int32_t o = 0; o < no; ++o) {
-      const double a = A[o] * ex;
-      R[o * ns + sg] += a;
-      dR[o * ns + sg] += db * a;
+  for (int64_t p = 0; p < lanes; ++p) r[p] = ::sqrt(r[p]);
+  double* fc = rows + kRowFc * cap;
+  double* dfc = rows + kRowDfc * cap;
+  if (t.cutoff < 0) {
+    for (int64_t p = 0; p < lanes; ++p) {
+      fc[p] = 1.0;
+      dfc[p] = 0.0;
+    }
+  } else {
+    detail::cutoff_fdf_lanes(static_cast<CutoffType>(t.cutoff), lanes, r, t.r_c, fc, dfc);
+  }
+  for (int32_t e = 0; e < t.n_elements; ++e)
+    for (int64_t p = s.group[2 * e] + s.group[2 * e + 1]; p < s.group[2 * e] + round_lanes(s.group[2 * e + 1]); ++p) {
+      fc[p] = 0.0;
+      dfc[p] = 0.0;
+    }
+  // monomials and the harmonics S_c = sum_t coef_t mono_t
+  double* mono = rows + row_mono(t) * cap;
+  for (int64_t p = 0; p < lanes; ++p) mono[p] = 1.0;
+  for (int32_t m = 1; m < t.n_mono; ++m) {
+    const double* __restrict par = mono + t.mono_parent[m] * cap;
+    const double* __restrict ax = dx_ + t.mono_axis[m] * cap;
+    double* __restrict out = mono + m * cap;
+    AF_SIMD
+    for (int64_t p = 0; p < lanes; ++p) out[p] = par[p] * ax[p];
+  }
+  double* S = mono + t.n_mono * cap;
+  for (int32_t cc = 0; cc < t.n_comp; ++cc) {
+    double* __restrict out = S + cc * cap;
+    for (int64_t p = 0; p < lanes; ++p) out[p] = 0.0;
+    for (int32_t k = t.term_begin[cc]; k < t.term_begin[cc + 1]; ++k) {
+      const double coef = t.term_coef[k];
+      const double* __restrict mk = mono + t.term_mono[k] * cap;
+      AF_SIMD
+      for (int64_t p = 0; p < lanes; ++p) out[p] += coef * mk[p];
     }
   }
+  // radial parts per element group: R = sum_k A exp(-b r^2), dR/dr = sum_k -2 b r A exp(-b r^2),
+  // kOrderBlock orders at a time summed over the Gaussians in registers, stored times the cutoff:
+  // fc R and d(fc R)/dr
+  const int32_t ns = t.n_sigmas, no = t.n_orders, nop = t.n_orders_pad;
+  double* Rf = S + t.n_comp * cap;
+  double* dRf = Rf + static_cast<int64_t>(no) * ns * cap;
+  double* E = rows + kRowE * cap;
+  for (int32_t e = 0; e < t.n_elements; ++e) {
+    const int64_t p0 = s.group[2 * e], p1 = p0 + round_lanes(s.group[2 * e + 1]);
+    if (p1 == p0) continue;
+    const int32_t g0 = t.gauss_begin[e], ng = t.gauss_begin[e + 1] - g0;
+    for (int32_t sg = 0; sg < ns; ++sg) {
+      for (int32_t g = 0; g < ng; ++g) {
+        const double bb = t.b[(g0 + g) * ns + sg];
+        double* __restrict Eg = E + g * cap;
+        AF_SIMD
+        for (int64_t p = p0; p < p1; ++p) Eg[p] = simd::exp(-bb * (r[p] * r[p]));
+      }
+      for (int32_t ob = 0; ob < no; ob += kOrderBlock)
+        for (int64_t p = p0; p < p1; p += kLanes) {
+          double R[kOrderBlock][kLanes] = {}, dR[kOrderBlock][kLanes] = {};
+          for (int32_t g = 0; g < ng; ++g) {
+            const double* __restrict Eg = E + g * cap + p;
+            const double* A = t.A + (static_cast<int64_t>(g0 + g) * ns + sg) * nop + ob;
+            const double m2b = -2.0 * t.b[(g0 + g) * ns + sg];
+            for (int k = 0; k < kOrderBlock; ++k) {
+              const double a = A[k], da = m2b * A[k];
+              AF_SIMD
+              for (int l = 0; l < kLanes; ++l) {
+                R[k][l] += a * Eg[l];
+                dR[k][l] += da * (r[p + l] * Eg[l]);
+              }
+            }
+          }
+          for (int k = 0; k < kOrderBlock && ob + k < no; ++k) {
+            double* __restrict Ro = Rf + ((ob + k) * ns + sg) * cap + p;
+            double* __restrict dRo = dRf + ((ob + k) * ns + sg) * cap + p;
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) {
+              dRo[l] = dfc[p + l] * R[k][l] + fc[p + l] * dR[k][l];
+              Ro[l] = fc[p + l] * R[k][l];
+            }
+          }
+        }
+    }
+  }
+  return count;
 }
 
 /// Stages 1-3 for centre c: G (n_features, f = (h * n_orders + o) * n_sigmas + s) overwritten;
-/// s.muc keeps the channel moments for a following VJP/Jacobian. Returns the number of neighbours inside
-/// r_c; *overlap is set to the centre's position index if a neighbour sits at distance zero.
+/// s.muc keeps the channel moments and s's pair block the pair terms for a following VJP or
+/// Jacobian. Returns the number of neighbours inside r_c; *overlap as in pair_block.
 AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, Scratch& s, double* G,
-                            int64_t* overlap, double* cache = nullptr) {
+                            int64_t* overlap) {
   const int64_t i = nl.centre(c);
-  const double* x = nl.positions;
   const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
   const int32_t ei = nl.species[i];
   const int64_t slot_size = static_cast<int64_t>(ns) * nc;
@@ -184,46 +311,42 @@ AF_HD inline int64_t values(const Tables& t, const NeighborView& nl, int64_t c, 
     if (t.orders[o] == 0)
       for (int32_t sg = 0; sg < ns; ++sg)
         s.mu[t.slot_of[ei] * slot_size + sg * nc + t.comp_begin[o]] += t.self0[ei * ns + sg];
-  const double rc2 = t.r_c * t.r_c;
-  int64_t count = 0;
-  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-    const int64_t j = nl.neighbors[q];
-    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
-    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    if (r2 >= rc2) continue;
-    if (r2 == 0.0) {
-      *overlap = i;
-      continue;
-    }
-    double fc, dfc;
-    const double r = ::sqrt(r2);
-    double *mono = s.mono, *S = s.S, *R = s.R, *dR = s.dR;
-    if (cache) {  // the fused pass keeps this pair's terms for the gradient
-      double* rec = cache + count * pair_record_size(t);
-      rec[0] = static_cast<double>(q);
-      rec[1] = r;
-      rec[4] = d[0];
-      rec[5] = d[1];
-      rec[6] = d[2];
-      mono = rec + 7;
-      S = mono + t.n_mono;
-      R = S + nc;
-      dR = R + no * ns;
-      pair_terms(t, nl.species[j], d, r, &fc, &dfc, mono, S, R, dR, s.E);
-      rec[2] = fc;
-      rec[3] = dfc;
-    } else {
-      pair_terms(t, nl.species[j], d, r, &fc, &dfc, mono, S, R, dR, s.E);
-    }
-    ++count;
-    double* mu_slot = s.mu + t.slot_of[nl.species[j]] * slot_size;
+  const int64_t count = pair_block(t, nl, c, s, overlap);
+  // stage 2: mu_{s,c} += sum over the group's lanes of fc R_{o(c),s} S_c, lane-wise then summed
+  const int64_t cap = s.cap;
+  const double* S = s.rows + (row_mono(t) + t.n_mono) * cap;
+  const double* Rf = S + nc * cap;
+  for (int32_t e = 0; e < t.n_elements; ++e) {
+    const int64_t p0 = s.group[2 * e], p1 = p0 + round_lanes(s.group[2 * e + 1]);
+    if (p1 == p0) continue;
+    double* mu = s.mu + t.slot_of[e] * slot_size;
     for (int32_t o = 0; o < no; ++o)
       for (int32_t sg = 0; sg < ns; ++sg) {
-        const double w = fc * R[o * ns + sg];
-        double* mu = mu_slot + sg * nc;
-        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) mu[cc] += w * S[cc];
+        const double* __restrict R = Rf + (o * ns + sg) * cap;
+        // two components at a time, each a lane-wise dot product over the group, then summed
+        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; cc += 2) {
+          const bool two = cc + 1 < t.comp_begin[o + 1];
+          const double* __restrict S0 = S + cc * cap;
+          const double* __restrict S1 = S + (two ? cc + 1 : cc) * cap;
+          double a0[kLanes] = {}, a1[kLanes] = {};
+          for (int64_t p = p0; p < p1; p += kLanes) {
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) {
+              a0[l] += R[p + l] * S0[p + l];
+              a1[l] += R[p + l] * S1[p + l];
+            }
+          }
+          double v0 = 0.0, v1 = 0.0;
+          for (int l = 0; l < kLanes; ++l) {
+            v0 += a0[l];
+            v1 += a1[l];
+          }
+          mu[sg * nc + cc] += v0;
+          if (two) mu[sg * nc + cc + 1] += v1;
+        }
       }
   }
+  // stage 3: channel moments and their invariants
   for (int32_t h = 0; h < t.n_channels; ++h) {
     double* muh = s.muc + h * slot_size;
     for (int64_t k = 0; k < slot_size; ++k) muh[k] = 0.0;
@@ -259,37 +382,6 @@ AF_HD inline void feature_gradient(const Tables& t, int32_t o, int32_t sg, doubl
   }
 }
 
-/// Gradient dX/dd of X = sum_{s,c} gmu[s,c] fc(r) R_{o(c),s}(r) S_c(d) for one pair (terms
-/// from pair_terms): out (3).
-AF_HD inline void pair_gradient(const Tables& t, const double* d, double r, double fc, double dfc, const double* mono,
-                                const double* S, const double* R, const double* dR, const double* gmu, double* out) {
-  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  double scalar = 0.0, vx = 0.0, vy = 0.0, vz = 0.0;
-  for (int32_t o = 0; o < no; ++o) {
-    for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) {
-      double U = 0.0, V = 0.0;
-      for (int32_t sg = 0; sg < ns; ++sg) {
-        const double g = gmu[sg * nc + cc];
-        U += g * R[o * ns + sg];
-        V += g * dR[o * ns + sg];
-      }
-      if (U == 0.0 && V == 0.0) continue;
-      scalar += (dfc * U + fc * V) * S[cc];
-      double gx = 0.0, gy = 0.0, gz = 0.0;
-      for (int32_t q = t.grad_begin[3 * cc]; q < t.grad_begin[3 * cc + 1]; ++q) gx += t.grad_coef[q] * mono[t.grad_mono[q]];
-      for (int32_t q = t.grad_begin[3 * cc + 1]; q < t.grad_begin[3 * cc + 2]; ++q) gy += t.grad_coef[q] * mono[t.grad_mono[q]];
-      for (int32_t q = t.grad_begin[3 * cc + 2]; q < t.grad_begin[3 * cc + 3]; ++q) gz += t.grad_coef[q] * mono[t.grad_mono[q]];
-      vx += fc * U * gx;
-      vy += fc * U * gy;
-      vz += fc * U * gz;
-    }
-  }
-  const double sr = scalar / r;
-  out[0] = sr * d[0] + vx;
-  out[1] = sr * d[1] + vy;
-  out[2] = sr * d[2] + vz;
-}
-
 /// dE/dmu per slot from dE/dG (w, the centre's row) into s.gmu: each channel's dE/dmu_h is
 /// added to every slot of the channel (mu_h is their sum). False when w is all zero.
 AF_HD inline bool moment_weights(const Tables& t, const double* G, const double* w, Scratch& s) {
@@ -321,82 +413,119 @@ AF_HD inline bool moment_weights(const Tables& t, const double* G, const double*
   return any;
 }
 
-/// Stage 4 (VJP) for centre c, after values(): dE_i/dd_q for every neighbour q inside r_c,
-/// written at its CSR slot of pair_grad (n_pairs, 3); w: dE/dG row of the centre. With the pair
-/// cache values() filled (count records), the pair terms are read back instead of recomputed.
-AF_HD inline void vjp(const Tables& t, const NeighborView& nl, int64_t c, const double* G, const double* w, Scratch& s,
-                      double* pair_grad, const double* cache = nullptr, int64_t count = 0) {
-  if (!moment_weights(t, G, w, s)) return;
-  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  if (cache) {
-    const int64_t rs = pair_record_size(t);
-    for (int64_t m = 0; m < count; ++m) {
-      const double* rec = cache + m * rs;
-      const int64_t q = static_cast<int64_t>(rec[0]);
-      const double* mono = rec + 7;
-      const double* S = mono + t.n_mono;
-      const double* R = S + nc;
-      const double* dR = R + no * ns;
-      // the published GMP has one slot: no per-pair lookup (it cost 9 % of the fused pass on water)
-      const double* gmu =
-          t.n_slots == 1 ? s.gmu : s.gmu + t.slot_of[nl.species[nl.neighbors[q]]] * static_cast<int64_t>(ns) * nc;
-      pair_gradient(t, rec + 4, rec[1], rec[2], rec[3], mono, S, R, dR, gmu, pair_grad + 3 * q);
+/// Stage 4 on the pair block (after values()): for every lane, the gradient dX/dd of
+///   X = sum_{s,c} gmu[s,c] fc(r) R_{o(c),s}(r) S_c(d)
+/// over the orders [o0, o1), with gmu (n_slots, n_sigmas, n_comp) per slot, into the rows
+/// kRowOut + 0..2:  dX/dd = (sum_c dRf_c S_c) d / r + sum_c Rf_c grad S_c, with Rf_c =
+/// sum_s gmu[s,c] fc R_{o,s} and dRf_c its r-derivative, computed kLanes neighbours at a time.
+AF_HD inline void block_gradient(const Tables& t, const Scratch& s, const double* gmu_slots, int32_t o0, int32_t o1) {
+  const int32_t ns = t.n_sigmas, nc = t.n_comp;
+  const int64_t cap = s.cap, slot_size = static_cast<int64_t>(ns) * nc;
+  const double* r = s.rows + kRowR * cap;
+  const double* d = s.rows + kRowD * cap;
+  double* out = s.rows + kRowOut * cap;
+  const double* mono = s.rows + row_mono(t) * cap;
+  const double* S = mono + t.n_mono * cap;
+  const double* Rf = S + nc * cap;
+  const double* dRf = Rf + static_cast<int64_t>(t.n_orders) * ns * cap;
+  for (int32_t e = 0; e < t.n_elements; ++e) {
+    const int64_t p0 = s.group[2 * e], p1 = p0 + round_lanes(s.group[2 * e + 1]);
+    const double* gmu = gmu_slots + t.slot_of[e] * slot_size;
+    for (int64_t p = p0; p < p1; p += kLanes) {
+      double sc[kLanes] = {}, vx[kLanes] = {}, vy[kLanes] = {}, vz[kLanes] = {};
+      for (int32_t o = o0; o < o1; ++o)
+        for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc) {
+          double U[kLanes] = {}, V[kLanes] = {};
+          bool any = false;
+          for (int32_t sg = 0; sg < ns; ++sg) {
+            const double g = gmu[sg * nc + cc];
+            if (g == 0.0) continue;
+            any = true;
+            const double* __restrict R = Rf + (o * ns + sg) * cap + p;
+            const double* __restrict dR = dRf + (o * ns + sg) * cap + p;
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) {
+              U[l] += g * R[l];
+              V[l] += g * dR[l];
+            }
+          }
+          if (!any) continue;
+          const double* __restrict Sc = S + cc * cap + p;
+          AF_SIMD
+          for (int l = 0; l < kLanes; ++l) sc[l] += V[l] * Sc[l];
+          for (int32_t k = t.grad_begin[3 * cc]; k < t.grad_begin[3 * cc + 1]; ++k) {
+            const double coef = t.grad_coef[k];
+            const double* __restrict mk = mono + t.grad_mono[k] * cap + p;
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) vx[l] += coef * U[l] * mk[l];
+          }
+          for (int32_t k = t.grad_begin[3 * cc + 1]; k < t.grad_begin[3 * cc + 2]; ++k) {
+            const double coef = t.grad_coef[k];
+            const double* __restrict mk = mono + t.grad_mono[k] * cap + p;
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) vy[l] += coef * U[l] * mk[l];
+          }
+          for (int32_t k = t.grad_begin[3 * cc + 2]; k < t.grad_begin[3 * cc + 3]; ++k) {
+            const double coef = t.grad_coef[k];
+            const double* __restrict mk = mono + t.grad_mono[k] * cap + p;
+            AF_SIMD
+            for (int l = 0; l < kLanes; ++l) vz[l] += coef * U[l] * mk[l];
+          }
+        }
+      AF_SIMD
+      for (int l = 0; l < kLanes; ++l) {
+        const double sr = sc[l] / r[p + l];
+        out[p + l] = sr * d[p + l] + vx[l];
+        out[cap + p + l] = sr * d[cap + p + l] + vy[l];
+        out[2 * cap + p + l] = sr * d[2 * cap + p + l] + vz[l];
+      }
     }
-    return;
-  }
-  const int64_t i = nl.centre(c);
-  const double* x = nl.positions;
-  const double rc2 = t.r_c * t.r_c;
-  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-    const int64_t j = nl.neighbors[q];
-    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
-    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    if (r2 >= rc2 || r2 == 0.0) continue;
-    const double r = ::sqrt(r2);
-    double fc, dfc;
-    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
-    const double* gmu = s.gmu + t.slot_of[nl.species[j]] * static_cast<int64_t>(ns) * nc;
-    pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, gmu, pair_grad + 3 * q);
   }
 }
 
-/// Jacobian rows of centre c, after values(): J (1 + n_in, nf, 3) with entry 0 the centre and
-/// entry 1 + m the m-th neighbour inside r_c in CSR order (zeroed by the caller).
-AF_HD inline void jacobian(const Tables& t, const NeighborView& nl, int64_t c, const double* G, Scratch& s, double* J,
-                           int64_t nf) {
-  const int32_t ns = t.n_sigmas, nc = t.n_comp, no = t.n_orders;
-  const int64_t i = nl.centre(c);
-  const double* x = nl.positions;
-  const double rc2 = t.r_c * t.r_c;
-  int64_t m = 0;
-  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-    const int64_t j = nl.neighbors[q];
-    const double d[3] = {x[3 * j] - x[3 * i], x[3 * j + 1] - x[3 * i + 1], x[3 * j + 2] - x[3 * i + 2]};
-    const double r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-    if (r2 >= rc2 || r2 == 0.0) continue;
-    const double r = ::sqrt(r2);
-    double fc, dfc;
-    pair_terms(t, nl.species[j], d, r, &fc, &dfc, s.mono, s.S, s.R, s.dR, s.E);
-    const int32_t slot = t.slot_of[nl.species[j]];
-    for (int32_t h = 0; h < t.n_channels; ++h) {
-      if (!t.chan_member[h * t.n_slots + slot]) continue;  // j is not in this channel's density
-      for (int32_t o = 0; o < no; ++o)
-        for (int32_t sg = 0; sg < ns; ++sg) {
-          const int64_t f = (h * no + o) * ns + sg;
-          for (int64_t k = 0; k < static_cast<int64_t>(ns) * nc; ++k) s.gmuc[k] = 0.0;
-          feature_gradient(t, o, sg, G[f], 1.0, s.muc + h * static_cast<int64_t>(ns) * nc, s.gmuc);
-          double g[3];
-          pair_gradient(t, d, r, fc, dfc, s.mono, s.S, s.R, s.dR, s.gmuc, g);
-          double* self = J + f * 3;
-          double* other = J + ((1 + m) * nf + f) * 3;
-          for (int k = 0; k < 3; ++k) {
-            other[k] += g[k];
-            self[k] -= g[k];
+/// Stage 4 (VJP) for centre c, after values() on the same scratch: dE_i/dd_q for every neighbour
+/// q inside r_c, written at its CSR slot of pair_grad (n_pairs, 3); w: dE/dG row of the centre.
+AF_HD inline void vjp(const Tables& t, const double* G, const double* w, Scratch& s, double* pair_grad) {
+  if (!moment_weights(t, G, w, s)) return;
+  block_gradient(t, s, s.gmu, 0, t.n_orders);
+  const double* out = s.rows + kRowOut * s.cap;
+  for (int32_t e = 0; e < t.n_elements; ++e)
+    for (int64_t p = s.group[2 * e]; p < s.group[2 * e] + s.group[2 * e + 1]; ++p) {
+      double* g = pair_grad + 3 * s.lane_q[p];
+      g[0] = out[p];
+      g[1] = out[s.cap + p];
+      g[2] = out[2 * s.cap + p];
+    }
+}
+
+/// Jacobian rows of centre c, after values() on the same scratch: J (1 + n_in, nf, 3) with entry 0
+/// the centre and entry 1 + m the m-th neighbour inside r_c in CSR order (zeroed by the caller).
+/// w: (nf) zeroed scratch (left zeroed).
+AF_HD inline void jacobian(const Tables& t, const double* G, Scratch& s, double* J, int64_t nf, double* w) {
+  const int32_t ns = t.n_sigmas, no = t.n_orders;
+  const double* out = s.rows + kRowOut * s.cap;
+  for (int32_t h = 0; h < t.n_channels; ++h)
+    for (int32_t o = 0; o < no; ++o)
+      for (int32_t sg = 0; sg < ns; ++sg) {
+        const int64_t f = (h * no + o) * ns + sg;
+        w[f] = 1.0;
+        const bool any = moment_weights(t, G, w, s);
+        w[f] = 0.0;
+        if (!any) continue;
+        block_gradient(t, s, s.gmu, o, o + 1);
+        for (int32_t e = 0; e < t.n_elements; ++e) {
+          if (!t.chan_member[h * t.n_slots + t.slot_of[e]]) continue;  // not in this channel's density
+          for (int64_t p = s.group[2 * e]; p < s.group[2 * e] + s.group[2 * e + 1]; ++p) {
+            double* self = J + f * 3;
+            double* other = J + ((1 + s.lane_m[p]) * nf + f) * 3;
+            for (int k = 0; k < 3; ++k) {
+              const double g = out[k * s.cap + p];
+              other[k] += g;
+              self[k] -= g;
+            }
           }
         }
-    }
-    ++m;
-  }
+      }
 }
 
 }  // namespace gmp
