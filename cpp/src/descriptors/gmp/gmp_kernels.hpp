@@ -24,6 +24,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "atomforge/hd.hpp"
 #include "atomforge/neighbor_list.hpp"
@@ -149,6 +150,41 @@ AF_INLINE void carve(const Tables& t, double* buf, Scratch& s) {
   s.G = buf;
 }
 
+/// Radial parts of the B orders [ob, ob + B) at width sg for the lanes [p0, p1) of one element
+/// group (Gaussians g0 .. g0 + ng - 1, their exp(-b r^2) in the rows E + g * cap): the sums over
+/// the Gaussians stay in registers, then fc R and d(fc R)/dr are stored.
+template <int B>
+AF_HD inline void radial_orders(const Tables& t, int32_t g0, int32_t ng, int32_t sg, int32_t ob, int64_t p0,
+                                int64_t p1, int64_t cap, const double* __restrict r, const double* __restrict fc,
+                                const double* __restrict dfc, const double* __restrict E, double* Rf, double* dRf) {
+  const int32_t ns = t.n_sigmas, nop = t.n_orders_pad;
+  for (int64_t p = p0; p < p1; p += kLanes) {
+    double R[B][kLanes] = {}, dR[B][kLanes] = {};
+    for (int32_t g = 0; g < ng; ++g) {
+      const double* __restrict Eg = E + g * cap + p;
+      const double* A = t.A + (static_cast<int64_t>(g0 + g) * ns + sg) * nop + ob;
+      const double m2b = -2.0 * t.b[(g0 + g) * ns + sg];
+      for (int k = 0; k < B; ++k) {
+        const double a = A[k], da = m2b * A[k];
+        AF_SIMD
+        for (int l = 0; l < kLanes; ++l) {
+          R[k][l] += a * Eg[l];
+          dR[k][l] += da * (r[p + l] * Eg[l]);
+        }
+      }
+    }
+    for (int k = 0; k < B; ++k) {
+      double* __restrict Ro = Rf + ((ob + k) * ns + sg) * cap + p;
+      double* __restrict dRo = dRf + ((ob + k) * ns + sg) * cap + p;
+      AF_SIMD
+      for (int l = 0; l < kLanes; ++l) {
+        dRo[l] = dfc[p + l] * R[k][l] + fc[p + l] * dR[k][l];
+        Ro[l] = fc[p + l] * R[k][l];
+      }
+    }
+  }
+}
+
 /// Stage 1. The pair block of centre c (see kRowR): neighbours gathered by element, then per
 /// stage one loop over the lanes: r and the cutoff, the monomials of d (each one of lower degree
 /// times x, y or z), S_c(d), and per element group the radial parts fc R and d(fc R)/dr from
@@ -248,9 +284,9 @@ AF_HD inline int64_t pair_block(const Tables& t, const NeighborView& nl, int64_t
     }
   }
   // radial parts per element group: R = sum_k A exp(-b r^2), dR/dr = sum_k -2 b r A exp(-b r^2),
-  // kOrderBlock orders at a time summed over the Gaussians in registers, stored times the cutoff:
-  // fc R and d(fc R)/dr
-  const int32_t ns = t.n_sigmas, no = t.n_orders, nop = t.n_orders_pad;
+  // up to kOrderBlock orders at a time summed over the Gaussians in registers (radial_orders),
+  // stored times the cutoff: fc R and d(fc R)/dr
+  const int32_t ns = t.n_sigmas, no = t.n_orders;
   double* Rf = S + t.n_comp * cap;
   double* dRf = Rf + static_cast<int64_t>(no) * ns * cap;
   double* E = rows + kRowE * cap;
@@ -265,32 +301,17 @@ AF_HD inline int64_t pair_block(const Tables& t, const NeighborView& nl, int64_t
         AF_SIMD
         for (int64_t p = p0; p < p1; ++p) Eg[p] = simd::exp(-bb * (r[p] * r[p]));
       }
-      for (int32_t ob = 0; ob < no; ob += kOrderBlock)
-        for (int64_t p = p0; p < p1; p += kLanes) {
-          double R[kOrderBlock][kLanes] = {}, dR[kOrderBlock][kLanes] = {};
-          for (int32_t g = 0; g < ng; ++g) {
-            const double* __restrict Eg = E + g * cap + p;
-            const double* A = t.A + (static_cast<int64_t>(g0 + g) * ns + sg) * nop + ob;
-            const double m2b = -2.0 * t.b[(g0 + g) * ns + sg];
-            for (int k = 0; k < kOrderBlock; ++k) {
-              const double a = A[k], da = m2b * A[k];
-              AF_SIMD
-              for (int l = 0; l < kLanes; ++l) {
-                R[k][l] += a * Eg[l];
-                dR[k][l] += da * (r[p + l] * Eg[l]);
-              }
-            }
-          }
-          for (int k = 0; k < kOrderBlock && ob + k < no; ++k) {
-            double* __restrict Ro = Rf + ((ob + k) * ns + sg) * cap + p;
-            double* __restrict dRo = dRf + ((ob + k) * ns + sg) * cap + p;
-            AF_SIMD
-            for (int l = 0; l < kLanes; ++l) {
-              dRo[l] = dfc[p + l] * R[k][l] + fc[p + l] * dR[k][l];
-              Ro[l] = fc[p + l] * R[k][l];
-            }
-          }
-        }
+      for (int32_t ob = 0; ob < no;) {  // blocks of 4 orders, then the 1 to 3 left
+        const int32_t nb = no - ob < kOrderBlock ? no - ob : kOrderBlock;
+        auto run = [&](auto B) {
+          radial_orders<decltype(B)::value>(t, g0, ng, sg, ob, p0, p1, cap, r, fc, dfc, E, Rf, dRf);
+        };
+        if (nb == 4) run(std::integral_constant<int, 4>{});
+        else if (nb == 3) run(std::integral_constant<int, 3>{});
+        else if (nb == 2) run(std::integral_constant<int, 2>{});
+        else run(std::integral_constant<int, 1>{});
+        ob += nb;
+      }
     }
   }
   return count;
