@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "atomforge/errors.hpp"
+#include "atomforge/hd.hpp"
+#include "common/simd_math.hpp"
 
 namespace atomforge {
 
@@ -18,24 +20,58 @@ Activation activation_from_string(const std::string& n) {
 }
 
 namespace {
-// y = act(z) and dy/dz
-inline void activate(Activation a, double z, double& y, double& dy) {
+// y = act(z) and dy/dz for the n outputs of a layer: the switch outside, each case one
+// vectorisable loop over the outputs with the branch-free exp/expm1 of simd_math.hpp (a few ulp
+// from libm's; tanh(z) = sign(z) tanh(|z|) by expm1 as in the cutoffs). Softplus keeps libm's
+// log1p (no vector form here).
+inline void activate(Activation a, int64_t n, const double* __restrict z, double* __restrict y,
+                     double* __restrict dy) {
   switch (a) {
-    case Activation::Linear: y = z; dy = 1.0; return;
-    case Activation::Tanh: y = std::tanh(z); dy = 1.0 - y * y; return;
-    case Activation::Sigmoid: {
-      const double s = 1.0 / (1.0 + std::exp(-z));
-      y = s; dy = s * (1.0 - s); return;
-    }
-    case Activation::Softplus: {
-      y = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-      dy = 1.0 / (1.0 + std::exp(-z)); return;
-    }
-    case Activation::SiLU: {
-      const double s = 1.0 / (1.0 + std::exp(-z));
-      y = z * s; dy = s * (1.0 + z * (1.0 - s)); return;
-    }
-    case Activation::Gaussian: y = std::exp(-0.5 * z * z); dy = -z * y; return;
+    case Activation::Linear:
+      for (int64_t o = 0; o < n; ++o) {
+        y[o] = z[o];
+        dy[o] = 1.0;
+      }
+      return;
+    case Activation::Tanh:
+      AF_SIMD
+      for (int64_t o = 0; o < n; ++o) {
+        const double t = simd::tanh_nonneg(z[o] < 0.0 ? -z[o] : z[o]);
+        const double v = z[o] < 0.0 ? -t : t;
+        y[o] = v;
+        dy[o] = 1.0 - v * v;
+      }
+      return;
+    case Activation::Sigmoid:
+      AF_SIMD
+      for (int64_t o = 0; o < n; ++o) {
+        const double sg = 1.0 / (1.0 + simd::exp(-z[o]));
+        y[o] = sg;
+        dy[o] = sg * (1.0 - sg);
+      }
+      return;
+    case Activation::Softplus:
+      for (int64_t o = 0; o < n; ++o) {
+        y[o] = z[o] > 0 ? z[o] + std::log1p(std::exp(-z[o])) : std::log1p(std::exp(z[o]));
+        dy[o] = 1.0 / (1.0 + std::exp(-z[o]));
+      }
+      return;
+    case Activation::SiLU:
+      AF_SIMD
+      for (int64_t o = 0; o < n; ++o) {
+        const double sg = 1.0 / (1.0 + simd::exp(-z[o]));
+        y[o] = z[o] * sg;
+        dy[o] = sg * (1.0 + z[o] * (1.0 - sg));
+      }
+      return;
+    case Activation::Gaussian:
+      AF_SIMD
+      for (int64_t o = 0; o < n; ++o) {
+        const double v = simd::exp(-0.5 * z[o] * z[o]);
+        y[o] = v;
+        dy[o] = -z[o] * v;
+      }
+      return;
   }
 }
 
@@ -243,7 +279,7 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       const double* b = params_.data() + ly.b;
       double* z = ws.z.data();
       affine(WT, b, hin, ly.n_in, ly.n_out, z);
-      for (int64_t o = 0, no = ly.n_out; o < no; ++o) activate(ly.act, z[o], hout[o], dh[o]);
+      activate(ly.act, ly.n_out, z, hout, dh);
     }
     member_out[m] = ws.h[L * W];
     if (!grad && !member_grads) continue;
