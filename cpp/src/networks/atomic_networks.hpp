@@ -67,8 +67,8 @@ class AtomicNetworks {
 
  private:
   struct Layer {
-    int64_t n_in = 0, n_out = 0, w = 0, b = 0;  // offsets into params_
-    int64_t wt = 0;                             // offset of W^T (n_in, n_out) in transposed_
+    int64_t n_in = 0, n_out = 0, b = 0;  // b: offset of the bias in params_
+    int64_t wt = 0;                      // offset of W^T (n_in, n_out) in transposed_
     Activation act = Activation::Linear;
   };
   int32_t n_elements_ = 0;
@@ -80,9 +80,10 @@ class AtomicNetworks {
   std::vector<double> offset_;
   std::vector<std::string> activations_;           // per network set
   std::vector<std::vector<Layer>> layers_;         // [member * n_nets + net]
-  std::vector<double> params_;
-  std::vector<double> transposed_;  // W^T of every layer: the forward pass runs over contiguous
-                                    // columns (vectorised axpy, same summation order as the dot product)
+  std::vector<double> params_;      // the biases
+  std::vector<double> transposed_;  // W^T of every layer, the only copy of the weights: the forward
+                                    // pass runs over its contiguous rows (vectorised axpy), the
+                                    // backward pass takes dot products with them
   int n_nets_ = 0;
 };
 
