@@ -453,3 +453,23 @@ def test_liquid_water_blocks_of_neighbours(data_dir):
         m.positions[a, k] -= h
         fd = -(np.sum(w * g.compute(p)) - np.sum(w * g.compute(m))) / (2 * h)
         assert res.forces[a, k] == pytest.approx(fd, rel=1e-6, abs=1e-7 * np.abs(res.forces).max())
+
+
+def test_pair_block_grows_and_is_reused_across_calls(data_dir):
+    """One descriptor object keeps its per-thread pair blocks between calls and grows them when a
+    structure has more neighbours per centre: a small cluster, then liquid water (about 90
+    neighbours per centre), then the cluster again, on one and two threads, each equal to a fresh
+    descriptor's values and VJP."""
+    from atomforge.data.readers import read_deepmd
+
+    water = read_deepmd(data_dir / "deepmd_water" / "energy_force" / "data_0").to_atoms(0)
+    small = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    kw = dict(orders=(0, 1, 2), sigmas=(0.5, 1.5), r_c=6.0, elements=["H", "O"], channels="elements")
+    g = GaussianMultipoles(**kw)
+    for threads in (1, 2):
+        for atoms in (small, water, small):
+            fresh = GaussianMultipoles(**kw)
+            G = g.compute(atoms, threads=threads)
+            np.testing.assert_array_equal(G, fresh.compute(atoms, threads=1))
+            w = np.random.default_rng(len(atoms)).normal(size=G.shape)
+            np.testing.assert_array_equal(g.vjp(w, atoms, threads=threads).forces, fresh.vjp(w, atoms).forces)
