@@ -238,9 +238,9 @@ def test_writer_rejects_inconsistent_parameters(tmp_path):
 @pytest.mark.parametrize("weight_scale", [1.0, 300.0])
 def test_every_activation_matches_numpy(tmp_path, act, weight_scale):
     """The core's vectorised activations (exp/expm1 of simd_math.hpp, not libm) against NumPy's for
-    every activation, energies and forces; weight_scale 300 drives the pre-activations to |z| of
-    several hundred, where exp(-z) overflows and tanh, sigmoid and SiLU saturate: still finite and
-    equal to NumPy's."""
+    every activation, energies and forces; weight_scale 300 drives the first layer's pre-activations
+    beyond |z| = 100 (checked), where tanh, sigmoid and SiLU saturate and NumPy's exp(-z) overflows:
+    the core's values stay finite and equal to NumPy's."""
     params = random_model(seed=3, acts=(act, act, "linear"))
     for nets in params.networks:
         for layers in nets:
