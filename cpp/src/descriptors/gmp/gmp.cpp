@@ -366,13 +366,16 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
     // the pair block: kept across steps, grown (never shrunk) when a centre has more neighbours
     if (w.s.cap < cap || w.rows.size() < static_cast<size_t>(cap * gmp::block_rows(t_))) {
       w.rows.assign(static_cast<size_t>(cap * gmp::block_rows(t_)), 0.0);
-      w.lanes.assign(static_cast<size_t>(2 * cap), 0);
+      w.lanes.assign(static_cast<size_t>(3 * cap), 0);
+      w.elems.assign(static_cast<size_t>(cap), 0);
       w.s.cap = cap;
     }
     w.groups.assign(static_cast<size_t>(2 * n_elements()), 0);
     w.s.rows = w.rows.data();
     w.s.lane_q = w.lanes.data();
     w.s.lane_m = w.lanes.data() + w.s.cap;
+    w.s.tmp_q = w.lanes.data() + 2 * w.s.cap;
+    w.s.tmp_e = w.elems.data();
     w.s.group = w.groups.data();
   }
   if (model) model->begin(nt);

@@ -56,7 +56,8 @@ namespace gmp {
 struct Workspace {
   std::vector<double> buf;
   std::vector<double> rows;     // the pair block (block_rows x cap), kept across steps
-  std::vector<int64_t> lanes;   // lane_q and lane_m (cap each)
+  std::vector<int64_t> lanes;   // lane_q, lane_m and tmp_q (cap each)
+  std::vector<int32_t> elems;   // tmp_e (cap)
   std::vector<int32_t> groups;  // (2 n_elements)
   Scratch s{};
 };

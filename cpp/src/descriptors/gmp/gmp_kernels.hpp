@@ -98,11 +98,11 @@ AF_INLINE int64_t round_lanes(int64_t n) { return (n + kLanes - 1) / kLanes * kL
 /// element (each group starts at a multiple of kLanes and is padded to one), one row of `cap`
 /// doubles per quantity:
 ///   kRowR r, kRowD + 0..2 d = r_j - r_i, kRowFc fc, kRowDfc dfc/dr, kRowOut + 0..2 the gradient
-///   of one pass, kRowE + g exp(-b_g r^2) of the element's Gaussian g for one width (temporary,
+///   of one pass, kRowT + 0..2 d of the neighbours in list order (temporary, while grouping), kRowE + g exp(-b_g r^2) of the element's Gaussian g for one width (temporary,
 ///   max_gauss rows); then mono (n_mono rows), S (n_comp rows), Rf = fc R and dRf = d(fc R)/dr
 ///   (n_orders * n_sigmas rows each, row o * n_sigmas + s).
 /// Padding lanes hold d = (r_c / 2, 0, 0) with fc = dfc = 0, so Rf = dRf = 0 there, and lane_q = -1.
-constexpr int kRowR = 0, kRowD = 1, kRowFc = 4, kRowDfc = 5, kRowOut = 6, kRowE = 9;
+constexpr int kRowR = 0, kRowD = 1, kRowFc = 4, kRowDfc = 5, kRowOut = 6, kRowT = 9, kRowE = 12;
 
 AF_INLINE int64_t row_mono(const Tables& t) { return kRowE + t.max_gauss; }
 
@@ -133,6 +133,8 @@ struct Scratch {
   double* rows = nullptr;     // (block_rows, cap)
   int64_t* lane_q = nullptr;  // (cap) CSR index of the lane's neighbour, -1 on padding
   int64_t* lane_m = nullptr;  // (cap) rank of the neighbour among those inside r_c, in CSR order
+  int64_t* tmp_q = nullptr;   // (cap) CSR index, in list order (temporary, while grouping)
+  int32_t* tmp_e = nullptr;   // (cap) element, in list order (temporary, while grouping)
   int32_t* group = nullptr;   // (2 n_elements): first lane, number of neighbours of each element
 };
 
@@ -197,18 +199,27 @@ AF_HD inline int64_t pair_block(const Tables& t, const NeighborView& nl, int64_t
   double* __restrict rows = s.rows;
   const double rc2 = t.r_c * t.r_c;
   const double xi = x[3 * i], yi = x[3 * i + 1], zi = x[3 * i + 2];
-  // count the neighbours inside r_c per element, then place each group at a multiple of kLanes
+  // one pass over the list: the neighbours inside r_c compacted (branch-free) into temporary rows
+  // with their element, counted per element; then each group placed at a multiple of kLanes
+  double* __restrict tx = rows + kRowT * cap;
+  double* __restrict ty = tx + cap;
+  double* __restrict tz = ty + cap;
   for (int32_t e = 0; e < t.n_elements; ++e) s.group[2 * e + 1] = 0;
+  int64_t count = 0;
   for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
     const int64_t j = nl.neighbors[q];
     const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
     const double r2 = dx * dx + dy * dy + dz * dz;
-    if (r2 >= rc2) continue;
-    if (r2 == 0.0) {
-      *overlap = i;
-      continue;
-    }
-    ++s.group[2 * nl.species[j] + 1];
+    if (r2 == 0.0) *overlap = i;
+    const int32_t e = nl.species[j];
+    const int32_t in = (r2 < rc2) & (r2 != 0.0);
+    tx[count] = dx;
+    ty[count] = dy;
+    tz[count] = dz;
+    s.tmp_q[count] = q;
+    s.tmp_e[count] = e;
+    s.group[2 * e + 1] += in;
+    count += in;
   }
   int64_t lanes = 0;
   for (int32_t e = 0; e < t.n_elements; ++e) {
@@ -219,21 +230,17 @@ AF_HD inline int64_t pair_block(const Tables& t, const NeighborView& nl, int64_t
   double* dx_ = rows + kRowD * cap;
   double* dy_ = dx_ + cap;
   double* dz_ = dy_ + cap;
-  int64_t count = 0;
   for (int32_t e = 0; e < t.n_elements; ++e) s.group[2 * e + 1] = 0;  // fill cursors
-  for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-    const int64_t j = nl.neighbors[q];
-    const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
-    const double r2 = dx * dx + dy * dy + dz * dz;
-    if (r2 >= rc2 || r2 == 0.0) continue;
-    const int32_t e = nl.species[j];
+  for (int64_t m = 0; m < count; ++m) {  // m: the rank in list order
+    const int32_t e = s.tmp_e[m];
     const int64_t p = s.group[2 * e] + s.group[2 * e + 1]++;
-    r[p] = r2;
+    const double dx = tx[m], dy = ty[m], dz = tz[m];
+    r[p] = dx * dx + dy * dy + dz * dz;
     dx_[p] = dx;
     dy_[p] = dy;
     dz_[p] = dz;
-    s.lane_q[p] = q;
-    s.lane_m[p] = count++;
+    s.lane_q[p] = s.tmp_q[m];
+    s.lane_m[p] = m;
   }
   for (int32_t e = 0; e < t.n_elements; ++e)  // padding lanes: a harmless point, weight 0 below
     for (int64_t p = s.group[2 * e] + s.group[2 * e + 1]; p < s.group[2 * e] + round_lanes(s.group[2 * e + 1]); ++p) {
