@@ -18,6 +18,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "atomforge/hd.hpp"
 #include "atomforge/neighbor_list.hpp"
@@ -159,7 +160,6 @@ AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (gr
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
 constexpr int64_t kFactTemps = 22;
-
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -388,7 +388,6 @@ AF_HD inline void array_ipow(const double* __restrict x, int n, double* __restri
   }
 }
 
-
 /// r x^N with the products of ipow (binary powering from r = 1), N known at compile time: the
 /// loop is unrolled, so a lane loop calling it vectorises without branches.
 template <int N>
@@ -400,17 +399,13 @@ AF_HD inline double ipow_acc(double r, double x) {
   }
 }
 
-template <int N>
-struct IntC {
-  static constexpr int value = N;
-};
-
-/// Calls fn(IntC<n>{}) for 0 <= n <= kMaxCtPower and returns true; false (fn not called) otherwise.
+/// Calls fn(std::integral_constant<int, n>{}) for 0 <= n <= kMaxCtPower and returns true; false (fn
+/// not called) otherwise.
 constexpr int kMaxCtPower = 32;
 template <int N = 0, class Fn>
 AF_HD inline bool with_ct_power(int n, Fn&& fn) {
   if (n == N) {
-    fn(IntC<N>{});
+    fn(std::integral_constant<int, N>{});
     return true;
   }
   if constexpr (N < kMaxCtPower) {
@@ -558,7 +553,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         };
         if (!with_ct_power(m, [&](auto M) { accumulate(E, M); })) {
           array_ipow(E, m, Eg, xx, cntp);
-          accumulate(Eg, IntC<-1>{});
+          accumulate(Eg, std::integral_constant<int, -1>{});
         }
       }
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
@@ -1142,8 +1137,8 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
               ++qn;
             }
           }
-          // accumulation over the groups of this pair; EE = (dT/dr_jk) / r_jk
-          alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {}, EE[kW];
+          // accumulation over the groups of this pair
+          alignas(64) double A_c[kW] = {}, A_rj[kW] = {}, A_rk[kW] = {}, A_rjk[kW] = {};
           int32_t qn = 0;
           for (int32_t q = 0; q < ngp; ++q) {
             const int32_t ag = q0 + q;
@@ -1182,10 +1177,6 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             }
           }
           if (Mode == 1) {
-            AF_SIMD
-            for (int64_t l = 0; l < kW; ++l) EE[l] = A_rjk[l] * irjk[l];
-          }
-          if (Mode == 1) {
             // dcos/dd_j = (u_k - cos u_j) / r_j, dr_jk/dd_k = -dr_jk/dd_j = e_jk / r_jk.
             // Indices within a chunk are distinct, so the scatter has no conflicts.
             double* __restrict gr = s.gr;
@@ -1196,7 +1187,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
             for (int64_t l = 0; l < kW; ++l) {
               const int64_t m = id[l];
               const double cj = A_c[l] * irj, ck = A_c[l] * irk[l];
-              const double ee = EE[l];
+              const double ee = A_rjk[l] * irjk[l];  // (dT/dr_jk) / r_jk
               jr[l] += A_rj[l];
               jx[l] += cj * (ukx[l] - cs[l] * ujx) - ee * ex[l];
               jy[l] += cj * (uky[l] - cs[l] * ujy) - ee * ey[l];

@@ -453,12 +453,11 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
   const std::vector<double> rc_by_element(n_elements(), r_c_);
   DescriptorJacobian jac = allocate_jacobian(nl, nf, rc_by_element.data());
   std::vector<double> Gtmp;
-  std::vector<std::vector<double>> onehot(resolve_threads(n_threads), std::vector<double>(nf, 0.0));
   if (!G) {
     Gtmp.assign(nc * nf, 0.0);
     G = Gtmp.data();
   }
-  run(nl, n_threads, [&](int tid, int64_t c, gmp::Scratch& s, int64_t* ov) {
+  run(nl, n_threads, [&](int, int64_t c, gmp::Scratch& s, int64_t* ov) {
     const int64_t i = nl.centre(c);
     const int64_t e0 = jac.entry_offsets[c];
     jac.position[e0] = i;
@@ -476,7 +475,7 @@ DescriptorJacobian GaussianMultipoles::jacobian(const NeighborView& nl, double* 
       for (int k = 0; k < 3; ++k) jac.displacement[3 * (e0 + m) + k] = d[k];
     }
     gmp::values(t_, nl, c, s, G + c * nf, ov);
-    gmp::jacobian(t_, G + c * nf, s, jac.values.data() + e0 * nf * 3, nf, onehot[tid].data());
+    gmp::jacobian(t_, G + c * nf, s, jac.values.data() + e0 * nf * 3, nf);
   });
   return jac;
 }
