@@ -487,17 +487,19 @@ def test_selection_config_errors(key, value, match):
         load_config(None, {"data": "x.npz", "training": {key: value}})
 
 
-def test_weight_average_matches_its_recursion():
+@pytest.mark.parametrize("flat", [False, True])
+def test_weight_average_matches_its_recursion(flat):
     """WeightAverage after n updates equals the recursion a_n = d_n a_(n-1) + (1 - d_n) w_n with the
-    warm-up d_n = min(decay, (1 + n) / (10 + n)), for parameters and floating-point buffers."""
+    warm-up d_n = min(decay, (1 + n) / (10 + n)), for parameters and floating-point buffers; with the
+    parameters in one flat buffer (FlatParameters, as the trainer runs it) as well."""
     import torch
 
-    from atomforge.train.trainer import WeightAverage
+    from atomforge.train.trainer import FlatParameters, WeightAverage
 
     net = torch.nn.Linear(3, 2).double()
     net.register_buffer("scale", torch.ones(2, dtype=torch.float64))
     net.register_buffer("count", torch.zeros(1, dtype=torch.int64))
-    ema = WeightAverage(net, 0.9)
+    ema = WeightAverage(net, 0.9, FlatParameters(net) if flat else None)
     ref = {k: v.clone() for k, v in net.state_dict().items()}
     rng = np.random.default_rng(3)
     for n in range(1, 41):
@@ -656,3 +658,59 @@ def test_store_zeros_are_zeros(shape, dtype):
     assert not b.any() and a.view(-1)[-1] == 1.0 and (a[0] == 2.0).all()
     assert a.data_ptr() % (2 << 20 if a.numel() * a.element_size() >= 4 << 20 else a.element_size()) == 0 \
         or not sys.platform.startswith("linux")
+
+
+def test_flat_parameters_step_like_the_separate_tensors():
+    """FlatParameters: the model's parameters become views of one buffer (values unchanged, an update
+    of the buffer is an update of the model), backward accumulates into the gradient buffer, and
+    AdamW on the buffer gives the same weights as AdamW on the separate tensors, step after step,
+    also after an optimiser state of the separate tensors (a checkpoint of an earlier version) is
+    converted and loaded halfway. Mixed dtypes are refused."""
+    import copy
+
+    import torch
+
+    from atomforge.train.trainer import FlatParameters
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.SiLU(), torch.nn.Linear(7, 1)).double()
+    ref = copy.deepcopy(net)
+    x = torch.randn(11, 5, dtype=torch.float64)
+    before = net(x).detach().clone()
+    flat = FlatParameters(net)
+    assert torch.equal(net(x), before)
+    assert flat.param.numel() == sum(p.numel() for p in ref.parameters()) == sum(flat.sizes)
+    with torch.no_grad():
+        flat.param[0] = 2.5
+    assert net[0].weight[0, 0] == 2.5
+    with torch.no_grad():
+        flat.param[0] = ref[0].weight[0, 0]
+
+    def adamw(params):
+        return torch.optim.AdamW(params, lr=1e-2, weight_decay=0.1, fused=True)
+
+    opt_flat, opt_ref = adamw([flat.param]), adamw(ref.parameters())
+    for step in range(6):
+        if step == 3:  # resume the flat run from the separate tensors' optimiser state
+            opt_flat = adamw([flat.param])
+            opt_flat.load_state_dict(flat.optimizer_state(opt_ref.state_dict()))
+        xs = torch.randn(11, 5, dtype=torch.float64)
+        flat.zero_grad()
+        (net(xs) ** 2).sum().backward()
+        flat.check_grads()
+        opt_flat.step()
+        opt_ref.zero_grad()
+        (ref(xs) ** 2).sum().backward()
+        opt_ref.step()
+        for p, q in zip(net.parameters(), ref.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-14, atol=1e-15)
+    assert flat.optimizer_state(opt_flat.state_dict()) is not None  # the flat form passes as it is
+    with pytest.raises(ValueError, match="parameters, the model"):
+        flat.optimizer_state({"state": {}, "param_groups": [{"params": [0, 1]}]})
+    # a gradient replaced by another tensor (not accumulated into the buffer) is caught
+    net[0].bias.grad = torch.zeros(7, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="left the flat gradient buffer"):
+        flat.check_grads()
+    mixed = torch.nn.Sequential(torch.nn.Linear(2, 2).double(), torch.nn.Linear(2, 1).float())
+    with pytest.raises(ValueError, match="differ in dtype"):
+        FlatParameters(mixed)
