@@ -102,6 +102,43 @@ def test_explicit_force_gradient_equals_double_backward(data_dir, activation, sh
         assert (a - c).abs().max() <= 1e-12 * c.abs().max()
 
 
+@pytest.mark.parametrize("activation", ["silu", "tanh", "softplus", "sigmoid"])
+@pytest.mark.parametrize("hidden", [[7], [6, 5, 4]])
+@pytest.mark.parametrize("adjoints", ["u", "g", "both"])
+def test_mlp_value_gradient_backward_equals_double_backward(activation, hidden, adjoints):
+    """_MLPValueGradient (the atomic networks' u and g = du/dx with a hand-written backward) against
+    autograd through nn.Sequential and its create_graph gradient: values, and the gradients of a loss
+    on u only, on g only or on both, for every weight, bias and the input rows (float64, rounding)."""
+    from atomforge.train.bpnn import _ACT, _MLPValueGradient
+
+    torch.manual_seed(2)
+    widths = [9] + hidden + [1]
+    layers = []
+    for l in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[l], widths[l + 1], dtype=torch.float64))
+        if l < len(widths) - 2:
+            layers.append(_ACT[activation]())
+    net = torch.nn.Sequential(*layers)
+    params = list(net.parameters())
+    x = (3 * torch.randn(13, 9, dtype=torch.float64)).requires_grad_(True)
+    cu, cg = torch.randn(13, dtype=torch.float64), torch.randn(13, 9, dtype=torch.float64)
+
+    def loss(u, g):
+        return (0 if adjoints == "g" else (cu * u).sum()) + (0 if adjoints == "u" else (cg * g).sum())
+
+    u_ref = net(x)[:, 0]
+    (g_ref,) = torch.autograd.grad(u_ref.sum(), x, create_graph=True)
+    ref = [torch.zeros_like(t) if r is None else r for t, r in  # (g does not depend on the output bias)
+           zip([x] + params, torch.autograd.grad(loss(u_ref, g_ref), [x] + params, allow_unused=True))]
+    u, g = _MLPValueGradient.apply(x, activation, *params)
+    torch.testing.assert_close(u, u_ref, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(g, g_ref, rtol=1e-13, atol=1e-14)
+    got = torch.autograd.grad(loss(u, g), [x] + params, allow_unused=True)
+    for name, a, c in zip(["x"] + [n for n, _ in net.named_parameters()], got, ref):
+        a = torch.zeros_like(c) if a is None else a
+        assert (a - c).abs().max() <= 1e-12 * c.abs().max() + 1e-15, name
+
+
 @pytest.mark.parametrize("whole_limit, gather_limit", [(None, None), (0, None), (0, 0)])
 @pytest.mark.parametrize("molecule, r_c", [("ethanol", 5.0), ("aspirin", 3.0)])
 def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, whole_limit, gather_limit, monkeypatch):

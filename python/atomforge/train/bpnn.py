@@ -28,22 +28,139 @@ from ..models import BPNNParameters
 _ACT = {"tanh": nn.Tanh, "silu": nn.SiLU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid}
 
 
-def _act_and_derivative(name: str, a: torch.Tensor):
-    """Activation h = f(a) and its derivative f'(a), elementwise (same shape as ``a``); both
-    differentiable. softplus is nn.Softplus's (beta 1, linear above a = 20)."""
+def _act_pair(name: str, z: torch.Tensor):
+    """Activation h = f(z), its derivative f'(z) and what f''(z) is computed from (the sigmoid s for
+    silu, else None), elementwise, without an autograd graph (inside :class:`_MLPValueGradient`).
+    silu: h = z s, f' = s + h (1 - s) with s = sigmoid(z); tanh: f' = 1 - h^2; sigmoid: f' = h (1 - h);
+    softplus (beta 1, linear above z = 20 as nn.Softplus): f' = sigmoid(z)."""
     if name == "silu":
-        s = torch.sigmoid(a)
-        h = a * s
-        return h, s + h * (1 - s)
+        s = torch.sigmoid(z)
+        h = z * s
+        return h, torch.addcmul(s + h, h, s, value=-1.0), s
     if name == "tanh":
-        h = torch.tanh(a)
-        return h, 1 - h * h
+        h = torch.tanh(z)
+        return h, torch.addcmul(torch.ones_like(h), h, h, value=-1.0), None
     if name == "sigmoid":
-        h = torch.sigmoid(a)
-        return h, h * (1 - h)
+        h = torch.sigmoid(z)
+        return h, torch.addcmul(h, h, h, value=-1.0), None
     if name == "softplus":
-        return nnf.softplus(a), torch.sigmoid(a)
+        return nnf.softplus(z), torch.sigmoid(z), None
     raise ValueError(f"activation must be one of {sorted(_ACT)}, got {name!r}")
+
+
+def _act_second(name: str, h: torch.Tensor, d: torch.Tensor, s: Optional[torch.Tensor]) -> torch.Tensor:
+    """f''(z) from h = f(z), d = f'(z) (and s = sigmoid(z) for silu), elementwise. silu:
+    f'' = s (1 - s) (2 + z (1 - 2 s)) = s + d (1 - 2 s) (since d - s = z s (1 - s)); tanh: -2 h d;
+    sigmoid: d (1 - 2 h); softplus: d (1 - d)."""
+    if name == "silu":
+        return torch.addcmul(s + d, s, d, value=-2.0)
+    if name == "tanh":
+        return (h * d).mul_(-2.0)
+    if name == "sigmoid":
+        return torch.addcmul(d, h, d, value=-2.0)
+    return torch.addcmul(d, d, d, value=-1.0)  # softplus
+
+
+class _MLPValueGradient(torch.autograd.Function):
+    """An atomic MLP's outputs and their input gradient, with a hand-written backward pass.
+
+    Forward, rows x (n, F): z_l = h_(l-1) W_l^T + b_l, h_l = f(z_l) (h_(-1) = x, l = 0..L-1),
+    u = h_(L-1) w^T + b (n,); by backpropagation of one scalar per row,
+    q_(L-1) = f'(z_(L-1)) * w, p_(l-1) = q_l W_l, q_(l-1) = f'(z_(l-1)) * p_(l-1), g = q_0 W_0 (n, F) = du/dx.
+    Backward, for the adjoints u' (n,) and g' (n, F) (either may be absent), the reverse of both
+    chains: through g (W_0' += q_0^T g', q_0' = g' W_0^T, then per layer f'(z)' = q' * p, p' = q' * f'(z),
+    W_(l+1)' += q_(l+1)^T p', q_(l+1)' = p' W_(l+1)^T, and w' += sum_n q_(L-1)' * f'(z_(L-1))) and through u
+    (h_(L-1)' = u' w, then z_l' = h_l' * f'(z_l) + f'(z_l)' * f''(z_l), W_l' += z_l'^T h_(l-1), b_l' = sum_n z_l',
+    h_(l-1)' = z_l' W_l). Each weight's two contributions are one mm and one addmm.
+
+    The same values as autograd through the explicit backpropagation (TorchBPNN before issue 11's
+    stop 31, up to rounding), in about half the operations and without an autograd node per
+    operation (rMD17 ethanol: benchmarks/results/training_speed.md). Once differentiable.
+    Arguments: x, the activation's name, then W_0, b_0, ..., W_(L-1), b_(L-1), w (1, H), b (1,)."""
+
+    @staticmethod
+    def forward(ctx, x, activation, *params):
+        W, B = params[0::2], params[1::2]
+        L = len(W) - 1
+        hs, ds, ss = [x], [], []
+        h = x
+        for l in range(L):
+            h, d, sg = _act_pair(activation, torch.addmm(B[l], h, W[l].t()))
+            hs.append(h)
+            ds.append(d)
+            ss.append(sg if sg is not None else d)  # (a placeholder where f'' needs no sigmoid)
+        u = torch.addmm(B[L], h, W[L].t()).view(-1)
+        q = ds[L - 1] * W[L]
+        qs, ps = [None] * L, [None] * L
+        qs[L - 1] = q
+        for l in range(L - 1, 0, -1):
+            ps[l - 1] = q.mm(W[l])
+            q = ds[l - 1] * ps[l - 1]
+            qs[l - 1] = q
+        g = q.mm(W[0])
+        ctx.set_materialize_grads(False)
+        ctx.L, ctx.activation = L, activation
+        ctx.save_for_backward(*params, *hs, *ds, *ss, *qs, *[p for p in ps if p is not None])
+        return u, g
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gu, gg):
+        L = ctx.L
+        t = ctx.saved_tensors
+        params, t = t[:2 * L + 2], t[2 * L + 2:]
+        W = params[0::2]
+        hs, ds, ss, qs, ps = t[:L + 1], t[L + 1:2 * L + 1], t[2 * L + 1:3 * L + 1], t[3 * L + 1:4 * L + 1], t[4 * L + 1:]
+        gW = [None] * (L + 1)
+        gB = [None] * (L + 1)
+        dbar = [None] * L
+        if gg is not None:  # through g = q_0 W_0
+            gW[0] = qs[0].t().mm(gg)
+            qbar = gg.mm(W[0].t())
+            for l in range(L - 1):
+                dbar[l] = qbar * ps[l]
+                pbar = qbar * ds[l]
+                gW[l + 1] = qs[l + 1].t().mm(pbar)
+                qbar = pbar.mm(W[l + 1].t())
+            dbar[L - 1] = qbar * W[L]
+            gW[L] = (qbar * ds[L - 1]).sum(0, keepdim=True)
+        hbar = None
+        if gu is not None:  # through u = h_(L-1) w^T + b
+            hbar = gu.unsqueeze(1) * W[L]
+            wu = gu.unsqueeze(0).mm(hs[L])
+            gW[L] = wu if gW[L] is None else gW[L] + wu
+            gB[L] = gu.sum().view(1)
+        else:
+            gB[L] = torch.zeros_like(params[2 * L + 1])
+        gx = None
+        for l in range(L - 1, -1, -1):
+            if hbar is None and dbar[l] is None:
+                zbar = None
+            elif hbar is None:
+                zbar = dbar[l] * _act_second(ctx.activation, hs[l + 1], ds[l], ss[l])
+            else:
+                zbar = hbar * ds[l]
+                if dbar[l] is not None:
+                    zbar = torch.addcmul(zbar, dbar[l], _act_second(ctx.activation, hs[l + 1], ds[l], ss[l]))
+            if zbar is None:
+                gB[l] = torch.zeros_like(params[2 * l + 1])
+                if gW[l] is None:
+                    gW[l] = torch.zeros_like(W[l])
+                hbar = None
+                continue
+            gW[l] = zbar.t().mm(hs[l]) if gW[l] is None else torch.addmm(gW[l], zbar.t(), hs[l])
+            gB[l] = zbar.sum(0)
+            if l > 0:
+                hbar = zbar.mm(W[l])
+            elif ctx.needs_input_grad[0]:
+                gx = zbar.mm(W[0])
+        for l in range(L + 1):
+            if gW[l] is None:
+                gW[l] = torch.zeros_like(W[l])
+        out = [gx, None]
+        for l in range(L + 1):
+            out += [gW[l], gB[l]]
+        return tuple(out)
 
 
 @dataclass
@@ -469,15 +586,10 @@ class TorchBPNN(nn.Module):
         explicit tensor operations), so that a single backward pass of the loss differentiates
         forces with respect to the weights (no double backward through autograd)."""
         lins = self._linears(m, k)
-        h, derivs = x, []
-        for lin in lins[:-1]:
-            h, d = _act_and_derivative(self.activation, nnf.linear(h, lin.weight, lin.bias))
-            derivs.append(d)
-        out = nnf.linear(h, lins[-1].weight, lins[-1].bias)[:, 0]
-        g = lins[-1].weight.expand(h.shape[0], -1)
-        for lin, d in zip(reversed(lins[:-1]), reversed(derivs)):
-            g = torch.mm(g * d, lin.weight)
-        return out, g
+        if not self.hidden:  # a linear model: u = x w^T + b, du/dx = w
+            return nnf.linear(x, lins[0].weight, lins[0].bias)[:, 0], lins[0].weight.expand(x.shape[0], -1)
+        params = [t for lin in lins for t in (lin.weight, lin.bias)]
+        return _MLPValueGradient.apply(x, self.activation, *params)
 
     def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True, blocks=None):
         """Network part of the atomic energies, u_i = mean_m NN_n(k)^m(x_i) (N,), in units of
