@@ -130,10 +130,22 @@ def test_mlp_value_gradient_backward_equals_double_backward(activation, hidden, 
     (g_ref,) = torch.autograd.grad(u_ref.sum(), x, create_graph=True)
     ref = [torch.zeros_like(t) if r is None else r for t, r in  # (g does not depend on the output bias)
            zip([x] + params, torch.autograd.grad(loss(u_ref, g_ref), [x] + params, allow_unused=True))]
-    u, g = _MLPValueGradient.apply(x, activation, *params)
+    zero, one = torch.zeros(9, dtype=torch.float64), torch.ones(9, dtype=torch.float64)
+    u, g = _MLPValueGradient.apply(x, zero, one, activation, *params)
     torch.testing.assert_close(u, u_ref, rtol=1e-14, atol=1e-14)
     torch.testing.assert_close(g, g_ref, rtol=1e-13, atol=1e-14)
     got = torch.autograd.grad(loss(u, g), [x] + params, allow_unused=True)
+    # with the feature scaling inside: G = x / s + t gives x = (G - t) * s, and du/dG = du/dx * s
+    t, sc = torch.randn(9, dtype=torch.float64), torch.rand(9, dtype=torch.float64) + 0.5
+    G = (x.detach() / sc + t).requires_grad_(True)
+    u2, g2 = _MLPValueGradient.apply(G, t, sc, activation, *params)
+    torch.testing.assert_close(u2, u_ref, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(g2, g_ref * sc, rtol=1e-12, atol=1e-13)
+    (gG,) = torch.autograd.grad((cu * u2).sum() + (cg * g2).sum(), G)
+    u3 = net(x)[:, 0]
+    (g3,) = torch.autograd.grad(u3.sum(), x, create_graph=True)
+    (gG_ref,) = torch.autograd.grad((cu * u3).sum() + (cg * g3 * sc).sum(), x)
+    torch.testing.assert_close(gG, gG_ref * sc, rtol=1e-11, atol=1e-12)
     for name, a, c in zip(["x"] + [n for n, _ in net.named_parameters()], got, ref):
         a = torch.zeros_like(c) if a is None else a
         assert (a - c).abs().max() <= 1e-12 * c.abs().max() + 1e-15, name

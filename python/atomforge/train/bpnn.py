@@ -64,9 +64,10 @@ def _act_second(name: str, h: torch.Tensor, d: torch.Tensor, s: Optional[torch.T
 class _MLPValueGradient(torch.autograd.Function):
     """An atomic MLP's outputs and their input gradient, with a hand-written backward pass.
 
-    Forward, rows x (n, F): z_l = h_(l-1) W_l^T + b_l, h_l = f(z_l) (h_(-1) = x, l = 0..L-1),
+    Forward, raw rows G (n, F), scaled as x = (G - shift) * scale (shift, scale: (F,) or (n, F),
+    constants): z_l = h_(l-1) W_l^T + b_l, h_l = f(z_l) (h_(-1) = x, l = 0..L-1),
     u = h_(L-1) w^T + b (n,); by backpropagation of one scalar per row,
-    q_(L-1) = f'(z_(L-1)) * w, p_(l-1) = q_l W_l, q_(l-1) = f'(z_(l-1)) * p_(l-1), g = q_0 W_0 (n, F) = du/dx.
+    q_(L-1) = f'(z_(L-1)) * w, p_(l-1) = q_l W_l, q_(l-1) = f'(z_(l-1)) * p_(l-1), g = q_0 W_0 * scale (n, F) = du/dG.
     Backward, for the adjoints u' (n,) and g' (n, F) (either may be absent), the reverse of both
     chains: through g (W_0' += q_0^T g', q_0' = g' W_0^T, then per layer f'(z)' = q' * p, p' = q' * f'(z),
     W_(l+1)' += q_(l+1)^T p', q_(l+1)' = p' W_(l+1)^T, and w' += sum_n q_(L-1)' * f'(z_(L-1))) and through u
@@ -76,12 +77,14 @@ class _MLPValueGradient(torch.autograd.Function):
     The same values as autograd through the explicit backpropagation (TorchBPNN before issue 11's
     stop 31, up to rounding), in about half the operations and without an autograd node per
     operation (rMD17 ethanol: benchmarks/results/training_speed.md). Once differentiable.
-    Arguments: x, the activation's name, then W_0, b_0, ..., W_(L-1), b_(L-1), w (1, H), b (1,)."""
+    Arguments: G, shift, scale, the activation's name, then W_0, b_0, ..., W_(L-1), b_(L-1), w (1, H),
+    b (1,). Returns u (n,) and g (n, F)."""
 
     @staticmethod
-    def forward(ctx, x, activation, *params):
+    def forward(ctx, G, shift, scale, activation, *params):
         W, B = params[0::2], params[1::2]
         L = len(W) - 1
+        x = (G - shift) * scale
         hs, ds, ss = [x], [], []
         h = x
         for l in range(L):
@@ -97,24 +100,25 @@ class _MLPValueGradient(torch.autograd.Function):
             ps[l - 1] = q.mm(W[l])
             q = ds[l - 1] * ps[l - 1]
             qs[l - 1] = q
-        g = q.mm(W[0])
+        g = q.mm(W[0]).mul_(scale)
         ctx.set_materialize_grads(False)
         ctx.L, ctx.activation = L, activation
-        ctx.save_for_backward(*params, *hs, *ds, *ss, *qs, *[p for p in ps if p is not None])
+        ctx.save_for_backward(scale, *params, *hs, *ds, *ss, *qs, *[p for p in ps if p is not None])
         return u, g
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gu, gg):
         L = ctx.L
-        t = ctx.saved_tensors
+        scale, *t = ctx.saved_tensors
         params, t = t[:2 * L + 2], t[2 * L + 2:]
         W = params[0::2]
         hs, ds, ss, qs, ps = t[:L + 1], t[L + 1:2 * L + 1], t[2 * L + 1:3 * L + 1], t[3 * L + 1:4 * L + 1], t[4 * L + 1:]
         gW = [None] * (L + 1)
         gB = [None] * (L + 1)
         dbar = [None] * L
-        if gg is not None:  # through g = q_0 W_0
+        if gg is not None:  # through g = (q_0 W_0) * scale
+            gg = gg * scale
             gW[0] = qs[0].t().mm(gg)
             qbar = gg.mm(W[0].t())
             for l in range(L - 1):
@@ -153,11 +157,11 @@ class _MLPValueGradient(torch.autograd.Function):
             if l > 0:
                 hbar = zbar.mm(W[l])
             elif ctx.needs_input_grad[0]:
-                gx = zbar.mm(W[0])
+                gx = zbar.mm(W[0]).mul_(scale)
         for l in range(L + 1):
             if gW[l] is None:
                 gW[l] = torch.zeros_like(W[l])
-        out = [gx, None]
+        out = [gx, None, None, None]
         for l in range(L + 1):
             out += [gW[l], gB[l]]
         return tuple(out)
@@ -580,45 +584,59 @@ class TorchBPNN(nn.Module):
     def _linears(self, m: int, k: int) -> List[nn.Linear]:
         return [layer for layer in self.members[m][k] if isinstance(layer, nn.Linear)]
 
-    def _mlp_value_and_gradient(self, m: int, k: int, x: torch.Tensor):
-        """Network k of member m on scaled features x (M, F_k): outputs (M,) and their gradient
-        d out / d x (M, F_k), written out layer by layer (backpropagation of one scalar per row as
-        explicit tensor operations), so that a single backward pass of the loss differentiates
-        forces with respect to the weights (no double backward through autograd)."""
+    def _mlp_value_and_gradient(self, m: int, k: int, G: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor):
+        """Network k of member m on the rows G (n, F_k), scaled as x = (G - shift) * scale (shift, scale
+        (F_k,) or (n, F_k)): outputs u (n,) and their gradient du/dG (n, F_k) (:class:`_MLPValueGradient`:
+        a single backward pass of the loss differentiates forces with respect to the weights, without
+        double backward through autograd)."""
         lins = self._linears(m, k)
-        if not self.hidden:  # a linear model: u = x w^T + b, du/dx = w
-            return nnf.linear(x, lins[0].weight, lins[0].bias)[:, 0], lins[0].weight.expand(x.shape[0], -1)
+        if not self.hidden:  # a linear model: u = x w^T + b, du/dG = w * scale
+            x = (G - shift) * scale
+            return nnf.linear(x, lins[0].weight, lins[0].bias)[:, 0], (lins[0].weight * scale).expand(x.shape[0], -1)
         params = [t for lin in lins for t in (lin.weight, lin.bias)]
-        return _MLPValueGradient.apply(x, self.activation, *params)
+        return _MLPValueGradient.apply(G, shift, scale, self.activation, *params)
 
-    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True, blocks=None):
+    def network_energies(self, G: torch.Tensor, species: torch.Tensor, gradient: bool = True, blocks=None,
+                         frame_major: bool = False):
         """Network part of the atomic energies, u_i = mean_m NN_n(k)^m(x_i) (N,), in units of
         ``energy_scale`` (E_i = reference_k + energy_scale * u_i), and if ``gradient`` du_i/dG_i
         (N, F) (zero beyond an element's feature count). G: (N, F) raw descriptor rows, species
         (N,) element indices; ``blocks`` (optional, :class:`DenseFrameStore` batches): the rows
-        of each element as contiguous slices [(element, start, stop, ...)], which saves the
-        per-element selection. Both outputs are differentiable with respect to the weights."""
-        scale = self.scale.index_select(0, species)
-        x = (G - self.shift.index_select(0, species)) * scale
+        of each element as contiguous slices [(element, start, stop, count per frame)], which saves
+        the per-element selection; with ``frame_major`` du/dG is returned as (B, n, F) instead,
+        frame by frame with each frame's rows in the blocks' order (what
+        :meth:`DenseFrameStore.forces_of` takes). Both outputs are differentiable with respect to
+        the weights."""
         M = len(self.members)
+
+        def mean(outs, i):
+            return outs[0][i] if M == 1 else sum(o[i] for o in outs) / M
+
         if self.shared:
-            outs = [self._mlp_value_and_gradient(m, 0, x) for m in range(M)]
-            u = outs[0][0] if M == 1 else sum(o[0] for o in outs) / M
+            shift, scale = self.shift.index_select(0, species), self.scale.index_select(0, species)
+            outs = [self._mlp_value_and_gradient(m, 0, G, shift, scale) for m in range(M)]
+            u = mean(outs, 0)
             if not gradient:
                 return u, None
-            g = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
-            return u, g * scale
+            g = mean(outs, 1)
+            if blocks is not None and frame_major:
+                g = torch.cat([g[start:stop].view(-1, c, G.shape[1]) for _, start, stop, c in blocks], dim=1)
+            return u, g
         if blocks is not None:
             us, gs = [], []
-            for k, start, stop, *_ in blocks:
+            for k, start, stop, c in blocks:
                 nf = self.n_features[k]
-                outs = [self._mlp_value_and_gradient(m, k, x[start:stop, :nf]) for m in range(M)]
-                us.append(outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+                outs = [self._mlp_value_and_gradient(m, k, G[start:stop, :nf], self.shift[k, :nf], self.scale[k, :nf])
+                        for m in range(M)]
+                us.append(mean(outs, 0))
                 if gradient:
-                    gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
-                    gs.append(nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk)
+                    gk = mean(outs, 1)
+                    gk = nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk
+                    gs.append(gk.view(-1, c, G.shape[1]) if frame_major else gk)
             u = torch.cat(us)
-            return (u, torch.cat(gs) * scale) if gradient else (u, None)
+            if not gradient:
+                return u, None
+            return u, torch.cat(gs, dim=1 if frame_major else 0)
         u = torch.zeros(G.shape[0], dtype=G.dtype)
         g = torch.zeros_like(G) if gradient else None
         for k in range(len(self.elements)):
@@ -626,16 +644,14 @@ class TorchBPNN(nn.Module):
             if sel.numel() == 0:
                 continue
             nf = self.n_features[k]
-            xk = x.index_select(0, sel)[:, :nf]
-            outs = [self._mlp_value_and_gradient(m, k, xk) for m in range(M)]
-            u = u.index_add(0, sel, outs[0][0] if M == 1 else sum(o[0] for o in outs) / M)
+            outs = [self._mlp_value_and_gradient(m, k, G.index_select(0, sel)[:, :nf], self.shift[k, :nf],
+                                                 self.scale[k, :nf]) for m in range(M)]
+            u = u.index_add(0, sel, mean(outs, 0))
             if gradient:
-                gk = outs[0][1] if M == 1 else sum(o[1] for o in outs) / M
+                gk = mean(outs, 1)
                 if nf < G.shape[1]:
                     gk = nnf.pad(gk, (0, G.shape[1] - nf))
                 g = g.index_copy(0, sel, gk)
-        if gradient:
-            g = g * scale
         return u, g
 
     def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
@@ -693,7 +709,9 @@ class TorchBPNN(nn.Module):
         entries e (the core's sparse Jacobian). du/dG is computed by explicit backpropagation
         (:meth:`network_energies`), so the forces are differentiable with respect to the weights
         whenever autograd is enabled; ``create_graph`` is accepted for compatibility and ignored."""
-        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces, blocks=batch.blocks)
+        dense = forces and batch.jacobian is not None
+        u, dudG = self.network_energies(batch.G, batch.species, gradient=forces, blocks=batch.blocks,
+                                        frame_major=dense)
         s = self.energy_scale
         E_net = torch.zeros(batch.n_frames, dtype=u.dtype).index_add(0, batch.frame, u)
         E_ref = torch.zeros(batch.n_frames, dtype=torch.float64).index_add(
@@ -701,10 +719,8 @@ class TorchBPNN(nn.Module):
         E = E_ref + s.double() * E_net.double()
         if not forces:
             return E, None
-        if batch.jacobian is not None:  # dense layout: DenseFrameStore.forces_of
-            B = batch.n_frames
-            g = torch.cat([dudG[start:stop].view(B, c, -1) for _, start, stop, c in batch.blocks], dim=1)
-            Fr = batch.jacobian.forces_of(g, batch.jacobian_frames).view(-1, 3)
+        if dense:  # DenseFrameStore.forces_of, du/dG frame by frame
+            Fr = batch.jacobian.forces_of(dudG, batch.jacobian_frames).view(-1, 3)
             return E, -s * Fr
         g = torch.einsum("ef,efk->ek", dudG.index_select(0, batch.centre), batch.values)
         Fr = torch.zeros((batch.G.shape[0], 3), dtype=g.dtype).index_add(0, batch.atom, g)
