@@ -496,17 +496,26 @@ class DenseFrameStore:
         diag = _FrameDiagonal.apply(g, self.diagonal, frames)
         return out + diag.index_select(1, self.rank)
 
+    def _layout(self, B: int):
+        """The index arrays of a batch of B frames (species, frame, n_atoms, blocks): the same for
+        every batch of that size, so built once per size (they are only read)."""
+        cache = self.__dict__.setdefault("_layouts", {})
+        if B not in cache:
+            species = torch.cat([torch.full((B * c,), k, dtype=torch.long) for k, c in zip(self.elements, self.counts)])
+            frame = torch.cat([torch.arange(B).repeat_interleave(c) for c in self.counts])
+            blocks, start = [], 0
+            for k, c in zip(self.elements, self.counts):
+                blocks.append((k, start, start + B * c, c))
+                start += B * c
+            cache[B] = (species, frame, torch.full((B,), float(self.n), dtype=self.dtype), blocks)
+        return cache[B]
+
     def batch(self, idx, with_forces: bool = True) -> Batch:
         ii = torch.as_tensor(np.asarray(idx, dtype=np.int64))
         B, F = len(ii), self.G[0].shape[2]
         G = torch.cat([g.index_select(0, ii).view(-1, F) for g in self.G])
-        species = torch.cat([torch.full((B * c,), k, dtype=torch.long) for k, c in zip(self.elements, self.counts)])
-        frame = torch.cat([torch.arange(B).repeat_interleave(c) for c in self.counts])
-        blocks, start = [], 0
-        for k, c in zip(self.elements, self.counts):
-            blocks.append((k, start, start + B * c, c))
-            start += B * c
-        b = Batch(G, species, frame, B, torch.full((B,), float(self.n), dtype=self.dtype), blocks=blocks)
+        species, frame, n_atoms, blocks = self._layout(B)
+        b = Batch(G, species, frame, B, n_atoms, blocks=list(blocks))
         if with_forces:
             b.jacobian = self
             b.jacobian_frames = ii

@@ -223,6 +223,11 @@ class WeightAverage:
         self.averaged.load_state_dict(state["model"])
 
 
+#: Frames per batch when the trainer evaluates a dense store (validation, every epoch), at least the
+#: training batch size: without a graph the batch size changes only the number of operations (rMD17
+#: ethanol, 50 validation frames: 4 batches of 16 -> 1 of 50).
+EVAL_BATCH_FRAMES = 64
+
 #: Features with |mean| above this many standard deviations are centred in float64 by the trainer.
 CENTRE_RATIO = 1e3
 
@@ -547,7 +552,11 @@ class Trainer:
     def _evaluate_torch(self, model, ds, feats):
         import torch
 
+        from .bpnn import DenseFrameStore
+
         bs = self.cfg["training"]["batch_size"]
+        if isinstance(feats, DenseFrameStore):  # no graph is kept: fewer, larger batches (same values)
+            bs = max(bs, EVAL_BATCH_FRAMES)
         tot, ep, fp = 0.0, [], []
         for start in range(0, len(ds), bs):
             idx = np.arange(start, min(start + bs, len(ds)))
