@@ -196,6 +196,10 @@ def test_dense_and_sparse_frame_stores_agree(data_dir, molecule, r_c, whole_limi
             grads.append(torch.cat([p.grad.ravel() for p in m.parameters() if p.grad is not None]))
         assert len(grads[0]) == len(grads[1]) > 0
         assert torch.allclose(grads[0], grads[1], rtol=0, atol=1e-12 * grads[0].abs().max())
+        # other batch sizes and a size seen before (the dense store keeps each size's index arrays)
+        for idx in ([1, 3], [3, 1, 0], [0, 2, 1, 3]):
+            (Es, Fs), (Ed, Fd) = m(sparse.batch(idx)), m(dense.batch(idx))
+            assert torch.allclose(Es, Ed, rtol=1e-14, atol=0) and torch.allclose(Fs, Fd, rtol=0, atol=1e-14)
         # the off-diagonal blocks keep only features that depend on an atom of the block's element
         # (here every element-resolved ACSF feature of another element is left out)
         kept = sum(o[0].numel() for o in dense.offdiag)
