@@ -767,3 +767,28 @@ def test_flat_parameters_step_like_the_separate_tensors():
     mixed = torch.nn.Sequential(torch.nn.Linear(2, 2).double(), torch.nn.Linear(2, 1).float())
     with pytest.raises(ValueError, match="differ in dtype"):
         FlatParameters(mixed)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_atomic_energies_differentiate_twice(data_dir, shared):
+    """TorchBPNN.atomic_energies (no du/dG asked: the plain networks) can be differentiated twice with
+    respect to G, as the physics-embedded model does for its forces' weight gradients, and equals the
+    u of the once-differentiable training path (network_energies with the gradient)."""
+    from atomforge.data import load_dataset
+    from atomforge.descriptors import GaussianMultipoles, SymmetryFunctions
+    from atomforge.train.bpnn import TorchBPNN, collate, featurize
+
+    ds = load_dataset(data_dir / "rmd17" / "rmd17_ethanol_test_01.npz").subset([0])
+    els = ["H", "C", "O"]
+    sf = (GaussianMultipoles(orders=(0, 1), sigmas=(0.5, 1.0), elements=els) if shared else
+          SymmetryFunctions.standard(els, r_c=4.0, n_radial=3, n_angular=2))
+    b = collate([featurize(sf, ds.positions[0], ds.numbers[0], None, None)])
+    m = TorchBPNN(sf, [8, 6], "silu", committee=2, seed=3, shared=shared)
+    G = b.G.detach().requires_grad_(True)
+    E = m.atomic_energies(G, b.species)
+    (g,) = torch.autograd.grad(E.sum(), G, create_graph=True)
+    (h,) = torch.autograd.grad((g ** 2).sum(), G)
+    assert torch.isfinite(h).all() and h.abs().max() > 0
+    u, dudG = m.network_energies(b.G, b.species)
+    torch.testing.assert_close(m.reference[b.species] + m.energy_scale * u, E.detach(), rtol=1e-14, atol=1e-12)
+    torch.testing.assert_close(dudG * m.energy_scale, g.detach(), rtol=1e-12, atol=1e-14)

@@ -616,8 +616,11 @@ class TorchBPNN(nn.Module):
         the per-element selection; with ``frame_major`` du/dG is returned as (B, n, F) instead,
         frame by frame with each frame's rows in the blocks' order (what
         :meth:`DenseFrameStore.forces_of` takes). Both outputs are differentiable with respect to
-        the weights."""
+        the weights; du/dG (through :class:`_MLPValueGradient`) once, u without ``gradient`` to any
+        order (the plain networks: the physics-embedded model differentiates its energy twice)."""
         M = len(self.members)
+        if not gradient:
+            return self._network_values(G, species), None
 
         def mean(outs, i):
             return outs[0][i] if M == 1 else sum(o[i] for o in outs) / M
@@ -625,10 +628,7 @@ class TorchBPNN(nn.Module):
         if self.shared:
             shift, scale = self.shift.index_select(0, species), self.scale.index_select(0, species)
             outs = [self._mlp_value_and_gradient(m, 0, G, shift, scale) for m in range(M)]
-            u = mean(outs, 0)
-            if not gradient:
-                return u, None
-            g = mean(outs, 1)
+            u, g = mean(outs, 0), mean(outs, 1)
             if blocks is not None and frame_major:
                 g = torch.cat([g[start:stop].view(-1, c, G.shape[1]) for _, start, stop, c in blocks], dim=1)
             return u, g
@@ -639,16 +639,12 @@ class TorchBPNN(nn.Module):
                 outs = [self._mlp_value_and_gradient(m, k, G[start:stop, :nf], self.shift[k, :nf], self.scale[k, :nf])
                         for m in range(M)]
                 us.append(mean(outs, 0))
-                if gradient:
-                    gk = mean(outs, 1)
-                    gk = nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk
-                    gs.append(gk.view(-1, c, G.shape[1]) if frame_major else gk)
-            u = torch.cat(us)
-            if not gradient:
-                return u, None
-            return u, torch.cat(gs, dim=1 if frame_major else 0)
+                gk = mean(outs, 1)
+                gk = nnf.pad(gk, (0, G.shape[1] - nf)) if nf < G.shape[1] else gk
+                gs.append(gk.view(-1, c, G.shape[1]) if frame_major else gk)
+            return torch.cat(us), torch.cat(gs, dim=1 if frame_major else 0)
         u = torch.zeros(G.shape[0], dtype=G.dtype)
-        g = torch.zeros_like(G) if gradient else None
+        g = torch.zeros_like(G)
         for k in range(len(self.elements)):
             sel = torch.nonzero(species == k, as_tuple=True)[0]
             if sel.numel() == 0:
@@ -657,12 +653,25 @@ class TorchBPNN(nn.Module):
             outs = [self._mlp_value_and_gradient(m, k, G.index_select(0, sel)[:, :nf], self.shift[k, :nf],
                                                  self.scale[k, :nf]) for m in range(M)]
             u = u.index_add(0, sel, mean(outs, 0))
-            if gradient:
-                gk = mean(outs, 1)
-                if nf < G.shape[1]:
-                    gk = nnf.pad(gk, (0, G.shape[1] - nf))
-                g = g.index_copy(0, sel, gk)
+            gk = mean(outs, 1)
+            if nf < G.shape[1]:
+                gk = nnf.pad(gk, (0, G.shape[1] - nf))
+            g = g.index_copy(0, sel, gk)
         return u, g
+
+    def _network_values(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """u_i = mean_m NN_n(k)^m(x_i) (N,) through the nn.Sequential networks (autograd to any order)."""
+        x = (G - self.shift.index_select(0, species)) * self.scale.index_select(0, species)
+        M = len(self.members)
+        if self.shared:
+            return sum(member[0](x)[:, 0] for member in self.members) / M
+        u = torch.zeros(G.shape[0], dtype=G.dtype)
+        for k in range(len(self.elements)):
+            sel = torch.nonzero(species == k, as_tuple=True)[0]
+            if sel.numel():
+                xk = x.index_select(0, sel)[:, :self.n_features[k]]
+                u = u.index_add(0, sel, sum(member[k](xk)[:, 0] for member in self.members) / M)
+        return u
 
     def atomic_energies(self, G: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """Atomic energies E_i (N,) eV, float64 (the reference energies are added in float64)."""

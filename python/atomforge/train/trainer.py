@@ -195,7 +195,7 @@ class WeightAverage:
             inside = {id(p) for p in flat._params}
             self._flat = (flat.param, flat.param.detach().clone())
             off = 0
-            for k, (s, d) in enumerate(zip(src, dst)):
+            for s, d in zip(src, dst):  # (the flat buffer holds model.parameters() in this order)
                 if id(s) in inside:
                     n = s.numel()
                     d.data = self._flat[1][off:off + n].view_as(d)
