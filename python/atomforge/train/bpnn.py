@@ -477,6 +477,7 @@ class DenseFrameStore:
         self.forces = (None if forces is None else
                        torch.as_tensor(np.stack([np.asarray(x) for x in forces]), dtype=dtype))  # (nf, n, 3)
         self.has_jacobian = True
+        self._layouts = {}  # batch size -> index arrays (_layout)
         self.dtype = dtype
 
     def __len__(self):
@@ -499,7 +500,7 @@ class DenseFrameStore:
     def _layout(self, B: int):
         """The index arrays of a batch of B frames (species, frame, n_atoms, blocks): the same for
         every batch of that size, so built once per size (they are only read)."""
-        cache = self.__dict__.setdefault("_layouts", {})
+        cache = self._layouts
         if B not in cache:
             species = torch.cat([torch.full((B * c,), k, dtype=torch.long) for k, c in zip(self.elements, self.counts)])
             frame = torch.cat([torch.arange(B).repeat_interleave(c) for c in self.counts])

@@ -451,7 +451,10 @@ AF_HD inline bool moment_weights(const Tables& t, const double* G, const double*
 /// over the orders [o0, o1), with gmu (n_slots, n_sigmas, n_comp) per slot, into the rows
 /// kRowOut + 0..2:  dX/dd = (sum_c dRf_c S_c) d / r + sum_c Rf_c grad S_c, with Rf_c =
 /// sum_s gmu[s,c] fc R_{o,s} and dRf_c its r-derivative, computed kLanes neighbours at a time.
-AF_HD inline void block_gradient(const Tables& t, const Scratch& s, const double* gmu_slots, int32_t o0, int32_t o1) {
+/// member (optional, n_slots): only the element groups whose slot has member[slot] != 0 (the
+/// Jacobian of one channel's feature: the other groups' gradients are zero and not read).
+AF_HD inline void block_gradient(const Tables& t, const Scratch& s, const double* gmu_slots, int32_t o0, int32_t o1,
+                                 const int32_t* member = nullptr) {
   const int32_t ns = t.n_sigmas, nc = t.n_comp;
   const int64_t cap = s.cap, slot_size = static_cast<int64_t>(ns) * nc;
   const double* r = s.rows + kRowR * cap;
@@ -462,6 +465,7 @@ AF_HD inline void block_gradient(const Tables& t, const Scratch& s, const double
   const double* Rf = S + nc * cap;
   const double* dRf = Rf + static_cast<int64_t>(t.n_orders) * ns * cap;
   for (int32_t e = 0; e < t.n_elements; ++e) {
+    if (member && !member[t.slot_of[e]]) continue;
     const int64_t p0 = s.group[2 * e], p1 = p0 + round_lanes(s.group[2 * e + 1]);
     const double* gmu = gmu_slots + t.slot_of[e] * slot_size;
     for (int64_t p = p0; p < p1; p += kLanes) {
@@ -548,12 +552,12 @@ AF_HD inline void jacobian(const Tables& t, const double* G, Scratch& s, double*
         const int64_t f = (h * no + o) * ns + sg;
         for (int32_t q = t.chan_begin[h]; q < t.chan_begin[h + 1]; ++q)
           feature_gradient(t, o, sg, G[f], 1.0, s.muc + h * slot_size, s.gmu + t.chan_slots[q] * slot_size);
-        block_gradient(t, s, s.gmu, o, o + 1);
+        block_gradient(t, s, s.gmu, o, o + 1, t.chan_member + h * t.n_slots);
         for (int32_t q = t.chan_begin[h]; q < t.chan_begin[h + 1]; ++q)
           for (int32_t cc = t.comp_begin[o]; cc < t.comp_begin[o + 1]; ++cc)
             s.gmu[t.chan_slots[q] * slot_size + sg * nc + cc] = 0.0;
         for (int32_t e = 0; e < t.n_elements; ++e) {
-          if (!t.chan_member[h * t.n_slots + t.slot_of[e]]) continue;  // not in this channel's density
+          if (!t.chan_member[h * t.n_slots + t.slot_of[e]]) continue;  // not in this channel's density (not computed)
           for (int64_t p = s.group[2 * e]; p < s.group[2 * e] + s.group[2 * e + 1]; ++p) {
             double* self = J + f * 3;
             double* other = J + ((1 + s.lane_m[p]) * nf + f) * 3;
