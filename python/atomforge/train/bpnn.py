@@ -491,6 +491,13 @@ class DenseFrameStore:
         flat = g.reshape(B, -1)
         if self.whole:  # the batch's matrices gathered, one batched product (autograd's own)
             return torch.bmm(flat.unsqueeze(1), self.offdiag[0].index_select(0, frames)).view(B, n, 3)
+        return self._blocks_forces(g, flat, frames)
+
+    @torch.compiler.disable
+    def _blocks_forces(self, g, flat, frames):
+        # per-frame products on views (a Python loop over the batch's frames, which torch.compile
+        # cannot trace: the trainer's compiled step runs this part eagerly, a graph break)
+        B = g.shape[0]
         parts = [_FrameMatmul.apply(flat.index_select(1, r), m, frames).view(B, -1, 3)
                  for r, m in zip(self.rows, self.offdiag)]
         out = torch.cat(parts, dim=1).index_select(1, self._column_rank)

@@ -615,6 +615,7 @@ class PinnTrainer(Trainer):
     """
 
     allow_dense_layout = False  # TorchPinn needs rows in frame order (positions) and the sparse Jacobian
+    supports_compile = False  # its energy differentiates the networks twice (no compiled double backward)
 
     def _prepare(self):
         super()._prepare()

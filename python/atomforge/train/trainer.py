@@ -228,6 +228,12 @@ class WeightAverage:
 #: ethanol, 50 validation frames: 4 batches of 16 -> 1 of 50).
 EVAL_BATCH_FRAMES = 64
 
+#: training.compile: auto compiles the training step when a run has at least this many full batches
+#: (epochs x full batches per epoch). Compiling costs about 40 s once per graph on a 2-core machine
+#: (less when TorchInductor's on-disk cache holds it) and saves about 1.5 ms of a 5 ms step (rMD17
+#: ethanol, benchmarks/results/training_speed.md): a few thousand steps pay it back.
+AUTO_COMPILE_STEPS = 20000
+
 #: Features with |mean| above this many standard deviations are centred in float64 by the trainer.
 CENTRE_RATIO = 1e3
 
@@ -365,6 +371,12 @@ class Trainer:
     #: the run's FlatParameters (None: the optimiser takes the parameters one by one)
     _flat = None
     _grads_checked = False
+    #: the compiled training loss (training.compile; None: eager) and whether its first step ran
+    _compiled = None
+    _compile_checked = False
+    #: Model types whose training step torch.compile may compile (training.compile). The
+    #: physics-embedded model differentiates its networks twice, which compiled graphs do not support.
+    supports_compile = True
 
     def __init__(self, cfg: dict, run_dir, progress: bool = True, log=print):
         self.cfg = validate(cfg)
@@ -525,10 +537,74 @@ class Trainer:
             loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
         return loss, E, F
 
+    def _compile_plan(self, epochs: int):
+        """Whether this run compiles its training step (training.compile) and why, as (bool, reason).
+
+        Compiled: torch.compile (TorchInductor) of the loss of a full training batch, forward and
+        backward; the last, smaller batch of an epoch and every evaluation stay eager. Supported for
+        single networks on a dense store (every frame the same atoms, e.g. an rMD17 molecule).
+        ``auto`` compiles when the run has at least AUTO_COMPILE_STEPS full batches. Raises
+        ValueError for ``true`` where compiling is not supported."""
+        from .bpnn import DenseFrameStore
+
+        mode = self.cfg["training"]["compile"]
+        if mode is False:
+            return False, "off (training.compile: false)"
+        why_not = None
+        if not self.supports_compile:
+            why_not = f"model type {self.cfg['model']!r} differentiates its networks twice"
+        elif self.cfg["network"]["committee"] > 1:
+            why_not = "committees are trained eagerly"
+        elif not isinstance(self.train_f, DenseFrameStore):
+            why_not = "the frames differ in atoms (or Jacobians are recomputed per batch): no dense store"
+        if why_not is not None:
+            if mode is True:
+                raise ValueError(f"configuration key 'training.compile': true is not supported here: {why_not}; "
+                                 f"use auto or false")
+            return False, f"off ({why_not})"
+        steps = epochs * (len(self.train_ds) // self.cfg["training"]["batch_size"])
+        if mode == "auto" and steps < AUTO_COMPILE_STEPS:
+            return False, f"off (auto: {steps} full batches < {AUTO_COMPILE_STEPS})"
+        return True, ("on (training.compile: true)" if mode is True else
+                      f"on (auto: {steps} full batches >= {AUTO_COMPILE_STEPS})")
+
+    def _compile_loss(self, model):
+        """The training loss of a batch, compiled (called as fn(model, batch) -> loss)."""
+        import torch
+
+        def loss_fn(m, b):
+            return self._loss(m, b, create_graph=True)[0]
+
+        # static shapes: every compiled call has the full batch size (the last batch runs eagerly)
+        return torch.compile(loss_fn, dynamic=False)
+
+    def _compiled_first_step(self, model, b, opt) -> "object":
+        """The first compiled step (compiling happens here); with ``auto``, a failure to compile
+        (e.g. no C++ compiler for TorchInductor) is logged and the run continues eagerly."""
+        try:
+            loss = self._compiled(model, b)
+            loss.backward()
+            return loss
+        except Exception as exc:  # noqa: BLE001 - any compiler failure; reported, then eager
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            if self.cfg["training"]["compile"] is True:
+                raise RuntimeError(f"training.compile: true, but torch.compile failed ({type(exc).__name__}: "
+                                   f"{why}); use compile: false to train without it") from exc
+            self.log(f"torch.compile failed ({type(exc).__name__}: {why}); training continues without it")
+            self._compiled, self.compile_status = None, f"off (torch.compile failed: {type(exc).__name__})"
+            if self._flat is not None:
+                self._flat.zero_grad()
+            else:
+                opt.zero_grad()
+            loss, _, _ = self._loss(model, b, create_graph=True)
+            loss.backward()
+            return loss
+
     def _train_epoch(self, model, opt, ema, order) -> float:
         """One pass over the training frames in ``order`` (indices into the training set), one
         optimiser step (and weight-average update, if ``ema``) per batch; returns the sum of the
-        batch losses weighted by their frame counts."""
+        batch losses weighted by their frame counts. Full batches run the compiled loss when the
+        run compiles (training.compile)."""
         bs = self.cfg["training"]["batch_size"]
         tot = 0.0
         for s in range(0, len(order), bs):
@@ -538,8 +614,16 @@ class Trainer:
                 self._flat.zero_grad()
             else:
                 opt.zero_grad()
-            loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
-            loss.backward()
+            if self._compiled is not None and len(idx) == bs:
+                if not self._compile_checked:
+                    loss = self._compiled_first_step(model, b, opt)
+                    self._compile_checked = True
+                else:
+                    loss = self._compiled(model, b)
+                    loss.backward()
+            else:
+                loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
+                loss.backward()
             if self._flat is not None and not self._grads_checked:
                 self._flat.check_grads()  # backward accumulated into the buffer (checked once)
                 self._grads_checked = True
@@ -659,6 +743,11 @@ class Trainer:
             self.log(f"resumed from {ckpt_path} after epoch {ck['epoch']}")
         elif resume:
             self.log(f"no checkpoint in {self.run}: starting from scratch")
+
+        use, self.compile_status = self._compile_plan(tr["epochs"] - start_epoch)
+        self._compiled = self._compile_loss(model) if use else None
+        self._compile_checked = False
+        self.log(f"torch.compile of the training step: {self.compile_status}")
 
         t_start = time.time()
         last_checkpoint = -float("inf")
@@ -807,6 +896,7 @@ class Trainer:
                                 "early_stopping_patience": early_stopping_patience(tr),
                                 "selection": tr["selection"], "ema_decay": tr["ema_decay"],
                                 "max_minutes": tr["max_minutes"],
+                                "compile": getattr(self, "compile_status", None),
                                 "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
                                 "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
                    "data": self.data_info,
