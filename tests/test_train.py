@@ -810,6 +810,15 @@ def test_compiled_training_step_equals_eager(ethanol_small, tmp_path, monkeypatc
         cfg = tiny(*ethanol_small, epochs=3, dtype="float64", compile=mode, ema_decay=0.0)
         runs[mode] = train(cfg, tmp_path / str(mode), progress=False, log=lambda *_: None)
     assert runs[True]["training"]["compile"] == "on (training.compile: true)"
+    # a second run in the same process: the compiled code is reused (no new graph), the same model
+    from torch._dynamo.utils import counters
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    cfg = tiny(*ethanol_small, epochs=3, dtype="float64", compile=True, ema_decay=0.0)
+    train(cfg, tmp_path / "again", progress=False, log=lambda *_: None)
+    assert counters["stats"]["unique_graphs"] == graphs
+    np.testing.assert_array_equal(atomforge.read_model(tmp_path / "again" / "model.afm").networks[0][0][0][0],
+                                  atomforge.read_model(tmp_path / "True" / "model.afm").networks[0][0][0][0])
     assert runs[False]["training"]["compile"] == "off (training.compile: false)"
     mc = atomforge.read_model(tmp_path / "True" / "model.afm")
     me = atomforge.read_model(tmp_path / "False" / "model.afm")

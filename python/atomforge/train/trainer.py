@@ -361,6 +361,38 @@ def scheduled_lr(tr: dict, epoch: int, n_epochs: int) -> float:
     return lr0 * (max(lr1, 1e-12) / lr0) ** x
 
 
+def single_loss(model, b, energy_weight: float, forces_weight: float, has_forces: bool, create_graph: bool):
+    """Training loss of one network on a batch: w_E mean(((E - E_ref) / N / s)^2) + w_F mean(((F - F_ref) / s)^2)
+    (s = model.energy_scale, eV; E (B,) eV, F (N, 3) eV/A). Returns (loss, E, F) (F None without forces)."""
+    import torch
+
+    s = model.energy_scale
+    E, F = model(b, forces=has_forces, create_graph=create_graph)
+    loss = energy_weight * torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
+    if has_forces:
+        loss = loss + forces_weight * torch.mean(((F - b.forces) / s) ** 2)
+    return loss, E, F
+
+
+_COMPILED_LOSS = None
+
+
+def _compiled_single_loss():
+    """single_loss of a training batch (create_graph) under torch.compile, made once per process: its
+    compiled code serves every later run with the same network structure and batch size (TorchDynamo
+    guards on those, not on the model object), so a second training in one process does not compile
+    again. Static shapes: only full batches call it (the last, smaller batch of an epoch runs eagerly)."""
+    global _COMPILED_LOSS
+    if _COMPILED_LOSS is None:
+        import torch
+
+        def step(model, b, energy_weight, forces_weight, has_forces):
+            return single_loss(model, b, energy_weight, forces_weight, has_forces, True)[0]
+
+        _COMPILED_LOSS = torch.compile(step, dynamic=False)
+    return _COMPILED_LOSS
+
+
 class Trainer:
     """Train a BPNN from a validated configuration into ``run_dir``.
 
@@ -529,13 +561,7 @@ class Trainer:
             w = None if frames is None else self.frame_weights[:, frames]
             return committee_loss(model, b, w, tr["energy_weight"], tr["forces_weight"], self.has_forces,
                                   create_graph)
-        s = model.energy_scale
-        E, F = model(b, forces=self.has_forces, create_graph=create_graph)
-        le = torch.mean(((E - b.energy) / b.n_atoms / s) ** 2)
-        loss = tr["energy_weight"] * le
-        if self.has_forces:
-            loss = loss + tr["forces_weight"] * torch.mean(((F - b.forces) / s) ** 2)
-        return loss, E, F
+        return single_loss(model, b, tr["energy_weight"], tr["forces_weight"], self.has_forces, create_graph)
 
     def _compile_plan(self, epochs: int):
         """Whether this run compiles its training step (training.compile) and why, as (bool, reason).
@@ -570,13 +596,9 @@ class Trainer:
 
     def _compile_loss(self, model):
         """The training loss of a batch, compiled (called as fn(model, batch) -> loss)."""
-        import torch
-
-        def loss_fn(m, b):
-            return self._loss(m, b, create_graph=True)[0]
-
-        # static shapes: every compiled call has the full batch size (the last batch runs eagerly)
-        return torch.compile(loss_fn, dynamic=False)
+        tr = self.cfg["training"]
+        step = _compiled_single_loss()
+        return lambda m, b: step(m, b, tr["energy_weight"], tr["forces_weight"], self.has_forces)
 
     def _compiled_first_step(self, model, b, opt) -> "object":
         """The first compiled step (compiling happens here); with ``auto``, a failure to compile
@@ -744,7 +766,8 @@ class Trainer:
         elif resume:
             self.log(f"no checkpoint in {self.run}: starting from scratch")
 
-        use, self.compile_status = self._compile_plan(tr["epochs"] - start_epoch)
+        # planned on the whole run, so that a resumed run trains as the uninterrupted one would
+        use, self.compile_status = self._compile_plan(tr["epochs"])
         self._compiled = self._compile_loss(model) if use else None
         self._compile_checked = False
         self.log(f"torch.compile of the training step: {self.compile_status}")
