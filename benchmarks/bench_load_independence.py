@@ -8,7 +8,10 @@ every other setting its default, OMP_NUM_THREADS=1), one after the other; the bu
 record of model.afm except its creation date (bit for bit), the test and validation metrics in
 metrics.json and the history without its timing column; wall and CPU time of each run and the
 machine's load averages are recorded beside them. Training stops on epochs (the default has no
-time limit), so a busy machine only takes longer.
+time limit), so a busy machine only takes longer. ``--config`` adds a YAML file to both commands
+(e.g. ``training: {compile: true}``: a 20-epoch run is too short for ``compile: auto`` to compile,
+a default 2000-epoch run compiles); each run gets an empty TorchInductor cache, so a compiled run
+compiles from scratch in both.
 
 Usage:
   OMP_NUM_THREADS=1 python benchmarks/bench_load_independence.py --molecule ethanol --epochs 20 --busy 2 \\
@@ -41,13 +44,15 @@ def _load() -> str:
 def run_cli(args: list, busy: int) -> dict:
     """Run ``python -m atomforge <args>`` beside ``busy`` spinning processes; its wall and CPU
     seconds (children's CPU time, so only this run's) and the load averages before and after."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cache = tempfile.TemporaryDirectory()  # an empty TorchInductor cache: a compiled run compiles afresh
+    env = dict(os.environ, OMP_NUM_THREADS="1", TORCHINDUCTOR_CACHE_DIR=cache.name)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
     try:
         before, c0, w0 = _load(), resource.getrusage(resource.RUSAGE_CHILDREN), time.time()
         out = subprocess.run([sys.executable, "-m", "atomforge", *args], env=env, capture_output=True, text=True)
         wall, c1, after = time.time() - w0, resource.getrusage(resource.RUSAGE_CHILDREN), _load()
     finally:
+        cache.cleanup()
         for p in spinners:
             p.kill()
             p.wait()
@@ -89,6 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--busy", type=int, default=2, help="CPU-bound processes beside the busy run")
     p.add_argument("--runs-dir", help="keep the run folders here (default: a temporary folder)")
     p.add_argument("--output", help="write the markdown report here")
+    p.add_argument("--config", help="YAML configuration added to both commands (-c)")
     args = p.parse_args(argv)
     rmd = DATA / "rmd17"
     tmp = tempfile.TemporaryDirectory()
@@ -101,7 +107,7 @@ def main(argv=None) -> int:
             raise SystemExit(f"{folder} exists: choose another --runs-dir")
         cli = ["train", "--data", str(rmd / f"rmd17_{args.molecule}_train_01.npz"),
                "--test-data", str(rmd / f"rmd17_{args.molecule}_test_01.npz"), "--epochs", str(args.epochs),
-               "-o", str(folder), "--quiet"]
+               "-o", str(folder), "--quiet"] + (["-c", str(Path(args.config).resolve())] if args.config else [])
         runs[name] = {**run_cli(cli, busy), "folder": folder, "cli": cli}
         print(f"{name}: {runs[name]['wall_s']:.0f} s wall, {runs[name]['cpu_s']:.0f} s CPU, load "
               f"{runs[name]['load_before']} -> {runs[name]['load_after']}", flush=True)
@@ -131,11 +137,12 @@ def main(argv=None) -> int:
              f"{', '.join(c['records_differing']) or 'none'}; test metrics equal: {c['test_equal']}; validation "
              f"metrics equal: {c['validation_equal']}; history (without timings) equal: {c['history_equal']}.", "",
              "| run | wall s | CPU s | load before | load after | epochs | stop reason | test force MAE meV/A | "
-             "test energy MAE meV |", "|---|---:|---:|---|---|---:|---|---:|---:|"]
+             "test energy MAE meV | training.compile |", "|---|---:|---:|---|---|---:|---|---:|---:|---|"]
     for (name, r), m in ((runs_item, met) for runs_item, met in zip(runs.items(), (mq, mb))):
         lines.append(f"| {name} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['load_before']} | {r['load_after']} | "
                      f"{m['training']['epochs_run']} | {m['training']['stop_reason']} | "
-                     f"{1000 * m['test']['forces_mae']:.3f} | {1000 * m['test']['energy_mae']:.3f} |")
+                     f"{1000 * m['test']['forces_mae']:.3f} | {1000 * m['test']['energy_mae']:.3f} | "
+                     f"{m['training'].get('compile')} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.output:

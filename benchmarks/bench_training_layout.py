@@ -16,8 +16,11 @@ summation order):
     on views above it);
   * ``4 kB pages``: the same arrays copied into ordinarily paged memory;
   * ``per-frame products``: ``GATHER_LIMIT`` 0 (nothing gathered);
-  * ``gathered products``: every product gathered (no per-frame loop).
-The epoch is the trainer's training loop (batches, loss, backward, AdamW step, weight average);
+  * ``gathered products``: every product gathered (no per-frame loop);
+  * ``compiled step``: the default layout with the trainer's compiled training step
+    (``training.compile``; compiled in a warm-up epoch before the rounds, not timed).
+The epoch is the trainer's training loop (batches, loss, backward, AdamW step on the parameters in
+one flat buffer, weight average);
 validation and checkpoints are left out. Each epoch uses its own shuffled order.
 
 Usage:
@@ -39,7 +42,7 @@ import time
 from pathlib import Path
 
 DATA = Path(os.environ.get("ATOMFORGE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-VARIANTS = ("default", "4 kB pages", "per-frame products", "gathered products")
+VARIANTS = ("default", "4 kB pages", "per-frame products", "gathered products", "compiled step")
 
 
 def main(argv=None) -> int:
@@ -60,7 +63,7 @@ def main(argv=None) -> int:
 
     import atomforge.train.bpnn as bpnn
     from atomforge.train.config import load_config
-    from atomforge.train.trainer import Trainer, WeightAverage
+    from atomforge.train.trainer import FlatParameters, Trainer, WeightAverage
 
     train = DATA / "rmd17" / f"rmd17_{args.molecule}_train_01.npz"
     if not train.exists():
@@ -99,20 +102,31 @@ def main(argv=None) -> int:
 
     model = tr._make_model().to(tr.dtype)
     tc = cfg["training"]
-    opt = torch.optim.AdamW(model.parameters(), lr=tc["learning_rate"], weight_decay=tc["weight_decay"], fused=True)
-    ema = WeightAverage(model, tc["ema_decay"]) if tc.get("ema_decay") else None
+    tr._flat = FlatParameters(model)  # as the trainer does
+    opt = torch.optim.AdamW([tr._flat.param], lr=tc["learning_rate"], weight_decay=tc["weight_decay"], fused=True)
+    ema = WeightAverage(model, tc["ema_decay"], tr._flat) if tc.get("ema_decay") else None
     bs = tc["batch_size"]
     rng = np.random.default_rng(0)
 
     def epoch():  # the trainer's own epoch loop
         tr._train_epoch(model, opt, ema, rng.permutation(len(tr.train_ds)))
 
+    compiled = tr._compile_loss(model) if "compiled step" in args.variants else None
+
     def use(v):
         store.offdiag[:], store.diagonal = layouts.get(v, layouts["default"])
         bpnn._FrameMatmul.GATHER_LIMIT = limits.get(v, gather_limit)
+        tr._compiled, tr._compile_checked = (compiled, True) if v == "compiled step" else (None, False)
 
     use("default")
     epoch()  # warm-up
+    t_compile = None
+    if compiled is not None:
+        use("compiled step")
+        t_compile = time.perf_counter()
+        epoch()  # warm-up: compiles
+        t_compile = time.perf_counter() - t_compile
+        use("default")
     wall = {v: [] for v in args.variants}
     cpu = {v: [] for v in args.variants}
     load0 = os.getloadavg()
@@ -136,7 +150,8 @@ def main(argv=None) -> int:
         f"- data: rMD17 {args.molecule} train_01 ({len(tr.train_ds)} training frames), descriptor "
         f"{json.dumps(cfg['descriptor']) if args.descriptor else 'CLI default'}; dtype {cfg['training']['dtype']}, "
         f"batch {bs}, {args.threads} thread(s); Jacobian store {mib:.0f} MiB ({'whole matrices' if store.whole else 'blocks'}); "
-        f"preparation {prep:.0f} s",
+        f"preparation {prep:.0f} s" + (f"; compiling (the warm-up epoch of the compiled step) {t_compile:.0f} s"
+                                        if t_compile is not None else ""),
         f"- {args.rounds} rounds, each running every variant for {args.epochs} epoch(s) in the order listed; the "
         "training loop only (no validation or checkpoints)",
         *([f"- not run: {', '.join(skipped)} (whole matrices are always gathered: no per-frame path)"] if skipped else []),
