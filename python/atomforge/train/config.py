@@ -97,9 +97,11 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
                                 #   auto: on for runs of at least 20000 full batches of a single
                                 #   network on same-atom frames (an rMD17 molecule: 2000 epochs x 59);
                                 #   compiling takes ~40 s once (a C++ compiler is needed; auto falls back
-                                #   to eager if it fails) and makes each step ~1.25x faster (rMD17
-                                #   ethanol; benchmarks/results/training_speed.md). Results equal eager
-                                #   training's to float32 rounding; the same command gives the same model
+                                #   to eager if it fails) and makes epochs 1.36x faster on rMD17 ethanol
+                                #   (benchmarks/results/training_speed.md; little gain where large matrix
+                                #   products lead, e.g. 700 GMP element-pair features). Gradients equal
+                                #   eager training's to float32 rounding; the same command gives the same
+                                #   model. Committees and model: pinn train eagerly
 
 Training stops for one of four reasons, printed and recorded in metrics.json as
 ``training.stop_reason``: ``epochs reached``, ``early stopping`` (no better selection score for
