@@ -21,7 +21,7 @@ package), JSON extra training keys (e.g. {"dtype": "float32"}, or {"compile": tr
 torch.compile of the training step, training.compile; its default, auto, compiles only runs of at least
 20000 full batches, so a short benchmark run asks for it explicitly; the benchmark-only key
 ``"torch_compile": "forward"`` or ``"network"`` wraps the model's forward or its per-element network
-in ``torch.compile`` (an experiment of stop 20: see benchmarks/results/torch_compile.md)). Without --variant the current
+in ``torch.compile`` (an experiment of 2026-11-30: see benchmarks/results/torch_compile.md)). Without --variant the current
 interpreter is measured in float64 and float32.
 
 Every run gets an empty TorchInductor cache (TORCHINDUCTOR_CACHE_DIR in a fresh temporary folder), so a

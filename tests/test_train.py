@@ -848,6 +848,11 @@ def test_compile_plan_and_fallback(ethanol_small, tmp_path, monkeypatch):
     assert t._compile_plan(n)[0] and "auto" in t._compile_plan(n)[1]
     t.cfg["training"]["compile"] = False
     assert t._compile_plan(n) == (False, "off (training.compile: false)")
+    dense, t.train_f = t.train_f, list(t.train_f.G)  # frames without a dense store
+    t.cfg["training"]["compile"] = True
+    with pytest.raises(ValueError, match="'training.compile': true is not supported here: the frames differ"):
+        t._compile_plan(n)
+    t.train_f = dense
     cc = tiny(*ethanol_small, compile=True)
     cc["network"]["committee"] = 2
     c = tmod.Trainer(load_config(None, cc), tmp_path / "plan2", progress=False, log=lambda *_: None)
