@@ -280,7 +280,7 @@ def validate(cfg: dict) -> dict:
             if isinstance(defaults.get(k), dict):
                 walk(v, defaults[k], name + ".")
                 continue
-            if name != "training.compile":  # auto | true | false (checked above)
+            if name != "training.compile":  # auto | true | false: validate() checks it itself
                 _check_type(name, v, defaults.get(k))
             if name in _CHOICES and v not in _CHOICES[name]:
                 raise ConfigError(f"configuration key {name!r}: {v!r} is not one of {_CHOICES[name]}")

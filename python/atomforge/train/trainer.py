@@ -406,6 +406,8 @@ class Trainer:
     #: the compiled training loss (training.compile; None: eager) and whether its first step ran
     _compiled = None
     _compile_checked = False
+    #: what the run does about compiling, for the log and metrics.json (set by run_training)
+    compile_status = None
     #: Model types whose training step torch.compile may compile (training.compile). The
     #: physics-embedded model differentiates its networks twice, which compiled graphs do not support.
     supports_compile = True
@@ -600,9 +602,21 @@ class Trainer:
         step = _compiled_single_loss()
         return lambda m, b: step(m, b, tr["energy_weight"], tr["forces_weight"], self.has_forces)
 
-    def _compiled_first_step(self, model, b, opt) -> "object":
-        """The first compiled step (compiling happens here); with ``auto``, a failure to compile
-        (e.g. no C++ compiler for TorchInductor) is logged and the run continues eagerly."""
+    def _zero_grad(self, opt) -> None:
+        if self._flat is not None:
+            self._flat.zero_grad()
+        else:
+            opt.zero_grad()
+
+    def _compiled_step(self, model, b, opt):
+        """Loss and backward of a full batch through the compiled loss; returns the loss. The first
+        call compiles: with ``auto``, a failure to compile (e.g. no C++ compiler for TorchInductor)
+        is logged and the run continues eagerly; with ``true`` it raises RuntimeError."""
+        if self._compile_checked:
+            loss = self._compiled(model, b)
+            loss.backward()
+            return loss
+        self._compile_checked = True
         try:
             loss = self._compiled(model, b)
             loss.backward()
@@ -614,10 +628,7 @@ class Trainer:
                                    f"{why}); use compile: false to train without it") from exc
             self.log(f"torch.compile failed ({type(exc).__name__}: {why}); training continues without it")
             self._compiled, self.compile_status = None, f"off (torch.compile failed: {type(exc).__name__})"
-            if self._flat is not None:
-                self._flat.zero_grad()
-            else:
-                opt.zero_grad()
+            self._zero_grad(opt)
             loss, _, _ = self._loss(model, b, create_graph=True)
             loss.backward()
             return loss
@@ -632,17 +643,9 @@ class Trainer:
         for s in range(0, len(order), bs):
             idx = order[s:s + bs]
             b = self._batch(self.train_ds, self.train_f, idx, self.has_forces)
-            if self._flat is not None:
-                self._flat.zero_grad()
-            else:
-                opt.zero_grad()
+            self._zero_grad(opt)
             if self._compiled is not None and len(idx) == bs:
-                if not self._compile_checked:
-                    loss = self._compiled_first_step(model, b, opt)
-                    self._compile_checked = True
-                else:
-                    loss = self._compiled(model, b)
-                    loss.backward()
+                loss = self._compiled_step(model, b, opt)
             else:
                 loss, _, _ = self._loss(model, b, create_graph=True, frames=idx)
                 loss.backward()
@@ -702,6 +705,9 @@ class Trainer:
         cfg, tr = self.cfg, self.cfg["training"]
         torch.manual_seed(cfg["seed"])
         self._prepare()  # reads and checks the data (units) before the run folder is created
+        # compiling planned on the whole run (a resumed run trains as the uninterrupted one would);
+        # training.compile: true where it is not supported fails here, before the folder exists
+        use_compile, self.compile_status = self._compile_plan(tr["epochs"])
         self.run.mkdir(parents=True, exist_ok=True)
         _atomic_write_text(self.run / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
         _atomic_write_text(self.run / "split.json", json.dumps({k: v.tolist() for k, v in self.split.items()}))
@@ -766,9 +772,7 @@ class Trainer:
         elif resume:
             self.log(f"no checkpoint in {self.run}: starting from scratch")
 
-        # planned on the whole run, so that a resumed run trains as the uninterrupted one would
-        use, self.compile_status = self._compile_plan(tr["epochs"])
-        self._compiled = self._compile_loss(model) if use else None
+        self._compiled = self._compile_loss(model) if use_compile else None
         self._compile_checked = False
         self.log(f"torch.compile of the training step: {self.compile_status}")
 
@@ -919,7 +923,7 @@ class Trainer:
                                 "early_stopping_patience": early_stopping_patience(tr),
                                 "selection": tr["selection"], "ema_decay": tr["ema_decay"],
                                 "max_minutes": tr["max_minutes"],
-                                "compile": getattr(self, "compile_status", None),
+                                "compile": self.compile_status,
                                 "wall_seconds": round(train_seconds, 1), "n_train": len(self.train_ds),
                                 "n_validation": len(self.valid_ds), "n_test": len(self.test_ds)},
                    "data": self.data_info,
