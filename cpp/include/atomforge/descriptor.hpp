@@ -53,7 +53,28 @@ class CentreModel {
   /// [0, n_threads); different centres run concurrently. Must not throw: record problems and
   /// report them after evaluate().
   virtual void centre(int tid, int64_t c, int32_t e, const double* G, double* dE_dG) = 0;
+  /// Centres per centres() call that the model can use at once (1: it only has centre()).
+  /// Descriptors may hand over blocks of up to this many centres of one element; the results
+  /// must not depend on how centres are blocked.
+  virtual int block_size() const { return 1; }
+  /// centre() for n centres c[0..n) of one element e: rows G[q] (n_features) and dE_dG[q]
+  /// ((n_outputs, n_features), zeroed by the caller). The default calls centre() for each.
+  virtual void centres(int tid, int n, const int64_t* c, int32_t e, const double* const* G, double* const* dE_dG) {
+    for (int q = 0; q < n; ++q) centre(tid, c[q], e, G[q], dE_dG[q]);
+  }
 };
+
+/// The most centres a descriptor hands to CentreModel::centres() at once (larger block_size()
+/// requests are capped).
+constexpr int kMaxCentreBlock = 16;
+
+/// The order in which a descriptor's fused pass visits centres for a model of block_size() B > 1:
+/// the centres of each element in index order, cut into blocks of at most B centres of one element.
+/// order (n_centres): centre indices; starts (n_blocks + 1): offsets of the blocks in order.
+struct CentreBlocks {
+  std::vector<int64_t> order, starts;
+};
+CentreBlocks centre_blocks(const NeighborView& nl, int32_t n_elements, int block_size);
 
 class Descriptor {
  public:

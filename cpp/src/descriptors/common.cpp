@@ -34,6 +34,8 @@ void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* fo
   std::vector<double> G(nc * nf), w(static_cast<size_t>(K) * nc * nf, 0.0), wk;
   compute(nl, G.data(), n_threads);
   const int nt = resolve_threads(n_threads);
+  const int B = std::min(model.block_size(), kMaxCentreBlock);
+  const CentreBlocks blocks = B > 1 ? centre_blocks(nl, n_elements(), B) : CentreBlocks{};
   model.begin(nt);
 #pragma omp parallel num_threads(nt)
   {
@@ -41,8 +43,24 @@ void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* fo
 #ifdef ATOMFORGE_HAVE_OPENMP
     tid = omp_get_thread_num();
 #endif
+    if (model.block_size() <= 1) {
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < nc; ++c) model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * K * nf]);
+      for (int64_t c = 0; c < nc; ++c) model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * K * nf]);
+    } else {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < static_cast<int64_t>(blocks.starts.size()) - 1; ++b) {
+        const int64_t q0 = blocks.starts[b];
+        const int n = static_cast<int>(blocks.starts[b + 1] - q0);
+        const int64_t* cs = &blocks.order[q0];
+        const double* gr[kMaxCentreBlock];
+        double* wr[kMaxCentreBlock];
+        for (int q = 0; q < n; ++q) {
+          gr[q] = &G[cs[q] * nf];
+          wr[q] = &w[cs[q] * K * nf];
+        }
+        model.centres(tid, n, cs, nl.species[nl.centre(cs[0])], gr, wr);
+      }
+    }
   }
   if (!forces) return;
   double W[9];
@@ -52,6 +70,22 @@ void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* fo
     vjp(nl, wk.data(), forces + 3 * nl.n_total * o, virial ? virial + 9 * o : W, o == 0 ? per_atom_virial : nullptr,
         n_threads);
   }
+}
+
+CentreBlocks centre_blocks(const NeighborView& nl, int32_t n_elements, int block_size) {
+  const int64_t nc = nl.n_centres;
+  const int64_t B = std::max(block_size, 1);
+  std::vector<int64_t> count(n_elements + 1, 0);
+  for (int64_t c = 0; c < nc; ++c) ++count[nl.species[nl.centre(c)] + 1];
+  for (int32_t e = 0; e < n_elements; ++e) count[e + 1] += count[e];
+  CentreBlocks b;
+  b.order.resize(nc);
+  std::vector<int64_t> next(count.begin(), count.end() - 1);
+  for (int64_t c = 0; c < nc; ++c) b.order[next[nl.species[nl.centre(c)]]++] = c;
+  b.starts.push_back(0);
+  for (int32_t e = 0; e < n_elements; ++e)
+    for (int64_t q = count[e]; q < count[e + 1]; q = std::min(q + B, count[e + 1])) b.starts.push_back(std::min(q + B, count[e + 1]));
+  return b;
 }
 
 void Descriptor::compute_cuda(const NeighborView&, double*) const {

@@ -75,65 +75,78 @@ inline void activate(Activation a, int64_t n, const double* __restrict z, double
   }
 }
 
-// Register-blocked dense layers on one copy of each weight matrix, W^T (n_in, n_out) row-major.
-// Forward: each output keeps the summation order of the plain loop (terms added one input at a
-// time, in order, starting from the bias), blocking only keeps kBlock partial sums in vector
-// registers instead of re-loading and storing them for every input (2 loads + 1 store per FMA ->
-// 1 load). Backward: each input's gradient is a dot product over the contiguous row of W^T, summed
-// in kLanesDot lanes and then across them. One copy instead of W and W^T: the weights a committee
-// reads per atom halve (measured: 3-4 % faster 128-128 networks, K = 1 and 4).
+// Dense layers as register-blocked "axpy" loops: z[o] = b[o] + sum_i A[i, o] h[i] with A (n_in,
+// n_out) row-major, the terms added one input at a time, in order, starting from the bias. The
+// forward pass runs it on W^T (A[i, o] = W[o, i]); the backward pass g[i] = sum_o W[o, i] go[o]
+// runs the same loop on W itself (A = W read as (n_out, n_in), a zero bias), so both passes read
+// their weights contiguously and vectorise over their outputs without horizontal sums. Two
+// copies of each weight matrix are kept (W^T and W).
+//
+// One centre: kBlock partial sums stay in vector registers (1 load per FMA). A block of NC
+// centres (AtomicNetworks::evaluate_block): each vector of kOutLanes weights is loaded once and
+// used for NC centres (NC independent FMA chains), which turns the L2-bandwidth-bound
+// matrix-vector products of one centre into matrix-matrix products near the FMA peak
+// (benchmarks/results/committee_overhead.md). The order of the terms of every output is the same
+// in both, so a centre's results are bitwise the same alone or in a block of any size.
 constexpr int64_t kBlock = 32;
+constexpr int64_t kOutLanes = 8;
 
-// z[o] = b[o] + sum_i WT[i, o] h[i], o in [o0, o0 + B): WT (n_in, n_out) row-major.
+// z[o] = b[o] + sum_i A[i, o] h[i], o in [o0, o0 + B).
 template <int64_t B>
-inline void affine_block(const double* WT, const double* b, const double* h, int64_t n_in, int64_t n_out,
+inline void affine_block(const double* A, const double* b, const double* h, int64_t n_in, int64_t n_out,
                          int64_t o0, double* z) {
   double acc[B];
   for (int64_t t = 0; t < B; ++t) acc[t] = b[o0 + t];
   for (int64_t i = 0; i < n_in; ++i) {
     const double hi = h[i];
-    const double* col = WT + i * n_out + o0;
+    const double* col = A + i * n_out + o0;
 #pragma omp simd
     for (int64_t t = 0; t < B; ++t) acc[t] += col[t] * hi;
   }
   for (int64_t t = 0; t < B; ++t) z[o0 + t] = acc[t];
 }
 
-// z = b + W h for a layer with W^T (n_in, n_out) row-major; z, b (n_out), h (n_in).
-inline void affine(const double* WT, const double* b, const double* h, int64_t n_in, int64_t n_out, double* z) {
+// z = b + A^T h for one centre; z, b (n_out), h (n_in).
+inline void affine(const double* A, const double* b, const double* h, int64_t n_in, int64_t n_out, double* z) {
   int64_t o0 = 0;
-  for (; o0 + kBlock <= n_out; o0 += kBlock) affine_block<kBlock>(WT, b, h, n_in, n_out, o0, z);
-  for (; o0 + 8 <= n_out; o0 += 8) affine_block<8>(WT, b, h, n_in, n_out, o0, z);
-  for (; o0 < n_out; ++o0) affine_block<1>(WT, b, h, n_in, n_out, o0, z);
+  for (; o0 + kBlock <= n_out; o0 += kBlock) affine_block<kBlock>(A, b, h, n_in, n_out, o0, z);
+  for (; o0 + kOutLanes <= n_out; o0 += kOutLanes) affine_block<kOutLanes>(A, b, h, n_in, n_out, o0, z);
+  for (; o0 < n_out; ++o0) affine_block<1>(A, b, h, n_in, n_out, o0, z);
 }
 
-// g[i] = sum_o go[o] WT[i, o] for the R rows i in [i0, i0 + R) of W^T (n_in, n_out) row-major:
-// each row a dot product over o, kLanesDot lanes at a time, then summed (the same memory as the
-// forward pass: no second copy of the weights is read).
-constexpr int64_t kLanesDot = 8;
-template <int64_t R>
-inline void dot_rows(const double* WT, const double* go, int64_t n_out, int64_t i0, double* g) {
-  double acc[R][kLanesDot] = {};
-  int64_t o = 0;
-  for (; o + kLanesDot <= n_out; o += kLanesDot)
-    for (int64_t r = 0; r < R; ++r) {
-      const double* row = WT + (i0 + r) * n_out + o;
+// The same for NC centres, outputs [o0, o0 + kOutLanes): h rows ldh apart, z rows ldz apart.
+template <int NC>
+inline void affine_centres(const double* A, const double* b, const double* h, int64_t ldh, int64_t n_in,
+                           int64_t n_out, int64_t o0, double* z, int64_t ldz) {
+  double acc[NC][kOutLanes];
+  for (int c = 0; c < NC; ++c)
+    for (int64_t t = 0; t < kOutLanes; ++t) acc[c][t] = b[o0 + t];
+  for (int64_t i = 0; i < n_in; ++i) {
+    const double* col = A + i * n_out + o0;
+    for (int c = 0; c < NC; ++c) {
+      const double hi = h[c * ldh + i];
 #pragma omp simd
-      for (int64_t l = 0; l < kLanesDot; ++l) acc[r][l] += row[l] * go[o + l];
+      for (int64_t t = 0; t < kOutLanes; ++t) acc[c][t] += col[t] * hi;
     }
-  for (int64_t r = 0; r < R; ++r) {
-    double v = 0.0;
-    for (int64_t l = 0; l < kLanesDot; ++l) v += acc[r][l];
-    for (int64_t oo = o; oo < n_out; ++oo) v += WT[(i0 + r) * n_out + oo] * go[oo];
-    g[i0 + r] = v;
   }
+  for (int c = 0; c < NC; ++c)
+    for (int64_t t = 0; t < kOutLanes; ++t) z[c * ldz + o0 + t] = acc[c][t];
 }
 
-// g = W^T go from W^T (n_in, n_out) row-major; g (n_in), go (n_out).
-inline void transposed_affine_wt(const double* WT, const double* go, int64_t n_in, int64_t n_out, double* g) {
-  int64_t i0 = 0;
-  for (; i0 + 4 <= n_in; i0 += 4) dot_rows<4>(WT, go, n_out, i0, g);
-  for (; i0 < n_in; ++i0) dot_rows<1>(WT, go, n_out, i0, g);
+template <int NC>
+inline void affine_n(const double* A, const double* b, const double* h, int64_t ldh, int64_t n_in, int64_t n_out,
+                     double* z, int64_t ldz) {
+  int64_t o0 = 0;
+  for (; o0 + kOutLanes <= n_out; o0 += kOutLanes) affine_centres<NC>(A, b, h, ldh, n_in, n_out, o0, z, ldz);
+  for (; o0 < n_out; ++o0) {  // the tail: NC independent chains of the one-output loop
+    double acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = b[o0];
+    for (int64_t i = 0; i < n_in; ++i) {
+      const double a = A[i * n_out + o0];
+      for (int c = 0; c < NC; ++c) acc[c] += a * h[c * ldh + i];
+    }
+    for (int c = 0; c < NC; ++c) z[c * ldz + o0] = acc[c];
+  }
 }
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -229,8 +242,11 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
         a.transposed_.resize(a.transposed_.size() + W.size());
         for (int64_t o = 0; o < ly.n_out; ++o)
           for (int64_t i = 0; i < ly.n_in; ++i) a.transposed_[ly.wt + i * ly.n_out + o] = W[o * ly.n_in + i];
+        ly.w = static_cast<int64_t>(a.weights_.size());
+        a.weights_.insert(a.weights_.end(), W.begin(), W.end());
         width = ly.n_out;
         a.max_width_ = std::max({a.max_width_, ly.n_in, ly.n_out});
+        a.zeros_.assign(static_cast<size_t>(a.max_width_), 0.0);
         layers.push_back(ly);
       }
       if (width != n_outputs)
@@ -260,6 +276,80 @@ void AtomicNetworks::prepare(Workspace& ws) const {
     ws.g.assign(max_width_, 0.0);
     ws.g2.assign(max_width_, 0.0);
     ws.z.assign(max_width_, 0.0);
+  }
+  if (ws.hb.size() < kMaxBlock * n) {
+    ws.hb.assign(kMaxBlock * n, 0.0);
+    ws.dhb.assign(kMaxBlock * n, 0.0);
+    ws.gb.assign(kMaxBlock * max_width_, 0.0);
+    ws.g2b.assign(kMaxBlock * max_width_, 0.0);
+    ws.zb.assign(kMaxBlock * max_width_, 0.0);
+  }
+}
+
+template <int NC>
+void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double* member_out, double* const* grad,
+                                      Workspace& ws) const {
+  const int net = shared_ ? 0 : k;
+  const int64_t nin = n_inputs_[k];
+  const double* sh = shift_[k].data();
+  const double* sc = scale_[k].data();
+  const double off = offset_[k];
+  const int64_t W = max_width_;
+  const int64_t lw = NC * W;  // one layer's rows of the block: (NC, W)
+  if (grad)
+    for (int c = 0; c < NC; ++c) std::fill(grad[c], grad[c] + nin, 0.0);
+  for (int m = 0; m < n_members_; ++m) {
+    const auto& layers = layers_[m * n_nets_ + net];
+    const size_t L = layers.size();
+    for (int c = 0; c < NC; ++c) {
+      double* h0 = ws.hb.data() + c * W;
+      for (int64_t f = 0; f < nin; ++f) h0[f] = (G[c][f] - sh[f]) * sc[f] + off;
+    }
+    for (size_t l = 0; l < L; ++l) {
+      const Layer& ly = layers[l];
+      const double* hin = ws.hb.data() + l * lw;
+      double* hout = ws.hb.data() + (l + 1) * lw;
+      double* dh = ws.dhb.data() + l * lw;
+      double* z = ws.zb.data();
+      affine_n<NC>(transposed_.data() + ly.wt, params_.data() + ly.b, hin, W, ly.n_in, ly.n_out, z, W);
+      for (int c = 0; c < NC; ++c) activate(ly.act, ly.n_out, z + c * W, hout + c * W, dh + c * W);
+    }
+    for (int c = 0; c < NC; ++c) member_out[c * n_members_ + m] = ws.hb[L * lw + c * W];
+    if (!grad) continue;
+    double* g = ws.gb.data();
+    double* g2 = ws.g2b.data();
+    const double cm = 1.0 / static_cast<double>(n_members_);
+    for (int c = 0; c < NC; ++c) g[c * W] = cm;
+    for (size_t l = L; l-- > 0;) {
+      const Layer& ly = layers[l];
+      const double* dh = ws.dhb.data() + l * lw;
+      double* go = ws.zb.data();
+      for (int c = 0; c < NC; ++c)
+        for (int64_t o = 0; o < ly.n_out; ++o) go[c * W + o] = g[c * W + o] * dh[c * W + o];
+      affine_n<NC>(weights_.data() + ly.w, zeros_.data(), go, W, ly.n_out, ly.n_in, g2, W);
+      std::swap(g, g2);
+    }
+    for (int c = 0; c < NC; ++c)
+      for (int64_t f = 0; f < nin; ++f) grad[c][f] += g[c * W + f] * sc[f];
+  }
+}
+
+void AtomicNetworks::evaluate_block(int32_t k, int n, const double* const* G, double* member_out,
+                                    double* const* grad, Workspace& ws) const {
+  switch (n) {
+    case 1: return evaluate(k, G[0], member_out, nullptr, grad ? grad[0] : nullptr, ws);
+    case 2: return evaluate_centres<2>(k, G, member_out, grad, ws);
+    case 3: return evaluate_centres<3>(k, G, member_out, grad, ws);
+    case 4: return evaluate_centres<4>(k, G, member_out, grad, ws);
+    case 5: return evaluate_centres<5>(k, G, member_out, grad, ws);
+    case 6: return evaluate_centres<6>(k, G, member_out, grad, ws);
+    case 7: return evaluate_centres<7>(k, G, member_out, grad, ws);
+    case 8: return evaluate_centres<8>(k, G, member_out, grad, ws);
+    default:
+      for (int q = 0; q < n; q += kMaxBlock) {
+        const int nq = std::min(kMaxBlock, n - q);
+        evaluate_block(k, nq, G + q, member_out + static_cast<int64_t>(q) * n_members_, grad ? grad + q : nullptr, ws);
+      }
   }
 }
 
@@ -300,7 +390,7 @@ void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, co
       const double* dh = ws.dh.data() + l * W;
       double* go = ws.z.data();  // the forward pass's scratch is free here
       for (int64_t o = 0; o < ly.n_out; ++o) go[o] = g[o] * dh[o];
-      transposed_affine_wt(transposed_.data() + ly.wt, go, ly.n_in, ly.n_out, g2);
+      affine(weights_.data() + ly.w, zeros_.data(), go, ly.n_out, ly.n_in, g2);
       std::swap(g, g2);
     }
     if (member_grads) {

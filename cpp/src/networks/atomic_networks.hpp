@@ -36,6 +36,7 @@ class AtomicNetworks {
   /// Per-thread scratch of evaluate(); sized by prepare().
   struct Workspace {
     std::vector<double> h, dh, g, g2, z;
+    std::vector<double> hb, dhb, gb, g2b, zb;  // the same for a block of up to kMaxBlock centres
   };
 
   AtomicNetworks() = default;
@@ -65,10 +66,24 @@ class AtomicNetworks {
   void evaluate(int32_t element, const double* G, double* member_out, const double* coef, double* grad,
                 Workspace& ws, double* member_grads = nullptr) const;
 
+  /// Centres per evaluate_block() call that share each weight load (more are split into blocks).
+  static constexpr int kMaxBlock = 8;
+  /// evaluate() for n centres of element k at once (coef null: the gradient of the committee
+  /// mean): G[c] (n_inputs[k]) the rows, member_out (n, M) row-major, grad[c] (n_inputs[k]) or
+  /// grad null for energies only. Each centre's results are bitwise those of evaluate() (the same
+  /// operations in the same order); the block shares the loads of every weight between its
+  /// centres, which makes wide networks several times faster per centre. No allocation.
+  void evaluate_block(int32_t element, int n, const double* const* G, double* member_out, double* const* grad,
+                      Workspace& ws) const;
+
  private:
+  template <int NC>
+  void evaluate_centres(int32_t element, const double* const* G, double* member_out, double* const* grad,
+                        Workspace& ws) const;
   struct Layer {
     int64_t n_in = 0, n_out = 0, b = 0;  // b: offset of the bias in params_
     int64_t wt = 0;                      // offset of W^T (n_in, n_out) in transposed_
+    int64_t w = 0;                       // offset of W (n_out, n_in) in weights_
     Activation act = Activation::Linear;
   };
   int32_t n_elements_ = 0;
@@ -81,9 +96,9 @@ class AtomicNetworks {
   std::vector<std::string> activations_;           // per network set
   std::vector<std::vector<Layer>> layers_;         // [member * n_nets + net]
   std::vector<double> params_;      // the biases
-  std::vector<double> transposed_;  // W^T of every layer, the only copy of the weights: the forward
-                                    // pass runs over its contiguous rows (vectorised axpy), the
-                                    // backward pass takes dot products with them
+  std::vector<double> transposed_;  // W^T of every layer (the forward pass's rows)
+  std::vector<double> weights_;     // W of every layer (the backward pass's rows)
+  std::vector<double> zeros_;       // max_width_ zeros (the backward pass's bias)
   int n_nets_ = 0;
 };
 

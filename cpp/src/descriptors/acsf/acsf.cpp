@@ -413,6 +413,82 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
   if (overlap >= 0) throw_coincident(overlap);
 }
 
+void SymmetryFunctions::run_blocks(const NeighborView& nl, double* pair_grad, int n_threads, CentreModel& model,
+                                   int B) const {
+  const acsf::Tables& T = flat_->t;
+  const int64_t nc = nl.n_centres, nf = n_features_;
+  int64_t max_count = 0;
+  for (int64_t c = 0; c < nc; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
+  const int64_t cap = acsf::capacity_for(max_count);
+  const int nt = resolve_threads(n_threads);
+  WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt * B);
+  const int K = model.n_outputs();
+  const int64_t n_pairs = nc ? nl.offsets[nc] : 0;
+  for (int k = 0; k < nt * B; ++k) {
+    lease[k].ensure(T, cap);
+    lease[k].grow.resize(nf);
+    lease[k].wrow.resize(K * nf);
+  }
+  const CentreBlocks blocks = centre_blocks(nl, n_elements_, B);
+  const int64_t n_blocks = static_cast<int64_t>(blocks.starts.size()) - 1;
+  model.begin(nt);
+  int64_t overlap = -1;
+#pragma omp parallel num_threads(nt)
+  {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+    int64_t my_overlap = -1;
+    int64_t n_in[kMaxCentreBlock], n_pr[kMaxCentreBlock];
+    acsf::TripletCache cache[kMaxCentreBlock];
+    const double* gr[kMaxCentreBlock];
+    double* wr[kMaxCentreBlock];
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; ++b) {
+      const int64_t* cs = &blocks.order[blocks.starts[b]];
+      const int n = static_cast<int>(blocks.starts[b + 1] - blocks.starts[b]);
+      const int32_t e = nl.species[nl.centre(cs[0])];
+      for (int q = 0; q < n; ++q) {  // values, each centre in its own slot (kept for its VJP)
+        acsf::Workspace& ws = lease[tid * B + q];
+        acsf::Scratch& s = ws.s;
+        n_in[q] = acsf::gather(T, nl, cs[q], s, &n_pr[q], &my_overlap);
+        acsf::radial_terms(T, e, n_pr[q], s);
+        double* g = ws.grow.data();
+        std::fill(g, g + nf, 0.0);
+        std::fill(ws.wrow.begin(), ws.wrow.end(), 0.0);
+        cache[q] = acsf::TripletCache();
+        cache[q].d = ws.cache_d.data();
+        cache[q].d_cap = static_cast<int64_t>(ws.cache_d.size());
+        cache[q].i = ws.cache_i.data();
+        cache[q].i_cap = static_cast<int64_t>(ws.cache_i.size());
+        acsf::centre_terms<0>(T, e, n_in[q], n_pr[q], s, g, nullptr, nullptr, nf, pair_grad ? &cache[q] : nullptr,
+                              true);
+        gr[q] = g;
+        wr[q] = ws.wrow.data();
+      }
+      model.centres(tid, n, cs, e, gr, wr);
+      if (!pair_grad) continue;
+      for (int q = 0; q < n; ++q) {  // the VJP of each output, written at its CSR slots
+        acsf::Workspace& ws = lease[tid * B + q];
+        for (int o = 0; o < K; ++o) {
+          cache[q].d_used = cache[q].i_used = 0;
+          acsf::centre_terms<1>(T, e, n_in[q], n_pr[q], ws.s, nullptr, wr[q] + o * nf, nullptr, nf,
+                                cache[q].overflow ? nullptr : &cache[q]);
+          acsf::finish_vjp(n_in[q], ws.s, pair_grad + 3 * n_pairs * o);
+        }
+        if (cache[q].overflow) {  // grow for the next centres (allocation between kernels only)
+          ws.cache_d.resize(std::max<size_t>(ws.cache_d.size() * 2, 1 << 16));
+          ws.cache_i.resize(std::max<size_t>(ws.cache_i.size() * 2, 1 << 14));
+        }
+      }
+    }
+#pragma omp critical
+    if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
+  }
+  if (overlap >= 0) throw_coincident(overlap);
+}
+
 void SymmetryFunctions::compute(const NeighborView& nl, double* G, int n_threads) const {
   validate_neighbor_view(nl, n_elements_);
   std::fill(G, G + nl.n_centres * n_features_, 0.0);
@@ -432,14 +508,17 @@ void SymmetryFunctions::vjp(const NeighborView& nl, const double* dE_dG, double*
 void SymmetryFunctions::evaluate(const NeighborView& nl, CentreModel& model, double* forces, double* virial,
                                  double* per_atom_virial, int n_threads) const {
   validate_neighbor_view(nl, n_elements_);
+  const int B = std::min(model.block_size(), kMaxCentreBlock);
   if (!forces) {
-    run<3>(nl, nullptr, nullptr, nullptr, nullptr, n_threads, &model);
+    if (B > 1) run_blocks(nl, nullptr, n_threads, model, B);
+    else run<3>(nl, nullptr, nullptr, nullptr, nullptr, n_threads, &model);
     return;
   }
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
   const int K = model.n_outputs();
   std::vector<double> pair_grad(3 * n_pairs * K, 0.0);
-  run<3>(nl, nullptr, nullptr, pair_grad.data(), nullptr, n_threads, &model);
+  if (B > 1) run_blocks(nl, pair_grad.data(), n_threads, model, B);
+  else run<3>(nl, nullptr, nullptr, pair_grad.data(), nullptr, n_threads, &model);
   double W[9];
   for (int o = 0; o < K; ++o)
     scatter_pair_gradients(nl, pair_grad.data() + 3 * n_pairs * o, forces + 3 * nl.n_total * o,

@@ -109,6 +109,9 @@ class SymmetryFunctions : public Descriptor {
   template <int Mode>
   void run(const NeighborView& nl, double* G, const double* dE_dG, double* pair_grad, DescriptorJacobian* jac,
            int n_threads, CentreModel* model = nullptr) const;
+  // the fused pass (values, model, VJP) over blocks of up to B centres of one element, each with
+  // its own workspace, for models that share work between centres (CentreModel::block_size)
+  void run_blocks(const NeighborView& nl, double* pair_grad, int n_threads, CentreModel& model, int B) const;
 
   int32_t n_elements_;
   std::vector<SymmetryFunctionSpec> functions_;

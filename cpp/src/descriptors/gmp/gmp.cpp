@@ -351,33 +351,40 @@ std::vector<std::string> GaussianMultipoles::feature_labels(int32_t element) con
   return out;
 }
 
+void GaussianMultipoles::prepare(gmp::Workspace& w, int64_t cap) const {
+  const int64_t size = gmp::scratch_size(t_);
+  if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
+  gmp::carve(t_, w.buf.data(), w.s);
+  // the pair block: kept across steps, grown (never shrunk) when a centre has more neighbours
+  if (w.s.cap < cap || w.rows.size() < static_cast<size_t>(cap * gmp::block_rows(t_))) {
+    w.rows.assign(static_cast<size_t>(cap * gmp::block_rows(t_)), 0.0);
+    w.lanes.assign(static_cast<size_t>(3 * cap), 0);
+    w.elems.assign(static_cast<size_t>(cap), 0);
+    w.s.cap = cap;
+  }
+  w.groups.assign(static_cast<size_t>(2 * n_elements()), 0);
+  w.s.rows = w.rows.data();
+  w.s.lane_q = w.lanes.data();
+  w.s.lane_m = w.lanes.data() + w.s.cap;
+  w.s.tmp_q = w.lanes.data() + 2 * w.s.cap;
+  w.s.tmp_e = w.elems.data();
+  w.s.group = w.groups.data();
+}
+
+namespace {
+int64_t max_neighbours(const NeighborView& nl) {
+  int64_t m = 0;
+  for (int64_t c = 0; c < nl.n_centres; ++c) m = std::max(m, nl.offsets[c + 1] - nl.offsets[c]);
+  return m;
+}
+}  // namespace
+
 template <class Fn>
 void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model) const {
   const int nt = resolve_threads(n_threads);
   WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt);
-  const int64_t size = gmp::scratch_size(t_);
-  int64_t max_count = 0;
-  for (int64_t c = 0; c < nl.n_centres; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
-  const int64_t cap = gmp::block_capacity(t_, max_count);
-  for (int k = 0; k < nt; ++k) {
-    gmp::Workspace& w = lease[k];
-    if (static_cast<int64_t>(w.buf.size()) < size) w.buf.assign(size, 0.0);
-    gmp::carve(t_, w.buf.data(), w.s);
-    // the pair block: kept across steps, grown (never shrunk) when a centre has more neighbours
-    if (w.s.cap < cap || w.rows.size() < static_cast<size_t>(cap * gmp::block_rows(t_))) {
-      w.rows.assign(static_cast<size_t>(cap * gmp::block_rows(t_)), 0.0);
-      w.lanes.assign(static_cast<size_t>(3 * cap), 0);
-      w.elems.assign(static_cast<size_t>(cap), 0);
-      w.s.cap = cap;
-    }
-    w.groups.assign(static_cast<size_t>(2 * n_elements()), 0);
-    w.s.rows = w.rows.data();
-    w.s.lane_q = w.lanes.data();
-    w.s.lane_m = w.lanes.data() + w.s.cap;
-    w.s.tmp_q = w.lanes.data() + 2 * w.s.cap;
-    w.s.tmp_e = w.elems.data();
-    w.s.group = w.groups.data();
-  }
+  const int64_t cap = gmp::block_capacity(t_, max_neighbours(nl));
+  for (int k = 0; k < nt; ++k) prepare(lease[k], cap);
   if (model) model->begin(nt);
   int64_t overlap = -1;
   const int64_t nc = nl.n_centres;
@@ -391,6 +398,35 @@ void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_cen
     int64_t my_overlap = -1;
 #pragma omp for schedule(dynamic, 8)
     for (int64_t c = 0; c < nc; ++c) per_centre(tid, c, s, &my_overlap);
+#pragma omp critical
+    if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
+  }
+  if (overlap >= 0) throw_coincident(overlap);
+}
+
+template <class Fn>
+void GaussianMultipoles::run_blocks(const NeighborView& nl, int n_threads, const CentreBlocks& blocks, int slots,
+                                    Fn&& per_block, CentreModel& model) const {
+  const int nt = resolve_threads(n_threads);
+  WorkspacePool<gmp::Workspace>::Lease lease(pool_, nt * slots);
+  const int64_t cap = gmp::block_capacity(t_, max_neighbours(nl));
+  for (int k = 0; k < nt * slots; ++k) prepare(lease[k], cap);
+  model.begin(nt);
+  int64_t overlap = -1;
+  const int64_t n_blocks = static_cast<int64_t>(blocks.starts.size()) - 1;
+#pragma omp parallel num_threads(nt)
+  {
+    int tid = 0;
+#ifdef ATOMFORGE_HAVE_OPENMP
+    tid = omp_get_thread_num();
+#endif
+    gmp::Scratch* s[kMaxCentreBlock];
+    for (int q = 0; q < slots; ++q) s[q] = &lease[tid * slots + q].s;
+    int64_t my_overlap = -1;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < n_blocks; ++b)
+      per_block(tid, &blocks.order[blocks.starts[b]], static_cast<int>(blocks.starts[b + 1] - blocks.starts[b]), s,
+                &my_overlap);
 #pragma omp critical
     if (my_overlap >= 0 && overlap < 0) overlap = my_overlap;
   }
@@ -425,7 +461,30 @@ void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, do
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
   const int K = model.n_outputs();
   std::vector<double> pair_grad(forces ? 3 * n_pairs * K : 0, 0.0);
-  std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(K * nf));
+  const int B = std::min(model.block_size(), kMaxCentreBlock);
+  std::vector<std::vector<double>> wrows(resolve_threads(n_threads), std::vector<double>(std::max(B, 1) * K * nf));
+  if (B > 1) {  // blocks of centres of one element (the model shares work between them), one slot each
+    const CentreBlocks blocks = centre_blocks(nl, n_elements(), B);
+    run_blocks(
+        nl, n_threads, blocks, B,
+        [&](int tid, const int64_t* cs, int n, gmp::Scratch* const* s, int64_t* ov) {
+          const double* gr[kMaxCentreBlock];
+          double* wr[kMaxCentreBlock];
+          double* w = wrows[tid].data();
+          std::fill(w, w + n * K * nf, 0.0);
+          for (int q = 0; q < n; ++q) {
+            gmp::values(t_, nl, cs[q], *s[q], s[q]->G, ov);
+            gr[q] = s[q]->G;
+            wr[q] = w + q * K * nf;
+          }
+          model.centres(tid, n, cs, nl.species[nl.centre(cs[0])], gr, wr);
+          if (forces)
+            for (int q = 0; q < n; ++q)
+              for (int o = 0; o < K; ++o)
+                gmp::vjp(t_, s[q]->G, wr[q] + o * nf, *s[q], pair_grad.data() + 3 * n_pairs * o);
+        },
+        model);
+  } else {
   // the values pass keeps each pair's terms in the pair block for the gradient pass(es)
   run(
       nl, n_threads,
@@ -439,6 +498,7 @@ void GaussianMultipoles::evaluate(const NeighborView& nl, CentreModel& model, do
             gmp::vjp(t_, s.G, w + o * nf, s, pair_grad.data() + 3 * n_pairs * o);
       },
       &model);
+  }
   if (!forces) return;
   double W[9];
   for (int o = 0; o < K; ++o)

@@ -101,6 +101,12 @@ class GaussianMultipoles : public Descriptor {
   void build_tables();
   template <class Fn>
   void run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model = nullptr) const;
+  // blocks of centres (CentreBlocks), one workspace per slot of a block:
+  // per_block(tid, centres, n, scratch of each slot, overlap)
+  template <class Fn>
+  void run_blocks(const NeighborView& nl, int n_threads, const CentreBlocks& blocks, int slots, Fn&& per_block,
+                  CentreModel& model) const;
+  void prepare(gmp::Workspace& w, int64_t cap) const;
 
   std::vector<int32_t> orders_;
   std::vector<double> sigmas_;

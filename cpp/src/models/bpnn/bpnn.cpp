@@ -166,13 +166,34 @@ struct NetworkEnergy : CentreModel {
     } else {
       nets.evaluate(k, G, y, nullptr, forces ? dEdG : nullptr, (*lease)[tid]);
     }
+    finish(c, k, dEdG);
+  }
+  // atomic energies from the members' outputs y (member_e row of c), dE/dG in eV
+  void finish(int64_t c, int32_t k, double* dEdG) {
+    double* y = member_e + c * M;
     double mean = 0.0;
     for (int m = 0; m < M; ++m) mean += y[m];
     atomic[c] = reference[k] + energy_scale * mean / static_cast<double>(M);
     for (int m = 0; m < M; ++m) y[m] = reference[k] + energy_scale * y[m];
     if (forces && !members)
-      for (int64_t f = 0; f < nfk; ++f) dEdG[f] *= energy_scale;
+      for (int64_t f = 0, nfk = nets.n_inputs(k); f < nfk; ++f) dEdG[f] *= energy_scale;
   }
+  // blocks of centres share the networks' weight loads (AtomicNetworks::evaluate_block); the
+  // per-member gradients of the uncertainty path stay one centre at a time
+  int block_size() const override { return members ? 1 : AtomicNetworks::kMaxBlock; }
+  void centres(int tid, int n, const int64_t* c, int32_t k, const double* const* G, double* const* dEdG) override {
+    if (members || n > AtomicNetworks::kMaxBlock || M > kMaxMembersBlock)
+      return CentreModel::centres(tid, n, c, k, G, dEdG);
+    if (!extrap.empty())
+      for (int q = 0; q < n; ++q) count_extrapolation(tid, c[q], k, G[q]);
+    double y[AtomicNetworks::kMaxBlock * kMaxMembersBlock];
+    nets.evaluate_block(k, n, G, y, forces ? dEdG : nullptr, (*lease)[tid]);
+    for (int q = 0; q < n; ++q) {
+      std::copy(y + q * M, y + (q + 1) * M, member_e + c[q] * M);
+      finish(c[q], k, dEdG[q]);
+    }
+  }
+  static constexpr int kMaxMembersBlock = 64;
 };
 }  // namespace
 
