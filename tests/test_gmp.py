@@ -280,7 +280,7 @@ def test_bad_structures_give_clear_errors():
 
 # ----------------------------------------------------------------------------- models on GMP
 
-def random_gmp_model(shared=True, committee=1, seed=0, channels="total"):
+def random_gmp_model(shared=True, committee=1, seed=0, channels="total", hidden=(6, 4)):
     rng = np.random.default_rng(seed)
     g = gmp(orders=(0, 1, 2), sigmas=(0.6, 1.2), r_c=4.0, channels=channels)
     nf = g.n_features
@@ -288,18 +288,23 @@ def random_gmp_model(shared=True, committee=1, seed=0, channels="total"):
     scaling = [{"shift": rng.normal(size=nf) * 0.1, "scale": rng.uniform(0.5, 2, size=nf), "offset": 0.0}
                for _ in range(3)]
     nets = [[[(rng.normal(size=(w1, w0)) / np.sqrt(w0), rng.normal(size=w1) * 0.1)
-              for w0, w1 in ((nf, 6), (6, 4), (4, 1))] for _ in range(n_nets)] for _ in range(committee)]
+              for w0, w1 in zip((nf, *hidden), (*hidden, 1))] for _ in range(n_nets)] for _ in range(committee)]
     acts = [["tanh", "silu", "linear"]] * n_nets
     return BPNNParameters([1, 6, 8], g.to_dict(), scaling, nets, acts, np.array([-13.6, -1030.0, -2040.0]),
                           energy_scale=0.8, shared=shared)
 
 
-@pytest.fixture(scope="module", params=[(True, "total"), (False, "total"), (False, "element_pairs")],
-                ids=["shared", "per-element", "per-element-channels"])
+@pytest.fixture(scope="module", params=[(True, "total", (6, 4)), (False, "total", (6, 4)),
+                                        (False, "element_pairs", (6, 4)), (False, "total", (96, 80))],
+                ids=["shared", "per-element", "per-element-channels", "per-element-wide"])
 def gmp_model(request, tmp_path_factory):
+    """The wide networks (over 64 KB of weights per member) run in blocks of centres
+    (centre_blocks in describe()); the others one centre at a time."""
     p = tmp_path_factory.mktemp("gmp") / "model.afm"
-    shared, channels = request.param
-    atomforge.save_model(p, random_gmp_model(shared=shared, committee=2, channels=channels))
+    shared, channels, hidden = request.param
+    atomforge.save_model(p, random_gmp_model(shared=shared, committee=2, channels=channels, hidden=hidden))
+    blocks = dict(atomforge.load(p).describe())["centre_blocks"]
+    assert blocks.startswith("8 centres" if hidden[0] > 50 else "1 "), blocks
     return p
 
 

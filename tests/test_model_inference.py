@@ -13,7 +13,7 @@ from atomforge.model_file import FORMAT_VERSION, read_records, write_records
 from structures import STRUCTURES
 
 
-def random_model(seed=0, committee=1, acts=("tanh", "silu", "linear"), angular="G4"):
+def random_model(seed=0, committee=1, acts=("tanh", "silu", "linear"), angular="G4", hidden=(7, 5)):
     rng = np.random.default_rng(seed)
     sf = SymmetryFunctions.standard(["H", "C", "O"], r_c=4.5, n_radial=5, n_angular=2, angular=angular,
                                     n_theta_s=4, angular_grid="shifted" if angular == "G5s" else "centered",
@@ -27,7 +27,7 @@ def random_model(seed=0, committee=1, acts=("tanh", "silu", "linear"), angular="
         scaling.append({"shift": rng.normal(size=nf), "scale": rng.uniform(0.5, 2, size=nf), "offset": 0.1})
         activations.append(list(acts))
         for m in range(committee):
-            widths = [nf, 7, 5, 1]
+            widths = [nf, *hidden, 1]
             nets[m].append([(rng.normal(size=(widths[l + 1], widths[l])) / np.sqrt(widths[l]),
                              rng.normal(size=widths[l + 1]) * 0.1) for l in range(3)])
     return BPNNParameters(species, d, scaling, nets, activations, np.array([-13.6, -1030.0, -2040.0]),
@@ -82,6 +82,44 @@ def test_cpp_matches_numpy_reference(model_path, model_path_g5s, name, angular):
     members = [params.atomic_energies_numpy(G, idx, member=m)[0].sum() for m in range(3)]
     np.testing.assert_allclose(r.committee_energies, members, rtol=1e-12)
     assert r.energy_uncertainty == pytest.approx(np.std(members), rel=1e-10)
+
+
+def crowded_cell(seed=4):
+    """40 atoms (23 H, 9 C, 8 O, shuffled) in a 7.5 A cubic cell: full blocks of 8 and remainders."""
+    from structures import random_positions
+
+    rng = np.random.default_rng(seed)
+    cell = np.eye(3) * 7.5
+    num = rng.permutation([1] * 23 + [6] * 9 + [8] * 8)
+    return random_positions(rng, 40, cell, min_dist=1.0), num, cell, [True, True, True]
+
+
+@pytest.mark.parametrize("name", ["molecule", "skewed_triclinic", "crowded_cell"])
+def test_wide_networks_run_in_blocks_of_centres_with_the_same_results(model_path, tmp_path, name):
+    """Networks whose weights outgrow L1 are evaluated over blocks of 8 centres of one element
+    (the fused pass keeps one workspace per centre of the block): the results equal the NumPy
+    reference, do not depend on the thread count (bitwise), and the forces of the committee mean
+    equal the mean of the members' forces (the one-centre path of the uncertainty request)."""
+    wide = tmp_path / "wide.afm"
+    save_model(wide, random_model(seed=3, committee=3, hidden=(96, 80)))
+    pot, narrow = load(wide), load(model_path)
+    assert dict(pot.describe())["centre_blocks"].startswith("8 centres")
+    assert dict(narrow.describe())["centre_blocks"].startswith("1 ")
+    pos, num, cell, pbc = crowded_cell() if name == "crowded_cell" else STRUCTURES[name]()
+    r1 = pot.compute(pos, num, cell, pbc, threads=1)
+    r2 = pot.compute(pos, num, cell, pbc, threads=2)
+    np.testing.assert_array_equal(r1.forces, r2.forces)
+    np.testing.assert_array_equal(r1.atomic_energies, r2.atomic_energies)
+    params = read_model(wide)
+    sf = SymmetryFunctions.from_dict(params.descriptor)
+    G = sf.compute(pos, num, cell, pbc)
+    E_at, dEdG = params.atomic_energies_numpy(G, sf.species_indices(num))
+    np.testing.assert_allclose(r1.atomic_energies, E_at, rtol=1e-12, atol=1e-12)
+    v = sf.vjp(dEdG, pos, num, cell, pbc)
+    np.testing.assert_allclose(r1.forces, v.forces, rtol=1e-10, atol=1e-11)
+    np.testing.assert_allclose(r1.virial, v.virial, rtol=1e-10, atol=1e-10)
+    ru = pot.compute(pos, num, cell, pbc, uncertainty=True)
+    np.testing.assert_allclose(ru.member_forces.mean(axis=0), r1.forces, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["molecule", "skewed_triclinic"])

@@ -266,6 +266,22 @@ std::string AtomicNetworks::architecture(int32_t k) const {
 
 const std::string& AtomicNetworks::activations(int32_t k) const { return activations_[shared_ ? 0 : k]; }
 
+int64_t AtomicNetworks::weight_bytes(int32_t k) const {
+  int64_t most = 0;  // the largest member's
+  for (int m = 0; m < n_members_; ++m) {
+    int64_t n = 0;
+    for (const Layer& ly : layers_[m * n_nets_ + (shared_ ? 0 : k)]) n += ly.n_in * ly.n_out;
+    most = std::max(most, n);
+  }
+  return 2 * most * static_cast<int64_t>(sizeof(double));
+}
+
+bool AtomicNetworks::blocks_pay() const {
+  for (int32_t k = 0; k < n_elements_; ++k)
+    if (weight_bytes(k) > kBlockMinWeightBytes) return true;
+  return false;
+}
+
 void AtomicNetworks::prepare(Workspace& ws) const {
   size_t max_layers = 0;
   for (const auto& l : layers_) max_layers = std::max(max_layers, l.size());

@@ -68,6 +68,16 @@ class AtomicNetworks {
 
   /// Centres per evaluate_block() call that share each weight load (more are split into blocks).
   static constexpr int kMaxBlock = 8;
+  /// Bytes of the weights of one member's network for element k (the largest member's; forward
+  /// and backward copies).
+  int64_t weight_bytes(int32_t element) const;
+  /// True when blocks of centres pay: one member's network holds more weights than the L1 data
+  /// cache (kBlockMinWeightBytes). Below it the one-centre kernels run from L1 and the
+  /// descriptor's extra workspaces per block cost more than they save (measured on n2p2 water,
+  /// 25-25 networks: one member 5 % slower with blocks, four members 2 % slower; 128-128
+  /// networks: one member 8-12 % faster, four members 25-29 %; benchmarks/results/committee_overhead.md).
+  bool blocks_pay() const;
+  static constexpr int64_t kBlockMinWeightBytes = 64 * 1024;
   /// evaluate() for n centres of element k at once (coef null: the gradient of the committee
   /// mean): G[c] (n_inputs[k]) the rows, member_out (n, M) row-major, grad[c] (n_inputs[k]) or
   /// grad null for energies only. Each centre's results are bitwise those of evaluate() (the same

@@ -81,6 +81,9 @@ std::vector<std::pair<std::string, std::string>> BPNN::describe() const {
     d.emplace_back(element_symbol(species_[k]), s.str());
   }
   d.emplace_back("committee_size", std::to_string(networks_.committee_size()));
+  d.emplace_back("centre_blocks", networks_.blocks_pay()
+                                      ? std::to_string(AtomicNetworks::kMaxBlock) + " centres per network call"
+                                      : "1 (the networks fit in L1)");
   std::ostringstream es;
   es << energy_scale_ << " eV";
   d.emplace_back("energy_scale", es.str());
@@ -178,9 +181,10 @@ struct NetworkEnergy : CentreModel {
     if (forces && !members)
       for (int64_t f = 0, nfk = nets.n_inputs(k); f < nfk; ++f) dEdG[f] *= energy_scale;
   }
-  // blocks of centres share the networks' weight loads (AtomicNetworks::evaluate_block); the
-  // per-member gradients of the uncertainty path stay one centre at a time
-  int block_size() const override { return members ? 1 : AtomicNetworks::kMaxBlock; }
+  // blocks of centres share the networks' weight loads (AtomicNetworks::evaluate_block) where a
+  // centre's weights outgrow L1; the per-member gradients of the uncertainty path stay one
+  // centre at a time
+  int block_size() const override { return members || !nets.blocks_pay() ? 1 : AtomicNetworks::kMaxBlock; }
   void centres(int tid, int n, const int64_t* c, int32_t k, const double* const* G, double* const* dEdG) override {
     if (members || n > AtomicNetworks::kMaxBlock || M > kMaxMembersBlock)
       return CentreModel::centres(tid, n, c, k, G, dEdG);
