@@ -1,6 +1,7 @@
 // Atomic networks: a block of centres (evaluate_block, the fused descriptor passes' path) gives
-// bitwise the results of one centre at a time (evaluate), for every block size, for widths that
-// are and are not multiples of the vector width, committees, per-element and shared networks.
+// bitwise the results of one centre at a time (evaluate), each member's own gradient included,
+// for every block size, for widths that are and are not multiples of the vector width,
+// committees, per-element and shared networks.
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -77,15 +78,27 @@ void check_blocks(int n_elements, int M, bool shared, int64_t nin, const std::ve
       nets.evaluate_block(k, n, rows.data(), out.data(), grows.data(), ws);
       std::vector<double> e_only(n * M, -1.0);
       nets.evaluate_block(k, n, rows.data(), e_only.data(), nullptr, ws);
+      // each member's own gradient (the uncertainty path), with and without the mean's
+      std::vector<double> mgrad(n * M * nin, -1.0), grad2(n * nin, -1.0), out2(n * M, -1.0);
+      std::vector<double*> mrows(n), g2rows(n);
+      for (int c = 0; c < n; ++c) {
+        mrows[c] = &mgrad[c * M * nin];
+        g2rows[c] = &grad2[c * nin];
+      }
+      nets.evaluate_block(k, n, rows.data(), out2.data(), g2rows.data(), ws, mrows.data());
       int mismatches = 0;
       for (int c = 0; c < n; ++c) {
-        std::vector<double> y(M), g(nin);
+        std::vector<double> y(M), g(nin), y2(M), g2(nin), mg(M * nin);
         nets.evaluate(k, rows[c], y.data(), nullptr, g.data(), ws);
+        nets.evaluate(k, rows[c], y2.data(), nullptr, g2.data(), ws, mg.data());
         for (int m = 0; m < M; ++m) {
-          mismatches += !same_bits(y[m], out[c * M + m]) + !same_bits(y[m], e_only[c * M + m]);
+          mismatches += !same_bits(y[m], out[c * M + m]) + !same_bits(y[m], e_only[c * M + m]) +
+                        !same_bits(y2[m], out2[c * M + m]);
           CHECK(std::isfinite(y[m]));
         }
-        for (int64_t q = 0; q < nin; ++q) mismatches += !same_bits(g[q], grad[c * nin + q]);
+        for (int64_t q = 0; q < nin; ++q)
+          mismatches += !same_bits(g[q], grad[c * nin + q]) + !same_bits(g2[q], grad2[c * nin + q]);
+        for (int64_t q = 0; q < M * nin; ++q) mismatches += !same_bits(mg[q], mgrad[c * M * nin + q]);
       }
       if (mismatches) std::printf("element %d, block of %d: %d values differ\n", k, n, mismatches);
       CHECK(mismatches == 0);

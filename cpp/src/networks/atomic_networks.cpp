@@ -304,7 +304,7 @@ void AtomicNetworks::prepare(Workspace& ws) const {
 
 template <int NC>
 void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double* member_out, double* const* grad,
-                                      Workspace& ws) const {
+                                      Workspace& ws, double* const* member_grads) const {
   const int net = shared_ ? 0 : k;
   const int64_t nin = n_inputs_[k];
   const double* sh = shift_[k].data();
@@ -331,11 +331,11 @@ void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double*
       for (int c = 0; c < NC; ++c) activate(ly.act, ly.n_out, z + c * W, hout + c * W, dh + c * W);
     }
     for (int c = 0; c < NC; ++c) member_out[c * n_members_ + m] = ws.hb[L * lw + c * W];
-    if (!grad) continue;
+    if (!grad && !member_grads) continue;
     double* g = ws.gb.data();
     double* g2 = ws.g2b.data();
     const double cm = 1.0 / static_cast<double>(n_members_);
-    for (int c = 0; c < NC; ++c) g[c * W] = cm;
+    for (int c = 0; c < NC; ++c) g[c * W] = member_grads ? 1.0 : cm;
     for (size_t l = L; l-- > 0;) {
       const Layer& ly = layers[l];
       const double* dh = ws.dhb.data() + l * lw;
@@ -345,26 +345,37 @@ void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double*
       affine_n<NC>(weights_.data() + ly.w, zeros_.data(), go, W, ly.n_out, ly.n_in, g2, W);
       std::swap(g, g2);
     }
-    for (int c = 0; c < NC; ++c)
-      for (int64_t f = 0; f < nin; ++f) grad[c][f] += g[c * W + f] * sc[f];
+    for (int c = 0; c < NC; ++c) {
+      if (member_grads) {
+        double* gm = member_grads[c] + m * nin;
+        for (int64_t f = 0; f < nin; ++f) gm[f] = g[c * W + f] * sc[f];
+        if (grad)
+          for (int64_t f = 0; f < nin; ++f) grad[c][f] += cm * gm[f];
+      } else {
+        for (int64_t f = 0; f < nin; ++f) grad[c][f] += g[c * W + f] * sc[f];
+      }
+    }
   }
 }
 
 void AtomicNetworks::evaluate_block(int32_t k, int n, const double* const* G, double* member_out,
-                                    double* const* grad, Workspace& ws) const {
+                                    double* const* grad, Workspace& ws, double* const* member_grads) const {
   switch (n) {
-    case 1: return evaluate(k, G[0], member_out, nullptr, grad ? grad[0] : nullptr, ws);
-    case 2: return evaluate_centres<2>(k, G, member_out, grad, ws);
-    case 3: return evaluate_centres<3>(k, G, member_out, grad, ws);
-    case 4: return evaluate_centres<4>(k, G, member_out, grad, ws);
-    case 5: return evaluate_centres<5>(k, G, member_out, grad, ws);
-    case 6: return evaluate_centres<6>(k, G, member_out, grad, ws);
-    case 7: return evaluate_centres<7>(k, G, member_out, grad, ws);
-    case 8: return evaluate_centres<8>(k, G, member_out, grad, ws);
+    case 1:
+      return evaluate(k, G[0], member_out, nullptr, grad ? grad[0] : nullptr, ws,
+                      member_grads ? member_grads[0] : nullptr);
+    case 2: return evaluate_centres<2>(k, G, member_out, grad, ws, member_grads);
+    case 3: return evaluate_centres<3>(k, G, member_out, grad, ws, member_grads);
+    case 4: return evaluate_centres<4>(k, G, member_out, grad, ws, member_grads);
+    case 5: return evaluate_centres<5>(k, G, member_out, grad, ws, member_grads);
+    case 6: return evaluate_centres<6>(k, G, member_out, grad, ws, member_grads);
+    case 7: return evaluate_centres<7>(k, G, member_out, grad, ws, member_grads);
+    case 8: return evaluate_centres<8>(k, G, member_out, grad, ws, member_grads);
     default:
       for (int q = 0; q < n; q += kMaxBlock) {
         const int nq = std::min(kMaxBlock, n - q);
-        evaluate_block(k, nq, G + q, member_out + static_cast<int64_t>(q) * n_members_, grad ? grad + q : nullptr, ws);
+        evaluate_block(k, nq, G + q, member_out + static_cast<int64_t>(q) * n_members_, grad ? grad + q : nullptr, ws,
+                       member_grads ? member_grads + q : nullptr);
       }
   }
 }

@@ -80,16 +80,17 @@ class AtomicNetworks {
   static constexpr int64_t kBlockMinWeightBytes = 64 * 1024;
   /// evaluate() for n centres of element k at once (coef null: the gradient of the committee
   /// mean): G[c] (n_inputs[k]) the rows, member_out (n, M) row-major, grad[c] (n_inputs[k]) or
-  /// grad null for energies only. Each centre's results are bitwise those of evaluate() (the same
+  /// grad null for energies only; member_grads[c] (M, n_inputs[k]) as in evaluate() (or null).
+  /// Each centre's results are bitwise those of evaluate() (the same
   /// operations in the same order); the block shares the loads of every weight between its
   /// centres, which makes wide networks several times faster per centre. No allocation.
   void evaluate_block(int32_t element, int n, const double* const* G, double* member_out, double* const* grad,
-                      Workspace& ws) const;
+                      Workspace& ws, double* const* member_grads = nullptr) const;
 
  private:
   template <int NC>
   void evaluate_centres(int32_t element, const double* const* G, double* member_out, double* const* grad,
-                        Workspace& ws) const;
+                        Workspace& ws, double* const* member_grads) const;
   struct Layer {
     int64_t n_in = 0, n_out = 0, b = 0;  // b: offset of the bias in params_
     int64_t wt = 0;                      // offset of W^T (n_in, n_out) in transposed_

@@ -182,16 +182,26 @@ struct NetworkEnergy : CentreModel {
       for (int64_t f = 0, nfk = nets.n_inputs(k); f < nfk; ++f) dEdG[f] *= energy_scale;
   }
   // blocks of centres share the networks' weight loads (AtomicNetworks::evaluate_block) where a
-  // centre's weights outgrow L1; the per-member gradients of the uncertainty path stay one
-  // centre at a time
-  int block_size() const override { return members || !nets.blocks_pay() ? 1 : AtomicNetworks::kMaxBlock; }
+  // member's network outgrows L1
+  int block_size() const override { return nets.blocks_pay() ? AtomicNetworks::kMaxBlock : 1; }
   void centres(int tid, int n, const int64_t* c, int32_t k, const double* const* G, double* const* dEdG) override {
-    if (members || n > AtomicNetworks::kMaxBlock || M > kMaxMembersBlock)
-      return CentreModel::centres(tid, n, c, k, G, dEdG);
+    if (n > AtomicNetworks::kMaxBlock || M > kMaxMembersBlock) return CentreModel::centres(tid, n, c, k, G, dEdG);
     if (!extrap.empty())
       for (int q = 0; q < n; ++q) count_extrapolation(tid, c[q], k, G[q]);
     double y[AtomicNetworks::kMaxBlock * kMaxMembersBlock];
-    nets.evaluate_block(k, n, G, y, forces ? dEdG : nullptr, (*lease)[tid]);
+    const int64_t nfk = nets.n_inputs(k);
+    if (members) {  // each member's own gradient: (M, nfk) per centre, then rows row_width apart
+      thread_local std::vector<double> mg;
+      mg.resize(static_cast<size_t>(n) * M * nfk);
+      double* mrows[AtomicNetworks::kMaxBlock];
+      for (int q = 0; q < n; ++q) mrows[q] = mg.data() + static_cast<int64_t>(q) * M * nfk;
+      nets.evaluate_block(k, n, G, y, nullptr, (*lease)[tid], mrows);
+      for (int q = 0; q < n; ++q)
+        for (int m = 0; m < M; ++m)
+          for (int64_t f = 0; f < nfk; ++f) dEdG[q][m * row_width + f] = energy_scale * mrows[q][m * nfk + f];
+    } else {
+      nets.evaluate_block(k, n, G, y, forces ? dEdG : nullptr, (*lease)[tid]);
+    }
     for (int q = 0; q < n; ++q) {
       std::copy(y + q * M, y + (q + 1) * M, member_e + c[q] * M);
       finish(c[q], k, dEdG[q]);
