@@ -89,8 +89,8 @@ void check_blocks(int n_elements, int M, bool shared, int64_t nin, const std::ve
       int mismatches = 0;
       for (int c = 0; c < n; ++c) {
         std::vector<double> y(M), g(nin), y2(M), g2(nin), mg(M * nin);
-        nets.evaluate(k, rows[c], y.data(), nullptr, g.data(), ws);
-        nets.evaluate(k, rows[c], y2.data(), nullptr, g2.data(), ws, mg.data());
+        nets.evaluate(k, rows[c], y.data(), g.data(), ws);
+        nets.evaluate(k, rows[c], y2.data(), g2.data(), ws, mg.data());
         for (int m = 0; m < M; ++m) {
           mismatches += !same_bits(y[m], out[c * M + m]) + !same_bits(y[m], e_only[c * M + m]) +
                         !same_bits(y2[m], out2[c * M + m]);

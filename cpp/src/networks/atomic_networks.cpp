@@ -285,20 +285,13 @@ bool AtomicNetworks::blocks_pay() const {
 void AtomicNetworks::prepare(Workspace& ws) const {
   size_t max_layers = 0;
   for (const auto& l : layers_) max_layers = std::max(max_layers, l.size());
-  const size_t n = (max_layers + 1) * static_cast<size_t>(max_width_);
+  const size_t n = kMaxBlock * (max_layers + 1) * static_cast<size_t>(max_width_);
   if (ws.h.size() < n) {
     ws.h.assign(n, 0.0);
     ws.dh.assign(n, 0.0);
-    ws.g.assign(max_width_, 0.0);
-    ws.g2.assign(max_width_, 0.0);
-    ws.z.assign(max_width_, 0.0);
-  }
-  if (ws.hb.size() < kMaxBlock * n) {
-    ws.hb.assign(kMaxBlock * n, 0.0);
-    ws.dhb.assign(kMaxBlock * n, 0.0);
-    ws.gb.assign(kMaxBlock * max_width_, 0.0);
-    ws.g2b.assign(kMaxBlock * max_width_, 0.0);
-    ws.zb.assign(kMaxBlock * max_width_, 0.0);
+    ws.g.assign(kMaxBlock * max_width_, 0.0);
+    ws.g2.assign(kMaxBlock * max_width_, 0.0);
+    ws.z.assign(kMaxBlock * max_width_, 0.0);
   }
 }
 
@@ -318,31 +311,37 @@ void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double*
     const auto& layers = layers_[m * n_nets_ + net];
     const size_t L = layers.size();
     for (int c = 0; c < NC; ++c) {
-      double* h0 = ws.hb.data() + c * W;
+      double* h0 = ws.h.data() + c * W;
       for (int64_t f = 0; f < nin; ++f) h0[f] = (G[c][f] - sh[f]) * sc[f] + off;
     }
     for (size_t l = 0; l < L; ++l) {
       const Layer& ly = layers[l];
-      const double* hin = ws.hb.data() + l * lw;
-      double* hout = ws.hb.data() + (l + 1) * lw;
-      double* dh = ws.dhb.data() + l * lw;
-      double* z = ws.zb.data();
-      affine_n<NC>(transposed_.data() + ly.wt, params_.data() + ly.b, hin, W, ly.n_in, ly.n_out, z, W);
+      const double* hin = ws.h.data() + l * lw;
+      double* hout = ws.h.data() + (l + 1) * lw;
+      double* dh = ws.dh.data() + l * lw;
+      double* z = ws.z.data();
+      if constexpr (NC == 1)
+        affine(transposed_.data() + ly.wt, params_.data() + ly.b, hin, ly.n_in, ly.n_out, z);
+      else
+        affine_n<NC>(transposed_.data() + ly.wt, params_.data() + ly.b, hin, W, ly.n_in, ly.n_out, z, W);
       for (int c = 0; c < NC; ++c) activate(ly.act, ly.n_out, z + c * W, hout + c * W, dh + c * W);
     }
-    for (int c = 0; c < NC; ++c) member_out[c * n_members_ + m] = ws.hb[L * lw + c * W];
+    for (int c = 0; c < NC; ++c) member_out[c * n_members_ + m] = ws.h[L * lw + c * W];
     if (!grad && !member_grads) continue;
-    double* g = ws.gb.data();
-    double* g2 = ws.g2b.data();
+    double* g = ws.g.data();
+    double* g2 = ws.g2.data();
     const double cm = 1.0 / static_cast<double>(n_members_);
     for (int c = 0; c < NC; ++c) g[c * W] = member_grads ? 1.0 : cm;
     for (size_t l = L; l-- > 0;) {
       const Layer& ly = layers[l];
-      const double* dh = ws.dhb.data() + l * lw;
-      double* go = ws.zb.data();
+      const double* dh = ws.dh.data() + l * lw;
+      double* go = ws.z.data();
       for (int c = 0; c < NC; ++c)
         for (int64_t o = 0; o < ly.n_out; ++o) go[c * W + o] = g[c * W + o] * dh[c * W + o];
-      affine_n<NC>(weights_.data() + ly.w, zeros_.data(), go, W, ly.n_out, ly.n_in, g2, W);
+      if constexpr (NC == 1)
+        affine(weights_.data() + ly.w, zeros_.data(), go, ly.n_out, ly.n_in, g2);
+      else
+        affine_n<NC>(weights_.data() + ly.w, zeros_.data(), go, W, ly.n_out, ly.n_in, g2, W);
       std::swap(g, g2);
     }
     for (int c = 0; c < NC; ++c) {
@@ -361,9 +360,7 @@ void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double*
 void AtomicNetworks::evaluate_block(int32_t k, int n, const double* const* G, double* member_out,
                                     double* const* grad, Workspace& ws, double* const* member_grads) const {
   switch (n) {
-    case 1:
-      return evaluate(k, G[0], member_out, nullptr, grad ? grad[0] : nullptr, ws,
-                      member_grads ? member_grads[0] : nullptr);
+    case 1: return evaluate_centres<1>(k, G, member_out, grad, ws, member_grads);
     case 2: return evaluate_centres<2>(k, G, member_out, grad, ws, member_grads);
     case 3: return evaluate_centres<3>(k, G, member_out, grad, ws, member_grads);
     case 4: return evaluate_centres<4>(k, G, member_out, grad, ws, member_grads);
@@ -380,55 +377,9 @@ void AtomicNetworks::evaluate_block(int32_t k, int n, const double* const* G, do
   }
 }
 
-void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, const double* coef, double* grad,
-                              Workspace& ws, double* member_grads) const {
-  const int net = shared_ ? 0 : k;
-  const int64_t nin = n_inputs_[k];
-  const double* sh = shift_[k].data();
-  const double* sc = scale_[k].data();
-  const double off = offset_[k];
-  const int64_t W = max_width_;
-  if (grad) std::fill(grad, grad + nin, 0.0);
-  for (int m = 0; m < n_members_; ++m) {
-    const auto& layers = layers_[m * n_nets_ + net];
-    const size_t L = layers.size();
-    double* h0 = ws.h.data();
-    for (int64_t f = 0; f < nin; ++f) h0[f] = (G[f] - sh[f]) * sc[f] + off;
-    for (size_t l = 0; l < L; ++l) {
-      const Layer& ly = layers[l];
-      const double* hin = ws.h.data() + l * W;
-      double* hout = ws.h.data() + (l + 1) * W;
-      double* dh = ws.dh.data() + l * W;
-      const double* WT = transposed_.data() + ly.wt;
-      const double* b = params_.data() + ly.b;
-      double* z = ws.z.data();
-      affine(WT, b, hin, ly.n_in, ly.n_out, z);
-      activate(ly.act, ly.n_out, z, hout, dh);
-    }
-    member_out[m] = ws.h[L * W];
-    if (!grad && !member_grads) continue;
-    // backward: g = d (c_m y) / d h_l (c_m = 1 when each member's own gradient is wanted)
-    double* g = ws.g.data();
-    double* g2 = ws.g2.data();
-    const double cm = coef ? coef[m] : 1.0 / static_cast<double>(n_members_);
-    g[0] = member_grads ? 1.0 : cm;
-    for (size_t l = L; l-- > 0;) {
-      const Layer& ly = layers[l];
-      const double* dh = ws.dh.data() + l * W;
-      double* go = ws.z.data();  // the forward pass's scratch is free here
-      for (int64_t o = 0; o < ly.n_out; ++o) go[o] = g[o] * dh[o];
-      affine(weights_.data() + ly.w, zeros_.data(), go, ly.n_out, ly.n_in, g2);
-      std::swap(g, g2);
-    }
-    if (member_grads) {
-      double* gm = member_grads + m * nin;
-      for (int64_t f = 0; f < nin; ++f) gm[f] = g[f] * sc[f];
-      if (grad)
-        for (int64_t f = 0; f < nin; ++f) grad[f] += cm * gm[f];
-    } else {
-      for (int64_t f = 0; f < nin; ++f) grad[f] += g[f] * sc[f];
-    }
-  }
+void AtomicNetworks::evaluate(int32_t k, const double* G, double* member_out, double* grad, Workspace& ws,
+                              double* member_grads) const {
+  evaluate_centres<1>(k, &G, member_out, grad ? &grad : nullptr, ws, member_grads ? &member_grads : nullptr);
 }
 
 }  // namespace atomforge

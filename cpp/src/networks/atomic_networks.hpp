@@ -35,8 +35,7 @@ class AtomicNetworks {
  public:
   /// Per-thread scratch of evaluate(); sized by prepare().
   struct Workspace {
-    std::vector<double> h, dh, g, g2, z;
-    std::vector<double> hb, dhb, gb, g2b, zb;  // the same for a block of up to kMaxBlock centres
+    std::vector<double> h, dh, g, g2, z;  // layer rows of up to kMaxBlock centres
   };
 
   AtomicNetworks() = default;
@@ -59,12 +58,11 @@ class AtomicNetworks {
   void prepare(Workspace& ws) const;
 
   /// Evaluate every member for one atom of element k on its descriptor row G (n_inputs[k]).
-  /// member_out (M): y^m. If grad is not null it receives d(sum_m c_m y^m)/dG (n_inputs[k]),
-  /// with c_m = coef[m] (coef null: c_m = 1/M, the gradient of the committee mean).
-  /// No allocation (workspace from prepare()).
-  /// member_grads, if not null, (M, n_inputs[k]) receives each member's own dy^m/dG.
-  void evaluate(int32_t element, const double* G, double* member_out, const double* coef, double* grad,
-                Workspace& ws, double* member_grads = nullptr) const;
+  /// member_out (M): y^m. If grad is not null it receives the gradient of the committee mean,
+  /// d(sum_m y^m / M)/dG (n_inputs[k]). member_grads, if not null, (M, n_inputs[k]) receives each
+  /// member's own dy^m/dG. No allocation (workspace from prepare()). evaluate_block() with n = 1.
+  void evaluate(int32_t element, const double* G, double* member_out, double* grad, Workspace& ws,
+                double* member_grads = nullptr) const;
 
   /// Centres per evaluate_block() call that share each weight load (more are split into blocks).
   static constexpr int kMaxBlock = 8;
@@ -78,10 +76,9 @@ class AtomicNetworks {
   /// networks: one member 8-12 % faster, four members 25-29 %; benchmarks/results/committee_overhead.md).
   bool blocks_pay() const;
   static constexpr int64_t kBlockMinWeightBytes = 64 * 1024;
-  /// evaluate() for n centres of element k at once (coef null: the gradient of the committee
-  /// mean): G[c] (n_inputs[k]) the rows, member_out (n, M) row-major, grad[c] (n_inputs[k]) or
-  /// grad null for energies only; member_grads[c] (M, n_inputs[k]) as in evaluate() (or null).
-  /// Each centre's results are bitwise those of evaluate() (the same
+  /// evaluate() for n centres of element k at once: G[c] (n_inputs[k]) the rows, member_out
+  /// (n, M) row-major, grad[c] (n_inputs[k]) or grad null for energies only; member_grads[c]
+  /// (M, n_inputs[k]) or null. Each centre's results are bitwise those of evaluate() (the same
   /// operations in the same order); the block shares the loads of every weight between its
   /// centres, which makes wide networks several times faster per centre. No allocation.
   void evaluate_block(int32_t element, int n, const double* const* G, double* member_out, double* const* grad,

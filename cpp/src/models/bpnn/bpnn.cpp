@@ -162,12 +162,12 @@ struct NetworkEnergy : CentreModel {
     if (members) {  // rows are n_features wide (the descriptor's padded width); members write nfk
       thread_local std::vector<double> mg;
       mg.resize(static_cast<size_t>(M) * nfk);
-      nets.evaluate(k, G, y, nullptr, nullptr, (*lease)[tid], mg.data());
+      nets.evaluate(k, G, y, nullptr, (*lease)[tid], mg.data());
       const int64_t stride = row_width;
       for (int m = 0; m < M; ++m)
         for (int64_t f = 0; f < nfk; ++f) dEdG[m * stride + f] = energy_scale * mg[m * nfk + f];
     } else {
-      nets.evaluate(k, G, y, nullptr, forces ? dEdG : nullptr, (*lease)[tid]);
+      nets.evaluate(k, G, y, forces ? dEdG : nullptr, (*lease)[tid]);
     }
     finish(c, k, dEdG);
   }

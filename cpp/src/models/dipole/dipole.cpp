@@ -126,8 +126,8 @@ void DipoleModel::compute(const NeighborView& nl, const ComputeRequest& req, Mod
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < nc; ++c) {
       const int32_t k = nl.species[nl.centre(c)];
-      charge_networks_.evaluate(k, &G[c * nf], yq, nullptr, nullptr, ws);
-      if (weighted_) weight_networks_.evaluate(k, &G[c * nf], yw, nullptr, nullptr, ws);
+      charge_networks_.evaluate(k, &G[c * nf], yq, nullptr, ws);
+      if (weighted_) weight_networks_.evaluate(k, &G[c * nf], yw, nullptr, ws);
       for (int m = 0; m < M; ++m) {
         out.charge_partials[2 * (c * M + m)] = reference_[k] + charge_scale_ * yq[m];
         out.charge_partials[2 * (c * M + m) + 1] = weighted_ ? softplus(yw[m]) + kWeightFloor : 1.0;

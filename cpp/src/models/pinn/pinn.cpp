@@ -606,22 +606,22 @@ void PinnModel::compute(const NeighborView& view, const ComputeRequest& req, Mod
         const int32_t k = nl.species[nl.centre(c)];
         const double* g = &G[c * nf];
         double y = 0.0, yq = 0.0, yw = 0.0;
-        energy_networks_.evaluate(k, g, &y, nullptr, forces ? &gE[c * nf] : nullptr, ws);
-        charge_networks_.evaluate(k, g, &yq, nullptr, forces ? &gq[c * nf] : nullptr, ws);
-        if (weighted_) weight_networks_.evaluate(k, g, &yw, nullptr, forces ? &gw[c * nf] : nullptr, ws);
+        energy_networks_.evaluate(k, g, &y, forces ? &gE[c * nf] : nullptr, ws);
+        charge_networks_.evaluate(k, g, &yq, forces ? &gq[c * nf] : nullptr, ws);
+        if (weighted_) weight_networks_.evaluate(k, g, &yw, forces ? &gw[c * nf] : nullptr, ws);
         es[c] = energy_reference_[k] + energy_scale_ * y;
         partials[2 * c] = charge_reference_[k] + charge_scale_ * yq;
         partials[2 * c + 1] = weighted_ ? softplus(yw) + kWeightFloor : 1.0;
         dw[c] = weighted_ ? sigmoid(yw) : 0.0;
         if (dispersion_) {
           double yd = 0.0;
-          dispersion_networks_.evaluate(k, g, &yd, nullptr, forces ? &gd[c * nf] : nullptr, ws);
+          dispersion_networks_.evaluate(k, g, &yd, forces ? &gd[c * nf] : nullptr, ws);
           cdisp[c] = softplus(yd) + kDispersionFloor;
           dcdisp[c] = sigmoid(yd);
         }
         if (polarisation_) {
           double ya = 0.0;
-          polarisation_networks_.evaluate(k, g, &ya, nullptr, forces ? &gp[c * nf] : nullptr, ws);
+          polarisation_networks_.evaluate(k, g, &ya, forces ? &gp[c * nf] : nullptr, ws);
           apol[c] = alpha_[k] * (softplus(ya) + kPolarisationFloor);
           dapol[c] = alpha_[k] * sigmoid(ya);
         }
