@@ -43,7 +43,7 @@ void Descriptor::evaluate(const NeighborView& nl, CentreModel& model, double* fo
 #ifdef ATOMFORGE_HAVE_OPENMP
     tid = omp_get_thread_num();
 #endif
-    if (model.block_size() <= 1) {
+    if (B <= 1) {
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < nc; ++c) model.centre(tid, c, nl.species[nl.centre(c)], &G[c * nf], &w[c * K * nf]);
     } else {

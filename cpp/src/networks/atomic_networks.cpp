@@ -246,7 +246,6 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
         a.weights_.insert(a.weights_.end(), W.begin(), W.end());
         width = ly.n_out;
         a.max_width_ = std::max({a.max_width_, ly.n_in, ly.n_out});
-        a.zeros_.assign(static_cast<size_t>(a.max_width_), 0.0);
         layers.push_back(ly);
       }
       if (width != n_outputs)
@@ -254,6 +253,7 @@ AtomicNetworks AtomicNetworks::from_file(const ModelFile& f, const std::string& 
                            std::to_string(n_outputs));
     }
   }
+  a.zeros_.assign(static_cast<size_t>(a.max_width_), 0.0);
   return a;
 }
 
@@ -328,6 +328,8 @@ void AtomicNetworks::evaluate_centres(int32_t k, const double* const* G, double*
     }
     for (int c = 0; c < NC; ++c) member_out[c * n_members_ + m] = ws.h[L * lw + c * W];
     if (!grad && !member_grads) continue;
+    // backward: g = d (c_m y) / d h_l per centre (c_m = 1/M for the committee mean's gradient,
+    // 1 when each member's own gradient is wanted)
     double* g = ws.g.data();
     double* g2 = ws.g2.data();
     const double cm = 1.0 / static_cast<double>(n_members_);
