@@ -101,6 +101,9 @@ RUNNER = textwrap.dedent("""
     if lmp.extract_setting("world_rank") == 0:
         json.dump(res, open(cfg["out"] + ".json", "w"))
     lmp.close()
+    # every rank calls MPI_Finalize: a rank that exits without it makes mpiexec (hydra) kill
+    # the ranks still shutting down (they then report "Killed (signal 9)"; seen in CI)
+    lmp.finalize()
 """)
 
 
