@@ -160,6 +160,7 @@ def test_two_mpi_ranks_reproduce_one_rank(model, water, tmp_path, newton):
         if lmp.extract_setting("world_rank") == 0:
             np.save("{tmp_path}/e_" + sys.argv[1] + ".npy", [pe, pes, press])
         lmp.close()
+        lmp.finalize()  # MPI_Finalize on every rank (without it mpiexec may kill a rank still shutting down)
     """)
     (tmp_path / "run.py").write_text(script)
     env = dict(os.environ, OMP_NUM_THREADS="1")

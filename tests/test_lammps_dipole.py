@@ -39,6 +39,7 @@ for c in ["units metal", "atom_style atomic", "boundary p p p", "read_data {data
     lmp.command(c.replace("$N", sys.argv[1]))
 assert lmp.extract_setting("world_size") == int(sys.argv[1])
 lmp.close()
+lmp.finalize()  # MPI_Finalize on every rank (without it mpiexec may kill a rank still shutting down)
 """
 
 
