@@ -155,8 +155,9 @@ AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du
 AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
 
 /// Per-triplet arrays of a factorised block record: E, F, P (npw), then for the gradient P1
-/// (npw) and the 18 components of the six geometry vectors V (see fact_pair_terms).
-AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + 18 : 0); }
+/// (npw), the six geometry scalars S and the components of d_j and d_k (see fact_pair_terms).
+constexpr int64_t kFactGeom = 12;
+AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + kFactGeom : 0); }
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
 constexpr int64_t kFactTemps = 22;
@@ -430,12 +431,19 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 ///   dE/dd_j = X V_j1 + Y V_j2 + Z V_j3,   dE/dd_k = X V_k1 + Y V_k2 + Z V_k3,
 ///   V_j1 = dfc_j fc_k fc_jk u_j - fc_j fc_k dfc_jk e / r_jk,  V_j2 = -2 r_j F u_j + 2 F e,
 ///   V_j3 = F (u_k - cos u_j) / r_j  (V_k: j and k exchanged, e -> -e),  e = d_k - d_j.
-/// The V do not depend on w: the values pass stores them with E, F, P and P1 in the triplet
-/// cache, and each VJP pass (one per committee member) only forms X, Y, Z and the sums.
+/// Written in d_j and d_k (u = d / r, e = d_k - d_j) this is
+///   dE/dd_j = A_j d_j + B d_k,  dE/dd_k = A_k d_k + B d_j,
+///   A_j = X S_1 - 4 Y F - Z S_4,  A_k = X S_2 - 4 Y F - Z S_5,  B = 2 Y F - X S_3 + Z S_6,
+///   S_1 = dfc_j fc_k fc_jk / r_j + S_3,  S_2 = fc_j dfc_k fc_jk / r_k + S_3,
+///   S_3 = fc_j fc_k dfc_jk / r_jk,  S_4 = F cos / r_j^2,  S_5 = F cos / r_k^2,  S_6 = F / (r_j r_k).
+/// The S do not depend on w: the values pass stores them with E, F, P, P1, d_j and d_k in the
+/// triplet cache, and each VJP pass (one per committee member) only forms X, Y, Z, A, B and the
+/// sums (12 numbers per triplet instead of the 18 components of the six V: fewer products in
+/// both passes).
 ///
 /// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
 /// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp. Padding triplets (cnt .. cntp)
-/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0 and every V = 0.
+/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0, every S = 0 and d_j = d_k = 0.
 template <int Mode>
 AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int64_t p, int64_t n, int64_t np,
                                   Scratch& s, TripletCache* cache, bool cache_write) {
@@ -469,7 +477,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double* __restrict F = rec + cntp;
     const double* __restrict P = rec + 2 * cntp;
     const double* __restrict P1 = rec + (2 + npw) * cntp;
-    const double* __restrict V = rec + (2 + 2 * npw) * cntp;
+    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6, d_j, d_k
     if (Mode != 1) {  // values: acc_f += pref_f P_s E^m_g F
       double* __restrict xx = T(1);
       double* __restrict base = T(2);
@@ -557,7 +565,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         }
       }
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
-      {  // out = X V_1 + Y V_2 + Z V_3 per side and axis; V layout [side][which][axis]
+      {  // out_j = A_j d_j + B d_k, out_k = A_k d_k + B d_j
         double* __restrict o0 = out[0];
         double* __restrict o1 = out[1];
         double* __restrict o2 = out[2];
@@ -566,13 +574,19 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         double* __restrict o5 = out[5];
         AF_SIMD
         for (int64_t c = 0; c < cntp; ++c) {
-          const double x = X[c], y = Y[c], z = Z[c];
-          o0[c] = x * V[0 * cntp + c] + y * V[3 * cntp + c] + z * V[6 * cntp + c];
-          o1[c] = x * V[1 * cntp + c] + y * V[4 * cntp + c] + z * V[7 * cntp + c];
-          o2[c] = x * V[2 * cntp + c] + y * V[5 * cntp + c] + z * V[8 * cntp + c];
-          o3[c] = x * V[9 * cntp + c] + y * V[12 * cntp + c] + z * V[15 * cntp + c];
-          o4[c] = x * V[10 * cntp + c] + y * V[13 * cntp + c] + z * V[16 * cntp + c];
-          o5[c] = x * V[11 * cntp + c] + y * V[14 * cntp + c] + z * V[17 * cntp + c];
+          const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
+          const double yf4 = 2.0 * yf2;
+          const double aj = x * S[0 * cntp + c] - yf4 - z * S[3 * cntp + c];
+          const double ak = x * S[1 * cntp + c] - yf4 - z * S[4 * cntp + c];
+          const double bb = yf2 - x * S[2 * cntp + c] + z * S[5 * cntp + c];
+          const double jx = S[6 * cntp + c], jy = S[7 * cntp + c], jz = S[8 * cntp + c];
+          const double kx = S[9 * cntp + c], ky = S[10 * cntp + c], kz = S[11 * cntp + c];
+          o0[c] = aj * jx + bb * kx;
+          o1[c] = aj * jy + bb * ky;
+          o2[c] = aj * jz + bb * kz;
+          o3[c] = ak * kx + bb * jx;
+          o4[c] = ak * ky + bb * jy;
+          o5[c] = ak * kz + bb * jz;
         }
       }
       double* __restrict gx = s.gx;
@@ -751,27 +765,26 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           for (int64_t c = 0; c < cntp; ++c) P1s[c] = pl[c] > 0.0 ? du[c] * p1[c] : 0.0;
         }
       }
-      if (grad) {  // the six geometry vectors V (layout [side][which][axis])
-        double* __restrict V = rec + (2 + 2 * npw) * cntp;
+      if (grad) {  // the geometry scalars S_1 .. S_6 and d_j, d_k (see above)
+        double* __restrict Sg = rec + (2 + 2 * npw) * cntp;
         AF_SIMD
         for (int64_t c = 0; c < cntp; ++c) {
           const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
-          const double F = Fv[c], F2 = 2.0 * F;
-          const double ujv[3] = {jx[c] * jir[c], jy[c] * jir[c], jz[c] * jir[c]};
-          const double ukv[3] = {kx[c] * kir[c], ky[c] * kir[c], kz[c] * kir[c]};
-          const double ev[3] = {kx[c] - jx[c], ky[c] - jy[c], kz[c] - jz[c]};
-          const double a1 = jdfc[c] * kfc[c] * fjk[c], a3 = jfc[c] * kdfc[c] * fjk[c];
-          const double a5 = jfc[c] * kfc[c] * dfjk[c] * irjk;
-          const double a2 = jr[c] * F2, a4 = kr[c] * F2;
-          const double fj = F * jir[c], fk = F * kir[c];
-          for (int x = 0; x < 3; ++x) {
-            V[(0 * 3 + x) * cntp + c] = a1 * ujv[x] - a5 * ev[x];
-            V[(1 * 3 + x) * cntp + c] = F2 * ev[x] - a2 * ujv[x];
-            V[(2 * 3 + x) * cntp + c] = fj * (ukv[x] - cs[c] * ujv[x]);
-            V[(3 * 3 + x) * cntp + c] = a3 * ukv[x] + a5 * ev[x];
-            V[(4 * 3 + x) * cntp + c] = -F2 * ev[x] - a4 * ukv[x];
-            V[(5 * 3 + x) * cntp + c] = fk * (ujv[x] - cs[c] * ukv[x]);
-          }
+          const double F = Fv[c], ij = jir[c], ik = kir[c];
+          const double s3 = jfc[c] * kfc[c] * dfjk[c] * irjk;
+          Sg[0 * cntp + c] = jdfc[c] * kfc[c] * fjk[c] * ij + s3;
+          Sg[1 * cntp + c] = jfc[c] * kdfc[c] * fjk[c] * ik + s3;
+          Sg[2 * cntp + c] = s3;
+          const double fc = F * cs[c];
+          Sg[3 * cntp + c] = fc * ij * ij;
+          Sg[4 * cntp + c] = fc * ik * ik;
+          Sg[5 * cntp + c] = F * ij * ik;
+          Sg[6 * cntp + c] = jx[c];
+          Sg[7 * cntp + c] = jy[c];
+          Sg[8 * cntp + c] = jz[c];
+          Sg[9 * cntp + c] = kx[c];
+          Sg[10 * cntp + c] = ky[c];
+          Sg[11 * cntp + c] = kz[c];
         }
       }
       if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
