@@ -159,5 +159,38 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
   return cnt;
 }
 
+/// compact_below that also carries arrays along: for every kept k, dst[a][count] = src[a][k]
+/// for each of the n_arr arrays (the same order as out). Reads src[a][begin .. end + 7] and
+/// writes up to dst[a][count + 7], as compact_below does for v and out. A gather of the kept
+/// entries afterwards would cost one gather instruction per array per 8 kept; here each array
+/// costs one compress per 8 candidates.
+template <int NArr>
+AF_INLINE int64_t compact_below_carry(const double* v, int64_t begin, int64_t end, double thr, int64_t* out,
+                                      const double* const (&src)[NArr], double* const (&dst)[NArr]) {
+  int64_t cnt = 0;
+#if defined(AF_AVX512_COMPRESS)
+  const __m512d t = _mm512_set1_pd(thr);
+  __m512i k = _mm512_add_epi64(_mm512_set1_epi64(begin), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  const __m512i eight = _mm512_set1_epi64(8);
+  for (int64_t b = begin; b < end; b += 8) {
+    const int64_t left = end - b;
+    const __mmask8 tail = left >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << left) - 1u);
+    const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, _mm512_maskz_loadu_pd(tail, v + b), t, _CMP_LT_OQ);
+    _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
+    for (int a = 0; a < NArr; ++a)
+      _mm512_storeu_pd(dst[a] + cnt, _mm512_maskz_compress_pd(m, _mm512_maskz_loadu_pd(tail, src[a] + b)));
+    cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
+    k = _mm512_add_epi64(k, eight);
+  }
+#else
+  for (int64_t b = begin; b < end; ++b) {
+    out[cnt] = b;
+    for (int a = 0; a < NArr; ++a) dst[a][cnt] = src[a][b];
+    cnt += (v[b] < thr);
+  }
+#endif
+  return cnt;
+}
+
 }  // namespace simd
 }  // namespace atomforge

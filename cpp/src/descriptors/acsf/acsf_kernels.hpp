@@ -160,7 +160,7 @@ constexpr int64_t kFactGeom = 12;
 AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + kFactGeom : 0); }
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
-constexpr int64_t kFactTemps = 22;
+constexpr int64_t kFactTemps = 23;
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
 AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
@@ -633,14 +633,26 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   double* __restrict jir = T(17);
   double* __restrict jfc = T(18);
   double* __restrict jdfc = T(19);
+  // k data, compacted with the candidates (no gather in flush): d_k, r_k, 1/r_k, fc, dfc, r_jk^2
+  double* __restrict kx = T(5);
+  double* __restrict ky = T(6);
+  double* __restrict kz = T(7);
+  double* __restrict kr = T(8);
+  double* __restrict kir = T(9);
+  double* __restrict kfc = T(10);
+  double* __restrict kdfc = T(11);
+  double* __restrict kr2 = T(22);
   int64_t cnt = 0, nruns = 0;
   const double r_pad = s.r[n];  // padding neighbours: d = 0, r beyond every cutoff, fc = dfc = 0
 
   auto flush = [&](bool last) {
     const int64_t cntp = (cnt + kW - 1) / kW * kW;
     for (int64_t c = cnt; c < cntp; ++c) {  // padding triplets
-      tk[c] = n + (c - cnt);
+      const int64_t m = n + (c - cnt);
+      tk[c] = m;
       jx[c] = 0.0; jy[c] = 0.0; jz[c] = 0.0; jr[c] = r_pad; jir[c] = 0.0; jfc[c] = 0.0; jdfc[c] = 0.0;
+      kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m]; kr[c] = RR[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
+      kr2[c] = kx[c] * kx[c] + ky[c] * ky[c] + kz[c] * kz[c];
     }
     bool to_cache = writing && !cache->overflow;
     if (to_cache && (cache->i_used + 3 + 2 * nruns + cntp > cache->i_cap || cache->d_used + nrec * cntp > cache->d_cap)) {
@@ -665,20 +677,9 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict rjk = T(1);
       double* __restrict fjk = T(3);
       double* __restrict dfjk = T(4);
-      double* __restrict kx = T(5);
-      double* __restrict ky = T(6);
-      double* __restrict kz = T(7);
-      double* __restrict kr = T(8);
-      double* __restrict kir = T(9);
-      double* __restrict kfc = T(10);
-      double* __restrict kdfc = T(11);
       AF_SIMD
-      for (int64_t c = 0; c < cntp; ++c) {  // gather k, geometry, E
-        const int64_t m = tk[c];
-        kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m];
-        kr[c] = RR[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
-        const double ex = kx[c] - jx[c], ey = ky[c] - jy[c], ez = kz[c] - jz[c];
-        const double r2 = ex * ex + ey * ey + ez * ez;
+      for (int64_t c = 0; c < cntp; ++c) {  // geometry, E
+        const double r2 = kr2[c];
         rjk[c] = ::sqrt(r2);
         cs[c] = (jx[c] * kx[c] + jy[c] * ky[c] + jz[c] * kz[c]) * jir[c] * kir[c];
         E[c] = simd::exp(-eta0 * (jr[c] * jr[c] + kr[c] * kr[c] + r2));
@@ -805,7 +806,9 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
       r2[k] = ex * ex + ey * ey + ez * ez;
     }
-    const int64_t c = simd::compact_below(r2, kbeg, kend, rc2, tk + cnt);
+    const double* const src[8] = {Dx, Dy, Dz, RR, IR, FC, DFC, r2};
+    double* const dst[8] = {kx + cnt, ky + cnt, kz + cnt, kr + cnt, kir + cnt, kfc + cnt, kdfc + cnt, kr2 + cnt};
+    const int64_t c = simd::compact_below_carry(r2, kbeg, kend, rc2, tk + cnt, src, dst);
     if (c == 0) continue;
     const double rj = RR[j], irj = IR[j], dfcj = DFC[j];
     AF_SIMD
