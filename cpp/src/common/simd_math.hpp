@@ -159,34 +159,47 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
   return cnt;
 }
 
-/// compact_below that also carries arrays along: for every kept k, dst[a][count] = src[a][k]
-/// for each of the n_arr arrays (the same order as out). Reads src[a][begin .. end + 7] and
-/// writes up to dst[a][count + 7], as compact_below does for v and out. A gather of the kept
-/// entries afterwards would cost one gather instruction per array per 8 kept; here each array
-/// costs one compress per 8 candidates.
+/// Neighbour-pair compaction: for k in [begin, end), r2_k = |d_k - d_j|^2 with d = (dx, dy, dz);
+/// writes the k with r2_k < thr to out, in increasing order, and for each kept k
+/// dst[a][count] = src[a][k] for a < NArr, then dst[NArr][count] = r2_k. Returns the count.
+/// One pass: the distances are formed, tested and compacted in registers (no distance array).
+/// Reads every array at [begin, end + 7] and writes up to index count + 7 (callers pad).
+/// The first three src arrays must be dx, dy, dz if the caller wants d_k carried along.
 template <int NArr>
-AF_INLINE int64_t compact_below_carry(const double* v, int64_t begin, int64_t end, double thr, int64_t* out,
-                                      const double* const (&src)[NArr], double* const (&dst)[NArr]) {
+AF_INLINE int64_t compact_within(const double* dx, const double* dy, const double* dz, double xj, double yj,
+                                 double zj, int64_t begin, int64_t end, double thr, int64_t* out,
+                                 const double* const (&src)[NArr], double* const (&dst)[NArr + 1]) {
   int64_t cnt = 0;
 #if defined(AF_AVX512_COMPRESS)
   const __m512d t = _mm512_set1_pd(thr);
+  const __m512d vx = _mm512_set1_pd(xj), vy = _mm512_set1_pd(yj), vz = _mm512_set1_pd(zj);
   __m512i k = _mm512_add_epi64(_mm512_set1_epi64(begin), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
   const __m512i eight = _mm512_set1_epi64(8);
   for (int64_t b = begin; b < end; b += 8) {
     const int64_t left = end - b;
     const __mmask8 tail = left >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << left) - 1u);
-    const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, _mm512_maskz_loadu_pd(tail, v + b), t, _CMP_LT_OQ);
+    const __m512d ex = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dx + b), vx);
+    const __m512d ey = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dy + b), vy);
+    const __m512d ez = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dz + b), vz);
+    // the same operations as the scalar form below: (ex ex + ey ey) + ez ez, unfused
+    const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
+    const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
     _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
     for (int a = 0; a < NArr; ++a)
       _mm512_storeu_pd(dst[a] + cnt, _mm512_maskz_compress_pd(m, _mm512_maskz_loadu_pd(tail, src[a] + b)));
+    _mm512_storeu_pd(dst[NArr] + cnt, _mm512_maskz_compress_pd(m, r2));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
   }
 #else
   for (int64_t b = begin; b < end; ++b) {
+    const double ex = dx[b] - xj, ey = dy[b] - yj, ez = dz[b] - zj;
+    const double ex2 = ex * ex, ey2 = ey * ey, ez2 = ez * ez;
+    const double r2 = (ex2 + ey2) + ez2;
     out[cnt] = b;
     for (int a = 0; a < NArr; ++a) dst[a][cnt] = src[a][b];
-    cnt += (v[b] < thr);
+    dst[NArr][cnt] = r2;
+    cnt += (r2 < thr);
   }
 #endif
   return cnt;

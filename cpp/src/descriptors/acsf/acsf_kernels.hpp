@@ -800,15 +800,9 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
     const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
     const int64_t kend = s.block[b + 1];
-    double* __restrict r2 = s.r2;
-    AF_SIMD
-    for (int64_t k = kbeg; k < kend; ++k) {
-      const double ex = Dx[k] - djx, ey = Dy[k] - djy, ez = Dz[k] - djz;
-      r2[k] = ex * ex + ey * ey + ez * ez;
-    }
-    const double* const src[8] = {Dx, Dy, Dz, RR, IR, FC, DFC, r2};
+    const double* const src[7] = {Dx, Dy, Dz, RR, IR, FC, DFC};
     double* const dst[8] = {kx + cnt, ky + cnt, kz + cnt, kr + cnt, kir + cnt, kfc + cnt, kdfc + cnt, kr2 + cnt};
-    const int64_t c = simd::compact_below_carry(r2, kbeg, kend, rc2, tk + cnt, src, dst);
+    const int64_t c = simd::compact_within(Dx, Dy, Dz, djx, djy, djz, kbeg, kend, rc2, tk + cnt, src, dst);
     if (c == 0) continue;
     const double rj = RR[j], irj = IR[j], dfcj = DFC[j];
     AF_SIMD
