@@ -15,6 +15,12 @@
 
 namespace atomforge {
 
+int64_t max_neighbours(const NeighborView& nl) {
+  int64_t m = 0;
+  for (int64_t c = 0; c < nl.n_centres; ++c) m = std::max(m, nl.offsets[c + 1] - nl.offsets[c]);
+  return m;
+}
+
 void throw_coincident(int64_t p) {
   throw InvalidInput("atom " + std::to_string(p) +
                      " has a neighbour at distance zero (two atoms at the same position)");

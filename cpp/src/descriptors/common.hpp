@@ -14,6 +14,10 @@ constexpr int32_t kMaxElements = 118;
 /// whose cost grows with r_c^3.
 constexpr double kMaxCutoff = 25.0;
 
+/// The largest neighbour count of any centre of the view (0 for no centres): what the per-thread
+/// workspaces of a driver are sized for.
+int64_t max_neighbours(const NeighborView& nl);
+
 /// Throws InvalidInput: position p has a neighbour at distance zero.
 [[noreturn]] void throw_coincident(int64_t p);
 

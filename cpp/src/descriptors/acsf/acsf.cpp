@@ -44,6 +44,17 @@ struct Workspace {
     cap = cap_needed;
   }
 };
+
+/// Sizes the first n workspaces of a lease for neighbour capacity cap, nf features and K
+/// model outputs (one dE/dG row each): what both CPU drivers (run, run_blocks) do first.
+template <class Lease>
+void prepare(Lease& lease, int n, const Tables& t, int64_t cap, int64_t nf, int K) {
+  for (int k = 0; k < n; ++k) {
+    lease[k].ensure(t, cap);
+    lease[k].grow.resize(nf);
+    lease[k].wrow.resize(K * nf);
+  }
+}
 }  // namespace acsf
 
 namespace {
@@ -337,18 +348,11 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
                             DescriptorJacobian* jac, int n_threads, CentreModel* model) const {
   const acsf::Tables& T = flat_->t;
   const int64_t nc = nl.n_centres, nf = n_features_;
-  int64_t max_count = 0;
-  for (int64_t c = 0; c < nc; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
-  const int64_t cap = acsf::capacity_for(max_count);
   const int nt = resolve_threads(n_threads);
   WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt);
   const int K = Mode == 3 ? model->n_outputs() : 1;
   const int64_t n_pairs = nc ? nl.offsets[nc] : 0;
-  for (int k = 0; k < nt; ++k) {
-    lease[k].ensure(T, cap);
-    lease[k].grow.resize(nf);
-    lease[k].wrow.resize(K * nf);
-  }
+  acsf::prepare(lease, nt, T, acsf::capacity_for(max_neighbours(nl)), nf, K);
   if (Mode == 3) model->begin(nt);
   int64_t overlap = -1;
 #pragma omp parallel num_threads(nt)
@@ -417,18 +421,11 @@ void SymmetryFunctions::run_blocks(const NeighborView& nl, double* pair_grad, in
                                    int B) const {
   const acsf::Tables& T = flat_->t;
   const int64_t nc = nl.n_centres, nf = n_features_;
-  int64_t max_count = 0;
-  for (int64_t c = 0; c < nc; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
-  const int64_t cap = acsf::capacity_for(max_count);
   const int nt = resolve_threads(n_threads);
   WorkspacePool<acsf::Workspace>::Lease lease(pool_, nt * B);
   const int K = model.n_outputs();
   const int64_t n_pairs = nc ? nl.offsets[nc] : 0;
-  for (int k = 0; k < nt * B; ++k) {
-    lease[k].ensure(T, cap);
-    lease[k].grow.resize(nf);
-    lease[k].wrow.resize(K * nf);
-  }
+  acsf::prepare(lease, nt * B, T, acsf::capacity_for(max_neighbours(nl)), nf, K);
   const CentreBlocks blocks = centre_blocks(nl, n_elements_, B);
   const int64_t n_blocks = static_cast<int64_t>(blocks.starts.size()) - 1;
   model.begin(nt);

@@ -371,14 +371,6 @@ void GaussianMultipoles::prepare(gmp::Workspace& w, int64_t cap) const {
   w.s.group = w.groups.data();
 }
 
-namespace {
-int64_t max_neighbours(const NeighborView& nl) {
-  int64_t m = 0;
-  for (int64_t c = 0; c < nl.n_centres; ++c) m = std::max(m, nl.offsets[c + 1] - nl.offsets[c]);
-  return m;
-}
-}  // namespace
-
 template <class Fn>
 void GaussianMultipoles::run(const NeighborView& nl, int n_threads, Fn&& per_centre, CentreModel* model) const {
   const int nt = resolve_threads(n_threads);
