@@ -18,6 +18,7 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "atomforge/hd.hpp"
@@ -496,13 +497,22 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           const double* __restrict Ps = P + t.agf_pow[u] * cntp;
           double* __restrict acc = s.accG + t.agf_fn[u] * kW;
           const double pref = t.agf_pref[u];
-          alignas(64) double al[kW];
-          for (int64_t l = 0; l < kW; ++l) al[l] = acc[l];
-          for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+          // two lane accumulators (even and odd chunks): half the dependency chain of one
+          alignas(64) double al[kW], bl[kW];
+          for (int64_t l = 0; l < kW; ++l) { al[l] = acc[l]; bl[l] = 0.0; }
+          int64_t c0 = 0;
+          for (; c0 + 2 * kW <= cntp; c0 += 2 * kW) {
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              al[l] += pref * Ps[c0 + l] * base[c0 + l];
+              bl[l] += pref * Ps[c0 + kW + l] * base[c0 + kW + l];
+            }
+          }
+          if (c0 < cntp) {
             AF_SIMD
             for (int64_t l = 0; l < kW; ++l) al[l] += pref * Ps[c0 + l] * base[c0 + l];
           }
-          for (int64_t l = 0; l < kW; ++l) acc[l] = al[l];
+          for (int64_t l = 0; l < kW; ++l) acc[l] = al[l] + bl[l];
         }
       }
     }
@@ -662,9 +672,11 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     double* __restrict rec = s.brec;
     if (to_cache) {
       int64_t* hdr = cache->i + cache->i_used;
-      hdr[0] = cnt; hdr[1] = last ? 1 : 0; hdr[2] = nruns;
-      for (int64_t r = 0; r < nruns; ++r) { hdr[3 + r] = run_j[r]; hdr[3 + nruns + r] = run_end[r]; }
-      for (int64_t c = 0; c < cntp; ++c) hdr[3 + 2 * nruns + c] = tk[c];
+      const int64_t nr = nruns;  // a local: stores through hdr could alias the captured count
+      hdr[0] = cnt; hdr[1] = last ? 1 : 0; hdr[2] = nr;
+      memcpy(hdr + 3, run_j, nr * sizeof(int64_t));
+      memcpy(hdr + 3 + nr, run_end, nr * sizeof(int64_t));
+      memcpy(hdr + 3 + 2 * nr, tk, cntp * sizeof(int64_t));
       cache->i_used += 3 + 2 * nruns + cntp;
       rec = cache->d + cache->d_used;
       cache->d_used += nrec * cntp;
