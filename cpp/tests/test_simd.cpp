@@ -1,0 +1,86 @@
+// Stream compaction of simd_math.hpp (compact_below, compact_within): the AVX-512 compress path
+// (the tests are compiled with the core's -march=native) or else the scalar fallback must keep
+// exactly the indices a plain loop keeps, in order, carry the arrays' entries along and, for
+// compact_within, return the squared distances of the kept entries as (ex ex + ey ey) + ez ez
+// (to 2 ulp: the scalar form may be contracted into FMAs).
+// Ranges start and end off the 8-lane grid, thresholds hit values exactly, and none is kept
+// or all are.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "common/simd_math.hpp"
+#include "harness.hpp"
+
+using namespace atomforge;
+
+namespace {
+double pseudo(int64_t& seed) {  // deterministic values in [-2, 2)
+  seed = (seed * 1103515245 + 12345) % 2147483648LL;
+  return 4.0 * static_cast<double>(seed) / 2147483648.0 - 2.0;
+}
+}  // namespace
+
+AF_TEST(simd, compact_below_matches_a_plain_loop) {
+  int64_t seed = 7;
+  const int64_t n = 53;
+  std::vector<double> v(n + 16);
+  for (auto& x : v) x = pseudo(seed);
+  v[10] = 0.5;  // equal to the threshold: not kept (strictly below)
+  for (int64_t begin : {0, 3, 8, 13}) {
+    for (int64_t end : {begin, begin + 1, begin + 7, begin + 8, begin + 9, n}) {
+      for (double thr : {-3.0, 0.5, 3.0}) {
+        std::vector<int64_t> out(n + 16, -1), ref;
+        for (int64_t k = begin; k < end; ++k)
+          if (v[k] < thr) ref.push_back(k);
+        const int64_t cnt = simd::compact_below(v.data(), begin, end, thr, out.data());
+        CHECK(cnt == static_cast<int64_t>(ref.size()));
+        for (int64_t q = 0; q < cnt && q < static_cast<int64_t>(ref.size()); ++q) CHECK(out[q] == ref[q]);
+      }
+    }
+  }
+}
+
+AF_TEST(simd, compact_within_keeps_carries_and_returns_exact_distances) {
+  int64_t seed = 11;
+  const int64_t n = 61, pad = 16;
+  std::vector<double> dx(n + pad), dy(n + pad), dz(n + pad), a(n + pad), b(n + pad);
+  for (int64_t k = 0; k < n + pad; ++k) {
+    dx[k] = pseudo(seed);
+    dy[k] = pseudo(seed);
+    dz[k] = pseudo(seed);
+    a[k] = 100.0 + k;
+    b[k] = -0.25 * k;
+  }
+  const double xj = 0.3, yj = -0.2, zj = 0.1;
+  for (int64_t begin : {0, 5, 8, 17}) {
+    for (int64_t end : {begin, begin + 3, begin + 8, begin + 11, n}) {
+      for (double thr : {0.0, 2.0, 100.0}) {
+        std::vector<int64_t> out(n + pad, -1), ref;
+        std::vector<double> ca(n + pad), cb(n + pad), cx(n + pad), cr2(n + pad), ref_r2;
+        for (int64_t k = begin; k < end; ++k) {
+          const double ex = dx[k] - xj, ey = dy[k] - yj, ez = dz[k] - zj;
+          const double ex2 = ex * ex, ey2 = ey * ey, ez2 = ez * ez;  // unfused, as the kernel
+          const double r2 = (ex2 + ey2) + ez2;
+          if (r2 < thr) {
+            ref.push_back(k);
+            ref_r2.push_back(r2);
+          }
+        }
+        const double* const src[3] = {a.data(), b.data(), dx.data()};
+        double* const dst[4] = {ca.data(), cb.data(), cx.data(), cr2.data()};
+        const int64_t cnt = simd::compact_within(dx.data(), dy.data(), dz.data(), xj, yj, zj, begin, end, thr,
+                                                 out.data(), src, dst);
+        CHECK(cnt == static_cast<int64_t>(ref.size()));
+        for (int64_t q = 0; q < cnt && q < static_cast<int64_t>(ref.size()); ++q) {
+          const int64_t k = ref[q];
+          CHECK(out[q] == k);
+          CHECK(ca[q] == a[k]);
+          CHECK(cb[q] == b[k]);
+          CHECK(cx[q] == dx[k]);
+          CHECK(std::fabs(cr2[q] - ref_r2[q]) <= 4.5e-16 * ref_r2[q]);
+        }
+      }
+    }
+  }
+}
