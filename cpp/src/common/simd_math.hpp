@@ -164,7 +164,7 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
 /// dst[a][count] = src[a][k] for a < NArr, then dst[NArr][count] = r2_k. Returns the count.
 /// One pass: the distances are formed, tested and compacted in registers (no distance array).
 /// Reads every array at [begin, end + 7] and writes up to index count + 7 (callers pad).
-/// The first three src arrays must be dx, dy, dz if the caller wants d_k carried along.
+/// To carry d_k along, pass dx, dy, dz among the src arrays.
 template <int NArr>
 AF_INLINE int64_t compact_within(const double* dx, const double* dy, const double* dz, double xj, double yj,
                                  double zj, int64_t begin, int64_t end, double thr, int64_t* out,
@@ -181,7 +181,8 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     const __m512d ex = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dx + b), vx);
     const __m512d ey = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dy + b), vy);
     const __m512d ez = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dz + b), vz);
-    // the same operations as the scalar form below: (ex ex + ey ey) + ez ez, unfused
+    // (ex ex + ey ey) + ez ez without FMAs (the scalar form below is the same sum; a compiler
+    // may contract it, which changes the last bit)
     const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
     const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
     _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
