@@ -57,7 +57,7 @@ AF_TEST(simd, compact_within_keeps_carries_and_returns_exact_distances) {
     for (int64_t end : {begin, begin + 3, begin + 8, begin + 11, n}) {
       for (double thr : {0.0, 2.0, 100.0}) {
         std::vector<int64_t> out(n + pad, -1), ref;
-        std::vector<double> ca(n + pad), cb(n + pad), cx(n + pad), cr2(n + pad), ref_r2;
+        std::vector<double> ca(n + pad), cb(n + pad), cx(n + pad), cy(n + pad), cz(n + pad), cr2(n + pad), ref_r2;
         for (int64_t k = begin; k < end; ++k) {
           const double ex = dx[k] - xj, ey = dy[k] - yj, ez = dz[k] - zj;
           const double ex2 = ex * ex, ey2 = ey * ey, ez2 = ez * ez;  // unfused, as the kernel
@@ -67,8 +67,8 @@ AF_TEST(simd, compact_within_keeps_carries_and_returns_exact_distances) {
             ref_r2.push_back(r2);
           }
         }
-        const double* const src[3] = {a.data(), b.data(), dx.data()};
-        double* const dst[4] = {ca.data(), cb.data(), cx.data(), cr2.data()};
+        const double* const src[2] = {a.data(), b.data()};
+        double* const dst[6] = {cx.data(), cy.data(), cz.data(), ca.data(), cb.data(), cr2.data()};
         const int64_t cnt = simd::compact_within(dx.data(), dy.data(), dz.data(), xj, yj, zj, begin, end, thr,
                                                  out.data(), src, dst);
         CHECK(cnt == static_cast<int64_t>(ref.size()));

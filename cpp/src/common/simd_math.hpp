@@ -160,15 +160,15 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
 }
 
 /// Neighbour-pair compaction: for k in [begin, end), r2_k = |d_k - d_j|^2 with d = (dx, dy, dz);
-/// writes the k with r2_k < thr to out, in increasing order, and for each kept k
-/// dst[a][count] = src[a][k] for a < NArr, then dst[NArr][count] = r2_k. Returns the count.
-/// One pass: the distances are formed, tested and compacted in registers (no distance array).
-/// Reads every array at [begin, end + 7] and writes up to index count + 7 (callers pad).
-/// To carry d_k along, pass dx, dy, dz among the src arrays.
+/// writes the k with r2_k < thr to out, in increasing order, and for each kept k (count-th kept)
+/// dst[0..2][count] = dx[k], dy[k], dz[k], dst[3 + a][count] = src[a][k] for a < NArr, and
+/// dst[NArr + 3][count] = r2_k. Returns the count. One pass: the distances are formed, tested and
+/// compacted in registers (no distance array, each array loaded once). Reads every array at
+/// [begin, end + 7] and writes up to index count + 7 (callers pad).
 template <int NArr>
 AF_INLINE int64_t compact_within(const double* dx, const double* dy, const double* dz, double xj, double yj,
                                  double zj, int64_t begin, int64_t end, double thr, int64_t* out,
-                                 const double* const (&src)[NArr], double* const (&dst)[NArr + 1]) {
+                                 const double* const (&src)[NArr], double* const (&dst)[NArr + 4]) {
   int64_t cnt = 0;
 #if defined(AF_AVX512_COMPRESS)
   const __m512d t = _mm512_set1_pd(thr);
@@ -178,17 +178,21 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
   for (int64_t b = begin; b < end; b += 8) {
     const int64_t left = end - b;
     const __mmask8 tail = left >= 8 ? static_cast<__mmask8>(0xff) : static_cast<__mmask8>((1u << left) - 1u);
-    const __m512d ex = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dx + b), vx);
-    const __m512d ey = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dy + b), vy);
-    const __m512d ez = _mm512_sub_pd(_mm512_maskz_loadu_pd(tail, dz + b), vz);
+    const __m512d x = _mm512_maskz_loadu_pd(tail, dx + b);
+    const __m512d y = _mm512_maskz_loadu_pd(tail, dy + b);
+    const __m512d z = _mm512_maskz_loadu_pd(tail, dz + b);
+    const __m512d ex = _mm512_sub_pd(x, vx), ey = _mm512_sub_pd(y, vy), ez = _mm512_sub_pd(z, vz);
     // (ex ex + ey ey) + ez ez without FMAs (the scalar form below is the same sum; a compiler
     // may contract it, which changes the last bit)
     const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
     const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
     _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
+    _mm512_storeu_pd(dst[0] + cnt, _mm512_maskz_compress_pd(m, x));
+    _mm512_storeu_pd(dst[1] + cnt, _mm512_maskz_compress_pd(m, y));
+    _mm512_storeu_pd(dst[2] + cnt, _mm512_maskz_compress_pd(m, z));
     for (int a = 0; a < NArr; ++a)
-      _mm512_storeu_pd(dst[a] + cnt, _mm512_maskz_compress_pd(m, _mm512_maskz_loadu_pd(tail, src[a] + b)));
-    _mm512_storeu_pd(dst[NArr] + cnt, _mm512_maskz_compress_pd(m, r2));
+      _mm512_storeu_pd(dst[3 + a] + cnt, _mm512_maskz_compress_pd(m, _mm512_maskz_loadu_pd(tail, src[a] + b)));
+    _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_compress_pd(m, r2));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
   }
@@ -198,8 +202,11 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     const double ex2 = ex * ex, ey2 = ey * ey, ez2 = ez * ez;
     const double r2 = (ex2 + ey2) + ez2;
     out[cnt] = b;
-    for (int a = 0; a < NArr; ++a) dst[a][cnt] = src[a][b];
-    dst[NArr][cnt] = r2;
+    dst[0][cnt] = dx[b];
+    dst[1][cnt] = dy[b];
+    dst[2][cnt] = dz[b];
+    for (int a = 0; a < NArr; ++a) dst[3 + a][cnt] = src[a][b];
+    dst[NArr + 3][cnt] = r2;
     cnt += (r2 < thr);
   }
 #endif

@@ -812,7 +812,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
     const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
     const int64_t kend = s.block[b + 1];
-    const double* const src[7] = {Dx, Dy, Dz, RR, IR, FC, DFC};
+    const double* const src[4] = {RR, IR, FC, DFC};
     double* const dst[8] = {kx + cnt, ky + cnt, kz + cnt, kr + cnt, kir + cnt, kfc + cnt, kdfc + cnt, kr2 + cnt};
     const int64_t c = simd::compact_within(Dx, Dy, Dz, djx, djy, djz, kbeg, kend, rc2, tk + cnt, src, dst);
     if (c == 0) continue;
