@@ -35,10 +35,8 @@ namespace acsf {
 constexpr int64_t kW = 8;
 
 // Triplets per block of the factorised-pair path (fact_pair_terms): a block is flushed once it
-// holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW. 64 rather
-// than 128: the block's temporaries and record then stay closer to L1 (n2p2 water, 512-bit
-// build: 1.04x in 12 concurrent pairings, range 0.96-1.13; 32 was slower).
-constexpr int64_t kBlock = 64;
+// holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW.
+constexpr int64_t kBlock = 128;
 
 /// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
 /// count from the start of their central element's (or pair's) range.
