@@ -13,7 +13,8 @@ frames) as the test set; errors are the run's metrics.json (model.afm evaluated 
 Models: ``acsf`` (the default descriptor, per-element networks), ``gmp`` (GMP descriptor,
 per-element networks), ``gmp-shared`` (GMP, one network for all elements), ``gmp-pairs`` (GMP with
 element and element-pair density channels, per-element networks: the plain CLI plus a config file
-of one key, ``descriptor: {type: gmp, channels: element_pairs}``; docs/descriptors.md).
+of one key, ``descriptor: {type: gmp, channels: element_pairs}``; docs/descriptors.md) and
+``gmp-pairs-shared`` (the same channels, one network for all elements).
 
 References (force MAE meV/A; Kovacs et al., J. Chem. Theory Comput. 17, 7696 (2021), as tabulated
 in Batatia et al., NeurIPS 2022, Table 2): ANI / ACE below. Targets (issue 11): every network at or
@@ -49,11 +50,13 @@ REFERENCE = {"aspirin": (40.6, 17.9), "azobenzene": (35.4, 10.9), "benzene": (10
              "malonaldehyde": (24.5, 11.1), "naphthalene": (29.2, 5.1), "paracetamol": (30.4, 12.7),
              "salicylic": (29.7, 9.3), "toluene": (24.3, 6.5), "uracil": (21.4, 6.6)}
 MODELS = {"acsf": [], "gmp": ["--descriptor", "gmp"], "gmp-shared": ["--descriptor", "gmp", "--shared"],
-          "gmp-pairs": ["--descriptor", "gmp"]}
+          "gmp-pairs": ["--descriptor", "gmp"], "gmp-pairs-shared": ["--descriptor", "gmp", "--shared"]}
 LABELS = {"acsf": "ACSF", "gmp": "GMP per-element", "gmp-shared": "GMP shared",
-          "gmp-pairs": "GMP element-pair channels, per-element"}
+          "gmp-pairs": "GMP element-pair channels, per-element",
+          "gmp-pairs-shared": "GMP element-pair channels, shared"}
 #: models that add a config file (written into the runs folder) to the plain CLI
-CONFIGS = {"gmp-pairs": "descriptor:\n  type: gmp\n  channels: element_pairs\n"}
+CONFIGS = {"gmp-pairs": "descriptor:\n  type: gmp\n  channels: element_pairs\n",
+           "gmp-pairs-shared": "descriptor:\n  type: gmp\n  channels: element_pairs\n"}
 #: the published GMP (one density channel): the models the "GMP at or below ACSF" count is about
 PUBLISHED_GMP = ("gmp", "gmp-shared")
 
