@@ -36,7 +36,8 @@ _ACSF0 = {"type": "acsf", "r_c": 5.0, "n_radial": 16, "n_angular": 4, "angular":
           "r_min": 0.7, "cutoff_function": "cos", "n_angular_radial": 4, "angular_grid": "shifted",
           "r_c_angular": None, "zetas": None}
 _GMP0 = {"type": "gmp", "r_c": 6.0, "orders": [0, 1, 2, 3], "sigmas": [0.4, 0.8, 1.2, 1.6, 2.0],
-         "cutoff_function": "poly2", "square": False, "density_table": "signed"}
+         "cutoff_function": "poly2", "square": False, "density_table": "signed",
+         "channels": "total"}  # the published GMP, as when the results were made
 
 
 def _acsf(**kw):

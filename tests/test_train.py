@@ -660,6 +660,43 @@ def test_jacobian_cache_budget_config_errors(value, match):
         load_config(None, {"data": "x.npz", "training": {"jacobian_cache_mb": value}})
 
 
+def test_gmp_training_default_is_element_pair_channels(ethanol_small):
+    """The training default of GMP is element-pair density channels (chosen by the rMD17 table);
+    null and 'total' give the published GMP (one density)."""
+    from atomforge.descriptors import descriptor_class
+    from atomforge.train.config import load_config
+
+    def sf(extra):
+        d = load_config(None, {"data": str(ethanol_small[0]), "descriptor": {"type": "gmp", **extra}})["descriptor"]
+        return descriptor_class("gmp").from_config(d, ["H", "C", "O"])
+
+    g = sf({})
+    assert g.channels == [["H"], ["C"], ["O"], ["H", "C"], ["H", "O"], ["C", "O"]] and g.n_features == 6 * 70
+    for published in ({"channels": None}, {"channels": "total"}):
+        assert sf(published).is_total and sf(published).n_features == 70
+
+
+@pytest.mark.parametrize("channels", ["element_pairs", "elements"])
+def test_gmp_channels_refuse_elements_the_training_data_lacks(ethanol_small, tmp_path, channels):
+    """descriptor.elements may add elements for element-agnostic transfer only with the published
+    GMP: a density channel of an element the data lacks is zero in every training frame."""
+    from atomforge.train.config import load_config
+    from atomforge.train.trainer import Trainer
+
+    base = {"data": str(ethanol_small[0]), "test_data": str(ethanol_small[1]), "validation_fraction": 0.2,
+            "network": {"hidden": [8]}, "training": {"epochs": 1, "batch_size": 8}}
+    cfg = load_config(None, {**base, "descriptor": {"type": "gmp", "orders": [0, 1], "sigmas": [0.5],
+                                                    "elements": ["N"], "channels": channels}})
+    with pytest.raises(ValueError, match=r"descriptor.elements adds \['N'\].*channels: total"):
+        Trainer(cfg, tmp_path / "run", progress=False, log=lambda *_: None).run_training()
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+    cfg = load_config(None, {**base, "descriptor": {"type": "gmp", "orders": [0, 1], "sigmas": [0.5],
+                                                    "elements": ["N"], "channels": "total"}})
+    t = Trainer(cfg, tmp_path / "run2", progress=False, log=lambda *_: None)
+    t.run_training()
+    assert t.sf.elements == ["H", "C", "N", "O"] and t.sf.is_total
+
+
 @pytest.mark.parametrize("channels, match", [("pairs", "unknown mode 'pairs'"), ([["C"], ["C"]], "repeats channel 0"),
                                              ([["C", "Xx"]], "Xx"), ([[]], "channels\\[0\\]")])
 def test_bad_gmp_channels_fail_before_training(ethanol_small, channels, match):

@@ -159,6 +159,11 @@ class Descriptor:
         ``cfg`` holds :attr:`config_defaults` keys. Raises ValueError naming the key."""
         raise NotImplementedError
 
+    def check_training_elements(self, data_elements: List[str]) -> None:
+        """Raise ValueError when training on data with only ``data_elements`` (symbols) cannot
+        give this descriptor's features meaning for every element it describes (a trainer calls
+        it after :meth:`from_config`). The default accepts everything."""
+
     # ------------------------------------------------------------------ to implement
     def to_dict(self) -> dict:
         """The documented parameter form (JSON/YAML serialisable, includes ``'type'``)."""

@@ -24,7 +24,9 @@ and periodic images. Columns are ordered by order, then width: ``labels[f] = (or
 Element-agnostic: the features of every element are the same functions of the environment, and
 an element the training data never had is described as soon as its density is in the table.
 
-Density channels (an atomforge option; the published GMP is ``channels="total"``, the default):
+Density channels (an atomforge option; the published GMP is ``channels="total"``, the default of
+this class; training configurations default to ``"element_pairs"``, the more accurate choice on
+every rMD17 molecule, benchmarks/results/rmd17_table.md):
 a channel is a set of elements, and its features are those of the partial density of its
 elements only. ``"elements"``: one channel per element (neighbour elements resolved, as ACSF
 does); ``"element_pairs"``: those plus one channel per pair of elements, whose features add the
@@ -124,11 +126,15 @@ class GaussianMultipoles(Descriptor):
     #: cover besides those of the training data (a shared network can evaluate them).
     #: Orders 0-6 x 10 widths 0.2-2.0 A (70 features) from the rMD17 ethanol study
     #: (benchmarks/results/rmd17_table_notes.md): test force MAE 33.3 meV/A against 40.6 (orders 0-5
-    #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default).
+    #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default). Channels
+    #: ``element_pairs`` (null or ``total``: the published GMP, one density) from the rMD17 table
+    #: (benchmarks/results/rmd17_table.md): 1.7-3.1x lower force errors than one density on every
+    #: molecule, per-element and shared networks alike; the cost is n_e (n_e + 1) / 2 times the
+    #: features, and the element-agnostic property (new elements need ``channels: total``).
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
                        "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed",
-                       "channels": None}
+                       "channels": "element_pairs"}
 
     @classmethod
     def from_config(cls, cfg: dict, elements) -> "GaussianMultipoles":
@@ -142,7 +148,24 @@ class GaussianMultipoles(Descriptor):
         cf = cfg["cutoff_function"]
         return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
                    cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms,
-                   density_table=cfg.get("density_table", "signed"), channels=cfg.get("channels") or "total")
+                   density_table=cfg.get("density_table", "signed"),
+                   channels="total" if cfg.get("channels") is None else cfg["channels"])
+
+    def check_training_elements(self, data_elements) -> None:
+        """With density channels, every described element must occur in the training data: the
+        channels of an element the data lacks are zero in every training frame, so the network
+        never learns what they mean and its output for that element would be an arbitrary
+        extrapolation. Raises ValueError naming those elements; the published GMP
+        (``channels="total"``) accepts them (element-agnostic transfer)."""
+        if self.is_total:
+            return
+        have = set(element_symbols(list(data_elements)))
+        missing = [e for e in self.elements if e not in have]
+        if missing:
+            raise ValueError(f"descriptor.elements adds {missing}, which the training data does not have: with "
+                             f"density channels ({self.channels}) their channels are empty in every training frame, "
+                             f"so the model could not describe them; set descriptor.channels: total (the published, "
+                             f"element-agnostic GMP) to describe elements absent from the training data")
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3, 4, 5, 6),
                  sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0),

@@ -247,6 +247,7 @@ class DipoleTrainer:
         else:
             d = cfg["descriptor"]
             self.sf = descriptor_class(d["type"]).from_config(d, syms)
+            self.sf.check_training_elements(syms)
         self.log(f"descriptor: {self.sf}")
         self.log(f"data: {len(self.train_ds)} train / {len(self.valid_ds)} validation / {len(self.test_ds)} test frames")
         self.train_f = DipoleStore(self.sf, self.train_ds, self.dtype)
