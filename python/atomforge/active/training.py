@@ -20,7 +20,9 @@ def _descriptor(cfg: dict, elements: List[str]):
     from ..train.config import descriptor_defaults
 
     d = {**descriptor_defaults(cfg["descriptor"].get("type", "acsf")), **cfg["descriptor"]}
-    return descriptor_class(d["type"]).from_config(d, elements)
+    sf = descriptor_class(d["type"]).from_config(d, elements)
+    sf.check_training_elements(elements)
+    return sf
 
 
 def _load_weights(model, params) -> None:
