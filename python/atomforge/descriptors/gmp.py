@@ -128,9 +128,9 @@ class GaussianMultipoles(Descriptor):
     #: (benchmarks/results/rmd17_table_notes.md): test force MAE 33.3 meV/A against 40.6 (orders 0-5
     #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default). Channels
     #: ``element_pairs`` (null or ``total``: the published GMP, one density) from the rMD17 table
-    #: (benchmarks/results/rmd17_table.md): 1.7-3.1x lower force errors than one density on every
-    #: molecule, per-element and shared networks alike; the cost is n_e (n_e + 1) / 2 times the
-    #: features, and the element-agnostic property (new elements need ``channels: total``).
+    #: (benchmarks/results/rmd17_table.md): force errors 1.6-3.1x (per-element networks) and
+    #: 1.9-4.1x (shared) below one density's on every molecule; the cost is n_e (n_e + 1) / 2 times
+    #: the features, and the element-agnostic property (new elements need ``channels: total``).
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
                        "cutoff_function": "poly2", "square": False, "elements": None, "density_table": "signed",

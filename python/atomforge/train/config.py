@@ -43,7 +43,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
       # square: false           # features Q instead of sqrt(Q)
       # elements: null          # elements to cover besides the data's (shared networks)
-      # channels: element_pairs # density channels: element_pairs (1.7-3.1x lower force errors on
+      # channels: element_pairs # density channels: element_pairs (1.6-4.1x lower force errors on
       #                         #   rMD17, rmd17_table.md) | elements | [[C], [O], [C, O]] | null or
       #                         #   total (the published, element-agnostic GMP: one density; needed
       #                         #   for elements the training data lacks; docs/descriptors.md)
