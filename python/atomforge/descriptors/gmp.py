@@ -123,7 +123,8 @@ class GaussianMultipoles(Descriptor):
 
     type = "gmp"
     #: Training-configuration keys (``descriptor: {type: gmp, ...}``). ``elements``: elements to
-    #: cover besides those of the training data (a shared network can evaluate them).
+    #: cover besides those of the training data (a shared network can evaluate them; only with
+    #: ``channels: total``, see check_training_elements).
     #: Orders 0-6 x 10 widths 0.2-2.0 A (70 features) from the rMD17 ethanol study
     #: (benchmarks/results/rmd17_table_notes.md): test force MAE 33.3 meV/A against 40.6 (orders 0-5
     #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default). Channels

@@ -42,7 +42,8 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       #                                   #   the rMD17 ethanol study, rmd17_table_notes.md)
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
       # square: false           # features Q instead of sqrt(Q)
-      # elements: null          # elements to cover besides the data's (shared networks)
+      # elements: null          # elements to cover besides the data's (shared networks; needs
+      #                         #   channels: total, the element-agnostic GMP)
       # channels: element_pairs # density channels: element_pairs (1.6-4.1x lower force errors on
       #                         #   rMD17, rmd17_table.md) | elements | [[C], [O], [C, O]] | null or
       #                         #   total (the published, element-agnostic GMP: one density; needed
