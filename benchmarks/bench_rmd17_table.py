@@ -170,7 +170,7 @@ def write_table(results: Path, out: Path) -> str:
              "| molecule | ANI F | ACE F | " + " | ".join(f"{LABELS[m]} E / F (times, threads)" for m in MODELS) +
              " | best F / ANI | best F / ACE |",
              "|---|---:|---:|" + "---|" * len(MODELS) + "---:|---:|"]
-    done = n_at_ani = n_in_time = 0
+    done = n_in_time = 0
     acc_done = acc_at_ani = 0
     gmp_vs_acsf, pub_vs_acsf, pub_at_ani = [], [], []
     for mol in MOLECULES:

@@ -460,8 +460,9 @@ class Trainer:
         from ase.data import atomic_numbers, chemical_symbols
         zs = sorted(set(int(z) for z in data.elements) | (set(int(z) for z in test.elements) if test else set()))
         d = cfg["descriptor"]
-        self.sf = descriptor_class(d["type"]).from_config(d, [chemical_symbols[z] for z in zs])
-        self.sf.check_training_elements([chemical_symbols[z] for z in zs])
+        data_syms = [chemical_symbols[z] for z in zs]
+        self.sf = descriptor_class(d["type"]).from_config(d, data_syms)
+        self.sf.check_training_elements(data_syms)
         # the model covers the descriptor's elements (GMP may add some the data does not have)
         zs = [int(atomic_numbers[s]) for s in self.sf.elements]
         # Jacobians are cached when they fit the budget, recomputed per batch otherwise
