@@ -56,16 +56,28 @@ REFERENCE = {"aspirin": (40.6, 17.9), "azobenzene": (35.4, 10.9), "benzene": (10
 # "gmp-pairs" was run with it as one config key, which is now the default), the GMP columns of the
 # acceptance are gmp-pairs and gmp-pairs-shared; the published GMP (one density channel) keeps its
 # columns, gmp and gmp-shared, now run with ``channels: total``.
-MODELS = {"acsf": [], "gmp-pairs": ["--descriptor", "gmp"], "gmp-pairs-shared": ["--descriptor", "gmp", "--shared"],
+MODELS = {"acsf": [], "gmp-sq": ["--descriptor", "gmp"], "gmp-sq-shared": ["--descriptor", "gmp", "--shared"],
+          "gmp-pairs": ["--descriptor", "gmp"], "gmp-pairs-shared": ["--descriptor", "gmp", "--shared"],
           "gmp": ["--descriptor", "gmp"], "gmp-shared": ["--descriptor", "gmp", "--shared"]}
-LABELS = {"acsf": "ACSF", "gmp-pairs": "GMP per-element (element-pair channels)",
-          "gmp-pairs-shared": "GMP shared (element-pair channels)",
+LABELS = {"acsf": "ACSF", "gmp-sq": "GMP per-element (element-pair channels, squared invariants)",
+          "gmp-sq-shared": "GMP shared (element-pair channels, squared invariants)",
+          "gmp-pairs": "GMP per-element (element-pair channels, square-root invariants)",
+          "gmp-pairs-shared": "GMP shared (element-pair channels, square-root invariants)",
           "gmp": "published GMP (one density), per-element", "gmp-shared": "published GMP (one density), shared"}
-#: models that add a config file (written into the runs folder) to the plain CLI
-CONFIGS = {"gmp": "descriptor:\n  type: gmp\n  channels: total\n",
-           "gmp-shared": "descriptor:\n  type: gmp\n  channels: total\n"}
+#: models that add a config file (written into the runs folder) to the plain CLI; each names the
+#: keys that differ from today's defaults, so an entry can be rerun at any later commit. The
+#: squared invariants (``square: true``) are the GMP training default since the gmp-sq columns
+#: chose them (2026-12-02); the config key makes the columns independent of that default.
+CONFIGS = {"gmp-sq": "descriptor:\n  type: gmp\n  square: true\n",
+           "gmp-sq-shared": "descriptor:\n  type: gmp\n  square: true\n",
+           "gmp-pairs": "descriptor:\n  type: gmp\n  square: false\n",
+           "gmp-pairs-shared": "descriptor:\n  type: gmp\n  square: false\n",
+           "gmp": "descriptor:\n  type: gmp\n  channels: total\n  square: false\n",
+           "gmp-shared": "descriptor:\n  type: gmp\n  channels: total\n  square: false\n"}
 #: the acceptance columns: every one at or below ANI (target), GMP at or below ACSF on most
-ACCEPTANCE = ("acsf", "gmp-pairs", "gmp-pairs-shared")
+ACCEPTANCE = ("acsf", "gmp-sq", "gmp-sq-shared")
+#: GMP columns compared with ACSF in the summary (acceptance and earlier defaults)
+GMP_EARLIER = ("gmp-pairs", "gmp-pairs-shared")
 #: the published GMP (one density channel), reported beside them
 PUBLISHED_GMP = ("gmp", "gmp-shared")
 
