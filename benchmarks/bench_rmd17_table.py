@@ -10,13 +10,15 @@ the default epochs or early stopping, not on wall time) on ``rmd17_<mol>_train_0
 frames: 950 train / 50 validation, split by the trainer) with ``rmd17_<mol>_test_01.npz`` (1000
 frames) as the test set; errors are the run's metrics.json (model.afm evaluated by the C++ core).
 
-Models: ``acsf`` (the default descriptor, per-element networks); ``gmp-pairs`` and
-``gmp-pairs-shared`` (``--descriptor gmp``, per-element networks or ``--shared``: the GMP training
-default, element and element-pair density channels, docs/descriptors.md; these entries were run
-with the config key ``descriptor: {type: gmp, channels: element_pairs}`` before it became the
-default, the same settings); ``gmp`` and ``gmp-shared`` (the published GMP, one density channel:
-the plain CLI plus a config file of one key, ``channels: total``; run before that key was needed,
-with the then default). The acceptance of issue 11 is about the first three.
+Models: ``acsf`` (the default descriptor, per-element networks); ``gmp-sq`` and ``gmp-sq-shared``
+(``--descriptor gmp``, per-element networks or ``--shared``: the GMP training default, element and
+element-pair density channels with squared invariants, docs/descriptors.md; the config file names
+``square: true`` so that the columns do not depend on the default); ``gmp-pairs`` and
+``gmp-pairs-shared`` (the same with the published square-root invariants, ``square: false``: the
+GMP default from 2026-12-02 until the squared columns replaced it; run before that key was needed);
+``gmp`` and ``gmp-shared`` (the published GMP, one density channel, ``channels: total`` and
+``square: false``; run before those keys were needed, with the then default). The acceptance of
+issue 11 is about the first three.
 
 References (force MAE meV/A; Kovacs et al., J. Chem. Theory Comput. 17, 7696 (2021), as tabulated
 in Batatia et al., NeurIPS 2022, Table 2): ANI / ACE below. Targets (issue 11): every network at or
@@ -52,10 +54,9 @@ REFERENCE = {"aspirin": (40.6, 17.9), "azobenzene": (35.4, 10.9), "benzene": (10
              "malonaldehyde": (24.5, 11.1), "naphthalene": (29.2, 5.1), "paracetamol": (30.4, 12.7),
              "salicylic": (29.7, 9.3), "toluene": (24.3, 6.5), "uracil": (21.4, 6.6)}
 # The acceptance columns (issue 11: ACSF, GMP per-element and GMP shared, each the plain CLI) come
-# first. Since the GMP training default became element-pair density channels (the column
-# "gmp-pairs" was run with it as one config key, which is now the default), the GMP columns of the
-# acceptance are gmp-pairs and gmp-pairs-shared; the published GMP (one density channel) keeps its
-# columns, gmp and gmp-shared, now run with ``channels: total``.
+# first: the GMP training default is element-pair density channels with squared invariants
+# (gmp-sq, gmp-sq-shared). The columns of earlier GMP defaults stay beside them: square-root
+# invariants (gmp-pairs, gmp-pairs-shared) and the published GMP, one density (gmp, gmp-shared).
 MODELS = {"acsf": [], "gmp-sq": ["--descriptor", "gmp"], "gmp-sq-shared": ["--descriptor", "gmp", "--shared"],
           "gmp-pairs": ["--descriptor", "gmp"], "gmp-pairs-shared": ["--descriptor", "gmp", "--shared"],
           "gmp": ["--descriptor", "gmp"], "gmp-shared": ["--descriptor", "gmp", "--shared"]}
@@ -171,7 +172,10 @@ def write_table(results: Path, out: Path) -> str:
              "use the same orders and widths on n_e (n_e + 1) / 2 density channels: 420 features for 3 elements, "
              "700 for 4; they were run with the config key `channels: element_pairs`, which is the GMP training "
              "default since this table chose it (2026-12-02), so they are the plain CLI's GMP now, and the published "
-             "GMP columns (one density) need `channels: total`). References: "
+             "GMP columns (one density) need `channels: total`; the squared-invariant columns (`square: true`, "
+             "features Q instead of the published sqrt(Q)) use the same channels, orders and widths, and chose the "
+             "GMP training default on 2026-12-02: since then the square-root columns name `square: false`). "
+             "References: "
              "force MAE of ANI / ACE, Kovacs et al., JCTC 17, 7696 (2021), via Batatia et al., NeurIPS 2022, "
              "Table 2. Energy MAE meV, force MAE meV/A; times: wall and CPU minutes of the whole CLI run (data "
              "loading, featurisation, training, evaluation), threads as listed; on a shared machine the CPU time "
@@ -184,7 +188,10 @@ def write_table(results: Path, out: Path) -> str:
              "|---|---:|---:|" + "---|" * len(MODELS) + "---:|---:|"]
     done = n_in_time = 0
     acc_done = acc_at_ani = 0
-    gmp_vs_acsf, pub_vs_acsf, pub_at_ani = [], [], []
+    # per group of columns: at or below ANI, at or below ACSF (same molecule)
+    groups = {"acceptance GMP": ACCEPTANCE[1:], "earlier GMP": GMP_EARLIER, "published GMP": PUBLISHED_GMP}
+    at_ani = {k: [] for k in groups}
+    vs_acsf = {k: [] for k in groups}
     for mol in MOLECULES:
         ani, ace = REFERENCE[mol]
         cells, best = [], None
@@ -198,8 +205,12 @@ def write_table(results: Path, out: Path) -> str:
             if m in ACCEPTANCE:
                 acc_done += 1
                 acc_at_ani += f <= ani
-            else:
-                pub_at_ani.append(f <= ani)
+            for k, cols in groups.items():
+                if m in cols:
+                    at_ani[k].append(f <= ani)
+                    a = res.get(f"{mol}/acsf")
+                    if a:
+                        vs_acsf[k].append(f <= a["forces_mae_meV_A"])
             n_in_time += e["wall_minutes"] <= 30 and not e.get("resumed")
             best = f if best is None else min(best, f)
             flag = " (<= ANI)" if f <= ani else ""
@@ -207,22 +218,21 @@ def write_table(results: Path, out: Path) -> str:
             cells.append(f"{e['energy_mae_meV']:.2f} / **{f:.1f}**{flag} ({part}{e['wall_minutes']:.0f} min wall, "
                          f"{e['cpu_minutes']:.0f} min CPU, {e['threads']} thread{'s' if e['threads'] > 1 else ''}, "
                          f"{e.get('commit', '?')})")
-        for g in ("gmp-pairs", "gmp-pairs-shared", *PUBLISHED_GMP):
-            a, b = res.get(f"{mol}/acsf"), res.get(f"{mol}/{g}")
-            if a and b:
-                (pub_vs_acsf if g in PUBLISHED_GMP else gmp_vs_acsf).append(
-                    b["forces_mae_meV_A"] <= a["forces_mae_meV_A"])
         ratio = (f"{best / ani:.2f}", f"{best / ace:.1f}") if best is not None else ("-", "-")
         lines.append(f"| {mol} | {ani} | {ace} | " + " | ".join(cells) + f" | {ratio[0]} | {ratio[1]} |")
     total = len(MOLECULES) * len(MODELS)
     acc_total = len(MOLECULES) * len(ACCEPTANCE)
-    lines += ["", f"Entries run: {done} of {total}. **Acceptance columns** (ACSF and the GMP default, element-pair "
-              f"channels, per-element and shared): at or below ANI's force MAE {acc_at_ani} of {acc_done} run "
-              f"(target: all {acc_total}); GMP at or below ACSF (same molecule) {sum(gmp_vs_acsf)} of "
-              f"{len(gmp_vs_acsf)} pairs run (target: most). Published GMP (one density channel, both columns): "
-              f"at or below ANI {sum(pub_at_ani)} of {len(pub_at_ani)}, at or below ACSF {sum(pub_vs_acsf)} of "
-              f"{len(pub_vs_acsf)}. Entries within 30 minutes of wall time (target: all; wall time includes other "
-              f"work on the machine, see the threads and the notes): {n_in_time} of {done}."]
+    lines += ["", f"Entries run: {done} of {total}. **Acceptance columns** (ACSF and the GMP training default: "
+              f"element-pair channels, squared invariants; per-element and shared): at or below ANI's force MAE "
+              f"{acc_at_ani} of {acc_done} run (target: all {acc_total}); GMP at or below ACSF (same molecule) "
+              f"{sum(vs_acsf['acceptance GMP'])} of {len(vs_acsf['acceptance GMP'])} pairs run (target: most). "
+              f"GMP with square-root invariants (the default before, both columns): at or below ANI "
+              f"{sum(at_ani['earlier GMP'])} of {len(at_ani['earlier GMP'])}, at or below ACSF "
+              f"{sum(vs_acsf['earlier GMP'])} of {len(vs_acsf['earlier GMP'])}. Published GMP (one density channel, "
+              f"both columns): at or below ANI {sum(at_ani['published GMP'])} of {len(at_ani['published GMP'])}, "
+              f"at or below ACSF {sum(vs_acsf['published GMP'])} of {len(vs_acsf['published GMP'])}. Entries within "
+              f"30 minutes of wall time (target: all; wall time includes other work on the machine, see the threads "
+              f"and the notes): {n_in_time} of {done}."]
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     return text

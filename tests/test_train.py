@@ -674,6 +674,12 @@ def test_gmp_training_default_is_element_pair_channels(ethanol_small):
     assert g.channels == [["H"], ["C"], ["O"], ["H", "C"], ["H", "O"], ["C", "O"]] and g.n_features == 6 * 70
     for published in ({"channels": None}, {"channels": "total"}):
         assert sf(published).is_total and sf(published).n_features == 70
+    # squared invariants Q by default (the rMD17 table's choice); square: false gives the published sqrt(Q)
+    assert g.square and not sf({"square": False}).square
+    from ase.build import molecule
+    atoms = molecule("CH3CH2OH")
+    Q, G = g.compute(atoms), sf({"square": False}).compute(atoms)
+    assert np.allclose(Q, G ** 2, rtol=1e-12, atol=0.0)
 
 
 @pytest.mark.parametrize("channels", ["element_pairs", "elements"])

@@ -563,8 +563,8 @@ def main(argv=None) -> int:
                    help="sgdml: linear solver (default auto: from the memory budget)")
     t.add_argument("--descriptor", default=None, choices=["acsf", "gmp"],
                    help="descriptor type (default acsf; other keys from the config file or the type's defaults; gmp "
-                        "defaults to element-pair density channels, descriptor.channels: total gives the published, "
-                        "element-agnostic GMP)")
+                        "defaults to element-pair density channels and squared invariants; descriptor.channels: total "
+                        "with descriptor.square: false gives the published, element-agnostic GMP)")
     t.add_argument("--shared", action="store_true",
                    help="one network shared by all elements (needs --descriptor gmp)")
     t.add_argument("--format", default=None,

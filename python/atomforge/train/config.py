@@ -41,7 +41,8 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       # sigmas: [0.2, 0.4, ..., 2.0]      # 10 probe widths, Angstrom (70 features: the best of
       #                                   #   the rMD17 ethanol study, rmd17_table_notes.md)
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
-      # square: false           # features Q instead of sqrt(Q)
+      # square: true            # features Q, the squared norm (false: sqrt(Q), the published
+      #                         #   GMP; Q gave lower errors on rMD17, rmd17_table.md)
       # elements: null          # elements to cover besides the data's (shared networks; needs
       #                         #   channels: total, the element-agnostic GMP)
       # channels: element_pairs # density channels: element_pairs (1.6-4.1x lower force errors on
