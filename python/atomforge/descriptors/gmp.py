@@ -168,8 +168,8 @@ class GaussianMultipoles(Descriptor):
         if missing:
             raise ValueError(f"descriptor.elements adds {missing}, which the training data does not have: with "
                              f"density channels ({self.channels}) their channels are empty in every training frame, "
-                             f"so the model could not describe them; set descriptor.channels: total (the published, "
-                             f"element-agnostic GMP) to describe elements absent from the training data")
+                             f"so the model could not describe them; set descriptor.channels: total (one density: "
+                             f"the element-agnostic GMP) to describe elements absent from the training data")
 
     def __init__(self, orders: Sequence[int] = (0, 1, 2, 3, 4, 5, 6),
                  sigmas: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0),
