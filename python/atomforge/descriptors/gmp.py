@@ -133,7 +133,7 @@ class GaussianMultipoles(Descriptor):
     #: 1.9-4.1x (shared) below one density's on every molecule; the cost is n_e (n_e + 1) / 2 times
     #: the features, and the element-agnostic property (new elements need ``channels: total``).
     #: ``square: true`` (Q, the squared norm, instead of the published sqrt(Q)) from the rMD17 table:
-    #: with element-pair channels it lowered the force error in 9 of 10 trainings (ethanol 13.6 ->
+    #: with element-pair channels it lowered the force error in 11 of 12 trainings (ethanol 13.6 ->
     #: 12.7 meV/A per-element, 14.4 -> 13.2 shared; benchmarks/results/rmd17_table_notes.md).
     config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
