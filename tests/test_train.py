@@ -675,11 +675,15 @@ def test_gmp_training_default_is_element_pair_channels(ethanol_small):
     for published in ({"channels": None}, {"channels": "total"}):
         assert sf(published).is_total and sf(published).n_features == 70
     # squared invariants Q by default (the rMD17 table's choice); square: false gives the published sqrt(Q)
-    assert g.square and not sf({"square": False}).square
+    root = sf({"square": False})
+    assert g.square and not root.square
     from ase.build import molecule
     atoms = molecule("CH3CH2OH")
-    Q, G = g.compute(atoms), sf({"square": False}).compute(atoms)
+    Q, G = g.compute(atoms), root.compute(atoms)
     assert np.allclose(Q, G ** 2, rtol=1e-12, atol=0.0)
+    # null is not taken as either choice (the default changed, so a guess could be the wrong one)
+    with pytest.raises(ConfigError, match=r"descriptor.square: None is not true or false"):
+        sf({"square": None})
 
 
 @pytest.mark.parametrize("channels", ["element_pairs", "elements"])

@@ -150,6 +150,9 @@ class GaussianMultipoles(Descriptor):
         syms = sorted(set(element_symbols(list(elements))) | set(element_symbols(extra, "descriptor.elements"))
                       if extra else set(element_symbols(list(elements))), key=lambda s: atomic_numbers[s])
         cf = cfg["cutoff_function"]
+        if not isinstance(cfg["square"], bool):  # the config check lets null through to the owner
+            raise ValueError(f"descriptor.square: {cfg['square']!r} is not true or false (true: features Q, "
+                             f"the training default; false: sqrt(Q), the published GMP)")
         return cls(orders=cfg["orders"], sigmas=cfg["sigmas"], r_c=cfg["r_c"],
                    cutoff_function=None if cf in (None, "none") else cf, square=cfg["square"], elements=syms,
                    density_table=cfg.get("density_table", "signed"),
