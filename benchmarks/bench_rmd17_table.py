@@ -58,9 +58,11 @@ REFERENCE = {"aspirin": (40.6, 17.9), "azobenzene": (35.4, 10.9), "benzene": (10
 # (gmp-sq, gmp-sq-shared). The columns of earlier GMP defaults stay beside them: square-root
 # invariants (gmp-pairs, gmp-pairs-shared) and the published GMP, one density (gmp, gmp-shared).
 _PER, _SHARED = ["--descriptor", "gmp"], ["--descriptor", "gmp", "--shared"]
-MODELS = {"acsf": [], "gmp-sq": _PER, "gmp-sq-shared": _SHARED, "gmp-pairs": _PER, "gmp-pairs-shared": _SHARED,
+MODELS = {"acsf": [], "gmp-o8": _PER, "gmp-o8-shared": _SHARED, "gmp-sq": _PER, "gmp-sq-shared": _SHARED, "gmp-pairs": _PER, "gmp-pairs-shared": _SHARED,
           "gmp": _PER, "gmp-shared": _SHARED}
-LABELS = {"acsf": "ACSF", "gmp-sq": "GMP per-element (element-pair channels, squared invariants)",
+LABELS = {"acsf": "ACSF", "gmp-o8": "GMP per-element (element-pair channels, squared invariants, orders 0-8)",
+          "gmp-o8-shared": "GMP shared (element-pair channels, squared invariants, orders 0-8)",
+          "gmp-sq": "GMP per-element (element-pair channels, squared invariants)",
           "gmp-sq-shared": "GMP shared (element-pair channels, squared invariants)",
           "gmp-pairs": "GMP per-element (element-pair channels, square-root invariants)",
           "gmp-pairs-shared": "GMP shared (element-pair channels, square-root invariants)",
@@ -71,8 +73,9 @@ LABELS = {"acsf": "ACSF", "gmp-sq": "GMP per-element (element-pair channels, squ
 #: chose them (2026-12-02); the config key makes the columns independent of that default.
 _SQ = "descriptor:\n  type: gmp\n  square: true\n"
 _SQRT = "descriptor:\n  type: gmp\n  square: false\n"
+_O8 = "descriptor:\n  type: gmp\n  square: true\n  orders: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"
 _PUBLISHED = "descriptor:\n  type: gmp\n  channels: total\n  square: false\n"
-CONFIGS = {"gmp-sq": _SQ, "gmp-sq-shared": _SQ, "gmp-pairs": _SQRT, "gmp-pairs-shared": _SQRT,
+CONFIGS = {"gmp-o8": _O8, "gmp-o8-shared": _O8, "gmp-sq": _SQ, "gmp-sq-shared": _SQ, "gmp-pairs": _SQRT, "gmp-pairs-shared": _SQRT,
            "gmp": _PUBLISHED, "gmp-shared": _PUBLISHED}
 #: the acceptance columns: every one at or below ANI (target), GMP at or below ACSF on most
 ACCEPTANCE = ("acsf", "gmp-sq", "gmp-sq-shared")

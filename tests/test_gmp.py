@@ -218,6 +218,40 @@ def test_forces_and_virial_match_finite_differences(atoms_fn, cutoff_function, s
                                    atol=1e-10 * np.abs(res.virial).max())
 
 
+@pytest.mark.parametrize("order", [1, 2, 5, 6, 7, 8])
+def test_high_orders_follow_the_addition_theorem(order):
+    """Orders above the NumPy reference's 4 (up to the core's limit, 8): for a centre with two
+    neighbours at fixed distances, Q_n = sum_components w (mu)^2 is a + b P_n(cos theta) in the angle
+    theta between them (the addition theorem of the harmonic MCSH polynomials; Lei & Medford 2022,
+    eq. 6), so a wrong polynomial coefficient shows as a residual of a fit in P_n."""
+    from numpy.polynomial import legendre
+
+    g = gmp(orders=(order,), sigmas=(0.8,), r_c=12.0, cutoff_function=None, square=True, elements=["H", "O"],
+            channels="total")
+    th = np.linspace(0.3, 2.9, 7)
+    Q = np.array([g.compute(Atoms("OHH", positions=[[0, 0, 0], [1.1, 0, 0], [1.7 * np.cos(t), 1.7 * np.sin(t), 0]]))[0, 0]
+                  for t in th])
+    A = np.stack([np.ones_like(th), legendre.legval(np.cos(th), [0] * order + [1])], axis=1)
+    coef = np.linalg.lstsq(A, Q, rcond=None)[0]
+    assert coef[1] > 1e-3 * abs(coef[0])  # the angular part is there
+    np.testing.assert_allclose(A @ coef, Q, rtol=1e-12, atol=0)
+
+
+def test_order_8_forces_match_finite_differences():
+    atoms = random_cluster(6, 3)
+    g = gmp(orders=(0, 7, 8), square=True, channels="element_pairs")
+    G = g.compute(atoms)
+    w = np.random.default_rng(5).normal(size=G.shape) / np.abs(G).max(axis=0).clip(1e-300)
+    res = g.vjp(w, atoms)
+    fd = fd_forces(g, atoms, w, h=1e-5)
+    np.testing.assert_allclose(res.forces, fd, rtol=0, atol=1e-6 * np.abs(fd).max())
+    a = random_cluster(9, 5)
+    q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    b = a.copy()
+    b.positions = a.positions @ q.T
+    np.testing.assert_allclose(g.compute(b), g.compute(a), rtol=1e-10, atol=1e-12 * np.abs(g.compute(a)).max())
+
+
 def test_invariances():
     g = gmp()
     a = random_cluster(9, 5)
@@ -250,7 +284,7 @@ def test_smooth_cutoff_goes_to_zero_at_r_c_and_none_jumps():
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"orders": (0, 7)}, "orders"), ({"orders": (1, 1)}, "repeated"), ({"orders": (0.5,)}, "orders"),
+    ({"orders": (0, 9)}, "orders"), ({"orders": (1, 1)}, "repeated"), ({"orders": (0.5,)}, "orders"),
     ({"sigmas": (0.0,)}, "sigmas"), ({"sigmas": (1.0, float("nan"))}, "sigmas"), ({"sigmas": (1.0, 1.0)}, "repeated"),
     ({"r_c": 0.0}, "r_c"), ({"r_c": 100.0}, "r_c"), ({"cutoff_function": "gauss"}, "cutoff_function"),
     ({"elements": ["H", "U"], "densities": {"H": [(1.0, 1.0)]}}, "no pseudo-density for \\['U'\\]"),

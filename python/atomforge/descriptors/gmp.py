@@ -55,7 +55,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from .base import CUTOFF_FUNCTIONS, Descriptor, element_symbols, register
 
 #: Largest order the core supports.
-MAX_ORDER = 6
+MAX_ORDER = 8
 #: Largest cutoff radius the core accepts (Angstrom), as in cpp/src/descriptors/common.hpp.
 MAX_CUTOFF = 25.0
 
@@ -97,7 +97,7 @@ class GaussianMultipoles(Descriptor):
     """Gaussian multipole descriptors (type ``"gmp"``).
 
     Args:
-        orders: MCSH orders, each in 0..6 (default 0-6); distinct.
+        orders: MCSH orders, each in 0..8 (default 0-6); distinct.
         sigmas: probe widths in Angstrom, positive and distinct (default 0.2, 0.4, ..., 2.0).
         r_c: cutoff radius in Angstrom, in (0, 25].
         cutoff_function: a smooth cutoff (one of ``CUTOFF_FUNCTIONS``) or None (untruncated:
@@ -114,7 +114,7 @@ class GaussianMultipoles(Descriptor):
             ordered channel, order, width.
 
     Raises:
-        ValueError: naming the argument for orders outside 0..6 or repeated, non-positive or
+        ValueError: naming the argument for orders outside 0..8 or repeated, non-positive or
             repeated sigmas, r_c outside (0, 25], an unknown cutoff function, an element without
             a density, a density with non-finite coefficients or non-positive exponents, an
             unknown channel mode, or channels that are empty, repeated, name an element not

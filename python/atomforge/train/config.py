@@ -37,7 +37,7 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       n_theta_s: 8              # G5s only: angle shifts theta_s = (k + 1/2) pi / n_theta_s (ANI)
       # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
       # r_c: 6.0                # Angstrom
-      # orders: [0, 1, 2, 3, 4, 5, 6]     # MCSH orders (0..6)
+      # orders: [0, 1, 2, 3, 4, 5, 6]     # MCSH orders (0..8)
       # sigmas: [0.2, 0.4, ..., 2.0]      # 10 probe widths, Angstrom (70 features: the best of
       #                                   #   the rMD17 ethanol study, rmd17_table_notes.md)
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)

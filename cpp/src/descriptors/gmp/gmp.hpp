@@ -69,7 +69,7 @@ class GaussianMultipoles : public Descriptor {
     double coefficient, exponent;  // c_k, alpha_k (1/Angstrom^2)
   };
   /// channels: element indices of each density channel (empty: one channel of all elements).
-  /// Throws InvalidInput for: no element or more than 118, orders outside 0..6 or repeated,
+  /// Throws InvalidInput for: no element or more than 118, orders outside 0..8 or repeated,
   /// sigmas not positive and finite or repeated, r_c not in (0, 25] A, an unknown cutoff
   /// function, an element without Gaussians, a non-finite coefficient or a non-positive exponent,
   /// more than 256 channels, an empty or repeated channel, an element index out of range or

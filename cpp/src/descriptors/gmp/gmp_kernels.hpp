@@ -35,7 +35,7 @@ namespace atomforge {
 namespace gmp {
 
 /// Largest supported order (monomial tables are sized for it).
-constexpr int kMaxOrder = 6;
+constexpr int kMaxOrder = 8;
 /// Orders whose radial parts are summed together (in registers) over an element's Gaussians.
 constexpr int kOrderBlock = 4;
 /// Monomials d_x^a d_y^b d_z^c with a + b + c <= kMaxOrder: index of (a, b, c).
