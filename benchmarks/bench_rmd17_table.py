@@ -16,6 +16,8 @@ element-pair density channels with squared invariants, docs/descriptors.md; the 
 ``square: true`` so that the columns do not depend on the default); ``gmp-pairs`` and
 ``gmp-pairs-shared`` (the same with the published square-root invariants, ``square: false``: the
 GMP default from 2026-12-02 until the squared columns replaced it; run before that key was needed);
+``gmp-o8`` and ``gmp-o8-shared`` (the squared columns with MCSH orders 0-8 instead of 0-6, config key
+``orders``: 540 features for 3 elements, 900 for 4; orders 7 and 8 are supported since 34dafb4);
 ``gmp`` and ``gmp-shared`` (the published GMP, one density channel, ``channels: total`` and
 ``square: false``; run before those keys were needed, with the then default). The acceptance of
 issue 11 is about the first three.
