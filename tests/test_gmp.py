@@ -222,8 +222,9 @@ def test_forces_and_virial_match_finite_differences(atoms_fn, cutoff_function, s
 def test_high_orders_follow_the_addition_theorem(order):
     """Orders above the NumPy reference's 4 (up to the core's limit, 8): for a centre with two
     neighbours at fixed distances, Q_n = sum_components w (mu)^2 is a + b P_n(cos theta) in the angle
-    theta between them (the addition theorem of the harmonic MCSH polynomials; Lei & Medford 2022,
-    eq. 6), so a wrong polynomial coefficient shows as a residual of a fit in P_n."""
+    theta between them (the addition theorem: for the harmonic MCSH polynomials of order n,
+    sum_c w_c S_c(a) S_c(b) is proportional to |a|^n |b|^n P_n(cos theta)), so a wrong polynomial
+    coefficient shows as a residual of a fit in P_n."""
     from numpy.polynomial import legendre
 
     g = gmp(orders=(order,), sigmas=(0.8,), r_c=12.0, cutoff_function=None, square=True, elements=["H", "O"],
@@ -238,6 +239,8 @@ def test_high_orders_follow_the_addition_theorem(order):
 
 
 def test_order_8_forces_match_finite_differences():
+    """Orders 7 and 8 (element-pair channels, squared): forces against central differences and
+    rotation invariance of the values."""
     atoms = random_cluster(6, 3)
     g = gmp(orders=(0, 7, 8), square=True, channels="element_pairs")
     G = g.compute(atoms)
@@ -512,3 +515,29 @@ def test_pair_block_grows_and_is_reused_across_calls(data_dir):
             np.testing.assert_array_equal(G, fresh.compute(atoms, threads=1))
             w = np.random.default_rng(len(atoms)).normal(size=G.shape)
             np.testing.assert_array_equal(g.vjp(w, atoms, threads=threads).forces, fresh.vjp(w, atoms).forces)
+
+
+@pytest.mark.parametrize("order", [7, 8, 9])
+def test_model_file_orders_up_to_8_are_read_and_9_is_refused_by_both_readers(tmp_path, order):
+    """descriptor.orders in a model file: orders 7 and 8 read by the Python reader and the core
+    (equal energies), order 9, beyond the core's limit, refused by both naming the record."""
+    from atomforge.model_file import ModelFileError, encode_records
+
+    rec = random_gmp_model(shared=False, channels="elements").to_records()
+    orders = rec["descriptor.orders"].copy()
+    orders[-1] = order
+    rec["descriptor.orders"] = orders
+    p = tmp_path / "orders.afm"
+    p.write_bytes(encode_records(rec))
+    if order > 8:
+        with pytest.raises((ValueError, ModelFileError), match="orders"):
+            atomforge.read_model(p)
+        with pytest.raises((ValueError, ModelFileError), match="orders"):
+            atomforge.load(p)
+        return
+    params = atomforge.read_model(p)
+    g = params.descriptor_object()
+    assert g.orders[-1] == order
+    a = molecule("CH3CH2OH")
+    E, _ = params.atomic_energies_numpy(g.compute(a), g.species_indices(a.numbers))
+    assert atomforge.load(p).compute(a).energy == pytest.approx(E.sum(), rel=1e-12)
