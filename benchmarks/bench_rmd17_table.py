@@ -10,17 +10,17 @@ the default epochs or early stopping, not on wall time) on ``rmd17_<mol>_train_0
 frames: 950 train / 50 validation, split by the trainer) with ``rmd17_<mol>_test_01.npz`` (1000
 frames) as the test set; errors are the run's metrics.json (model.afm evaluated by the C++ core).
 
-Models: ``acsf`` (the default descriptor, per-element networks); ``gmp-sq`` and ``gmp-sq-shared``
+Models: ``acsf`` (the default descriptor, per-element networks); ``gmp-o8`` and ``gmp-o8-shared``
 (``--descriptor gmp``, per-element networks or ``--shared``: the GMP training default, element and
-element-pair density channels with squared invariants, docs/descriptors.md; the config file names
-``square: true`` so that the columns do not depend on the default); ``gmp-pairs`` and
-``gmp-pairs-shared`` (the same with the published square-root invariants, ``square: false``: the
-GMP default from 2026-12-02 until the squared columns replaced it; run before that key was needed);
-``gmp-o8`` and ``gmp-o8-shared`` (the squared columns with MCSH orders 0-8 instead of 0-6, config key
-``orders``: 540 features for 3 elements, 900 for 4; orders 7 and 8 are supported since 34dafb4);
-``gmp`` and ``gmp-shared`` (the published GMP, one density channel, ``channels: total`` and
-``square: false``; run before those keys were needed, with the then default). The acceptance of
-issue 11 is about the first three.
+element-pair density channels with squared invariants and MCSH orders 0-8 x 10 widths, 540 features
+for 3 elements, 900 for 4, docs/descriptors.md; the config file names ``square: true`` and the
+orders so that the columns do not depend on the default); ``gmp-sq`` and ``gmp-sq-shared`` (the same
+with orders 0-6, the default until the gmp-o8 columns replaced it; the config file names the orders
+since then); ``gmp-pairs`` and ``gmp-pairs-shared`` (orders 0-6 with the published square-root
+invariants, ``square: false``: the GMP default from 2026-12-02 until the squared columns replaced it;
+run before that key was needed); ``gmp`` and ``gmp-shared`` (the published GMP, one density channel,
+``channels: total``, ``square: false``, orders 0-6; run before those keys were needed, with the then
+default). The acceptance of issue 11 is about the first three.
 
 References (force MAE meV/A; Kovacs et al., J. Chem. Theory Comput. 17, 7696 (2021), as tabulated
 in Batatia et al., NeurIPS 2022, Table 2): ANI / ACE below. Targets (issue 11): every network at or
@@ -64,8 +64,8 @@ MODELS = {"acsf": [], "gmp-o8": _PER, "gmp-o8-shared": _SHARED, "gmp-sq": _PER, 
           "gmp-pairs": _PER, "gmp-pairs-shared": _SHARED, "gmp": _PER, "gmp-shared": _SHARED}
 LABELS = {"acsf": "ACSF", "gmp-o8": "GMP per-element (element-pair channels, squared invariants, orders 0-8)",
           "gmp-o8-shared": "GMP shared (element-pair channels, squared invariants, orders 0-8)",
-          "gmp-sq": "GMP per-element (element-pair channels, squared invariants)",
-          "gmp-sq-shared": "GMP shared (element-pair channels, squared invariants)",
+          "gmp-sq": "GMP per-element (element-pair channels, squared invariants, orders 0-6)",
+          "gmp-sq-shared": "GMP shared (element-pair channels, squared invariants, orders 0-6)",
           "gmp-pairs": "GMP per-element (element-pair channels, square-root invariants)",
           "gmp-pairs-shared": "GMP shared (element-pair channels, square-root invariants)",
           "gmp": "published GMP (one density), per-element", "gmp-shared": "published GMP (one density), shared"}
@@ -73,16 +73,18 @@ LABELS = {"acsf": "ACSF", "gmp-o8": "GMP per-element (element-pair channels, squ
 #: keys that differ from today's defaults, so an entry can be rerun at any later commit. The
 #: squared invariants (``square: true``) are the GMP training default since the gmp-sq columns
 #: chose them (2026-12-02); the config key makes the columns independent of that default.
-_SQ = "descriptor:\n  type: gmp\n  square: true\n"
-_SQRT = "descriptor:\n  type: gmp\n  square: false\n"
+_O6 = "  orders: [0, 1, 2, 3, 4, 5, 6]\n"  # the GMP training default until orders 0-8 replaced it
+_SQ = "descriptor:\n  type: gmp\n  square: true\n" + _O6
+_SQRT = "descriptor:\n  type: gmp\n  square: false\n" + _O6
 _O8 = "descriptor:\n  type: gmp\n  square: true\n  orders: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"
-_PUBLISHED = "descriptor:\n  type: gmp\n  channels: total\n  square: false\n"
+_PUBLISHED = "descriptor:\n  type: gmp\n  channels: total\n  square: false\n" + _O6
 CONFIGS = {"gmp-o8": _O8, "gmp-o8-shared": _O8, "gmp-sq": _SQ, "gmp-sq-shared": _SQ, "gmp-pairs": _SQRT,
            "gmp-pairs-shared": _SQRT, "gmp": _PUBLISHED, "gmp-shared": _PUBLISHED}
 #: the acceptance columns: every one at or below ANI (target), GMP at or below ACSF on most
-ACCEPTANCE = ("acsf", "gmp-sq", "gmp-sq-shared")
-#: GMP with MCSH orders 0-8 (squared invariants, element-pair channels), counted beside the acceptance
-GMP_ORDERS_8 = ("gmp-o8", "gmp-o8-shared")
+ACCEPTANCE = ("acsf", "gmp-o8", "gmp-o8-shared")
+#: GMP with MCSH orders 0-6 (squared invariants, element-pair channels; the default before orders 0-8),
+#: counted beside the acceptance
+GMP_ORDERS_6 = ("gmp-sq", "gmp-sq-shared")
 #: GMP columns of the earlier default (square-root invariants), counted beside the acceptance
 GMP_EARLIER = ("gmp-pairs", "gmp-pairs-shared")
 #: the published GMP (one density channel), reported beside them
@@ -180,7 +182,10 @@ def write_table(results: Path, out: Path) -> str:
              "default since this table chose it (2026-12-02), so they are the plain CLI's GMP now, and the published "
              "GMP columns (one density) need `channels: total`; the squared-invariant columns (`square: true`, "
              "features Q instead of the published sqrt(Q)) use the same channels, orders and widths, and chose the "
-             "GMP training default on 2026-12-02: since then the square-root columns name `square: false`). "
+             "GMP training default on 2026-12-02: since then the square-root columns name `square: false`; the "
+             "orders-0-8 columns (config key `orders: [0, ..., 8]`, 90 features per channel: 540 for 3 elements, 900 "
+             "for 4) chose the GMP training default on 2026-12-03: since then the orders-0-6 columns name their "
+             "orders). "
              "References: "
              "force MAE of ANI / ACE, Kovacs et al., JCTC 17, 7696 (2021), via Batatia et al., NeurIPS 2022, "
              "Table 2. Energy MAE meV, force MAE meV/A; times: wall and CPU minutes of the whole CLI run (data "
@@ -195,7 +200,7 @@ def write_table(results: Path, out: Path) -> str:
     done = n_in_time = 0
     acc_done = acc_at_ani = 0
     # per group of columns: at or below ANI, at or below ACSF (same molecule)
-    groups = {"acceptance GMP": ACCEPTANCE[1:], "orders 0-8": GMP_ORDERS_8, "earlier GMP": GMP_EARLIER,
+    groups = {"acceptance GMP": ACCEPTANCE[1:], "orders 0-6": GMP_ORDERS_6, "earlier GMP": GMP_EARLIER,
               "published GMP": PUBLISHED_GMP}
     # per group: molecules where one of the group's networks is at or below ACSF
     mol_vs_acsf = {k: [] for k in groups}
@@ -236,15 +241,15 @@ def write_table(results: Path, out: Path) -> str:
     total = len(MOLECULES) * len(MODELS)
     acc_total = len(MOLECULES) * len(ACCEPTANCE)
     lines += ["", f"Entries run: {done} of {total}. **Acceptance columns** (ACSF and the GMP training default: "
-              f"element-pair channels, squared invariants; per-element and shared): at or below ANI's force MAE "
+              f"element-pair channels, squared invariants, MCSH orders 0-8; per-element and shared): at or below ANI's force MAE "
               f"{acc_at_ani} of {acc_done} run (target: all {acc_total}); GMP at or below ACSF (same molecule) "
               f"{sum(vs_acsf['acceptance GMP'])} of {len(vs_acsf['acceptance GMP'])} pairs run, on "
               f"{sum(mol_vs_acsf['acceptance GMP'])} of {len(mol_vs_acsf['acceptance GMP'])} molecules (per-element or "
-              f"shared; target: most). GMP with orders 0-8 (both columns): at or below ANI "
-              f"{sum(at_ani['orders 0-8'])} of {len(at_ani['orders 0-8'])}, at or below ACSF "
-              f"{sum(vs_acsf['orders 0-8'])} of {len(vs_acsf['orders 0-8'])} pairs, on {sum(mol_vs_acsf['orders 0-8'])} "
-              f"of {len(mol_vs_acsf['orders 0-8'])} molecules. "
-              f"GMP with square-root invariants (the default before, both columns): at or below ANI "
+              f"shared; target: most). GMP with orders 0-6 (the default before, both columns): at or below ANI "
+              f"{sum(at_ani['orders 0-6'])} of {len(at_ani['orders 0-6'])}, at or below ACSF "
+              f"{sum(vs_acsf['orders 0-6'])} of {len(vs_acsf['orders 0-6'])} pairs, on {sum(mol_vs_acsf['orders 0-6'])} "
+              f"of {len(mol_vs_acsf['orders 0-6'])} molecules. "
+              f"GMP with square-root invariants (orders 0-6; the default before squares, both columns): at or below ANI "
               f"{sum(at_ani['earlier GMP'])} of {len(at_ani['earlier GMP'])}, at or below ACSF "
               f"{sum(vs_acsf['earlier GMP'])} of {len(vs_acsf['earlier GMP'])}. Published GMP (one density channel, "
               f"both columns): at or below ANI {sum(at_ani['published GMP'])} of {len(at_ani['published GMP'])}, "

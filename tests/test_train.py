@@ -671,9 +671,11 @@ def test_gmp_training_default_is_element_pair_channels(ethanol_small):
         return descriptor_class("gmp").from_config(d, ["H", "C", "O"])
 
     g = sf({})
-    assert g.channels == [["H"], ["C"], ["O"], ["H", "C"], ["H", "O"], ["C", "O"]] and g.n_features == 6 * 70
+    assert g.channels == [["H"], ["C"], ["O"], ["H", "C"], ["H", "O"], ["C", "O"]] and g.n_features == 6 * 90
+    # MCSH orders 0-8 x 10 widths by default (the rMD17 table's choice over orders 0-6)
+    assert g.orders == list(range(9)) and len(g.sigmas) == 10
     for published in ({"channels": None}, {"channels": "total"}):
-        assert sf(published).is_total and sf(published).n_features == 70
+        assert sf(published).is_total and sf(published).n_features == 90
     # squared invariants Q by default (the rMD17 table's choice); square: false gives the published sqrt(Q)
     root = sf({"square": False})
     assert g.square and not root.square

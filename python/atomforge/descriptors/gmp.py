@@ -125,9 +125,11 @@ class GaussianMultipoles(Descriptor):
     #: Training-configuration keys (``descriptor: {type: gmp, ...}``). ``elements``: elements to
     #: cover besides those of the training data (a shared network can evaluate them; only with
     #: ``channels: total``, see check_training_elements).
-    #: Orders 0-6 x 10 widths 0.2-2.0 A (70 features) from the rMD17 ethanol study
-    #: (benchmarks/results/rmd17_table_notes.md): test force MAE 33.3 meV/A against 40.6 (orders 0-5
-    #: x 8 widths), 55.2 (0-3 x 10) and 68.7 (0-3 x 5, the earlier default). Channels
+    #: Orders 0-8 x 10 widths 0.2-2.0 A (90 features per channel) from the rMD17 table
+    #: (benchmarks/results/rmd17_table.md, notes of 2026-12-03): against orders 0-6 they lowered the
+    #: test force error in most trainings and brought GMP to or below ACSF on more molecules; orders 0-6
+    #: x 10 widths had come from the rMD17 ethanol study (rmd17_table_notes.md: 33.3 meV/A against 40.6
+    #: for orders 0-5 x 8 widths, 55.2 for 0-3 x 10 and 68.7 for 0-3 x 5, the first default). Channels
     #: ``element_pairs`` (null or ``total``: the published GMP, one density) from the rMD17 table
     #: (benchmarks/results/rmd17_table.md): force errors 1.6-3.1x (per-element networks) and
     #: 1.9-4.1x (shared) below one density's on every molecule; the cost is n_e (n_e + 1) / 2 times
@@ -135,7 +137,7 @@ class GaussianMultipoles(Descriptor):
     #: ``square: true`` (Q, the squared norm, instead of the published sqrt(Q)) from the rMD17 table:
     #: with element-pair channels it lowered the force error in 11 of 12 trainings (ethanol 13.6 ->
     #: 12.7 meV/A per-element, 14.4 -> 13.2 shared; benchmarks/results/rmd17_table_notes.md).
-    config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6],
+    config_defaults = {"r_c": 6.0, "orders": [0, 1, 2, 3, 4, 5, 6, 7, 8],
                        "sigmas": [0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8, 2.0],
                        "cutoff_function": "poly2", "square": True, "elements": None, "density_table": "signed",
                        "channels": "element_pairs"}

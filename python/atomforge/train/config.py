@@ -37,9 +37,9 @@ A YAML file holds any subset of the keys below; everything else takes its defaul
       n_theta_s: 8              # G5s only: angle shifts theta_s = (k + 1/2) pi / n_theta_s (ANI)
       # --- type gmp: Gaussian multipoles (with `descriptor: {type: gmp}` all keys are defaulted)
       # r_c: 6.0                # Angstrom
-      # orders: [0, 1, 2, 3, 4, 5, 6]     # MCSH orders (0..8)
-      # sigmas: [0.2, 0.4, ..., 2.0]      # 10 probe widths, Angstrom (70 features: the best of
-      #                                   #   the rMD17 ethanol study, rmd17_table_notes.md)
+      # orders: [0, 1, ..., 8]           # MCSH orders (0..8; 0-8 chosen over 0-6 by rmd17_table.md)
+      # sigmas: [0.2, 0.4, ..., 2.0]      # 10 probe widths, Angstrom (90 features per channel;
+      #                                   #   widths from the rMD17 ethanol study, rmd17_table_notes.md)
       # cutoff_function: poly2  # smooth cutoff (or none: untruncated)
       # square: true            # features Q, the squared norm (false: sqrt(Q), the published
       #                         #   GMP; Q gave lower errors on rMD17, rmd17_table.md)
