@@ -26,6 +26,17 @@ std::string build_info() {
 #else
   s << ", no OpenMP";
 #endif
+  // the instruction set the kernels were compiled for (benchmark tables name it)
+#if defined(__AVX512F__)
+  s << ", SIMD AVX-512";
+#elif defined(__AVX2__)
+  s << ", SIMD AVX2";
+#else
+  s << ", SIMD baseline";
+#endif
+#if defined(ATOMFORGE_PREFER_512) && defined(__AVX512F__)
+  s << " (512-bit vectors)";
+#endif
 #ifdef ATOMFORGE_HAVE_CUDA
   s << ", CUDA built (" << cuda_device_count() << " device(s) visible)";
 #else
