@@ -29,7 +29,8 @@ else:
 
 
 def build_info() -> str:
-    """One line describing the compiled core: C++ standard, OpenMP threads, CUDA devices."""
+    """One line describing the compiled core: C++ standard, OpenMP threads, SIMD level (AVX-512, AVX2
+    or baseline, and whether 512-bit vectors are used), CUDA devices, registered types."""
     if _core is None:
         return f"atomforge core not available ({_CORE_ERROR})"
     return _core.build_info()
