@@ -156,8 +156,8 @@ AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du
 AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_groups + 2 * t.max_pair_pows; }
 
 /// Per-triplet arrays of a factorised block record: E, F, P (npw), then for the gradient P1
-/// (npw) and the six geometry scalars S (see fact_pair_terms).
-constexpr int64_t kFactGeom = 6;
+/// (npw), the six geometry scalars S and the components of d_j and d_k (see fact_pair_terms).
+constexpr int64_t kFactGeom = 12;
 AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + kFactGeom : 0); }
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
@@ -437,16 +437,14 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 ///   A_j = X S_1 - 4 Y F - Z S_4,  A_k = X S_2 - 4 Y F - Z S_5,  B = 2 Y F - X S_3 + Z S_6,
 ///   S_1 = dfc_j fc_k fc_jk / r_j + S_3,  S_2 = fc_j dfc_k fc_jk / r_k + S_3,
 ///   S_3 = fc_j fc_k dfc_jk / r_jk,  S_4 = F cos / r_j^2,  S_5 = F cos / r_k^2,  S_6 = F / (r_j r_k).
-/// The S do not depend on w: the values pass stores them with E, F, P and P1 in the triplet
-/// cache, and each VJP pass (one per committee member) only forms X, Y, Z, A, B and the sums
-/// (12 numbers per triplet instead of the 18 components of the six V: fewer products in both
-/// passes). d_j and d_k are read in the scatter from the per-neighbour arrays by index (the
-/// run's j, the record's k), not stored in the record.
+/// The S do not depend on w: the values pass stores them with E, F, P, P1, d_j and d_k in the
+/// triplet cache, and each VJP pass (one per committee member) only forms X, Y, Z, A, B and the
+/// sums (12 numbers per triplet instead of the 18 components of the six V: fewer products in
+/// both passes).
 ///
 /// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
 /// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp. Padding triplets (cnt .. cntp)
-/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0 and every S = 0 (the scatter
-/// stops at cnt).
+/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0, every S = 0 and d_j = d_k = 0.
 template <int Mode>
 AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int64_t p, int64_t n, int64_t np,
                                   Scratch& s, TripletCache* cache, bool cache_write) {
@@ -480,7 +478,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double* __restrict F = rec + cntp;
     const double* __restrict P = rec + 2 * cntp;
     const double* __restrict P1 = rec + (2 + npw) * cntp;
-    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6
+    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6, d_j, d_k
     if (Mode != 1) {  // values: acc_f += pref_f P_s E^m_g F
       double* __restrict xx = T(1);
       double* __restrict base = T(2);
@@ -576,49 +574,43 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           accumulate(Eg, std::integral_constant<int, -1>{});
         }
       }
-      // A_j, A_k, B per triplet; the vectors d_j and d_k are read in the scatter from the
-      // per-neighbour arrays (L1-resident) instead of being stored in the triplet record: six of
-      // its arrays fewer, in both passes (issue 17)
-      double* __restrict AJ = T(7);
-      double* __restrict AK = T(8);
-      double* __restrict BB = T(9);
-      AF_SIMD
-      for (int64_t c = 0; c < cntp; ++c) {
-        const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
-        const double yf4 = 2.0 * yf2;
-        AJ[c] = x * S[0 * cntp + c] - yf4 - z * S[3 * cntp + c];
-        AK[c] = x * S[1 * cntp + c] - yf4 - z * S[4 * cntp + c];
-        BB[c] = yf2 - x * S[2 * cntp + c] + z * S[5 * cntp + c];
+      double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
+      {  // out_j = A_j d_j + B d_k, out_k = A_k d_k + B d_j
+        double* __restrict o0 = out[0];
+        double* __restrict o1 = out[1];
+        double* __restrict o2 = out[2];
+        double* __restrict o3 = out[3];
+        double* __restrict o4 = out[4];
+        double* __restrict o5 = out[5];
+        AF_SIMD
+        for (int64_t c = 0; c < cntp; ++c) {
+          const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
+          const double yf4 = 2.0 * yf2;
+          const double aj = x * S[0 * cntp + c] - yf4 - z * S[3 * cntp + c];
+          const double ak = x * S[1 * cntp + c] - yf4 - z * S[4 * cntp + c];
+          const double bb = yf2 - x * S[2 * cntp + c] + z * S[5 * cntp + c];
+          const double jx = S[6 * cntp + c], jy = S[7 * cntp + c], jz = S[8 * cntp + c];
+          const double kx = S[9 * cntp + c], ky = S[10 * cntp + c], kz = S[11 * cntp + c];
+          o0[c] = aj * jx + bb * kx;
+          o1[c] = aj * jy + bb * ky;
+          o2[c] = aj * jz + bb * kz;
+          o3[c] = ak * kx + bb * jx;
+          o4[c] = ak * ky + bb * jy;
+          o5[c] = ak * kz + bb * jz;
+        }
       }
-      // dE/dd_j = A_j d_j + B d_k, dE/dd_k = A_k d_k + B d_j
       double* __restrict gx = s.gx;
       double* __restrict gy = s.gy;
       double* __restrict gz = s.gz;
       int64_t c = 0;
       for (int64_t r = 0; r < nruns; ++r) {  // j side: one sum per run of equal j, in order
-        const int64_t j = run_j[r];
-        const double jx = Dx[j], jy = Dy[j], jz = Dz[j];
         double sx = 0.0, sy = 0.0, sz = 0.0;
-        for (; c < run_end[r]; ++c) {
-          const int64_t m = tk[c];
-          const double aj = AJ[c], bb = BB[c];
-          sx += aj * jx + bb * Dx[m];
-          sy += aj * jy + bb * Dy[m];
-          sz += aj * jz + bb * Dz[m];
-        }
-        gx[j] += sx; gy[j] += sy; gz[j] += sz;
+        for (; c < run_end[r]; ++c) { sx += out[0][c]; sy += out[1][c]; sz += out[2][c]; }
+        gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
       }
-      c = 0;
-      for (int64_t r = 0; r < nruns; ++r) {  // k side, in the same order
-        const int64_t j = run_j[r];
-        const double jx = Dx[j], jy = Dy[j], jz = Dz[j];
-        for (; c < run_end[r]; ++c) {
-          const int64_t m = tk[c];
-          const double ak = AK[c], bb = BB[c];
-          gx[m] += ak * Dx[m] + bb * jx;
-          gy[m] += ak * Dy[m] + bb * jy;
-          gz[m] += ak * Dz[m] + bb * jz;
-        }
+      for (int64_t c2 = 0; c2 < cnt; ++c2) {  // k side
+        const int64_t m = tk[c2];
+        gx[m] += out[3][c2]; gy[m] += out[4][c2]; gz[m] += out[5][c2];
       }
     }
   };
@@ -786,7 +778,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           for (int64_t c = 0; c < cntp; ++c) P1s[c] = pl[c] > 0.0 ? du[c] * p1[c] : 0.0;
         }
       }
-      if (grad) {  // the geometry scalars S_1 .. S_6 (see above)
+      if (grad) {  // the geometry scalars S_1 .. S_6 and d_j, d_k (see above)
         double* __restrict Sg = rec + (2 + 2 * npw) * cntp;
         AF_SIMD
         for (int64_t c = 0; c < cntp; ++c) {
@@ -800,6 +792,12 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           Sg[3 * cntp + c] = fc * ij * ij;
           Sg[4 * cntp + c] = fc * ik * ik;
           Sg[5 * cntp + c] = F * ij * ik;
+          Sg[6 * cntp + c] = jx[c];
+          Sg[7 * cntp + c] = jy[c];
+          Sg[8 * cntp + c] = jz[c];
+          Sg[9 * cntp + c] = kx[c];
+          Sg[10 * cntp + c] = ky[c];
+          Sg[11 * cntp + c] = kz[c];
         }
       }
       if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
