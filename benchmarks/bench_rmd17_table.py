@@ -74,9 +74,10 @@ LABELS = {"acsf": "ACSF", "gmp-o8": "GMP per-element (element-pair channels, squ
 #: squared invariants (``square: true``) are the GMP training default since the gmp-sq columns
 #: chose them (2026-12-02); the config key makes the columns independent of that default.
 _O6 = "  orders: [0, 1, 2, 3, 4, 5, 6]\n"  # the GMP training default until orders 0-8 replaced it
-_SQ = "descriptor:\n  type: gmp\n  square: true\n" + _O6
+_SQ0 = "descriptor:\n  type: gmp\n  square: true\n"
+_SQ = _SQ0 + _O6
 _SQRT = "descriptor:\n  type: gmp\n  square: false\n" + _O6
-_O8 = "descriptor:\n  type: gmp\n  square: true\n  orders: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"
+_O8 = _SQ0 + "  orders: [0, 1, 2, 3, 4, 5, 6, 7, 8]\n"
 _PUBLISHED = "descriptor:\n  type: gmp\n  channels: total\n  square: false\n" + _O6
 CONFIGS = {"gmp-o8": _O8, "gmp-o8-shared": _O8, "gmp-sq": _SQ, "gmp-sq-shared": _SQ, "gmp-pairs": _SQRT,
            "gmp-pairs-shared": _SQRT, "gmp": _PUBLISHED, "gmp-shared": _PUBLISHED}
