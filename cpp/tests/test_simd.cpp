@@ -1,5 +1,6 @@
-// Stream compaction of simd_math.hpp (compact_below, compact_within): the AVX-512 compress path
-// (the tests are compiled with the core's -march=native) or else the scalar fallback must keep
+// Stream compaction of simd_math.hpp (compact_below, compact_within): the AVX-512 compress path,
+// the AVX2 left-pack path (the tests are compiled with the core's -march=native, so the build
+// machine's path is the one tested) or else the scalar fallback must keep
 // exactly the indices a plain loop keeps, in order, carry the arrays' entries along and, for
 // compact_within, return the squared distances of the kept entries as (ex ex + ey ey) + ez ez
 // (to 2 ulp: the scalar form may be contracted into FMAs).

@@ -13,8 +13,8 @@
 //   2^k is assembled from the bits of the rounding "shifter" 1.5*2^52 (no float->int conversion,
 //   which AVX2 cannot vectorise for 64-bit integers).
 //
-// Single-source: every function is AF_INLINE (host and CUDA device); the AVX-512 compress path
-// of compact_below is host-only.
+// Single-source: every function is AF_INLINE (host and CUDA device); the AVX-512 compress and
+// AVX2 left-pack paths of compact_below / compact_within are host-only.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -23,12 +23,46 @@
 #if defined(__AVX512F__) && !defined(__CUDA_ARCH__)
 #include <immintrin.h>
 #define AF_AVX512_COMPRESS 1
+#elif defined(__AVX2__) && !defined(__CUDA_ARCH__)
+#include <immintrin.h>
+#define AF_AVX2_PACK 1
 #endif
 
 namespace atomforge {
 namespace simd {
 
 namespace detail {
+#if defined(AF_AVX2_PACK)
+// AVX2 has no compress instruction. Left-packing 4 doubles (or int64) whose compare mask is m
+// (4 bits) is one vpermd with the 8 dword indices kPack4.idx[m]: the selected lanes' two halves,
+// in order, then filler. The standard look-up-table left-pack (e.g. Lemire's "stream
+// compaction" notes; the table is formed here at compile time).
+struct Pack4Table {
+  alignas(32) int32_t idx[16][8];
+};
+constexpr Pack4Table make_pack4() {
+  Pack4Table t{};
+  for (int m = 0; m < 16; ++m) {
+    int o = 0;
+    for (int l = 0; l < 4; ++l)
+      if ((m >> l) & 1) {
+        t.idx[m][2 * o] = 2 * l;
+        t.idx[m][2 * o + 1] = 2 * l + 1;
+        ++o;
+      }
+    for (; o < 4; ++o) {
+      t.idx[m][2 * o] = 0;
+      t.idx[m][2 * o + 1] = 1;
+    }
+  }
+  return t;
+}
+inline constexpr Pack4Table kPack4 = make_pack4();
+inline __m256i pack4_perm(int m) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(kPack4.idx[m])); }
+inline __m256d pack4(__m256d v, __m256i p) {
+  return _mm256_castsi256_pd(_mm256_permutevar8x32_epi32(_mm256_castpd_si256(v), p));
+}
+#endif
 // fdlibm's split of ln 2: ln2_hi has 32 trailing zero bits, so k*ln2_hi is exact for |k| < 2^20.
 constexpr double kLn2Hi = 6.93147180369123816490e-01;
 constexpr double kLn2Lo = 1.90821492927058770002e-10;
@@ -135,7 +169,8 @@ AF_INLINE void cos_sin_pi(double x, double& c, double& s) {
 /// Stream compaction: writes the indices k in [begin, end) with v[k] < thr, in increasing order,
 /// to out and returns their count. Reads v[begin .. end + 7] and writes up to out[count + 7]
 /// (callers pad both). With AVX-512 a compress instruction handles 8 candidates at a time (the
-/// register form; the memory form is microcoded on AMD Zen 4); else a branch-free scalar loop.
+/// register form; the memory form is microcoded on AMD Zen 4); with AVX2 a look-up-table
+/// left-pack (one vpermd per 4 candidates, detail::kPack4); else a branch-free scalar loop.
 AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, double thr, int64_t* out) {
   int64_t cnt = 0;
 #if defined(AF_AVX512_COMPRESS)
@@ -149,6 +184,19 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
     _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
+  }
+#elif defined(AF_AVX2_PACK)
+  const __m256d t = _mm256_set1_pd(thr);
+  __m256i k = _mm256_add_epi64(_mm256_set1_epi64x(begin), _mm256_set_epi64x(3, 2, 1, 0));
+  const __m256i four = _mm256_set1_epi64x(4);
+  for (int64_t b = begin; b < end; b += 4) {
+    const int64_t left = end - b;
+    const int tail = left >= 4 ? 15 : (1 << left) - 1;
+    const int m = _mm256_movemask_pd(_mm256_cmp_pd(_mm256_loadu_pd(v + b), t, _CMP_LT_OQ)) & tail;
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + cnt),
+                        _mm256_permutevar8x32_epi32(k, detail::pack4_perm(m)));
+    cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
+    k = _mm256_add_epi64(k, four);
   }
 #else
   for (int64_t b = begin; b < end; ++b) {
@@ -195,6 +243,28 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_compress_pd(m, r2));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
+  }
+#elif defined(AF_AVX2_PACK)
+  const __m256d t = _mm256_set1_pd(thr);
+  const __m256d vx = _mm256_set1_pd(xj), vy = _mm256_set1_pd(yj), vz = _mm256_set1_pd(zj);
+  __m256i k = _mm256_add_epi64(_mm256_set1_epi64x(begin), _mm256_set_epi64x(3, 2, 1, 0));
+  const __m256i four = _mm256_set1_epi64x(4);
+  for (int64_t b = begin; b < end; b += 4) {
+    const int64_t left = end - b;
+    const int tail = left >= 4 ? 15 : (1 << left) - 1;
+    const __m256d x = _mm256_loadu_pd(dx + b), y = _mm256_loadu_pd(dy + b), z = _mm256_loadu_pd(dz + b);
+    const __m256d ex = _mm256_sub_pd(x, vx), ey = _mm256_sub_pd(y, vy), ez = _mm256_sub_pd(z, vz);
+    const __m256d r2 = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(ex, ex), _mm256_mul_pd(ey, ey)), _mm256_mul_pd(ez, ez));
+    const int m = _mm256_movemask_pd(_mm256_cmp_pd(r2, t, _CMP_LT_OQ)) & tail;
+    const __m256i p = detail::pack4_perm(m);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + cnt), _mm256_permutevar8x32_epi32(k, p));
+    _mm256_storeu_pd(dst[0] + cnt, detail::pack4(x, p));
+    _mm256_storeu_pd(dst[1] + cnt, detail::pack4(y, p));
+    _mm256_storeu_pd(dst[2] + cnt, detail::pack4(z, p));
+    for (int a = 0; a < NArr; ++a) _mm256_storeu_pd(dst[3 + a] + cnt, detail::pack4(_mm256_loadu_pd(src[a] + b), p));
+    _mm256_storeu_pd(dst[NArr + 3] + cnt, detail::pack4(r2, p));
+    cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
+    k = _mm256_add_epi64(k, four);
   }
 #else
   for (int64_t b = begin; b < end; ++b) {
