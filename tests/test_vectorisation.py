@@ -8,6 +8,11 @@ machines (measured on an AMD EPYC, Zen 3: ACSF water 1.3-1.7x, GMP water 1.4-1.8
 benchmarks/results/roofline.md, stop 42). This test compiles those loops for x86-64-v3 (AVX2 + FMA)
 with the floating-point flags read from cpp/CMakeLists.txt and asks GCC's vectoriser report
 whether each loop was vectorised.
+
+The second test checks the built core itself: those functions are AF_LANE_INLINE (always inlined),
+so the library must hold no out-of-line copy of them. An out-of-line copy means some lane loop calls
+it and stays scalar: GCC's inliner did that to simd::exp after an unrelated edit of the ACSF kernel,
+20 % slower on the same machine (stop 43).
 """
 import platform
 import re
@@ -76,3 +81,31 @@ def test_elementary_function_lane_loops_vectorise_on_avx2(tmp_path):
     tanh_line = next(i for i, s in enumerate(cut, start=1) if "simd::tanh_nonneg(1.0 - r[l] * inv)" in s)
     assert re.search(rf"cutoff\.hpp:({tanh_line - 1}|{tanh_line}):\d+: optimized: loop vectorized", report), \
         f"the tanh cutoff lane loop (cutoff.hpp:{tanh_line}) is not vectorised:\n{report}"
+
+
+# Scalar functions the kernels call inside lane loops (AF_LANE_INLINE); demangled-name patterns.
+LANE_FUNCTIONS = re.compile(
+    r"atomforge::simd::(?:detail::)?(?:exp|expm1|tanh_nonneg|cos_sin_pi|exp_core|bits_to_double|double_to_bits)\("
+    r"|atomforge::acsf::(?:angular_u\(|ipow_acc<)")
+
+
+def dynamic_symbols(library):
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("needs nm (binutils) to list the core's symbols")
+    r = subprocess.run([nm, "-D", "-C", "--defined-only", str(library)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()
+
+
+def test_built_core_has_no_out_of_line_lane_functions():
+    import atomforge._core as core
+
+    symbols = dynamic_symbols(core.__file__)
+    # the table lists the core's own functions (else the check below would pass vacuously)
+    assert any("atomforge::SymmetryFunctions::" in s for s in symbols), \
+        f"{core.__file__}: the dynamic symbol table lists no core functions; cannot check inlining"
+    outlined = [s for s in symbols if LANE_FUNCTIONS.search(s)]
+    assert not outlined, (f"{core.__file__} holds out-of-line copies of lane-loop functions, so some "
+                          f"lane loop calls them and stays scalar (see hd.hpp, AF_LANE_INLINE):\n"
+                          + "\n".join(outlined))

@@ -9,11 +9,22 @@
 #if defined(__CUDACC__)
 #define AF_HD __host__ __device__
 #define AF_INLINE __host__ __device__ __forceinline__
+#define AF_LANE_INLINE __host__ __device__ __forceinline__
 // OpenMP SIMD hints mean nothing on a GPU thread.
 #define AF_SIMD
 #else
 #define AF_HD
 #define AF_INLINE inline
+// For scalar functions called inside AF_SIMD lane loops (simd::exp, the angular factor, ...):
+// always inlined. A call the compiler leaves out of line keeps the whole loop scalar; GCC's
+// inlining heuristics did that to simd::exp after an unrelated edit of the ACSF kernel (20 %
+// slower, issue 17). tests/test_vectorisation.py checks that the built core has no out-of-line
+// copy of these functions.
+#if defined(__GNUC__) || defined(__clang__)
+#define AF_LANE_INLINE inline __attribute__((always_inline))
+#else
+#define AF_LANE_INLINE inline
+#endif
 // Marks a loop over independent lanes for vectorisation (OpenMP SIMD; needs -fopenmp or
 // -fopenmp-simd, otherwise ignored). Never used on reductions, which keep their serial order.
 // Besides permitting vectorisation it stops GCC from fully unrolling the short fixed-width lane

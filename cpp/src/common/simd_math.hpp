@@ -13,7 +13,8 @@
 //   2^k is assembled from the bits of the rounding "shifter" 1.5*2^52 (no float->int conversion,
 //   which AVX2 cannot vectorise for 64-bit integers).
 //
-// Single-source: every function is AF_INLINE (host and CUDA device); the AVX-512 compress and
+// Single-source: every function is AF_INLINE or, when lane loops call it, AF_LANE_INLINE (always
+// inlined; host and CUDA device); the AVX-512 compress and
 // AVX2 left-pack paths of compact_below / compact_within are host-only.
 #pragma once
 #include <cstdint>
@@ -69,12 +70,12 @@ constexpr double kLn2Lo = 1.90821492927058770002e-10;
 constexpr double kLog2e = 1.44269504088896338700e+00;
 constexpr double kShifter = 6755399441055744.0;  // 1.5 * 2^52: x + shifter rounds x to an integer
 
-AF_INLINE double bits_to_double(uint64_t b) {
+AF_LANE_INLINE double bits_to_double(uint64_t b) {
   double d;
   memcpy(&d, &b, sizeof d);
   return d;
 }
-AF_INLINE uint64_t double_to_bits(double d) {
+AF_LANE_INLINE uint64_t double_to_bits(double d) {
   uint64_t b;
   memcpy(&b, &d, sizeof b);
   return b;
@@ -82,7 +83,7 @@ AF_INLINE uint64_t double_to_bits(double d) {
 
 /// Reduction for exp/expm1: returns q = exp(r) - 1 and scale = 2^k with x = k ln2 + r.
 /// Valid for -708 <= x <= 709 (callers clamp); k + 1023 then stays in [1, 2046].
-AF_INLINE void exp_core(double x, double& q, double& scale) {
+AF_LANE_INLINE void exp_core(double x, double& q, double& scale) {
   const double kd = x * kLog2e + kShifter;  // low mantissa bits hold round(x / ln2)
   const double k = kd - kShifter;
   const double r = (x - k * kLn2Hi) - k * kLn2Lo;
@@ -104,7 +105,7 @@ AF_INLINE void exp_core(double x, double& q, double& scale) {
 
 /// exp(x). Exact 0 for x < -708 (libm would return subnormals down to -745), +inf for x > 709
 /// (true overflow is at 709.78; not reached by the callers, whose arguments are <= 0). NaN -> NaN.
-AF_INLINE double exp(double x) {
+AF_LANE_INLINE double exp(double x) {
   const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
   double q, s;
   detail::exp_core(xc, q, s);
@@ -114,7 +115,7 @@ AF_INLINE double exp(double x) {
 
 /// expm1(x) = exp(x) - 1, accurate to a few ulp also for small |x| (no cancellation: for
 /// |x| < ln2/2, k = 0 and the result is q itself). -1 for x < -708, +inf for x > 709.
-AF_INLINE double expm1(double x) {
+AF_LANE_INLINE double expm1(double x) {
   const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);
   double q, s;
   detail::exp_core(xc, q, s);
@@ -125,7 +126,7 @@ AF_INLINE double expm1(double x) {
 /// tanh(y) for y >= 0 (odd extension by the caller if needed; the cutoffs use y = 1 - r/rc in
 /// [0, 1]): tanh(y) = -expm1(-2y) / (2 + expm1(-2y)), relative error a few ulp, also as y -> 0.
 /// Lanes with y < 0 still return tanh(y) correctly down to y ~ -354 (inf/inf beyond).
-AF_INLINE double tanh_nonneg(double y) {
+AF_LANE_INLINE double tanh_nonneg(double y) {
   const double em = expm1(-2.0 * y);
   return -em / (2.0 + em);
 }
@@ -133,7 +134,7 @@ AF_INLINE double tanh_nonneg(double y) {
 /// cos(pi x) and sin(pi x) for x in [0, 1] (other x: garbage but finite for |x| < ~2).
 /// With z = pi (x - 1/2) in [-pi/2, pi/2]: cos(pi x) = -sin z, sin(pi x) = cos z, both by Taylor
 /// polynomials (sin to z^21, cos to z^22; truncation < 2e-18 at |z| = pi/2).
-AF_INLINE void cos_sin_pi(double x, double& c, double& s) {
+AF_LANE_INLINE void cos_sin_pi(double x, double& c, double& s) {
   constexpr double kPi = 3.14159265358979323846;
   const double z = kPi * (x - 0.5);
   const double z2 = z * z;

@@ -138,7 +138,7 @@ struct TripletCache {
 constexpr double kG5sCosScale = 0.95;
 
 /// u = a cos + b sqrt(1 - (0.95 cos)^2) of an angular-factor slot and du/dcos (see Tables).
-AF_HD inline void angular_u(double a, double b, double cs, double* u, double* du) {
+AF_LANE_INLINE void angular_u(double a, double b, double cs, double* u, double* du) {
   if (b == 0.0) {
     *u = a * cs;
     *du = a;
@@ -393,7 +393,7 @@ AF_HD inline void array_ipow(const double* __restrict x, int n, double* __restri
 /// r x^N with the products of ipow (binary powering from r = 1), N known at compile time: the
 /// loop is unrolled, so a lane loop calling it vectorises without branches.
 template <int N>
-AF_HD inline double ipow_acc(double r, double x) {
+AF_LANE_INLINE double ipow_acc(double r, double x) {
   if constexpr (N == 0) {
     return r;
   } else {
