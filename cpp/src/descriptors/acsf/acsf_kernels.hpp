@@ -443,8 +443,12 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 /// both passes).
 ///
 /// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
-/// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp. Padding triplets (cnt .. cntp)
-/// use the inert padding neighbours n .. n + kW - 1 as j and k: F = 0, every S = 0 and d_j = d_k = 0.
+/// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp, except the twelve geometry arrays
+/// (S_1 .. S_6, d_j, d_k), which are interleaved by chunks of kW triplets: S_i of triplet c0 + l
+/// (c0 a multiple of kW) at (c0 kFactGeom + i kW + l). Their loops then address all twelve from one
+/// pointer (with separate arrays, GCC spilled the pointers and reloaded them every iteration on AVX2).
+/// Padding triplets (cnt .. cntp) use the inert padding neighbours n .. n + kW - 1 as j and k:
+/// F = 0, every S = 0 and d_j = d_k = 0.
 template <int Mode>
 AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int64_t p, int64_t n, int64_t np,
                                   Scratch& s, TripletCache* cache, bool cache_write) {
@@ -478,7 +482,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double* __restrict F = rec + cntp;
     const double* __restrict P = rec + 2 * cntp;
     const double* __restrict P1 = rec + (2 + npw) * cntp;
-    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6, d_j, d_k
+    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6, d_j, d_k (chunk-interleaved)
     if (Mode != 1) {  // values: acc_f += pref_f P_s E^m_g F
       double* __restrict xx = T(1);
       double* __restrict base = T(2);
@@ -582,21 +586,25 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         double* __restrict o3 = out[3];
         double* __restrict o4 = out[4];
         double* __restrict o5 = out[5];
-        AF_SIMD
-        for (int64_t c = 0; c < cntp; ++c) {
-          const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
-          const double yf4 = 2.0 * yf2;
-          const double aj = x * S[0 * cntp + c] - yf4 - z * S[3 * cntp + c];
-          const double ak = x * S[1 * cntp + c] - yf4 - z * S[4 * cntp + c];
-          const double bb = yf2 - x * S[2 * cntp + c] + z * S[5 * cntp + c];
-          const double jx = S[6 * cntp + c], jy = S[7 * cntp + c], jz = S[8 * cntp + c];
-          const double kx = S[9 * cntp + c], ky = S[10 * cntp + c], kz = S[11 * cntp + c];
-          o0[c] = aj * jx + bb * kx;
-          o1[c] = aj * jy + bb * ky;
-          o2[c] = aj * jz + bb * kz;
-          o3[c] = ak * kx + bb * jx;
-          o4[c] = ak * ky + bb * jy;
-          o5[c] = ak * kz + bb * jz;
+        for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+          const double* __restrict Sc = S + c0 * kFactGeom;
+          AF_SIMD
+          for (int64_t l = 0; l < kW; ++l) {
+            const int64_t c = c0 + l;
+            const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
+            const double yf4 = 2.0 * yf2;
+            const double aj = x * Sc[0 * kW + l] - yf4 - z * Sc[3 * kW + l];
+            const double ak = x * Sc[1 * kW + l] - yf4 - z * Sc[4 * kW + l];
+            const double bb = yf2 - x * Sc[2 * kW + l] + z * Sc[5 * kW + l];
+            const double jx = Sc[6 * kW + l], jy = Sc[7 * kW + l], jz = Sc[8 * kW + l];
+            const double kx = Sc[9 * kW + l], ky = Sc[10 * kW + l], kz = Sc[11 * kW + l];
+            o0[c] = aj * jx + bb * kx;
+            o1[c] = aj * jy + bb * ky;
+            o2[c] = aj * jz + bb * kz;
+            o3[c] = ak * kx + bb * jx;
+            o4[c] = ak * ky + bb * jy;
+            o5[c] = ak * kz + bb * jz;
+          }
         }
       }
       double* __restrict gx = s.gx;
@@ -779,25 +787,29 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         }
       }
       if (grad) {  // the geometry scalars S_1 .. S_6 and d_j, d_k (see above)
-        double* __restrict Sg = rec + (2 + 2 * npw) * cntp;
-        AF_SIMD
-        for (int64_t c = 0; c < cntp; ++c) {
-          const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
-          const double F = Fv[c], ij = jir[c], ik = kir[c];
-          const double s3 = jfc[c] * kfc[c] * dfjk[c] * irjk;
-          Sg[0 * cntp + c] = jdfc[c] * kfc[c] * fjk[c] * ij + s3;
-          Sg[1 * cntp + c] = jfc[c] * kdfc[c] * fjk[c] * ik + s3;
-          Sg[2 * cntp + c] = s3;
-          const double fc = F * cs[c];
-          Sg[3 * cntp + c] = fc * ij * ij;
-          Sg[4 * cntp + c] = fc * ik * ik;
-          Sg[5 * cntp + c] = F * ij * ik;
-          Sg[6 * cntp + c] = jx[c];
-          Sg[7 * cntp + c] = jy[c];
-          Sg[8 * cntp + c] = jz[c];
-          Sg[9 * cntp + c] = kx[c];
-          Sg[10 * cntp + c] = ky[c];
-          Sg[11 * cntp + c] = kz[c];
+        double* __restrict Sg = rec + (2 + 2 * npw) * cntp;  // chunk-interleaved (see above)
+        for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+          double* __restrict Sc = Sg + c0 * kFactGeom;
+          AF_SIMD
+          for (int64_t l = 0; l < kW; ++l) {
+            const int64_t c = c0 + l;
+            const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
+            const double F = Fv[c], ij = jir[c], ik = kir[c];
+            const double s3 = jfc[c] * kfc[c] * dfjk[c] * irjk;
+            Sc[0 * kW + l] = jdfc[c] * kfc[c] * fjk[c] * ij + s3;
+            Sc[1 * kW + l] = jfc[c] * kdfc[c] * fjk[c] * ik + s3;
+            Sc[2 * kW + l] = s3;
+            const double fc = F * cs[c];
+            Sc[3 * kW + l] = fc * ij * ij;
+            Sc[4 * kW + l] = fc * ik * ik;
+            Sc[5 * kW + l] = F * ij * ik;
+            Sc[6 * kW + l] = jx[c];
+            Sc[7 * kW + l] = jy[c];
+            Sc[8 * kW + l] = jz[c];
+            Sc[9 * kW + l] = kx[c];
+            Sc[10 * kW + l] = ky[c];
+            Sc[11 * kW + l] = kz[c];
+          }
         }
       }
       if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
