@@ -443,3 +443,37 @@ def test_factorised_pair_powers_beyond_the_unrolled_range(name):
         funcs[c] = fl
     sf = SymmetryFunctions.from_dict({"elements": ["H", "C", "O"], "cutoff_function": "poly2", "functions": funcs})
     check_reference_jacobian_fd(sf, *STRUCTURES[name](), seed=5)
+
+
+def test_factorised_pairs_with_more_neighbours_than_the_fixed_block_stride():
+    """A dense cluster (every atom within r_c of every other, 392 neighbours per centre) needs
+    block arrays longer than kBlockL, so fact_pair_terms runs with the block stride known only at
+    run time (kL = 0) instead of the compile-time one the other tests use: values against the
+    NumPy reference (two centres), the VJP and the fused pass against the Jacobian path (1e-12)."""
+    rng = np.random.default_rng(11)
+    n = 393
+    g = np.arange(-5, 6) * 0.62  # the n grid points nearest the origin, jittered
+    grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    pos = grid[np.argsort(np.linalg.norm(grid, axis=1), kind="stable")[:n]] + rng.uniform(-0.05, 0.05, (n, 3))
+    num = np.where(rng.random(n) < 0.5, 1, 8)
+    cell, pbc = np.zeros((3, 3)), [False] * 3
+    assert np.linalg.norm(pos[:, None] - pos[None], axis=-1).max() < 6.0
+    funcs = {}
+    for c in ("H", "O"):
+        fl = [{"type": "G2", "neighbors": [nb], "eta": 0.05, "r_s": 0.0, "r_c": 6.0} for nb in ("H", "O")]
+        for a, b in [("H", "H"), ("H", "O"), ("O", "O")]:
+            for eta, zeta in ((0.01, 1.0), (0.03, 4.0)):  # shared exponential, one r_c: factorised
+                fl.append({"type": "G4", "neighbors": [a, b], "eta": eta, "lambda": 1.0, "zeta": zeta, "r_c": 6.0})
+        funcs[c] = fl
+    sf = SymmetryFunctions.from_dict({"elements": ["H", "O"], "cutoff_function": "tanh", "functions": funcs})
+    G = sf.compute(pos, num, None, pbc)
+    some = [0, int(np.flatnonzero(num == 8)[0])]
+    ref = reference_G(pos, num, cell, pbc, sf.to_dict(), centres=some)
+    assert np.abs(ref[some]).max() > 0.1
+    np.testing.assert_allclose(G[some], ref[some], rtol=1e-12, atol=1e-12)
+    w = np.random.default_rng(3).normal(size=(n, sf.n_features))
+    r = sf.vjp(w, pos, num, None, pbc)
+    F, W = sf.jacobian(pos, num, None, pbc).forces_and_virial(w)
+    assert np.abs(F).max() > 0.1
+    np.testing.assert_allclose(r.forces, F, rtol=1e-12, atol=1e-12 * np.abs(F).max())
+    np.testing.assert_allclose(r.virial, W, rtol=1e-12, atol=1e-12 * np.abs(W).max())

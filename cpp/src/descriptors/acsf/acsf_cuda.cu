@@ -91,7 +91,7 @@ __global__ void centre_kernel(acsf::Tables t, NeighborView nl, int64_t c0, int64
   if (k >= n) return;
   const int64_t c = c0 + k;
   acsf::Scratch s;
-  acsf::carve(t, cap, dbuf + k * nd, ibuf + k * ni, i32buf + k * n32, s);
+  acsf::carve(t, cap, dbuf + k * nd, ibuf + k * ni, i32buf + k * n32, s, false);
   const int32_t e = nl.species[nl.centre(c)];
   int64_t np = 0, ov = -1;
   const int64_t nn = acsf::gather(t, nl, c, s, &np, &ov);
@@ -122,7 +122,7 @@ void launch(const SymmetryFunctions& sf, const NeighborView& nl, double* G_host,
   for (int64_t c = 0; c < nc; ++c) max_count = std::max(max_count, nl.offsets[c + 1] - nl.offsets[c]);
   const int64_t cap = acsf::capacity_for(max_count);
   int64_t nd, ni, n32;
-  acsf::scratch_sizes(sf.flat().t, cap, &nd, &ni, &n32);
+  acsf::scratch_sizes(sf.flat().t, cap, &nd, &ni, &n32, false);
   const int64_t per_centre = nd * 8 + ni * 8 + n32 * 4;
   const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(nc, (int64_t(512) << 20) / per_centre));
   double* dbuf = d.alloc<double>(batch * nd);

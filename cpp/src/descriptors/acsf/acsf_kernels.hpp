@@ -38,6 +38,18 @@ constexpr int64_t kW = 8;
 // holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW.
 constexpr int64_t kBlock = 128;
 
+// Length of every block array (Scratch::bcap) when kBlock + cap fits: a compile-time stride, so
+// the block loops address all their arrays from one register (with a stride known only at run
+// time, GCC kept a pointer per array, spilled them on AVX2 and reloaded them every iteration).
+// 520 doubles = 4160 bytes: not a multiple of 4 KiB, so the arrays do not share L1 sets.
+constexpr int64_t kBlockL = 520;
+/// Block array length for scratch capacity cap: kBlockL, or kBlock + cap if that is longer; just
+/// kBlock + cap without `fixed` (the CUDA launcher: no register spills to avoid there, and less
+/// memory per centre).
+AF_INLINE int64_t block_len(int64_t cap, bool fixed = true) {
+  return fixed && kBlock + cap <= kBlockL ? kBlockL : kBlock + cap;
+}
+
 /// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
 /// count from the start of their central element's (or pair's) range.
 struct Tables {
@@ -117,7 +129,7 @@ struct Scratch {
   double *pfc, *pdfc;                                         // (max(max_pair_rcs, 2), cap)
   double *crjk, *r2, *ccs;                                    // (cap) r_jk, r_jk^2, cos of the candidates
   double* cand;  // (rec_arrays_max, cap): per-candidate arrays of one j when not cached (see centre_terms)
-  // factorised-pair blocks (fact_pair_terms), every array bcap = kBlock + cap long
+  // factorised-pair blocks (fact_pair_terms), every array bcap = block_len(cap) long
   int64_t bcap = 0;
   int64_t *btk, *bruns;  // (bcap) k of each triplet; (2 bcap) runs of equal j: j, end
   double *bt, *brec;     // (kFactTemps, bcap) temporaries; (fact_rec_arrays_max, bcap) record if not cached
@@ -164,19 +176,21 @@ AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(
 constexpr int64_t kFactTemps = 23;
 
 /// Sizes (in elements) of the buffers `carve` splits into a Scratch of capacity cap.
-AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32) {
+AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, int64_t* n_int64, int64_t* n_int32,
+                             bool fixed_block = true) {
   const int64_t ne = t.n_elements;
   const int64_t prc = t.max_pair_rcs > 2 ? t.max_pair_rcs : 2;
   *n_int64 = 5 * cap + 2 * (ne + 1);
   *n_int32 = cap;
   *n_double = 6 * cap + 9 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
               t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 3 * cap +
-              rec_arrays_max(t) * cap + (kFactTemps + fact_rec_arrays_max(t)) * (kBlock + cap);
-  *n_int64 += 3 * (kBlock + cap);
+              rec_arrays_max(t) * cap + (kFactTemps + fact_rec_arrays_max(t)) * block_len(cap, fixed_block);
+  *n_int64 += 3 * block_len(cap, fixed_block);
 }
 
 /// Split caller-owned buffers (sizes from scratch_sizes) into the Scratch arrays.
-AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, int32_t* i32buf, Scratch& s) {
+AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, int32_t* i32buf, Scratch& s,
+                     bool fixed_block = true) {
   const int64_t ne = t.n_elements;
   const int64_t prc = t.max_pair_rcs > 2 ? t.max_pair_rcs : 2;
   s.cap = cap;
@@ -205,7 +219,7 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.pfc = dbuf; dbuf += prc * cap;
   s.pdfc = dbuf; dbuf += prc * cap;
   s.cand = dbuf; dbuf += rec_arrays_max(t) * cap;
-  s.bcap = kBlock + cap;
+  s.bcap = block_len(cap, fixed_block);
   s.bt = dbuf; dbuf += kFactTemps * s.bcap;
   s.brec = dbuf;
   s.btk = ibuf; ibuf += s.bcap;
@@ -449,7 +463,8 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 /// pointer (with separate arrays, GCC spilled the pointers and reloaded them every iteration on AVX2).
 /// Padding triplets (cnt .. cntp) use the inert padding neighbours n .. n + kW - 1 as j and k:
 /// F = 0, every S = 0 and d_j = d_k = 0.
-template <int Mode>
+/// kL: the block array length when known at compile time (kBlockL), else 0 (s.bcap).
+template <int Mode, int64_t kL>
 AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int64_t p, int64_t n, int64_t np,
                                   Scratch& s, TripletCache* cache, bool cache_write) {
   const CutoffType ct = static_cast<CutoffType>(t.cutoff);
@@ -464,7 +479,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   const bool writing = Mode == 0 && cache != nullptr && cache_write;
   const bool grad = Mode == 1 || writing;
   const int64_t nrec = fact_rec_arrays(npw, grad);
-  const int64_t L = s.bcap;  // length of every block array
+  const int64_t L = kL > 0 ? kL : s.bcap;  // length of every block array
   const double* __restrict FC = s.fc + fslot * np;
   const double* __restrict DFC = s.dfc + fslot * np;
   const double* __restrict RR = s.r;
@@ -983,7 +998,14 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
       }
 
       if (t.pair_fact_slot[p] >= 0) {  // factorised pair: blocks of triplets
-        fact_pair_terms<Mode>(t, e, a, b, p, n, np, s, cache, cache_write);
+#if AF_DEVICE_PASS
+        fact_pair_terms<Mode, 0>(t, e, a, b, p, n, np, s, cache, cache_write);  // no spills to avoid
+#else
+        if (s.bcap == kBlockL)  // the usual case: compile-time block stride
+          fact_pair_terms<Mode, kBlockL>(t, e, a, b, p, n, np, s, cache, cache_write);
+        else
+          fact_pair_terms<Mode, 0>(t, e, a, b, p, n, np, s, cache, cache_write);
+#endif
         continue;
       }
 
