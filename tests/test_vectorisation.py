@@ -12,7 +12,7 @@ whether each loop was vectorised.
 The second test checks the built core itself: those functions are AF_LANE_INLINE (always inlined),
 so the library must hold no out-of-line copy of them. An out-of-line copy means some lane loop calls
 it and stays scalar: GCC's inliner did that to simd::exp after an unrelated edit of the ACSF kernel,
-20 % slower on the same machine (stop 43).
+1.30x slower in paired runs on the same machine (stop 43, benchmarks/results/bench_ab.md).
 """
 import platform
 import re

@@ -17,9 +17,9 @@
 #define AF_INLINE inline
 // For scalar functions called inside AF_SIMD lane loops (simd::exp, the angular factor, ...):
 // always inlined. A call the compiler leaves out of line keeps the whole loop scalar; GCC's
-// inlining heuristics did that to simd::exp after an unrelated edit of the ACSF kernel (20 %
-// slower, issue 17). tests/test_vectorisation.py checks that the built core has no out-of-line
-// copy of these functions.
+// inlining heuristics did that to simd::exp after an unrelated edit of the ACSF kernel (1.30x
+// slower, benchmarks/results/bench_ab.md). tests/test_vectorisation.py checks that the built core
+// has no out-of-line copy of these functions.
 #if defined(__GNUC__) || defined(__clang__)
 #define AF_LANE_INLINE inline __attribute__((always_inline))
 #else

@@ -13,9 +13,9 @@
 //   2^k is assembled from the bits of the rounding "shifter" 1.5*2^52 (no float->int conversion,
 //   which AVX2 cannot vectorise for 64-bit integers).
 //
-// Single-source: every function is AF_INLINE or, when lane loops call it, AF_LANE_INLINE (always
-// inlined; host and CUDA device); the AVX-512 compress and
-// AVX2 left-pack paths of compact_below / compact_within are host-only.
+// Single-source (host and CUDA device): every function is AF_INLINE, or AF_LANE_INLINE (always
+// inlined) when lane loops call it; the AVX-512 compress and AVX2 left-pack paths of
+// compact_below / compact_within are host-only.
 #pragma once
 #include <cstdint>
 #include <cstring>
