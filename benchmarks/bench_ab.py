@@ -42,7 +42,8 @@ def worker(args) -> int:
     from bench_roofline import gmp_water_model
 
     d = data_dir()
-    work = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    tmp = tempfile.TemporaryDirectory(prefix="bench-ab-")  # removed when the worker exits
+    work = Path(tmp.name)
     path = work / "water.afm"
     import_n2p2(d / "n2p2_h2o_rpbe_d3" / "potential", output=path)
     if args.descriptor == "gmp":
@@ -62,7 +63,7 @@ def worker(args) -> int:
         pot._core.compute(nl, False, 1)
         n += 1
     rate = n * len(atoms) / (time.perf_counter() - t0)
-    print(json.dumps({"rate": rate, "package": os.path.dirname(atomforge.__file__)}), flush=True)
+    print(json.dumps({"rate": rate}), flush=True)
     return 0
 
 
@@ -95,7 +96,8 @@ def main(argv=None) -> int:
         ap.error(f"needs two CPUs to run both builds at once; this process may use {len(cpus)}")
     import numpy as np
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-ab-"))
+    tmp_dir = tempfile.TemporaryDirectory(prefix="bench-ab-")
+    tmp = Path(tmp_dir.name)
     ratios = []
     print(f"A = {args.a}\nB = {args.b}\n{args.descriptor}, 1536 atoms, one thread each, {args.seconds:g} s per round\n")
     print("| round | CPUs A / B | A atom-steps/s | B atom-steps/s | B / A |\n|---:|---|---:|---:|---:|")

@@ -449,7 +449,7 @@ def test_factorised_pairs_with_more_neighbours_than_the_fixed_block_stride():
     """A dense cluster (every atom within r_c of every other, 392 neighbours per centre) needs
     block arrays longer than kBlockL, so fact_pair_terms runs with the block stride known only at
     run time (kL = 0) instead of the compile-time one the other tests use: values against the
-    NumPy reference (two centres), the VJP and the fused pass against the Jacobian path (1e-12)."""
+    NumPy reference (two centres), the VJP against the Jacobian path (1e-12)."""
     rng = np.random.default_rng(11)
     n = 393
     g = np.arange(-5, 6) * 0.62  # the n grid points nearest the origin, jittered
