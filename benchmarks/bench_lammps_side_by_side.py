@@ -12,14 +12,15 @@ metal units, NVE, 0.5 fs), timed by LAMMPS's Loop time:
 
   * atomforge        pair_style atomforge of the atomforge installed in this interpreter
   * atomforge (base) pair_style atomforge of --baseline-python's atomforge (its own plugin and its
-                     own `import-n2p2` of the same n2p2 potential; same lmp binary)
+                     own `import-n2p2` of the same n2p2 potential; same lmp binary); only with
+                     --baseline-python
   * hdnnp            n2p2's pair_style hdnnp built as a plugin outside the repo (--hdnnp-plugin)
   * lj/cut           cutoff 6.35 A, a machine-speed floor
 
 Reports min / median / max over the rounds of atom-steps/s (wall) and per CPU-second, and the
 per-round ratios (median and range): atomforge / base, atomforge / hdnnp, atomforge / lj/cut.
 
-Usage: python benchmarks/bench_lammps_side_by_side.py --baseline-python /path/venv/bin/python
+Usage: python benchmarks/bench_lammps_side_by_side.py [--baseline-python /path/venv/bin/python]
            [--rounds 3] [--seconds 10] [--output benchmarks/results/lammps_side_by_side.md]
 """
 from __future__ import annotations
@@ -58,7 +59,7 @@ def baseline_ctx(ctx: dict, py: str, work: Path) -> tuple[dict, str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--baseline-python", required=True, help="python of a venv holding the older atomforge")
+    ap.add_argument("--baseline-python", help="python of a venv holding the older atomforge (no such rows without it)")
     ap.add_argument("--baseline-label", default="base", help="how the tables name the older build")
     ap.add_argument("--hdnnp-plugin", default=os.environ.get("ATOMFORGE_BENCH_HDNNP_PLUGIN", "/tmp/hdnnp/hdnnpplugin.so"))
     ap.add_argument("--replicate", nargs="+", type=int, default=[2, 4])
@@ -78,8 +79,10 @@ def main(argv=None) -> int:
            "hdnnp_plugin": Path(args.hdnnp_plugin).resolve(), "hdnnp_cutoff": "6.36"}
     ctx["natoms0"] = bl.write_water_data(ctx["data"])
     bl.import_model(ctx["model"], ctx["n2p2_pot"])
-    base, base_note = baseline_ctx(ctx, args.baseline_python, work)
-    runs = [("atomforge", "atomforge", ctx), (f"atomforge ({args.baseline_label})", "atomforge", base)]
+    runs = [("atomforge", "atomforge", ctx)]
+    if args.baseline_python:
+        base, base_note = baseline_ctx(ctx, args.baseline_python, work)
+        runs.append((f"atomforge ({args.baseline_label})", "atomforge", base))
     if ctx["hdnnp_plugin"].exists():
         runs.append(("hdnnp", "hdnnp", ctx))
     else:
@@ -101,13 +104,14 @@ def main(argv=None) -> int:
 
     lines = []
     out = lambda s="": (print(s), lines.append(s))
-    out("# LAMMPS side by side (interleaved): atomforge, an older atomforge, n2p2 hdnnp, lj/cut")
+    out("# LAMMPS side by side (interleaved): " + ", ".join(label for label, _, _ in runs))
     out()
     m = bl.machine_info()
     out(f"- machine: {m['cpu']}, {m['cores']}, {m['memory']}; **shared**: other jobs ran during the timing (column 'others', cores)")
     out(f"- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; atomforge: {bl.git_state()}; "
         f"{bl.plugin_note(ctx['plugin_dir'])}")
-    out(f"- {args.baseline_label}: {args.baseline_python} ({base_note})")
+    if args.baseline_python:
+        out(f"- {args.baseline_label}: {args.baseline_python} ({base_note})")
     out(f"- hdnnp: {ctx['hdnnp_plugin']} (n2p2 built outside the repo, see benchmarks/n2p2_reference/README.md)")
     out(f"- model: the n2p2 RPBE-D3 water potential (both atomforge builds import it themselves); water "
         f"192-atom frame replicated; 1 MPI rank, 1 thread; NVE 0.5 fs; ~{args.seconds:.0f} s timed per run; "
