@@ -35,14 +35,18 @@ namespace acsf {
 constexpr int64_t kW = 8;
 
 // Triplets per block of the factorised-pair path (fact_pair_terms): a block is flushed once it
-// holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW.
-constexpr int64_t kBlock = 128;
+// holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW. Longer
+// blocks pay the per-group and per-function bookkeeping of every pass over fewer triplets: 256
+// ran 1.07-1.12x faster than 128 in paired runs on a Zen 4 EPYC (issue 17, stop 44; 64 gave
+// 0.97x, 512 1.01x over 256; benchmarks/results/bench_ab.md).
+constexpr int64_t kBlock = 256;
 
 // Length of every block array (Scratch::bcap) when kBlock + cap fits: a compile-time stride, so
 // the block loops address all their arrays from one register (with a stride known only at run
 // time, GCC kept a pointer per array, spilled them on AVX2 and reloaded them every iteration).
-// 520 doubles = 4160 bytes: not a multiple of 4 KiB, so the arrays do not share L1 sets.
-constexpr int64_t kBlockL = 520;
+// 648 doubles = 5184 bytes: not a multiple of 4 KiB, so the arrays do not share L1 sets; it fits
+// centres with up to 384 neighbours (capacity_for <= 392).
+constexpr int64_t kBlockL = 648;
 /// Block array length for scratch capacity cap: kBlockL, or kBlock + cap if that is longer; just
 /// kBlock + cap without `fixed` (the CUDA launcher: no register spills to avoid there, and less
 /// memory per centre).
