@@ -44,9 +44,10 @@ constexpr int64_t kBlock = 256;
 // Length of every block array (Scratch::bcap) when kBlock + cap fits: a compile-time stride, so
 // the block loops address all their arrays from one register (with a stride known only at run
 // time, GCC kept a pointer per array, spilled them on AVX2 and reloaded them every iteration).
-// 648 doubles = 5184 bytes: not a multiple of 4 KiB, so the arrays do not share L1 sets; it fits
-// centres with up to 384 neighbours (capacity_for <= 392).
-constexpr int64_t kBlockL = 648;
+// kBlock + 392 fits centres with up to 384 neighbours (capacity_for(384) = 392); 648 doubles =
+// 5184 bytes, not a multiple of 4 KiB, so the arrays do not share L1 sets.
+constexpr int64_t kBlockL = kBlock + 392;
+static_assert(kBlockL * 8 % 4096 != 0, "block arrays a multiple of 4 KiB long would share L1 sets");
 /// Block array length for scratch capacity cap: kBlockL, or kBlock + cap if that is longer; just
 /// kBlock + cap without `fixed` (the CUDA launcher: no register spills to avoid there, and less
 /// memory per centre).
