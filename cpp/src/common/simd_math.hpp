@@ -167,6 +167,54 @@ AF_LANE_INLINE void cos_sin_pi(double x, double& c, double& s) {
   s = cos_z;
 }
 
+#if defined(AF_AVX512_COMPRESS)
+/// Eight doubles as one value (GCC/Clang vector extension; one AVX-512 register), for loops whose
+/// per-chunk state must stay in registers across run-time inner loops, which the auto-vectoriser
+/// cannot keep there. Unaligned, may alias double. AVX-512 builds only: with AVX2 each would take
+/// two of the sixteen registers and spill (issue 17, stop 43).
+typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
+AF_LANE_INLINE v8d vload(const double* p) { return *reinterpret_cast<const v8d*>(p); }
+AF_LANE_INLINE void vstore(double* p, v8d v) { *reinterpret_cast<v8d*>(p) = v; }
+/// x^n lane-wise, n >= 0, by binary powering from 1 (the same products as acsf::ipow).
+AF_LANE_INLINE v8d vipow(v8d x, int n) {
+  v8d r = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  for (; n > 0; n >>= 1) {
+    if (n & 1) r = r * x;
+    x = x * x;
+  }
+  return r;
+}
+/// The sum of the eight lanes, ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)). (GCC 12's
+/// _mm512_reduce_add_pd and shuffle intrinsics draw a false -Wmaybe-uninitialized from their
+/// undefined pass-through operands.)
+AF_LANE_INLINE double hsum(__m512d v) {
+  const v8d x = reinterpret_cast<const v8d&>(v);
+  return ((x[0] + x[4]) + (x[2] + x[6])) + ((x[1] + x[5]) + (x[3] + x[7]));
+}
+/// Sums of a[begin..end), b[begin..end) and c[begin..end): eight lanes at a time (a masked load
+/// for the rest), then one horizontal sum each. For the short runs of the ACSF VJP's j side,
+/// where three scalar chains were bound by the add latency.
+AF_LANE_INLINE void range_sums3(const double* a, const double* b, const double* c, int64_t begin, int64_t end,
+                                double& sa, double& sb, double& sc) {
+  __m512d va = _mm512_setzero_pd(), vb = va, vc = va;
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    va = _mm512_add_pd(va, _mm512_loadu_pd(a + i));
+    vb = _mm512_add_pd(vb, _mm512_loadu_pd(b + i));
+    vc = _mm512_add_pd(vc, _mm512_loadu_pd(c + i));
+  }
+  if (i < end) {
+    const __mmask8 m = static_cast<__mmask8>((1u << (end - i)) - 1u);
+    va = _mm512_add_pd(va, _mm512_maskz_loadu_pd(m, a + i));
+    vb = _mm512_add_pd(vb, _mm512_maskz_loadu_pd(m, b + i));
+    vc = _mm512_add_pd(vc, _mm512_maskz_loadu_pd(m, c + i));
+  }
+  sa = hsum(va);
+  sb = hsum(vb);
+  sc = hsum(vc);
+}
+#endif
+
 /// Stream compaction: writes the indices k in [begin, end) with v[k] < thr, in increasing order,
 /// to out and returns their count. Reads v[begin .. end + 7] and writes up to out[count + 7]
 /// (callers pad both). With AVX-512 a compress instruction handles 8 candidates at a time (the

@@ -436,6 +436,189 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
   }
 }
 
+#if defined(AF_AVX512_COMPRESS)
+/// The register-fused passes of fact_pair_terms (AVX-512 builds; one chunk of kW = 8 triplets is
+/// one register): per chunk, everything between the loads of the block arrays and the stores of
+/// the record (values) or of the six outputs (VJP) stays in registers, where the array passes
+/// store and reload a temporary per function and group. The auto-vectoriser cannot keep such
+/// state in registers across the run-time loops over groups and functions, hence the explicit
+/// vector type (simd::v8d). Same products in the same order as the array passes, so the values
+/// are bit-identical to them; only the VJP's j-side run sums are grouped by eight lanes.
+/// FusedPlan: the pair's slots, groups and functions, flattened; build() returns false (array
+/// passes) for G5s slots (angle shift), non-integral zeta or more than the fixed capacities.
+struct FusedPlan {
+  static constexpr int kSlots = 8, kGroups = 16, kFns = 64;
+  int32_t npw = 0, ngp = 0, nfu = 0;
+  double sa[kSlots];                 // lambda of each slot (u = lambda cos)
+  int32_t zn[kSlots];                // zeta - 1 of each slot
+  int32_t gn[kGroups];               // eta_g / eta_0 of each group
+  double geta[kGroups];              // eta_g
+  int32_t gu0[kGroups], gu1[kGroups];  // the group's functions (plan-local)
+  int32_t fpw[kFns], ffn[kFns];      // slot, centre-local function
+  double fpref[kFns], fw[kFns], fw1[kFns];  // 2^(1 - zeta); VJP weights w pref, w pref zeta
+  bool build(const Tables& t, int32_t e, int64_t p, const double* wq, const double* wc) {
+    const int32_t q0 = t.pair_group_begin[p], pw0 = t.pair_pow_begin[p];
+    ngp = t.pair_group_begin[p + 1] - q0;
+    npw = t.pair_pow_begin[p + 1] - pw0;
+    const int32_t ub = t.ag_fn_begin[q0];
+    nfu = t.ag_fn_begin[q0 + ngp] - ub;
+    if (ngp > kGroups || npw > kSlots || nfu > kFns) return false;
+    for (int32_t pp = 0; pp < npw; ++pp) {
+      const int32_t z = t.pow_zeta_int[pw0 + pp];
+      if (t.pow_b[pw0 + pp] != 0.0 || z < 1 || z > 64) return false;
+      sa[pp] = t.pow_a[pw0 + pp];
+      zn[pp] = z - 1;
+    }
+    const int32_t g0 = t.group_begin[e];
+    for (int32_t q = 0; q < ngp; ++q) {
+      const int32_t ag = q0 + q;
+      const int32_t m = t.ag_eta_power[ag];
+      if (m < 0 || m > 64 || t.ag_fn_begin[ag + 1] <= t.ag_fn_begin[ag]) return false;
+      gn[q] = m;
+      geta[q] = t.group_eta[g0 + t.ag_group[ag]];
+      gu0[q] = t.ag_fn_begin[ag] - ub;
+      gu1[q] = t.ag_fn_begin[ag + 1] - ub;
+      for (int32_t u = t.ag_fn_begin[ag]; u < t.ag_fn_begin[ag + 1]; ++u) {
+        fpw[u - ub] = t.agf_pow[u];
+        ffn[u - ub] = t.agf_fn[u];
+        fpref[u - ub] = t.agf_pref[u];
+        fw[u - ub] = wq ? wq[t.agf_fn[u]] : 0.0;
+        fw1[u - ub] = wc ? wc[t.agf_fn[u]] : 0.0;
+      }
+    }
+    return true;
+  }
+};
+
+/// Block arrays read by fused_values (see fact_pair_terms): r_jk, fc(r_jk) and dfc (unmasked), the
+/// j and k cutoffs and 1/r, cos, d_j, d_k and E.
+struct FusedIn {
+  const double *rjk, *fjk, *dfjk, *jfc, *kfc, *jdfc, *kdfc, *jir, *kir, *cs, *jx, *jy, *jz, *kx, *ky, *kz, *E;
+};
+
+/// Values pass of one block: F, P (and, with grad, P1 and the geometry scalars S) into the record,
+/// and acc_f += pref_f P_s E^m_g F into accG (two accumulators per function, even and odd chunks,
+/// as the array pass).
+template <bool grad>
+inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc, const FusedIn& in,
+                         double* __restrict Fv, double* __restrict P, double* __restrict P1,
+                         double* __restrict Sg, double* __restrict accG) {
+  using simd::v8d;
+  const int32_t npw = pl.npw, ngp = pl.ngp, nfu = pl.nfu;
+  const double* __restrict rjk = in.rjk;
+  const double* __restrict fjk = in.fjk;
+  const double* __restrict dfjk = in.dfjk;
+  const double* __restrict jfc = in.jfc;
+  const double* __restrict kfc = in.kfc;
+  const double* __restrict jdfc = in.jdfc;
+  const double* __restrict kdfc = in.kdfc;
+  const double* __restrict jir = in.jir;
+  const double* __restrict kir = in.kir;
+  const double* __restrict cs = in.cs;
+  const double* __restrict E = in.E;
+  const double* __restrict jx = in.jx;
+  const double* __restrict jy = in.jy;
+  const double* __restrict jz = in.jz;
+  const double* __restrict kx = in.kx;
+  const double* __restrict ky = in.ky;
+  const double* __restrict kz = in.kz;
+  v8d accA[FusedPlan::kFns], accB[FusedPlan::kFns];
+  for (int32_t u = 0; u < nfu; ++u) {
+    accA[u] = simd::vload(accG + pl.ffn[u] * kW);
+    accB[u] = v8d{};
+  }
+  const v8d zero = {};
+  for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+    const v8d rj = simd::vload(rjk + c0);
+    const auto inr = rj < rc;
+    const v8d f = inr ? simd::vload(fjk + c0) : zero;
+    const v8d jf = simd::vload(jfc + c0), kf = simd::vload(kfc + c0);
+    const v8d F = jf * kf * f;
+    simd::vstore(Fv + c0, F);
+    const v8d csv = simd::vload(cs + c0);
+    v8d Pv[FusedPlan::kSlots];
+    for (int32_t pp = 0; pp < npw; ++pp) {
+      const double sa = pl.sa[pp];
+      const v8d plc = 1.0 + sa * csv;
+      const v8d p1c = simd::vipow(plc, pl.zn[pp]);
+      const auto pos = plc > 0.0;
+      Pv[pp] = pos ? p1c * plc : zero;
+      simd::vstore(P + pp * cntp + c0, Pv[pp]);
+      if constexpr (grad) simd::vstore(P1 + pp * cntp + c0, pos ? sa * p1c : zero);
+    }
+    if constexpr (grad) {
+      double* __restrict Sc = Sg + c0 * kFactGeom;
+      const v8d df = inr ? simd::vload(dfjk + c0) : zero;
+      const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
+      const v8d ij = simd::vload(jir + c0), ik = simd::vload(kir + c0);
+      const v8d s3 = jf * kf * df * irjk;
+      simd::vstore(Sc + 0 * kW, simd::vload(jdfc + c0) * kf * f * ij + s3);
+      simd::vstore(Sc + 1 * kW, jf * simd::vload(kdfc + c0) * f * ik + s3);
+      simd::vstore(Sc + 2 * kW, s3);
+      const v8d fcs = F * csv;
+      simd::vstore(Sc + 3 * kW, fcs * ij * ij);
+      simd::vstore(Sc + 4 * kW, fcs * ik * ik);
+      simd::vstore(Sc + 5 * kW, F * ij * ik);
+      simd::vstore(Sc + 6 * kW, simd::vload(jx + c0));
+      simd::vstore(Sc + 7 * kW, simd::vload(jy + c0));
+      simd::vstore(Sc + 8 * kW, simd::vload(jz + c0));
+      simd::vstore(Sc + 9 * kW, simd::vload(kx + c0));
+      simd::vstore(Sc + 10 * kW, simd::vload(ky + c0));
+      simd::vstore(Sc + 11 * kW, simd::vload(kz + c0));
+    }
+    const v8d Ec = simd::vload(E + c0);
+    v8d* __restrict acc = (c0 / kW) & 1 ? accB : accA;
+    for (int32_t q = 0; q < ngp; ++q) {
+      const v8d base = simd::vipow(Ec, pl.gn[q]) * F;
+      for (int32_t u = pl.gu0[q]; u < pl.gu1[q]; ++u) acc[u] += pl.fpref[u] * Pv[pl.fpw[u]] * base;
+    }
+  }
+  for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
+}
+
+/// VJP of one block (see fact_pair_terms): X, Y, Z from the record and the plan's weights, then
+/// dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (o3..o5) per triplet.
+inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
+                      const double* __restrict F, const double* __restrict P, const double* __restrict P1,
+                      const double* __restrict S, double* __restrict o0, double* __restrict o1,
+                      double* __restrict o2, double* __restrict o3, double* __restrict o4, double* __restrict o5) {
+  using simd::v8d;
+  const int32_t ngp = pl.ngp;
+  for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+    const v8d Ec = simd::vload(E + c0);
+    v8d X = {}, Y = {}, Z = {};
+    for (int32_t q = 0; q < ngp; ++q) {
+      const v8d e = simd::vipow(Ec, pl.gn[q]);
+      const int32_t u0 = pl.gu0[q];
+      v8d Qv = pl.fw[u0] * simd::vload(P + pl.fpw[u0] * cntp + c0);
+      v8d Qcv = pl.fw1[u0] * simd::vload(P1 + pl.fpw[u0] * cntp + c0);
+      for (int32_t u = u0 + 1; u < pl.gu1[q]; ++u) {
+        Qv += pl.fw[u] * simd::vload(P + pl.fpw[u] * cntp + c0);
+        Qcv += pl.fw1[u] * simd::vload(P1 + pl.fpw[u] * cntp + c0);
+      }
+      const v8d qe = Qv * e;
+      X += qe;
+      Y += pl.geta[q] * qe;
+      Z += Qcv * e;
+    }
+    const double* __restrict Sc = S + c0 * kFactGeom;
+    const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
+    const v8d yf4 = 2.0 * yf2;
+    const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
+    const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
+    const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
+    const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
+    const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
+    simd::vstore(o0 + c0, aj * jx + bb * kx);
+    simd::vstore(o1 + c0, aj * jy + bb * ky);
+    simd::vstore(o2 + c0, aj * jz + bb * kz);
+    simd::vstore(o3 + c0, ak * kx + bb * jx);
+    simd::vstore(o4 + c0, ak * ky + bb * jy);
+    simd::vstore(o5 + c0, ak * kz + bb * jz);
+  }
+}
+#endif
+
 /// Stage 3 for one factorised neighbour-element pair (Tables::pair_fact_slot >= 0): the triplets
 /// {j, k} of centre element e with j in element block a, k in block b and r_jk < r_c, processed
 /// in blocks of about kBlock triplets that span several j. Every stage is a long vectorised
@@ -495,6 +678,12 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   double* __restrict tmp = s.bt;  // kFactTemps arrays of L
   auto T = [&](int i) { return tmp + i * L; };
 
+#if defined(AF_AVX512_COMPRESS)
+  // the register-fused passes' view of the pair (see fused_values / fused_vjp)
+  FusedPlan plan;
+  const bool fused = (Mode == 0 || Mode == 1) && plan.build(t, e, p, Mode == 1 ? s.wq : nullptr, Mode == 1 ? s.wc : nullptr);
+#endif
+
   // one block: geometry and record (unless read), then values or the VJP
   auto process = [&](int64_t cnt, int64_t nruns, const int64_t* __restrict run_j, const int64_t* __restrict run_end,
                      const int64_t* __restrict tk, const double* __restrict rec, int64_t cntp) {
@@ -541,100 +730,120 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       }
     }
     if (Mode == 1) {  // VJP: X, Y, Z, then dE/dd_j and dE/dd_k
-      double* __restrict Eg = T(0);
-      double* __restrict xx = T(1);
-      double* __restrict Q = T(2);
-      double* __restrict Qc = T(3);
-      double* __restrict X = T(4);
-      double* __restrict Y = T(5);
-      double* __restrict Z = T(6);
-      for (int32_t q = 0; q < ngp; ++q) {
-        const int32_t ag = q0 + q;
-        const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
-        for (int32_t u = u0; u < u1; ++u) {  // Q, Qc (the first function assigns)
-          const double* __restrict Ps = P + t.agf_pow[u] * cntp;
-          const double* __restrict P1s = P1 + t.agf_pow[u] * cntp;
-          const double w = s.wq[t.agf_fn[u]], w1 = s.wc[t.agf_fn[u]];
-          if (u == u0) {
-            AF_SIMD
-            for (int64_t c = 0; c < cntp; ++c) {
-              Q[c] = w * Ps[c];
-              Qc[c] = w1 * P1s[c];
-            }
-          } else {
-            AF_SIMD
-            for (int64_t c = 0; c < cntp; ++c) {
-              Q[c] += w * Ps[c];
-              Qc[c] += w1 * P1s[c];
-            }
-          }
-        }
-        const double eta = t.group_eta[g0 + t.ag_group[ag]];
-        const int m = t.ag_eta_power[ag];
-        // X, Y, Z += (Q, eta Q, Qc) E^m (the first group assigns); M < 0: Eg_or_E holds E^m
-        auto accumulate = [&](const double* __restrict Eg_or_E, auto M) {
-          constexpr int kM = decltype(M)::value;
-          auto eg = [&](int64_t c) { return kM >= 0 ? ipow_acc<(kM >= 0 ? kM : 0)>(1.0, Eg_or_E[c]) : Eg_or_E[c]; };
-          if (q == 0) {
-            AF_SIMD
-            for (int64_t c = 0; c < cntp; ++c) {
-              const double e = eg(c), qe = Q[c] * e;
-              X[c] = qe;
-              Y[c] = eta * qe;
-              Z[c] = Qc[c] * e;
-            }
-          } else {
-            AF_SIMD
-            for (int64_t c = 0; c < cntp; ++c) {
-              const double e = eg(c), qe = Q[c] * e;
-              X[c] += qe;
-              Y[c] += eta * qe;
-              Z[c] += Qc[c] * e;
-            }
-          }
-        };
-        if (!with_ct_power(m, [&](auto M) { accumulate(E, M); })) {
-          array_ipow(E, m, Eg, xx, cntp);
-          accumulate(Eg, std::integral_constant<int, -1>{});
-        }
-      }
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
-      {  // out_j = A_j d_j + B d_k, out_k = A_k d_k + B d_j
-        double* __restrict o0 = out[0];
-        double* __restrict o1 = out[1];
-        double* __restrict o2 = out[2];
-        double* __restrict o3 = out[3];
-        double* __restrict o4 = out[4];
-        double* __restrict o5 = out[5];
-        for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
-          const double* __restrict Sc = S + c0 * kFactGeom;
-          AF_SIMD
-          for (int64_t l = 0; l < kW; ++l) {
-            const int64_t c = c0 + l;
-            const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
-            const double yf4 = 2.0 * yf2;
-            const double aj = x * Sc[0 * kW + l] - yf4 - z * Sc[3 * kW + l];
-            const double ak = x * Sc[1 * kW + l] - yf4 - z * Sc[4 * kW + l];
-            const double bb = yf2 - x * Sc[2 * kW + l] + z * Sc[5 * kW + l];
-            const double jx = Sc[6 * kW + l], jy = Sc[7 * kW + l], jz = Sc[8 * kW + l];
-            const double kx = Sc[9 * kW + l], ky = Sc[10 * kW + l], kz = Sc[11 * kW + l];
-            o0[c] = aj * jx + bb * kx;
-            o1[c] = aj * jy + bb * ky;
-            o2[c] = aj * jz + bb * kz;
-            o3[c] = ak * kx + bb * jx;
-            o4[c] = ak * ky + bb * jy;
-            o5[c] = ak * kz + bb * jz;
+#if defined(AF_AVX512_COMPRESS)
+      if (Mode == 1 && fused) {
+        fused_vjp(plan, cntp, E, F, P, P1, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+      } else
+#endif
+      {
+        double* __restrict Eg = T(0);
+        double* __restrict xx = T(1);
+        double* __restrict Q = T(2);
+        double* __restrict Qc = T(3);
+        double* __restrict X = T(4);
+        double* __restrict Y = T(5);
+        double* __restrict Z = T(6);
+        for (int32_t q = 0; q < ngp; ++q) {
+          const int32_t ag = q0 + q;
+          const int32_t u0 = t.ag_fn_begin[ag], u1 = t.ag_fn_begin[ag + 1];
+          for (int32_t u = u0; u < u1; ++u) {  // Q, Qc (the first function assigns)
+            const double* __restrict Ps = P + t.agf_pow[u] * cntp;
+            const double* __restrict P1s = P1 + t.agf_pow[u] * cntp;
+            const double w = s.wq[t.agf_fn[u]], w1 = s.wc[t.agf_fn[u]];
+            if (u == u0) {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) {
+                Q[c] = w * Ps[c];
+                Qc[c] = w1 * P1s[c];
+              }
+            } else {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) {
+                Q[c] += w * Ps[c];
+                Qc[c] += w1 * P1s[c];
+              }
+            }
+          }
+          const double eta = t.group_eta[g0 + t.ag_group[ag]];
+          const int m = t.ag_eta_power[ag];
+          // X, Y, Z += (Q, eta Q, Qc) E^m (the first group assigns); M < 0: Eg_or_E holds E^m
+          auto accumulate = [&](const double* __restrict Eg_or_E, auto M) {
+            constexpr int kM = decltype(M)::value;
+            auto eg = [&](int64_t c) { return kM >= 0 ? ipow_acc<(kM >= 0 ? kM : 0)>(1.0, Eg_or_E[c]) : Eg_or_E[c]; };
+            if (q == 0) {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) {
+                const double e = eg(c), qe = Q[c] * e;
+                X[c] = qe;
+                Y[c] = eta * qe;
+                Z[c] = Qc[c] * e;
+              }
+            } else {
+              AF_SIMD
+              for (int64_t c = 0; c < cntp; ++c) {
+                const double e = eg(c), qe = Q[c] * e;
+                X[c] += qe;
+                Y[c] += eta * qe;
+                Z[c] += Qc[c] * e;
+              }
+            }
+          };
+          if (!with_ct_power(m, [&](auto M) { accumulate(E, M); })) {
+            array_ipow(E, m, Eg, xx, cntp);
+            accumulate(Eg, std::integral_constant<int, -1>{});
+          }
+        }
+        {  // out_j = A_j d_j + B d_k, out_k = A_k d_k + B d_j
+          double* __restrict o0 = out[0];
+          double* __restrict o1 = out[1];
+          double* __restrict o2 = out[2];
+          double* __restrict o3 = out[3];
+          double* __restrict o4 = out[4];
+          double* __restrict o5 = out[5];
+          for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+            const double* __restrict Sc = S + c0 * kFactGeom;
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              const int64_t c = c0 + l;
+              const double x = X[c], z = Z[c], yf2 = 2.0 * Y[c] * F[c];
+              const double yf4 = 2.0 * yf2;
+              const double aj = x * Sc[0 * kW + l] - yf4 - z * Sc[3 * kW + l];
+              const double ak = x * Sc[1 * kW + l] - yf4 - z * Sc[4 * kW + l];
+              const double bb = yf2 - x * Sc[2 * kW + l] + z * Sc[5 * kW + l];
+              const double jx = Sc[6 * kW + l], jy = Sc[7 * kW + l], jz = Sc[8 * kW + l];
+              const double kx = Sc[9 * kW + l], ky = Sc[10 * kW + l], kz = Sc[11 * kW + l];
+              o0[c] = aj * jx + bb * kx;
+              o1[c] = aj * jy + bb * ky;
+              o2[c] = aj * jz + bb * kz;
+              o3[c] = ak * kx + bb * jx;
+              o4[c] = ak * ky + bb * jy;
+              o5[c] = ak * kz + bb * jz;
+            }
           }
         }
       }
       double* __restrict gx = s.gx;
       double* __restrict gy = s.gy;
       double* __restrict gz = s.gz;
-      int64_t c = 0;
-      for (int64_t r = 0; r < nruns; ++r) {  // j side: one sum per run of equal j, in order
-        double sx = 0.0, sy = 0.0, sz = 0.0;
-        for (; c < run_end[r]; ++c) { sx += out[0][c]; sy += out[1][c]; sz += out[2][c]; }
-        gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
+#if defined(AF_AVX512_COMPRESS)
+      if (Mode == 1 && fused) {  // j side: one sum per run of equal j, eight lanes at a time
+        int64_t c = 0;
+        for (int64_t r = 0; r < nruns; ++r) {
+          double sx, sy, sz;
+          simd::range_sums3(out[0], out[1], out[2], c, run_end[r], sx, sy, sz);
+          gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
+          c = run_end[r];
+        }
+      } else
+#endif
+      {
+        int64_t c = 0;
+        for (int64_t r = 0; r < nruns; ++r) {  // j side: one sum per run of equal j, in order
+          double sx = 0.0, sy = 0.0, sz = 0.0;
+          for (; c < run_end[r]; ++c) { sx += out[0][c]; sy += out[1][c]; sz += out[2][c]; }
+          gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
+        }
       }
       for (int64_t c2 = 0; c2 < cnt; ++c2) {  // k side
         const int64_t m = tk[c2];
@@ -728,111 +937,122 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         detail::cutoff_fdf_lanes<true>(ct, cntp, rjk, rc, fjk, dfjk);
       else
         detail::cutoff_fdf_lanes<false>(ct, cntp, rjk, rc, fjk, dfjk);
-      AF_SIMD
-      for (int64_t c = 0; c < cntp; ++c) {
-        const bool in = rjk[c] < rc;
-        fjk[c] = in ? fjk[c] : 0.0;
-        if (grad) dfjk[c] = in ? dfjk[c] : 0.0;
-        Fv[c] = jfc[c] * kfc[c] * fjk[c];
-      }
-      // (1 + u)^zeta and (1 + u)^(zeta - 1) du/dcos per slot, 0 where 1 + u <= 0 (as n2p2)
-      double* __restrict pl = T(12);
-      double* __restrict du = T(20);
-      double* __restrict p1 = T(21);
-      double* __restrict xx = T(2);  // scratch of array_ipow
-      for (int32_t pp = 0; pp < npw; ++pp) {
-        const double pa = t.pow_a[pw0 + pp], pb = t.pow_b[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
-        const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
-        double* __restrict Ps = P + pp * cntp;
-        double* __restrict P1s = rec + (2 + npw + pp) * cntp;
-        // one pass: u, (1 + u)^(zeta - 1), P, P1; the angle shift (G5s) and the gradient are
-        // compile-time cases, so the loop has no branch and vectorises (GCC had emitted a scalar
-        // loop here: about 9 % of the water force call, issue 17)
-        auto slot_pass = [&](auto Z1, auto grad_c, auto shift_c) {
-          constexpr int kZ1 = decltype(Z1)::value;
-          constexpr bool kGrad = decltype(grad_c)::value, kShift = decltype(shift_c)::value;
-          // local copies of the captures (loads through the closure kept the loop scalar)
-          const double* __restrict csl = cs;
-          double* __restrict Pl = Ps;
-          double* __restrict P1l = P1s;
-          const int64_t len = cntp;
-          const double sa = pa, sb = pb;
-          AF_SIMD
-          for (int64_t c = 0; c < len; ++c) {
-            double uu, d;
-            if constexpr (kShift) {
-              angular_u(sa, sb, csl[c], &uu, &d);
-            } else {
-              uu = sa * csl[c];
-              d = sa;
-            }
-            const double plc = 1.0 + uu;
-            const double p1c = ipow_acc<kZ1>(1.0, plc);
-            // both products unconditionally, then selects (a product inside a conditional arm
-            // is not if-converted under GCC's default -ftrapping-math: "control flow in loop")
-            const double pv = p1c * plc, p1v = d * p1c;
-            const bool pos = plc > 0.0;
-            Pl[c] = pos ? pv : 0.0;
-            if constexpr (kGrad) P1l[c] = pos ? p1v : 0.0;
-          }
-        };
-        using True = std::true_type;
-        using False = std::false_type;
-        if (zeta_int > 0 && with_ct_power(zeta_int - 1, [&](auto Z1) {
-              if (pb == 0.0) {
-                if (grad) slot_pass(Z1, True{}, False{});
-                else slot_pass(Z1, False{}, False{});
-              } else {
-                if (grad) slot_pass(Z1, True{}, True{});
-                else slot_pass(Z1, False{}, True{});
-              }
-            }))
-          continue;
+#if defined(AF_AVX512_COMPRESS)
+      if (Mode == 0 && fused) {
+        const FusedIn in{rjk, fjk, dfjk, jfc, kfc, jdfc, kdfc, jir, kir, cs, jx, jy, jz, kx, ky, kz, E};
+        if (grad)
+          fused_values<true>(plan, cntp, rc, in, Fv, P, rec + (2 + npw) * cntp, rec + (2 + 2 * npw) * cntp, s.accG);
+        else
+          fused_values<false>(plan, cntp, rc, in, Fv, P, rec + (2 + npw) * cntp, rec + (2 + 2 * npw) * cntp, s.accG);
+      } else
+#endif
+      {
         AF_SIMD
         for (int64_t c = 0; c < cntp; ++c) {
-          double uu;
-          angular_u(pa, pb, cs[c], &uu, &du[c]);
-          pl[c] = 1.0 + uu;
+          const bool in = rjk[c] < rc;
+          fjk[c] = in ? fjk[c] : 0.0;
+          if (grad) dfjk[c] = in ? dfjk[c] : 0.0;
+          Fv[c] = jfc[c] * kfc[c] * fjk[c];
         }
-        if (zeta_int > 0) {
-          array_ipow(pl, zeta_int - 1, p1, xx, cntp);
-        } else {
-          for (int64_t c = 0; c < cntp; ++c) p1[c] = pl[c] > 0.0 ? ::pow(pl[c], zeta - 1.0) : 0.0;
-        }
-        AF_SIMD
-        for (int64_t c = 0; c < cntp; ++c) Ps[c] = pl[c] > 0.0 ? p1[c] * pl[c] : 0.0;
-        if (grad) {
+        // (1 + u)^zeta and (1 + u)^(zeta - 1) du/dcos per slot, 0 where 1 + u <= 0 (as n2p2)
+        double* __restrict pl = T(12);
+        double* __restrict du = T(20);
+        double* __restrict p1 = T(21);
+        double* __restrict xx = T(2);  // scratch of array_ipow
+        for (int32_t pp = 0; pp < npw; ++pp) {
+          const double pa = t.pow_a[pw0 + pp], pb = t.pow_b[pw0 + pp], zeta = t.pow_zeta[pw0 + pp];
+          const int32_t zeta_int = t.pow_zeta_int[pw0 + pp];
+          double* __restrict Ps = P + pp * cntp;
+          double* __restrict P1s = rec + (2 + npw + pp) * cntp;
+          // one pass: u, (1 + u)^(zeta - 1), P, P1; the angle shift (G5s) and the gradient are
+          // compile-time cases, so the loop has no branch and vectorises (GCC had emitted a scalar
+          // loop here: about 9 % of the water force call, issue 17)
+          auto slot_pass = [&](auto Z1, auto grad_c, auto shift_c) {
+            constexpr int kZ1 = decltype(Z1)::value;
+            constexpr bool kGrad = decltype(grad_c)::value, kShift = decltype(shift_c)::value;
+            // local copies of the captures (loads through the closure kept the loop scalar)
+            const double* __restrict csl = cs;
+            double* __restrict Pl = Ps;
+            double* __restrict P1l = P1s;
+            const int64_t len = cntp;
+            const double sa = pa, sb = pb;
+            AF_SIMD
+            for (int64_t c = 0; c < len; ++c) {
+              double uu, d;
+              if constexpr (kShift) {
+                angular_u(sa, sb, csl[c], &uu, &d);
+              } else {
+                uu = sa * csl[c];
+                d = sa;
+              }
+              const double plc = 1.0 + uu;
+              const double p1c = ipow_acc<kZ1>(1.0, plc);
+              // both products unconditionally, then selects (a product inside a conditional arm
+              // is not if-converted under GCC's default -ftrapping-math: "control flow in loop")
+              const double pv = p1c * plc, p1v = d * p1c;
+              const bool pos = plc > 0.0;
+              Pl[c] = pos ? pv : 0.0;
+              if constexpr (kGrad) P1l[c] = pos ? p1v : 0.0;
+            }
+          };
+          using True = std::true_type;
+          using False = std::false_type;
+          if (zeta_int > 0 && with_ct_power(zeta_int - 1, [&](auto Z1) {
+                if (pb == 0.0) {
+                  if (grad) slot_pass(Z1, True{}, False{});
+                  else slot_pass(Z1, False{}, False{});
+                } else {
+                  if (grad) slot_pass(Z1, True{}, True{});
+                  else slot_pass(Z1, False{}, True{});
+                }
+              }))
+            continue;
           AF_SIMD
-          for (int64_t c = 0; c < cntp; ++c) P1s[c] = pl[c] > 0.0 ? du[c] * p1[c] : 0.0;
-        }
-      }
-      if (grad) {  // the geometry scalars S_1 .. S_6 and d_j, d_k (see above)
-        double* __restrict Sg = rec + (2 + 2 * npw) * cntp;  // chunk-interleaved (see above)
-        for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
-          double* __restrict Sc = Sg + c0 * kFactGeom;
+          for (int64_t c = 0; c < cntp; ++c) {
+            double uu;
+            angular_u(pa, pb, cs[c], &uu, &du[c]);
+            pl[c] = 1.0 + uu;
+          }
+          if (zeta_int > 0) {
+            array_ipow(pl, zeta_int - 1, p1, xx, cntp);
+          } else {
+            for (int64_t c = 0; c < cntp; ++c) p1[c] = pl[c] > 0.0 ? ::pow(pl[c], zeta - 1.0) : 0.0;
+          }
           AF_SIMD
-          for (int64_t l = 0; l < kW; ++l) {
-            const int64_t c = c0 + l;
-            const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
-            const double F = Fv[c], ij = jir[c], ik = kir[c];
-            const double s3 = jfc[c] * kfc[c] * dfjk[c] * irjk;
-            Sc[0 * kW + l] = jdfc[c] * kfc[c] * fjk[c] * ij + s3;
-            Sc[1 * kW + l] = jfc[c] * kdfc[c] * fjk[c] * ik + s3;
-            Sc[2 * kW + l] = s3;
-            const double fc = F * cs[c];
-            Sc[3 * kW + l] = fc * ij * ij;
-            Sc[4 * kW + l] = fc * ik * ik;
-            Sc[5 * kW + l] = F * ij * ik;
-            Sc[6 * kW + l] = jx[c];
-            Sc[7 * kW + l] = jy[c];
-            Sc[8 * kW + l] = jz[c];
-            Sc[9 * kW + l] = kx[c];
-            Sc[10 * kW + l] = ky[c];
-            Sc[11 * kW + l] = kz[c];
+          for (int64_t c = 0; c < cntp; ++c) Ps[c] = pl[c] > 0.0 ? p1[c] * pl[c] : 0.0;
+          if (grad) {
+            AF_SIMD
+            for (int64_t c = 0; c < cntp; ++c) P1s[c] = pl[c] > 0.0 ? du[c] * p1[c] : 0.0;
           }
         }
+        if (grad) {  // the geometry scalars S_1 .. S_6 and d_j, d_k (see above)
+          double* __restrict Sg = rec + (2 + 2 * npw) * cntp;  // chunk-interleaved (see above)
+          for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+            double* __restrict Sc = Sg + c0 * kFactGeom;
+            AF_SIMD
+            for (int64_t l = 0; l < kW; ++l) {
+              const int64_t c = c0 + l;
+              const double irjk = rjk[c] > 0.0 ? 1.0 / rjk[c] : 0.0;
+              const double F = Fv[c], ij = jir[c], ik = kir[c];
+              const double s3 = jfc[c] * kfc[c] * dfjk[c] * irjk;
+              Sc[0 * kW + l] = jdfc[c] * kfc[c] * fjk[c] * ij + s3;
+              Sc[1 * kW + l] = jfc[c] * kdfc[c] * fjk[c] * ik + s3;
+              Sc[2 * kW + l] = s3;
+              const double fc = F * cs[c];
+              Sc[3 * kW + l] = fc * ij * ij;
+              Sc[4 * kW + l] = fc * ik * ik;
+              Sc[5 * kW + l] = F * ij * ik;
+              Sc[6 * kW + l] = jx[c];
+              Sc[7 * kW + l] = jy[c];
+              Sc[8 * kW + l] = jz[c];
+              Sc[9 * kW + l] = kx[c];
+              Sc[10 * kW + l] = ky[c];
+              Sc[11 * kW + l] = kz[c];
+            }
+          }
+        }
+        if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
       }
-      if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
     }
     cnt = 0;
     nruns = 0;
