@@ -15,7 +15,8 @@
 //
 // Single-source (host and CUDA device): every function is AF_INLINE, or AF_LANE_INLINE (always
 // inlined) when lane loops call it; the AVX-512 compress and AVX2 left-pack paths of
-// compact_below / compact_within are host-only.
+// compact_below / compact_within, and the AVX-512-only v8d helpers (GCC's vector extension, for
+// the register-fused ACSF block passes), are host-only.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -168,7 +169,7 @@ AF_LANE_INLINE void cos_sin_pi(double x, double& c, double& s) {
 }
 
 #if defined(AF_AVX512_COMPRESS)
-/// Eight doubles as one value (GCC/Clang vector extension; one AVX-512 register), for loops whose
+/// Eight doubles as one value (GCC's vector extension; one AVX-512 register), for loops whose
 /// per-chunk state must stay in registers across run-time inner loops, which the auto-vectoriser
 /// cannot keep there. Unaligned, may alias double. AVX-512 builds only: with AVX2 each would take
 /// two of the sixteen registers and spill (issue 17, stop 43).
