@@ -623,7 +623,9 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
 /// {j, k} of centre element e with j in element block a, k in block b and r_jk < r_c, processed
 /// in blocks of about kBlock triplets that span several j. Every stage is a long vectorised
 /// loop over the whole block, so the per-group and per-function bookkeeping is paid once per
-/// block instead of once per 8 triplets.
+/// block instead of once per 8 triplets. On AVX-512 builds the values pass after the geometry
+/// and the VJP run instead as fused_values / fused_vjp (per chunk of 8 triplets, state in
+/// registers; see there), when the pair's plan allows.
 ///
 /// With E = exp(-eta_0 (r_j^2 + r_k^2 + r_jk^2)), F = fc(r_j) fc(r_k) fc(r_jk) and
 /// P_s = (1 + lambda_s cos)^zeta_s, a function f of group g (eta_g = m_g eta_0) and slot s is
