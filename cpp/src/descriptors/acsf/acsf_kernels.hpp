@@ -176,6 +176,9 @@ AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_gr
 /// (npw), the six geometry scalars S and the components of d_j and d_k (see fact_pair_terms).
 constexpr int64_t kFactGeom = 12;
 AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + kFactGeom : 0); }
+/// The same for the register-fused passes (fused_values / fused_vjp): E, F, cos [, S, d_j, d_k];
+/// never longer than fact_rec_arrays (npw >= 1).
+AF_INLINE int64_t fact_rec_arrays_fused(bool grad) { return 3 + (grad ? kFactGeom : 0); }
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
 constexpr int64_t kFactTemps = 23;
@@ -496,13 +499,15 @@ struct FusedIn {
   const double *rjk, *fjk, *dfjk, *jfc, *kfc, *jdfc, *kdfc, *jir, *kir, *cs, *jx, *jy, *jz, *kx, *ky, *kz, *E;
 };
 
-/// Values pass of one block: F, P (and, with grad, P1 and the geometry scalars S) into the record,
-/// and acc_f += pref_f P_s E^m_g F into accG (two accumulators per function, even and odd chunks,
-/// as the array pass).
-template <bool grad>
+/// Values pass of one block: with `values`, acc_f += pref_f P_s E^m_g F into accG (two
+/// accumulators per function, even and odd chunks, as the array pass); with `grad`, F, cos and
+/// the geometry scalars S into the record (fused layout, see fact_pair_terms). P and P1 are not
+/// stored: fused_vjp recomputes them from cos (a few products per slot, cheaper than writing and
+/// reading two arrays per slot through L2).
+template <bool grad, bool values>
 inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc, const FusedIn& in,
-                         double* __restrict Fv, double* __restrict P, double* __restrict P1,
-                         double* __restrict Sg, double* __restrict accG) {
+                         double* __restrict Fv, double* __restrict Cs, double* __restrict Sg,
+                         double* __restrict accG) {
   using simd::v8d;
   const int32_t npw = pl.npw, ngp = pl.ngp, nfu = pl.nfu;
   const double* __restrict rjk = in.rjk;
@@ -523,9 +528,11 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
   const double* __restrict ky = in.ky;
   const double* __restrict kz = in.kz;
   v8d accA[FusedPlan::kFns], accB[FusedPlan::kFns];
-  for (int32_t u = 0; u < nfu; ++u) {
-    accA[u] = simd::vload(accG + pl.ffn[u] * kW);
-    accB[u] = v8d{};
+  if constexpr (values) {
+    for (int32_t u = 0; u < nfu; ++u) {
+      accA[u] = simd::vload(accG + pl.ffn[u] * kW);
+      accB[u] = v8d{};
+    }
   }
   const v8d zero = {};
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
@@ -534,19 +541,10 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
     const v8d f = inr ? simd::vload(fjk + c0) : zero;
     const v8d jf = simd::vload(jfc + c0), kf = simd::vload(kfc + c0);
     const v8d F = jf * kf * f;
-    simd::vstore(Fv + c0, F);
     const v8d csv = simd::vload(cs + c0);
-    v8d Pv[FusedPlan::kSlots];
-    for (int32_t pp = 0; pp < npw; ++pp) {
-      const double sa = pl.sa[pp];
-      const v8d plc = 1.0 + sa * csv;
-      const v8d p1c = simd::vipow(plc, pl.zn[pp]);
-      const auto pos = plc > 0.0;
-      Pv[pp] = pos ? p1c * plc : zero;
-      simd::vstore(P + pp * cntp + c0, Pv[pp]);
-      if constexpr (grad) simd::vstore(P1 + pp * cntp + c0, pos ? sa * p1c : zero);
-    }
     if constexpr (grad) {
+      simd::vstore(Fv + c0, F);
+      simd::vstore(Cs + c0, csv);
       double* __restrict Sc = Sg + c0 * kFactGeom;
       const v8d df = inr ? simd::vload(dfjk + c0) : zero;
       const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
@@ -566,35 +564,57 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
       simd::vstore(Sc + 10 * kW, simd::vload(ky + c0));
       simd::vstore(Sc + 11 * kW, simd::vload(kz + c0));
     }
-    const v8d Ec = simd::vload(E + c0);
-    v8d* __restrict acc = (c0 / kW) & 1 ? accB : accA;
-    for (int32_t q = 0; q < ngp; ++q) {
-      const v8d base = simd::vipow(Ec, pl.gn[q]) * F;
-      for (int32_t u = pl.gu0[q]; u < pl.gu1[q]; ++u) acc[u] += pl.fpref[u] * Pv[pl.fpw[u]] * base;
+    if constexpr (values) {
+      v8d Pv[FusedPlan::kSlots];
+      for (int32_t pp = 0; pp < npw; ++pp) {
+        const v8d plc = 1.0 + pl.sa[pp] * csv;
+        const v8d p1c = simd::vipow(plc, pl.zn[pp]);
+        Pv[pp] = plc > 0.0 ? p1c * plc : zero;
+      }
+      const v8d Ec = simd::vload(E + c0);
+      v8d* __restrict acc = (c0 / kW) & 1 ? accB : accA;
+      for (int32_t q = 0; q < ngp; ++q) {
+        const v8d base = simd::vipow(Ec, pl.gn[q]) * F;
+        for (int32_t u = pl.gu0[q]; u < pl.gu1[q]; ++u) acc[u] += pl.fpref[u] * Pv[pl.fpw[u]] * base;
+      }
     }
   }
-  for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
+  if constexpr (values)
+    for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
 }
 
-/// VJP of one block (see fact_pair_terms): X, Y, Z from the record and the plan's weights, then
-/// dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (o3..o5) per triplet.
+/// VJP of one block (see fact_pair_terms): P_s and P1_s from the record's cos (the same products
+/// as fused_values and the array pass, so bit-identical), X, Y, Z from them and the plan's
+/// weights, then dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (o3..o5) per
+/// triplet.
 inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
-                      const double* __restrict F, const double* __restrict P, const double* __restrict P1,
+                      const double* __restrict F, const double* __restrict Cs,
                       const double* __restrict S, double* __restrict o0, double* __restrict o1,
                       double* __restrict o2, double* __restrict o3, double* __restrict o4, double* __restrict o5) {
   using simd::v8d;
-  const int32_t ngp = pl.ngp;
+  const int32_t ngp = pl.ngp, npw = pl.npw;
+  const v8d zero = {};
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
     const v8d Ec = simd::vload(E + c0);
+    const v8d csv = simd::vload(Cs + c0);
+    v8d Pv[FusedPlan::kSlots], P1v[FusedPlan::kSlots];
+    for (int32_t pp = 0; pp < npw; ++pp) {
+      const double sa = pl.sa[pp];
+      const v8d plc = 1.0 + sa * csv;
+      const v8d p1c = simd::vipow(plc, pl.zn[pp]);
+      const auto pos = plc > 0.0;
+      Pv[pp] = pos ? p1c * plc : zero;
+      P1v[pp] = pos ? sa * p1c : zero;
+    }
     v8d X = {}, Y = {}, Z = {};
     for (int32_t q = 0; q < ngp; ++q) {
       const v8d e = simd::vipow(Ec, pl.gn[q]);
       const int32_t u0 = pl.gu0[q];
-      v8d Qv = pl.fw[u0] * simd::vload(P + pl.fpw[u0] * cntp + c0);
-      v8d Qcv = pl.fw1[u0] * simd::vload(P1 + pl.fpw[u0] * cntp + c0);
+      v8d Qv = pl.fw[u0] * Pv[pl.fpw[u0]];
+      v8d Qcv = pl.fw1[u0] * P1v[pl.fpw[u0]];
       for (int32_t u = u0 + 1; u < pl.gu1[q]; ++u) {
-        Qv += pl.fw[u] * simd::vload(P + pl.fpw[u] * cntp + c0);
-        Qcv += pl.fw1[u] * simd::vload(P1 + pl.fpw[u] * cntp + c0);
+        Qv += pl.fw[u] * Pv[pl.fpw[u]];
+        Qcv += pl.fw1[u] * P1v[pl.fpw[u]];
       }
       const v8d qe = Qv * e;
       X += qe;
@@ -668,7 +688,6 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   const bool reading = Mode == 1 && cache != nullptr;
   const bool writing = Mode == 0 && cache != nullptr && cache_write;
   const bool grad = Mode == 1 || writing;
-  const int64_t nrec = fact_rec_arrays(npw, grad);
   const int64_t L = kL > 0 ? kL : s.bcap;  // length of every block array
   const double* __restrict FC = s.fc + fslot * np;
   const double* __restrict DFC = s.dfc + fslot * np;
@@ -684,16 +703,21 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   // the register-fused passes' view of the pair (see fused_values / fused_vjp)
   FusedPlan plan;
   const bool fused = (Mode == 0 || Mode == 1) && plan.build(t, e, p, Mode == 1 ? s.wq : nullptr, Mode == 1 ? s.wc : nullptr);
+#else
+  constexpr bool fused = false;
 #endif
+  // record layout: E, F, then P (npw) [, P1 (npw), S] (array passes) or cos [, S] (fused passes)
+  const int64_t nrec = fused ? fact_rec_arrays_fused(grad) : fact_rec_arrays(npw, grad);
 
   // one block: geometry and record (unless read), then values or the VJP
   auto process = [&](int64_t cnt, int64_t nruns, const int64_t* __restrict run_j, const int64_t* __restrict run_end,
                      const int64_t* __restrict tk, const double* __restrict rec, int64_t cntp) {
     const double* __restrict E = rec;
     const double* __restrict F = rec + cntp;
-    const double* __restrict P = rec + 2 * cntp;
+    const double* __restrict P = rec + 2 * cntp;  // fused layout: cos
     const double* __restrict P1 = rec + (2 + npw) * cntp;
-    const double* __restrict S = rec + (2 + 2 * npw) * cntp;  // S_1 .. S_6, d_j, d_k (chunk-interleaved)
+    // S_1 .. S_6, d_j, d_k (chunk-interleaved)
+    const double* __restrict S = rec + (fused ? 3 : 2 + 2 * npw) * cntp;
     if (Mode != 1) {  // values: acc_f += pref_f P_s E^m_g F
       double* __restrict xx = T(1);
       double* __restrict base = T(2);
@@ -735,7 +759,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
 #if defined(AF_AVX512_COMPRESS)
       if (Mode == 1 && fused) {
-        fused_vjp(plan, cntp, E, F, P, P1, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+        fused_vjp(plan, cntp, E, F, P, S, out[0], out[1], out[2], out[3], out[4], out[5]);
       } else
 #endif
       {
@@ -940,12 +964,17 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       else
         detail::cutoff_fdf_lanes<false>(ct, cntp, rjk, rc, fjk, dfjk);
 #if defined(AF_AVX512_COMPRESS)
-      if (Mode == 0 && fused) {
+      if (fused) {  // Mode 0 (values, and the record when cached) or 1 (the record, then the VJP)
         const FusedIn in{rjk, fjk, dfjk, jfc, kfc, jdfc, kdfc, jir, kir, cs, jx, jy, jz, kx, ky, kz, E};
-        if (grad)
-          fused_values<true>(plan, cntp, rc, in, Fv, P, rec + (2 + npw) * cntp, rec + (2 + 2 * npw) * cntp, s.accG);
+        double* __restrict Cs = rec + 2 * cntp;
+        double* __restrict Sg = rec + 3 * cntp;
+        if (Mode == 1)
+          fused_values<true, false>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
+        else if (grad)
+          fused_values<true, true>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
         else
-          fused_values<false>(plan, cntp, rc, in, Fv, P, rec + (2 + npw) * cntp, rec + (2 + 2 * npw) * cntp, s.accG);
+          fused_values<false, true>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
+        if (Mode == 1) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
       } else
 #endif
       {
