@@ -271,7 +271,8 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
 #if defined(AF_AVX512_COMPRESS)
   const __m512d t = _mm512_set1_pd(thr);
   const __m512d vx = _mm512_set1_pd(xj), vy = _mm512_set1_pd(yj), vz = _mm512_set1_pd(zj);
-  __m512i k = _mm512_add_epi64(_mm512_set1_epi64(begin), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+  const __m512i iota = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  __m512i k = _mm512_set1_epi64(begin);  // the chunk's first k
   const __m512i eight = _mm512_set1_epi64(8);
   for (int64_t b = begin; b < end; b += 8) {
     const int64_t left = end - b;
@@ -284,13 +285,18 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     // may contract it, which changes the last bit)
     const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
     const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
-    _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_maskz_compress_epi64(m, k));
-    _mm512_storeu_pd(dst[0] + cnt, _mm512_maskz_compress_pd(m, x));
-    _mm512_storeu_pd(dst[1] + cnt, _mm512_maskz_compress_pd(m, y));
-    _mm512_storeu_pd(dst[2] + cnt, _mm512_maskz_compress_pd(m, z));
+    // one compress of the lane numbers, then a one-uop permute per array: on Zen 4 a register
+    // compress is two uops, and nine of them per 8 k bound this loop (lanes past the count hold
+    // lane 0's values instead of zeros; callers overwrite them)
+    __m512i p = _mm512_maskz_compress_epi64(m, iota);
+    __asm__("" : "+v"(p));  // opaque: GCC would fold each permute of p back into a compress
+    _mm512_storeu_si512(reinterpret_cast<void*>(out + cnt), _mm512_add_epi64(p, k));
+    _mm512_storeu_pd(dst[0] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, x));
+    _mm512_storeu_pd(dst[1] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, y));
+    _mm512_storeu_pd(dst[2] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, z));
     for (int a = 0; a < NArr; ++a)
-      _mm512_storeu_pd(dst[3 + a] + cnt, _mm512_maskz_compress_pd(m, _mm512_maskz_loadu_pd(tail, src[a] + b)));
-    _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_compress_pd(m, r2));
+      _mm512_storeu_pd(dst[3 + a] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, _mm512_maskz_loadu_pd(tail, src[a] + b)));
+    _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, r2));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
   }
