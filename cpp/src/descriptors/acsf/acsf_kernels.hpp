@@ -667,8 +667,10 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
 /// both passes).
 ///
 /// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
-/// k (cntp)]; double fact_rec_arrays(npw, grad) arrays of cntp, except the twelve geometry arrays
-/// (S_1 .. S_6, d_j, d_k), which are interleaved by chunks of kW triplets: S_i of triplet c0 + l
+/// k (cntp)]; double arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes
+/// (fact_rec_arrays) or E, F, cos [, S] for the fused passes (fact_rec_arrays_fused; Mode 0 and 1
+/// of a pair build the same plan, so the writer and the reader agree on the layout). The twelve
+/// geometry arrays (S_1 .. S_6, d_j, d_k) are interleaved by chunks of kW triplets: S_i of triplet c0 + l
 /// (c0 a multiple of kW) at (c0 kFactGeom + i kW + l). Their loops then address all twelve from one
 /// pointer (with separate arrays, GCC spilled the pointers and reloaded them every iteration on AVX2).
 /// Padding triplets (cnt .. cntp) use the inert padding neighbours n .. n + kW - 1 as j and k:
@@ -714,7 +716,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
                      const int64_t* __restrict tk, const double* __restrict rec, int64_t cntp) {
     const double* __restrict E = rec;
     const double* __restrict F = rec + cntp;
-    const double* __restrict P = rec + 2 * cntp;  // fused layout: cos
+    const double* __restrict P = rec + 2 * cntp;  // the fused layout has cos here, and no P1
     const double* __restrict P1 = rec + (2 + npw) * cntp;
     // S_1 .. S_6, d_j, d_k (chunk-interleaved)
     const double* __restrict S = rec + (fused ? 3 : 2 + 2 * npw) * cntp;
@@ -759,7 +761,8 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict out[6] = {T(7), T(8), T(9), T(10), T(11), T(12)};  // j x y z, k x y z
 #if defined(AF_AVX512_COMPRESS)
       if (Mode == 1 && fused) {
-        fused_vjp(plan, cntp, E, F, P, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+        const double* __restrict Cs = rec + 2 * cntp;
+        fused_vjp(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]);
       } else
 #endif
       {
