@@ -1,14 +1,16 @@
 """Issue 17 experiment: what would a pass over triangles (each G4 triangle once, not once per
 vertex) run at, beside atomforge's per-centre kernel?
 
-    python benchmarks/bench_triangles.py [--seconds 6] [--rounds 4] [--repeat 2]
+    python benchmarks/bench_triangles.py [--seconds 6] [--rounds 4] [--work DIR]
 
 Builds benchmarks/triangle_prototype.cpp (g++ -O3 -march=native, outside the package), gives it the
 neighbour list and functions of the n2p2 RPBE-D3 water potential on 512 x 3 atoms (the structure
 of bench_ab.py), checks its G, forces and virial against atomforge's descriptor (compute and vjp
 with the same dE/dG) and then times, in alternation on one core:
-  - atomforge: the fused force call of the potential (values, networks, VJP), one thread;
-  - prototype: values pass + VJP pass with fixed dE/dG (no network: 0.7 % of atomforge's call).
+  - atomforge: the fused call of the potential with forces (values, networks, VJP) and energy-only,
+    one thread;
+  - prototype: values pass + VJP pass with fixed dE/dG (no network: 0.7 % of atomforge's call), and
+    the values pass alone.
 Prints a table with the spread over rounds. The prototype is an experiment, not library code.
 """
 from __future__ import annotations
@@ -41,17 +43,17 @@ def write_inputs(d, nl, w, work: Path) -> None:
     ne = len(els)
     fns = d.functions
     rcs = {f["r_c"] for e in els for f in fns[e]}
-    assert len(rcs) == 1, "the prototype takes one r_c"
-    assert d.cutoff_function == "tanhu", "the prototype has the tanhu cutoff only"
+    if len(rcs) != 1:
+        raise ValueError(f"the prototype takes one r_c for every function, got {sorted(rcs)}")
     lines = []
     radial = []
     for ei, e in enumerate(els):
         for fi, f in enumerate(fns[e]):
             if f["type"] == "G2":
                 radial.append(f"{ei} {fi} {els.index(f['neighbors'][0])} {f['eta']!r} {f['r_s']!r}")
-            else:
-                assert f["type"] == "G4" and f["r_s"] == 0.0, f
-    lines.append(f"{ne} {d.n_features} {rcs.pop()!r} {len(radial)}")
+            elif f["type"] != "G4" or f["r_s"] != 0.0:
+                raise ValueError(f"the prototype takes G2 and G4 with r_s = 0 only, got {f} of element {e}")
+    lines.append(f"{ne} {d.n_features} {rcs.pop()!r} {d.cutoff_function} {len(radial)}")
     lines += radial
 
     def role(c, p1, p2):
@@ -68,14 +70,16 @@ def write_inputs(d, nl, w, work: Path) -> None:
                     continue
                 base = min(etas)
                 pw = sorted({int(round(x / base)) for x in etas})
-                for x in etas:
-                    assert abs(x / base - round(x / base)) < 1e-9, "etas not integer multiples"
+                if any(abs(x / base - round(x / base)) > 1e-9 for x in etas):
+                    raise ValueError(f"etas {sorted(set(etas))} of element triple {(els[ea], els[ej], els[ek])} "
+                                     "are not integer multiples of the smallest")
                 out = [f"{base!r} {len(pw)} " + " ".join(map(str, pw))]
                 for r in roles:
                     out.append(str(len(r)))
                     for fi, f in r:
                         z = f["zeta"]
-                        assert z == int(z) and z >= 1
+                        if z != int(z) or z < 1:
+                            raise ValueError(f"the prototype takes integer zeta >= 1, got {f}")
                         out.append(f"{fi} {f['lambda']!r} {int(z)} {pw.index(int(round(f['eta'] / base)))} "
                                    f"{2.0 ** (1 - z)!r}")
                 lines.append(" ".join(out))
@@ -86,15 +90,25 @@ def build(work: Path) -> Path:
     exe = work / "triangle_prototype"
     cmd = ["g++", "-O3", "-DNDEBUG", "-march=native", "-mprefer-vector-width=512", "-std=c++17", "-fopenmp-simd",
            "-fno-math-errno", "-fno-trapping-math", f"-I{ROOT / 'cpp/src'}", f"-I{ROOT / 'cpp/include'}",
-           str(HERE / "triangle_prototype.cpp"), "-o", str(exe)]
-    subprocess.run(cmd, check=True)
+           str(HERE / "triangle_prototype.cpp"), str(ROOT / "cpp/src/common/cutoff.cpp"), "-o", str(exe)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"building the prototype failed (it needs g++ and an AVX-512 CPU):\n{r.stderr[-2000:]}")
     return exe
+
+
+def run_prototype(cmd: list[str]) -> str:
+    """Run the prototype; its own error message (bad inputs) on failure."""
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=4, help="timed rounds (0: only compare the results)")
     ap.add_argument("--work", type=Path, help="keep the inputs and the binary in this folder")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(HERE))
@@ -119,7 +133,7 @@ def main(argv=None) -> int:
     exe = build(work)
     G_ref = desc.compute(atoms, neighbor_list=nl, threads=1)
     v = desc.vjp(w, atoms, neighbor_list=nl, threads=1)
-    out = subprocess.run([str(exe), str(work), "0.01"], check=True, capture_output=True, text=True)
+    run_prototype([str(exe), str(work), "0.01"])
     G = np.fromfile(work / "G_out.bin").reshape(G_ref.shape)
     F = np.fromfile(work / "F_out.bin").reshape(-1, 3)
     W = np.fromfile(work / "W_out.bin").reshape(3, 3)
@@ -132,6 +146,8 @@ def main(argv=None) -> int:
         print("MISMATCH: timing skipped")
         return 1
 
+    if args.rounds < 1:  # --rounds 0: the comparison only
+        return 0
     pot = atomforge.load(path)
     pnl = pot.neighbor_list(atoms)
     pot._core.compute(pnl, False, 1)
@@ -148,9 +164,8 @@ def main(argv=None) -> int:
             pot._core.compute(pnl, False, 1, False)  # energy only: values and networks
             n += 1
         ae = n * len(atoms) / (time.perf_counter() - t0)
-        res = subprocess.run(["taskset", "-c", "0", str(exe), str(work), str(args.seconds)], check=True,
-                             capture_output=True, text=True)
-        pr = json.loads(res.stdout.strip().splitlines()[-1])
+        out = run_prototype(["taskset", "-c", "0", str(exe), str(work), str(args.seconds)])
+        pr = json.loads(out.strip().splitlines()[-1])
         rows.append((af, pr["rate"], ae, pr["values_rate"]))
         print(f"round {r + 1}: atomforge {af:,.0f} (energy only {ae:,.0f})  prototype {pr['rate']:,.0f}"
               f" (values only {pr['values_rate']:,.0f})  ratio {pr['rate'] / af:.3f}", flush=True)

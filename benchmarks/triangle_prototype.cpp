@@ -19,19 +19,25 @@
 // the inputs bench_triangles.py writes (a neighbour list, the functions in Angstrom, dE/dG), writes
 // G, forces and virial for the comparison with atomforge, and prints its time per atom-step.
 //
-// Build (bench_triangles.py does this): g++ -O3 -march=native -std=c++17 -fopenmp-simd
+// Build (bench_triangles.py does this; AVX-512 only): g++ -O3 -march=native -std=c++17 -fopenmp-simd
 //   -fno-math-errno -fno-trapping-math -Icpp/src -Icpp/include benchmarks/triangle_prototype.cpp
+//   cpp/src/common/cutoff.cpp
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "common/cutoff.hpp"
 #include "common/simd_math.hpp"
+
+#if !defined(AF_AVX512_COMPRESS)
+#error "triangle_prototype needs AVX-512 (simd::v8d, compact_within's compress form)"
+#endif
 
 namespace {
 namespace simd = atomforge::simd;
@@ -40,7 +46,8 @@ using simd::vload;
 using simd::vstore;
 
 constexpr int kL = 8;  // lanes per chunk
-constexpr int kMaxF = 16;
+constexpr int kMaxF = 16;  // functions per vertex role, distinct powers per element triple
+constexpr int kMaxFeatures = 32;  // features per element (values' lane accumulators)
 constexpr int64_t kBlock = 256;  // triangles per block
 
 struct Vertex {  // the G4 functions of one vertex role of an element triple
@@ -53,14 +60,13 @@ struct Plan {  // ordered element triple (e_a, e_j, e_k)
   double base = 0;
   int npow = 0, pw[kMaxF];
   Vertex v[3];  // a (pair e_j, e_k), j (pair e_a, e_k), k (pair e_a, e_j)
-  bool any() const { return v[0].n + v[1].n + v[2].n > 0; }
 };
 struct Radial { int elem, feat, nbr; double eta, rs; };
 
 template <class T>
 std::vector<T> load(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) { std::fprintf(stderr, "cannot read %s\n", path.c_str()); std::exit(2); }
+  if (!f) throw std::runtime_error("cannot read " + path);
   const auto n = f.tellg();
   std::vector<T> v(static_cast<size_t>(n) / sizeof(T));
   f.seekg(0);
@@ -68,18 +74,10 @@ std::vector<T> load(const std::string& path) {
   return v;
 }
 
-inline double ipow(double x, int n) {
-  double r = 1.0;
-  for (; n > 0; n >>= 1) {
-    if (n & 1) r *= x;
-    x *= x;
-  }
-  return r;
-}
-
 struct Problem {
   int ne = 0, nf = 0;
   double rc = 0;
+  atomforge::CutoffType cutoff = atomforge::CutoffType::TanhU;
   int64_t nt = 0, nc = 0;
   std::vector<double> pos, w;
   std::vector<int32_t> spec;
@@ -127,12 +125,6 @@ struct Scratch {
   int64_t bl() const { return kBlock + cap; }
 };
 
-inline void cutoff(double r, double rc, double& f, double& df) {  // tanhu: tanh^3(1 - r/rc)
-  const double t = simd::tanh_nonneg(1.0 - r / rc);
-  f = t * t * t;
-  df = 3.0 * t * t * (t * t - 1.0) / rc;
-}
-
 int64_t gather(const Problem& P, int64_t a, Scratch& s, int64_t& nup) {
   const double* x = P.pos.data();
   const double rc2 = P.rc * P.rc;
@@ -145,13 +137,7 @@ int64_t gather(const Problem& P, int64_t a, Scratch& s, int64_t& nup) {
     s.dx[n] = ex; s.dy[n] = ey; s.dz[n] = ez; s.r[n] = std::sqrt(r2); s.idx[n] = b; s.el[n] = P.spec[b];
     ++n;
   }
-#pragma omp simd
-  for (int64_t m = 0; m < n; ++m) {
-    double f, df;
-    cutoff(s.r[m], P.rc, f, df);
-    s.fc[m] = f;
-    s.dfc[m] = df;
-  }
+  atomforge::detail::cutoff_fdf_lanes(P.cutoff, n, s.r.data(), P.rc, s.fc.data(), s.dfc.data());
   // upper neighbours by block (element, ghost): counting sort
   const int nb = 2 * P.ne;
   int64_t cnt[64] = {0};
@@ -210,8 +196,7 @@ struct Geo {
   int64_t js[kL], ks[kL];
 };
 
-AF_LANE_INLINE void geometry(const Scratch& s, double rc, double base, int64_t c0, int64_t len, Geo& g) {
-  const double irc = 1.0 / rc;
+AF_LANE_INLINE void geometry(const Problem& P, const Scratch& s, double base, int64_t c0, int64_t len, Geo& g) {
   const double *__restrict tjx = s.tjx.data() + c0, *__restrict tjy = s.tjy.data() + c0,
                *__restrict tjz = s.tjz.data() + c0, *__restrict cx = s.cx.data() + c0,
                *__restrict cy = s.cy.data() + c0, *__restrict cz = s.cz.data() + c0,
@@ -222,24 +207,27 @@ AF_LANE_INLINE void geometry(const Scratch& s, double rc, double base, int64_t c
                *__restrict cdfc = s.cdfc.data() + c0;
 #pragma omp simd
   for (int l = 0; l < kL; ++l) {
+    const double r2jk = l < len ? cr2[l] : 2.0;
+    g.irjk[l] = 1.0 / std::sqrt(r2jk);
+    g.rjk[l] = r2jk * g.irjk[l];
+  }
+  atomforge::detail::cutoff_fdf_lanes(P.cutoff, kL, g.rjk, P.rc, g.fcjk, g.dfcjk);
+#pragma omp simd
+  for (int l = 0; l < kL; ++l) {
     const bool ok = l < len;
     const double jx = ok ? tjx[l] : 1.0, jy = ok ? tjy[l] : 0.0, jz = ok ? tjz[l] : 0.0;
     const double kx = ok ? cx[l] : 0.0, ky = ok ? cy[l] : 1.0, kz = ok ? cz[l] : 0.0;
     const double rj = ok ? tjr[l] : 1.0, irj = ok ? tjir[l] : 1.0;
     const double rk = ok ? cr[l] : 1.0, irk = ok ? cir[l] : 1.0;
     const double r2jk = ok ? cr2[l] : 2.0;
-    const double irjk = 1.0 / std::sqrt(r2jk);
-    const double rjk = r2jk * irjk;
-    const double t = simd::tanh_nonneg(1.0 - rjk * irc);
-    const double f = t * t * t, df = 3.0 * t * t * (t * t - 1.0) * irc;
+    const double irjk = g.irjk[l];
     const double fcj = ok ? tjfc[l] : 0.0, fck = ok ? cfc[l] : 0.0;
     const double dot = jx * kx + jy * ky + jz * kz;
     g.jx[l] = jx; g.jy[l] = jy; g.jz[l] = jz; g.kx[l] = kx; g.ky[l] = ky; g.kz[l] = kz;
-    g.rj[l] = rj; g.rk[l] = rk; g.irj[l] = irj; g.irk[l] = irk; g.rjk[l] = rjk; g.irjk[l] = irjk;
+    g.rj[l] = rj; g.rk[l] = rk; g.irj[l] = irj; g.irk[l] = irk;
     g.fcj[l] = fcj; g.dfcj[l] = ok ? tjdfc[l] : 0.0; g.fck[l] = fck; g.dfck[l] = ok ? cdfc[l] : 0.0;
-    g.fcjk[l] = f; g.dfcjk[l] = df;
     g.E[l] = simd::exp(-base * (rj * rj + rk * rk + r2jk));
-    g.FC[l] = fcj * fck * f;
+    g.FC[l] = fcj * fck * g.fcjk[l];
     g.ca[l] = dot * irj * irk;
     g.cj[l] = (rj * rj - dot) * irj * irjk;
     g.ck[l] = (rk * rk - dot) * irk * irjk;
@@ -309,6 +297,33 @@ AF_LANE_INLINE void run_sums(const Scratch& s, const double* v, double* out) {
   }
 }
 
+// Term q of a vertex with the chunk's cos at that vertex: pref (1 + lambda cos)^zeta E^m FC.
+AF_LANE_INLINE v8d vertex_value(const Vertex& v, int q, v8d cs, const double (*Ep)[kL], v8d FC) {
+  return v.pref[q] * simd::vipow(1.0 + v.lam[q] * cs, v.zeta[q]) * vload(Ep[v.pidx[q]]) * FC;
+}
+
+// VJP of term q of a vertex with weights ww = dE/dG_q pref_q per lane (FC factored out):
+// A += ww P E^m, C += m ww P E^m, B += ww dP/dcos E^m.
+AF_LANE_INLINE void vertex_vjp(const Vertex& v, const Plan& pl, int q, v8d ww, v8d cs, const double (*Ep)[kL],
+                               v8d& A, v8d& C, v8d& B) {
+  const double lam = v.lam[q];
+  const int z = v.zeta[q];
+  const v8d b1 = 1.0 + lam * cs, e = vload(Ep[v.pidx[q]]);
+  const v8d pz1 = simd::vipow(b1, z - 1);
+  const v8d t = ww * pz1 * b1 * e;
+  A += t;
+  C += pl.pw[v.pidx[q]] * t;
+  B += (ww * (z * lam)) * pz1 * e;
+}
+
+// Per-lane weights dE/dG_f pref_q of the vertices at neighbour slots idx (rows of wn).
+AF_LANE_INLINE v8d lane_weights(const Scratch& s, const Vertex& v, int q, __mmask8 lanes, __m512i idx) {
+  const double* wr = s.wn.data() + static_cast<int64_t>(v.feat[q]) * s.cap;
+  alignas(64) double wl[kL];
+  _mm512_store_pd(wl, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), lanes, idx, wr, 8));
+  return vload(wl) * v.pref[q];
+}
+
 AF_LANE_INLINE void scatter(double* row, const int64_t* slot, const double* v, int64_t len) {
   for (int l = 0; l < len; ++l) row[slot[l]] += v[l];
 }
@@ -319,7 +334,7 @@ int64_t g_triangles = 0, g_covered = 0;  // counted by values(): triangles, (cen
 void values(const Problem& P, Scratch& s, double* G) {
   const int nf = P.nf, ne = P.ne;
   const int64_t cap = s.cap;
-  alignas(64) double accA[32][kL], Ep[kMaxF][kL];
+  alignas(64) double accA[kMaxFeatures][kL], Ep[kMaxF][kL];
   for (int64_t a = 0; a < P.nc; ++a) {
     const int32_t ea = P.spec[a];
     int64_t nup = 0;
@@ -345,20 +360,17 @@ void values(const Problem& P, Scratch& s, double* G) {
             g_triangles += len;
             g_covered += len * ((va.n > 0) + (nj > 0) + (nk > 0));
             Geo g;
-            geometry(s, P.rc, pl.base, c0, len, g);
+            geometry(P, s, pl.base, c0, len, g);
             powers(pl, g, Ep);
             const v8d FC = vload(g.FC);
             for (int q = 0; q < va.n; ++q) {
               double* acc = accA[va.feat[q]];
-              vstore(acc, vload(acc) + va.pref[q] * simd::vipow(1.0 + va.lam[q] * vload(g.ca), va.zeta[q]) *
-                                           vload(Ep[va.pidx[q]]) * FC);
+              vstore(acc, vload(acc) + vertex_value(va, q, vload(g.ca), Ep, FC));
             }
-            for (int q = 0; q < nj; ++q)
-              vstore(&s.tv[q * s.bl() + c0],
-                     vj.pref[q] * simd::vipow(1.0 + vj.lam[q] * vload(g.cj), vj.zeta[q]) * vload(Ep[vj.pidx[q]]) * FC);
+            for (int q = 0; q < nj; ++q) vstore(&s.tv[q * s.bl() + c0], vertex_value(vj, q, vload(g.cj), Ep, FC));
             for (int q = 0; q < nk; ++q) {
               alignas(64) double val[kL];
-              vstore(val, vk.pref[q] * simd::vipow(1.0 + vk.lam[q] * vload(g.ck), vk.zeta[q]) * vload(Ep[vk.pidx[q]]) * FC);
+              vstore(val, vertex_value(vk, q, vload(g.ck), Ep, FC));
               scatter(s.nacc.data() + static_cast<int64_t>(vk.feat[q]) * cap, g.ks, val, len);
             }
           }
@@ -411,49 +423,17 @@ void vjp(const Problem& P, Scratch& s, const double* w, double* F, double* W) {
           for (int64_t c0 = 0; c0 < cnt; c0 += kL) {
             const int64_t len = std::min<int64_t>(kL, cnt - c0);
             Geo g;
-            geometry(s, P.rc, base, c0, len, g);
+            geometry(P, s, base, c0, len, g);
             powers(pl, g, Ep);
             v8d A = {}, C = {}, Ba = {}, Bj = {}, Bk = {};
             const __mmask8 lanes = static_cast<__mmask8>((1u << len) - 1u);
             const __m512i idx_js = _mm512_maskz_loadu_epi64(lanes, g.js), idx_ks = _mm512_maskz_loadu_epi64(lanes, g.ks);
-            for (int q = 0; q < va.n; ++q) {
-              const double ww = wa[va.feat[q]] * va.pref[q], lam = va.lam[q];
-              const int z = va.zeta[q], m = pl.pw[va.pidx[q]];
-              const v8d b1 = 1.0 + lam * vload(g.ca), e = vload(Ep[va.pidx[q]]);
-              const v8d pz1 = simd::vipow(b1, z - 1);
-              const v8d t = ww * pz1 * b1 * e;
-              A += t;
-              C += m * t;
-              Ba += (ww * z * lam) * pz1 * e;
-            }
-            for (int q = 0; q < nj; ++q) {
-              const double* wr = s.wn.data() + static_cast<int64_t>(vj.feat[q]) * cap;
-              alignas(64) double wl[kL];
-              _mm512_store_pd(wl, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), lanes, idx_js, wr, 8));
-              const double pref = vj.pref[q], lam = vj.lam[q];
-              const int z = vj.zeta[q], m = pl.pw[vj.pidx[q]];
-              const v8d ww = vload(wl) * pref;
-              const v8d b1 = 1.0 + lam * vload(g.cj), e = vload(Ep[vj.pidx[q]]);
-              const v8d pz1 = simd::vipow(b1, z - 1);
-              const v8d t = ww * pz1 * b1 * e;
-              A += t;
-              C += m * t;
-              Bj += (ww * (z * lam)) * pz1 * e;
-            }
-            for (int q = 0; q < nk; ++q) {
-              const double* wr = s.wn.data() + static_cast<int64_t>(vk.feat[q]) * cap;
-              alignas(64) double wl[kL];
-              _mm512_store_pd(wl, _mm512_mask_i64gather_pd(_mm512_setzero_pd(), lanes, idx_ks, wr, 8));
-              const double pref = vk.pref[q], lam = vk.lam[q];
-              const int z = vk.zeta[q], m = pl.pw[vk.pidx[q]];
-              const v8d ww = vload(wl) * pref;
-              const v8d b1 = 1.0 + lam * vload(g.ck), e = vload(Ep[vk.pidx[q]]);
-              const v8d pz1 = simd::vipow(b1, z - 1);
-              const v8d t = ww * pz1 * b1 * e;
-              A += t;
-              C += m * t;
-              Bk += (ww * (z * lam)) * pz1 * e;
-            }
+            for (int q = 0; q < va.n; ++q)
+              vertex_vjp(va, pl, q, wa[va.feat[q]] * va.pref[q] + v8d{}, vload(g.ca), Ep, A, C, Ba);
+            for (int q = 0; q < nj; ++q)
+              vertex_vjp(vj, pl, q, lane_weights(s, vj, q, lanes, idx_js), vload(g.cj), Ep, A, C, Bj);
+            for (int q = 0; q < nk; ++q)
+              vertex_vjp(vk, pl, q, lane_weights(s, vk, q, lanes, idx_ks), vload(g.ck), Ep, A, C, Bk);
             alignas(64) double vA[kL], vC[kL], vBa[kL], vBj[kL], vBk[kL];
             vstore(vA, A); vstore(vC, C); vstore(vBa, Ba); vstore(vBj, Bj); vstore(vBk, Bk);
             alignas(64) double Kx[kL], Ky[kL], Kz[kL];
@@ -509,12 +489,9 @@ void vjp(const Problem& P, Scratch& s, const double* w, double* F, double* W) {
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 3) { std::fprintf(stderr, "usage: triangle_prototype DIR SECONDS\n"); return 2; }
-  const std::string dir = argv[1];
-  const double seconds = std::atof(argv[2]);
+// The inputs bench_triangles.py writes to dir, checked for consistency (throws std::runtime_error
+// naming the file and what is wrong).
+Problem read_inputs(const std::string& dir) {
   Problem P;
   P.pos = load<double>(dir + "/pos.bin");
   P.spec = load<int32_t>(dir + "/spec.bin");
@@ -524,26 +501,72 @@ int main(int argc, char** argv) {
   P.w = load<double>(dir + "/w.bin");
   P.nt = static_cast<int64_t>(P.spec.size());
   P.nc = static_cast<int64_t>(P.off.size()) - 1;
+  auto fail = [&](const std::string& file, const std::string& what) {
+    throw std::runtime_error(dir + "/" + file + ": " + what);
+  };
+  if (P.nc < 1 || P.nc > P.nt) fail("off.bin", "needs 2..n_atoms + 1 offsets");
+  if (static_cast<int64_t>(P.pos.size()) != 3 * P.nt) fail("pos.bin", "needs 3 coordinates per atom of spec.bin");
+  if (static_cast<int64_t>(P.owner.size()) != P.nt) fail("owner.bin", "needs one owner per atom of spec.bin");
+  if (P.off[0] != 0 || P.off[P.nc] != static_cast<int64_t>(P.nbr.size())) fail("off.bin", "does not span nbr.bin");
+  for (int64_t a = 0; a < P.nc; ++a)
+    if (P.off[a + 1] < P.off[a]) fail("off.bin", "offsets decrease at centre " + std::to_string(a));
+  for (int64_t m = 0; m < static_cast<int64_t>(P.nbr.size()); ++m)
+    if (P.nbr[m] < 0 || P.nbr[m] >= P.nt) fail("nbr.bin", "entry " + std::to_string(m) + " is not an atom");
+  for (int64_t b = 0; b < P.nt; ++b)
+    if (P.owner[b] < 0 || P.owner[b] >= P.nc) fail("owner.bin", "atom " + std::to_string(b) + " has no centre owner");
+
   std::ifstream pf(dir + "/plan.txt");
+  if (!pf) fail("plan.txt", "cannot read");
+  std::string cutoff;
   int nrad = 0;
-  pf >> P.ne >> P.nf >> P.rc >> nrad;
+  pf >> P.ne >> P.nf >> P.rc >> cutoff >> nrad;
+  if (!pf || P.ne < 1 || 2 * P.ne > 64 || P.nf < 1 || P.nf > kMaxFeatures || !(P.rc > 0.0) || nrad < 0)
+    fail("plan.txt", "bad header (elements 1..32, features 1..32, r_c > 0, radial count >= 0)");
+  P.cutoff = atomforge::cutoff_type_from_string(cutoff);
+  if (static_cast<int64_t>(P.w.size()) != P.nc * P.nf) fail("w.bin", "needs n_centres x n_features values");
+  for (int32_t e : P.spec)
+    if (e < 0 || e >= P.ne) fail("spec.bin", "element index out of range");
   for (int i = 0; i < nrad; ++i) {
     Radial r;
     pf >> r.elem >> r.feat >> r.nbr >> r.eta >> r.rs;
+    if (!pf || r.elem < 0 || r.elem >= P.ne || r.nbr < 0 || r.nbr >= P.ne || r.feat < 0 || r.feat >= P.nf)
+      fail("plan.txt", "bad radial function " + std::to_string(i));
     P.radial.push_back(r);
   }
   P.plans.resize(static_cast<size_t>(P.ne) * P.ne * P.ne);
   for (size_t t = 0; t < P.plans.size(); ++t) {
     Plan& pl = P.plans[t];
+    const std::string where = "element triple " + std::to_string(t);
     pf >> pl.base >> pl.npow;
+    if (!pf || pl.npow < 0 || pl.npow > kMaxF) fail("plan.txt", where + ": bad power count");
     for (int p = 0; p < pl.npow; ++p) pf >> pl.pw[p];
     for (int v = 0; v < 3; ++v) {
-      pf >> pl.v[v].n;
-      for (int q = 0; q < pl.v[v].n; ++q)
-        pf >> pl.v[v].feat[q] >> pl.v[v].lam[q] >> pl.v[v].zeta[q] >> pl.v[v].pidx[q] >> pl.v[v].pref[q];
+      Vertex& vx = pl.v[v];
+      pf >> vx.n;
+      if (!pf || vx.n < 0 || vx.n > kMaxF) fail("plan.txt", where + ": bad function count");
+      for (int q = 0; q < vx.n; ++q) {
+        pf >> vx.feat[q] >> vx.lam[q] >> vx.zeta[q] >> vx.pidx[q] >> vx.pref[q];
+        if (!pf || vx.feat[q] < 0 || vx.feat[q] >= P.nf || vx.zeta[q] < 1 || vx.pidx[q] < 0 || vx.pidx[q] >= pl.npow)
+          fail("plan.txt", where + ": bad function " + std::to_string(q));
+      }
     }
   }
-  if (!pf) { std::fprintf(stderr, "bad plan.txt\n"); return 2; }
+  return P;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) { std::fprintf(stderr, "usage: triangle_prototype DIR SECONDS\n"); return 2; }
+  const std::string dir = argv[1];
+  const double seconds = std::atof(argv[2]);
+  Problem P;
+  try {
+    P = read_inputs(dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "triangle_prototype: %s\n", e.what());
+    return 2;
+  }
   int64_t cap = 0;
   for (int64_t a = 0; a < P.nc; ++a) cap = std::max(cap, P.off[a + 1] - P.off[a]);
   Scratch s;
@@ -562,7 +585,7 @@ int main(int argc, char** argv) {
   std::ofstream(dir + "/G_out.bin", std::ios::binary).write(reinterpret_cast<const char*>(G.data()), G.size() * 8);
   std::ofstream(dir + "/F_out.bin", std::ios::binary).write(reinterpret_cast<const char*>(F.data()), F.size() * 8);
   std::ofstream(dir + "/W_out.bin", std::ios::binary).write(reinterpret_cast<const char*>(W.data()), W.size() * 8);
-  // timing: whole calls for `seconds`, then the two passes separately
+  // timing: whole calls (values + VJP) for `seconds`, then the values pass alone for half as long
   using clk = std::chrono::steady_clock;
   int64_t calls = 0;
   const auto t0 = clk::now();
