@@ -288,27 +288,27 @@ PYBIND11_MODULE(_core, m) {
            py::arg("centres") = py::none(), py::arg("threads") = 0, py::arg("min_distance") = af::kDefaultMinDistance)
       .def_property_readonly("has_cuda", &af::Descriptor::has_cuda)
       .def("compute_cuda",
-           [](const af::Descriptor& s, const af::NeighborList& nl) {
+           [](const af::Descriptor& s, const af::NeighborList& nl, int64_t scratch_bytes) {
              std::vector<double> G(nl.n_local * s.n_features());
              {
                py::gil_scoped_release release;
-               s.compute_cuda(nl.view(), G.data());
+               s.compute_cuda(nl.view(), G.data(), scratch_bytes);
              }
              return to_numpy(std::move(G), {nl.n_local, s.n_features()});
            },
-           py::arg("neighbor_list"))
+           py::arg("neighbor_list"), py::arg("scratch_bytes") = af::Descriptor::kCudaScratchBytes)
       .def("vjp_cuda",
-           [](const af::Descriptor& s, const af::NeighborList& nl, darr dEdG) {
+           [](const af::Descriptor& s, const af::NeighborList& nl, darr dEdG, int64_t scratch_bytes) {
              require_shape(dEdG, {nl.n_local, s.n_features()}, "dE_dG");
              const int64_t nt = nl.n_total();
              std::vector<double> F(3 * nt), W(9);
              {
                py::gil_scoped_release release;
-               s.vjp_cuda(nl.view(), dEdG.data(), F.data(), W.data());
+               s.vjp_cuda(nl.view(), dEdG.data(), F.data(), W.data(), scratch_bytes);
              }
              return py::make_tuple(to_numpy(std::move(F), {nt, int64_t(3)}), to_numpy(std::move(W), {3, 3}));
            },
-           py::arg("neighbor_list"), py::arg("dE_dG"))
+           py::arg("neighbor_list"), py::arg("dE_dG"), py::arg("scratch_bytes") = af::Descriptor::kCudaScratchBytes)
       .def("jacobian",
            [](const af::Descriptor& s, const af::NeighborList& nl, int threads) {
              std::vector<double> G(nl.n_local * s.n_features());

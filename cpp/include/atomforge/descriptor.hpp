@@ -122,11 +122,16 @@ class Descriptor {
   /// True when this build can evaluate the descriptor on a CUDA device: the CUDA launcher runs
   /// the same single-source per-centre kernels as the CPU driver (one GPU thread per centre).
   virtual bool has_cuda() const { return false; }
+  /// Default bound of the per-centre scratch of the CUDA launchers on the device (bytes): centres
+  /// run in batches whose scratch fits (at least one centre per batch).
+  static constexpr int64_t kCudaScratchBytes = int64_t(512) << 20;
   /// compute() on the first CUDA device (host arrays in and out; for checks against the CPU
-  /// reference). Throws InvalidInput when the build or the machine has no CUDA.
-  virtual void compute_cuda(const NeighborView& nl, double* G) const;
+  /// reference). Throws InvalidInput when the build or the machine has no CUDA, or when
+  /// scratch_bytes is not positive.
+  virtual void compute_cuda(const NeighborView& nl, double* G, int64_t scratch_bytes = kCudaScratchBytes) const;
   /// vjp() on the first CUDA device (forces (n_total, 3) and virial (9) overwritten).
-  virtual void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial) const;
+  virtual void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                        int64_t scratch_bytes = kCudaScratchBytes) const;
 };
 
 /// One registered descriptor type.

@@ -94,11 +94,11 @@ CentreBlocks centre_blocks(const NeighborView& nl, int32_t n_elements, int block
   return b;
 }
 
-void Descriptor::compute_cuda(const NeighborView&, double*) const {
+void Descriptor::compute_cuda(const NeighborView&, double*, int64_t) const {
   throw InvalidInput("descriptor type '" + type() + "' has no CUDA launcher in this build");
 }
 
-void Descriptor::vjp_cuda(const NeighborView&, const double*, double*, double*) const {
+void Descriptor::vjp_cuda(const NeighborView&, const double*, double*, double*, int64_t) const {
   throw InvalidInput("descriptor type '" + type() + "' has no CUDA launcher in this build");
 }
 

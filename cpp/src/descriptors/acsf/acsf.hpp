@@ -98,8 +98,9 @@ class SymmetryFunctions : public Descriptor {
 
  #ifdef ATOMFORGE_HAVE_CUDA
   bool has_cuda() const override { return true; }
-  void compute_cuda(const NeighborView& nl, double* G) const override;
-  void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial) const override;
+  void compute_cuda(const NeighborView& nl, double* G, int64_t scratch_bytes = kCudaScratchBytes) const override;
+  void vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                int64_t scratch_bytes = kCudaScratchBytes) const override;
 #endif
 
   struct Flat;  // the flat parameter arrays behind acsf::Tables (acsf_tables.hpp)

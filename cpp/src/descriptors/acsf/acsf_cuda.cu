@@ -2,7 +2,14 @@
 // driver (acsf_kernels.hpp), one GPU thread per centre atom, scratch in global memory. It exists
 // to run (and test) the shared kernels on a device; the CPU path stays the reference, and the
 // results agree with it to rounding (the device's exp/sqrt differ from the host's in the last
-// bits). Centres are processed in batches so the scratch stays below ~512 MB.
+// bits; 3e-16 relative measured on an H200, benchmarks/results/cuda_h200.md). Centres are
+// processed in batches so the scratch stays below scratch_bytes (512 MiB by default).
+//
+// Speed: this decomposition is the CPU's: one thread does a centre's whole serial work (8-lane
+// blocks run as scalar loops, tens of KB of scratch, 255 registers), so atoms/s is about the number of
+// centres in flight divided by ~0.9 s per centre on an H200: about one Xeon core's speed
+// (benchmarks/results/cuda_h200.md). A GPU-shaped kernel spreads one centre over a warp
+// (neighbours across lanes, the centre's scratch in shared memory); docs/architecture.md.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -107,7 +114,8 @@ __global__ void centre_kernel(acsf::Tables t, NeighborView nl, int64_t c0, int64
 
 template <int Mode>
 void launch(const SymmetryFunctions& sf, const NeighborView& nl, double* G_host, const double* w_host,
-            double* pair_grad_host) {
+            double* pair_grad_host, int64_t scratch_bytes) {
+  if (scratch_bytes <= 0) throw InvalidInput("CUDA scratch_bytes must be positive, got " + std::to_string(scratch_bytes));
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -124,7 +132,7 @@ void launch(const SymmetryFunctions& sf, const NeighborView& nl, double* G_host,
   int64_t nd, ni, n32;
   acsf::scratch_sizes(sf.flat().t, cap, &nd, &ni, &n32, false);
   const int64_t per_centre = nd * 8 + ni * 8 + n32 * 4;
-  const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(nc, (int64_t(512) << 20) / per_centre));
+  const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(nc, scratch_bytes / per_centre));
   double* dbuf = d.alloc<double>(batch * nd);
   int64_t* ibuf = d.alloc<int64_t>(batch * ni);
   int32_t* i32buf = d.alloc<int32_t>(batch * n32);
@@ -153,17 +161,18 @@ void launch(const SymmetryFunctions& sf, const NeighborView& nl, double* G_host,
 
 }  // namespace
 
-void SymmetryFunctions::compute_cuda(const NeighborView& nl, double* G) const {
+void SymmetryFunctions::compute_cuda(const NeighborView& nl, double* G, int64_t scratch_bytes) const {
   validate_neighbor_view(nl, n_elements_);
-  launch<0>(*this, nl, G, nullptr, nullptr);
+  launch<0>(*this, nl, G, nullptr, nullptr, scratch_bytes);
 }
 
-void SymmetryFunctions::vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial) const {
+void SymmetryFunctions::vjp_cuda(const NeighborView& nl, const double* dE_dG, double* forces, double* virial,
+                                 int64_t scratch_bytes) const {
   validate_neighbor_view(nl, n_elements_);
   check_finite_weights(dE_dG, nl.n_centres, n_features_);
   const int64_t n_pairs = nl.n_centres ? nl.offsets[nl.n_centres] : 0;
   std::vector<double> pair_grad(3 * n_pairs, 0.0);
-  launch<1>(*this, nl, nullptr, dE_dG, pair_grad.data());
+  launch<1>(*this, nl, nullptr, dE_dG, pair_grad.data(), scratch_bytes);
   scatter_pair_gradients(nl, pair_grad.data(), forces, virial, nullptr);
 }
 
