@@ -276,7 +276,9 @@ class Descriptor:
             neighbor_list: a list from :meth:`neighbor_list` to reuse.
             threads: OpenMP threads (0: the OpenMP default; clamped to the machine).
             device: ``"cpu"`` (the reference) or ``"cuda"`` (the same per-centre kernels on the
-                first CUDA device; ValueError when this build or machine has none).
+                first CUDA device, one GPU thread per centre: equal to the CPU to rounding but
+                about one CPU core's speed on an H200, benchmarks/results/cuda_h200.md;
+                ValueError when this build or machine has none).
             min_distance: Angstrom; closer pairs raise ``atomforge.AtomsTooClose``.
         """
         threads = threads_argument(threads)
