@@ -174,31 +174,58 @@ void scatter_pair_gradients(const NeighborView& nl, const double* pair_grad, dou
                             double* per_atom_virial) {
   std::fill(forces, forces + 3 * nl.n_total, 0.0);
   std::fill(virial, virial + 9, 0.0);
-  if (per_atom_virial) std::fill(per_atom_virial, per_atom_virial + 9 * nl.n_total, 0.0);
   const double* x = nl.positions;
-  for (int64_t c = 0; c < nl.n_centres; ++c) {
-    const int64_t i = nl.centre(c);
-    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
-      const double* g = &pair_grad[3 * q];
-      if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0) continue;
-      const int64_t j = nl.neighbors[q];
-      double d[3];
-      for (int k = 0; k < 3; ++k) {
-        d[k] = x[3 * j + k] - x[3 * i + k];
-        forces[3 * j + k] -= g[k];
-        forces[3 * i + k] += g[k];
-      }
-      for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) {
-          const double v = -d[a] * g[b];
-          virial[3 * a + b] += v;
-          if (per_atom_virial) {
+  if (per_atom_virial) {
+    std::fill(per_atom_virial, per_atom_virial + 9 * nl.n_total, 0.0);
+    for (int64_t c = 0; c < nl.n_centres; ++c) {
+      const int64_t i = nl.centre(c);
+      for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+        const double* g = &pair_grad[3 * q];
+        if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0) continue;
+        const int64_t j = nl.neighbors[q];
+        double d[3];
+        for (int k = 0; k < 3; ++k) {
+          d[k] = x[3 * j + k] - x[3 * i + k];
+          forces[3 * j + k] -= g[k];
+          forces[3 * i + k] += g[k];
+        }
+        for (int a = 0; a < 3; ++a)
+          for (int b = 0; b < 3; ++b) {
+            const double v = -d[a] * g[b];
+            virial[3 * a + b] += v;
             per_atom_virial[9 * i + 3 * a + b] += 0.5 * v;
             per_atom_virial[9 * j + 3 * a + b] += 0.5 * v;
           }
-        }
+      }
     }
+    return;
   }
+  // The MD path. The centre's force and the virial stay in registers across the centre's pairs;
+  // the additions happen in the same order as in the loop above (a neighbour that is the centre
+  // itself updates the register), so the results are the same to the last bit. The compiler cannot
+  // do this on its own: forces[3 * j] may alias forces[3 * i] and the virial.
+  double w[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  for (int64_t c = 0; c < nl.n_centres; ++c) {
+    const int64_t i = nl.centre(c);
+    const double xi[3] = {x[3 * i], x[3 * i + 1], x[3 * i + 2]};
+    double fi[3] = {forces[3 * i], forces[3 * i + 1], forces[3 * i + 2]};
+    for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
+      const double g[3] = {pair_grad[3 * q], pair_grad[3 * q + 1], pair_grad[3 * q + 2]};
+      if (g[0] == 0.0 && g[1] == 0.0 && g[2] == 0.0) continue;
+      const int64_t j = nl.neighbors[q];
+      const double d[3] = {x[3 * j] - xi[0], x[3 * j + 1] - xi[1], x[3 * j + 2] - xi[2]};
+      if (j == i) {
+        for (int k = 0; k < 3; ++k) fi[k] -= g[k];
+      } else {
+        for (int k = 0; k < 3; ++k) forces[3 * j + k] -= g[k];
+      }
+      for (int k = 0; k < 3; ++k) fi[k] += g[k];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) w[3 * a + b] += -d[a] * g[b];
+    }
+    for (int k = 0; k < 3; ++k) forces[3 * i + k] = fi[k];
+  }
+  for (int k = 0; k < 9; ++k) virial[k] = w[k];
 }
 
 }  // namespace atomforge
