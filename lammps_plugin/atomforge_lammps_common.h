@@ -56,12 +56,20 @@ inline std::string broadcast_model_file(LAMMPS_NS::LAMMPS *lmp, const std::strin
 /// neighbours, skipping atoms whose type maps to no species (type_species[type] < 0). Fills the
 /// CSR arrays (kept by the caller across steps) and species (nall entries; unmapped atoms get 0,
 /// never referenced). Positions in LAMMPS's units; the engine adapter converts them.
+///
+/// With cut > 0 (the model's cutoff, LAMMPS length units) neighbours beyond it are left out, as
+/// every LAMMPS pair style does: LAMMPS's list reaches cut + skin (with the default 2 A skin and a
+/// 6.35 A cutoff, 56 % of its pairs are beyond the cutoff), and the core would otherwise carry
+/// those pairs through validation, the kernels' gather, the pair-gradient array and the scatter
+/// only to find them out of range. The bound keeps a 1e-10 relative margin, so every pair the
+/// kernels would use is passed and the results are unchanged.
 inline atomforge::NeighborView gather_neighbors(const int *order, int n, const int *type,
                                                 const std::vector<int> &type_species, int **firstneigh,
                                                 const int *numneigh, double **x, int nall,
                                                 std::vector<int> &species, std::vector<long long> &centres,
                                                 std::vector<long long> &offsets,
-                                                std::vector<long long> &neighbors) {
+                                                std::vector<long long> &neighbors, double cut = -1.0) {
+  const double cut_sq = cut > 0.0 ? cut * cut * (1.0 + 1e-10) : -1.0;
   species.resize(nall);
   for (int p = 0; p < nall; ++p) species[p] = type_species[type[p]] >= 0 ? type_species[type[p]] : 0;
   centres.clear();
@@ -72,9 +80,15 @@ inline atomforge::NeighborView gather_neighbors(const int *order, int n, const i
     if (type_species[type[i]] < 0) continue;
     centres.push_back(i);
     const int *jlist = firstneigh[i];
+    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
     for (int jj = 0; jj < numneigh[i]; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
-      if (type_species[type[j]] >= 0) neighbors.push_back(j);
+      if (type_species[type[j]] < 0) continue;
+      if (cut_sq > 0.0) {
+        const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
+        if (dx * dx + dy * dy + dz * dz > cut_sq) continue;
+      }
+      neighbors.push_back(j);
     }
     offsets.push_back(static_cast<long long>(neighbors.size()));
   }

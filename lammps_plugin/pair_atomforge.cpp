@@ -224,7 +224,8 @@ void PairAtomForge::compute(int eflag, int vflag)
   // CSR list in that order, skipping NULL-typed atoms (they get a placeholder species, never referenced)
   const atomforge::NeighborView view =
       atomforge_lammps::gather_neighbors(order_.data(), inum, type, type_species_, firstneigh, numneigh, x, nall,
-                                         species_, centres_, offsets_, neighbors_);
+                                         species_, centres_, offsets_, neighbors_,
+                                         model_->model().requires_atom_order() ? -1.0 : model_->cutoff());
 
   atomforge::ComputeRequest request;
   request.per_atom_virial = vflag_atom != 0;
