@@ -121,7 +121,9 @@ def main(argv=None) -> int:
         "| CPU force call, 1 / %d threads | CUDA / CPU all threads | max rel. diff G / forces |" % (ncpu, ncpu))
     out("|---:|---:|---:|---:|---:|---:|---:|---:|")
     fmt = lambda ts, n: f"{n / ts[0]:,.0f} / {n / ts[len(ts) // 2]:,.0f}"
-    for rep in [int(s) for s in args.sizes.split(",")]:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    middle = None  # (n, nl, w) of the middle size, for the scratch-budget table
+    for rep in sizes:
         atoms = load_water(d).repeat((rep,) * 3)
         n = len(atoms)
         nl = sf.neighbor_list(atoms)
@@ -141,17 +143,14 @@ def main(argv=None) -> int:
         out(f"| {n} | {fmt(cpu[1], n)} | {fmt(cpu[ncpu], n)} | {fmt(cuda, n)} | "
             f"{'n/a' if ks is None else f'{n / ks:,.0f}'} | {n / fc[1][0]:,.0f} / {n / fc[ncpu][0]:,.0f} | "
             f"{cpu[ncpu][0] / cuda[0]:.2f}x | {dG:.1e} / {dF:.1e} |")
+        if rep == sizes[len(sizes) // 2]:
+            middle = (n, nl, w)
     out()
     out("atoms/s (= atom-steps/s of the descriptor part of an MD step). CUDA end to end includes "
         "cudaMalloc of the tables and scratch and every host-device copy of each call. No speed target: "
         "the launcher runs the CPU-shaped single-source kernels, one GPU thread per centre "
         "(docs/architecture.md says why that is slow and what a GPU-shaped kernel needs).")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    rep = sizes[len(sizes) // 2]
-    atoms = load_water(d).repeat((rep,) * 3)
-    n = len(atoms)
-    nl = sf.neighbor_list(atoms)
-    w = np.random.default_rng(0).normal(size=(n, sf.n_features)) / sf.n_features
+    n, nl, w = middle
     core = sf.core
     out()
     out(f"Scratch budget per launch batch ({n} atoms; smaller budgets run fewer centres per launch, "

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "atomforge/engine.hpp"
 #include "atomforge/neighbor_list.hpp"
 #include "comm.h"
 #include "error.h"
@@ -63,6 +64,12 @@ inline std::string broadcast_model_file(LAMMPS_NS::LAMMPS *lmp, const std::strin
 /// those pairs through validation, the kernels' gather, the pair-gradient array and the scatter
 /// only to find them out of range. The bound keeps a 1e-10 relative margin, so every pair the
 /// kernels would use is passed and the results are unchanged.
+/// The `cut` argument of gather_neighbors for a model: its cutoff (engine units), or -1 (the
+/// whole list) for global models that need every atom of the molecule (sGDML).
+inline double list_cutoff(const atomforge::EngineModel &model) {
+  return model.model().requires_atom_order() ? -1.0 : model.cutoff();
+}
+
 inline atomforge::NeighborView gather_neighbors(const int *order, int n, const int *type,
                                                 const std::vector<int> &type_species, int **firstneigh,
                                                 const int *numneigh, double **x, int nall,

@@ -72,7 +72,7 @@ void ComputeAtomForgeUncertainty::evaluate()
   const atomforge::NeighborView view =
       atomforge_lammps::gather_neighbors(list->ilist, list->inum, type, tsp, list->firstneigh, list->numneigh, x,
                                          nall, species_, centres_, offsets_, neighbors_,
-                                         model.model().requires_atom_order() ? -1.0 : model.cutoff());
+                                         atomforge_lammps::list_cutoff(model));
   atomforge::ComputeRequest request;
   request.uncertainty = true;
   request.n_threads = pair_->n_threads();

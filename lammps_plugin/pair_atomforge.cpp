@@ -225,7 +225,7 @@ void PairAtomForge::compute(int eflag, int vflag)
   const atomforge::NeighborView view =
       atomforge_lammps::gather_neighbors(order_.data(), inum, type, type_species_, firstneigh, numneigh, x, nall,
                                          species_, centres_, offsets_, neighbors_,
-                                         model_->model().requires_atom_order() ? -1.0 : model_->cutoff());
+                                         atomforge_lammps::list_cutoff(*model_));
 
   atomforge::ComputeRequest request;
   request.per_atom_virial = vflag_atom != 0;
