@@ -504,6 +504,45 @@ def test_factorised_pair_powers_beyond_the_unrolled_range(name):
     check_reference_jacobian_fd(sf, *STRUCTURES[name](), seed=5)
 
 
+def _poly_vjp_set(max_zeta=8):
+    """G4 functions of factorised pairs (shared exponential, one r_c) with integer zeta from 1 to
+    max_zeta, mixed within a group (same eta), lambda = +-1: eight (lambda, zeta) slots per pair,
+    as many as the fused passes take (FusedPlan::kSlots)."""
+    funcs = {}
+    for c in ("H", "C", "O"):
+        fl = [{"type": "G2", "neighbors": [nb], "eta": 0.05, "r_s": 0.0, "r_c": 5.0} for nb in ("H", "C", "O")]
+        for a, b in [("H", "H"), ("H", "O"), ("C", "H"), ("O", "O"), ("C", "O")]:
+            for eta, zetas in ((0.01, (1.0, 2.0)), (0.03, (2.0,)), (0.05, (5.0, float(max_zeta))), (0.02, (1.0,))):
+                for zeta in zetas:
+                    for lam in (1.0, -1.0):
+                        fl.append({"type": "G4", "neighbors": [a, b], "eta": eta, "lambda": lam, "zeta": zeta,
+                                   "r_c": 4.5})
+        funcs[c] = fl
+    return SymmetryFunctions.from_dict({"elements": ["H", "C", "O"], "cutoff_function": "tanh", "functions": funcs})
+
+
+@pytest.mark.parametrize("name", ["molecule", "small_periodic", "skewed_triclinic"])
+@pytest.mark.parametrize("max_zeta", [8, 9])
+def test_factorised_vjp_as_polynomials_in_cos(name, max_zeta):
+    """The AVX-512 VJP of factorised pairs forms each group's weighted angular sums as polynomials
+    in cos (binomial expansion, FusedPlan::pdeg <= 8, Horner's rule) instead of per-slot powers:
+    zeta 1-8 mixed within groups, and a set with zeta 9 (the per-slot VJP). Against the NumPy
+    reference, the Jacobian path (per-slot powers, 1e-12) and finite differences."""
+    check_reference_jacobian_fd(_poly_vjp_set(max_zeta), *STRUCTURES[name](), seed=7)
+
+
+def test_factorised_vjp_polynomial_at_a_straight_angle():
+    """A linear O-C-O with H caps (cos = -1 exactly at C for lambda = 1): n2p2 clamps
+    (1 + lambda cos)^zeta and its derivative to 0 there, the polynomial VJP does not; the
+    gradient of cos vanishes at a straight angle, so both agree (1e-12, Jacobian path) and with
+    finite differences."""
+    pos = np.array([[0.0, 0.0, 0.0], [-1.16, 0.0, 0.0], [1.16, 0.0, 0.0], [-2.1, 0.3, 0.0], [2.1, 0.0, 0.35]])
+    num = np.array([6, 8, 8, 1, 1])
+    d = pos[1] - pos[0], pos[2] - pos[0]
+    assert np.dot(d[0], d[1]) / (np.linalg.norm(d[0]) * np.linalg.norm(d[1])) == -1.0
+    check_reference_jacobian_fd(_poly_vjp_set(), pos, num, None, [False] * 3, seed=2)
+
+
 def test_factorised_pairs_with_more_neighbours_than_the_fixed_block_stride():
     """A dense cluster (every atom within r_c of every other, 392 neighbours per centre) needs
     block arrays longer than kBlockL, so fact_pair_terms runs with the block stride known only at

@@ -260,10 +260,10 @@ AF_INLINE int64_t compact_below(const double* v, int64_t begin, int64_t end, dou
 /// Neighbour-pair compaction: for k in [begin, end), r2_k = |d_k - d_j|^2 with d = (dx, dy, dz);
 /// writes the k with r2_k < thr to out, in increasing order, and for each kept k (count-th kept)
 /// dst[0..2][count] = dx[k], dy[k], dz[k], dst[3 + a][count] = src[a][k] for a < NArr, and
-/// dst[NArr + 3][count] = r2_k. Returns the count. One pass: the distances are formed, tested and
+/// dst[NArr + 3][count] = r2_k (unless kStoreR2 is false). Returns the count. One pass: the distances are formed, tested and
 /// compacted in registers (no distance array, each array loaded once). Reads every array at
 /// [begin, end + 7] and writes up to index count + 7 (callers pad).
-template <int NArr>
+template <int NArr, bool kStoreR2 = true>
 AF_INLINE int64_t compact_within(const double* dx, const double* dy, const double* dz, double xj, double yj,
                                  double zj, int64_t begin, int64_t end, double thr, int64_t* out,
                                  const double* const (&src)[NArr], double* const (&dst)[NArr + 4]) {
@@ -296,7 +296,7 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     _mm512_storeu_pd(dst[2] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, z));
     for (int a = 0; a < NArr; ++a)
       _mm512_storeu_pd(dst[3 + a] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, _mm512_maskz_loadu_pd(tail, src[a] + b)));
-    _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, r2));
+    if constexpr (kStoreR2) _mm512_storeu_pd(dst[NArr + 3] + cnt, _mm512_maskz_permutexvar_pd(0xff, p, r2));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm512_add_epi64(k, eight);
   }
@@ -318,7 +318,7 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     _mm256_storeu_pd(dst[1] + cnt, detail::pack4(y, p));
     _mm256_storeu_pd(dst[2] + cnt, detail::pack4(z, p));
     for (int a = 0; a < NArr; ++a) _mm256_storeu_pd(dst[3 + a] + cnt, detail::pack4(_mm256_loadu_pd(src[a] + b), p));
-    _mm256_storeu_pd(dst[NArr + 3] + cnt, detail::pack4(r2, p));
+    if constexpr (kStoreR2) _mm256_storeu_pd(dst[NArr + 3] + cnt, detail::pack4(r2, p));
     cnt += _mm_popcnt_u32(static_cast<unsigned>(m));
     k = _mm256_add_epi64(k, four);
   }
@@ -332,7 +332,7 @@ AF_INLINE int64_t compact_within(const double* dx, const double* dy, const doubl
     dst[1][cnt] = dy[b];
     dst[2][cnt] = dz[b];
     for (int a = 0; a < NArr; ++a) dst[3 + a][cnt] = src[a][b];
-    dst[NArr + 3][cnt] = r2;
+    if constexpr (kStoreR2) dst[NArr + 3][cnt] = r2;
     cnt += (r2 < thr);
   }
 #endif

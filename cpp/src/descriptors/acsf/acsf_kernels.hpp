@@ -459,7 +459,51 @@ struct FusedPlan {
   int32_t gu0[kGroups], gu1[kGroups];  // the group's functions (plan-local)
   int32_t fpw[kFns], ffn[kFns];      // slot, centre-local function
   double fpref[kFns], fw[kFns], fw1[kFns];  // 2^(1 - zeta); VJP weights w pref, w pref zeta
+  // The VJP's per-group sums as polynomials in cos (built with the weights, when every slot has
+  // |lambda| <= 1 and zeta <= kPolyMax): pdeg = the largest zeta of the pair, and
+  //   Q_g  = sum_f w_f pref_f (1 + lambda_f cos)^zeta_f                  = sum_n qa[g][n] cos^n,
+  //   Qc_g = sum_f w_f pref_f zeta_f lambda_f (1 + lambda_f cos)^(zeta_f - 1) = sum_n qb[g][n] cos^n
+  // (binomial expansion; for |lambda| <= 1 and |cos| <= 1, 1 + lambda cos >= 0, so n2p2's clamp of
+  // P to 0 where 1 + lambda cos <= 0 changes nothing but the measure-zero collinear case, where
+  // the clamped term's gradient vanishes anyway). fused_vjp_poly evaluates them by Horner's rule:
+  // about a third of the products of forming P and P1 per slot and summing them per function.
+  static constexpr int kPolyMax = 8;
+  int32_t pdeg = 0;
+  double qa[kGroups][kPolyMax + 1], qb[kGroups][kPolyMax];
   bool build(const Tables& t, int32_t e, int64_t p, const double* wq, const double* wc) {
+    if (!build_plan(t, e, p, wq, wc)) return false;
+    pdeg = 0;
+    if (wq == nullptr || wc == nullptr) return true;
+    int32_t deg = 0;
+    for (int32_t pp = 0; pp < npw; ++pp) {
+      if (!(sa[pp] >= -1.0 && sa[pp] <= 1.0) || zn[pp] + 1 > kPolyMax) return true;  // per-slot VJP
+      deg = zn[pp] + 1 > deg ? zn[pp] + 1 : deg;
+    }
+    for (int32_t q = 0; q < ngp; ++q) {
+      for (int n = 0; n <= deg; ++n) qa[q][n] = 0.0;
+      for (int n = 0; n < deg; ++n) qb[q][n] = 0.0;
+      for (int32_t u = gu0[q]; u < gu1[q]; ++u) {
+        const double lam = sa[fpw[u]];
+        const int z = zn[fpw[u]] + 1;
+        double binom = 1.0, lp = 1.0;  // C(z, n), lambda^n
+        for (int n = 0; n <= z; ++n) {
+          qa[q][n] += fw[u] * binom * lp;
+          binom = binom * (z - n) / (n + 1);
+          lp *= lam;
+        }
+        binom = 1.0;  // C(z - 1, n)
+        lp = lam;     // lambda^(n + 1)
+        for (int n = 0; n < z; ++n) {
+          qb[q][n] += fw1[u] * binom * lp;
+          binom = binom * (z - 1 - n) / (n + 1);
+          lp *= lam;
+        }
+      }
+    }
+    pdeg = deg;
+    return true;
+  }
+  bool build_plan(const Tables& t, int32_t e, int64_t p, const double* wq, const double* wc) {
     const int32_t q0 = t.pair_group_begin[p], pw0 = t.pair_pow_begin[p];
     ngp = t.pair_group_begin[p + 1] - q0;
     npw = t.pair_pow_begin[p + 1] - pw0;
@@ -583,6 +627,52 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
     for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
 }
 
+/// fused_vjp with the plan's polynomial Q_g and Qc_g (FusedPlan::pdeg == D; Horner's rule,
+/// unrolled for the compile-time degree). Equal to fused_vjp to rounding.
+template <int D>
+inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
+                           const double* __restrict F, const double* __restrict Cs,
+                           const double* __restrict S, double* __restrict o0, double* __restrict o1,
+                           double* __restrict o2, double* __restrict o3, double* __restrict o4,
+                           double* __restrict o5) {
+  using simd::v8d;
+  const int32_t ngp = pl.ngp;
+  for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+    const v8d Ec = simd::vload(E + c0);
+    const v8d csv = simd::vload(Cs + c0);
+    v8d X = {}, Y = {}, Z = {};
+    for (int32_t q = 0; q < ngp; ++q) {
+      const v8d e = simd::vipow(Ec, pl.gn[q]);
+      const double* __restrict a = pl.qa[q];
+      const double* __restrict b = pl.qb[q];
+      v8d Qv = a[D] * csv + a[D - 1];
+#pragma GCC unroll 8
+      for (int n = D - 2; n >= 0; --n) Qv = Qv * csv + a[n];
+      v8d Qcv = v8d{} + b[D - 1];
+#pragma GCC unroll 8
+      for (int n = D - 2; n >= 0; --n) Qcv = Qcv * csv + b[n];
+      const v8d qe = Qv * e;
+      X += qe;
+      Y += pl.geta[q] * qe;
+      Z += Qcv * e;
+    }
+    const double* __restrict Sc = S + c0 * kFactGeom;
+    const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
+    const v8d yf4 = 2.0 * yf2;
+    const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
+    const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
+    const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
+    const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
+    const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
+    simd::vstore(o0 + c0, aj * jx + bb * kx);
+    simd::vstore(o1 + c0, aj * jy + bb * ky);
+    simd::vstore(o2 + c0, aj * jz + bb * kz);
+    simd::vstore(o3 + c0, ak * kx + bb * jx);
+    simd::vstore(o4 + c0, ak * ky + bb * jy);
+    simd::vstore(o5 + c0, ak * kz + bb * jz);
+  }
+}
+
 /// VJP of one block (see fact_pair_terms): P_s and P1_s from the record's cos (the same products
 /// as fused_values and the array pass, so bit-identical), X, Y, Z from them and the plan's
 /// weights, then dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (o3..o5) per
@@ -693,7 +783,6 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   const int64_t L = kL > 0 ? kL : s.bcap;  // length of every block array
   const double* __restrict FC = s.fc + fslot * np;
   const double* __restrict DFC = s.dfc + fslot * np;
-  const double* __restrict RR = s.r;
   const double* __restrict IR = s.inv_r;
   const double* __restrict Dx = s.dx;
   const double* __restrict Dy = s.dy;
@@ -762,7 +851,14 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
 #if defined(AF_AVX512_COMPRESS)
       if (Mode == 1 && fused) {
         const double* __restrict Cs = rec + 2 * cntp;
-        fused_vjp(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+        switch (plan.pdeg) {
+#define AF_VJP_POLY(D) \
+  case D: fused_vjp_poly<D>(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]); break;
+          AF_VJP_POLY(1) AF_VJP_POLY(2) AF_VJP_POLY(3) AF_VJP_POLY(4)
+          AF_VJP_POLY(5) AF_VJP_POLY(6) AF_VJP_POLY(7) AF_VJP_POLY(8)
+#undef AF_VJP_POLY
+          default: fused_vjp(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+        }
       } else
 #endif
       {
@@ -905,30 +1001,27 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   double* __restrict jx = T(13);
   double* __restrict jy = T(14);
   double* __restrict jz = T(15);
-  double* __restrict jr = T(16);
   double* __restrict jir = T(17);
   double* __restrict jfc = T(18);
   double* __restrict jdfc = T(19);
-  // k data, compacted with the candidates (no gather in flush): d_k, r_k, 1/r_k, fc, dfc, r_jk^2
+  // k data, compacted with the candidates (no gather in flush): d_k, 1/r_k, fc, dfc. r_k^2 and
+  // r_jk^2 are formed again from d_j and d_k in flush (a few products per triplet, cheaper than
+  // compacting two more arrays per candidate scanned and broadcasting r_j; issue 17)
   double* __restrict kx = T(5);
   double* __restrict ky = T(6);
   double* __restrict kz = T(7);
-  double* __restrict kr = T(8);
   double* __restrict kir = T(9);
   double* __restrict kfc = T(10);
   double* __restrict kdfc = T(11);
-  double* __restrict kr2 = T(22);
   int64_t cnt = 0, nruns = 0;
-  const double r_pad = s.r[n];  // padding neighbours: d = 0, r beyond every cutoff, fc = dfc = 0
 
   auto flush = [&](bool last) {
     const int64_t cntp = (cnt + kW - 1) / kW * kW;
     for (int64_t c = cnt; c < cntp; ++c) {  // padding triplets
       const int64_t m = n + (c - cnt);
       tk[c] = m;
-      jx[c] = 0.0; jy[c] = 0.0; jz[c] = 0.0; jr[c] = r_pad; jir[c] = 0.0; jfc[c] = 0.0; jdfc[c] = 0.0;
-      kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m]; kr[c] = RR[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
-      kr2[c] = kx[c] * kx[c] + ky[c] * ky[c] + kz[c] * kz[c];
+      jx[c] = 0.0; jy[c] = 0.0; jz[c] = 0.0; jir[c] = 0.0; jfc[c] = 0.0; jdfc[c] = 0.0;
+      kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
     }
     bool to_cache = writing && !cache->overflow;
     if (to_cache && (cache->i_used + 3 + 2 * nruns + cntp > cache->i_cap || cache->d_used + nrec * cntp > cache->d_cap)) {
@@ -957,10 +1050,13 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict dfjk = T(4);
       AF_SIMD
       for (int64_t c = 0; c < cntp; ++c) {  // geometry, E
-        const double r2 = kr2[c];
+        const double ex = kx[c] - jx[c], ey = ky[c] - jy[c], ez = kz[c] - jz[c];
+        const double r2 = ex * ex + ey * ey + ez * ez;
+        const double rj2 = jx[c] * jx[c] + jy[c] * jy[c] + jz[c] * jz[c];
+        const double rk2 = kx[c] * kx[c] + ky[c] * ky[c] + kz[c] * kz[c];
         rjk[c] = ::sqrt(r2);
         cs[c] = (jx[c] * kx[c] + jy[c] * ky[c] + jz[c] * kz[c]) * jir[c] * kir[c];
-        E[c] = simd::exp(-eta0 * (jr[c] * jr[c] + kr[c] * kr[c] + r2));
+        E[c] = simd::exp(-eta0 * (rj2 + rk2 + r2));
       }
       if (grad)
         detail::cutoff_fdf_lanes<true>(ct, cntp, rjk, rc, fjk, dfjk);
@@ -1098,14 +1194,20 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     const double djx = Dx[j], djy = Dy[j], djz = Dz[j];
     const int64_t kbeg = (a == b) ? j + 1 : s.block[b];
     const int64_t kend = s.block[b + 1];
-    const double* const src[4] = {RR, IR, FC, DFC};
-    double* const dst[8] = {kx + cnt, ky + cnt, kz + cnt, kr + cnt, kir + cnt, kfc + cnt, kdfc + cnt, kr2 + cnt};
-    const int64_t c = simd::compact_within(Dx, Dy, Dz, djx, djy, djz, kbeg, kend, rc2, tk + cnt, src, dst);
+    const double* const src[3] = {IR, FC, DFC};
+    double* const dst[7] = {kx + cnt, ky + cnt, kz + cnt, kir + cnt, kfc + cnt, kdfc + cnt, nullptr};
+    const int64_t c = simd::compact_within<3, false>(Dx, Dy, Dz, djx, djy, djz, kbeg, kend, rc2, tk + cnt, src, dst);
     if (c == 0) continue;
-    const double rj = RR[j], irj = IR[j], dfcj = DFC[j];
-    AF_SIMD
-    for (int64_t q = cnt; q < cnt + c; ++q) {
-      jx[q] = djx; jy[q] = djy; jz[q] = djz; jr[q] = rj; jir[q] = irj; jfc[q] = fcj; jdfc[q] = dfcj;
+    const double irj = IR[j], dfcj = DFC[j];
+    // whole chunks of kW from cnt: no remainder loop (about 2.5 chunks per j; the block arrays
+    // have kW slots of slack past any run, see kBlockL, and the slots past cnt + c are written
+    // again by the next j or are padding that flush overwrites)
+    for (int64_t q0 = cnt; q0 < cnt + c; q0 += kW) {
+      AF_SIMD
+      for (int64_t l = 0; l < kW; ++l) {
+        const int64_t q = q0 + l;
+        jx[q] = djx; jy[q] = djy; jz[q] = djz; jir[q] = irj; jfc[q] = fcj; jdfc[q] = dfcj;
+      }
     }
     run_j[nruns] = j;
     run_end[nruns] = cnt + c;
