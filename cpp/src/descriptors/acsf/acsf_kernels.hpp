@@ -38,21 +38,27 @@ constexpr int64_t kW = 8;
 // holds at least kBlock candidates, so it has at most kBlock - 1 + (neighbours) + kW. Longer
 // blocks pay the per-group and per-function bookkeeping of every pass over fewer triplets: 256
 // ran 1.07-1.12x faster than 128 in paired runs on a Zen 4 EPYC (issue 17, stop 44; 64 gave
-// 0.97x, 512 1.01x over 256; benchmarks/results/bench_ab.md).
-constexpr int64_t kBlock = 256;
+// 0.97x), and 512 1.02x faster than 256 with the fused passes (stop 45: 1.023; stop 49, after
+// the shorter candidate record and the polynomial VJP: 1.020; benchmarks/results/bench_ab.md).
+constexpr int64_t kBlock = 512;
+// The same for the CUDA launcher (block_len with fixed = false): each GPU thread holds a whole
+// block of scratch, and the launcher's speed is proportional to the centres in flight within
+// its scratch budget (benchmarks/results/cuda_h200.md), so it keeps the shorter blocks.
+constexpr int64_t kBlockDevice = 256;
 
 // Length of every block array (Scratch::bcap) when kBlock + cap fits: a compile-time stride, so
 // the block loops address all their arrays from one register (with a stride known only at run
 // time, GCC kept a pointer per array, spilled them on AVX2 and reloaded them every iteration).
-// kBlock + 392 fits centres with up to 384 neighbours (capacity_for(384) = 392); 648 doubles =
-// 5184 bytes, not a multiple of 4 KiB, so the arrays do not share L1 sets.
+// kBlock + 392 fits centres with up to 384 neighbours (capacity_for(384) = 392); 904 doubles =
+// 7232 bytes, not a multiple of 4 KiB, so the arrays do not share L1 sets.
 constexpr int64_t kBlockL = kBlock + 392;
 static_assert(kBlockL * 8 % 4096 != 0, "block arrays a multiple of 4 KiB long would share L1 sets");
 /// Block array length for scratch capacity cap: kBlockL, or kBlock + cap if that is longer; just
 /// kBlock + cap without `fixed` (the CUDA launcher: no register spills to avoid there, and less
 /// memory per centre).
 AF_INLINE int64_t block_len(int64_t cap, bool fixed = true) {
-  return fixed && kBlock + cap <= kBlockL ? kBlockL : kBlock + cap;
+  if (!fixed) return kBlockDevice + cap;
+  return kBlock + cap <= kBlockL ? kBlockL : kBlock + cap;
 }
 
 /// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
@@ -1014,6 +1020,8 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   double* __restrict kfc = T(10);
   double* __restrict kdfc = T(11);
   int64_t cnt = 0, nruns = 0;
+  // flush threshold: kBlock, or kBlockDevice for the CUDA launcher's block length (block_len)
+  const int64_t fill = kL > 0 ? kBlock : s.bcap - s.cap;
 
   auto flush = [&](bool last) {
     const int64_t cntp = (cnt + kW - 1) / kW * kW;
@@ -1213,7 +1221,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     run_end[nruns] = cnt + c;
     ++nruns;
     cnt += c;
-    if (cnt >= kBlock) flush(false);
+    if (cnt >= fill) flush(false);
   }
   flush(true);
 }
