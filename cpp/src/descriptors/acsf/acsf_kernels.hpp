@@ -452,7 +452,8 @@ AF_HD inline bool with_ct_power(int n, Fn&& fn) {
 /// store and reload a temporary per function and group. The auto-vectoriser cannot keep such
 /// state in registers across the run-time loops over groups and functions, hence the explicit
 /// vector type (simd::v8d). Same products in the same order as the array passes, so the values
-/// are bit-identical to them; only the VJP's j-side run sums are grouped by eight lanes.
+/// are bit-identical to them; only the VJP's j-side run sums are grouped by eight lanes, and the
+/// VJP's group sums are polynomials in cos where FusedPlan::pdeg > 0 (fused_vjp_poly: equal to rounding).
 /// FusedPlan: the pair's slots, groups and functions, flattened; build() returns false (array
 /// passes) for G5s slots (angle shift), non-integral zeta or more than the fixed capacities.
 struct FusedPlan {
