@@ -53,6 +53,12 @@ inline std::string broadcast_model_file(LAMMPS_NS::LAMMPS *lmp, const std::strin
   return bytes;
 }
 
+/// The `cut` argument of gather_neighbors for a model: its cutoff (engine units), or -1 (the
+/// whole list) for global models that need every atom of the molecule (sGDML).
+inline double list_cutoff(const atomforge::EngineModel &model) {
+  return model.model().requires_atom_order() ? -1.0 : model.cutoff();
+}
+
 /// The core's view of a LAMMPS full neighbour list: centres `order[0..n)` (atom indices) and their
 /// neighbours, skipping atoms whose type maps to no species (type_species[type] < 0). Fills the
 /// CSR arrays (kept by the caller across steps) and species (nall entries; unmapped atoms get 0,
@@ -64,12 +70,6 @@ inline std::string broadcast_model_file(LAMMPS_NS::LAMMPS *lmp, const std::strin
 /// those pairs through validation, the kernels' gather, the pair-gradient array and the scatter
 /// only to find them out of range. The bound keeps a 1e-10 relative margin, so every pair the
 /// kernels would use is passed and the results are unchanged.
-/// The `cut` argument of gather_neighbors for a model: its cutoff (engine units), or -1 (the
-/// whole list) for global models that need every atom of the molecule (sGDML).
-inline double list_cutoff(const atomforge::EngineModel &model) {
-  return model.model().requires_atom_order() ? -1.0 : model.cutoff();
-}
-
 inline atomforge::NeighborView gather_neighbors(const int *order, int n, const int *type,
                                                 const std::vector<int> &type_species, int **firstneigh,
                                                 const int *numneigh, double **x, int nall,

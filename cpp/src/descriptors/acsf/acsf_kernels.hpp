@@ -634,6 +634,30 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
     for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
 }
 
+/// The VJP's outputs for the chunk at c0 from its group sums X, Y, Z (see fact_pair_terms):
+/// dE/dd_j = A_j d_j + B d_k into o0..o2 and dE/dd_k = A_k d_k + B d_j into o3..o5, with A_j, A_k
+/// and B from F and the record's geometry scalars S (chunk-interleaved).
+AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, const double* __restrict F,
+                                      const double* __restrict S, int64_t c0, double* __restrict o0,
+                                      double* __restrict o1, double* __restrict o2, double* __restrict o3,
+                                      double* __restrict o4, double* __restrict o5) {
+  using simd::v8d;
+  const double* __restrict Sc = S + c0 * kFactGeom;
+  const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
+  const v8d yf4 = 2.0 * yf2;
+  const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
+  const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
+  const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
+  const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
+  const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
+  simd::vstore(o0 + c0, aj * jx + bb * kx);
+  simd::vstore(o1 + c0, aj * jy + bb * ky);
+  simd::vstore(o2 + c0, aj * jz + bb * kz);
+  simd::vstore(o3 + c0, ak * kx + bb * jx);
+  simd::vstore(o4 + c0, ak * ky + bb * jy);
+  simd::vstore(o5 + c0, ak * kz + bb * jz);
+}
+
 /// fused_vjp with the plan's polynomial Q_g and Qc_g (FusedPlan::pdeg == D; Horner's rule,
 /// unrolled for the compile-time degree). Equal to fused_vjp to rounding.
 template <int D>
@@ -663,20 +687,7 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    const double* __restrict Sc = S + c0 * kFactGeom;
-    const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
-    const v8d yf4 = 2.0 * yf2;
-    const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
-    const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
-    const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
-    const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
-    const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
-    simd::vstore(o0 + c0, aj * jx + bb * kx);
-    simd::vstore(o1 + c0, aj * jy + bb * ky);
-    simd::vstore(o2 + c0, aj * jz + bb * kz);
-    simd::vstore(o3 + c0, ak * kx + bb * jx);
-    simd::vstore(o4 + c0, ak * ky + bb * jy);
-    simd::vstore(o5 + c0, ak * kz + bb * jz);
+    vjp_chunk_outputs(X, Y, Z, F, S, c0, o0, o1, o2, o3, o4, o5);
   }
 }
 
@@ -718,20 +729,7 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    const double* __restrict Sc = S + c0 * kFactGeom;
-    const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
-    const v8d yf4 = 2.0 * yf2;
-    const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
-    const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
-    const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
-    const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
-    const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
-    simd::vstore(o0 + c0, aj * jx + bb * kx);
-    simd::vstore(o1 + c0, aj * jy + bb * ky);
-    simd::vstore(o2 + c0, aj * jz + bb * kz);
-    simd::vstore(o3 + c0, ak * kx + bb * jx);
-    simd::vstore(o4 + c0, ak * ky + bb * jy);
-    simd::vstore(o5 + c0, ak * kz + bb * jz);
+    vjp_chunk_outputs(X, Y, Z, F, S, c0, o0, o1, o2, o3, o4, o5);
   }
 }
 #endif
