@@ -6,6 +6,8 @@
 //   storeu only       the unaligned stores alone (no compaction: a floor for the two above)
 //   aligned store     a compress per array, stored at aligned addresses (what buffering could reach)
 //   compress to mem   the memory form of compress (microcoded on Zen 4; never used by the kernel)
+//   store, aligned    the stores alone at the chunk boundary below the running count (every store
+//                     one cache line; against "storeu only": the cost of spanning two lines)
 // Sources of 128 doubles per array (L1-resident, as the neighbour arrays of one element); the running count wraps
 // at `wrap` (block arrays of about kBlock). Prints cycles per 8 candidates at the given clock.
 //
@@ -49,6 +51,7 @@ double run(int wrap, double ghz) {
           if constexpr (Mode == 2) _mm512_storeu_pd(dst[a] + cnt, v);
           if constexpr (Mode == 3) _mm512_store_pd(dst[a] + (c & 255), _mm512_maskz_compress_pd(m, v));
           if constexpr (Mode == 4) _mm512_mask_compressstoreu_pd(dst[a] + cnt, m, v);
+          if constexpr (Mode == 5) _mm512_store_pd(dst[a] + (cnt & ~7L), v);
         }
         cnt += _mm_popcnt_u32(m);
         if (cnt > wrap) cnt = 0;
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
   std::printf("| storeu only | %.1f |\n", run<2>(256, ghz));
   std::printf("| aligned store | %.1f |\n", run<3>(256, ghz));
   std::printf("| compress to mem | %.1f |\n", run<4>(256, ghz));
+  std::printf("| store, aligned | %.1f |\n", run<5>(256, ghz));
   return 0;
 }
 #endif

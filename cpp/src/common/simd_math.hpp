@@ -176,12 +176,16 @@ AF_LANE_INLINE void cos_sin_pi(double x, double& c, double& s) {
 typedef double v8d __attribute__((vector_size(64), aligned(8), may_alias));
 AF_LANE_INLINE v8d vload(const double* p) { return *reinterpret_cast<const v8d*>(p); }
 AF_LANE_INLINE void vstore(double* p, v8d v) { *reinterpret_cast<v8d*>(p) = v; }
-/// x^n lane-wise, n >= 0, by binary powering from 1 (the same products as acsf::ipow).
+/// x^n lane-wise, n >= 0, by binary powering (the same products as acsf::ipow, whose first
+/// product is 1 x and whose last square is unused: both are skipped here, so the results are the
+/// same bits with two products fewer per call).
 AF_LANE_INLINE v8d vipow(v8d x, int n) {
-  v8d r = {1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
-  for (; n > 0; n >>= 1) {
-    if (n & 1) r = r * x;
+  if (n <= 0) return v8d{1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0};
+  for (; (n & 1) == 0; n >>= 1) x = x * x;
+  v8d r = x;
+  for (n >>= 1; n > 0; n >>= 1) {
     x = x * x;
+    if (n & 1) r = r * x;
   }
   return r;
 }

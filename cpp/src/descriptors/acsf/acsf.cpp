@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "atomforge/errors.hpp"
+#include "common/aligned.hpp"
 #include "common/threads.hpp"
 #include "descriptors/acsf/acsf_kernels.hpp"
 #include "descriptors/acsf/acsf_tables.hpp"
@@ -26,8 +27,10 @@ namespace atomforge {
 namespace acsf {
 /// Per-thread scratch buffers (host), reused across calls through the descriptor's pool.
 struct Workspace {
-  std::vector<double> dbuf, grow, wrow;  // grow, wrow: one centre's G and dE/dG (fused pass)
-  std::vector<double> cache_d;           // triplet cache of the fused pass (grown between centres)
+  // dbuf and cache_d hold the triplet blocks and records: 64-byte aligned (see carve)
+  AlignedVector<double> dbuf;
+  std::vector<double> grow, wrow;  // one centre's G and dE/dG (fused pass)
+  AlignedVector<double> cache_d;   // triplet cache of the fused pass (grown between centres)
   std::vector<int64_t> cache_i;
   std::vector<int64_t> ibuf;
   std::vector<int32_t> i32buf;
