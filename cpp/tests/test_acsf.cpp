@@ -1,11 +1,14 @@
 // Symmetry functions through the Descriptor interface: closed forms, VJP against finite
 // differences, thread independence, registry, bad input.
+#include <cstdint>
 #include <vector>
 
 #include "atomforge/descriptor.hpp"
 #include "atomforge/errors.hpp"
 #include "atomforge/model_file.hpp"
+#include "common/aligned.hpp"
 #include "descriptors/acsf/acsf.hpp"
+#include "descriptors/acsf/acsf_kernels.hpp"
 #include "harness.hpp"
 
 using namespace atomforge;
@@ -159,4 +162,41 @@ AF_TEST(acsf, g5s_closed_form_for_one_triplet) {
   const double expect = std::pow(2.0, -31.0) * std::pow(1.0 + std::cos(tt - 1.9635), 32.0) *
                         std::exp(-0.5 * 2.0 * 0.96 * 0.96) * fc * fc;
   CHECK_NEAR(G[0], expect, 1e-13 * expect);
+}
+
+// The scratch layout the fused passes rely on for speed (issue 17, stop 50): from a 64-byte
+// aligned buffer (the host workspace's AlignedVector), carve puts every per-neighbour array, the
+// triplet block arrays and the block record on a cache line, whatever the lengths of the short
+// arrays (odd counts of functions and groups), and stays inside scratch_sizes.
+AF_TEST(acsf, scratch_arrays_start_on_cache_lines) {
+  for (int32_t na : {1, 11, 14, 57}) {
+    for (int32_t ng : {1, 3, 4}) {
+      acsf::Tables t{};
+      t.n_elements = 2;
+      t.max_rcs = 1;
+      t.max_groups = 16;
+      t.max_angular = na;
+      t.max_pair_groups = ng;
+      t.max_pair_pows = 3;
+      t.max_pair_rcs = 1;
+      for (int64_t n : {0, 1, 37, 107, 400}) {
+        const int64_t cap = acsf::capacity_for(n);
+        int64_t nd, ni, n32;
+        acsf::scratch_sizes(t, cap, &nd, &ni, &n32);
+        AlignedVector<double> d(nd);
+        std::vector<int64_t> iv(ni);
+        std::vector<int32_t> i32(n32);
+        acsf::Scratch s{};
+        acsf::carve(t, cap, d.data(), iv.data(), i32.data(), s);
+        auto line = [](const double* p) { return reinterpret_cast<uintptr_t>(p) % 64 == 0; };
+        CHECK(line(d.data()));
+        for (const double* p : {s.d, s.td, s.tr, s.dx, s.dy, s.dz, s.r, s.inv_r, s.ux, s.gx, s.gy, s.gz, s.fc,
+                                s.dfc, s.R, s.dR, s.accG, s.pfc, s.pdfc, s.cand, s.bt, s.brec})
+          CHECK(line(p));
+        CHECK(s.bcap % acsf::kW == 0);
+        const int64_t rec = acsf::fact_rec_arrays_max(t) * s.bcap;
+        CHECK(s.brec + rec <= d.data() + nd);  // the record ends inside the buffer
+      }
+    }
+  }
 }
