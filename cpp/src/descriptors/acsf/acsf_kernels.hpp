@@ -239,7 +239,7 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   // the block arrays and the record on a 64-byte boundary too: with block lengths that are
   // multiples of kW, every chunk of kW doubles the fused passes load or store is then one cache
   // line. A 64-byte access that spans two lines costs about 1.4x on the Zen 4 EPYC of issue 17,
-  // and aligning these buffers made the water force call 1.10x faster (bench_ab.md, stop 50).
+  // and aligning these buffers made the water force call 1.07-1.10x faster (bench_ab.md, stop 50).
   dbuf = reinterpret_cast<double*>((reinterpret_cast<uintptr_t>(dbuf) + 63) & ~static_cast<uintptr_t>(63));
   s.bcap = block_len(cap, fixed_block);
   s.bt = dbuf; dbuf += kFactTemps * s.bcap;
