@@ -19,6 +19,7 @@ Columns:
 The machine may be shared; the table gives the spread of --repeats runs.
 
 Usage: python benchmarks/bench_roofline.py [--output benchmarks/results/roofline.md] [--no-lammps]
+       python benchmarks/bench_roofline.py --peak-only    (the peak and clock line alone)
 """
 from __future__ import annotations
 
@@ -71,20 +72,49 @@ int main() {
   const std::clock_t t1 = std::clock();
   v8 s = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7 + a8 + a9 + a10 + a11;
   const double sec = double(t1 - t0) / CLOCKS_PER_SEC;
-  std::printf("%.6f %.3f %d\n", 2.0 * W * 12 * n / sec / 1e9, s[0] + s[W - 1], W);
+  // The core clock: a chain of dependent integer adds retires one per cycle on x86 cores, so
+  // adds per CPU second is the clock the FMA chains ran at (0 where not x86-64).
+  double ghz = 0.0;
+#if defined(__x86_64__)
+  long acc = 0;
+  const long m = 2000000000;
+  const std::clock_t c0 = std::clock();
+  __asm__ volatile("mov %1, %%rcx\n1:\n add $1, %0\n add $1, %0\n add $1, %0\n add $1, %0\n sub $4, %%rcx\n jnz 1b\n"
+                   : "+r"(acc) : "r"(m) : "rcx");
+  ghz = m / (double(std::clock() - c0) / CLOCKS_PER_SEC) / 1e9;
+#endif
+  std::printf("%.6f %.3f %d %.4f\n", 2.0 * W * 12 * n / sec / 1e9, s[0] + s[W - 1], W, ghz);
 }
 """
 
 
-def peak_gflops(repeats: int) -> list:
+def peak_gflops(repeats: int, clocks: list | None = None) -> list:
+    """Sorted GFLOP/s of the FMA micro-kernel over `repeats` runs; the clock each run measured
+    (GHz, a dependent-add chain; 0 off x86-64) is appended to `clocks` when given."""
     with tempfile.TemporaryDirectory() as d:
         src, exe = Path(d) / "fma.cpp", Path(d) / "fma"
         src.write_text(FMA_KERNEL)
         subprocess.run(["g++", "-O3", "-march=native", "-ffp-contract=fast", str(src), "-o", str(exe)], check=True)
         out = []
         for _ in range(repeats):
-            out.append(float(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()[0]))
+            fields = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+            out.append(float(fields[0]))
+            if clocks is not None:
+                clocks.append(float(fields[3]))
         return sorted(out)
+
+
+def peak_line(peak: list, clocks: list) -> str:
+    """The measured-peak line of the report: best, median, min, and flops per cycle at the clock."""
+    line = ("- measured peak, one core (12 independent chains of register-wide FMAs: 8 doubles with AVX-512, "
+            "4 with AVX2; g++ -O3 -march=native): "
+            f"{peak[-1]:.1f} GFLOP/s, the best of {len(peak)} runs (median {peak[len(peak) // 2]:.1f}, "
+            f"min {peak[0]:.1f}: other load only lowers it)")
+    ghz = max(clocks) if clocks else 0.0
+    if ghz > 0:
+        line += (f"; core clock {ghz:.2f} GHz (a chain of dependent integer adds, best of {len(clocks)}), so "
+                 f"{peak[-1] / ghz:.1f} flops per cycle")
+    return line
 
 
 def neighbour_stats(atoms, r_c):
@@ -220,7 +250,13 @@ def main(argv=None) -> int:
     ap.add_argument("--no-lammps", action="store_true")
     ap.add_argument("--lammps-seconds", type=float, default=10.0, help="approximate length of each timed LAMMPS run")
     ap.add_argument("--output")
+    ap.add_argument("--peak-only", action="store_true", help="print the measured-peak line and stop")
     args = ap.parse_args(argv)
+
+    if args.peak_only:
+        clocks = []
+        print(peak_line(peak_gflops(args.repeats, clocks), clocks))
+        return 0
 
     import atomforge
     from atomforge.io.n2p2_import import import_n2p2
@@ -237,7 +273,8 @@ def main(argv=None) -> int:
     atoms = load_water(d).repeat((args.replicate,) * 3)
     cell192 = load_water(d)
 
-    peak = peak_gflops(args.repeats)
+    clocks = []
+    peak = peak_gflops(args.repeats, clocks)
     rows = []
     for name, path, params in (("ACSF (n2p2 RPBE-D3 water)", acsf_path, acsf_params),
                                ("GMP shared network (orders 0-3, 5 widths, r_c 6 A)", gmp_path, gmp_params)):
@@ -260,10 +297,7 @@ def main(argv=None) -> int:
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     out(f"- core: {atomforge.build_info()}")
     out(f"- structure: {len(atoms)} atoms of liquid water (DeePMD data_0 frame 0, replicated)")
-    out("- measured peak, one core (12 independent chains of register-wide FMAs: 8 doubles with AVX-512, "
-        "4 with AVX2; g++ -O3 -march=native): "
-        f"{peak[-1]:.1f} GFLOP/s, the best of {len(peak)} runs (median {peak[len(peak) // 2]:.1f}, "
-        f"min {peak[0]:.1f}: other load only lowers it)")
+    out(peak_line(peak, clocks))
     out(f"- flops per atom-step: operation count of one fused pass (weights {OPS}; FMA = 2)")
     out()
     out("Rates: atom-steps/s by wall time (min / median / max of the repeats) and per core-second of CPU "
