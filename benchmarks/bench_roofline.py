@@ -88,20 +88,19 @@ int main() {
 """
 
 
-def peak_gflops(repeats: int, clocks: list | None = None) -> list:
-    """Sorted GFLOP/s of the FMA micro-kernel over `repeats` runs; the clock each run measured
-    (GHz, a dependent-add chain; 0 off x86-64) is appended to `clocks` when given."""
+def peak_gflops(repeats: int) -> tuple[list, list]:
+    """GFLOP/s of the FMA micro-kernel over `repeats` runs (sorted), and the clock each run
+    measured (GHz, a dependent-add chain; 0 off x86-64)."""
     with tempfile.TemporaryDirectory() as d:
         src, exe = Path(d) / "fma.cpp", Path(d) / "fma"
         src.write_text(FMA_KERNEL)
         subprocess.run(["g++", "-O3", "-march=native", "-ffp-contract=fast", str(src), "-o", str(exe)], check=True)
-        out = []
+        out, clocks = [], []
         for _ in range(repeats):
             fields = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
             out.append(float(fields[0]))
-            if clocks is not None:
-                clocks.append(float(fields[3]))
-        return sorted(out)
+            clocks.append(float(fields[3]))
+        return sorted(out), clocks
 
 
 def peak_line(peak: list, clocks: list) -> str:
@@ -254,8 +253,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if args.peak_only:
-        clocks = []
-        print(peak_line(peak_gflops(args.repeats, clocks), clocks))
+        print(peak_line(*peak_gflops(args.repeats)))
         return 0
 
     import atomforge
@@ -273,8 +271,7 @@ def main(argv=None) -> int:
     atoms = load_water(d).repeat((args.replicate,) * 3)
     cell192 = load_water(d)
 
-    clocks = []
-    peak = peak_gflops(args.repeats, clocks)
+    peak, clocks = peak_gflops(args.repeats)
     rows = []
     for name, path, params in (("ACSF (n2p2 RPBE-D3 water)", acsf_path, acsf_params),
                                ("GMP shared network (orders 0-3, 5 widths, r_c 6 A)", gmp_path, gmp_params)):

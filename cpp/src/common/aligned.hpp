@@ -1,8 +1,8 @@
 // A std::allocator with 64-byte (cache-line) alignment, for host scratch buffers whose block
-// arrays are read and written a register (8 doubles, 64 bytes with AVX-512) at a time: from
-// plain std::vector<double> storage (16-byte aligned from malloc) every such access spans two
-// cache lines, and a 64-byte store that spans two lines costs about 1.4x an aligned one on the
-// Zen 4 EPYC of issue 17 (benchmarks/results/bench_ab.md).
+// arrays are read and written a register (8 doubles, 64 bytes with AVX-512) at a time: malloc
+// (std::vector's default) only guarantees 16 bytes, so such accesses then usually span two cache
+// lines, and a 64-byte store that spans two lines costs about 1.4x an aligned one on the Zen 4
+// EPYC of issue 17 (benchmarks/results/bench_ab.md, stop 50).
 #pragma once
 #include <cstddef>
 #include <new>
