@@ -1,6 +1,6 @@
 """The kernels' elementary functions vectorise on AVX2 CPUs with the core's own compiler flags.
 
-simd::exp, simd::expm1, simd::tanh_nonneg and the tanh cutoff are branch-free scalar functions
+simd::exp, simd::expm1, simd::tanh_nonneg, simd::tanh_unit and the tanh cutoff are branch-free scalar functions
 that the kernels call in lane loops (`#pragma omp simd`), relying on the compiler to vectorise
 them. Their argument clamps are selects; GCC can only if-convert those without AVX-512 masks when
 comparisons may not trap, so without -fno-trapping-math every such loop stayed scalar on AVX2
@@ -40,6 +40,10 @@ void lanes_tanh(long W, const double* x, double* y) {
 #pragma omp simd
   for (long l = 0; l < W; ++l) y[l] = simd::tanh_nonneg(x[l]);  // LOOP tanh
 }
+void lanes_tanh_unit(long W, const double* x, double* y) {
+#pragma omp simd
+  for (long l = 0; l < W; ++l) y[l] = simd::tanh_unit(x[l]);  // LOOP tanh_unit
+}
 void lanes_cutoff(long W, const double* r, double rc, double* f, double* df) {
   detail::cutoff_fdf_lanes<true>(CutoffType::TanhU, W, r, rc, f, df);
 }
@@ -73,19 +77,19 @@ def test_elementary_function_lane_loops_vectorise_on_avx2(tmp_path):
     report = r.stdout + r.stderr
     vectorised = {int(m.group(1)) for m in re.finditer(r"lanes\.cpp:(\d+):\d+: optimized: loop vectorized", report)}
     lines = SOURCE.splitlines()
-    for name in ("exp", "expm1", "tanh"):
+    for name in ("exp", "expm1", "tanh", "tanh_unit"):
         line = next(i for i, s in enumerate(lines, start=1) if s.endswith(f"// LOOP {name}"))
         assert line in vectorised, f"the simd::{name} lane loop (lanes.cpp:{line}) is not vectorised:\n{report}"
     # the cutoff's own lane loop (inlined from cutoff.hpp, TanhU branch)
     cut = (ROOT / "cpp" / "src" / "common" / "cutoff.hpp").read_text().splitlines()
-    tanh_line = next(i for i, s in enumerate(cut, start=1) if "simd::tanh_nonneg(1.0 - r[l] * inv)" in s)
+    tanh_line = next(i for i, s in enumerate(cut, start=1) if "simd::tanh_unit(1.0 - r[l] * inv)" in s)
     assert re.search(rf"cutoff\.hpp:({tanh_line - 1}|{tanh_line}):\d+: optimized: loop vectorized", report), \
         f"the tanh cutoff lane loop (cutoff.hpp:{tanh_line}) is not vectorised:\n{report}"
 
 
 # Scalar functions the kernels call inside lane loops (AF_LANE_INLINE); demangled-name patterns.
 LANE_FUNCTIONS = re.compile(
-    r"atomforge::simd::(?:detail::)?(?:exp|expm1|tanh_nonneg|cos_sin_pi|exp_core|bits_to_double|double_to_bits)\("
+    r"atomforge::simd::(?:detail::)?(?:exp|expm1|tanh_nonneg|tanh_unit|cos_sin_pi|exp_core|bits_to_double|double_to_bits)\("
     r"|atomforge::acsf::(?:angular_u\(|ipow_acc<)")
 
 

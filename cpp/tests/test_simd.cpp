@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/cutoff.hpp"
 #include "common/simd_math.hpp"
 #include "harness.hpp"
 
@@ -83,5 +84,59 @@ AF_TEST(simd, compact_within_keeps_carries_and_returns_exact_distances) {
         }
       }
     }
+  }
+}
+
+// simd::tanh_unit (a degree-15 polynomial in y^2, no division) against libm's tanh over [-1, 1]:
+// within 4 ulp (tools/fit_tanh_unit.py measures 2 ulp against 60-digit tanh; libm adds up to 1,
+// FMA contraction of Horner's rule ~1), exact at 0, odd, clamped below -1 and finite there.
+AF_TEST(simd, tanh_unit_matches_libm_on_the_unit_interval) {
+  const int64_t n = 20000;
+  double worst = 0.0;
+  for (int64_t k = -n; k <= n; ++k) {
+    const double y = static_cast<double>(k) / n;
+    const double ref = std::tanh(y), t = simd::tanh_unit(y);
+    if (k == 0) {
+      CHECK(t == 0.0);
+      continue;
+    }
+    worst = std::fmax(worst, std::fabs(t - ref) / std::fabs(ref));
+    CHECK(simd::tanh_unit(-y) == -t);
+  }
+  CHECK(worst <= 4.0 * 2.220446049250313e-16);
+  for (double y : {1e-300, 1e-8, 0.5 + 1e-12, 0.999999999}) CHECK(std::fabs(simd::tanh_unit(y) - std::tanh(y)) <= 8.9e-16 * std::tanh(y));
+  CHECK(simd::tanh_unit(-5.0) == simd::tanh_unit(-1.0));
+  CHECK(std::isfinite(simd::tanh_unit(-1e300)));
+}
+
+// The vectorised cutoffs (cutoff_fdf_lanes, every kernel's path) agree with the scalar libm forms
+// (cutoff_fdf) for every cutoff type, fc and dfc/dr, to 1e-14 relative to the largest magnitude:
+// "a few ulp" as documented, with a margin for the cancellation in poly's 1 + ... near r_c.
+AF_TEST(simd, cutoff_lanes_match_the_scalar_cutoffs) {
+  const double rc = 6.35;
+  const int64_t W = 203;  // off the 8-lane grid
+  std::vector<double> r(W), f(W), df(W);
+  for (int64_t l = 0; l < W; ++l) r[l] = rc * (static_cast<double>(l) + 0.5) / W;
+  for (CutoffType ct : {CutoffType::Cosine, CutoffType::TanhU, CutoffType::Tanh, CutoffType::Poly1,
+                        CutoffType::Poly2, CutoffType::Poly3, CutoffType::Poly4}) {
+    detail::cutoff_fdf_lanes<true>(ct, W, r.data(), rc, f.data(), df.data());
+    double fmax = 0.0, dfmax = 0.0, ferr = 0.0, dferr = 0.0;
+    for (int64_t l = 0; l < W; ++l) {
+      double fs, dfs;
+      detail::cutoff_fdf(ct, r[l], rc, fs, dfs);
+      fmax = std::fmax(fmax, std::fabs(fs));
+      dfmax = std::fmax(dfmax, std::fabs(dfs));
+      ferr = std::fmax(ferr, std::fabs(f[l] - fs));
+      dferr = std::fmax(dferr, std::fabs(df[l] - dfs));
+      // and relative per point for the tanh cutoffs, whose fc falls like y^3, y = 1 - r/rc: the
+      // rounding of y itself (FMA-contracted or not, ~1e-16 absolute) is amplified by 3/y there
+      if (ct == CutoffType::TanhU || ct == CutoffType::Tanh) {
+        const double y = 1.0 - r[l] / rc, tol = 1e-14 + 1e-15 / y;
+        CHECK(std::fabs(f[l] - fs) <= tol * std::fabs(fs));
+        CHECK(std::fabs(df[l] - dfs) <= tol * std::fabs(dfs));
+      }
+    }
+    CHECK(ferr <= 1e-14 * fmax);
+    CHECK(dferr <= 1e-14 * dfmax);
   }
 }

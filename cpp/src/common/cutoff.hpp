@@ -82,8 +82,8 @@ AF_INLINE void cutoff_fdf(CutoffType type, double r, double rc, double& f, doubl
 /// fc(r) and dfc/dr for W values at once, vectorisable: the switch is outside the loops, and the
 /// transcendental functions are the branch-free ones of simd_math.hpp (W becomes a compile-time
 /// constant where the hot loops inline this). Values for r >= r_c are finite but meaningless:
-/// callers mask them to 0. Same formulas as cutoff_fdf, agreeing with it to a few ulp (tanh via
-/// expm1; cos/sin(pi x) by polynomials on x in [0, 1]). kDeriv = false leaves df untouched.
+/// callers mask them to 0. Same formulas as cutoff_fdf, agreeing with it to a few ulp (tanh by
+/// simd::tanh_unit, a polynomial on [-1, 1]; cos/sin(pi x) by polynomials on x in [0, 1]). kDeriv = false leaves df untouched.
 template <bool kDeriv = true>
 AF_INLINE void cutoff_fdf_lanes(CutoffType type, int64_t W, const double* r, double rc, double* f,
                              double* df) {
@@ -107,7 +107,7 @@ AF_INLINE void cutoff_fdf_lanes(CutoffType type, int64_t W, const double* r, dou
       }
       AF_SIMD
       for (int64_t l = 0; l < W; ++l) {
-        const double t = simd::tanh_nonneg(1.0 - r[l] * inv);
+        const double t = simd::tanh_unit(1.0 - r[l] * inv);
         f[l] = pre * (t * t * t);
         if constexpr (kDeriv) df[l] = pre * (3.0 * t * t * (t * t - 1.0) * inv);
       }
