@@ -9,6 +9,7 @@
 #include "common/aligned.hpp"
 #include "descriptors/acsf/acsf.hpp"
 #include "descriptors/acsf/acsf_kernels.hpp"
+#include "descriptors/acsf/acsf_tables.hpp"
 #include "harness.hpp"
 
 using namespace atomforge;
@@ -198,5 +199,58 @@ AF_TEST(acsf, scratch_arrays_start_on_cache_lines) {
         CHECK(s.brec + rec <= d.data() + nd);  // the record ends inside the buffer
       }
     }
+  }
+}
+
+// Shared radial exponentials (Tables::group_head, radial_terms): radial groups whose etas are
+// integer multiples (2 .. 16, to 4 ulp) of a head's with the same r_s take the head's exponential
+// to that power; the values stay the closed form to 1e-14 relative. Fails if the sharing is lost
+// (the plan) or wrong (the values).
+AF_TEST(acsf, radial_groups_share_exponentials_and_keep_closed_form_values) {
+  // one element; r_s = 0: eta 0.05 (head), 0.5, 0.1, 0.3, 0.7 (10x, 2x, 6x, 14x 0.05: members;
+  // members are never heads, so 0.3 is 6x 0.05, not 3x 0.1), 1.5 (30x 0.05: too high a power, and
+  // its divisors 0.1, 0.3, 0.5 are members: its own exponential); r_s = 1: 0.4 (head), 0.8 (2x)
+  const double etas0[] = {0.05, 0.5, 0.1, 0.3, 1.5, 0.7};
+  std::vector<SymmetryFunctionSpec> specs;
+  for (double eta : etas0) {
+    SymmetryFunctionSpec f;
+    f.eta = eta;
+    f.r_c = 5.0;
+    specs.push_back(f);
+  }
+  for (double eta : {0.4, 0.8}) {
+    SymmetryFunctionSpec f;
+    f.eta = eta;
+    f.r_s = 1.0;
+    f.r_c = 5.0;
+    specs.push_back(f);
+  }
+  SymmetryFunctions sf(1, specs, CutoffType::Cosine);
+  const auto& F = sf.flat();
+  CHECK(F.group_head.size() == 8);
+  // groups in function order; heads: 0.05 (members 0.5 x10, 0.1 x2, 0.3 x6, 0.7 x14), r_s = 1: 0.4
+  // (0.8 x2); 1.5 = 30 x 0.05 is beyond 16 and no other head divides it: its own exponential
+  const int32_t head[] = {-1, 0, 0, 0, -1, 0, -1, 6};
+  const int32_t power[] = {1, 10, 2, 6, 1, 14, 1, 2};
+  for (int g = 0; g < 8; ++g) {
+    CHECK(F.group_head[g] == head[g]);
+    CHECK(F.group_power[g] == power[g]);
+  }
+  CHECK(F.group_members[0] == 4 && F.group_members[6] == 1 && F.group_members[4] == 0);
+  // two atoms 1.7 A apart: G_f = exp(-eta (r - r_s)^2) fc(r) on each
+  const double x[6] = {0.0, 0.0, 0.0, 1.0, 1.2, -0.5};
+  const double r = std::sqrt(1.0 + 1.44 + 0.25);
+  const double cell[9] = {0};
+  NeighborList nl = build_neighbor_list(x, 2, cell, {false, false, false}, sf.cutoff());
+  const int32_t species[2] = {0, 0};
+  nl.set_species(species);
+  std::vector<double> G(2 * sf.n_features());
+  sf.compute(nl.view(), G.data(), 1);
+  const double fc = 0.5 * (std::cos(kPi * r / 5.0) + 1.0);
+  for (size_t f = 0; f < specs.size(); ++f) {
+    const double sh = r - specs[f].r_s;
+    const double ref = std::exp(-specs[f].eta * sh * sh) * fc;
+    CHECK(std::fabs(G[f] - ref) <= 1e-14 * ref);
+    CHECK(G[sf.n_features() + f] == G[f]);
   }
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -200,6 +201,10 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
       F.group_eta.push_back(g.eta); F.group_rs.push_back(g.r_s); F.group_rc_slot.push_back(g.rc_slot);
     }
     F.group_begin.push_back(i32(F.group_eta.size()));
+    // where R_g, dR_g are read in the values / VJP passes: the radial functions' neighbour
+    // element, both elements of every pair that is not factorised (marked in the pair loop below)
+    std::vector<uint8_t> need(t.groups.size() * ne, 0);
+    for (const RadialT& r : t.radial) need[r.group * ne + r.neighbor] = 1;
     F.rc.insert(F.rc.end(), t.rcs.begin(), t.rcs.end());
     F.rc_begin.push_back(i32(F.rc.size()));
     for (const RadialT& r : t.radial) {
@@ -267,6 +272,11 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
         }
+        if (b >= a && fact_slot < 0) {
+          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
+          if (it != t.pairs.end())
+            for (const AngGroupT& ag : it->second.groups) need[ag.group * ne + a] = need[ag.group * ne + b] = 1;
+        }
         F.pair_eta_base.push_back(pair_base);
         F.pair_fact_slot.push_back(fact_slot);
         F.pair_group_begin.push_back(i32(F.ag_group.size()));
@@ -274,6 +284,44 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
         F.pair_rc_begin.push_back(i32(F.pair_rc.size()));
       }
     }
+    // shared radial exponentials (acsf::Tables::group_head): in ascending eta, a group whose r_s
+    // equals a head's and whose eta is k times the head's (k = 2 .. kMaxGroupPower, to 4 ulp)
+    // takes exp(-eta (r - r_s)^2) as the head's to the k-th power; the head with the largest eta
+    // (smallest k) is chosen. Heads are computed wherever a member is needed.
+    const size_t ngr = t.groups.size();
+    std::vector<int32_t> order(ngr), head(ngr, -1), power(ngr, 1);
+    for (size_t g = 0; g < ngr; ++g) order[g] = static_cast<int32_t>(g);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int32_t x, int32_t y) { return t.groups[x].eta < t.groups[y].eta; });
+    for (size_t i = 0; i < ngr; ++i) {
+      const GroupT& g = t.groups[order[i]];
+      for (size_t j = i; j-- > 0;) {
+        const int32_t h = order[j];
+        const GroupT& gh = t.groups[h];
+        if (head[h] >= 0 || gh.r_s != g.r_s || !(gh.eta > 0.0) || !(g.eta > gh.eta)) continue;
+        const double k = std::round(g.eta / gh.eta);
+        if (k >= 2.0 && k <= acsf::kMaxGroupPower &&
+            std::fabs(g.eta - k * gh.eta) <= 4.0 * std::numeric_limits<double>::epsilon() * g.eta) {
+          head[order[i]] = h;
+          power[order[i]] = static_cast<int32_t>(k);
+          break;
+        }
+      }
+    }
+    std::vector<uint8_t> calc(need);
+    std::vector<int32_t> members(ngr, 0);
+    for (size_t g = 0; g < ngr; ++g)
+      if (head[g] >= 0) {
+        ++members[head[g]];
+        for (int32_t a = 0; a < ne; ++a) calc[head[g] * ne + a] |= need[g * ne + a];
+      }
+    for (size_t g = 0; g < ngr; ++g) {
+      F.group_head.push_back(head[g]);
+      F.group_power.push_back(power[g]);
+      F.group_members.push_back(members[g]);
+    }
+    F.group_need.insert(F.group_need.end(), need.begin(), need.end());
+    F.group_calc.insert(F.group_calc.end(), calc.begin(), calc.end());
   }
   F.bind();
 }
@@ -371,7 +419,7 @@ void SymmetryFunctions::run(const NeighborView& nl, double* G, const double* w, 
       const int32_t e = nl.species[nl.centre(c)];
       int64_t np = 0;
       const int64_t n = acsf::gather(T, nl, c, s, &np, &my_overlap);
-      acsf::radial_terms(T, e, np, s);
+      acsf::radial_terms(T, e, np, s, Mode == 2);  // the Jacobian reads every group
       if constexpr (Mode == 3) {  // fused: values, the model's dE/dG, then (if wanted) the VJP
         double* g = lease[tid].grow.data();
         double* wr = lease[tid].wrow.data();
@@ -453,7 +501,7 @@ void SymmetryFunctions::run_blocks(const NeighborView& nl, double* pair_grad, in
         acsf::Workspace& ws = lease[tid * B + q];
         acsf::Scratch& s = ws.s;
         n_in[q] = acsf::gather(T, nl, cs[q], s, &n_pr[q], &my_overlap);
-        acsf::radial_terms(T, e, n_pr[q], s);
+        acsf::radial_terms(T, e, n_pr[q], s, false);
         double* g = ws.grow.data();
         std::fill(g, g + nf, 0.0);
         std::fill(ws.wrow.begin(), ws.wrow.end(), 0.0);

@@ -61,6 +61,9 @@ AF_INLINE int64_t block_len(int64_t cap, bool fixed = true) {
   return kBlock + cap <= kBlockL ? kBlockL : kBlock + cap;
 }
 
+/// Largest power k of a shared radial exponential (Tables::group_head).
+constexpr double kMaxGroupPower = 16.0;
+
 /// The descriptor's parameters as flat arrays (host or device memory). Indices marked "local"
 /// count from the start of their central element's (or pair's) range.
 struct Tables {
@@ -73,6 +76,17 @@ struct Tables {
   const double* group_eta = nullptr;
   const double* group_rs = nullptr;
   const int32_t* group_rc_slot = nullptr;  // local index into the element's r_c list
+  // shared radial exponentials (radial_terms; null, as in the CUDA launcher's tables: none shared,
+  // every group computed on every neighbour): exp(-eta_g (r - r_s)^2) of a group with head h >= 0
+  // (local) is exp(-eta_h (r - r_s)^2)^group_power[g] (same r_s, eta_g = power eta_h to 4 ulp,
+  // power 2 .. kMaxGroupPower); a head has group_members[h] > 0 such groups. group_need[g ne + a]:
+  // R_g, dR_g are read on neighbour-element block a by the values / VJP passes (radial functions,
+  // pairs that are not factorised); group_calc: the same, or-ed with the needs of a head's members.
+  const int32_t* group_head = nullptr;
+  const int32_t* group_power = nullptr;
+  const int32_t* group_members = nullptr;
+  const uint8_t* group_need = nullptr;    // (n groups x ne)
+  const uint8_t* group_calc = nullptr;    // (n groups x ne)
   // distinct r_c of central element e in [rc_begin[e], rc_begin[e+1])
   const int32_t* rc_begin = nullptr;      // (ne + 1)
   const double* rc = nullptr;
@@ -341,9 +355,67 @@ AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, 
   return n;
 }
 
-/// Stage 2. fc(r_m) once per distinct r_c of element e, then R_g(r) = exp(-eta (r - r_s)^2) fc(r)
-/// and dR_g/dr for every group; zero for r >= r_c. Vectorised over the (padded) neighbours.
-AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& s) {
+/// r x^N with the products of ipow (binary powering from r = 1), N known at compile time: the
+/// loop is unrolled, so a lane loop calling it vectorises without branches.
+template <int N>
+AF_LANE_INLINE double ipow_acc(double r, double x) {
+  if constexpr (N == 0) {
+    return r;
+  } else {
+    return ipow_acc<N / 2>((N & 1) ? r * x : r, x * x);
+  }
+}
+
+/// Calls fn(std::integral_constant<int, n>{}) for 0 <= n <= kMaxCtPower and returns true; false (fn
+/// not called) otherwise.
+constexpr int kMaxCtPower = 32;
+template <int N = 0, class Fn>
+AF_HD inline bool with_ct_power(int n, Fn&& fn) {
+  if (n == N) {
+    fn(std::integral_constant<int, N>{});
+    return true;
+  }
+  if constexpr (N < kMaxCtPower) {
+    return with_ct_power<N + 1>(n, fn);
+  } else {
+    return false;
+  }
+}
+
+/// Calls fn(begin, end) for the neighbours of the element blocks flagged in mask (ne entries;
+/// adjacent blocks merged), and the padding slots [block[ne], np) when any block is flagged (the
+/// vectorised angular path reads R there as zeros); mask == nullptr: fn(0, np).
+template <class Fn>
+AF_HD inline void for_blocks(const uint8_t* mask, int32_t ne, const Scratch& s, int64_t np, Fn&& fn) {
+  if (mask == nullptr) {
+    fn(int64_t{0}, np);
+    return;
+  }
+  bool any = false, open = false;
+  int64_t lo = 0;
+  for (int32_t a = 0; a < ne; ++a) {
+    if (mask[a]) {
+      any = true;
+      if (!open) lo = s.block[a];
+      open = true;
+    } else if (open) {
+      fn(lo, s.block[a]);
+      open = false;
+    }
+  }
+  if (open) fn(lo, np);
+  else if (any) fn(s.block[ne], np);
+}
+
+/// Stage 2: fc(r) and dfc/dr once per distinct r_c of the central element, R_g(r) = exp(-eta (r -
+/// r_s)^2) fc(r) and dR_g/dr for its groups; zero for r >= r_c. Vectorised over the (padded)
+/// neighbours. With the tables' shared exponentials (Tables::group_head), a group whose eta is k
+/// times a head's (same r_s) takes the head's exponential to the k-th power (k - 1 products or
+/// fewer instead of an exp; relative error k times the head's, at most kMaxGroupPower ulp-scale),
+/// and unless all_groups (the Jacobian pass reads every group), each group is evaluated only on
+/// the neighbour-element blocks where it is read (Tables::group_need / group_calc): on n2p2's
+/// water potential 3 exponentials per neighbour instead of 13-14 (issue 17, stop 51).
+AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& s, bool all_groups = true) {
   const CutoffType ct = static_cast<CutoffType>(t.cutoff);
   const int32_t r0 = t.rc_begin[e], nrc = t.rc_begin[e + 1] - r0;
   for (int32_t q = 0; q < nrc; ++q) {
@@ -358,20 +430,72 @@ AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& 
       df[m] = in ? df[m] : 0.0;
     }
   }
+  const int32_t ne = t.n_elements;
   const int32_t g0 = t.group_begin[e], ng = t.group_begin[e + 1] - g0;
-  for (int32_t g = 0; g < ng; ++g) {
-    const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
-    const double* f = s.fc + t.group_rc_slot[g0 + g] * np;
-    const double* df = s.dfc + t.group_rc_slot[g0 + g] * np;
-    const double* rr = s.r;
-    double* R = s.R + g * np;
-    double* dR = s.dR + g * np;
-    AF_SIMD
-    for (int64_t m = 0; m < np; ++m) {  // f = df = 0 outside r_c, so R = dR = 0 there
-      const double sh = rr[m] - r_s;
-      const double ex = simd::exp(-eta * sh * sh);
-      R[m] = ex * f[m];
-      dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+  const bool shared = t.group_head != nullptr;
+  const bool select = !all_groups && t.group_need != nullptr;
+  const double* __restrict rr = s.r;
+  // 1. heads of shared groups: the bare exponential, into R (final values in 3.)
+  if (shared) {
+    for (int32_t g = 0; g < ng; ++g) {
+      if (t.group_members[g0 + g] == 0) continue;
+      const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
+      double* __restrict R = s.R + g * np;
+      for_blocks(select ? t.group_calc + (g0 + g) * ne : nullptr, ne, s, np, [&](int64_t b0, int64_t b1) {
+        AF_SIMD
+        for (int64_t m = b0; m < b1; ++m) {
+          const double sh = rr[m] - r_s;
+          R[m] = simd::exp(-eta * sh * sh);
+        }
+      });
+    }
+  }
+  for (int32_t pass = 0; pass < 2; ++pass) {
+    for (int32_t g = 0; g < ng; ++g) {
+      const int32_t h = shared ? t.group_head[g0 + g] : -1;
+      const bool head = shared && t.group_members[g0 + g] > 0;
+      if ((pass == 0) != (h >= 0)) continue;  // 2. members (their head's R still bare), 3. the rest
+      const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
+      const double* __restrict f = s.fc + t.group_rc_slot[g0 + g] * np;
+      const double* __restrict df = s.dfc + t.group_rc_slot[g0 + g] * np;
+      double* __restrict R = s.R + g * np;
+      double* __restrict dR = s.dR + g * np;
+      const uint8_t* mask = select ? t.group_need + (g0 + g) * ne : nullptr;
+      // f = df = 0 outside r_c, so R = dR = 0 there
+      if (h >= 0) {
+        const double* __restrict Rh = s.R + h * np;
+        with_ct_power(t.group_power[g0 + g], [&](auto P) {
+          for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
+            AF_SIMD
+            for (int64_t m = b0; m < b1; ++m) {
+              const double sh = rr[m] - r_s;
+              const double ex = ipow_acc<decltype(P)::value>(1.0, Rh[m]);
+              R[m] = ex * f[m];
+              dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+            }
+          });
+        });
+      } else if (head) {
+        for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
+          AF_SIMD
+          for (int64_t m = b0; m < b1; ++m) {
+            const double sh = rr[m] - r_s;
+            const double ex = R[m];
+            R[m] = ex * f[m];
+            dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+          }
+        });
+      } else {
+        for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
+          AF_SIMD
+          for (int64_t m = b0; m < b1; ++m) {
+            const double sh = rr[m] - r_s;
+            const double ex = simd::exp(-eta * sh * sh);
+            R[m] = ex * f[m];
+            dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+          }
+        });
+      }
     }
   }
 }
@@ -423,33 +547,6 @@ AF_HD inline void array_ipow(const double* __restrict x, int n, double* __restri
       AF_SIMD
       for (int64_t l = 0; l < len; ++l) xx[l] *= xx[l];
     }
-  }
-}
-
-/// r x^N with the products of ipow (binary powering from r = 1), N known at compile time: the
-/// loop is unrolled, so a lane loop calling it vectorises without branches.
-template <int N>
-AF_LANE_INLINE double ipow_acc(double r, double x) {
-  if constexpr (N == 0) {
-    return r;
-  } else {
-    return ipow_acc<N / 2>((N & 1) ? r * x : r, x * x);
-  }
-}
-
-/// Calls fn(std::integral_constant<int, n>{}) for 0 <= n <= kMaxCtPower and returns true; false (fn
-/// not called) otherwise.
-constexpr int kMaxCtPower = 32;
-template <int N = 0, class Fn>
-AF_HD inline bool with_ct_power(int n, Fn&& fn) {
-  if (n == N) {
-    fn(std::integral_constant<int, N>{});
-    return true;
-  }
-  if constexpr (N < kMaxCtPower) {
-    return with_ct_power<N + 1>(n, fn);
-  } else {
-    return false;
   }
 }
 

@@ -15,7 +15,8 @@ struct SymmetryFunctions::Flat {
       pow_a, pow_b, pow_zeta, pair_rc, pair_eta_base;
   std::vector<int32_t> group_begin, group_rc_slot, rc_begin, radial_begin, radial_group, radial_neighbor,
       angular_begin, pair_group_begin, pair_pow_begin, pair_rc_begin, ag_group, ag_narrow, ag_rc_slot, ag_fn_begin,
-      agf_fn, agf_pow, pow_zeta_int, ag_eta_power, pair_fact_slot;
+      agf_fn, agf_pow, pow_zeta_int, ag_eta_power, pair_fact_slot, group_head, group_power, group_members;
+  std::vector<uint8_t> group_need, group_calc;
   acsf::Tables t;
 
   void bind() {  // point the view at the vectors (after construction or copy)
@@ -34,6 +35,8 @@ struct SymmetryFunctions::Flat {
     t.pow_zeta_int = pow_zeta_int.data(); t.pair_rc = pair_rc.data();
     t.pair_eta_base = pair_eta_base.data(); t.ag_eta_power = ag_eta_power.data();
     t.pair_fact_slot = pair_fact_slot.data();
+    t.group_head = group_head.data(); t.group_power = group_power.data(); t.group_members = group_members.data();
+    t.group_need = group_need.data(); t.group_calc = group_calc.data();
   }
 };
 
