@@ -140,6 +140,50 @@ def network_flops(params) -> float:
     return sum(per[k] * w.get(z[k], 1.0) for k in range(len(z))) / sum(w.get(zz, 1.0) for zz in z)
 
 
+def _factorised(pf) -> bool:
+    """A neighbour-element pair the core runs factorised (acsf::Tables::pair_fact_slot): every
+    function G4 with r_s = 0, one r_c, etas integer multiples (<= 64) of the smallest."""
+    if not all(f["type"] == "G4" and f.get("r_s", 0.0) == 0.0 for f in pf) or len({f["r_c"] for f in pf}) != 1:
+        return False
+    etas = sorted({f["eta"] for f in pf})
+    return etas[0] > 0 and all(abs(e / etas[0] - round(e / etas[0])) <= 1e-12 * e / etas[0]
+                               and round(e / etas[0]) <= 64 for e in etas)
+
+
+def _radial_costs(fns, by_pair) -> dict:
+    """Flops per neighbour of each element for the radial terms R_g, dR_g (acsf::radial_terms):
+    each group on the neighbour elements that read it (G2 sums; both elements of pairs that are
+    not factorised), an exp per head or unshared group, 2 log2(k) products for a group whose eta is
+    k = 2..16 times a head's (same r_s), 6 more per group for R and dR."""
+    groups = sorted({(f["eta"], f.get("r_s", 0.0), f["r_c"]) for f in fns})
+    need = {g: set() for g in groups}
+    for f in fns:
+        if f["type"] == "G2":
+            need[(f["eta"], f.get("r_s", 0.0), f["r_c"])].add(f["neighbors"][0])
+    for (ea, eb), pf in by_pair.items():
+        if not _factorised(pf):
+            for f in pf:
+                need[(f["eta"], f.get("r_s", 0.0), f["r_c"])] |= {ea, eb}
+    head, power = {}, {}
+    for i, g in enumerate(groups):  # ascending eta, as the core's table builder
+        for h in reversed(groups[:i]):
+            if h in head or h[1] != g[1] or not (g[0] > h[0] > 0):
+                continue
+            k = round(g[0] / h[0])
+            if 2 <= k <= 16 and abs(g[0] - k * h[0]) <= 4 * np.finfo(float).eps * g[0]:
+                head[g], power[g] = h, k
+                break
+    calc = {g: set(need[g]) for g in groups}
+    for g, h in head.items():
+        calc[h] |= need[g]
+    cost = {}
+    for g in groups:
+        for el in (calc[g] if g not in head else need[g]):
+            c = 2 * np.log2(power[g]) if g in head else OPS["exp"]
+            cost[el] = cost.get(el, 0.0) + c + (6 if el in need[g] else 0)
+    return cost
+
+
 def acsf_flops(desc, atoms) -> float:
     """Operation count of one fused ACSF pass (values + gradient) per atom."""
     sym = atoms.get_chemical_symbols()
@@ -149,20 +193,20 @@ def acsf_flops(desc, atoms) -> float:
     total = 0.0
     for a, (nb, D) in enumerate(stats):
         fns = desc.functions[sym[a]]
-        r = np.linalg.norm(D, axis=1)
-        groups = {(f["eta"], f.get("r_s", 0.0), f["r_c"]) for f in fns}
         rcs = {f["r_c"] for f in fns}
         n = len(nb)
-        total += n * (OPS["geometry_pair"] + OPS["sqrt_div"] + len(rcs) * cut + len(groups) * (OPS["exp"] + 6))
+        by_pair = {}
+        for f in fns:
+            if f["type"] != "G2":
+                by_pair.setdefault(tuple(sorted(f["neighbors"])), []).append(f)
+        radial = _radial_costs(fns, by_pair)
+        total += n * (OPS["geometry_pair"] + OPS["sqrt_div"] + len(rcs) * cut)
+        total += sum(radial.get(sym[j], 0.0) for j in nb)
         for f in fns:  # G2 sums (values) and their gradient
             if f["type"] == "G2":
                 sel = np.array([sym[j] == f["neighbors"][0] for j in nb])
                 total += sel.sum() * 3
         # angular: per neighbour-element pair, candidates (j, k) with r_jk < r_c
-        by_pair = {}
-        for f in fns:
-            if f["type"] != "G2":
-                by_pair.setdefault(tuple(sorted(f["neighbors"])), []).append(f)
         for (ea, eb), pf in by_pair.items():
             ja = np.flatnonzero([sym[j] == ea for j in nb])
             kb = np.flatnonzero([sym[j] == eb for j in nb])
