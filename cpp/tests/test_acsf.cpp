@@ -1,5 +1,6 @@
 // Symmetry functions through the Descriptor interface: closed forms, VJP against finite
 // differences, thread independence, registry, bad input.
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -252,5 +253,36 @@ AF_TEST(acsf, radial_groups_share_exponentials_and_keep_closed_form_values) {
     const double ref = std::exp(-specs[f].eta * sh * sh) * fc;
     CHECK(std::fabs(G[f] - ref) <= 1e-14 * ref);
     CHECK(G[sf.n_features() + f] == G[f]);
+  }
+}
+
+// The VJP's pair gradients come in an uninitialised buffer: finish_vjp must clear the slots of
+// listed neighbours beyond the cutoff. A list built with a longer cutoff than the descriptor's
+// (as engines pass, with a skin) must give the forces and virial of the exact list, also when the
+// heap hands back a buffer just freed full of NaN.
+AF_TEST(acsf, vjp_clears_the_slots_of_neighbours_beyond_the_cutoff) {
+  SymmetryFunctions sf = one_element_set();  // r_c = 3
+  const int n = 6;
+  std::vector<double> x = {0.0, 0.0, 0.0, 1.1, 0.2, 0.0, -0.3, 1.4, 0.3, 2.6, 1.9, -0.4, 0.4, -2.2, 1.5, 3.9, 0.1, 0.2};
+  const double cell[9] = {0};
+  std::vector<int32_t> sp(n, 0);
+  NeighborList exact = build_neighbor_list(x.data(), n, cell, {false, false, false}, sf.cutoff());
+  NeighborList skin = build_neighbor_list(x.data(), n, cell, {false, false, false}, sf.cutoff() + 2.0);
+  exact.set_species(sp.data());
+  skin.set_species(sp.data());
+  CHECK(skin.n_pairs() > exact.n_pairs());  // the skin list has pairs beyond r_c
+  std::vector<double> w(n * sf.n_features());
+  for (size_t k = 0; k < w.size(); ++k) w[k] = 0.3 + 0.1 * static_cast<double>(k % 7);
+  std::vector<double> F0(3 * n), W0(9);
+  sf.vjp(exact.view(), w.data(), F0.data(), W0.data(), nullptr, 1);
+  for (int rep = 0; rep < 3; ++rep) {
+    {
+      std::vector<double> junk(3 * skin.n_pairs(), std::nan(""));  // freed: likely the next buffer
+      CHECK(std::isnan(junk[0]));
+    }
+    std::vector<double> F(3 * n), W(9);
+    sf.vjp(skin.view(), w.data(), F.data(), W.data(), nullptr, 1 + rep % 2);
+    for (int k = 0; k < 3 * n; ++k) CHECK(std::fabs(F[k] - F0[k]) <= 1e-13 * (1.0 + std::fabs(F0[k])));
+    for (int k = 0; k < 9; ++k) CHECK(std::fabs(W[k] - W0[k]) <= 1e-13 * (1.0 + std::fabs(W0[k])));
   }
 }
