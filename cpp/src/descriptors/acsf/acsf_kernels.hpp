@@ -140,7 +140,8 @@ struct Tables {
 /// are inert neighbours (d = 0, R = dR = 0) that fill up the last chunk of a pair loop.
 struct Scratch {
   int64_t cap = 0;
-  int64_t slot_begin = 0, slot_end = 0;  // the centre's CSR slots (gather), all cleared by finish_vjp
+  int64_t n_skipped = 0;  // listed neighbours gather left out (beyond r_c, coincident): their CSR
+                          // slots are tslot[cap - 1 - k], k < n_skipped, cleared by finish_vjp
   int64_t *slot, *pos, *idx, *tslot, *tpos, *block, *count;  // (cap) / block, count: (ne + 1)
   int32_t* telem;                                             // (cap)
   double *d, *td;                                             // (3 cap)
@@ -306,15 +307,14 @@ AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, 
   const int ne = t.n_elements;
   for (int k = 0; k <= ne; ++k) s.count[k] = 0;
   int64_t n = 0;
-  s.slot_begin = nl.offsets[c];
-  s.slot_end = nl.offsets[c + 1];
+  int64_t n_skip = 0;  // kept slots fill tslot from the front, skipped ones from the back
   for (int64_t q = nl.offsets[c]; q < nl.offsets[c + 1]; ++q) {
     const int64_t j = nl.neighbors[q];
     const double dx = x[3 * j] - xi, dy = x[3 * j + 1] - yi, dz = x[3 * j + 2] - zi;
     const double r2 = dx * dx + dy * dy + dz * dz;
-    if (r2 >= rc2) continue;
-    if (r2 == 0.0) {  // coincident atoms: reported by the driver
-      *overlap = i;
+    if (r2 >= rc2 || r2 == 0.0) {
+      if (r2 == 0.0) *overlap = i;  // coincident atoms: reported by the driver
+      s.tslot[s.cap - 1 - n_skip++] = q;
       continue;
     }
     s.tslot[n] = q;
@@ -327,6 +327,7 @@ AF_HD inline int64_t gather(const Tables& t, const NeighborView& nl, int64_t c, 
     ++s.count[nl.species[j] + 1];
     ++n;
   }
+  s.n_skipped = n_skip;
   {
     double* __restrict tr = s.tr;
     AF_SIMD
@@ -1798,12 +1799,16 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
 }
 
 /// Stage 4 (VJP). dE_i/dd_m for every kept neighbour, written at its CSR slot of pair_grad
-/// (n_pairs, 3); the centre's other slots (neighbours beyond the cutoff, coincident atoms) are
-/// set to zero, so pair_grad may come uninitialised as long as every centre passes here.
+/// (n_pairs, 3); the centre's other slots (neighbours beyond the cutoff, coincident atoms:
+/// Scratch::n_skipped) are set to zero, so pair_grad may come uninitialised as long as every
+/// centre passes here (a clearing pass over all pairs cost about 1 % of an MD step, stop 51).
 AF_HD inline void finish_vjp(int64_t n, const Scratch& s, double* pair_grad) {
-  // every slot of the centre: zero for neighbours beyond the cutoff (or coincident), so the
-  // caller's pair_grad needs no clearing pass over all pairs (about 1 % of an MD step, stop 51)
-  for (int64_t q = 3 * s.slot_begin; q < 3 * s.slot_end; ++q) pair_grad[q] = 0.0;
+  for (int64_t k = 0; k < s.n_skipped; ++k) {
+    double* out = pair_grad + 3 * s.tslot[s.cap - 1 - k];
+    out[0] = 0.0;
+    out[1] = 0.0;
+    out[2] = 0.0;
+  }
   for (int64_t m = 0; m < n; ++m) {
     double* out = pair_grad + 3 * s.slot[m];
     const double sc = s.gr[m] * s.inv_r[m];
