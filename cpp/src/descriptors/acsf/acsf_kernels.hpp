@@ -886,8 +886,8 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
 /// sums (12 numbers per triplet instead of the 18 components of the six V: fewer products in
 /// both passes).
 ///
-/// Block record (cache or scratch): int [cnt, last, nruns, run j (nruns), run end (nruns),
-/// k (cntp)]; double arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes
+/// Block record (cache or scratch): int [cnt, last, nruns, k (cntp), run j (nruns), run end
+/// (nruns)] (k first: the candidate loop compacts it in place when the cache has room); double arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes
 /// (fact_rec_arrays) or E, F, cos [, S] for the fused passes (fact_rec_arrays_fused; Mode 0 and 1
 /// of a pair build the same plan, so the writer and the reader agree on the layout). The twelve
 /// geometry arrays (S_1 .. S_6, d_j, d_k) are interleaved by chunks of kW triplets: S_i of triplet c0 + l
@@ -1112,9 +1112,9 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       const int64_t* hdr = cache->i + cache->i_used;
       const int64_t cnt = hdr[0], last = hdr[1], nruns = hdr[2];
       const int64_t cntp = (cnt + kW - 1) / kW * kW;
-      const int64_t* run_j = hdr + 3;
+      const int64_t* tk = hdr + 3;
+      const int64_t* run_j = tk + cntp;
       const int64_t* run_end = run_j + nruns;
-      const int64_t* tk = run_end + nruns;
       cache->i_used += 3 + 2 * nruns + cntp;
       const double* rec = cache->d + cache->d_used;
       cache->d_used += nrec * cntp;
@@ -1146,6 +1146,14 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   int64_t cnt = 0, nruns = 0;
   // flush threshold: kBlock, or kBlockDevice for the CUDA launcher's block length (block_len)
   const int64_t fill = kL > 0 ? kBlock : s.bcap - s.cap;
+  // The block's k indices go straight to their place in the triplet cache when it has room for
+  // a whole block array (and the compaction's slack), not through scratch and a copy at flush.
+  auto place_tk = [&]() {
+    tk = s.btk;
+    if (writing && !cache->overflow && cache->i_used + 3 + 3 * L + kW <= cache->i_cap)
+      tk = cache->i + cache->i_used + 3;
+  };
+  place_tk();
 
   auto flush = [&](bool last) {
     const int64_t cntp = (cnt + kW - 1) / kW * kW;
@@ -1161,13 +1169,13 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       to_cache = false;
     }
     double* __restrict rec = s.brec;
-    if (to_cache) {
+    if (to_cache) {  // header [cnt, last, nruns], tk (cntp), run_j, run_end (nruns each)
       int64_t* hdr = cache->i + cache->i_used;
       const int64_t nr = nruns;  // a local: stores through hdr could alias the captured count
       hdr[0] = cnt; hdr[1] = last ? 1 : 0; hdr[2] = nr;
-      memcpy(hdr + 3, run_j, nr * sizeof(int64_t));
-      memcpy(hdr + 3 + nr, run_end, nr * sizeof(int64_t));
-      memcpy(hdr + 3 + 2 * nr, tk, cntp * sizeof(int64_t));
+      if (tk != hdr + 3) memcpy(hdr + 3, tk, cntp * sizeof(int64_t));
+      memcpy(hdr + 3 + cntp, run_j, nr * sizeof(int64_t));
+      memcpy(hdr + 3 + cntp + nr, run_end, nr * sizeof(int64_t));
       cache->i_used += 3 + 2 * nruns + cntp;
       rec = cache->d + cache->d_used;
       cache->d_used += nrec * cntp;
@@ -1318,6 +1326,7 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
     }
     cnt = 0;
     nruns = 0;
+    place_tk();
   };
 
   for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
