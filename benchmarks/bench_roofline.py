@@ -140,14 +140,21 @@ def network_flops(params) -> float:
     return sum(per[k] * w.get(z[k], 1.0) for k in range(len(z))) / sum(w.get(zz, 1.0) for zz in z)
 
 
+def _eta_ratios(pf):
+    """The etas of a pair's functions over the smallest, or None unless they are all integer
+    multiples (<= 64) of it: the core's shared exponentials (acsf::Tables::pair_eta_base)."""
+    etas = sorted({f["eta"] for f in pf})
+    if not etas[0] > 0:
+        return None
+    ratios = [e / etas[0] for e in etas]
+    return ratios if all(abs(m - round(m)) <= 1e-12 * m and round(m) <= 64 for m in ratios) else None
+
+
 def _factorised(pf) -> bool:
     """A neighbour-element pair the core runs factorised (acsf::Tables::pair_fact_slot): every
-    function G4 with r_s = 0, one r_c, etas integer multiples (<= 64) of the smallest."""
-    if not all(f["type"] == "G4" and f.get("r_s", 0.0) == 0.0 for f in pf) or len({f["r_c"] for f in pf}) != 1:
-        return False
-    etas = sorted({f["eta"] for f in pf})
-    return etas[0] > 0 and all(abs(e / etas[0] - round(e / etas[0])) <= 1e-12 * e / etas[0]
-                               and round(e / etas[0]) <= 64 for e in etas)
+    function G4 with r_s = 0, one r_c, shared exponentials."""
+    return (all(f["type"] == "G4" and f.get("r_s", 0.0) == 0.0 for f in pf)
+            and len({f["r_c"] for f in pf}) == 1 and _eta_ratios(pf) is not None)
 
 
 def _radial_costs(fns, by_pair) -> dict:
@@ -218,10 +225,8 @@ def acsf_flops(desc, atoms) -> float:
             cand = float(np.sum(rjk < rc_pair)) if all(f["type"] == "G4" for f in pf) else float(rjk.size)
             groups = {(f["eta"], f["r_s"]) for f in pf}
             slots = {(f.get("lambda", f.get("theta_s")), f["zeta"]) for f in pf}  # G5s: theta_s
-            etas = sorted({f["eta"] for f in pf})
-            ratios = [e / etas[0] for e in etas] if etas[0] > 0 else []
-            shared = ratios and all(abs(m - round(m)) < 1e-9 and round(m) <= 64 for m in ratios)
-            s_cost = (OPS["exp"] + sum(2 * np.log2(max(round(m), 1)) for m in ratios)) if shared \
+            ratios = _eta_ratios(pf)
+            s_cost = (OPS["exp"] + sum(2 * np.log2(max(round(m), 1)) for m in ratios)) if ratios \
                 else len(groups) * OPS["exp"]
             pow_cost = sum(np.log2(max(z, 1)) + 3 for _, z in slots)
             values = OPS["geometry_triplet"] + OPS["sqrt_div"] + cut + pow_cost + s_cost + 6 * len(groups) + 3 * len(pf)

@@ -257,6 +257,7 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
               if (!ag.narrow || t.groups[ag.group].rc_slot != fact_slot) fact_slot = -1;
           }
           for (const AngGroupT& ag : pt.groups) {
+            if (fact_slot < 0) need[ag.group * ne + a] = need[ag.group * ne + b] = 1;  // read by the pair loop
             F.ag_group.push_back(ag.group); F.ag_narrow.push_back(ag.narrow ? 1 : 0); F.ag_rc_slot.push_back(ag.rc_slot);
             F.ag_eta_power.push_back(share && ag.narrow ? static_cast<int32_t>(std::round(t.groups[ag.group].eta / base)) : 0);
             for (size_t u = 0; u < ag.fns.size(); ++u) {
@@ -272,11 +273,6 @@ SymmetryFunctions::SymmetryFunctions(int32_t n_elements, std::vector<SymmetryFun
           T.max_pair_groups = std::max(T.max_pair_groups, i32(pt.groups.size()));
           T.max_pair_pows = std::max(T.max_pair_pows, i32(pt.pows.size()));
           T.max_pair_rcs = std::max(T.max_pair_rcs, i32(pt.rcs.size()));
-        }
-        if (b >= a && fact_slot < 0) {
-          const auto it = t.pairs.find(static_cast<size_t>(a) * ne + b);
-          if (it != t.pairs.end())
-            for (const AngGroupT& ag : it->second.groups) need[ag.group * ne + a] = need[ag.group * ne + b] = 1;
         }
         F.pair_eta_base.push_back(pair_base);
         F.pair_fact_slot.push_back(fact_slot);

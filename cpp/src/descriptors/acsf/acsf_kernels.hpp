@@ -478,43 +478,30 @@ AF_HD inline void radial_terms(const Tables& t, int32_t e, int64_t np, Scratch& 
       const double eta = t.group_eta[g0 + g], r_s = t.group_rs[g0 + g];
       const double* __restrict f = s.fc + t.group_rc_slot[g0 + g] * np;
       const double* __restrict df = s.dfc + t.group_rc_slot[g0 + g] * np;
-      double* __restrict R = s.R + g * np;
+      double* R = s.R + g * np;  // a head's R holds its bare exponential on entry (read, then overwritten)
       double* __restrict dR = s.dR + g * np;
       const uint8_t* mask = select ? t.group_need + (g0 + g) * ne : nullptr;
-      // f = df = 0 outside r_c, so R = dR = 0 there
+      // R = ex fc, dR = d(ex fc)/dr with ex = ex_of(m, r - r_s); f = df = 0 outside r_c, so R = dR = 0 there
+      auto write = [&](auto ex_of) {
+        for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
+          AF_SIMD
+          for (int64_t m = b0; m < b1; ++m) {
+            const double sh = rr[m] - r_s;
+            const double ex = ex_of(m, sh);
+            R[m] = ex * f[m];
+            dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
+          }
+        });
+      };
       if (h >= 0) {
         const double* __restrict Rh = s.R + h * np;
         with_ct_power(t.group_power[g0 + g], [&](auto P) {
-          for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
-            AF_SIMD
-            for (int64_t m = b0; m < b1; ++m) {
-              const double sh = rr[m] - r_s;
-              const double ex = ipow_acc<decltype(P)::value>(1.0, Rh[m]);
-              R[m] = ex * f[m];
-              dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
-            }
-          });
+          write([&](int64_t m, double) { return ipow_acc<decltype(P)::value>(1.0, Rh[m]); });
         });
       } else if (head) {
-        for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
-          AF_SIMD
-          for (int64_t m = b0; m < b1; ++m) {
-            const double sh = rr[m] - r_s;
-            const double ex = R[m];
-            R[m] = ex * f[m];
-            dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
-          }
-        });
+        write([&](int64_t m, double) { return R[m]; });
       } else {
-        for_blocks(mask, ne, s, np, [&](int64_t b0, int64_t b1) {
-          AF_SIMD
-          for (int64_t m = b0; m < b1; ++m) {
-            const double sh = rr[m] - r_s;
-            const double ex = simd::exp(-eta * sh * sh);
-            R[m] = ex * f[m];
-            dR[m] = ex * (df[m] - 2.0 * eta * sh * f[m]);
-          }
-        });
+        write([&](int64_t, double sh) { return simd::exp(-eta * sh * sh); });
       }
     }
   }
@@ -887,9 +874,10 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
 /// both passes).
 ///
 /// Block record (cache or scratch): int [cnt, last, nruns, k (cntp), run j (nruns), run end
-/// (nruns)] (k first: the candidate loop compacts it in place when the cache has room); double arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes
-/// (fact_rec_arrays) or E, F, cos [, S] for the fused passes (fact_rec_arrays_fused; Mode 0 and 1
-/// of a pair build the same plan, so the writer and the reader agree on the layout). The twelve
+/// (nruns)] (k first: the candidate loop compacts it in place when the cache has room); double
+/// arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes (fact_rec_arrays) or E, F,
+/// cos [, S] for the fused passes (fact_rec_arrays_fused; Mode 0 and 1 of a pair build the same
+/// plan, so the writer and the reader agree on the layout). The twelve
 /// geometry arrays (S_1 .. S_6, d_j, d_k) are interleaved by chunks of kW triplets: S_i of triplet c0 + l
 /// (c0 a multiple of kW) at (c0 kFactGeom + i kW + l). Their loops then address all twelve from one
 /// pointer (with separate arrays, GCC spilled the pointers and reloaded them every iteration on AVX2).
