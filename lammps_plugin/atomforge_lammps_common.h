@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -76,28 +77,39 @@ inline atomforge::NeighborView gather_neighbors(const int *order, int n, const i
                                                 std::vector<int> &species, std::vector<long long> &centres,
                                                 std::vector<long long> &offsets,
                                                 std::vector<long long> &neighbors, double cut = -1.0) {
-  const double cut_sq = cut > 0.0 ? cut * cut * (1.0 + 1e-10) : -1.0;
+  // cut <= 0: every pair passes (an infinite bound)
+  const double cut_sq = cut > 0.0 ? cut * cut * (1.0 + 1e-10) : std::numeric_limits<double>::infinity();
   species.resize(nall);
   for (int p = 0; p < nall; ++p) species[p] = type_species[type[p]] >= 0 ? type_species[type[p]] : 0;
+  // room for the whole list, then one branch-free pass: each neighbour is written at the count
+  // and the count moves on only when it is kept (with LAMMPS's skin about a third of the pairs
+  // are beyond the cutoff, at random: a branch per pair mispredicted often enough to make this
+  // loop 3.8 % of a water force call on one core; issue 17, stop 52)
+  size_t total = 0;
+  for (int ii = 0; ii < n; ++ii) total += static_cast<size_t>(numneigh[order[ii]]);
+  if (neighbors.size() < total) neighbors.resize(total);
+  long long *out = neighbors.data();
+  const double *xb = nall ? &x[0][0] : nullptr;  // LAMMPS's x is one contiguous (nall, 3) block
+  const int *ts = type_species.data();
+  size_t cnt = 0;
   centres.clear();
-  neighbors.clear();
   offsets.assign(1, 0);
   for (int ii = 0; ii < n; ++ii) {
     const int i = order[ii];
-    if (type_species[type[i]] < 0) continue;
+    if (ts[type[i]] < 0) continue;
     centres.push_back(i);
     const int *jlist = firstneigh[i];
-    const double xi = x[i][0], yi = x[i][1], zi = x[i][2];
-    for (int jj = 0; jj < numneigh[i]; ++jj) {
+    const double xi = xb[3 * i], yi = xb[3 * i + 1], zi = xb[3 * i + 2];
+    const int nn = numneigh[i];
+    for (int jj = 0; jj < nn; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
-      if (type_species[type[j]] < 0) continue;
-      if (cut_sq > 0.0) {
-        const double dx = x[j][0] - xi, dy = x[j][1] - yi, dz = x[j][2] - zi;
-        if (dx * dx + dy * dy + dz * dz > cut_sq) continue;
-      }
-      neighbors.push_back(j);
+      const double dx = xb[3 * j] - xi, dy = xb[3 * j + 1] - yi, dz = xb[3 * j + 2] - zi;
+      // !(r2 > bound): a NaN position is passed on, for the core to report
+      const bool keep = (ts[type[j]] >= 0) & !(dx * dx + dy * dy + dz * dz > cut_sq);
+      out[cnt] = j;
+      cnt += keep ? 1 : 0;
     }
-    offsets.push_back(static_cast<long long>(neighbors.size()));
+    offsets.push_back(static_cast<long long>(cnt));
   }
   atomforge::NeighborView view;
   view.positions = nall ? &x[0][0] : nullptr;
