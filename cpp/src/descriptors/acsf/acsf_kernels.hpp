@@ -198,9 +198,13 @@ AF_INLINE int64_t rec_arrays_max(const Tables& t) { return 1 + 2 * t.max_pair_gr
 /// (npw), the six geometry scalars S and the components of d_j and d_k (see fact_pair_terms).
 constexpr int64_t kFactGeom = 12;
 AF_INLINE int64_t fact_rec_arrays(int32_t npw, bool grad) { return 2 + npw + (grad ? npw + kFactGeom : 0); }
-/// The same for the register-fused passes (fused_values / fused_vjp): E, F, cos [, S, d_j, d_k];
-/// never longer than fact_rec_arrays (npw >= 1).
-AF_INLINE int64_t fact_rec_arrays_fused(bool grad) { return 3 + (grad ? kFactGeom : 0); }
+/// The same for the register-fused passes (fused_values / fused_vjp): E, F, cos [, S_1 .. S_6
+/// (kFusedGeom, chunk-interleaved)]; never longer than fact_rec_arrays (npw >= 1). A cached fused
+/// record is preceded by the components of d_j and d_k (kFusedD arrays of the block length: the
+/// candidate loop writes them there, see fact_pair_terms).
+constexpr int64_t kFusedGeom = 6;
+constexpr int64_t kFusedD = 6;
+AF_INLINE int64_t fact_rec_arrays_fused(bool grad) { return 3 + (grad ? kFusedGeom : 0); }
 AF_INLINE int64_t fact_rec_arrays_max(const Tables& t) { return fact_rec_arrays(t.max_pair_pows, true); }
 /// Temporary per-triplet arrays of fact_pair_terms.
 constexpr int64_t kFactTemps = 23;
@@ -657,20 +661,20 @@ struct FusedPlan {
 };
 
 /// Block arrays read by fused_values (see fact_pair_terms): r_jk, fc(r_jk) and dfc (unmasked), the
-/// j and k cutoffs and 1/r, cos, d_j, d_k and E.
+/// j and k cutoffs and 1/r, cos (the record's) and E.
 struct FusedIn {
-  const double *rjk, *fjk, *dfjk, *jfc, *kfc, *jdfc, *kdfc, *jir, *kir, *cs, *jx, *jy, *jz, *kx, *ky, *kz, *E;
+  const double *rjk, *fjk, *dfjk, *jfc, *kfc, *jdfc, *kdfc, *jir, *kir, *cs, *E;
 };
 
 /// Values pass of one block: with `values`, acc_f += pref_f P_s E^m_g F into accG (two
-/// accumulators per function, even and odd chunks, as the array pass); with `grad`, F, cos and
-/// the geometry scalars S into the record (fused layout, see fact_pair_terms). P and P1 are not
+/// accumulators per function, even and odd chunks, as the array pass); with `grad`, F and the
+/// geometry scalars S_1 .. S_6 into the record (fused layout, see fact_pair_terms; cos is
+/// already there, and d_j and d_k are in their own arrays). P and P1 are not
 /// stored: fused_vjp recomputes them from cos (a few products per slot, cheaper than writing and
 /// reading two arrays per slot through L2).
 template <bool grad, bool values>
 inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc, const FusedIn& in,
-                         double* __restrict Fv, double* __restrict Cs, double* __restrict Sg,
-                         double* __restrict accG) {
+                         double* __restrict Fv, double* __restrict Sg, double* __restrict accG) {
   using simd::v8d;
   const int32_t npw = pl.npw, ngp = pl.ngp, nfu = pl.nfu;
   const double* __restrict rjk = in.rjk;
@@ -684,12 +688,6 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
   const double* __restrict kir = in.kir;
   const double* __restrict cs = in.cs;
   const double* __restrict E = in.E;
-  const double* __restrict jx = in.jx;
-  const double* __restrict jy = in.jy;
-  const double* __restrict jz = in.jz;
-  const double* __restrict kx = in.kx;
-  const double* __restrict ky = in.ky;
-  const double* __restrict kz = in.kz;
   v8d accA[FusedPlan::kFns], accB[FusedPlan::kFns];
   if constexpr (values) {
     for (int32_t u = 0; u < nfu; ++u) {
@@ -707,8 +705,7 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
     const v8d csv = simd::vload(cs + c0);
     if constexpr (grad) {
       simd::vstore(Fv + c0, F);
-      simd::vstore(Cs + c0, csv);
-      double* __restrict Sc = Sg + c0 * kFactGeom;
+      double* __restrict Sc = Sg + c0 * kFusedGeom;
       const v8d df = inr ? simd::vload(dfjk + c0) : zero;
       const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
       const v8d ij = simd::vload(jir + c0), ik = simd::vload(kir + c0);
@@ -720,12 +717,6 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
       simd::vstore(Sc + 3 * kW, fcs * ij * ij);
       simd::vstore(Sc + 4 * kW, fcs * ik * ik);
       simd::vstore(Sc + 5 * kW, F * ij * ik);
-      simd::vstore(Sc + 6 * kW, simd::vload(jx + c0));
-      simd::vstore(Sc + 7 * kW, simd::vload(jy + c0));
-      simd::vstore(Sc + 8 * kW, simd::vload(jz + c0));
-      simd::vstore(Sc + 9 * kW, simd::vload(kx + c0));
-      simd::vstore(Sc + 10 * kW, simd::vload(ky + c0));
-      simd::vstore(Sc + 11 * kW, simd::vload(kz + c0));
     }
     if constexpr (values) {
       v8d Pv[FusedPlan::kSlots];
@@ -748,20 +739,23 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
 
 /// The VJP's outputs for the chunk at c0 from its group sums X, Y, Z (see fact_pair_terms):
 /// dE/dd_j = A_j d_j + B d_k into o0..o2 and dE/dd_k = A_k d_k + B d_j into o3..o5, with A_j, A_k
-/// and B from F and the record's geometry scalars S (chunk-interleaved).
+/// and B from F and the record's geometry scalars S (chunk-interleaved); d_j and d_k from the six
+/// arrays at D, D + ds, ..., D + 5 ds (x, y, z of j, then of k).
 AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, const double* __restrict F,
-                                      const double* __restrict S, int64_t c0, double* __restrict o0,
-                                      double* __restrict o1, double* __restrict o2, double* __restrict o3,
-                                      double* __restrict o4, double* __restrict o5) {
+                                      const double* __restrict S, const double* __restrict D, int64_t ds,
+                                      int64_t c0, double* __restrict o0, double* __restrict o1,
+                                      double* __restrict o2, double* __restrict o3, double* __restrict o4,
+                                      double* __restrict o5) {
   using simd::v8d;
-  const double* __restrict Sc = S + c0 * kFactGeom;
+  const double* __restrict Sc = S + c0 * kFusedGeom;
   const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
   const v8d yf4 = 2.0 * yf2;
   const v8d aj = X * simd::vload(Sc + 0 * kW) - yf4 - Z * simd::vload(Sc + 3 * kW);
   const v8d ak = X * simd::vload(Sc + 1 * kW) - yf4 - Z * simd::vload(Sc + 4 * kW);
   const v8d bb = yf2 - X * simd::vload(Sc + 2 * kW) + Z * simd::vload(Sc + 5 * kW);
-  const v8d jx = simd::vload(Sc + 6 * kW), jy = simd::vload(Sc + 7 * kW), jz = simd::vload(Sc + 8 * kW);
-  const v8d kx = simd::vload(Sc + 9 * kW), ky = simd::vload(Sc + 10 * kW), kz = simd::vload(Sc + 11 * kW);
+  const double* __restrict Dc = D + c0;
+  const v8d jx = simd::vload(Dc), jy = simd::vload(Dc + ds), jz = simd::vload(Dc + 2 * ds);
+  const v8d kx = simd::vload(Dc + 3 * ds), ky = simd::vload(Dc + 4 * ds), kz = simd::vload(Dc + 5 * ds);
   simd::vstore(o0 + c0, aj * jx + bb * kx);
   simd::vstore(o1 + c0, aj * jy + bb * ky);
   simd::vstore(o2 + c0, aj * jz + bb * kz);
@@ -775,9 +769,9 @@ AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, con
 template <int D>
 inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
                            const double* __restrict F, const double* __restrict Cs,
-                           const double* __restrict S, double* __restrict o0, double* __restrict o1,
-                           double* __restrict o2, double* __restrict o3, double* __restrict o4,
-                           double* __restrict o5) {
+                           const double* __restrict S, const double* __restrict Dd, int64_t ds,
+                           double* __restrict o0, double* __restrict o1, double* __restrict o2,
+                           double* __restrict o3, double* __restrict o4, double* __restrict o5) {
   using simd::v8d;
   const int32_t ngp = pl.ngp;
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
@@ -799,7 +793,7 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    vjp_chunk_outputs(X, Y, Z, F, S, c0, o0, o1, o2, o3, o4, o5);
+    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, o3, o4, o5);
   }
 }
 
@@ -809,8 +803,9 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
 /// triplet.
 inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
                       const double* __restrict F, const double* __restrict Cs,
-                      const double* __restrict S, double* __restrict o0, double* __restrict o1,
-                      double* __restrict o2, double* __restrict o3, double* __restrict o4, double* __restrict o5) {
+                      const double* __restrict S, const double* __restrict Dd, int64_t ds,
+                      double* __restrict o0, double* __restrict o1, double* __restrict o2,
+                      double* __restrict o3, double* __restrict o4, double* __restrict o5) {
   using simd::v8d;
   const int32_t ngp = pl.ngp, npw = pl.npw;
   const v8d zero = {};
@@ -841,7 +836,7 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    vjp_chunk_outputs(X, Y, Z, F, S, c0, o0, o1, o2, o3, o4, o5);
+    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, o3, o4, o5);
   }
 }
 #endif
@@ -877,10 +872,13 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
 /// (nruns)] (k first: the candidate loop compacts it in place when the cache has room); double
 /// arrays of cntp: E, F, P (npw) [, P1 (npw), S] for the array passes (fact_rec_arrays) or E, F,
 /// cos [, S] for the fused passes (fact_rec_arrays_fused; Mode 0 and 1 of a pair build the same
-/// plan, so the writer and the reader agree on the layout). The twelve
+/// plan, so the writer and the reader agree on the layout). The array passes' twelve
 /// geometry arrays (S_1 .. S_6, d_j, d_k) are interleaved by chunks of kW triplets: S_i of triplet c0 + l
 /// (c0 a multiple of kW) at (c0 kFactGeom + i kW + l). Their loops then address all twelve from one
 /// pointer (with separate arrays, GCC spilled the pointers and reloaded them every iteration on AVX2).
+/// The fused passes interleave S_1 .. S_6 alike (kFusedGeom); a cached fused record is preceded by
+/// d_j and d_k as kFusedD plain arrays of L (x, y, z of j, then of k), which the candidate loop
+/// fills in place (place_d): no copies into the record.
 /// Padding triplets (cnt .. cntp) use the inert padding neighbours n .. n + kW - 1 as j and k:
 /// F = 0, every S = 0 and d_j = d_k = 0.
 /// kL: the block array length when known at compile time (kBlockL), else 0 (s.bcap).
@@ -920,7 +918,8 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
 
   // one block: geometry and record (unless read), then values or the VJP
   auto process = [&](int64_t cnt, int64_t nruns, const int64_t* __restrict run_j, const int64_t* __restrict run_end,
-                     const int64_t* __restrict tk, const double* __restrict rec, int64_t cntp) {
+                     const int64_t* __restrict tk, const double* __restrict Dd, const double* __restrict rec,
+                     int64_t cntp) {
     const double* __restrict E = rec;
     const double* __restrict F = rec + cntp;
     const double* __restrict P = rec + 2 * cntp;  // the fused layout has cos here, and no P1
@@ -971,11 +970,11 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         const double* __restrict Cs = rec + 2 * cntp;
         switch (plan.pdeg) {
 #define AF_VJP_POLY(D) \
-  case D: fused_vjp_poly<D>(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]); break;
+  case D: fused_vjp_poly<D>(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], out[3], out[4], out[5]); break;
           AF_VJP_POLY(1) AF_VJP_POLY(2) AF_VJP_POLY(3) AF_VJP_POLY(4)
           AF_VJP_POLY(5) AF_VJP_POLY(6) AF_VJP_POLY(7) AF_VJP_POLY(8)
 #undef AF_VJP_POLY
-          default: fused_vjp(plan, cntp, E, F, Cs, S, out[0], out[1], out[2], out[3], out[4], out[5]);
+          default: fused_vjp(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], out[3], out[4], out[5]);
         }
       } else
 #endif
@@ -1104,9 +1103,11 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       const int64_t* run_j = tk + cntp;
       const int64_t* run_end = run_j + nruns;
       cache->i_used += 3 + 2 * nruns + cntp;
+      const double* Dd = cache->d + cache->d_used;  // fused: d_j, d_k (kFusedD arrays of L)
+      if (fused) cache->d_used += kFusedD * L;
       const double* rec = cache->d + cache->d_used;
       cache->d_used += nrec * cntp;
-      if (cnt > 0) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
+      if (cnt > 0) process(cnt, nruns, run_j, run_end, tk, Dd, rec, cntp);
       if (last) break;
     }
     return;
@@ -1116,18 +1117,12 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
   int64_t* __restrict tk = s.btk;
   int64_t* __restrict run_j = s.bruns;
   int64_t* __restrict run_end = s.bruns + L;
-  double* __restrict jx = T(13);
-  double* __restrict jy = T(14);
-  double* __restrict jz = T(15);
-  double* __restrict jir = T(17);
-  double* __restrict jfc = T(18);
-  double* __restrict jdfc = T(19);
+  double* __restrict jir = T(5);
+  double* __restrict jfc = T(6);
+  double* __restrict jdfc = T(8);
   // k data, compacted with the candidates (no gather in flush): d_k, 1/r_k, fc, dfc. r_k^2 and
   // r_jk^2 are formed again from d_j and d_k in flush (a few products per triplet, cheaper than
   // compacting two more arrays per candidate scanned and broadcasting r_j; issue 17)
-  double* __restrict kx = T(5);
-  double* __restrict ky = T(6);
-  double* __restrict kz = T(7);
   double* __restrict kir = T(9);
   double* __restrict kfc = T(10);
   double* __restrict kdfc = T(11);
@@ -1142,6 +1137,20 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       tk = cache->i + cache->i_used + 3;
   };
   place_tk();
+  // d_j and d_k (x, y, z of j, then of k): six arrays L apart, in scratch (T(13) .. T(18)) or,
+  // for a fused record bound for the cache, at the record's start in the cache, where the fused
+  // VJP reads them (no copy into the record: six stores fewer per chunk of triplets)
+  double *__restrict jx, *__restrict jy, *__restrict jz, *__restrict kx, *__restrict ky, *__restrict kz;
+  bool d_in_cache = false;
+  auto place_d = [&]() {
+    double* base = T(13);
+    d_in_cache = fused && writing && !cache->overflow &&
+                 cache->d_used + kFusedD * L + nrec * L <= cache->d_cap;
+    if (d_in_cache) base = cache->d + cache->d_used;
+    jx = base; jy = base + L; jz = base + 2 * L;
+    kx = base + 3 * L; ky = base + 4 * L; kz = base + 5 * L;
+  };
+  place_d();
 
   auto flush = [&](bool last) {
     const int64_t cntp = (cnt + kW - 1) / kW * kW;
@@ -1152,7 +1161,9 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       kx[c] = Dx[m]; ky[c] = Dy[m]; kz[c] = Dz[m]; kir[c] = IR[m]; kfc[c] = FC[m]; kdfc[c] = DFC[m];
     }
     bool to_cache = writing && !cache->overflow;
-    if (to_cache && (cache->i_used + 3 + 2 * nruns + cntp > cache->i_cap || cache->d_used + nrec * cntp > cache->d_cap)) {
+    const int64_t dblk = fused ? kFusedD * L : 0;  // the fused record's d_j, d_k (place_d)
+    if (to_cache && ((fused && !d_in_cache) || cache->i_used + 3 + 2 * nruns + cntp > cache->i_cap ||
+                     cache->d_used + dblk + nrec * cntp > cache->d_cap)) {
       cache->overflow = true;  // the driver grows the cache for the next centres
       to_cache = false;
     }
@@ -1165,14 +1176,14 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       memcpy(hdr + 3 + cntp, run_j, nr * sizeof(int64_t));
       memcpy(hdr + 3 + cntp + nr, run_end, nr * sizeof(int64_t));
       cache->i_used += 3 + 2 * nruns + cntp;
-      rec = cache->d + cache->d_used;
-      cache->d_used += nrec * cntp;
+      rec = cache->d + cache->d_used + dblk;
+      cache->d_used += dblk + nrec * cntp;
     }
     if (cnt > 0) {
       double* __restrict E = rec;
       double* __restrict Fv = rec + cntp;
       double* __restrict P = rec + 2 * cntp;
-      double* __restrict cs = T(0);
+      double* __restrict cs = fused ? rec + 2 * cntp : T(0);  // the fused record keeps cos
       double* __restrict rjk = T(1);
       double* __restrict fjk = T(3);
       double* __restrict dfjk = T(4);
@@ -1192,16 +1203,15 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         detail::cutoff_fdf_lanes<false>(ct, cntp, rjk, rc, fjk, dfjk);
 #if defined(AF_AVX512_COMPRESS)
       if (fused) {  // Mode 0 (values, and the record when cached) or 1 (the record, then the VJP)
-        const FusedIn in{rjk, fjk, dfjk, jfc, kfc, jdfc, kdfc, jir, kir, cs, jx, jy, jz, kx, ky, kz, E};
-        double* __restrict Cs = rec + 2 * cntp;
+        const FusedIn in{rjk, fjk, dfjk, jfc, kfc, jdfc, kdfc, jir, kir, cs, E};
         double* __restrict Sg = rec + 3 * cntp;
         if (Mode == 1)
-          fused_values<true, false>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
+          fused_values<true, false>(plan, cntp, rc, in, Fv, Sg, s.accG);
         else if (grad)
-          fused_values<true, true>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
+          fused_values<true, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
         else
-          fused_values<false, true>(plan, cntp, rc, in, Fv, Cs, Sg, s.accG);
-        if (Mode == 1) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
+          fused_values<false, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
+        if (Mode == 1) process(cnt, nruns, run_j, run_end, tk, jx, rec, cntp);
       } else
 #endif
       {
@@ -1309,12 +1319,13 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
             }
           }
         }
-        if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, rec, cntp);
+        if (Mode == 0 || Mode == 2 || (Mode == 1 && !reading)) process(cnt, nruns, run_j, run_end, tk, jx, rec, cntp);
       }
     }
     cnt = 0;
     nruns = 0;
     place_tk();
+    place_d();
   };
 
   for (int64_t j = s.block[a]; j < s.block[a + 1]; ++j) {
