@@ -31,6 +31,20 @@ double rc = 6.35, rc2 = rc*rc;
 int n = 107;
 volatile double sink; int64_t g_last;
 
+// The chunk of 8 candidates k = b .. b + 7 (< kend) against j at (vx, vy, vz): their d_k (x, y, z),
+// the lanes in range (tail) and the mask of those with r_jk^2 < t, as simd::compact_within forms it.
+static inline __mmask8 chunk_within(int64_t b, int64_t kend, __m512d vx, __m512d vy, __m512d vz, __m512d t,
+                                    __m512d& x, __m512d& y, __m512d& z, __mmask8& tail) {
+  const int64_t left = kend - b;
+  tail = left >= 8 ? 0xff : (1u << left) - 1u;
+  x = _mm512_maskz_loadu_pd(tail, DX + b);
+  y = _mm512_maskz_loadu_pd(tail, DY + b);
+  z = _mm512_maskz_loadu_pd(tail, DZ + b);
+  const __m512d ex = _mm512_sub_pd(x, vx), ey = _mm512_sub_pd(y, vy), ez = _mm512_sub_pd(z, vz);
+  const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
+  return _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
+}
+
 // current scheme
 __attribute__((noinline)) int64_t cur() {
   int64_t cnt = 0, tot = 0;
@@ -45,12 +59,9 @@ __attribute__((noinline)) int64_t cur() {
     int64_t kbeg = j+1, kend = n; int64_t c = 0;
     __m512i k = _mm512_set1_epi64(kbeg);
     for (int64_t b = kbeg; b < kend; b += 8) {
-      const int64_t left = kend - b;
-      const __mmask8 tail = left >= 8 ? 0xff : (1u << left) - 1u;
-      const __m512d x = _mm512_maskz_loadu_pd(tail, DX + b), y = _mm512_maskz_loadu_pd(tail, DY + b), z = _mm512_maskz_loadu_pd(tail, DZ + b);
-      const __m512d ex = _mm512_sub_pd(x, vx), ey = _mm512_sub_pd(y, vy), ez = _mm512_sub_pd(z, vz);
-      const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
-      const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
+      __m512d x, y, z;
+      __mmask8 tail;
+      const __mmask8 m = chunk_within(b, kend, vx, vy, vz, t, x, y, z, tail);
       __m512i p = _mm512_maskz_compress_epi64(m, iota);
       __asm__("" : "+v"(p));
       int64_t o = cnt + c;
@@ -89,12 +100,9 @@ __attribute__((noinline)) int64_t buf() {
     const __m512d vir = _mm512_set1_pd(IR[j]), vfc = _mm512_set1_pd(FC[j]), vdfc = _mm512_set1_pd(DFC[j]);
     int64_t kbeg = j+1, kend = n;
     for (int64_t b = kbeg; b < kend; b += 8) {
-      const int64_t left = kend - b;
-      const __mmask8 tail = left >= 8 ? 0xff : (1u << left) - 1u;
-      const __m512d x = _mm512_maskz_loadu_pd(tail, DX + b), y = _mm512_maskz_loadu_pd(tail, DY + b), z = _mm512_maskz_loadu_pd(tail, DZ + b);
-      const __m512d ex = _mm512_sub_pd(x, vx), ey = _mm512_sub_pd(y, vy), ez = _mm512_sub_pd(z, vz);
-      const __m512d r2 = _mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(ex, ex), _mm512_mul_pd(ey, ey)), _mm512_mul_pd(ez, ez));
-      const __mmask8 m = _mm512_mask_cmp_pd_mask(tail, r2, t, _CMP_LT_OQ);
+      __m512d x, y, z;
+      __mmask8 tail;
+      const __mmask8 m = chunk_within(b, kend, vx, vy, vz, t, x, y, z, tail);
       const int kept = _mm_popcnt_u32(m);
       __m512i p = _mm512_maskz_compress_epi64(m, iota);
       const __m512i pr = _mm512_permutexvar_epi64(_mm512_sub_epi64(iota, _mm512_set1_epi64(nb)), p);
