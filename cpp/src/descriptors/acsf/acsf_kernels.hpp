@@ -593,15 +593,47 @@ struct FusedPlan {
   static constexpr int kPolyMax = 8;
   int32_t pdeg = 0;
   double qa[kGroups][kPolyMax + 1], qb[kGroups][kPolyMax];
+  // The values pass's sums as power sums in cos (the same binomial expansion, without weights):
+  // per group g the sums M_gn = sum E^m_g F cos^n for n = 0 .. gdeg[g] (the group's largest zeta),
+  // then G_f = sum_n vc[f][n] M_gn with vc[f][n] = pref_f C(zeta_f, n) lambda_f^n
+  // (fused_values_poly). vdeg = the pair's largest zeta, 0 when a slot does not allow it.
+  int32_t vdeg = 0;
+  int32_t gdeg[kGroups];
+  int32_t fgrp[kFns];
+  double vc[kFns][kPolyMax + 1];
   bool build(const Tables& t, int32_t e, int64_t p, const double* wq, const double* wc) {
     if (!build_plan(t, e, p, wq, wc)) return false;
     pdeg = 0;
-    if (wq == nullptr || wc == nullptr) return true;
+    vdeg = 0;
     int32_t deg = 0;
     for (int32_t pp = 0; pp < npw; ++pp) {
-      if (!(sa[pp] >= -1.0 && sa[pp] <= 1.0) || zn[pp] + 1 > kPolyMax) return true;  // per-slot VJP
+      if (!(sa[pp] >= -1.0 && sa[pp] <= 1.0) || zn[pp] + 1 > kPolyMax) return true;  // per slot
       deg = zn[pp] + 1 > deg ? zn[pp] + 1 : deg;
     }
+    for (int32_t q = 0; q < ngp; ++q) {
+      gdeg[q] = 0;
+      for (int32_t u = gu0[q]; u < gu1[q]; ++u) {
+        gdeg[q] = zn[fpw[u]] + 1 > gdeg[q] ? zn[fpw[u]] + 1 : gdeg[q];
+        fgrp[u] = q;
+      }
+    }
+    if (wq == nullptr) {
+      for (int32_t q = 0; q < ngp; ++q) {
+        for (int32_t u = gu0[q]; u < gu1[q]; ++u) {
+          const double lam = sa[fpw[u]];
+          const int z = zn[fpw[u]] + 1;
+          double binom = 1.0, lp = 1.0;  // C(z, n), lambda^n
+          for (int n = 0; n <= kPolyMax; ++n) {
+            vc[u][n] = n <= z ? fpref[u] * binom * lp : 0.0;
+            binom = binom * (z - n) / (n + 1);
+            lp *= lam;
+          }
+        }
+      }
+      vdeg = deg;
+      return true;
+    }
+    if (wc == nullptr) return true;
     for (int32_t q = 0; q < ngp; ++q) {
       for (int n = 0; n <= deg; ++n) qa[q][n] = 0.0;
       for (int n = 0; n < deg; ++n) qb[q][n] = 0.0;
@@ -667,7 +699,8 @@ struct FusedIn {
 };
 
 /// Values pass of one block: with `values`, acc_f += pref_f P_s E^m_g F into accG (two
-/// accumulators per function, even and odd chunks, as the array pass); with `grad`, F and the
+/// accumulators per function, even and odd chunks, as the array pass; fused_values_poly instead
+/// where the plan's power sums apply, FusedPlan::vdeg > 0); with `grad`, F and the
 /// geometry scalars S_1 .. S_6 into the record (fused layout, see fact_pair_terms; cos is
 /// already there, and d_j and d_k are in their own arrays). P and P1 are not
 /// stored: fused_vjp recomputes them from cos (a few products per slot, cheaper than writing and
@@ -737,6 +770,76 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
     for (int32_t u = 0; u < nfu; ++u) simd::vstore(accG + pl.ffn[u] * kW, accA[u] + accB[u]);
 }
 
+/// fused_values with the plan's power sums (FusedPlan::vdeg == D): per group, M_gn += E^m_g F cos^n
+/// for n = 0 .. gdeg[g] (even and odd chunks apart, as fused_values), then acc_f += sum_n vc[f][n]
+/// M_gn: the functions of a group share their sums, so a chunk costs one product per power and
+/// group instead of the slot powers and two products per function. Equal to fused_values to
+/// rounding (the binomial expansion of (1 + lambda cos)^zeta, |lambda| <= 1; see FusedPlan).
+template <bool grad, int D>
+inline void fused_values_poly(const FusedPlan& __restrict pl, int64_t cntp, double rc, const FusedIn& in,
+                              double* __restrict Fv, double* __restrict Sg, double* __restrict accG) {
+  using simd::v8d;
+  const int32_t ngp = pl.ngp, nfu = pl.nfu;
+  const double* __restrict rjk = in.rjk;
+  const double* __restrict fjk = in.fjk;
+  const double* __restrict dfjk = in.dfjk;
+  const double* __restrict jfc = in.jfc;
+  const double* __restrict kfc = in.kfc;
+  const double* __restrict jdfc = in.jdfc;
+  const double* __restrict kdfc = in.kdfc;
+  const double* __restrict jir = in.jir;
+  const double* __restrict kir = in.kir;
+  const double* __restrict cs = in.cs;
+  const double* __restrict E = in.E;
+  v8d MA[FusedPlan::kGroups][D + 1], MB[FusedPlan::kGroups][D + 1];
+  for (int32_t q = 0; q < ngp; ++q)
+    for (int n = 0; n <= D; ++n) { MA[q][n] = v8d{}; MB[q][n] = v8d{}; }
+  const v8d zero = {};
+  for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
+    const v8d rj = simd::vload(rjk + c0);
+    const auto inr = rj < rc;
+    const v8d f = inr ? simd::vload(fjk + c0) : zero;
+    const v8d jf = simd::vload(jfc + c0), kf = simd::vload(kfc + c0);
+    const v8d F = jf * kf * f;
+    const v8d csv = simd::vload(cs + c0);
+    if constexpr (grad) {
+      simd::vstore(Fv + c0, F);
+      double* __restrict Sc = Sg + c0 * kFusedGeom;
+      const v8d df = inr ? simd::vload(dfjk + c0) : zero;
+      const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
+      const v8d ij = simd::vload(jir + c0), ik = simd::vload(kir + c0);
+      const v8d s3 = jf * kf * df * irjk;
+      simd::vstore(Sc + 0 * kW, simd::vload(jdfc + c0) * kf * f * ij + s3);
+      simd::vstore(Sc + 1 * kW, jf * simd::vload(kdfc + c0) * f * ik + s3);
+      simd::vstore(Sc + 2 * kW, s3);
+      const v8d fcs = F * csv;
+      simd::vstore(Sc + 3 * kW, fcs * ij * ij);
+      simd::vstore(Sc + 4 * kW, fcs * ik * ik);
+      simd::vstore(Sc + 5 * kW, F * ij * ik);
+    }
+    v8d cp[D + 1];
+    cp[0] = v8d{} + 1.0;
+#pragma GCC unroll 8
+    for (int n = 1; n <= D; ++n) cp[n] = cp[n - 1] * csv;
+    const v8d Ec = simd::vload(E + c0);
+    auto* __restrict M = (c0 / kW) & 1 ? MB : MA;
+    for (int32_t q = 0; q < ngp; ++q) {
+      const v8d base = simd::vipow(Ec, pl.gn[q]) * F;
+      const int32_t gd = pl.gdeg[q];
+      M[q][0] += base;
+#pragma GCC unroll 8
+      for (int n = 1; n <= D; ++n)
+        if (n <= gd) M[q][n] += base * cp[n];
+    }
+  }
+  for (int32_t u = 0; u < nfu; ++u) {
+    const int32_t q = pl.fgrp[u];
+    v8d a = simd::vload(accG + pl.ffn[u] * kW);
+    for (int n = 0; n <= D; ++n) a += pl.vc[u][n] * (MA[q][n] + MB[q][n]);
+    simd::vstore(accG + pl.ffn[u] * kW, a);
+  }
+}
+
 /// The VJP's outputs for the chunk at c0 from its group sums X, Y, Z (see fact_pair_terms):
 /// dE/dd_j = A_j d_j + B d_k into o0..o2 and dE/dd_k = A_k d_k + B d_j into o3..o5, with A_j, A_k
 /// and B from F and the record's geometry scalars S (chunk-interleaved); d_j and d_k from the six
@@ -764,8 +867,9 @@ AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, con
   simd::vstore(o5 + c0, ak * kz + bb * jz);
 }
 
-/// fused_vjp with the plan's polynomial Q_g and Qc_g (FusedPlan::pdeg == D; Horner's rule,
-/// unrolled for the compile-time degree). Equal to fused_vjp to rounding.
+/// fused_vjp with the plan's polynomial Q_g and Qc_g (FusedPlan::pdeg == D): the powers of cos
+/// once per chunk, then per group sum_n a_n cos^n to the group's own degree (FusedPlan::gdeg;
+/// groups of zeta 1 take one product, not D). Equal to fused_vjp to rounding.
 template <int D>
 inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
                            const double* __restrict F, const double* __restrict Cs,
@@ -777,17 +881,24 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
     const v8d Ec = simd::vload(E + c0);
     const v8d csv = simd::vload(Cs + c0);
+    v8d cp[D + 1];  // cos^n, shared by the groups
+    cp[1] = csv;
+#pragma GCC unroll 8
+    for (int n = 2; n <= D; ++n) cp[n] = cp[n - 1] * csv;
     v8d X = {}, Y = {}, Z = {};
     for (int32_t q = 0; q < ngp; ++q) {
       const v8d e = simd::vipow(Ec, pl.gn[q]);
       const double* __restrict a = pl.qa[q];
       const double* __restrict b = pl.qb[q];
-      v8d Qv = a[D] * csv + a[D - 1];
+      const int32_t gd = pl.gdeg[q];  // the group's degree: its higher coefficients are 0
+      v8d Qv = v8d{} + a[0];
 #pragma GCC unroll 8
-      for (int n = D - 2; n >= 0; --n) Qv = Qv * csv + a[n];
-      v8d Qcv = v8d{} + b[D - 1];
+      for (int n = 1; n <= D; ++n)
+        if (n <= gd) Qv += a[n] * cp[n];
+      v8d Qcv = v8d{} + b[0];
 #pragma GCC unroll 8
-      for (int n = D - 2; n >= 0; --n) Qcv = Qcv * csv + b[n];
+      for (int n = 1; n < D; ++n)
+        if (n < gd) Qcv += b[n] * cp[n];
       const v8d qe = Qv * e;
       X += qe;
       Y += pl.geta[q] * qe;
@@ -1207,10 +1318,21 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         double* __restrict Sg = rec + 3 * cntp;
         if (Mode == 1)
           fused_values<true, false>(plan, cntp, rc, in, Fv, Sg, s.accG);
-        else if (grad)
-          fused_values<true, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
-        else
-          fused_values<false, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
+        else {
+          switch (plan.vdeg) {
+#define AF_VAL_POLY(D)                                                              \
+  case D:                                                                           \
+    if (grad) fused_values_poly<true, D>(plan, cntp, rc, in, Fv, Sg, s.accG);       \
+    else fused_values_poly<false, D>(plan, cntp, rc, in, Fv, Sg, s.accG);           \
+    break;
+            AF_VAL_POLY(1) AF_VAL_POLY(2) AF_VAL_POLY(3) AF_VAL_POLY(4)
+            AF_VAL_POLY(5) AF_VAL_POLY(6) AF_VAL_POLY(7) AF_VAL_POLY(8)
+#undef AF_VAL_POLY
+            default:
+              if (grad) fused_values<true, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
+              else fused_values<false, true>(plan, cntp, rc, in, Fv, Sg, s.accG);
+          }
+        }
         if (Mode == 1) process(cnt, nruns, run_j, run_end, tk, jx, rec, cntp);
       } else
 #endif
