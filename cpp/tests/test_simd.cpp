@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/aligned.hpp"
 #include "common/cutoff.hpp"
 #include "common/simd_math.hpp"
 #include "harness.hpp"
@@ -140,3 +141,33 @@ AF_TEST(simd, cutoff_lanes_match_the_scalar_cutoffs) {
     CHECK(dferr <= 1e-14 * dfmax);
   }
 }
+
+#if defined(AF_AVX512_COMPRESS)
+// add_xyz_aos (the fused ACSF VJP's k side): eight (x, y, z) triples added into 32-byte records
+// at their indices must equal eight scalar updates in lane order, bit for bit, also when indices
+// repeat within the eight (a chunk of triplets that spans two runs of j can hold one k twice).
+AF_TEST(simd, add_xyz_aos_equals_scalar_updates_in_lane_order) {
+  int64_t seed = 3;
+  const int64_t n = 12;
+  for (int trial = 0; trial < 4; ++trial) {
+    alignas(64) double x[8], y[8], z[8];
+    int64_t idx[8];
+    for (int l = 0; l < 8; ++l) {
+      x[l] = pseudo(seed) * 1e3;
+      y[l] = pseudo(seed) * 1e-3;
+      z[l] = pseudo(seed);
+      idx[l] = trial == 0 ? l : (trial == 1 ? 7 - l : (trial == 2 ? l % 3 : 5));  // distinct, reversed, repeats, all one
+    }
+    std::vector<double, CacheAlignedAllocator<double>> g(4 * n), ref(4 * n);
+    for (int64_t k = 0; k < 4 * n; ++k) g[k] = ref[k] = pseudo(seed);
+    for (int l = 0; l < 8; ++l) {
+      ref[4 * idx[l]] += x[l];
+      ref[4 * idx[l] + 1] += y[l];
+      ref[4 * idx[l] + 2] += z[l];
+    }
+    simd::add_xyz_aos(simd::vload(x), simd::vload(y), simd::vload(z), idx, g.data());
+    for (int64_t m = 0; m < n; ++m)
+      for (int c = 0; c < 3; ++c) CHECK(g[4 * m + c] == ref[4 * m + c]);
+  }
+}
+#endif

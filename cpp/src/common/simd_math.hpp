@@ -248,6 +248,30 @@ AF_LANE_INLINE void range_sums3(const double* a, const double* b, const double* 
   sb = hsum(vb);
   sc = hsum(vc);
 }
+/// g4[4 idx[l] + (0, 1, 2)] += (x[l], y[l], z[l]) for l = 0 .. 7, in that order (repeated indices
+/// add up as eight scalar updates would): the three vectors transposed in registers into
+/// (x, y, z, z) records of 256 bits, then one 256-bit load, add and store per lane. g4 holds four
+/// doubles per index, 32-byte aligned; the fourth is scratch (it receives z again).
+AF_LANE_INLINE void add_xyz_aos(v8d x, v8d y, v8d z, const int64_t* __restrict idx, double* __restrict g4) {
+  const __m512d X = reinterpret_cast<const __m512d&>(x), Y = reinterpret_cast<const __m512d&>(y),
+                Z = reinterpret_cast<const __m512d&>(z);
+  const __m512d xy0 = _mm512_unpacklo_pd(X, Y);  // x0 y0 x2 y2 x4 y4 x6 y6
+  const __m512d xy1 = _mm512_unpackhi_pd(X, Y);  // x1 y1 x3 y3 ...
+  const __m512d zz0 = _mm512_unpacklo_pd(Z, Z);  // z0 z0 z2 z2 ...
+  const __m512d zz1 = _mm512_unpackhi_pd(Z, Z);
+  const __m512i lo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);    // records 0 and 2 (1 and 3)
+  const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);  // records 4 and 6 (5 and 7)
+  const __m512d r02 = _mm512_permutex2var_pd(xy0, lo, zz0), r13 = _mm512_permutex2var_pd(xy1, lo, zz1);
+  const __m512d r46 = _mm512_permutex2var_pd(xy0, hi, zz0), r57 = _mm512_permutex2var_pd(xy1, hi, zz1);
+  const __m256d rec[8] = {_mm512_castpd512_pd256(r02), _mm512_castpd512_pd256(r13),
+                          _mm512_extractf64x4_pd(r02, 1), _mm512_extractf64x4_pd(r13, 1),
+                          _mm512_castpd512_pd256(r46), _mm512_castpd512_pd256(r57),
+                          _mm512_extractf64x4_pd(r46, 1), _mm512_extractf64x4_pd(r57, 1)};
+  for (int l = 0; l < 8; ++l) {
+    double* __restrict g = g4 + 4 * idx[l];
+    _mm256_store_pd(g, _mm256_add_pd(_mm256_load_pd(g), rec[l]));
+  }
+}
 #endif
 
 /// Stream compaction: writes the indices k in [begin, end) with v[k] < thr, in increasing order,

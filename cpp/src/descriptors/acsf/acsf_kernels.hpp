@@ -150,6 +150,7 @@ struct Scratch {
   double *fc, *dfc;                                           // (max_rcs, cap)
   double *R, *dR;                                             // (max_groups, cap)
   double *gr, *gx, *gy, *gz;                                  // (cap) VJP accumulators
+  double* gk;  // (4 cap) the fused VJP's k-side accumulators, (x, y, z, scratch) per neighbour
   double *accG;                                               // (max_angular, kW)
   double *wq, *wc;                                            // (max_angular)
   double *rj, *drj;                                           // (max_pair_groups)
@@ -218,7 +219,7 @@ AF_INLINE void scratch_sizes(const Tables& t, int64_t cap, int64_t* n_double, in
   *n_int32 = cap;
   *n_double = 6 * cap + 9 * cap + 2 * t.max_rcs * cap + 2 * t.max_groups * cap + 4 * cap +
               t.max_angular * kW + 2 * t.max_angular + 2 * t.max_pair_groups + 2 * prc * cap + 3 * cap +
-              rec_arrays_max(t) * cap + (kFactTemps + fact_rec_arrays_max(t)) * block_len(cap, fixed_block) +
+              rec_arrays_max(t) * cap + 4 * cap + (kFactTemps + fact_rec_arrays_max(t)) * block_len(cap, fixed_block) +
               kW;  // slack to start the block arrays on a 64-byte boundary (carve)
   *n_int64 += 3 * block_len(cap, fixed_block);
 }
@@ -250,6 +251,7 @@ AF_INLINE void carve(const Tables& t, int64_t cap, double* dbuf, int64_t* ibuf, 
   s.pfc = dbuf; dbuf += prc * cap;
   s.pdfc = dbuf; dbuf += prc * cap;
   s.cand = dbuf; dbuf += rec_arrays_max(t) * cap;
+  s.gk = dbuf; dbuf += 4 * cap;
   // the short arrays last: every array above (cap, a multiple of kW, per row) then starts on a
   // 64-byte boundary when dbuf does (the host workspace's buffer is 64-byte aligned)
   s.wq = dbuf; dbuf += t.max_angular;
@@ -847,8 +849,8 @@ inline void fused_values_poly(const FusedPlan& __restrict pl, int64_t cntp, doub
 AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, const double* __restrict F,
                                       const double* __restrict S, const double* __restrict D, int64_t ds,
                                       int64_t c0, double* __restrict o0, double* __restrict o1,
-                                      double* __restrict o2, double* __restrict o3, double* __restrict o4,
-                                      double* __restrict o5) {
+                                      double* __restrict o2, const int64_t* __restrict tk,
+                                      double* __restrict gk) {
   using simd::v8d;
   const double* __restrict Sc = S + c0 * kFusedGeom;
   const v8d yf2 = 2.0 * Y * simd::vload(F + c0);
@@ -862,9 +864,8 @@ AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, con
   simd::vstore(o0 + c0, aj * jx + bb * kx);
   simd::vstore(o1 + c0, aj * jy + bb * ky);
   simd::vstore(o2 + c0, aj * jz + bb * kz);
-  simd::vstore(o3 + c0, ak * kx + bb * jx);
-  simd::vstore(o4 + c0, ak * ky + bb * jy);
-  simd::vstore(o5 + c0, ak * kz + bb * jz);
+  // the k side straight into the per-neighbour records (padding triplets add to the padding slots)
+  simd::add_xyz_aos(ak * kx + bb * jx, ak * ky + bb * jy, ak * kz + bb * jz, tk + c0, gk);
 }
 
 /// fused_vjp with the plan's polynomial Q_g and Qc_g (FusedPlan::pdeg == D): the powers of cos
@@ -875,7 +876,7 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
                            const double* __restrict F, const double* __restrict Cs,
                            const double* __restrict S, const double* __restrict Dd, int64_t ds,
                            double* __restrict o0, double* __restrict o1, double* __restrict o2,
-                           double* __restrict o3, double* __restrict o4, double* __restrict o5) {
+                           const int64_t* __restrict tk, double* __restrict gk) {
   using simd::v8d;
   const int32_t ngp = pl.ngp;
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
@@ -904,7 +905,7 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, o3, o4, o5);
+    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, tk, gk);
   }
 }
 
@@ -916,7 +917,7 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
                       const double* __restrict F, const double* __restrict Cs,
                       const double* __restrict S, const double* __restrict Dd, int64_t ds,
                       double* __restrict o0, double* __restrict o1, double* __restrict o2,
-                      double* __restrict o3, double* __restrict o4, double* __restrict o5) {
+                      const int64_t* __restrict tk, double* __restrict gk) {
   using simd::v8d;
   const int32_t ngp = pl.ngp, npw = pl.npw;
   const v8d zero = {};
@@ -947,7 +948,7 @@ inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double
       Y += pl.geta[q] * qe;
       Z += Qcv * e;
     }
-    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, o3, o4, o5);
+    vjp_chunk_outputs(X, Y, Z, F, S, Dd, ds, c0, o0, o1, o2, tk, gk);
   }
 }
 #endif
@@ -1081,11 +1082,11 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
         const double* __restrict Cs = rec + 2 * cntp;
         switch (plan.pdeg) {
 #define AF_VJP_POLY(D) \
-  case D: fused_vjp_poly<D>(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], out[3], out[4], out[5]); break;
+  case D: fused_vjp_poly<D>(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], tk, s.gk); break;
           AF_VJP_POLY(1) AF_VJP_POLY(2) AF_VJP_POLY(3) AF_VJP_POLY(4)
           AF_VJP_POLY(5) AF_VJP_POLY(6) AF_VJP_POLY(7) AF_VJP_POLY(8)
 #undef AF_VJP_POLY
-          default: fused_vjp(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], out[3], out[4], out[5]);
+          default: fused_vjp(plan, cntp, E, F, Cs, S, Dd, L, out[0], out[1], out[2], tk, s.gk);
         }
       } else
 #endif
@@ -1198,10 +1199,13 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
           gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
         }
       }
-      for (int64_t c2 = 0; c2 < cnt; ++c2) {  // k side
-        const int64_t m = tk[c2];
-        gx[m] += out[3][c2]; gy[m] += out[4][c2]; gz[m] += out[5][c2];
-      }
+#if defined(AF_AVX512_COMPRESS)
+      if (!(Mode == 1 && fused))  // (the fused VJP added the k side into s.gk, chunk by chunk)
+#endif
+        for (int64_t c2 = 0; c2 < cnt; ++c2) {  // k side
+          const int64_t m = tk[c2];
+          gx[m] += out[3][c2]; gy[m] += out[4][c2]; gz[m] += out[5][c2];
+        }
     }
   };
 
@@ -1502,6 +1506,7 @@ AF_HD inline void centre_terms(const Tables& t, int32_t e, int64_t n, int64_t np
     for (int64_t k = 0; k < nang * kW; ++k) s.accG[k] = 0.0;
   if (Mode == 1) {
     for (int64_t m = 0; m < np; ++m) { s.gr[m] = 0.0; s.gx[m] = 0.0; s.gy[m] = 0.0; s.gz[m] = 0.0; }
+    for (int64_t m = 0; m < 4 * np; ++m) s.gk[m] = 0.0;
     for (int32_t f = 0; f < nang; ++f) {
       s.wq[f] = w[t.angular_feature[a0 + f]] * t.angular_pref[a0 + f];
       s.wc[f] = s.wq[f] * t.angular_zeta[a0 + f];  // du/dcos is in P1
@@ -1942,9 +1947,10 @@ AF_HD inline void finish_vjp(int64_t n, const Scratch& s, double* pair_grad) {
   for (int64_t m = 0; m < n; ++m) {
     double* out = pair_grad + 3 * s.slot[m];
     const double sc = s.gr[m] * s.inv_r[m];
-    out[0] = sc * s.d[3 * m] + s.gx[m];
-    out[1] = sc * s.d[3 * m + 1] + s.gy[m];
-    out[2] = sc * s.d[3 * m + 2] + s.gz[m];
+    const double* gk = s.gk + 4 * m;
+    out[0] = sc * s.d[3 * m] + (s.gx[m] + gk[0]);
+    out[1] = sc * s.d[3 * m + 1] + (s.gy[m] + gk[1]);
+    out[2] = sc * s.d[3 * m + 2] + (s.gz[m] + gk[2]);
   }
 }
 
