@@ -171,3 +171,31 @@ AF_TEST(simd, add_xyz_aos_equals_scalar_updates_in_lane_order) {
   }
 }
 #endif
+
+#if defined(AF_AVX512_COMPRESS)
+// range_sums3_add4 (the fused ACSF VJP's j side): the three sums over [begin, end), ranges on and
+// off the 8-lane grid, added into a 32-byte record, equal to long double sums to rounding (the
+// lane grouping differs from a serial sum), and the record's other entries untouched.
+AF_TEST(simd, range_sums3_add4_adds_the_three_range_sums) {
+  int64_t seed = 11;
+  const int64_t n = 40;
+  std::vector<double> a(n + 8), b(n + 8), c(n + 8);
+  for (int64_t k = 0; k < n + 8; ++k) { a[k] = pseudo(seed); b[k] = 1e3 * pseudo(seed); c[k] = 1e-3 * pseudo(seed); }
+  for (int64_t begin : {0, 3, 8}) {
+    for (int64_t end : {begin, begin + 1, begin + 7, begin + 8, begin + 9, begin + 23, n}) {
+      alignas(32) double g4[8] = {1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0};
+      simd::range_sums3_add4(a.data(), b.data(), c.data(), begin, end, g4 + 4);
+      long double sa = 5.0L, sb = 6.0L, sc = 7.0L, ma = 5.0L, mb = 6.0L, mc = 7.0L;  // sums, sums of |x|
+      for (int64_t k = begin; k < end; ++k) {
+        sa += a[k]; sb += b[k]; sc += c[k];
+        ma += std::fabs(a[k]); mb += std::fabs(b[k]); mc += std::fabs(c[k]);
+      }
+      // rounding of a sum of at most 41 terms: below 41 ulp of the sum of magnitudes
+      CHECK(std::fabs(g4[4] - static_cast<double>(sa)) <= 41 * 1.2e-16 * static_cast<double>(ma));
+      CHECK(std::fabs(g4[5] - static_cast<double>(sb)) <= 41 * 1.2e-16 * static_cast<double>(mb));
+      CHECK(std::fabs(g4[6] - static_cast<double>(sc)) <= 41 * 1.2e-16 * static_cast<double>(mc));
+      CHECK(g4[0] == 1.0 && g4[1] == 2.0 && g4[2] == 3.0 && g4[3] == 4.0);
+    }
+  }
+}
+#endif

@@ -1181,12 +1181,10 @@ AF_HD inline void fact_pair_terms(const Tables& t, int32_t e, int a, int b, int6
       double* __restrict gy = s.gy;
       double* __restrict gz = s.gz;
 #if defined(AF_AVX512_COMPRESS)
-      if (Mode == 1 && fused) {  // j side: one sum per run of equal j, eight lanes at a time
-        int64_t c = 0;
+      if (Mode == 1 && fused) {  // j side: one sum per run of equal j, eight lanes at a time,
+        int64_t c = 0;           // into the neighbour's (x, y, z, scratch) record as the k side
         for (int64_t r = 0; r < nruns; ++r) {
-          double sx, sy, sz;
-          simd::range_sums3(out[0], out[1], out[2], c, run_end[r], sx, sy, sz);
-          gx[run_j[r]] += sx; gy[run_j[r]] += sy; gz[run_j[r]] += sz;
+          simd::range_sums3_add4(out[0], out[1], out[2], c, run_end[r], s.gk + 4 * run_j[r]);
           c = run_end[r];
         }
       } else
