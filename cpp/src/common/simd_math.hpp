@@ -219,6 +219,16 @@ AF_LANE_INLINE v8d vipow(v8d x, int n) {
   }
   return r;
 }
+/// The low and high 256 bits of v. (GCC 12's _mm512_castpd512_pd256 and _mm512_extractf64x4_pd,
+/// like its unpack intrinsics, draw a false -Wmaybe-uninitialized from an undefined pass-through
+/// operand: the low half by a copy, which GCC keeps in the register, the high by the zero-masked
+/// extract.)
+AF_LANE_INLINE __m256d lo256(__m512d v) {
+  __m256d r;
+  std::memcpy(&r, &v, sizeof r);
+  return r;
+}
+AF_LANE_INLINE __m256d hi256(__m512d v) { return _mm512_maskz_extractf64x4_pd(0xf, v, 1); }
 /// g4[0..2] += the sums of a[begin..end), b[begin..end) and c[begin..end) (g4[3] receives the
 /// third sum again: scratch), g4 32-byte aligned. For the short runs of the ACSF VJP's j side:
 /// eight lanes at a time (a masked load for the rest; three scalar chains were bound by the add
@@ -242,9 +252,9 @@ AF_LANE_INLINE void range_sums3_add4(const double* a, const double* b, const dou
     vc = _mm512_add_pd(vc, _mm512_maskz_loadu_pd(m, c + i));
   }
   // 8 -> 4 lanes: l + (l + 4)
-  const __m256d a4 = _mm256_add_pd(_mm512_castpd512_pd256(va), _mm512_extractf64x4_pd(va, 1));
-  const __m256d b4 = _mm256_add_pd(_mm512_castpd512_pd256(vb), _mm512_extractf64x4_pd(vb, 1));
-  const __m256d c4 = _mm256_add_pd(_mm512_castpd512_pd256(vc), _mm512_extractf64x4_pd(vc, 1));
+  const __m256d a4 = _mm256_add_pd(lo256(va), hi256(va));
+  const __m256d b4 = _mm256_add_pd(lo256(vb), hi256(vb));
+  const __m256d c4 = _mm256_add_pd(lo256(vc), hi256(vc));
   // pairs: (a0 + a1, b0 + b1, a2 + a3, b2 + b3) and (c0 + c1, c0 + c1, c2 + c3, c2 + c3)
   const __m256d ab = _mm256_add_pd(_mm256_unpacklo_pd(a4, b4), _mm256_unpackhi_pd(a4, b4));
   const __m256d cc = _mm256_add_pd(_mm256_unpacklo_pd(c4, c4), _mm256_unpackhi_pd(c4, c4));
@@ -257,20 +267,20 @@ AF_LANE_INLINE void range_sums3_add4(const double* a, const double* b, const dou
 /// (x, y, z, z) records of 256 bits, then one 256-bit load, add and store per lane. g4 holds four
 /// doubles per index, 32-byte aligned; the fourth is scratch (it receives z again).
 AF_LANE_INLINE void add_xyz_aos(v8d x, v8d y, v8d z, const int64_t* __restrict idx, double* __restrict g4) {
+  // two-source permutes only (GCC 12's unpack intrinsics: see lo256)
   const __m512d X = reinterpret_cast<const __m512d&>(x), Y = reinterpret_cast<const __m512d&>(y),
                 Z = reinterpret_cast<const __m512d&>(z);
-  const __m512d xy0 = _mm512_unpacklo_pd(X, Y);  // x0 y0 x2 y2 x4 y4 x6 y6
-  const __m512d xy1 = _mm512_unpackhi_pd(X, Y);  // x1 y1 x3 y3 ...
-  const __m512d zz0 = _mm512_unpacklo_pd(Z, Z);  // z0 z0 z2 z2 ...
-  const __m512d zz1 = _mm512_unpackhi_pd(Z, Z);
-  const __m512i lo = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);    // records 0 and 2 (1 and 3)
-  const __m512i hi = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);  // records 4 and 6 (5 and 7)
-  const __m512d r02 = _mm512_permutex2var_pd(xy0, lo, zz0), r13 = _mm512_permutex2var_pd(xy1, lo, zz1);
-  const __m512d r46 = _mm512_permutex2var_pd(xy0, hi, zz0), r57 = _mm512_permutex2var_pd(xy1, hi, zz1);
-  const __m256d rec[8] = {_mm512_castpd512_pd256(r02), _mm512_castpd512_pd256(r13),
-                          _mm512_extractf64x4_pd(r02, 1), _mm512_extractf64x4_pd(r13, 1),
-                          _mm512_castpd512_pd256(r46), _mm512_castpd512_pd256(r57),
-                          _mm512_extractf64x4_pd(r46, 1), _mm512_extractf64x4_pd(r57, 1)};
+  const __m512d xy0 = _mm512_permutex2var_pd(X, _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0), Y);  // x0 y0 x2 y2 ..
+  const __m512d xy1 = _mm512_permutex2var_pd(X, _mm512_set_epi64(15, 7, 13, 5, 11, 3, 9, 1), Y);  // x1 y1 x3 y3 ..
+  // records (x, y, z, z): 0 and 2, 1 and 3, 4 and 6, 5 and 7
+  const __m512d r02 = _mm512_permutex2var_pd(xy0, _mm512_set_epi64(10, 10, 3, 2, 8, 8, 1, 0), Z);
+  const __m512d r13 = _mm512_permutex2var_pd(xy1, _mm512_set_epi64(11, 11, 3, 2, 9, 9, 1, 0), Z);
+  const __m512d r46 = _mm512_permutex2var_pd(xy0, _mm512_set_epi64(14, 14, 7, 6, 12, 12, 5, 4), Z);
+  const __m512d r57 = _mm512_permutex2var_pd(xy1, _mm512_set_epi64(15, 15, 7, 6, 13, 13, 5, 4), Z);
+  const __m256d rec[8] = {lo256(r02), lo256(r13),
+                          hi256(r02), hi256(r13),
+                          lo256(r46), lo256(r57),
+                          hi256(r46), hi256(r57)};
   for (int l = 0; l < 8; ++l) {
     double* __restrict g = g4 + 4 * idx[l];
     _mm256_store_pd(g, _mm256_add_pd(_mm256_load_pd(g), rec[l]));

@@ -590,8 +590,9 @@ struct FusedPlan {
   //   Qc_g = sum_f w_f pref_f zeta_f lambda_f (1 + lambda_f cos)^(zeta_f - 1) = sum_n qb[g][n] cos^n
   // (binomial expansion; for |lambda| <= 1 and |cos| <= 1, 1 + lambda cos >= 0, so n2p2's clamp of
   // P to 0 where 1 + lambda cos <= 0 changes nothing but the measure-zero collinear case, where
-  // the clamped term's gradient vanishes anyway). fused_vjp_poly evaluates them by Horner's rule:
-  // about a third of the products of forming P and P1 per slot and summing them per function.
+  // the clamped term's gradient vanishes anyway). fused_vjp_poly evaluates them from the powers
+  // of cos, each group to its own degree (gdeg): about a third of the products of forming P and P1
+  // per slot and summing them per function.
   static constexpr int kPolyMax = 8;
   int32_t pdeg = 0;
   double qa[kGroups][kPolyMax + 1], qb[kGroups][kPolyMax];
@@ -700,6 +701,37 @@ struct FusedIn {
   const double *rjk, *fjk, *dfjk, *jfc, *kfc, *jdfc, *kdfc, *jir, *kir, *cs, *E;
 };
 
+/// One chunk (at c0) of the values passes' common part: F = fc_j fc_k fc_jk (fc_jk masked to 0 at
+/// r_jk >= r_c), returned, and with `grad` F and the geometry scalars S_1 .. S_6 stored into the
+/// record (see fact_pair_terms); csv is the chunk's cos.
+template <bool grad>
+AF_LANE_INLINE simd::v8d fused_chunk_record(const FusedIn& in, int64_t c0, double rc, simd::v8d csv,
+                                            double* __restrict Fv, double* __restrict Sg) {
+  using simd::v8d;
+  const v8d zero = {};
+  const v8d rj = simd::vload(in.rjk + c0);
+  const auto inr = rj < rc;
+  const v8d f = inr ? simd::vload(in.fjk + c0) : zero;
+  const v8d jf = simd::vload(in.jfc + c0), kf = simd::vload(in.kfc + c0);
+  const v8d F = jf * kf * f;
+  if constexpr (grad) {
+    simd::vstore(Fv + c0, F);
+    double* __restrict Sc = Sg + c0 * kFusedGeom;
+    const v8d df = inr ? simd::vload(in.dfjk + c0) : zero;
+    const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
+    const v8d ij = simd::vload(in.jir + c0), ik = simd::vload(in.kir + c0);
+    const v8d s3 = jf * kf * df * irjk;
+    simd::vstore(Sc + 0 * kW, simd::vload(in.jdfc + c0) * kf * f * ij + s3);
+    simd::vstore(Sc + 1 * kW, jf * simd::vload(in.kdfc + c0) * f * ik + s3);
+    simd::vstore(Sc + 2 * kW, s3);
+    const v8d fcs = F * csv;
+    simd::vstore(Sc + 3 * kW, fcs * ij * ij);
+    simd::vstore(Sc + 4 * kW, fcs * ik * ik);
+    simd::vstore(Sc + 5 * kW, F * ij * ik);
+  }
+  return F;
+}
+
 /// Values pass of one block: with `values`, acc_f += pref_f P_s E^m_g F into accG (two
 /// accumulators per function, even and odd chunks, as the array pass; fused_values_poly instead
 /// where the plan's power sums apply, FusedPlan::vdeg > 0); with `grad`, F and the
@@ -712,16 +744,6 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
                          double* __restrict Fv, double* __restrict Sg, double* __restrict accG) {
   using simd::v8d;
   const int32_t npw = pl.npw, ngp = pl.ngp, nfu = pl.nfu;
-  const double* __restrict rjk = in.rjk;
-  const double* __restrict fjk = in.fjk;
-  const double* __restrict dfjk = in.dfjk;
-  const double* __restrict jfc = in.jfc;
-  const double* __restrict kfc = in.kfc;
-  const double* __restrict jdfc = in.jdfc;
-  const double* __restrict kdfc = in.kdfc;
-  const double* __restrict jir = in.jir;
-  const double* __restrict kir = in.kir;
-  const double* __restrict cs = in.cs;
   const double* __restrict E = in.E;
   v8d accA[FusedPlan::kFns], accB[FusedPlan::kFns];
   if constexpr (values) {
@@ -732,27 +754,8 @@ inline void fused_values(const FusedPlan& __restrict pl, int64_t cntp, double rc
   }
   const v8d zero = {};
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
-    const v8d rj = simd::vload(rjk + c0);
-    const auto inr = rj < rc;
-    const v8d f = inr ? simd::vload(fjk + c0) : zero;
-    const v8d jf = simd::vload(jfc + c0), kf = simd::vload(kfc + c0);
-    const v8d F = jf * kf * f;
-    const v8d csv = simd::vload(cs + c0);
-    if constexpr (grad) {
-      simd::vstore(Fv + c0, F);
-      double* __restrict Sc = Sg + c0 * kFusedGeom;
-      const v8d df = inr ? simd::vload(dfjk + c0) : zero;
-      const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
-      const v8d ij = simd::vload(jir + c0), ik = simd::vload(kir + c0);
-      const v8d s3 = jf * kf * df * irjk;
-      simd::vstore(Sc + 0 * kW, simd::vload(jdfc + c0) * kf * f * ij + s3);
-      simd::vstore(Sc + 1 * kW, jf * simd::vload(kdfc + c0) * f * ik + s3);
-      simd::vstore(Sc + 2 * kW, s3);
-      const v8d fcs = F * csv;
-      simd::vstore(Sc + 3 * kW, fcs * ij * ij);
-      simd::vstore(Sc + 4 * kW, fcs * ik * ik);
-      simd::vstore(Sc + 5 * kW, F * ij * ik);
-    }
+    const v8d csv = simd::vload(in.cs + c0);
+    const v8d F = fused_chunk_record<grad>(in, c0, rc, csv, Fv, Sg);
     if constexpr (values) {
       v8d Pv[FusedPlan::kSlots];
       for (int32_t pp = 0; pp < npw; ++pp) {
@@ -782,43 +785,13 @@ inline void fused_values_poly(const FusedPlan& __restrict pl, int64_t cntp, doub
                               double* __restrict Fv, double* __restrict Sg, double* __restrict accG) {
   using simd::v8d;
   const int32_t ngp = pl.ngp, nfu = pl.nfu;
-  const double* __restrict rjk = in.rjk;
-  const double* __restrict fjk = in.fjk;
-  const double* __restrict dfjk = in.dfjk;
-  const double* __restrict jfc = in.jfc;
-  const double* __restrict kfc = in.kfc;
-  const double* __restrict jdfc = in.jdfc;
-  const double* __restrict kdfc = in.kdfc;
-  const double* __restrict jir = in.jir;
-  const double* __restrict kir = in.kir;
-  const double* __restrict cs = in.cs;
   const double* __restrict E = in.E;
   v8d MA[FusedPlan::kGroups][D + 1], MB[FusedPlan::kGroups][D + 1];
   for (int32_t q = 0; q < ngp; ++q)
     for (int n = 0; n <= D; ++n) { MA[q][n] = v8d{}; MB[q][n] = v8d{}; }
-  const v8d zero = {};
   for (int64_t c0 = 0; c0 < cntp; c0 += kW) {
-    const v8d rj = simd::vload(rjk + c0);
-    const auto inr = rj < rc;
-    const v8d f = inr ? simd::vload(fjk + c0) : zero;
-    const v8d jf = simd::vload(jfc + c0), kf = simd::vload(kfc + c0);
-    const v8d F = jf * kf * f;
-    const v8d csv = simd::vload(cs + c0);
-    if constexpr (grad) {
-      simd::vstore(Fv + c0, F);
-      double* __restrict Sc = Sg + c0 * kFusedGeom;
-      const v8d df = inr ? simd::vload(dfjk + c0) : zero;
-      const v8d irjk = rj > 0.0 ? 1.0 / rj : zero;
-      const v8d ij = simd::vload(jir + c0), ik = simd::vload(kir + c0);
-      const v8d s3 = jf * kf * df * irjk;
-      simd::vstore(Sc + 0 * kW, simd::vload(jdfc + c0) * kf * f * ij + s3);
-      simd::vstore(Sc + 1 * kW, jf * simd::vload(kdfc + c0) * f * ik + s3);
-      simd::vstore(Sc + 2 * kW, s3);
-      const v8d fcs = F * csv;
-      simd::vstore(Sc + 3 * kW, fcs * ij * ij);
-      simd::vstore(Sc + 4 * kW, fcs * ik * ik);
-      simd::vstore(Sc + 5 * kW, F * ij * ik);
-    }
+    const v8d csv = simd::vload(in.cs + c0);
+    const v8d F = fused_chunk_record<grad>(in, c0, rc, csv, Fv, Sg);
     v8d cp[D + 1];
     cp[0] = v8d{} + 1.0;
 #pragma GCC unroll 8
