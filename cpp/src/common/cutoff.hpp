@@ -83,7 +83,7 @@ AF_INLINE void cutoff_fdf(CutoffType type, double r, double rc, double& f, doubl
 /// transcendental functions are the branch-free ones of simd_math.hpp (W becomes a compile-time
 /// constant where the hot loops inline this). Values for r >= r_c are finite but meaningless:
 /// callers mask them to 0. Same formulas as cutoff_fdf, agreeing with it to a few ulp (tanh by
-/// simd::tanh_unit, a polynomial on [-1, 1]; cos/sin(pi x) by polynomials on x in [0, 1]).
+/// simd::tanh_unit, a rational function on [-1, 1]; cos/sin(pi x) by polynomials on x in [0, 1]).
 /// kDeriv = false leaves df untouched.
 template <bool kDeriv = true>
 AF_INLINE void cutoff_fdf_lanes(CutoffType type, int64_t W, const double* r, double rc, double* f,

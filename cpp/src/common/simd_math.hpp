@@ -133,33 +133,29 @@ AF_LANE_INLINE double tanh_nonneg(double y) {
 }
 
 /// tanh(y) for |y| <= 1 (arguments below -1 are clamped to -1; callers mask those lanes), the
-/// cutoffs' y = 1 - r/r_c: tanh(y) = y P(y^2) with P of degree 15 in u = y^2, by Horner, no
-/// division. P interpolates tanh(y)/y at the 16 Chebyshev nodes of u in [0, 1] (near-minimax;
-/// tanh's poles at +-i pi/2 give convergence like 11.8^-n), solved in 60-digit arithmetic
-/// (mpmath) and rounded to double: tools/fit_tanh_unit.py regenerates the coefficients and
-/// measures the error, 2 ulp over [-1, 1] against 60-digit tanh (checked to 4 ulp against libm in
-/// the C++ test, cpp/tests/test_simd.cpp). About 1.5x faster than tanh_nonneg, whose expm1 needs a
-/// division (the tanh cutoff lane loop, 9.7 % of the n2p2 water force call, issue 17, stop 51).
+/// cutoffs' y = 1 - r/r_c: tanh(y) = y P(u) / Q(u), u = y^2, P of degree 3 and Q of degree 4 with
+/// positive coefficients (Horner; Q >= 1 on [0, 1]). P/Q interpolates tanh(y)/y at the 8 Chebyshev
+/// nodes of u in [0, 1] (near-minimax rational; cf. Lambert's continued fraction y / (1 + y^2 /
+/// (3 + y^2 / (5 + ...)))), solved in 60-digit arithmetic (mpmath) and rounded to double:
+/// tools/fit_tanh_unit.py regenerates the coefficients and measures the error, 3 ulp over [-1, 1]
+/// against 60-digit tanh (checked to 4 ulp against libm in cpp/tests/test_simd.cpp). Nine
+/// multiply-adds and one division: the division runs on the divider, idle in the cutoff loop, so
+/// this is 1.023x faster on the water force call than stop 51's degree-15 polynomial (2 ulp, no
+/// division), which was itself 1.035x faster than tanh_nonneg's expm1 and division (issue 17,
+/// benchmarks/results/bench_ab.md).
 AF_LANE_INLINE double tanh_unit(double y) {
   const double x = y < -1.0 ? -1.0 : y;
   const double u = x * x;
-  double p = -6.20675330545365e-08;
-  p = p * u + 6.496857637862531e-07;
-  p = p * u - 3.402993826979274e-06;
-  p = p * u + 1.2306805295349983e-05;
-  p = p * u - 3.603918536997382e-05;
-  p = p * u + 9.472256075732066e-05;
-  p = p * u - 0.00023801236323479905;
-  p = p * u + 0.0005896028950856166;
-  p = p * u - 0.00145571559077928;
-  p = p * u + 0.003592104115230281;
-  p = p * u - 0.008863232181130274;
-  p = p * u + 0.021869488226930838;
-  p = p * u - 0.05396825395091773;
-  p = p * u + 0.13333333333282113;
-  p = p * u - 0.3333333333333273;
+  double p = 1.7597898467277832e-05;
+  p = p * u + 0.0034090325079414053;
+  p = p * u + 0.13325264636423007;
   p = p * u + 1.0;
-  return x * p;
+  double q = 4.85659379921298e-07;
+  q = q * u + 0.0003091742649687873;
+  q = q * u + 0.02560435907379702;
+  q = q * u + 0.4665859796975633;
+  q = q * u + 1.0;
+  return x * p / q;
 }
 
 /// cos(pi x) and sin(pi x) for x in [0, 1] (other x: garbage but finite for |x| < ~2).
