@@ -8,8 +8,9 @@
 //
 // Method (standard, e.g. Cody & Waite 1980; Muller, "Elementary Functions", ch. 11; fdlibm e_exp.c):
 //   x = k ln2 + r,  k = round(x / ln2),  |r| <= ln2/2,  ln2 split into hi + lo so k*ln2_hi is exact;
-//   exp(r) - 1 = q(r) by its Taylor polynomial of degree 13 (truncation error
-//   |r|^14/14! < 5e-18 relative); exp(x) = 2^k (1 + q), expm1(x) = 2^k q + (2^k - 1);
+//   exp(r) - 1 = q(r) = 2 r O(r^2) / (E(r^2) - r O(r^2)) from the [6/6] Pade approximant
+//   (E + r O) / (E - r O) of exp (truncation error < 2e-19 relative; see exp_core);
+//   exp(x) = 2^k (1 + q), expm1(x) = 2^k q + (2^k - 1);
 //   2^k is assembled from the bits of the rounding "shifter" 1.5*2^52 (no float->int conversion,
 //   which AVX2 cannot vectorise for 64-bit integers).
 //
@@ -92,8 +93,8 @@ AF_LANE_INLINE void exp_core(double x, double& q, double& scale) {
   // E(u) = 1 + 5/44 u + 1/792 u^2 + 1/665280 u^3 and O(u) = 1/2 + 1/66 u + 1/15840 u^2 (N's
   // coefficients (12 - j)! 6! / (12! j! (6 - j)!)); its error on |r| <= ln2/2 is below 2e-19
   // relative. Written as q = exp(r) - 1 = 2 r O / (E - r O) (no cancellation as r -> 0; E - r O
-  // >= 0.82): six multiply-adds and one division, which runs on the otherwise idle divider, in
-  // place of the degree-13 Taylor polynomial before stop 54 (13 products in Estrin form).
+  // >= 0.82): nine operations and one division, which runs on the otherwise idle divider, in
+  // place of the degree-13 Taylor polynomial before stop 54 (16 operations in Estrin form).
   const double u = r * r;
   const double E = 1.0 + u * (5.0 / 44.0 + u * (1.0 / 792.0 + u * (1.0 / 665280.0)));
   const double ro = r * (0.5 + u * (1.0 / 66.0 + u * (1.0 / 15840.0)));
