@@ -525,7 +525,7 @@ def _poly_vjp_set(max_zeta=8):
 @pytest.mark.parametrize("max_zeta", [8, 9])
 def test_factorised_vjp_as_polynomials_in_cos(name, max_zeta):
     """The AVX-512 VJP of factorised pairs forms each group's weighted angular sums as polynomials
-    in cos (binomial expansion, FusedPlan::pdeg <= 8, Horner's rule) instead of per-slot powers,
+    in cos (binomial expansion, FusedPlan::pdeg <= 8, from the powers of cos) instead of per-slot powers,
     and the values pass sums powers of cos per group (FusedPlan::vdeg, fused_values_poly):
     zeta 1-8 mixed within groups, and a set with zeta 9 (the per-slot passes). Against the NumPy
     reference (values, 1e-12), the Jacobian path (per-slot powers, 1e-12) and finite differences."""

@@ -604,6 +604,16 @@ struct FusedPlan {
   int32_t gdeg[kGroups];
   int32_t fgrp[kFns];
   double vc[kFns][kPolyMax + 1];
+  /// out[n] += w C(z, n) lambda^n l0 for n = 0 .. z (the binomial expansion of w l0 (1 + lambda
+  /// cos)^z in powers of cos; the power of lambda runs from l0).
+  static void add_binomial(double w, double lambda, double l0, int z, double* out) {
+    double binom = 1.0, lp = l0;  // C(z, n), l0 lambda^n
+    for (int n = 0; n <= z; ++n) {
+      out[n] += w * binom * lp;
+      binom = binom * (z - n) / (n + 1);
+      lp *= lambda;
+    }
+  }
   bool build(const Tables& t, int32_t e, int64_t p, const double* wq, const double* wc) {
     if (!build_plan(t, e, p, wq, wc)) return false;
     pdeg = 0;
@@ -621,17 +631,9 @@ struct FusedPlan {
       }
     }
     if (wq == nullptr) {
-      for (int32_t q = 0; q < ngp; ++q) {
-        for (int32_t u = gu0[q]; u < gu1[q]; ++u) {
-          const double lam = sa[fpw[u]];
-          const int z = zn[fpw[u]] + 1;
-          double binom = 1.0, lp = 1.0;  // C(z, n), lambda^n
-          for (int n = 0; n <= kPolyMax; ++n) {
-            vc[u][n] = n <= z ? fpref[u] * binom * lp : 0.0;
-            binom = binom * (z - n) / (n + 1);
-            lp *= lam;
-          }
-        }
+      for (int32_t u = 0; u < nfu; ++u) {
+        for (int n = 0; n <= kPolyMax; ++n) vc[u][n] = 0.0;
+        add_binomial(fpref[u], sa[fpw[u]], 1.0, zn[fpw[u]] + 1, vc[u]);
       }
       vdeg = deg;
       return true;
@@ -643,19 +645,8 @@ struct FusedPlan {
       for (int32_t u = gu0[q]; u < gu1[q]; ++u) {
         const double lam = sa[fpw[u]];
         const int z = zn[fpw[u]] + 1;
-        double binom = 1.0, lp = 1.0;  // C(z, n), lambda^n
-        for (int n = 0; n <= z; ++n) {
-          qa[q][n] += fw[u] * binom * lp;
-          binom = binom * (z - n) / (n + 1);
-          lp *= lam;
-        }
-        binom = 1.0;  // C(z - 1, n)
-        lp = lam;     // lambda^(n + 1)
-        for (int n = 0; n < z; ++n) {
-          qb[q][n] += fw1[u] * binom * lp;
-          binom = binom * (z - 1 - n) / (n + 1);
-          lp *= lam;
-        }
+        add_binomial(fw[u], lam, 1.0, z, qa[q]);       // w (1 + lambda cos)^z
+        add_binomial(fw1[u], lam, lam, z - 1, qb[q]);  // w lambda (1 + lambda cos)^(z - 1)
       }
     }
     pdeg = deg;
